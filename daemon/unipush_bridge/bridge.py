@@ -1,0 +1,231 @@
+"""The uni-push client on the desktop: listeners, notifications, clicks, the cid.
+
+The bridge owns what uni's runtime owns on a phone. The link hands it recorded
+pushes; the local API hands it app calls; it decides (with :mod:`delivery`) whether
+a push becomes a receive event or a notification, and turns activations into click
+events, keeping the latest click for the next subscriber when no app is listening.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import time
+import webbrowser
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import structlog
+
+from . import delivery
+from .notifier import NotificationRequest, Notifier, NotifyError
+from .protocol import PushMessage
+from .store import DONE, HELD, PENDING, Store
+
+log = structlog.get_logger(__name__)
+
+
+class Listener(Protocol):
+    """A subscribed app connection; ``deliver`` must not block."""
+
+    def deliver(self, event: dict[str, Any]) -> None: ...
+
+
+class ApiError(Exception):
+    """A failed local API call; the text is the reason after ``<api>:fail``."""
+
+
+class Bridge:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        notifier: Notifier,
+        appid: str,
+        gateway_key: str,
+        app_name: str,
+        app_command: Sequence[str] = (),
+    ) -> None:
+        self.store = store
+        self.notifier = notifier
+        self.appid = appid
+        self.gateway_key = gateway_key
+        self.app_name = app_name
+        self.app_command = list(app_command)
+        self.listeners: list[Listener] = []
+        cid, _ = store.identity(gateway_key, appid)
+        self._cid = cid
+        self._cid_ready = asyncio.Event()
+        self._register_error: str | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.last_message_at: float | None = None
+        self.counters = {"received": 0, "duplicates": 0, "notified": 0, "clicks": 0}
+
+    # -- identity -----------------------------------------------------------------
+
+    @property
+    def cid(self) -> str | None:
+        return self._cid if self._cid_ready.is_set() else None
+
+    @property
+    def acked(self) -> int:
+        return self.store.identity(self.gateway_key, self.appid)[1]
+
+    @property
+    def stored_cid(self) -> str | None:
+        return self._cid
+
+    def registered(self, cid: str, acked: int) -> None:
+        self.store.save_identity(self.gateway_key, self.appid, cid, acked)
+        if cid != self._cid:
+            log.info("registered a new cid", cid=cid)
+        self._cid = cid
+        self._register_error = None
+        self._cid_ready.set()
+
+    def registration_failed(self, reason: str) -> None:
+        self._register_error = reason
+
+    async def get_push_client_id(self, timeout: float | None) -> str:
+        """Waits for registration, as uni's runtime queues calls until the cid is known."""
+        if self._cid_ready.is_set() and self._cid:
+            return self._cid
+        try:
+            await asyncio.wait_for(self._cid_ready.wait(), timeout)
+        except TimeoutError:
+            detail = self._register_error or f"no registration within {timeout} s"
+            raise ApiError(f"register fail: {detail}") from None
+        assert self._cid is not None
+        return self._cid
+
+    # -- pushes from the gateway ----------------------------------------------------
+
+    def record(self, seq: int, msg_id: str, message: PushMessage) -> bool:
+        """Durably record a push before it is acknowledged; False for a redelivery."""
+        body = message.model_dump(mode="json", exclude_none=True)
+        new = self.store.record(self.gateway_key, self.appid, seq, msg_id, body)
+        if new:
+            self.counters["received"] += 1
+            self.last_message_at = time.time()
+        else:
+            self.counters["duplicates"] += 1
+            log.debug("dropped a redelivered message", id=msg_id, seq=seq)
+        return new
+
+    async def dispatch(self, msg_id: str, message: PushMessage) -> None:
+        data = delivery.event_data(message)
+        if delivery.route(message, len(self.listeners)) is delivery.Route.RECEIVE:
+            self._broadcast(delivery.receive_event(data))
+            self.store.mark(msg_id, DONE)
+            return
+        try:
+            await self._notify(message.title, message.content, data, message.open_url)
+        except NotifyError as exc:
+            if self.listeners:
+                log.warning("notification failed, delivered as receive", reason=str(exc))
+                self._broadcast(delivery.receive_event(data))
+            else:
+                log.warning("notification failed, held for the next listener", reason=str(exc))
+                self.store.mark(msg_id, HELD)
+                return
+        self.store.mark(msg_id, DONE)
+
+    async def replay_unfinished(self) -> None:
+        """Hand on what a previous run recorded but did not finish (crash between)."""
+        for msg_id, body in self.store.unfinished(PENDING):
+            await self.dispatch(msg_id, PushMessage.model_validate(body))
+
+    # -- listeners ------------------------------------------------------------------
+
+    def subscribe(self, listener: Listener) -> None:
+        if listener in self.listeners:
+            return
+        self.listeners.append(listener)
+        for msg_id, body in self.store.unfinished(HELD):
+            data = delivery.event_data(PushMessage.model_validate(body))
+            listener.deliver(delivery.receive_event(data))
+            self.store.mark(msg_id, DONE)
+        click = self.store.take_pending_click(self.appid)
+        if click is not None:
+            listener.deliver(delivery.click_event(click))
+
+    def unsubscribe(self, listener: Listener) -> None:
+        if listener in self.listeners:
+            self.listeners.remove(listener)
+
+    def _broadcast(self, event: dict[str, Any]) -> None:
+        for listener in list(self.listeners):
+            listener.deliver(event)
+
+    # -- local notifications --------------------------------------------------------
+
+    async def create_push_message(self, params: dict[str, Any]) -> dict[str, Any]:
+        content = params.get("content")
+        if content is None or content == "":
+            raise ApiError("content is required")
+        if not isinstance(content, str):
+            raise ApiError("content must be a string")
+        title = params.get("title")
+        if title is None:
+            title = self.app_name
+        elif not isinstance(title, str):
+            raise ApiError("title must be a string")
+        data: dict[str, Any] = {"title": title, "content": content}
+        if "payload" in params:
+            data["payload"] = params["payload"]
+        try:
+            identifier = await self._notify(title, content, data, None)
+        except NotifyError as exc:
+            raise ApiError(str(exc)) from None
+        return {"id": identifier}
+
+    async def _notify(
+        self, title: str, body: str, data: dict[str, Any], open_url: str | None
+    ) -> str:
+        loop = asyncio.get_running_loop()
+
+        def on_clicked() -> None:
+            # Runs inside the D-Bus signal handler; hop to a task of our own.
+            loop.call_soon(self._activated, data, open_url)
+
+        identifier = await self.notifier.show(
+            NotificationRequest(title=title, body=body, on_clicked=on_clicked)
+        )
+        self.counters["notified"] += 1
+        return identifier
+
+    # -- clicks ---------------------------------------------------------------------
+
+    def _activated(self, data: dict[str, Any], open_url: str | None) -> None:
+        self.counters["clicks"] += 1
+        if open_url:
+            self._spawn(self._open_url(open_url))
+            return
+        if self.listeners:
+            self._broadcast(delivery.click_event(data))
+            return
+        self.store.set_pending_click(self.appid, data)
+        log.info("click kept for the next listener")
+        if self.app_command:
+            self._spawn(self._launch_app())
+
+    async def _open_url(self, url: str) -> None:
+        if not url.startswith(("http://", "https://")):
+            log.warning("refused to open a non-http(s) open_url")
+            return
+        await asyncio.to_thread(webbrowser.open, url)
+
+    async def _launch_app(self) -> None:
+        try:
+            proc = await asyncio.create_subprocess_exec(*self.app_command)
+        except OSError as exc:
+            log.warning(
+                "app command failed to start", command=shlex.join(self.app_command), error=str(exc)
+            )
+            return
+        log.info("launched the app command", pid=proc.pid)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

@@ -1,0 +1,345 @@
+"""The ``unipush-bridge`` command. Exit codes: 0 ok, 1 runtime failure, 2 bad usage
+or bad config; every error message names its cause."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from . import __version__, config, logs
+from .client import DaemonUnavailable, PushClient, UniApiError
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+DEFAULT_GATEWAY_HTTP = "http://127.0.0.1:8787"
+
+
+class UsageError(Exception):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="unipush-bridge",
+        description=("uni-push 2.0 on the desktop: a daemon, a local API and a reference gateway."),
+    )
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def logging_flags(cmd: argparse.ArgumentParser) -> None:
+        cmd.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+        cmd.add_argument("--log-format", choices=["auto", "console", "json"])
+
+    run = sub.add_parser("run", help="run the daemon (with an embedded gateway if none is set)")
+    run.add_argument("--config", type=Path, help="daemon TOML file (default: user config dir)")
+    run.add_argument("--gateway", help="gateway websocket URL, e.g. ws://127.0.0.1:8787")
+    run.add_argument("--appid", help=f"uni appId (default {config.DEFAULT_APPID})")
+    run.add_argument("--state-dir", type=Path)
+    run.add_argument("--socket", type=Path, help="local API socket path")
+    run.add_argument("--embedded-port", type=int, help="port of the embedded gateway (0 = any)")
+    logging_flags(run)
+
+    gw = sub.add_parser("gateway", help="run the reference gateway")
+    gw.add_argument("--config", type=Path, help="gateway TOML file (default: user config dir)")
+    gw.add_argument("--host")
+    gw.add_argument("--port", type=int)
+    gw.add_argument("--data-dir", type=Path)
+    logging_flags(gw)
+
+    send = sub.add_parser("send", help="call sendMessage on a gateway and print its answer")
+    send.add_argument("--appid", default=config.DEFAULT_APPID)
+    send.add_argument(
+        "--to",
+        action="append",
+        required=True,
+        metavar="CID",
+        help="target cid (repeat for several)",
+    )
+    send.add_argument("--title", required=True)
+    send.add_argument("--content", required=True)
+    send.add_argument(
+        "--payload",
+        default="{}",
+        help="JSON object or string (default: {}); a non-JSON value is sent as a string",
+    )
+    send.add_argument("--force-notification", action="store_true")
+    send.add_argument("--request-id")
+    send.add_argument("--ttl", type=int, metavar="MS", help="settings.ttl in ms (-1 = online only)")
+    send.add_argument(
+        "--gateway-url", default=os.environ.get("UNIPUSH_BRIDGE_GATEWAY_URL", DEFAULT_GATEWAY_HTTP)
+    )
+    send.add_argument(
+        "--secret",
+        default=os.environ.get("UNIPUSH_BRIDGE_SERVER_SECRET"),
+        help="server secret (Bearer); default $UNIPUSH_BRIDGE_SERVER_SECRET",
+    )
+
+    def local(name: str, help: str) -> argparse.ArgumentParser:
+        cmd = sub.add_parser(name, help=help)
+        cmd.add_argument("--socket", type=Path, help="daemon socket (default: from --appid)")
+        cmd.add_argument(
+            "--appid", default=os.environ.get("UNIPUSH_BRIDGE_APPID", config.DEFAULT_APPID)
+        )
+        return cmd
+
+    cid = local("cid", "print this device's cid (getPushClientId)")
+    cid.add_argument("--timeout", type=float, default=30.0)
+    listen = local("listen", "print receive and click events (onPushMessage)")
+    listen.add_argument("--json", action="store_true", help="one uni event per line")
+    notify = local("notify", "show a local notification (createPushMessage)")
+    notify.add_argument("--content", required=True)
+    notify.add_argument("--title")
+    notify.add_argument("--payload", help="JSON value or plain string, returned in the click")
+    status = local("status", "show the daemon's state")
+    status.add_argument("--json", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return asyncio.run(_dispatch(args)) if args.command != "send" else cmd_send(args)
+    except UsageError as exc:
+        print(f"unipush-bridge {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except config.ConfigError as exc:
+        print(f"unipush-bridge {args.command}: config error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except DaemonUnavailable as exc:
+        print(f"unipush-bridge {args.command}: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+async def _dispatch(args: argparse.Namespace) -> int:
+    handlers = {
+        "run": cmd_run,
+        "gateway": cmd_gateway,
+        "cid": cmd_cid,
+        "listen": cmd_listen,
+        "notify": cmd_notify,
+        "status": cmd_status,
+    }
+    result: int = await handlers[args.command](args)
+    return result
+
+
+def _socket(args: argparse.Namespace) -> Path:
+    return args.socket if args.socket is not None else config.default_socket(args.appid)
+
+
+def _json_or_text(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+# daemon and gateway ---------------------------------------------------------------------
+
+
+async def cmd_run(args: argparse.Namespace) -> int:
+    from .daemon import Daemon
+    from .localapi import SocketInUse
+
+    settings = config.load(
+        config.DaemonSettings,
+        args.config,
+        "daemon",
+        {
+            "gateway": args.gateway,
+            "appid": args.appid,
+            "state_dir": args.state_dir,
+            "socket": args.socket,
+            "embedded_port": args.embedded_port,
+            "log_level": args.log_level,
+            "log_format": args.log_format,
+        },
+    )
+    logs.setup(settings.log_level, settings.log_format)
+    try:
+        return await Daemon(settings, announce=lambda line: print(line, flush=True)).run()
+    except SocketInUse as exc:
+        print(f"unipush-bridge run: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    except OSError as exc:
+        print(f"unipush-bridge run: {exc.strerror or exc} ({_hint(exc)})", file=sys.stderr)
+        return EXIT_FAIL
+
+
+def _hint(exc: OSError) -> str:
+    if exc.errno == 98:
+        return "the embedded gateway port is taken: pass --embedded-port 0 or another port"
+    return type(exc).__name__
+
+
+async def cmd_gateway(args: argparse.Namespace) -> int:
+    from .gateway.server import ConfigError, GatewayConfig, serve_forever
+
+    settings = config.load(
+        config.GatewaySettings,
+        args.config,
+        "gateway",
+        {
+            "host": args.host,
+            "port": args.port,
+            "data_dir": args.data_dir,
+            "log_level": args.log_level,
+            "log_format": args.log_format,
+        },
+    )
+    logs.setup(settings.log_level, settings.log_format)
+    gw = GatewayConfig(
+        host=settings.host,
+        port=settings.port,
+        data_dir=settings.data_dir,
+        server_secret=settings.server_secret,
+        client_token=settings.client_token,
+    )
+    try:
+        gw.check()
+    except ConfigError as exc:
+        raise config.ConfigError(str(exc)) from None
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await serve_forever(gw, stop)
+    except OSError as exc:
+        print(
+            f"unipush-bridge gateway: cannot listen on {settings.host}:{settings.port}: "
+            f"{exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return EXIT_FAIL
+    return EXIT_OK
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    body: dict[str, Any] = {
+        "push_clientid": args.to[0] if len(args.to) == 1 else args.to,
+        "title": args.title,
+        "content": args.content,
+        "payload": _json_or_text(args.payload),
+    }
+    if args.force_notification:
+        body["force_notification"] = True
+    if args.request_id is not None:
+        body["request_id"] = args.request_id
+    if args.ttl is not None:
+        body["settings"] = {"ttl": args.ttl}
+    base = args.gateway_url.rstrip("/")
+    if not base.startswith(("http://", "https://")):
+        raise UsageError(f"--gateway-url must be an http(s) URL, got {args.gateway_url!r}")
+    url = f"{base}/api/{urllib.parse.quote(args.appid, safe='')}/sendMessage"
+    headers = {"Content-Type": "application/json"}
+    if args.secret:
+        headers["Authorization"] = f"Bearer {args.secret}"
+    req = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers=headers, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            text = resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        text = exc.read().decode()
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        print(f"unipush-bridge send: cannot reach the gateway at {base}: {reason}", file=sys.stderr)
+        return EXIT_FAIL
+    print(text)
+    try:
+        answer = json.loads(text)
+    except json.JSONDecodeError:
+        return EXIT_FAIL
+    return EXIT_OK if answer.get("errCode") == 0 else EXIT_FAIL
+
+
+# local API commands ---------------------------------------------------------------------
+
+
+async def cmd_cid(args: argparse.Namespace) -> int:
+    async with PushClient(_socket(args)) as push:
+        try:
+            res = await push.get_push_client_id(timeout=args.timeout)
+        except UniApiError as exc:
+            print(exc, file=sys.stderr)
+            return EXIT_FAIL
+    print(res["cid"])
+    return EXIT_OK
+
+
+async def cmd_listen(args: argparse.Namespace) -> int:
+    def show(event: dict[str, Any]) -> None:
+        if args.json:
+            print(json.dumps(event, ensure_ascii=False), flush=True)
+            return
+        data = event.get("data", {})
+        payload = json.dumps(data.get("payload"), ensure_ascii=False)
+        print(
+            f"{event.get('type'):8} {data.get('title', '')}: {data.get('content', '')}  "
+            f"payload={payload}",
+            flush=True,
+        )
+
+    async with PushClient(_socket(args)) as push:
+        await push.on_push_message(show)
+        if not args.json:
+            print(f"listening on {push.socket_path} (Ctrl-C to stop)", file=sys.stderr)
+        await push.wait_closed()
+    print("unipush-bridge listen: the daemon went away", file=sys.stderr)
+    return EXIT_FAIL
+
+
+async def cmd_notify(args: argparse.Namespace) -> int:
+    options: dict[str, Any] = {"content": args.content}
+    if args.title is not None:
+        options["title"] = args.title
+    if args.payload is not None:
+        options["payload"] = _json_or_text(args.payload)
+    async with PushClient(_socket(args)) as push:
+        try:
+            res = await push.create_push_message(**options)
+        except UniApiError as exc:
+            print(exc, file=sys.stderr)
+            return EXIT_FAIL
+    print(res["errMsg"])
+    return EXIT_OK
+
+
+async def cmd_status(args: argparse.Namespace) -> int:
+    async with PushClient(_socket(args)) as push:
+        res = await push.status()
+    if args.json:
+        print(json.dumps(res, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    conn = res.get("connection", {})
+    lines = [
+        f"appid:          {res.get('appid')}",
+        f"cid:            {res.get('cid') or '(not registered yet)'}",
+        f"gateway:        {res.get('gateway')}"
+        + (" (embedded)" if res.get("embedded_gateway") else ""),
+        f"connection:     {conn.get('state')}"
+        + (f" (last error: {conn['last_error']})" if conn.get("last_error") else ""),
+        f"listeners:      {res.get('listeners')}",
+        f"notifications:  {res.get('notifications')}",
+        f"held:           {res.get('held_for_listener')} waiting for a listener",
+        f"counters:       {json.dumps(res.get('counters'))}",
+    ]
+    print("\n".join(lines))
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

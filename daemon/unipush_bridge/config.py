@@ -1,0 +1,160 @@
+"""Settings for the daemon and the gateway: TOML file, then environment, then flags.
+
+A bad file or value raises :class:`ConfigError`, whose text names the key and the
+rule; the CLI turns it into exit code 2.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import tempfile
+import tomllib
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import platformdirs
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from . import protocol
+
+APP = "unipush-bridge"
+DEFAULT_APPID = "__UNI__DESKTOP"
+
+_file_values: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "_file_values", default=None
+)
+
+
+class ConfigError(ValueError):
+    """Configuration that cannot be used; the message names the key and the rule."""
+
+
+class _Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="forbid", validate_default=True)
+
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    #: auto: console on a TTY, JSON lines otherwise (journald, launchd, files).
+    log_format: Literal["auto", "console", "json"] = "auto"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Earlier sources win: flags, then UNIPUSH_BRIDGE_* variables, then the file.
+        file_source = InitSettingsSource(settings_cls, init_kwargs=_file_values.get() or {})
+        return (init_settings, env_settings, file_source)
+
+
+def runtime_dir() -> Path:
+    """Where local sockets live: $XDG_RUNTIME_DIR/unipush-bridge, else a private /tmp dir."""
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    if base:
+        return Path(base) / APP
+    return Path(tempfile.gettempdir()) / f"{APP}-{os.getuid()}"
+
+
+def default_socket(appid: str) -> Path:
+    return runtime_dir() / f"{appid}.sock"
+
+
+class DaemonSettings(_Settings):
+    model_config = SettingsConfigDict(env_prefix="UNIPUSH_BRIDGE_")
+
+    #: Gateway websocket URL; empty = start the embedded gateway on loopback.
+    gateway: str | None = None
+    appid: str = Field(DEFAULT_APPID, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+    state_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_state_dir(APP)))
+    socket: Path | None = None
+    #: Title of notifications that have none, and the app name the server shows.
+    app_name: str = Field("unipush-bridge", min_length=1, max_length=64)
+    #: Started on a click when no app is listening, e.g. ["myapp", "--from-push"].
+    app_command: list[str] = Field(default_factory=list)
+    #: Token presented to the gateway in hello (the gateway's client_token).
+    client_token: str | None = None
+    #: Port of the embedded gateway (0 = any free port).
+    embedded_port: int = Field(8787, ge=0, le=65535)
+    ping_interval: float = Field(30.0, gt=0)
+    ping_timeout: float = Field(20.0, gt=0)
+    #: Longest wait for the notification server before a send counts as failed.
+    notify_timeout: float = Field(5.0, gt=0, le=60)
+
+    @field_validator("gateway")
+    @classmethod
+    def _gateway_url(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        protocol.websocket_url(value)  # raises ValueError with the reason
+        return value.strip()
+
+    @property
+    def socket_path(self) -> Path:
+        return self.socket or default_socket(self.appid)
+
+
+class GatewaySettings(_Settings):
+    model_config = SettingsConfigDict(env_prefix="UNIPUSH_BRIDGE_GATEWAY_")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8787, ge=0, le=65535)
+    data_dir: Path = Field(
+        default_factory=lambda: Path(platformdirs.user_state_dir(APP)) / "gateway"
+    )
+    #: Bearer secret for the HTTP API. Needed (with client_token) beyond loopback.
+    server_secret: str | None = Field(None, min_length=16)
+    #: Token daemons must present. Needed (with server_secret) beyond loopback.
+    client_token: str | None = Field(None, min_length=16)
+
+
+def default_config_path(kind: str) -> Path:
+    return Path(platformdirs.user_config_dir(APP)) / f"{kind}.toml"
+
+
+S = TypeVar("S", bound=_Settings)
+
+
+def load(cls: type[S], path: Path | None, kind: str, flags: dict[str, Any]) -> S:
+    """Build settings; ``path`` None means the default file, which may be absent."""
+    explicit = path is not None
+    file = path if path is not None else default_config_path(kind)
+    values: dict[str, Any] = {}
+    if file.exists():
+        try:
+            with file.open("rb") as fh:
+                values = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"{file}: cannot read: {exc.strerror}") from None
+    elif explicit:
+        raise ConfigError(f"{file}: config file not found")
+    token = _file_values.set(values)
+    try:
+        return cls(**{k: v for k, v in flags.items() if v is not None})
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, file if values else None, cls)) from None
+    finally:
+        _file_values.reset(token)
+
+
+def _describe(exc: ValidationError, file: Path | None, cls: type[_Settings]) -> str:
+    lines = []
+    prefix = cls.model_config.get("env_prefix", "")
+    for err in exc.errors(include_url=False):
+        key = ".".join(str(p) for p in err["loc"]) or "config"
+        rule = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        env = f"{prefix}{key.split('.')[0].upper()}"
+        where = f"{file}: " if file else ""
+        lines.append(f"{where}key {key!r} (flag, {env} or config file): {rule}")
+    return "\n".join(lines)

@@ -1,0 +1,118 @@
+"""The gateway's side of one daemon connection, as a state machine without I/O."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from .. import protocol
+from ..protocol import CloseCode, ProtocolError
+
+
+@dataclass(frozen=True, slots=True)
+class Register:
+    appid: str
+    #: The cid to register: the client's own, or a new one the session made up.
+    cid: str
+    acked: int
+
+
+@dataclass(frozen=True, slots=True)
+class Acked:
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Receipted:
+    id: str
+    event: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """Send this frame; the link stays up."""
+
+    frame: str
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """Send ``frame`` (a fatal error), then close with ``code``."""
+
+    frame: str
+    code: int
+    reason: str
+
+
+Event = Register | Acked | Receipted | Reply | Close
+
+
+def new_cid() -> str:
+    return secrets.token_hex(16)
+
+
+class ServerSession:
+    def __init__(self, client_token: str | None = None) -> None:
+        self._token = client_token
+        self.appid: str | None = None
+        self.cid: str | None = None
+
+    @property
+    def registered(self) -> bool:
+        return self.cid is not None
+
+    def receive(self, text: str | bytes) -> list[Event]:
+        try:
+            frame = protocol.parse_client_frame(text)
+        except ProtocolError as exc:
+            if not self.registered:
+                return [_close(CloseCode.BAD_HELLO, "bad_frame", str(exc))]
+            return [Reply(_error("bad_frame", str(exc)))]
+        if not self.registered:
+            if not isinstance(frame, protocol.Hello):
+                return [_close(CloseCode.BAD_HELLO, "bad_frame", "the first frame must be hello")]
+            return [self._hello(frame)]
+        if isinstance(frame, protocol.Ack):
+            return [Acked(frame.seq)]
+        if isinstance(frame, protocol.Receipt):
+            return [Receipted(frame.id, frame.event)]
+        if isinstance(frame, protocol.Hello):
+            return [Reply(_error("bad_frame", "hello: already registered"))]
+        return []  # an error frame from the client: nothing to answer
+
+    def _hello(self, hello: protocol.Hello) -> Event:
+        if hello.v != protocol.VERSION:
+            return _close(
+                CloseCode.UNSUPPORTED_VERSION,
+                "unsupported_version",
+                f"hello.v: version {hello.v} is not supported; this gateway speaks "
+                f"{protocol.VERSION}",
+            )
+        if self._token is not None and not hmac.compare_digest(
+            (hello.token or "").encode(), self._token.encode()
+        ):
+            return _close(CloseCode.UNAUTHORIZED, "unauthorized", "hello.token: wrong or missing")
+        self.appid = hello.appid
+        self.cid = hello.cid or new_cid()
+        return Register(hello.appid, self.cid, hello.acked)
+
+    def welcome(self, cursor: int) -> str:
+        assert self.cid is not None
+        return protocol.encode(protocol.Welcome(cid=self.cid, acked=cursor))
+
+
+def push_frame(seq: int, msg_id: str, message: dict[str, Any]) -> str:
+    """Built by hand: the message was validated by sendMessage and this is the hot path."""
+    frame = {"type": "push", "seq": seq, "id": msg_id, "message": message}
+    return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
+
+
+def _error(code: str, message: str, fatal: bool = False) -> str:
+    return protocol.encode(protocol.Error(code=code, message=message, fatal=fatal))
+
+
+def _close(code: int, err: str, message: str) -> Close:
+    return Close(_error(err, message, fatal=True), code, err)

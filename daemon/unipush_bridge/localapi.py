@@ -1,0 +1,226 @@
+"""The local API: newline-delimited JSON over a Unix socket private to the user.
+
+Requests ``{"id", "method", "params"}`` get ``{"id", "result"}``; a subscribed
+connection also gets ``{"event": "push", "data": {"type", "data"}}`` lines. Results
+carry uni's ``errMsg`` (``<api>:ok`` or ``<api>:fail <reason>``). docs/protocol.md
+describes it beside the gateway protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from .bridge import ApiError, Bridge
+
+log = structlog.get_logger(__name__)
+
+MAX_LINE = 1024 * 1024
+#: Events a slow listener may fall behind by before it is disconnected.
+MAX_QUEUE = 10_000
+METHODS = ("getPushClientId", "onPushMessage", "offPushMessage", "createPushMessage", "status")
+
+
+class SocketInUse(RuntimeError):
+    pass
+
+
+def ok(api: str, **fields: Any) -> dict[str, Any]:
+    return {"errMsg": f"{api}:ok", **fields}
+
+
+def fail(api: str, reason: str) -> dict[str, Any]:
+    return {"errMsg": f"{api}:fail {reason}".rstrip()}
+
+
+class ApiConnection:
+    """One app connection; also a bridge Listener once it subscribes."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self._writer = writer
+        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(MAX_QUEUE)
+        self._task = asyncio.get_running_loop().create_task(self._drain())
+        self.closed = False
+
+    def send(self, obj: dict[str, Any]) -> None:
+        if self.closed:
+            return
+        try:
+            self._queue.put_nowait(json.dumps(obj, ensure_ascii=False).encode() + b"\n")
+        except asyncio.QueueFull:
+            log.warning("a listener fell behind; disconnecting it", queued=MAX_QUEUE)
+            self.close()
+
+    def deliver(self, event: dict[str, Any]) -> None:
+        self.send({"event": "push", "data": event})
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            with contextlib.suppress(asyncio.QueueFull):
+                self._queue.put_nowait(None)
+
+    async def _drain(self) -> None:
+        try:
+            while (line := await self._queue.get()) is not None:
+                self._writer.write(line)
+                await self._writer.drain()
+        except (ConnectionError, RuntimeError):
+            pass
+        finally:
+            self.closed = True
+            self._writer.close()
+
+    async def wait_closed(self) -> None:
+        await self._task
+
+
+StatusFn = Callable[[], dict[str, Any]]
+
+
+class LocalApiServer:
+    def __init__(
+        self, bridge: Bridge, path: Path, status: StatusFn, cid_timeout: float = 30.0
+    ) -> None:
+        self.bridge = bridge
+        self.path = path
+        self.status = status
+        self.cid_timeout = cid_timeout
+        self._server: asyncio.Server | None = None
+        self._connections: set[ApiConnection] = set()
+        self._calls: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.path.parent, 0o700)
+        if self.path.exists() or self.path.is_symlink():
+            if _is_live(self.path):
+                raise SocketInUse(f"another daemon is already listening on {self.path}")
+            self.path.unlink()
+        old = os.umask(0o177)  # the socket is born 0600: no window where others can connect
+        try:
+            self._server = await asyncio.start_unix_server(
+                self._serve, path=str(self.path), limit=MAX_LINE
+            )
+        finally:
+            os.umask(old)
+        os.chmod(self.path, 0o600)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self._connections):
+            conn.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = ApiConnection(writer)
+        self._connections.add(conn)
+        try:
+            while not conn.closed:
+                try:
+                    line = await reader.readline()
+                except (ValueError, ConnectionError):  # line over MAX_LINE, or reset
+                    break
+                if not line:
+                    break
+                await self._request(conn, line)
+        finally:
+            self.bridge.unsubscribe(conn)
+            self._connections.discard(conn)
+            conn.close()
+
+    async def _request(self, conn: ApiConnection, line: bytes) -> None:
+        try:
+            req = json.loads(line)
+        except json.JSONDecodeError as exc:
+            conn.send({"id": None, "error": f"request is not JSON: {exc.msg}"})
+            return
+        if not isinstance(req, dict) or not isinstance(req.get("method"), str):
+            conn.send({"id": None, "error": "request must be an object with a string 'method'"})
+            return
+        rid, method = req.get("id"), req["method"]
+        params = req.get("params") or {}
+        handler = self._handlers().get(method)
+        if handler is None:
+            conn.send(
+                {"id": rid, "result": fail(method, f"unknown method; known: {', '.join(METHODS)}")}
+            )
+            return
+        if not isinstance(params, dict):
+            conn.send({"id": rid, "result": fail(method, "params must be an object")})
+            return
+        # Slow calls (waiting for a cid, a notification) must not hold up this
+        # connection's other requests, so each runs as its own task.
+        task = asyncio.get_running_loop().create_task(self._run(conn, rid, method, handler, params))
+        self._calls.add(task)
+        task.add_done_callback(self._calls.discard)
+
+    async def _run(
+        self,
+        conn: ApiConnection,
+        rid: Any,
+        method: str,
+        handler: Callable[[ApiConnection, dict[str, Any]], Awaitable[dict[str, Any]]],
+        params: dict[str, Any],
+    ) -> None:
+        try:
+            result = await handler(conn, params)
+        except ApiError as exc:
+            result = fail(method, str(exc))
+        except Exception as exc:
+            log.exception("local API call failed", method=method)
+            result = fail(method, f"internal error: {type(exc).__name__}")
+        conn.send({"id": rid, "result": result})
+
+    def _handlers(
+        self,
+    ) -> dict[str, Callable[[ApiConnection, dict[str, Any]], Awaitable[dict[str, Any]]]]:
+        return {
+            "getPushClientId": self._get_cid,
+            "onPushMessage": self._on,
+            "offPushMessage": self._off,
+            "createPushMessage": self._create,
+            "status": self._status,
+        }
+
+    async def _get_cid(self, conn: ApiConnection, params: dict[str, Any]) -> dict[str, Any]:
+        timeout = params.get("timeout", self.cid_timeout)
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
+            raise ApiError("timeout must be a number of seconds")
+        cid = await self.bridge.get_push_client_id(float(timeout))
+        return ok("getPushClientId", cid=cid)
+
+    async def _on(self, conn: ApiConnection, params: dict[str, Any]) -> dict[str, Any]:
+        self.bridge.subscribe(conn)
+        return ok("onPushMessage")
+
+    async def _off(self, conn: ApiConnection, params: dict[str, Any]) -> dict[str, Any]:
+        self.bridge.unsubscribe(conn)
+        return ok("offPushMessage")
+
+    async def _create(self, conn: ApiConnection, params: dict[str, Any]) -> dict[str, Any]:
+        result = await self.bridge.create_push_message(params)
+        return ok("createPushMessage", **result)
+
+    async def _status(self, conn: ApiConnection, params: dict[str, Any]) -> dict[str, Any]:
+        return ok("status", **self.status())
+
+
+def _is_live(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+        return True

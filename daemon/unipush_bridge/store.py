@@ -1,0 +1,154 @@
+"""The daemon's durable state in one SQLite file: identity, cursor, inbox, pending click.
+
+A push is written here (and committed) before it is acknowledged, so a crash after
+the ack never loses it; the inbox row stays ``pending`` until it has reached a
+listener or the screen, so a crash before that replays it on the next start.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS identity (
+    gateway TEXT NOT NULL,
+    appid TEXT NOT NULL,
+    cid TEXT,
+    acked INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (gateway, appid)
+);
+CREATE TABLE IF NOT EXISTS inbox (
+    id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    -- pending: recorded, not yet handed on; held: waits for a listener; done: handed on
+    state TEXT NOT NULL DEFAULT 'pending',
+    received_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS inbox_state ON inbox (state, received_at);
+CREATE TABLE IF NOT EXISTS pending_click (
+    appid TEXT PRIMARY KEY,
+    data TEXT NOT NULL,
+    at REAL NOT NULL
+);
+"""
+
+PENDING = "pending"
+HELD = "held"
+DONE = "done"
+
+
+class Store:
+    """Synchronous on purpose: each call is one short transaction on a local file."""
+
+    def __init__(self, path: Path, keep_done: int = 10_000) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.path = path
+        self.keep_done = keep_done
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        os.chmod(path, 0o600)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # FULL: a committed row survives power loss, not just a killed process.
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(SCHEMA)
+        self._done_since_prune = 0
+
+    def close(self) -> None:
+        self._db.close()
+
+    # identity and cursor -------------------------------------------------------
+
+    def identity(self, gateway: str, appid: str) -> tuple[str | None, int]:
+        row = self._db.execute(
+            "SELECT cid, acked FROM identity WHERE gateway=? AND appid=?", (gateway, appid)
+        ).fetchone()
+        return (row[0], int(row[1])) if row else (None, 0)
+
+    def save_identity(self, gateway: str, appid: str, cid: str, acked: int) -> None:
+        """Store the cid and the cursor the gateway resumes from."""
+        self._db.execute(
+            "INSERT INTO identity (gateway, appid, cid, acked) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (gateway, appid) DO UPDATE SET cid=excluded.cid, acked=excluded.acked",
+            (gateway, appid, cid, acked),
+        )
+
+    # inbox ---------------------------------------------------------------------
+
+    def record(self, gateway: str, appid: str, seq: int, msg_id: str, body: dict[str, Any]) -> bool:
+        """Record a push and advance the cursor in one commit; False if seen before."""
+        with self._transaction():
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO inbox (id, seq, body, received_at) VALUES (?, ?, ?, ?)",
+                (msg_id, seq, json.dumps(body, ensure_ascii=False), time.time()),
+            )
+            self._db.execute(
+                "UPDATE identity SET acked=MAX(acked, ?) WHERE gateway=? AND appid=?",
+                (seq, gateway, appid),
+            )
+            return cur.rowcount == 1
+
+    def mark(self, msg_id: str, state: str) -> None:
+        self._db.execute("UPDATE inbox SET state=? WHERE id=?", (state, msg_id))
+        if state == DONE:
+            self._done_since_prune += 1
+            if self._done_since_prune >= 1000:
+                self.prune()
+
+    def unfinished(self, state: str) -> list[tuple[str, dict[str, Any]]]:
+        """Messages in ``state`` (pending or held), oldest first."""
+        rows = self._db.execute(
+            "SELECT id, body FROM inbox WHERE state=? ORDER BY received_at, seq", (state,)
+        ).fetchall()
+        return [(row[0], json.loads(row[1])) for row in rows]
+
+    def count(self, state: str) -> int:
+        row = self._db.execute("SELECT COUNT(*) FROM inbox WHERE state=?", (state,)).fetchone()
+        return int(row[0])
+
+    def prune(self) -> None:
+        """Keep the newest ``keep_done`` finished ids: enough to drop any redelivery."""
+        self._done_since_prune = 0
+        self._db.execute(
+            "DELETE FROM inbox WHERE state='done' AND id NOT IN "
+            "(SELECT id FROM inbox WHERE state='done' ORDER BY received_at DESC LIMIT ?)",
+            (self.keep_done,),
+        )
+
+    # the click that waits for the next subscriber ------------------------------
+
+    def set_pending_click(self, appid: str, data: dict[str, Any]) -> None:
+        self._db.execute(
+            "INSERT INTO pending_click (appid, data, at) VALUES (?, ?, ?) "
+            "ON CONFLICT (appid) DO UPDATE SET data=excluded.data, at=excluded.at",
+            (appid, json.dumps(data, ensure_ascii=False), time.time()),
+        )
+
+    def take_pending_click(self, appid: str) -> dict[str, Any] | None:
+        with self._transaction():
+            row = self._db.execute(
+                "SELECT data FROM pending_click WHERE appid=?", (appid,)
+            ).fetchone()
+            if row is None:
+                return None
+            self._db.execute("DELETE FROM pending_click WHERE appid=?", (appid,))
+            data: dict[str, Any] = json.loads(row[0])
+            return data
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
