@@ -1,0 +1,341 @@
+"""The gateway and the daemon as real processes on loopback, with no notification
+server on the bus: receive events, offline storage, cid persistence, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import signal
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.procs import (
+    DaemonProc,
+    GatewayProc,
+    Listener,
+    Proc,
+    cli,
+    free_port,
+    wait_for,
+    wait_listeners,
+)
+
+#: A bus address that leads nowhere: the daemon must run without a notification server.
+NO_SERVER = {"DBUS_SESSION_BUS_ADDRESS": "unix:path=/nonexistent/bus", "DISPLAY": ""}
+
+
+@pytest.fixture
+def procs() -> Iterator[list[Proc]]:
+    started: list[Proc] = []
+    yield started
+    for proc in reversed(started):
+        proc.stop(signal.SIGKILL)
+
+
+@pytest.fixture
+def gateway(tmp_path: Path, procs: list[Proc]) -> GatewayProc:
+    gw = GatewayProc(tmp_path / "gw", env=NO_SERVER).start()
+    procs.append(gw)
+    return gw
+
+
+def start_daemon(
+    tmp_path: Path, procs: list[Proc], gateway: str | None, name: str = "daemon"
+) -> DaemonProc:
+    daemon = DaemonProc(tmp_path / name, gateway, env=NO_SERVER).start()
+    procs.append(daemon)
+    return daemon
+
+
+def start_listener(
+    tmp_path: Path, procs: list[Proc], daemon: DaemonProc, name: str = "listener"
+) -> Listener:
+    before = daemon.status()["listeners"]
+    listener = Listener(daemon.socket, tmp_path / f"{name}.log", NO_SERVER).start()
+    procs.append(listener)
+    wait_listeners(daemon, before + 1)
+    return listener
+
+
+def push(gateway: GatewayProc, cid: str, **fields: object) -> dict[str, object]:
+    body = {"push_clientid": cid, "title": "T", "content": "C", "payload": {"n": 1}, **fields}
+    status, answer = gateway.send(body)
+    assert status == 200, answer
+    return answer
+
+
+def statuses(answer: dict[str, object]) -> dict[str, str]:
+    data = answer["data"]
+    assert isinstance(data, dict)
+    ((taskid, per_cid),) = data.items()
+    assert taskid.startswith("RASS_")
+    return dict(per_cid)
+
+
+def test_embedded_gateway_prints_cid_and_a_send_command_that_works(
+    tmp_path: Path, procs: list[Proc]
+) -> None:
+    daemon = start_daemon(tmp_path, procs, gateway=None)
+    out = wait_for(lambda: "send a push:" in daemon.stdout() and daemon.stdout(), 10, "banner")
+    cid = re.search(r"^cid: ([0-9a-f]{32})$", out, re.M)
+    assert cid is not None, out
+    assert cid.group(1) == daemon.cid()
+    command = re.search(r"^send a push: (.+)$", out, re.M)
+    assert command is not None
+    argv = shlex.split(command.group(1))
+    assert argv[:2] == ["unipush-bridge", "send"]
+    listener = start_listener(tmp_path, procs, daemon)
+    sent = cli(*argv[1:], env=NO_SERVER)
+    assert sent.returncode == 0, sent.stderr
+    assert statuses(json.loads(sent.stdout)) == {cid.group(1): "successed_online"}
+    (event,) = listener.wait_events(1)
+    assert event == {
+        "type": "receive",
+        "data": {
+            "unipush_version": "2.0",
+            "title": "Hello",
+            "content": "from unipush-bridge",
+            "payload": {"hello": 1},
+        },
+    }
+
+
+def test_receive_reaches_every_listener_once(
+    tmp_path: Path, procs: list[Proc], gateway: GatewayProc
+) -> None:
+    daemon = start_daemon(tmp_path, procs, gateway.ws_url)
+    first = start_listener(tmp_path, procs, daemon, "l1")
+    second = start_listener(tmp_path, procs, daemon, "l2")
+    cid = daemon.cid()
+    for i in range(5):
+        answer = push(gateway, cid, payload=f"text {i}")
+        assert statuses(answer) == {cid: "successed_online"}
+    for listener in (first, second):
+        events = listener.wait_events(5)
+        assert [e["data"]["payload"] for e in events] == [f"text {i}" for i in range(5)]
+        assert {e["type"] for e in events} == {"receive"}
+    assert len(first.events()) == 5
+
+
+def test_cid_survives_a_restart_and_offline_messages_wait_for_it(
+    tmp_path: Path, procs: list[Proc], gateway: GatewayProc
+) -> None:
+    daemon = start_daemon(tmp_path, procs, gateway.ws_url)
+    cid = daemon.cid()
+    assert re.fullmatch(r"[0-9a-f]{32}", cid)
+    assert daemon.stop(signal.SIGTERM) == 0
+    answer = push(gateway, cid, payload={"while": "offline"})
+    assert statuses(answer) == {cid: "successed_offline"}
+    restarted = start_daemon(tmp_path, procs, gateway.ws_url)
+    assert restarted.cid() == cid
+    # No listener and no notification server: the message is held, not lost, and
+    # reaches the first app that subscribes.
+    wait_for(lambda: restarted.status()["held_for_listener"] == 1, 10, "held message")
+    listener = start_listener(tmp_path, procs, restarted)
+    (event,) = listener.wait_events(1)
+    assert event["type"] == "receive"
+    assert event["data"]["payload"] == {"while": "offline"}
+    assert restarted.status()["held_for_listener"] == 0
+
+
+def test_force_notification_without_a_server_still_reaches_listeners(
+    tmp_path: Path, procs: list[Proc], gateway: GatewayProc
+) -> None:
+    daemon = start_daemon(tmp_path, procs, gateway.ws_url)
+    listener = start_listener(tmp_path, procs, daemon)
+    push(gateway, daemon.cid(), force_notification=True)
+    (event,) = listener.wait_events(1)
+    assert event["data"]["force_notification"] is True
+    warnings = [e for e in daemon.logs() if e["event"].startswith("no notification server")]
+    assert len(warnings) == 1  # said once, not per message
+
+
+def test_get_push_client_id_waits_for_registration(tmp_path: Path, procs: list[Proc]) -> None:
+    port = free_port()
+    daemon = DaemonProc(tmp_path / "d", f"ws://127.0.0.1:{port}", env=NO_SERVER)
+    procs.append(daemon.start(wait_registered=False))
+    early = cli("cid", "--socket", str(daemon.socket), "--timeout", "0.2", env=NO_SERVER)
+    assert early.returncode == 1
+    assert early.stderr.startswith("getPushClientId:fail register fail:")
+    waiting = Proc(
+        ["cid", "--socket", str(daemon.socket), "--timeout", "30"], tmp_path / "cid.log", NO_SERVER
+    ).start()
+    procs.append(waiting)
+    gw = GatewayProc(tmp_path / "gw", port=port, env=NO_SERVER).start()
+    procs.append(gw)
+    assert waiting.proc is not None
+    assert waiting.proc.wait(30) == 0
+    assert re.fullmatch(r"[0-9a-f]{32}\n", waiting.stdout())
+
+
+def test_create_push_message_errors_in_uni_form(
+    tmp_path: Path, procs: list[Proc], gateway: GatewayProc
+) -> None:
+    daemon = start_daemon(tmp_path, procs, gateway.ws_url)
+    empty = cli("notify", "--socket", str(daemon.socket), "--content", "", env=NO_SERVER)
+    assert empty.returncode == 1
+    assert empty.stderr.strip() == "createPushMessage:fail content is required"
+    no_server = cli("notify", "--socket", str(daemon.socket), "--content", "x", env=NO_SERVER)
+    assert no_server.returncode == 1
+    assert no_server.stderr.strip() == "createPushMessage:fail no notification server"
+
+
+def test_send_validation_errors_name_the_field(gateway: GatewayProc) -> None:
+    status, answer = gateway.send(
+        {"push_clientid": "x", "title": "t", "content": "c", "payload": {}, "request_id": "short"}
+    )
+    assert status == 400
+    assert answer["errCode"] == 20001
+    assert "request_id" in answer["errMsg"]
+    status, answer = gateway.send({"title": "t"}, method="noSuchMethod")
+    assert status == 404
+    assert "noSuchMethod" in answer["errMsg"]
+
+
+def test_request_id_is_sent_once(tmp_path: Path, procs: list[Proc], gateway: GatewayProc) -> None:
+    daemon = start_daemon(tmp_path, procs, gateway.ws_url)
+    listener = start_listener(tmp_path, procs, daemon)
+    cid = daemon.cid()
+    first = push(gateway, cid, request_id="order-12345", payload="once")
+    again = push(gateway, cid, request_id="order-12345", payload="twice")
+    assert first == again
+    push(gateway, cid, payload="after")
+    events = listener.wait_events(2)
+    assert [e["data"]["payload"] for e in events] == ["once", "after"]
+
+
+def test_local_socket_is_private(tmp_path: Path, procs: list[Proc], gateway: GatewayProc) -> None:
+    daemon = start_daemon(tmp_path, procs, gateway.ws_url)
+    assert stat.S_IMODE(os.stat(daemon.socket).st_mode) == 0o600
+    store = tmp_path / "daemon" / "__UNI__DESKTOP.sqlite3"
+    assert stat.S_IMODE(os.stat(store).st_mode) == 0o600
+
+
+def test_a_second_daemon_on_the_same_socket_is_refused(
+    tmp_path: Path, procs: list[Proc], gateway: GatewayProc
+) -> None:
+    daemon = start_daemon(tmp_path, procs, gateway.ws_url)
+    second = cli(
+        "run",
+        "--gateway",
+        gateway.ws_url,
+        "--state-dir",
+        str(tmp_path / "other"),
+        "--socket",
+        str(daemon.socket),
+        env=NO_SERVER,
+        timeout=20,
+    )
+    assert second.returncode == 1
+    assert "another daemon is already listening" in second.stderr
+
+
+def test_bad_config_file_exits_2_naming_the_key(tmp_path: Path) -> None:
+    conf = tmp_path / "daemon.toml"
+    conf.write_text('appid = "__UNI__X"\nembeded_port = 9000\n')
+    res = cli("run", "--config", str(conf), "--state-dir", str(tmp_path), env=NO_SERVER)
+    assert res.returncode == 2
+    assert "embeded_port" in res.stderr and "unknown key" in res.stderr
+    conf.write_text("embedded_port = 70000\n")
+    res = cli("run", "--config", str(conf), "--state-dir", str(tmp_path), env=NO_SERVER)
+    assert res.returncode == 2
+    assert "embedded_port" in res.stderr and "65535" in res.stderr
+    conf.write_text("appid = \n")
+    res = cli("run", "--config", str(conf), env=NO_SERVER)
+    assert res.returncode == 2
+    assert "not valid TOML" in res.stderr
+    res = cli("run", "--config", str(tmp_path / "missing.toml"), env=NO_SERVER)
+    assert res.returncode == 2
+    assert "not found" in res.stderr
+
+
+def test_bad_environment_value_exits_2(tmp_path: Path) -> None:
+    res = cli(
+        "run", "--state-dir", str(tmp_path), env={**NO_SERVER, "UNIPUSH_BRIDGE_PING_INTERVAL": "-1"}
+    )
+    assert res.returncode == 2
+    assert "ping_interval" in res.stderr and "UNIPUSH_BRIDGE_PING_INTERVAL" in res.stderr
+
+
+def test_gateway_refuses_a_public_address_without_secrets(tmp_path: Path) -> None:
+    res = cli("gateway", "--host", "0.0.0.0", "--port", "0", "--data-dir", str(tmp_path))
+    assert res.returncode == 2
+    assert "server_secret" in res.stderr and "client_token" in res.stderr
+
+
+def test_client_commands_without_a_daemon_say_so(tmp_path: Path) -> None:
+    res = cli("status", "--socket", str(tmp_path / "none.sock"))
+    assert res.returncode == 1
+    assert "no daemon is listening" in res.stderr
+
+
+def test_usage_error_exits_2() -> None:
+    res = cli("send", "--title", "x")
+    assert res.returncode == 2
+    assert "--to" in res.stderr
+
+
+def test_python_client_reads_like_uni(
+    tmp_path: Path, procs: list[Proc], gateway: GatewayProc
+) -> None:
+    daemon = start_daemon(tmp_path, procs, gateway.ws_url)
+    script = tmp_path / "app.py"
+    script.write_text(f"""
+import json, sys
+from unipush_bridge.client import SyncPushClient
+seen = []
+client = SyncPushClient({str(daemon.socket)!r})
+cb = seen.append
+client.on_push_message(cb)
+client.on_push_message(cb)  # the same callback twice is one listener
+results = []
+client.get_push_client_id(success=lambda r: results.append(("success", r["errMsg"])),
+                          complete=lambda r: results.append(("complete", r["errMsg"])))
+failed = client.create_push_message(fail=lambda r: results.append(("fail", r["errMsg"])))
+print(json.dumps({{"results": results, "failed": failed}}))
+sys.stdout.flush()
+import time
+deadline = time.time() + 10
+while not seen and time.time() < deadline:
+    time.sleep(0.02)
+time.sleep(0.3)
+print(json.dumps(seen))
+client.off_push_message()
+client.close()
+""")
+    proc = subprocess.Popen(
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **NO_SERVER},
+    )
+    assert proc.stdout is not None
+    first = json.loads(proc.stdout.readline())
+    assert first["results"] == [
+        ["success", "getPushClientId:ok"],
+        ["complete", "getPushClientId:ok"],
+        ["fail", "createPushMessage:fail content is required"],
+    ]
+    assert first["failed"]["errMsg"] == "createPushMessage:fail content is required"
+    wait_listeners(daemon, 1)
+    push(gateway, daemon.cid(), payload="to python")
+    seen = json.loads(proc.stdout.readline())
+    assert proc.wait(10) == 0
+    assert seen == [
+        {
+            "type": "receive",
+            "data": {
+                "unipush_version": "2.0",
+                "title": "T",
+                "content": "C",
+                "payload": "to python",
+            },
+        }
+    ]

@@ -1,0 +1,929 @@
+"""A real notification stack for end-to-end tests: private D-Bus bus + Xvfb + dunst.
+
+Why: desktop-notifier's behaviour (callbacks, ids, what the server really receives) can only be
+trusted when checked against a real server. This module starts one entirely from Python, with no
+shell script outside the repo, and tears it down by PID. Background and measured gotchas:
+``../shared/research/desktop-notifier-linux.md``.
+
+The bus has no ``<servicedir>``: nothing is D-Bus-activated behind our back, so a test talks to
+exactly the dunst started here (or to nobody).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import os
+import re
+import select
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+from xml.sax.saxutils import escape as xml_escape
+
+__all__ = ["DunstStack", "StackError", "StackTimeout"]
+
+T = TypeVar("T")
+
+NOTIF_NAME = "org.freedesktop.Notifications"
+NOTIF_PATH = "/org/freedesktop/Notifications"
+DUNST_IFACE = "org.dunstproject.cmd0"
+
+#: Tools the stack cannot run without.
+REQUIRED_TOOLS: tuple[str, ...] = ("dbus-daemon", "dbus-send", "Xvfb", "dunst", "dunstctl")
+#: Nice to have: the bus monitor log, ``notify-send`` and real mouse clicks.
+OPTIONAL_TOOLS: tuple[str, ...] = ("dbus-monitor", "notify-send", "xdotool")
+#: Debian/Ubuntu packages providing all of the above. ``dbus-x11`` satisfies dunst's session-bus
+#: dependency without pulling in systemd.
+APT_PACKAGES: tuple[str, ...] = ("dbus", "dbus-x11", "xvfb", "dunst", "libnotify-bin", "xdotool")
+
+#: Fields the dunst rule script records, in order (values come from dunst's DUNST_* variables).
+SEEN_FIELDS: tuple[tuple[str, str], ...] = (
+    ("id", "DUNST_ID"),
+    ("appname", "DUNST_APP_NAME"),
+    ("summary", "DUNST_SUMMARY"),
+    ("body", "DUNST_BODY"),
+    ("icon", "DUNST_ICON_PATH"),
+    ("urgency", "DUNST_URGENCY"),
+    ("category", "DUNST_CATEGORY"),
+    ("desktop_entry", "DUNST_DESKTOP_ENTRY"),
+    ("stack_tag", "DUNST_STACK_TAG"),
+    ("timeout", "DUNST_TIMEOUT"),
+)
+
+ICON_PATH = ":".join(
+    (
+        "/usr/share/icons/Adwaita/48x48/legacy",
+        "/usr/share/icons/Adwaita/48x48/status",
+        "/usr/share/icons/hicolor/48x48/apps",
+    )
+)
+
+DIR_PREFIX = "unipush-e2e-"
+
+_UNESCAPES = {"\\": "\\", "t": "\t", "n": "\n", "r": "\r"}
+
+
+class StackError(RuntimeError):
+    """The stack could not be started or a control command failed."""
+
+
+class StackTimeout(StackError, TimeoutError):
+    """A deadline passed while waiting for the stack (or for dunst to see something)."""
+
+
+def _unescape(value: str) -> str:
+    """Undo the record script's ``\\\\``/``\\t``/``\\n``/``\\r`` escaping."""
+    return re.sub(r"\\(.)", lambda m: _UNESCAPES.get(m.group(1), m.group(0)), value)
+
+
+def _poll(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.02) -> T:
+    """Call ``check`` until it returns non-None; raise StackTimeout after ``timeout`` seconds.
+
+    Why: every readiness/visibility check uses a deadline instead of a fixed sleep.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result is not None:
+            return result
+        if time.monotonic() >= deadline:
+            raise StackTimeout(f"timed out after {timeout:.1f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    """Last lines of a log file, for error messages (empty if unreadable)."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _pdeathsig_preexec() -> Callable[[], None] | None:
+    """A preexec_fn that SIGTERMs the child if this Python process dies without stop().
+
+    Why: a SIGKILLed pytest must not leave dunst/Xvfb/dbus-daemon running. Linux only, best
+    effort. libc is resolved here, in the parent, so the forked child only makes one call.
+    PR_SET_PDEATHSIG follows the *thread* that forked, so it is not used off the main thread.
+    """
+    if sys.platform != "linux" or threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+    def preexec() -> None:
+        prctl(1, signal.SIGTERM)  # 1 == PR_SET_PDEATHSIG
+
+    return preexec
+
+
+def _sweep_stale_dirs(base: Path) -> None:
+    """Delete our temp dirs left by a process that died without stop() (e.g. SIGKILL).
+
+    Only dirs we own whose ``owner.pid`` names a process that no longer exists; a concurrent
+    session's dir is left alone.
+    """
+    for d in base.glob(DIR_PREFIX + "*"):
+        try:
+            if d.stat().st_uid != os.getuid():
+                continue
+            pid = int((d / "owner.pid").read_text().strip())
+        except (OSError, ValueError):
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(d, ignore_errors=True)
+        except OSError:
+            pass
+
+
+def _record_script(seen_log: Path) -> str:
+    """Python source of the dunst rule script: append one escaped, TAB-separated line.
+
+    Why Python: exact escaping of tabs/newlines/backslashes is awkward in POSIX sh, and one
+    ``os.write`` on an O_APPEND file keeps concurrent script runs from interleaving.
+    """
+    return f"""\
+import os
+FIELDS = {SEEN_FIELDS!r}
+def esc(v):
+    return (v.replace("\\\\", "\\\\\\\\").replace("\\t", "\\\\t")
+             .replace("\\n", "\\\\n").replace("\\r", "\\\\r"))
+line = "\\t".join(k + "=" + esc(os.environ.get(var, "")) for k, var in FIELDS) + "\\n"
+fd = os.open({str(seen_log)!r}, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+try:
+    os.write(fd, line.encode("utf-8", "surrogateescape"))
+finally:
+    os.close(fd)
+"""
+
+
+def _dunstrc(record_sh: Path, timeout: int) -> str:
+    """dunst config that makes tests deterministic (no expiry, left click = default action)."""
+    return f"""\
+[global]
+    monitor = 0
+    follow = none
+    width = 400
+    height = 300
+    origin = top-right
+    offset = 10x10
+    notification_limit = 0
+    indicate_hidden = yes
+    font = DejaVu Sans 10
+    markup = full
+    format = "<b>%a</b> | <b>%s</b>\\n%b"
+    show_indicators = yes
+    icon_position = left
+    icon_path = {ICON_PATH}
+    min_icon_size = 32
+    max_icon_size = 64
+    stack_duplicates = false
+    sticky_history = yes
+    history_length = 1000
+    browser = /bin/true
+    dmenu = /bin/true
+    always_run_script = true
+    ignore_dbusclose = false
+    mouse_left_click = do_action, close_current
+    mouse_middle_click = close_current
+    mouse_right_click = close_all
+[urgency_low]
+    timeout = {timeout}
+[urgency_normal]
+    timeout = {timeout}
+[urgency_critical]
+    background = "#900000"
+    frame_color = "#ff0000"
+    timeout = {timeout}
+[e2e_record]
+    summary = "*"
+    script = {record_sh}
+"""
+
+
+def _bus_conf(socket_path: Path) -> str:
+    """Session-bus config WITHOUT <servicedir>: nothing gets D-Bus-activated."""
+    return f"""\
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:path={xml_escape(str(socket_path))}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"""
+
+
+# ----------------------------------------------------------------- dbus-send output parsing
+
+_TOKEN_STARTS = (
+    "string ",
+    "object path ",
+    "signature ",
+    "variant",
+    "array [",
+    "dict entry(",
+    "struct {",
+    "]",
+    ")",
+    "}",
+    "int",
+    "uint",
+    "double ",
+    "byte ",
+    "boolean ",
+    "file descriptor",
+)
+_SCALAR = re.compile(r"(int16|int32|int64|uint16|uint32|uint64|double|byte|boolean)\s+(\S+)")
+
+
+class _ReplyParser:
+    """Parse ``dbus-send --print-reply`` output into Python values.
+
+    Why: ``dunstctl history`` needs busctl (systemd), which minimal machines lack; dbus-send is
+    always there. dbus-send prints strings unescaped, so a string ends at the last ``"`` that is
+    followed by a newline and then something that looks like the next token (good enough for
+    notification texts; a body with a line starting ``string "`` could confuse it).
+    """
+
+    def __init__(self, text: str) -> None:
+        self.s = text
+        self.i = 0
+
+    def _ws(self) -> None:
+        while self.i < len(self.s) and self.s[self.i].isspace():
+            self.i += 1
+
+    def _eat(self, word: str) -> bool:
+        self._ws()
+        if self.s.startswith(word, self.i):
+            self.i += len(word)
+            return True
+        return False
+
+    def _string(self) -> str:
+        start = self.i + 1  # after the opening quote
+        pos = start
+        while True:
+            q = self.s.find('"', pos)
+            if q < 0:
+                raise ValueError("unterminated string in dbus-send output")
+            after = self.s[q + 1 :]
+            rest = after.lstrip(" \t")
+            if rest == "" or rest.startswith("\n"):
+                nxt = rest.lstrip()
+                if nxt == "" or nxt.startswith(_TOKEN_STARTS):
+                    self.i = q + 1
+                    return self.s[start:q]
+            pos = q + 1  # a quote inside the text: keep looking
+
+    def value(self) -> Any:
+        """Parse one value at the current position."""
+        self._ws()
+        s = self.s
+        if self._eat("string ") or self._eat("object path ") or self._eat("signature "):
+            self._ws()
+            return self._string()
+        if self._eat("variant"):
+            return self.value()
+        if self._eat("array ["):
+            items: list[Any] = []
+            while not self._eat("]"):
+                items.append(self.value())
+            if items and all(isinstance(x, _DictEntry) for x in items):
+                return {x.key: x.value for x in items}
+            return items
+        if self._eat("dict entry("):
+            key = self.value()
+            val = self.value()
+            if not self._eat(")"):
+                raise ValueError(f"expected ')' at {self.i}")
+            return _DictEntry(key, val)
+        if self._eat("struct {"):
+            fields: list[Any] = []
+            while not self._eat("}"):
+                fields.append(self.value())
+            return tuple(fields)
+        m = _SCALAR.match(s, self.i)
+        if m:
+            self.i = m.end()
+            kind, raw = m.groups()
+            if kind == "double":
+                return float(raw)
+            if kind == "boolean":
+                return raw == "true"
+            return int(raw, 0)
+        raise ValueError(f"cannot parse dbus-send output at {self.i}: {s[self.i : self.i + 40]!r}")
+
+    def reply(self) -> list[Any]:
+        """All values of a ``method return`` reply (its header line is skipped)."""
+        nl = self.s.find("\n")
+        self.i = len(self.s) if nl < 0 else nl + 1
+        values: list[Any] = []
+        self._ws()
+        while self.i < len(self.s):
+            values.append(self.value())
+            self._ws()
+        return values
+
+
+class _DictEntry:
+    """One ``dict entry(...)`` while parsing; arrays of them become dicts."""
+
+    __slots__ = ("key", "value")
+
+    def __init__(self, key: Any, value: Any) -> None:
+        self.key = key
+        self.value = value
+
+
+# ----------------------------------------------------------------- the stack
+
+
+class DunstStack:
+    """Private session bus + Xvfb + dunst, started and stopped by this Python process.
+
+    Use as ``with DunstStack() as stack:`` or ``start()``/``stop()``. Child processes (the code
+    under test, ``notify-send``...) must run with :attr:`env`; in-process D-Bus clients (dbus-fast
+    reads ``DBUS_SESSION_BUS_ADDRESS`` when connecting) can use :meth:`use_env`.
+    """
+
+    def __init__(
+        self,
+        *,
+        monitor: bool = True,
+        timeout: int = 0,
+        screen: str = "1280x800x24",
+        start_timeout: float = 10.0,
+    ) -> None:
+        """Configure; nothing runs until start().
+
+        ``timeout`` is dunst's per-urgency timeout in seconds (0 = never expire, so a
+        notification stays until the test acts on it). ``monitor`` runs dbus-monitor if present.
+        """
+        self._want_monitor = monitor
+        self._timeout = timeout
+        self._screen = screen
+        self._start_timeout = start_timeout
+        self._dir: Path | None = None
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._bus_address = ""
+        self._display = ""
+        self._seen_floor = 0
+        self._monitor_offset = 0
+        self._started = False
+
+    # ------------------------------------------------------------ tools
+
+    @staticmethod
+    def missing_tools(optional: bool = False) -> list[str]:
+        """Names of required (or, with ``optional``, optional) tools not on PATH."""
+        names = OPTIONAL_TOOLS if optional else REQUIRED_TOOLS
+        return [t for t in names if shutil.which(t) is None]
+
+    @classmethod
+    def ensure_tools(cls, install: bool = True) -> str | None:
+        """Make sure the required tools exist; return None if so, else the reason why not.
+
+        Why return a reason instead of raising: the fixture turns it into ``pytest.skip``. If
+        something is missing and ``install`` is true and we run as root with apt-get, the
+        Debian packages are installed (``apt-get update`` + ``install --no-install-recommends``).
+        Missing optional tools alone never trigger an install.
+        """
+        missing = cls.missing_tools()
+        if not missing:
+            return None
+        wanted = f"missing tools: {', '.join(missing)} (Debian packages: {' '.join(APT_PACKAGES)})"
+        if not install:
+            return f"{wanted}; installing is disabled"
+        if os.name != "posix" or os.geteuid() != 0:
+            return f"{wanted}; not root, so not installing them"
+        apt = shutil.which("apt-get")
+        if apt is None:
+            return f"{wanted}; no apt-get to install them with"
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        for cmd in (
+            [apt, "update", "-qq"],
+            [apt, "install", "-y", "-qq", "--no-install-recommends", *APT_PACKAGES],
+        ):
+            try:
+                res = subprocess.run(
+                    cmd,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    capture_output=True,
+                    text=True,
+                    timeout=600,
+                    check=False,
+                )
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                return f"{wanted}; `{' '.join(cmd)}` failed: {exc}"
+            if res.returncode != 0:
+                out = (res.stderr or res.stdout).strip().splitlines()[-5:]
+                return f"{wanted}; `{' '.join(cmd)}` exited {res.returncode}: {' | '.join(out)}"
+        still = cls.missing_tools()
+        if still:
+            return f"still missing after apt-get install: {', '.join(still)}"
+        return None
+
+    # ------------------------------------------------------------ lifecycle
+
+    def __enter__(self) -> DunstStack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> DunstStack:
+        """Start bus, Xvfb, dunst (and dbus-monitor); on any failure stop what already runs."""
+        if self._started:
+            raise StackError("already started")
+        missing = self.missing_tools()
+        if missing:
+            raise StackError(f"missing tools: {', '.join(missing)} (see ensure_tools())")
+        self._started = True
+        atexit.register(self.stop)
+        try:
+            self._make_dir()
+            self._start_bus()
+            self._start_xvfb()
+            self._start_dunst()
+            if self._want_monitor and shutil.which("dbus-monitor"):
+                self._start_monitor()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop our processes by PID (TERM, KILL after 3 s, reap) and delete the temp dir.
+
+        Safe to call more than once and after a failed start().
+        """
+        for name in ("dbus-monitor", "dunst", "Xvfb", "dbus-daemon"):
+            proc = self._procs.pop(name, None)
+            if proc is not None:
+                self._terminate(proc)
+        self._procs.clear()
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+        self._bus_address = self._display = ""
+        self._seen_floor = self._monitor_offset = 0
+        self._started = False
+        atexit.unregister(self.stop)
+
+    @staticmethod
+    def _terminate(proc: subprocess.Popen[bytes]) -> None:
+        """TERM, wait up to 3 s, then KILL; always reap so no zombie is left."""
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+                proc.send_signal(signal.SIGCONT)  # in case a test SIGSTOPped it
+            try:
+                proc.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                proc.wait()
+
+    @property
+    def running(self) -> bool:
+        """True while dbus-daemon, Xvfb and dunst are all alive."""
+        return self._started and all(
+            name in self._procs and self._procs[name].poll() is None
+            for name in ("dbus-daemon", "Xvfb", "dunst")
+        )
+
+    # ------------------------------------------------------------ start steps
+
+    def _make_dir(self) -> None:
+        base = Path(tempfile.gettempdir())
+        # unix socket paths are limited to ~108 bytes
+        if len(str(base)) > 60:
+            base = Path("/tmp")
+        _sweep_stale_dirs(base)
+        self._dir = Path(tempfile.mkdtemp(prefix=DIR_PREFIX, dir=base))
+        self._dir.chmod(0o700)
+        (self._dir / "owner.pid").write_text(f"{os.getpid()}\n")
+        self.seen_log.touch()
+
+    @property
+    def dir(self) -> Path:
+        """The private temp dir (logs, configs, bus socket)."""
+        if self._dir is None:
+            raise StackError("stack is not started")
+        return self._dir
+
+    @property
+    def seen_log(self) -> Path:
+        """File the dunst rule script appends to (one line per notification)."""
+        return self.dir / "seen.log"
+
+    @property
+    def monitor_log_path(self) -> Path:
+        """dbus-monitor output (exists only if the monitor runs)."""
+        return self.dir / "monitor.log"
+
+    @property
+    def dunst_log_path(self) -> Path:
+        """dunst's stdout/stderr."""
+        return self.dir / "dunst.log"
+
+    @property
+    def dunst_pid(self) -> int:
+        """PID of dunst (e.g. to SIGSTOP it in a hung-server test)."""
+        return self._procs["dunst"].pid
+
+    def _spawn(
+        self,
+        name: str,
+        argv: list[str],
+        log: Path,
+        env: Mapping[str, str] | None = None,
+        pass_fds: tuple[int, ...] = (),
+    ) -> subprocess.Popen[bytes]:
+        """Start one of our processes with stdout/stderr to ``log`` and remember it by name."""
+        with log.open("ab") as out:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=dict(env) if env is not None else None,
+                pass_fds=pass_fds,
+                close_fds=True,
+                preexec_fn=_pdeathsig_preexec(),  # noqa: PLW1509 (one prctl call, see there)
+            )
+        self._procs[name] = proc
+        return proc
+
+    def _read_line_from(self, fd: int, proc: subprocess.Popen[bytes], what: str, log: Path) -> str:
+        """Read the first line a child writes to pipe ``fd`` (deadline, child-death aware)."""
+        buf = b""
+        deadline = time.monotonic() + self._start_timeout
+        while b"\n" not in buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise StackTimeout(
+                    f"{what} did not report within {self._start_timeout}s\n{_tail(log)}"
+                )
+            ready, _, _ = select.select([fd], [], [], min(left, 0.1))
+            if ready:
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    break
+                buf += chunk
+            elif proc.poll() is not None:
+                break
+        line = buf.decode(errors="replace").strip()
+        if not line:
+            raise StackError(f"{what} exited ({proc.poll()}) without reporting\n{_tail(log)}")
+        return line.splitlines()[0]
+
+    def _start_bus(self) -> None:
+        conf = self.dir / "bus.conf"
+        conf.write_text(_bus_conf(self.dir / "bus"))
+        r, w = os.pipe()
+        try:
+            # --nofork: the daemon stays our child, so we can reap it (no zombie under PID 1)
+            proc = self._spawn(
+                "dbus-daemon",
+                ["dbus-daemon", f"--config-file={conf}", "--nofork", f"--print-address={w}"],
+                self.dir / "dbus.log",
+                pass_fds=(w,),
+            )
+            os.close(w)
+            w = -1
+            self._bus_address = self._read_line_from(r, proc, "dbus-daemon", self.dir / "dbus.log")
+        finally:
+            os.close(r)
+            if w >= 0:
+                os.close(w)
+
+    def _start_xvfb(self) -> None:
+        r, w = os.pipe()
+        log = self.dir / "xvfb.log"
+        try:
+            proc = self._spawn(
+                "Xvfb",
+                [
+                    "Xvfb",
+                    "-displayfd",
+                    str(w),
+                    "-screen",
+                    "0",
+                    self._screen,
+                    "-nolisten",
+                    "tcp",
+                    "-noreset",
+                ],
+                log,
+                pass_fds=(w,),
+            )
+            os.close(w)
+            w = -1
+            number = self._read_line_from(r, proc, "Xvfb", log)
+        finally:
+            os.close(r)
+            if w >= 0:
+                os.close(w)
+        if not number.isdigit():
+            raise StackError(f"Xvfb reported a strange display {number!r}\n{_tail(log)}")
+        self._display = f":{number}"
+
+    def _start_dunst(self) -> None:
+        record_py = self.dir / "record.py"
+        record_py.write_text(_record_script(self.seen_log))
+        record_sh = self.dir / "record.sh"
+        record_sh.write_text(
+            "#!/bin/sh\n# dunst rule script: record what dunst received\n"
+            f"exec {shlex.quote(sys.executable)} -I -S {shlex.quote(str(record_py))}\n"
+        )
+        record_sh.chmod(0o700)
+        rc = self.dir / "dunstrc"
+        rc.write_text(_dunstrc(record_sh, self._timeout))
+        proc = self._spawn("dunst", ["dunst", "-config", str(rc)], self.dunst_log_path, self.env)
+
+        def ready() -> bool | None:
+            if proc.poll() is not None:
+                raise StackError(f"dunst exited ({proc.returncode})\n{_tail(self.dunst_log_path)}")
+            res = self._dbus_send(
+                NOTIF_NAME + ".GetServerInformation", check=False, reply_timeout_ms=500
+            )
+            return True if res.returncode == 0 and '"dunst"' in res.stdout else None
+
+        try:
+            _poll(ready, self._start_timeout, "dunst to own " + NOTIF_NAME, interval=0.05)
+        except StackTimeout as exc:
+            raise StackTimeout(f"{exc}\n{_tail(self.dunst_log_path)}") from None
+
+    def _start_monitor(self) -> None:
+        log = self.monitor_log_path
+        proc = self._spawn(
+            "dbus-monitor",
+            ["dbus-monitor", "--address", self._bus_address, f"interface='{NOTIF_NAME}'"],
+            log,
+        )
+
+        # dbus-monitor prints its own NameLost once it has become a monitor
+        def ready() -> bool | None:
+            if proc.poll() is not None:
+                raise StackError(f"dbus-monitor exited ({proc.returncode})\n{_tail(log)}")
+            return True if "NameLost" in log.read_text(errors="replace") else None
+
+        _poll(ready, self._start_timeout, "dbus-monitor to become a monitor", interval=0.05)
+        self._monitor_offset = log.stat().st_size
+
+    # ------------------------------------------------------------ environment
+
+    @property
+    def bus_address(self) -> str:
+        """The private bus address (DBUS_SESSION_BUS_ADDRESS)."""
+        return self._bus_address
+
+    @property
+    def display(self) -> str:
+        """The Xvfb display, e.g. ``:1``."""
+        return self._display
+
+    @property
+    def env(self) -> dict[str, str]:
+        """A full environment for child processes: os.environ pointed at this stack.
+
+        WAYLAND_DISPLAY is removed (dunst and friends would try Wayland first).
+        """
+        env = {k: v for k, v in os.environ.items() if k != "WAYLAND_DISPLAY"}
+        if self._bus_address:
+            env["DBUS_SESSION_BUS_ADDRESS"] = self._bus_address
+        if self._display:
+            env["DISPLAY"] = self._display
+        return env
+
+    @contextlib.contextmanager
+    def use_env(self) -> Iterator[None]:
+        """Point os.environ at this stack for the block, then restore it exactly.
+
+        Why: in-process clients (dbus-fast inside desktop-notifier) read
+        DBUS_SESSION_BUS_ADDRESS from os.environ when they connect.
+        """
+        keys = ("DBUS_SESSION_BUS_ADDRESS", "DISPLAY", "WAYLAND_DISPLAY")
+        saved = {k: os.environ.get(k) for k in keys}
+        os.environ["DBUS_SESSION_BUS_ADDRESS"] = self._bus_address
+        os.environ["DISPLAY"] = self._display
+        os.environ.pop("WAYLAND_DISPLAY", None)
+        try:
+            yield
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+    # ------------------------------------------------------------ talking to dunst
+
+    def run(
+        self, argv: list[str], *, check: bool = True, timeout: float = 10.0
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a command against this stack (with :attr:`env`), capturing text output."""
+        try:
+            res = subprocess.run(
+                argv,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise StackTimeout(f"`{shlex.join(argv)}` took more than {timeout}s") from exc
+        if check and res.returncode != 0:
+            raise StackError(f"`{shlex.join(argv)}` exited {res.returncode}: {res.stderr.strip()}")
+        return res
+
+    def _dbus_send(
+        self, method: str, *args: str, check: bool = True, reply_timeout_ms: int = 5000
+    ) -> subprocess.CompletedProcess[str]:
+        """Call a method on dunst's object with dbus-send (full-format reply)."""
+        return self.run(
+            [
+                "dbus-send",
+                "--session",
+                "--print-reply",
+                f"--reply-timeout={reply_timeout_ms}",
+                f"--dest={NOTIF_NAME}",
+                NOTIF_PATH,
+                method,
+                *args,
+            ],
+            check=check,
+        )
+
+    def _dbus_call(self, method: str, *args: str) -> list[Any]:
+        """Call a method and return its parsed reply values."""
+        return _ReplyParser(self._dbus_send(method, *args).stdout).reply()
+
+    def server_information(self) -> tuple[str, str, str, str]:
+        """GetServerInformation: (name, vendor, version, spec_version)."""
+        name, vendor, version, spec = self._dbus_call(NOTIF_NAME + ".GetServerInformation")
+        return name, vendor, version, spec
+
+    def _dunst_property(self, prop: str) -> Any:
+        (value,) = self._dbus_call(
+            "org.freedesktop.DBus.Properties.Get", f"string:{DUNST_IFACE}", f"string:{prop}"
+        )
+        return value
+
+    def count_displayed(self) -> int:
+        """How many notifications dunst shows right now (dunst's ``displayedLength``)."""
+        return int(self._dunst_property("displayedLength"))
+
+    def count_waiting(self) -> int:
+        """Notifications queued but not shown (``waitingLength``)."""
+        return int(self._dunst_property("waitingLength"))
+
+    def count_history(self) -> int:
+        """Notifications in dunst's history (``historyLength``)."""
+        return int(self._dunst_property("historyLength"))
+
+    def action(self, index: int = 0) -> None:
+        """``dunstctl action N``: invoke the default action of the N-th displayed notification.
+
+        Emits ActionInvoked(nid, "default") to the sender (so desktop-notifier's on_clicked
+        fires). dunst does NOT close the notification for this.
+        """
+        self.run(["dunstctl", "action", str(index)])
+
+    def close(self) -> None:
+        """``dunstctl close``: close the top notification as dismissed by the user (reason 2)."""
+        self.run(["dunstctl", "close"])
+
+    def close_all(self) -> None:
+        """``dunstctl close-all``: close every displayed notification (reason 2 each)."""
+        self.run(["dunstctl", "close-all"])
+
+    def history(self) -> list[dict[str, Any]]:
+        """dunst history (newest first) via NotificationListHistory, as plain dicts.
+
+        Why not ``dunstctl history``: that shells out to busctl (systemd), which is absent on
+        minimal machines. Keys are dunst's (id, appname, summary, body, icon_path, ...); values
+        are unwrapped from their variants. History has no urgency; :meth:`seen` does.
+        """
+        (entries,) = self._dbus_call(DUNST_IFACE + ".NotificationListHistory")
+        if entries == []:
+            return []
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise StackError(f"unexpected NotificationListHistory reply: {entries!r}")
+        return entries
+
+    # ------------------------------------------------------------ observation
+
+    def seen(self) -> list[dict[str, str]]:
+        """What dunst received since the last reset(), one dict per notification.
+
+        Parsed from the rule-script log; keys: id appname summary body icon urgency (LOW,
+        NORMAL or CRITICAL) category desktop_entry stack_tag timeout. Lines for notifications
+        from before the last reset() (a late-running script) are dropped by id.
+        """
+        try:
+            text = self.seen_log.read_text(encoding="utf-8", errors="surrogateescape")
+        except FileNotFoundError:
+            return []
+        records: list[dict[str, str]] = []
+        for line in text.split("\n"):
+            if not line:
+                continue
+            rec: dict[str, str] = {}
+            for field in line.split("\t"):
+                key, _, value = field.partition("=")
+                rec[key] = _unescape(value)
+            if rec.get("id", "").isdigit() and int(rec["id"]) <= self._seen_floor:
+                continue
+            records.append(rec)
+        return records
+
+    def wait_seen(self, n: int = 1, timeout: float = 5.0) -> list[dict[str, str]]:
+        """Wait until dunst recorded at least ``n`` notifications; return them all."""
+
+        def check() -> list[dict[str, str]] | None:
+            got = self.seen()
+            return got if len(got) >= n else None
+
+        try:
+            return _poll(check, timeout, f"{n} notification(s) to reach dunst")
+        except StackTimeout as exc:
+            raise StackTimeout(f"{exc}; seen so far: {self.seen()!r}") from None
+
+    def wait_displayed(self, n: int, timeout: float = 5.0) -> int:
+        """Wait until exactly ``n`` notifications are displayed; return the count."""
+        try:
+            return _poll(
+                lambda: n if self.count_displayed() == n else None,
+                timeout,
+                f"{n} displayed notification(s)",
+            )
+        except StackTimeout as exc:
+            raise StackTimeout(f"{exc}; displayed now: {self.count_displayed()}") from None
+
+    def monitor_log(self, since_reset: bool = True) -> str:
+        """dbus-monitor text of org.freedesktop.Notifications traffic ('' if not running).
+
+        Shows Notify arguments including hints (e.g. replaces_id, category), ActionInvoked and
+        NotificationClosed. By default only what was logged since the last reset().
+        """
+        if "dbus-monitor" not in self._procs:
+            return ""
+        with self.monitor_log_path.open("rb") as f:
+            if since_reset:
+                f.seek(self._monitor_offset)
+            return f.read().decode(errors="replace")
+
+    def dunst_log(self) -> str:
+        """dunst's own output (warnings about markup, icons, ...)."""
+        try:
+            return self.dunst_log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def reset(self) -> None:
+        """Give the next test a clean screen: close all, forget what was seen so far.
+
+        Closing makes dunst send NotificationClosed(reason 2) to whoever sent them, so a
+        notifier an earlier test left connected would see on_dismissed; disconnect it.
+        """
+        if not self.running:
+            raise StackError(f"stack is not running\n{_tail(self.dunst_log_path)}")
+        self.run(["dunstctl", "set-paused", "false"])
+        self.close_all()
+        self.wait_displayed(0)
+        # dunst ids only grow: ignore recorded lines for anything up to the newest closed one
+        ids = [int(e["id"]) for e in self.history() if isinstance(e.get("id"), int)]
+        ids.extend(int(r["id"]) for r in self.seen() if r.get("id", "").isdigit())
+        self._seen_floor = max([self._seen_floor, *ids])
+        with self.seen_log.open("w"):
+            pass
+        if "dbus-monitor" in self._procs:
+            self._monitor_offset = self.monitor_log_path.stat().st_size
