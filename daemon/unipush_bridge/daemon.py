@@ -8,6 +8,7 @@ import contextlib
 import os
 import shlex
 import signal
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -28,10 +29,18 @@ log = structlog.get_logger(__name__)
 EMBEDDED = "embedded"
 
 
+def program() -> str:
+    """How this process was started, so the printed command pastes as it is."""
+    argv0 = sys.argv[0]
+    if os.path.basename(argv0) == "unipush-bridge" and os.path.isabs(argv0):
+        return argv0
+    return "unipush-bridge"
+
+
 def send_command(http_url: str, appid: str, cid: str) -> str:
     return shlex.join(
         [
-            "unipush-bridge",
+            program(),
             "send",
             "--gateway-url",
             http_url,
@@ -123,7 +132,8 @@ class Daemon:
         http = protocol.http_url(ws_url)
         self.announce(f"cid: {cid}")
         self.announce(f"send a push: {send_command(http, bridge.appid, cid)}")
-        self.announce(f"listen: unipush-bridge listen --socket {self.settings.socket_path}")
+        listen = shlex.join([program(), "listen", "--socket", str(self.settings.socket_path)])
+        self.announce(f"listen: {listen}")
 
     def status(self, bridge: Bridge, link: Link) -> dict[str, Any]:
         return {

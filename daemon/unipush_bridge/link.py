@@ -7,6 +7,7 @@ All protocol decisions are in :mod:`session`; all delivery decisions in
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 from dataclasses import dataclass, field
@@ -94,6 +95,10 @@ class Link:
                 self._failed(f"invalid gateway URL: {exc}")
             except (OSError, TimeoutError, InvalidHandshake) as exc:
                 self._failed(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+            except Exception as exc:
+                # A bug must not end the link for good: log it loudly and reconnect.
+                log.exception("unexpected error on the gateway link")
+                self._failed(f"internal error: {type(exc).__name__}")
             if self._stopping:
                 break
             delay = self.backoff.next_delay()
@@ -152,9 +157,8 @@ class Link:
         else:
             log.warning("gateway error", code=event.code, message=event.message, fatal=event.fatal)
             if event.fatal:
-                bridge.registration_failed(
-                    f'{{"errorCode":"{event.code}","errorMsg":"{event.message}"}}'
-                )
+                detail = {"errorCode": event.code, "errorMsg": event.message}
+                bridge.registration_failed(json.dumps(detail, ensure_ascii=False))
 
 
 def _describe_close(exc: ConnectionClosed) -> str:

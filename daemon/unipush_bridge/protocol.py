@@ -124,12 +124,17 @@ def describe_validation_error(exc: ValidationError, prefix: str = "") -> str:
 def _parse(text: str | bytes, adapter: TypeAdapter[Any]) -> Any:
     if isinstance(text, bytes):
         raise ProtocolError("frame: binary frames are not part of the protocol")
-    if len(text) > MAX_FRAME_BYTES:
+    # Count UTF-8 bytes only when the characters alone cannot decide (4 bytes at most each).
+    if len(text) > MAX_FRAME_BYTES or (
+        len(text) * 4 > MAX_FRAME_BYTES and len(text.encode()) > MAX_FRAME_BYTES
+    ):
         raise ProtocolError(f"frame: larger than {MAX_FRAME_BYTES} bytes")
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ProtocolError(f"frame: not JSON ({exc.msg} at {exc.pos})") from None
+    except (ValueError, RecursionError) as exc:  # nesting too deep, integer too long
+        raise ProtocolError(f"frame: not acceptable JSON ({type(exc).__name__})") from None
     if not isinstance(raw, dict):
         raise ProtocolError("frame: must be a JSON object")
     if "type" not in raw:
@@ -137,8 +142,8 @@ def _parse(text: str | bytes, adapter: TypeAdapter[Any]) -> Any:
     try:
         return adapter.validate_python(raw)
     except ValidationError as exc:
-        kind = raw.get("type")
-        raise ProtocolError(describe_validation_error(exc, f"{kind}.")) from None
+        # The union's error location already starts with the frame type ("ack.seq").
+        raise ProtocolError(describe_validation_error(exc)) from None
 
 
 def parse_client_frame(text: str | bytes) -> Hello | Ack | Receipt | Error:

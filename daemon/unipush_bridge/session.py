@@ -76,8 +76,10 @@ class ClientSession:
         except ProtocolError as exc:
             return [Refused(str(exc))]
         if isinstance(frame, protocol.Welcome):
-            if self.state is not State.HELLO_SENT:
+            if self.state is State.REGISTERED:
                 return [Refused("welcome: unexpected, session already registered")]
+            if self.state is not State.HELLO_SENT:
+                return [Refused("welcome: unexpected, hello not sent yet")]
             new_cid = frame.cid != self.cid
             self.cid = frame.cid
             # The gateway's cursor wins: it is ours for a known cid, its own for a new one.

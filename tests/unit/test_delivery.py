@@ -1,0 +1,88 @@
+"""delivery.py: uni's routing rules and event shapes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from unipush_bridge.delivery import (
+    Route,
+    click_event,
+    event_data,
+    receive_event,
+    route,
+)
+from unipush_bridge.protocol import PushMessage
+
+
+def msg(**fields: Any) -> PushMessage:
+    return PushMessage.model_validate({"title": "T", "content": "C", **fields})
+
+
+@pytest.mark.parametrize(
+    ("force", "listeners", "expected"),
+    [
+        (False, 0, Route.NOTIFY),
+        (False, 1, Route.RECEIVE),
+        (False, 5, Route.RECEIVE),
+        (True, 0, Route.NOTIFY),
+        (True, 1, Route.NOTIFY),
+        (True, 3, Route.NOTIFY),
+    ],
+)
+def test_route(force: bool, listeners: int, expected: Route) -> None:
+    assert route(msg(force_notification=force), listeners) is expected
+
+
+def test_event_data_with_object_payload() -> None:
+    assert event_data(msg(payload={"a": 1, "b": [True]})) == {
+        "unipush_version": "2.0",
+        "title": "T",
+        "content": "C",
+        "payload": {"a": 1, "b": [True]},
+    }
+
+
+def test_event_data_keeps_a_string_payload_as_given() -> None:
+    data = event_data(msg(payload='{"a": 1}'))
+    assert data["payload"] == '{"a": 1}'
+
+
+def test_event_data_without_payload() -> None:
+    assert event_data(msg())["payload"] is None
+
+
+def test_force_notification_only_when_true() -> None:
+    assert "force_notification" not in event_data(msg(force_notification=False))
+    assert event_data(msg(force_notification=True))["force_notification"] is True
+
+
+def test_extra_fields_ride_along() -> None:
+    data = event_data(msg(payload="p", channelId="ch1", category="IM", badge=3))
+    assert data == {
+        "unipush_version": "2.0",
+        "title": "T",
+        "content": "C",
+        "payload": "p",
+        "channelId": "ch1",
+        "category": "IM",
+        "badge": 3,
+    }
+
+
+def test_taskid_is_not_part_of_the_event() -> None:
+    data = event_data(msg(payload="p", taskid="RASS_0123"))
+    assert "taskid" not in data
+    assert data == {"unipush_version": "2.0", "title": "T", "content": "C", "payload": "p"}
+
+
+def test_extra_fields_do_not_override_the_fixed_ones() -> None:
+    data = event_data(msg(unipush_version="1.0"))
+    assert data["unipush_version"] == "2.0"
+
+
+def test_receive_and_click_events() -> None:
+    data = {"unipush_version": "2.0", "title": "T", "content": "C", "payload": None}
+    assert receive_event(data) == {"type": "receive", "data": data}
+    assert click_event(data) == {"type": "click", "data": data}
