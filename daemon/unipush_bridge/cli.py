@@ -73,12 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--request-id")
     send.add_argument("--ttl", type=int, metavar="MS", help="settings.ttl in ms (-1 = online only)")
     send.add_argument(
-        "--gateway-url", default=os.environ.get("UNIPUSH_BRIDGE_GATEWAY_URL", DEFAULT_GATEWAY_HTTP)
+        "--gateway-url", default=os.environ.get("UNIPUSH_BRIDGE_SEND_URL", DEFAULT_GATEWAY_HTTP)
     )
     send.add_argument(
         "--secret",
-        default=os.environ.get("UNIPUSH_BRIDGE_SERVER_SECRET"),
-        help="server secret (Bearer); default $UNIPUSH_BRIDGE_SERVER_SECRET",
+        default=os.environ.get("UNIPUSH_BRIDGE_GATEWAY_SERVER_SECRET"),
+        help="server secret (Bearer); default $UNIPUSH_BRIDGE_GATEWAY_SERVER_SECRET",
     )
 
     def local(name: str, help: str) -> argparse.ArgumentParser:

@@ -73,7 +73,7 @@ class Daemon:
                 GatewayConfig(
                     host="127.0.0.1",
                     port=s.embedded_port,
-                    data_dir=s.state_dir / "gateway",
+                    data_dir=s.state_dir / "embedded-gateway",
                     client_token=s.client_token,
                 )
             )

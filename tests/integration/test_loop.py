@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import stat
 import subprocess
@@ -339,3 +340,23 @@ client.close()
             },
         }
     ]
+
+
+def test_gateway_data_reset_does_not_swallow_new_messages(
+    tmp_path: Path, procs: list[Proc], gateway: GatewayProc
+) -> None:
+    daemon = start_daemon(tmp_path, procs, gateway.ws_url)
+    listener = start_listener(tmp_path, procs, daemon)
+    cid = daemon.cid()
+    for i in range(3):
+        push(gateway, cid, payload=f"before {i}")
+    listener.wait_events(3)
+    assert gateway.stop() == 0
+    shutil.rmtree(tmp_path / "gw")
+    fresh = GatewayProc(tmp_path / "gw", port=gateway.port, env=NO_SERVER).start()
+    procs.append(fresh)
+    wait_for(lambda: daemon.status()["connection"]["state"] == "connected", 15, "reconnect")
+    assert daemon.cid() == cid  # the daemon keeps its cid; the new gateway learns it
+    assert statuses(push(fresh, cid, payload="after reset")) == {cid: "successed_online"}
+    events = listener.wait_events(4)
+    assert events[-1]["data"]["payload"] == "after reset"

@@ -69,15 +69,23 @@ class GatewayStore:
         now = self._clock()
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            self._db.execute(
-                "INSERT INTO clients (appid, cid, acked, created_at, last_seen) "
-                "VALUES (?, ?, 0, ?, ?) ON CONFLICT (appid, cid) DO UPDATE SET last_seen=?",
-                (appid, cid, now, now, now),
-            )
             row = self._db.execute(
                 "SELECT acked FROM clients WHERE appid=? AND cid=?", (appid, cid)
             ).fetchone()
-            cursor = max(int(row[0]), acked)
+            if row is None:
+                # A cid we have no record of (new, or our data was reset): the client's
+                # cursor counts seqs of a store we no longer have, so start from zero.
+                self._db.execute(
+                    "INSERT INTO clients (appid, cid, acked, created_at, last_seen) "
+                    "VALUES (?, ?, 0, ?, ?)",
+                    (appid, cid, now, now),
+                )
+                cursor = 0
+            else:
+                self._db.execute(
+                    "UPDATE clients SET last_seen=? WHERE appid=? AND cid=?", (now, appid, cid)
+                )
+                cursor = max(int(row[0]), acked)
             self._ack(appid, cid, cursor)
             self._db.execute("COMMIT")
         except BaseException:
