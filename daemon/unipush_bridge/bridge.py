@@ -12,7 +12,7 @@ import asyncio
 import shlex
 import time
 import webbrowser
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import structlog
@@ -20,6 +20,7 @@ import structlog
 from . import delivery
 from .notifier import NotificationRequest, Notifier, NotifyError
 from .protocol import PushMessage
+from .session import ReceiptEvent
 from .store import DONE, HELD, PENDING, Store
 
 log = structlog.get_logger(__name__)
@@ -59,6 +60,8 @@ class Bridge:
         self._register_error: str | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.last_message_at: float | None = None
+        #: Set by the link: tells the gateway a message was displayed or clicked.
+        self.on_receipt: Callable[[str, str | None, ReceiptEvent], None] | None = None
         self.counters = {"received": 0, "duplicates": 0, "notified": 0, "clicks": 0}
 
     # -- identity -----------------------------------------------------------------
@@ -118,8 +121,9 @@ class Bridge:
             self._broadcast(delivery.receive_event(data))
             self.store.mark(msg_id, DONE)
             return
+        receipt = (msg_id, message.taskid)
         try:
-            await self._notify(message.title, message.content, data, message.open_url)
+            await self._notify(message.title, message.content, data, message.open_url, receipt)
         except NotifyError as exc:
             if self.listeners:
                 log.warning("notification failed, delivered as receive", reason=str(exc))
@@ -174,30 +178,47 @@ class Bridge:
         if "payload" in params:
             data["payload"] = params["payload"]
         try:
-            identifier = await self._notify(title, content, data, None)
+            identifier = await self._notify(title, content, data, None, None)
         except NotifyError as exc:
             raise ApiError(str(exc)) from None
         return {"id": identifier}
 
     async def _notify(
-        self, title: str, body: str, data: dict[str, Any], open_url: str | None
+        self,
+        title: str,
+        body: str,
+        data: dict[str, Any],
+        open_url: str | None,
+        receipt: tuple[str, str | None] | None,
     ) -> str:
+        """Show a notification; ``receipt`` (message id, taskid) marks a gateway push."""
         loop = asyncio.get_running_loop()
 
         def on_clicked() -> None:
-            # Runs inside the D-Bus signal handler; hop to a task of our own.
-            loop.call_soon(self._activated, data, open_url)
+            # Runs inside the D-Bus signal handler; hop to the loop of our own.
+            loop.call_soon(self._activated, data, open_url, receipt)
 
         identifier = await self.notifier.show(
             NotificationRequest(title=title, body=body, on_clicked=on_clicked)
         )
         self.counters["notified"] += 1
+        self._receipt(receipt, "display")
         return identifier
+
+    def _receipt(self, receipt: tuple[str, str | None] | None, event: ReceiptEvent) -> None:
+        if receipt is not None and self.on_receipt is not None:
+            self.on_receipt(receipt[0], receipt[1], event)
 
     # -- clicks ---------------------------------------------------------------------
 
-    def _activated(self, data: dict[str, Any], open_url: str | None) -> None:
+    def _activated(
+        self,
+        data: dict[str, Any],
+        open_url: str | None,
+        receipt: tuple[str, str | None] | None = None,
+    ) -> None:
         self.counters["clicks"] += 1
+        self._receipt(receipt, "click")
         if open_url:
             self._spawn(self._open_url(open_url))
             return

@@ -182,7 +182,7 @@ def _hint(exc: OSError) -> str:
 
 
 async def cmd_gateway(args: argparse.Namespace) -> int:
-    from .gateway.server import ConfigError, GatewayConfig, serve_forever
+    from .gateway.server import ConfigError, serve_forever
 
     settings = config.load(
         config.GatewaySettings,
@@ -197,13 +197,8 @@ async def cmd_gateway(args: argparse.Namespace) -> int:
         },
     )
     logs.setup(settings.log_level, settings.log_format)
-    gw = GatewayConfig(
-        host=settings.host,
-        port=settings.port,
-        data_dir=settings.data_dir,
-        server_secret=settings.server_secret,
-        client_token=settings.client_token,
-    )
+    gw = settings.gateway_config()
+
     try:
         gw.check()
     except ConfigError as exc:

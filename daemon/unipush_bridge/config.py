@@ -11,10 +11,10 @@ import os
 import tempfile
 import tomllib
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import platformdirs
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -23,6 +23,9 @@ from pydantic_settings import (
 )
 
 from . import protocol
+
+if TYPE_CHECKING:
+    from .gateway.access import GatewayConfig
 
 APP = "unipush-bridge"
 DEFAULT_APPID = "__UNI__DESKTOP"
@@ -103,6 +106,13 @@ class DaemonSettings(_Settings):
         return self.socket or default_socket(self.appid)
 
 
+class AppSecretsSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    server_secret: str | None = Field(None, min_length=16)
+    client_token: str | None = Field(None, min_length=16)
+
+
 class GatewaySettings(_Settings):
     model_config = SettingsConfigDict(env_prefix="UNIPUSH_BRIDGE_GATEWAY_")
 
@@ -115,6 +125,34 @@ class GatewaySettings(_Settings):
     server_secret: str | None = Field(None, min_length=16)
     #: Token daemons must present. Needed (with server_secret) beyond loopback.
     client_token: str | None = Field(None, min_length=16)
+    #: Per-app secrets; when any app is listed, only listed apps are served.
+    apps: dict[str, AppSecretsSettings] = Field(default_factory=dict)
+    #: uni-push's text limits (title < 20, content < 50, payload < 800 characters).
+    strict_limits: bool = True
+    #: API calls per second per app (0 = unlimited), and the burst above that rate.
+    rate_limit: float = Field(1000.0, ge=0)
+    rate_burst: int = Field(2000, ge=1)
+    #: Broadcasts per minute per app, as uni-push allows (0 = unlimited).
+    broadcast_per_minute: int = Field(5, ge=0)
+    #: Largest HTTP request body accepted.
+    max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
+
+    def gateway_config(self) -> GatewayConfig:
+        from .gateway.access import AppSecrets, GatewayConfig
+
+        return GatewayConfig(
+            host=self.host,
+            port=self.port,
+            data_dir=self.data_dir,
+            server_secret=self.server_secret,
+            client_token=self.client_token,
+            apps={k: AppSecrets(v.server_secret, v.client_token) for k, v in self.apps.items()},
+            strict_limits=self.strict_limits,
+            rate_limit=self.rate_limit,
+            rate_burst=self.rate_burst,
+            broadcast_per_minute=self.broadcast_per_minute,
+            max_body_bytes=self.max_body_bytes,
+        )
 
 
 def default_config_path(kind: str) -> Path:

@@ -18,7 +18,8 @@ import structlog
 from . import __version__, protocol
 from .bridge import Bridge
 from .config import DaemonSettings
-from .gateway.server import Gateway, GatewayConfig
+from .gateway.access import GatewayConfig
+from .gateway.server import Gateway
 from .link import Link
 from .localapi import LocalApiServer
 from .notifier import DesktopNotifierBackend

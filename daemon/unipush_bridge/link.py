@@ -7,6 +7,7 @@ All protocol decisions are in :mod:`session`; all delivery decisions in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import time
@@ -18,7 +19,14 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from . import protocol
 from .bridge import Bridge
-from .session import ClientSession, Deliver, GatewayError, Refused, Registered
+from .session import (
+    ClientSession,
+    Deliver,
+    GatewayError,
+    ReceiptEvent,
+    Refused,
+    Registered,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -78,6 +86,25 @@ class Link:
         self.backoff = backoff or Backoff()
         self.status = LinkStatus()
         self._stopping = False
+        self._live: tuple[ClientConnection, ClientSession] | None = None
+        self._sends: set[asyncio.Task[None]] = set()
+        bridge.on_receipt = self._receipt
+
+    def _receipt(self, message_id: str, taskid: str | None, event: ReceiptEvent) -> None:
+        """Best effort: receipts feed the gateway's reports; one lost with a link is fine."""
+        if self._live is None:
+            return
+        ws, session = self._live
+        task = asyncio.get_running_loop().create_task(
+            self._send_quietly(ws, session.receipt(message_id, taskid, event))
+        )
+        self._sends.add(task)
+        task.add_done_callback(self._sends.discard)
+
+    @staticmethod
+    async def _send_quietly(ws: ClientConnection, frame: str) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            await ws.send(frame)
 
     def stop(self) -> None:
         self._stopping = True
@@ -126,9 +153,12 @@ class Link:
         ) as ws:
             session = ClientSession(bridge.appid, bridge.stored_cid, bridge.acked, self.token)
             await ws.send(session.hello())
-            async for text in ws:
-                for event in session.receive(text):
-                    await self._handle(ws, session, event)
+            try:
+                async for text in ws:
+                    for event in session.receive(text):
+                        await self._handle(ws, session, event)
+            finally:
+                self._live = None
 
     async def _handle(
         self,
@@ -146,6 +176,7 @@ class Link:
                 await bridge.dispatch(event.id, event.message)
         elif isinstance(event, Registered):
             bridge.registered(event.cid, event.acked)
+            self._live = (ws, session)
             self.backoff.reset()
             self.status.state = "connected"
             self.status.attempts = 0

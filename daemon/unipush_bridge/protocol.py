@@ -64,6 +64,8 @@ class Receipt(_Frame):
 
     type: Literal["receipt"] = "receipt"
     id: Annotated[str, Field(min_length=1, max_length=64)]
+    #: The sendMessage task the message belongs to, for the gateway's reports.
+    taskid: Annotated[str, Field(max_length=64)] | None = None
     event: Literal["display", "click"]
 
 

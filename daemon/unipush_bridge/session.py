@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Literal
 
 from . import protocol
 from .protocol import ProtocolError, PushMessage
+
+ReceiptEvent = Literal["display", "click"]
 
 
 class State(enum.Enum):
@@ -99,5 +102,5 @@ class ClientSession:
         self.acked = seq
         return protocol.encode(protocol.Ack(seq=seq))
 
-    def receipt(self, message_id: str, event: str) -> str:
-        return protocol.encode(protocol.Receipt(id=message_id, event=event))  # type: ignore[arg-type]
+    def receipt(self, message_id: str, taskid: str | None, event: ReceiptEvent) -> str:
+        return protocol.encode(protocol.Receipt(id=message_id, taskid=taskid, event=event))

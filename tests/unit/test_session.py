@@ -240,10 +240,17 @@ def test_recorded_uses_the_cursor_from_welcome() -> None:
 
 def test_receipt_frame() -> None:
     sess = registered()
-    assert json.loads(sess.receipt("m9", "click")) == {
+    assert json.loads(sess.receipt("m9", "RASS_1", "click")) == {
         "type": "receipt",
         "id": "m9",
+        "taskid": "RASS_1",
         "event": "click",
+    }
+    # A local notification has no task: the field is left out.
+    assert json.loads(sess.receipt("m9", None, "display")) == {
+        "type": "receipt",
+        "id": "m9",
+        "event": "display",
     }
 
 

@@ -6,56 +6,98 @@ takes; failures carry uni's errCode and an errMsg that names the field and rule.
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
-#: One call reaches at most this many devices (uni-push's limit).
-MAX_CIDS = 500
+from .errors import ILLEGAL, NOT_OBJECT, UniError, invalid
+
+#: A call reaches at most 500 devices; uni-push accepts lists of up to 1000 cids or
+#: aliases and ignores the devices past 500, and up to 500 uni-id users or tags.
+MAX_DEVICES = 500
+MAX_LIST = {
+    "push_clientid": 1000,
+    "getui_alias": 1000,
+    "user_id": 500,
+    "user_tag": 500,
+    "device_id": 500,
+}
 #: settings.ttl bounds in milliseconds: default 1 h, at most 3 days, -1 = online only.
 DEFAULT_TTL_MS = 3_600_000
 MAX_TTL_MS = 259_200_000
+MAX_OPEN_URL = 300
+MAX_GROUP_NAME = 100
+GROUP_NAME_RE = re.compile(r"^[\w\-.\u4e00-\u9fff]+$")
 #: Fields carried to the daemon as they are (besides title, content, payload).
 CARRIED = ("force_notification", "open_url", "sound", "category", "badge", "channelId")
 
 
-class UniError(Exception):
-    """An answer in uni's envelope with an HTTP status for its class."""
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Text limits. uni-push's own come from phone vendors; desktops can take more."""
 
-    def __init__(self, err_code: int, err_msg: str, status: int = 400) -> None:
-        super().__init__(err_msg)
-        self.err_code = err_code
-        self.err_msg = err_msg
-        self.status = status
+    title: int
+    content: int
+    payload: int
+    name: str
 
-    def envelope(self) -> dict[str, Any]:
-        return {"errCode": self.err_code, "errMsg": self.err_msg, "data": None}
+    @classmethod
+    def for_mode(cls, strict: bool) -> Limits:
+        return STRICT if strict else RELAXED
 
 
-def invalid(field: str, rule: str) -> UniError:
-    return UniError(20001, f"illegal params: {field} {rule}")
+#: uni-push: title shorter than 20, content shorter than 50, payload shorter than 800.
+STRICT = Limits(title=19, content=49, payload=799, name="uni-push's limit")
+RELAXED = Limits(title=256, content=2048, payload=16_384, name="this gateway's limit")
+
+#: Target selectors, mutually exclusive; none at all means broadcast.
+TARGET_KEYS = (
+    "push_clientid",
+    "getui_alias",
+    "getui_custom_tag",
+    "getui_big_data_tag",
+    "user_id",
+    "user_tag",
+    "device_id",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    #: push_clientid | getui_alias | getui_custom_tag | user_id | user_tag | device_id
+    #: | broadcast
+    kind: str
+    values: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class SendRequest:
-    cids: tuple[str, ...]
+    target: Target
     message: dict[str, Any]
     request_id: str | None
     #: -1 means deliver only to a cid that is online now.
     ttl_ms: int
+    group_name: str | None = None
+
+    @property
+    def cids(self) -> tuple[str, ...]:
+        return self.target.values if self.target.kind == "push_clientid" else ()
 
 
-def parse_send_message(body: Any) -> SendRequest:
+def parse_send_message(body: Any, limits: Limits = STRICT) -> SendRequest:
     if not isinstance(body, dict):
-        raise UniError(1, "the argument must be an object")
-    cids = _cids(body.get("push_clientid"))
+        raise UniError(NOT_OBJECT, "the argument must be an object")
+    target = _target(body)
     message: dict[str, Any] = {
-        "title": _text(body, "title"),
-        "content": _text(body, "content"),
-        "payload": _payload(body),
+        "title": _text(body, "title", limits.title, limits),
+        "content": _text(body, "content", limits.content, limits),
+        "payload": _payload(body, limits),
     }
     force = body.get("force_notification", False)
     if not isinstance(force, bool):
         raise invalid("force_notification", "must be a boolean")
+    _open_url(body.get("open_url"))
     for key in CARRIED:
         if body.get(key) is not None:
             message[key] = body[key]
@@ -64,38 +106,81 @@ def parse_send_message(body: Any) -> SendRequest:
         not isinstance(request_id, str) or not 10 <= len(request_id) <= 32
     ):
         raise invalid("request_id", "must be a string of 10 to 32 characters")
-    return SendRequest(cids, message, request_id, _ttl(body.get("settings")))
+    group_name = body.get("group_name")
+    if group_name is not None and (
+        not isinstance(group_name, str)
+        or not 0 < len(group_name) <= MAX_GROUP_NAME
+        or not GROUP_NAME_RE.match(group_name)
+    ):
+        raise invalid(
+            "group_name",
+            f"must be 1 to {MAX_GROUP_NAME} letters, digits, '_', '-' or '.' "
+            "(no special characters)",
+        )
+    return SendRequest(target, message, request_id, _ttl(body.get("settings")), group_name)
 
 
-def _cids(value: Any) -> tuple[str, ...]:
-    if value is None:
-        raise invalid("push_clientid", "is required")
+def _target(body: dict[str, Any]) -> Target:
+    given = [key for key in TARGET_KEYS if body.get(key) not in (None, "", [])]
+    if len(given) > 1:
+        raise invalid(", ".join(given), "are exclusive targets: give only one of them")
+    if not given:
+        return Target("broadcast")
+    key = given[0]
+    value = body[key]
+    if key == "getui_big_data_tag":
+        raise UniError(ILLEGAL, "illegal params: getui_big_data_tag is not supported here")
+    if key == "getui_custom_tag":
+        if not isinstance(value, str):
+            raise invalid(key, "must be a string")
+        return Target(key, (value,))
+    return Target(key, _strings(key, value, MAX_LIST[key]))
+
+
+def _strings(key: str, value: Any, limit: int) -> tuple[str, ...]:
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list) or not all(isinstance(c, str) and c for c in items):
-        raise invalid("push_clientid", "must be a non-empty string or a list of them")
-    if not items:
-        raise invalid("push_clientid", "must not be an empty list")
-    if len(items) > MAX_CIDS:
-        raise invalid("push_clientid", f"must list at most {MAX_CIDS} cids")
+        raise invalid(key, "must be a non-empty string or a list of them")
+    if len(items) > limit:
+        raise invalid(key, f"must list at most {limit} values")
     return tuple(dict.fromkeys(items))
 
 
-def _text(body: dict[str, Any], field: str) -> str:
+def _text(body: dict[str, Any], field: str, limit: int, limits: Limits) -> str:
     value = body.get(field)
     if value is None or value == "":
         raise invalid(field, "is required")
     if not isinstance(value, str):
         raise invalid(field, "must be a string")
+    if len(value) > limit:
+        raise invalid(field, _too_long(limit, limits))
     return value
 
 
-def _payload(body: dict[str, Any]) -> Any:
+def _payload(body: dict[str, Any], limits: Limits) -> Any:
     value = body.get("payload")
     if value is None or value == "":
         raise invalid("payload", "is required (a string or an object)")
     if not isinstance(value, str | dict):
         raise invalid("payload", "must be a string or an object")
+    size = len(value) if isinstance(value, str) else len(json.dumps(value, ensure_ascii=False))
+    if size > limits.payload:
+        raise invalid("payload", _too_long(limits.payload, limits) + " (as JSON text)")
     return value
+
+
+def _too_long(limit: int, limits: Limits) -> str:
+    hint = "; set strict_limits = false to relax it" if limits is STRICT else ""
+    return f"must be at most {limit} characters ({limits.name}{hint})"
+
+
+def _open_url(value: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        raise invalid("open_url", "must be an http:// or https:// URL")
+    if len(value) >= MAX_OPEN_URL:
+        raise invalid("open_url", f"must be shorter than {MAX_OPEN_URL} characters")
 
 
 def _ttl(settings: Any) -> int:

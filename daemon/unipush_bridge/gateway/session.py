@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import json
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,7 @@ class Acked:
 @dataclass(frozen=True, slots=True)
 class Receipted:
     id: str
+    taskid: str | None
     event: str
 
 
@@ -54,9 +56,16 @@ def new_cid() -> str:
     return secrets.token_hex(16)
 
 
+def _open(appid: str) -> str | None:
+    return None
+
+
 class ServerSession:
-    def __init__(self, client_token: str | None = None) -> None:
-        self._token = client_token
+    """``client_token(appid)`` gives the token an app's daemons must present (None: no
+    token needed) and raises LookupError for an appId the gateway does not serve."""
+
+    def __init__(self, client_token: Callable[[str], str | None] = _open) -> None:
+        self._token_for = client_token
         self.appid: str | None = None
         self.cid: str | None = None
 
@@ -78,7 +87,7 @@ class ServerSession:
         if isinstance(frame, protocol.Ack):
             return [Acked(frame.seq)]
         if isinstance(frame, protocol.Receipt):
-            return [Receipted(frame.id, frame.event)]
+            return [Receipted(frame.id, frame.taskid, frame.event)]
         if isinstance(frame, protocol.Hello):
             return [Reply(_error("bad_frame", "hello: already registered"))]
         return []  # an error frame from the client: nothing to answer
@@ -91,8 +100,16 @@ class ServerSession:
                 f"hello.v: version {hello.v} is not supported; this gateway speaks "
                 f"{protocol.VERSION}",
             )
-        if self._token is not None and not hmac.compare_digest(
-            (hello.token or "").encode(), self._token.encode()
+        try:
+            token = self._token_for(hello.appid)
+        except LookupError:
+            return _close(
+                CloseCode.UNKNOWN_APP,
+                "unknown_app",
+                f"hello.appid: {hello.appid} is not served here",
+            )
+        if token is not None and not hmac.compare_digest(
+            (hello.token or "").encode(), token.encode()
         ):
             return _close(CloseCode.UNAUTHORIZED, "unauthorized", "hello.token: wrong or missing")
         self.appid = hello.appid

@@ -33,6 +33,46 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE INDEX IF NOT EXISTS messages_by_cid ON messages (appid, cid, seq);
 CREATE INDEX IF NOT EXISTS messages_by_expiry ON messages (expires_at);
+CREATE TABLE IF NOT EXISTS aliases (
+    appid TEXT NOT NULL,
+    cid TEXT NOT NULL,
+    alias TEXT NOT NULL,
+    PRIMARY KEY (appid, cid)
+);
+CREATE INDEX IF NOT EXISTS aliases_by_alias ON aliases (appid, alias);
+CREATE TABLE IF NOT EXISTS tags (
+    appid TEXT NOT NULL,
+    cid TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    PRIMARY KEY (appid, cid, tag)
+);
+CREATE INDEX IF NOT EXISTS tags_by_tag ON tags (appid, tag);
+CREATE TABLE IF NOT EXISTS uniid (
+    appid TEXT NOT NULL,
+    cid TEXT NOT NULL,
+    user_id TEXT,
+    device_id TEXT,
+    PRIMARY KEY (appid, cid)
+);
+CREATE TABLE IF NOT EXISTS uniid_tags (
+    appid TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    PRIMARY KEY (appid, user_id, tag)
+);
+CREATE TABLE IF NOT EXISTS tasks (
+    taskid TEXT PRIMARY KEY,
+    appid TEXT NOT NULL,
+    group_name TEXT,
+    created_at REAL NOT NULL,
+    target_num INTEGER NOT NULL DEFAULT 0,
+    msg_num INTEGER NOT NULL DEFAULT 0,
+    receive_num INTEGER NOT NULL DEFAULT 0,
+    display_num INTEGER NOT NULL DEFAULT 0,
+    click_num INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS tasks_by_group ON tasks (appid, group_name);
+CREATE INDEX IF NOT EXISTS tasks_by_time ON tasks (appid, created_at);
 CREATE TABLE IF NOT EXISTS requests (
     appid TEXT NOT NULL,
     request_id TEXT NOT NULL,
@@ -130,9 +170,25 @@ class GatewayStore:
         return [(int(r[0]), r[1], json.loads(r[2])) for r in rows]
 
     def ack(self, appid: str, cid: str, seq: int) -> None:
-        self._ack(appid, cid, seq)
+        self.begin()
+        try:
+            self._ack(appid, cid, seq)
+            self.commit()
+        except BaseException:
+            self.rollback()
+            raise
 
     def _ack(self, appid: str, cid: str, seq: int) -> None:
+        # What an ack removes was received: count it for the reports first.
+        received = self._db.execute(
+            "SELECT taskid, COUNT(*) FROM messages WHERE appid=? AND cid=? AND seq<=? "
+            "GROUP BY taskid",
+            (appid, cid, seq),
+        ).fetchall()
+        for taskid, count in received:
+            self._db.execute(
+                "UPDATE tasks SET receive_num=receive_num+? WHERE taskid=?", (count, taskid)
+            )
         self._db.execute(
             "DELETE FROM messages WHERE appid=? AND cid=? AND seq<=?", (appid, cid, seq)
         )
@@ -176,3 +232,153 @@ class GatewayStore:
 
     def rollback(self) -> None:
         self._db.execute("ROLLBACK")
+
+    # clients: lookups for targets and device methods ------------------------------
+
+    def all_cids(self, appid: str) -> list[str]:
+        rows = self._db.execute("SELECT cid FROM clients WHERE appid=?", (appid,)).fetchall()
+        return [r[0] for r in rows]
+
+    def clients(self, appid: str, cids: list[str]) -> dict[str, tuple[float, float]]:
+        """cid -> (created_at, last_seen) for the cids this gateway knows."""
+        found: dict[str, tuple[float, float]] = {}
+        for cid in cids:
+            row = self._db.execute(
+                "SELECT created_at, last_seen FROM clients WHERE appid=? AND cid=?", (appid, cid)
+            ).fetchone()
+            if row is not None:
+                found[cid] = (float(row[0]), float(row[1]))
+        return found
+
+    # aliases ---------------------------------------------------------------------
+
+    def alias_of(self, appid: str, cid: str) -> str | None:
+        row = self._db.execute(
+            "SELECT alias FROM aliases WHERE appid=? AND cid=?", (appid, cid)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def cids_of_alias(self, appid: str, alias: str) -> list[str]:
+        rows = self._db.execute(
+            "SELECT cid FROM aliases WHERE appid=? AND alias=? ORDER BY cid", (appid, alias)
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def bind_alias(self, appid: str, cid: str, alias: str) -> None:
+        self._db.execute(
+            "INSERT INTO aliases (appid, cid, alias) VALUES (?, ?, ?) "
+            "ON CONFLICT (appid, cid) DO UPDATE SET alias=excluded.alias",
+            (appid, cid, alias),
+        )
+
+    def unbind_alias(self, appid: str, cid: str, alias: str) -> None:
+        self._db.execute(
+            "DELETE FROM aliases WHERE appid=? AND cid=? AND alias=?", (appid, cid, alias)
+        )
+
+    def unbind_all_alias(self, appid: str, alias: str) -> None:
+        self._db.execute("DELETE FROM aliases WHERE appid=? AND alias=?", (appid, alias))
+
+    # custom tags -------------------------------------------------------------------
+
+    def tags_of(self, appid: str, cid: str) -> list[str]:
+        rows = self._db.execute(
+            "SELECT tag FROM tags WHERE appid=? AND cid=? ORDER BY tag", (appid, cid)
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def set_tags(self, appid: str, cid: str, tags: list[str]) -> None:
+        self._db.execute("DELETE FROM tags WHERE appid=? AND cid=?", (appid, cid))
+        self._db.executemany(
+            "INSERT OR IGNORE INTO tags (appid, cid, tag) VALUES (?, ?, ?)",
+            [(appid, cid, tag) for tag in tags],
+        )
+
+    def add_tag(self, appid: str, cid: str, tag: str) -> None:
+        self._db.execute(
+            "INSERT OR IGNORE INTO tags (appid, cid, tag) VALUES (?, ?, ?)", (appid, cid, tag)
+        )
+
+    def remove_tag(self, appid: str, cid: str, tag: str) -> None:
+        self._db.execute("DELETE FROM tags WHERE appid=? AND cid=? AND tag=?", (appid, cid, tag))
+
+    def cids_with_tag(self, appid: str, tag: str) -> list[str]:
+        rows = self._db.execute(
+            "SELECT cid FROM tags WHERE appid=? AND tag=? ORDER BY cid", (appid, tag)
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    # uni-id mapping (what uni-id-device and opendb-device hold on uniCloud) ------
+
+    def bind_uniid(self, appid: str, cid: str, user_id: str | None, device_id: str | None) -> None:
+        self._db.execute(
+            "INSERT INTO uniid (appid, cid, user_id, device_id) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (appid, cid) DO UPDATE SET user_id=excluded.user_id, "
+            "device_id=excluded.device_id",
+            (appid, cid, user_id, device_id),
+        )
+
+    def set_user_tags(self, appid: str, user_id: str, tags: list[str]) -> None:
+        self._db.execute("DELETE FROM uniid_tags WHERE appid=? AND user_id=?", (appid, user_id))
+        self._db.executemany(
+            "INSERT OR IGNORE INTO uniid_tags (appid, user_id, tag) VALUES (?, ?, ?)",
+            [(appid, user_id, tag) for tag in tags],
+        )
+
+    def has_uniid(self, appid: str) -> bool:
+        row = self._db.execute("SELECT 1 FROM uniid WHERE appid=? LIMIT 1", (appid,)).fetchone()
+        return row is not None
+
+    def cids_for_users(self, appid: str, user_ids: list[str]) -> list[str]:
+        return self._cids_where(appid, "user_id", user_ids)
+
+    def cids_for_devices(self, appid: str, device_ids: list[str]) -> list[str]:
+        return self._cids_where(appid, "device_id", device_ids)
+
+    def cids_for_user_tags(self, appid: str, tags: list[str]) -> list[str]:
+        marks = ",".join("?" * len(tags))
+        rows = self._db.execute(
+            f"SELECT DISTINCT u.cid FROM uniid u JOIN uniid_tags t ON "
+            f"u.appid=t.appid AND u.user_id=t.user_id WHERE u.appid=? AND t.tag IN ({marks}) "
+            "ORDER BY u.cid",
+            (appid, *tags),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def _cids_where(self, appid: str, column: str, values: list[str]) -> list[str]:
+        marks = ",".join("?" * len(values))
+        rows = self._db.execute(
+            f"SELECT cid FROM uniid WHERE appid=? AND {column} IN ({marks}) ORDER BY cid",
+            (appid, *values),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    # tasks and their counters ------------------------------------------------------
+
+    def add_task(
+        self, appid: str, taskid: str, group_name: str | None, target_num: int, msg_num: int
+    ) -> None:
+        self._db.execute(
+            "INSERT INTO tasks (taskid, appid, group_name, created_at, target_num, msg_num) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (taskid, appid, group_name, self._clock(), target_num, msg_num),
+        )
+
+    def count_receipt(self, appid: str, taskid: str, event: str) -> None:
+        column = {"display": "display_num", "click": "click_num"}[event]
+        self._db.execute(
+            f"UPDATE tasks SET {column}={column}+1 WHERE taskid=? AND appid=?",
+            (taskid, appid),
+        )
+
+    def report(self, appid: str, where: str, args: tuple[Any, ...]) -> dict[str, int] | None:
+        """Summed counters of the app's tasks matching ``where`` (a fixed SQL fragment)."""
+        row = self._db.execute(
+            "SELECT COUNT(*), SUM(msg_num), SUM(target_num), SUM(receive_num), "
+            f"SUM(display_num), SUM(click_num) FROM tasks WHERE appid=? AND {where}",
+            (appid, *args),
+        ).fetchone()
+        if not row[0]:
+            return None
+        keys = ("msg_num", "target_num", "receive_num", "display_num", "click_num")
+        return {k: int(v or 0) for k, v in zip(keys, row[1:], strict=True)}

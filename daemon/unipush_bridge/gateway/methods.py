@@ -1,0 +1,323 @@
+"""uni-push's server methods besides sendMessage: aliases, custom tags, device status,
+reports, and the uni-id mapping that uniCloud keeps in its own tables.
+
+Each method takes the argument exactly as ``getPushManager({appId})[method](arg)``
+does (a string, an array or an object) and returns the ``data`` of the answer; a bad
+argument raises :class:`UniError` naming the field and the rule.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from .errors import ILLEGAL, UniError, invalid
+from .store import GatewayStore
+
+ALIAS_RE = re.compile(r"^[0-9A-Za-z_\u4e00-\u9fff]{1,39}$")
+MAX_CIDS_PER_ALIAS = 10
+MAX_BIND_ITEMS = 1000
+MAX_TAGS = 100
+MAX_TAG_LEN = 32
+MAX_STATUS_CIDS = 1000
+MAX_REPORT_TASKS = 200
+
+#: Methods of uniCloud.getPushManager that mean nothing for a desktop gateway.
+NOT_SUPPORTED = {
+    "stopTaskByTaskid": "scheduled and throttled tasks are not kept: messages go out at once",
+    "getTaskScheduleByTaskid": "scheduled tasks are not supported",
+    "deleteTaskScheduleByTaskid": "scheduled tasks are not supported",
+    "getTaskDetail": "per-device task timelines are not recorded",
+    "addCidToBlacklist": "blacklists are not supported",
+    "removeCidInBlacklist": "blacklists are not supported",
+    "getDeviceStatusByCid": "there is no device state beyond getClientStatusByCid",
+    "getClientCount": "user counts by big-data tag are not supported",
+    "setBadgeByCid": "badges are iOS-only",
+    "getReportDetailByTaskid": "per-device reports are not recorded",
+    "getReportByDate": "use getTodayReport or getReportByGroupName",
+    "getClientReportByDate": "client statistics are not recorded",
+    "getTodayOnlineClientReport": "client statistics are not recorded",
+}
+
+
+@dataclass(frozen=True)
+class Context:
+    appid: str
+    store: GatewayStore
+    online: Callable[[str, str], bool]
+    clock: Callable[[], float] = time.time
+
+
+Method = Callable[[Context, Any], Any]
+
+
+# argument helpers -----------------------------------------------------------------------
+
+
+def _str(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise invalid(field, "must be a non-empty string")
+    return value
+
+
+def _field(arg: Any, key: str) -> Any:
+    """uni passes some arguments bare and some inside an object: take either."""
+    return arg.get(key) if isinstance(arg, dict) else arg
+
+
+def _cid_list(value: Any, field: str, limit: int) -> list[str]:
+    """A cid string, a comma-separated string, or an array of cids."""
+    if isinstance(value, str):
+        items = [c.strip() for c in value.split(",") if c.strip()]
+    elif isinstance(value, list) and all(isinstance(c, str) and c for c in value):
+        items = list(value)
+    else:
+        raise invalid(field, "must be a cid, a comma-separated string of cids or an array")
+    if not items:
+        raise invalid(field, "is required")
+    if len(items) > limit:
+        raise invalid(field, f"must list at most {limit} cids")
+    return list(dict.fromkeys(items))
+
+
+def _pairs(arg: Any) -> list[tuple[str, str]]:
+    items = arg.get("data_list") if isinstance(arg, dict) else arg
+    if not isinstance(items, list) or not items:
+        raise invalid("data_list", "must be a non-empty array of {cid, alias}")
+    if len(items) > MAX_BIND_ITEMS:
+        raise invalid("data_list", f"must have at most {MAX_BIND_ITEMS} items")
+    pairs = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise invalid(f"[{i}]", "must be an object {cid, alias}")
+        cid = _str(item.get("cid"), f"[{i}].cid")
+        alias = _str(item.get("alias"), f"[{i}].alias")
+        if not ALIAS_RE.match(alias):
+            raise invalid(
+                f"[{i}].alias", "must be under 40 letters, digits, '_' or Chinese characters"
+            )
+        pairs.append((cid, alias))
+    return pairs
+
+
+def _tag(value: Any, field: str) -> str:
+    tag = _str(value, field)
+    if len(tag) > MAX_TAG_LEN or " " in tag:
+        raise invalid(field, f"must be at most {MAX_TAG_LEN} characters without spaces")
+    return tag
+
+
+def _known(ctx: Context, cid: str, field: str = "cid") -> None:
+    if not ctx.store.known(ctx.appid, cid):
+        raise UniError(ILLEGAL, f"illegal params: {field} {cid} is not registered for this appId")
+
+
+# aliases ----------------------------------------------------------------------------------
+
+
+def cid_bind_alias(ctx: Context, arg: Any) -> None:
+    pairs = _pairs(arg)
+    store = ctx.store
+    for cid, alias in pairs:
+        _known(ctx, cid)
+        others = [c for c in store.cids_of_alias(ctx.appid, alias) if c != cid]
+        if len(others) >= MAX_CIDS_PER_ALIAS:
+            raise invalid(alias, f"already has {MAX_CIDS_PER_ALIAS} cids bound (the most)")
+        store.bind_alias(ctx.appid, cid, alias)  # one alias per cid: rebinding moves it
+
+
+def get_alias_by_cid(ctx: Context, arg: Any) -> dict[str, Any]:
+    cid = _str(_field(arg, "cid"), "cid")
+    return {"alias": ctx.store.alias_of(ctx.appid, cid)}
+
+
+def get_cid_by_alias(ctx: Context, arg: Any) -> dict[str, Any]:
+    alias = _str(_field(arg, "alias"), "alias")
+    return {"cid": ctx.store.cids_of_alias(ctx.appid, alias)}
+
+
+def unbound_alias(ctx: Context, arg: Any) -> None:
+    for cid, alias in _pairs(arg):
+        ctx.store.unbind_alias(ctx.appid, cid, alias)
+
+
+def unbound_all_alias(ctx: Context, arg: Any) -> None:
+    ctx.store.unbind_all_alias(ctx.appid, _str(_field(arg, "alias"), "alias"))
+
+
+# custom tags ------------------------------------------------------------------------------
+
+
+def cid_bind_custom_tags(ctx: Context, arg: Any) -> None:
+    if not isinstance(arg, dict):
+        raise invalid("argument", "must be an object {cid, custom_tag}")
+    cid = _str(arg.get("cid"), "cid")
+    tags = arg.get("custom_tag")
+    if not isinstance(tags, list):
+        raise invalid("custom_tag", "must be an array of tags")
+    if len(tags) > MAX_TAGS:
+        raise invalid("custom_tag", f"must have at most {MAX_TAGS} tags")
+    clean = [_tag(t, f"custom_tag[{i}]") for i, t in enumerate(tags)]
+    _known(ctx, cid)
+    ctx.store.set_tags(ctx.appid, cid, clean)
+
+
+def _cids_and_tag(ctx: Context, arg: Any) -> tuple[list[str], str]:
+    if not isinstance(arg, dict):
+        raise invalid("argument", "must be an object {cids, custom_tag}")
+    cids = arg.get("cids", arg.get("cid"))  # the docs spell it both ways
+    return _cid_list(cids, "cids", MAX_BIND_ITEMS), _tag(arg.get("custom_tag"), "custom_tag")
+
+
+def cids_bind_custom_tag(ctx: Context, arg: Any) -> dict[str, str]:
+    cids, tag = _cids_and_tag(ctx, arg)
+    result = {}
+    for cid in cids:
+        if ctx.store.known(ctx.appid, cid):
+            ctx.store.add_tag(ctx.appid, cid, tag)
+            result[cid] = "true"
+        else:
+            result[cid] = "false"
+    return result
+
+
+def cids_unbound_custom_tag(ctx: Context, arg: Any) -> dict[str, str]:
+    cids, tag = _cids_and_tag(ctx, arg)
+    result = {}
+    for cid in cids:
+        ctx.store.remove_tag(ctx.appid, cid, tag)
+        result[cid] = "true"
+    return result
+
+
+def search_custom_tag_by_cid(ctx: Context, arg: Any) -> dict[str, list[str]]:
+    cid = _field(arg, "cid")
+    if isinstance(cid, list) and len(cid) == 1:
+        cid = cid[0]
+    cid = _str(cid, "cid")
+    return {cid: ctx.store.tags_of(ctx.appid, cid)}
+
+
+# devices ----------------------------------------------------------------------------------
+
+
+def get_client_status_by_cid(ctx: Context, arg: Any) -> dict[str, Any]:
+    cids = _cid_list(_field(arg, "cid"), "cid", MAX_STATUS_CIDS)
+    known = ctx.store.clients(ctx.appid, cids)
+    return {
+        cid: {
+            "last_login_time": str(int(seen * 1000)),
+            "status": "online" if ctx.online(ctx.appid, cid) else "offline",
+        }
+        for cid, (_, seen) in known.items()
+    }
+
+
+def get_client_detail_by_cid(ctx: Context, arg: Any) -> dict[str, Any]:
+    cids = _cid_list(_field(arg, "cid"), "cid", MAX_STATUS_CIDS)
+    known = ctx.store.clients(ctx.appid, cids)
+    valid = {
+        cid: {
+            "client_app_id": ctx.appid,
+            "package_name": "unipush-bridge",
+            "device_token": "",
+            "phone_type": 0,  # neither Android (1) nor iOS (2): a desktop
+            "phoneModel": "desktop",
+            "notificationSwitch": True,
+            "createTime": datetime.fromtimestamp(created).strftime("%Y-%m-%d %H:%M:%S"),
+            "loginFreq": 0,
+            "online": ctx.online(ctx.appid, cid),
+            "alias": ctx.store.alias_of(ctx.appid, cid),
+            "custom_tag": ctx.store.tags_of(ctx.appid, cid),
+        }
+        for cid, (created, _) in known.items()
+    }
+    return {"validCids": valid, "invalidCids": [c for c in cids if c not in known]}
+
+
+# reports ----------------------------------------------------------------------------------
+
+
+def _split(counters: dict[str, int]) -> dict[str, Any]:
+    """uni's report shape: totals, and the same per channel ("gt" = the gateway's own)."""
+    gt = {k: v for k, v in counters.items() if k != "msg_num"}
+    return {"total": dict(counters), "gt": gt}
+
+
+def get_report(ctx: Context, arg: Any) -> dict[str, Any]:
+    taskids = _cid_list(_field(arg, "taskid"), "taskid", MAX_REPORT_TASKS)
+    result = {}
+    for taskid in taskids:
+        counters = ctx.store.report(ctx.appid, "taskid=?", (taskid,))
+        if counters is not None:
+            result[taskid] = {**_split(counters), "actionCntMap": {}}
+    if not result:
+        raise invalid("taskid", "matches no task of this appId")
+    return result
+
+
+def get_report_by_group_name(ctx: Context, arg: Any) -> dict[str, Any]:
+    group = _str(_field(arg, "group_name"), "group_name")
+    counters = ctx.store.report(ctx.appid, "group_name=?", (group,))
+    if counters is None:
+        raise invalid("group_name", "matches no task of this appId")
+    return {group: _split(counters)}
+
+
+def get_today_report(ctx: Context, arg: Any) -> dict[str, Any]:
+    now = datetime.fromtimestamp(ctx.clock())
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+    empty = dict.fromkeys(("msg_num", "target_num", "receive_num", "display_num", "click_num"), 0)
+    counters = ctx.store.report(ctx.appid, "created_at>=?", (midnight,)) or empty
+    return {now.strftime("%Y-%m-%d"): _split(counters)}
+
+
+# the uni-id mapping (a gateway extension, not a uni-push method) --------------------------
+
+
+def bind_uni_id_device(ctx: Context, arg: Any) -> None:
+    """Stand-in for uniCloud's uni-id-device and opendb-device tables, so that
+    user_id, user_tag and device_id targets can be resolved to cids."""
+    if not isinstance(arg, dict):
+        raise invalid("argument", "must be an object {push_clientid, user_id, device_id, ...}")
+    cid = _str(arg.get("push_clientid"), "push_clientid")
+    _known(ctx, cid, "push_clientid")
+    user_id = arg.get("user_id")
+    device_id = arg.get("device_id")
+    if user_id is None and device_id is None:
+        raise invalid("user_id", "or device_id is required")
+    if user_id is not None:
+        user_id = _str(user_id, "user_id")
+    if device_id is not None:
+        device_id = _str(device_id, "device_id")
+    ctx.store.bind_uniid(ctx.appid, cid, user_id, device_id)
+    tags = arg.get("user_tag")
+    if tags is not None:
+        if user_id is None:
+            raise invalid("user_tag", "needs a user_id")
+        if not isinstance(tags, list):
+            raise invalid("user_tag", "must be an array of tags")
+        ctx.store.set_user_tags(ctx.appid, user_id, [_str(t, "user_tag") for t in tags])
+
+
+METHODS: dict[str, Method] = {
+    "cidBindAlias": cid_bind_alias,
+    "getAliasByCid": get_alias_by_cid,
+    "getCidByAlias": get_cid_by_alias,
+    "unboundAlias": unbound_alias,
+    "unboundAllAlias": unbound_all_alias,
+    "cidBindCustomTags": cid_bind_custom_tags,
+    "cidsBindCustomTag": cids_bind_custom_tag,
+    "cidsUnboundCustomTag": cids_unbound_custom_tag,
+    "searchCustomTagByCid": search_custom_tag_by_cid,
+    "getClientStatusByCid": get_client_status_by_cid,
+    "getClientDetailByCid": get_client_detail_by_cid,
+    "getReport": get_report,
+    "getReportByGroupName": get_report_by_group_name,
+    "getTodayReport": get_today_report,
+    "bindUniIdDevice": bind_uni_id_device,
+}
