@@ -150,6 +150,7 @@ class Link:
             max_size=protocol.MAX_FRAME_BYTES,
             open_timeout=10,
             close_timeout=2,
+            compression=None,  # frames are small; deflate costs memory on both ends
         ) as ws:
             session = ClientSession(bridge.appid, bridge.stored_cid, bridge.acked, self.token)
             await ws.send(session.hello())

@@ -76,7 +76,7 @@ def statuses(answer: dict[str, object]) -> dict[str, str]:
     data = answer["data"]
     assert isinstance(data, dict)
     ((taskid, per_cid),) = data.items()
-    assert taskid.startswith("RASS_")
+    assert taskid.startswith("RASL_")
     return dict(per_cid)
 
 
@@ -193,7 +193,7 @@ def test_send_validation_errors_name_the_field(gateway: GatewayProc) -> None:
         {"push_clientid": "x", "title": "t", "content": "c", "payload": {}, "request_id": "short"}
     )
     assert status == 400
-    assert answer["errCode"] == 20001
+    assert answer["errCode"] == "uni-cloud-push-error-20001"
     assert "request_id" in answer["errMsg"]
     status, answer = gateway.send({"title": "t"}, method="noSuchMethod")
     assert status == 404

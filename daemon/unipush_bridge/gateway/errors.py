@@ -7,6 +7,7 @@ from typing import Any
 #: errCodes from the uni-push server docs. Success answers errCode 0 (a number); a
 #: failure answers the string "uni-cloud-push-error-<n>", as the docs describe.
 NOT_OBJECT = 1
+SERVICE = 2  # the service is not (yet) able to answer
 PARAMS = 400
 AUTH = 401
 FORBIDDEN = 403

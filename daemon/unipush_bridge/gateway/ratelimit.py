@@ -31,7 +31,7 @@ class RateLimiter:
             bucket = self._buckets[key] = _Bucket(self.burst, now)
         bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.at) * self.rate)
         bucket.at = now
-        if bucket.tokens < cost:
+        if bucket.tokens + 1e-5 < cost:  # tolerate float error in the refill
             return False
         bucket.tokens -= cost
         return True

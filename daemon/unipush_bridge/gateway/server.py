@@ -87,7 +87,9 @@ class Gateway:
         self.api_rate = RateLimiter(config.rate_limit, config.rate_burst, clock)
         per_minute = config.broadcast_per_minute
         self.broadcast_rate = RateLimiter(per_minute / 60, per_minute, clock)
-        self.app = web.Application(client_max_size=config.max_body_bytes)
+        self.app = web.Application(
+            client_max_size=config.max_body_bytes, middlewares=[envelope_errors]
+        )
         self.app.add_routes(
             [
                 web.post("/api/{appid}/{method}", self.http_api),
@@ -375,6 +377,26 @@ def _answer_data(
     if req.target.kind == "push_clientid":
         return {taskid: {c: statuses[c] for c in req.target.values}}
     return {taskid: statuses}
+
+
+@web.middleware
+async def envelope_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Whatever goes wrong under /api/, the caller gets uni's envelope, not a text page."""
+    try:
+        response: web.StreamResponse = await handler(request)
+        return response
+    except web.HTTPException as exc:
+        if not request.path.startswith("/api/") or exc.status < 400:
+            raise
+        code = errors.NOT_FOUND if exc.status in (404, 405) else errors.PARAMS
+        err = UniError(
+            code, f"{exc.reason}: POST /api/{{appId}}/{{method}} with a JSON body", exc.status
+        )
+        return web.json_response(err.envelope(), status=exc.status)
+    except Exception:
+        log.exception("gateway request failed", path=request.path)
+        err = UniError(errors.SERVICE, "internal error in the gateway; see its log", 500)
+        return web.json_response(err.envelope(), status=500)
 
 
 async def _json_body(request: web.Request) -> Any:
