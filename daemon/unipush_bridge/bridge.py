@@ -29,7 +29,9 @@ log = structlog.get_logger(__name__)
 class Listener(Protocol):
     """A subscribed app connection; ``deliver`` must not block."""
 
-    def deliver(self, event: dict[str, Any]) -> None: ...
+    def deliver(self, event: dict[str, Any], msg_id: str | None = None) -> None:
+        """``msg_id`` names a push, so a listener can drop one handed on twice
+        (a daemon killed between handing it on and marking it done replays it)."""
 
 
 class ApiError(Exception):
@@ -103,22 +105,25 @@ class Bridge:
 
     # -- pushes from the gateway ----------------------------------------------------
 
-    def record(self, seq: int, msg_id: str, message: PushMessage) -> bool:
-        """Durably record a push before it is acknowledged; False for a redelivery."""
-        body = message.model_dump(mode="json", exclude_none=True)
-        new = self.store.record(self.gateway_key, self.appid, seq, msg_id, body)
-        if new:
-            self.counters["received"] += 1
+    def record_batch(self, pushes: list[tuple[int, str, PushMessage]]) -> list[bool]:
+        """Durably record pushes before they are acknowledged; False marks a redelivery."""
+        rows = [
+            (seq, msg_id, m.model_dump(mode="json", exclude_none=True)) for seq, msg_id, m in pushes
+        ]
+        flags = self.store.record_batch(self.gateway_key, self.appid, rows)
+        fresh = sum(flags)
+        self.counters["received"] += fresh
+        self.counters["duplicates"] += len(flags) - fresh
+        if fresh:
             self.last_message_at = time.time()
-        else:
-            self.counters["duplicates"] += 1
-            log.debug("dropped a redelivered message", id=msg_id, seq=seq)
-        return new
+        if fresh < len(flags):
+            log.debug("dropped redelivered messages", count=len(flags) - fresh)
+        return flags
 
     async def dispatch(self, msg_id: str, message: PushMessage) -> None:
         data = delivery.event_data(message)
         if delivery.route(message, len(self.listeners)) is delivery.Route.RECEIVE:
-            self._broadcast(delivery.receive_event(data))
+            self._broadcast(delivery.receive_event(data), msg_id)
             self.store.mark(msg_id, DONE)
             return
         receipt = (msg_id, message.taskid)
@@ -127,7 +132,7 @@ class Bridge:
         except NotifyError as exc:
             if self.listeners:
                 log.warning("notification failed, delivered as receive", reason=str(exc))
-                self._broadcast(delivery.receive_event(data))
+                self._broadcast(delivery.receive_event(data), msg_id)
             else:
                 log.warning("notification failed, held for the next listener", reason=str(exc))
                 self.store.mark(msg_id, HELD)
@@ -147,7 +152,7 @@ class Bridge:
         self.listeners.append(listener)
         for msg_id, body in self.store.unfinished(HELD):
             data = delivery.event_data(PushMessage.model_validate(body))
-            listener.deliver(delivery.receive_event(data))
+            listener.deliver(delivery.receive_event(data), msg_id)
             self.store.mark(msg_id, DONE)
         click = self.store.take_pending_click(self.appid)
         if click is not None:
@@ -157,9 +162,9 @@ class Bridge:
         if listener in self.listeners:
             self.listeners.remove(listener)
 
-    def _broadcast(self, event: dict[str, Any]) -> None:
+    def _broadcast(self, event: dict[str, Any], msg_id: str | None = None) -> None:
         for listener in list(self.listeners):
-            listener.deliver(event)
+            listener.deliver(event, msg_id)
 
     # -- local notifications --------------------------------------------------------
 

@@ -18,6 +18,7 @@ import inspect
 import itertools
 import json
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from pathlib import Path
@@ -27,6 +28,8 @@ from typing import Any, TypeVar
 from .config import DEFAULT_APPID, default_socket
 
 Callback = Callable[[dict[str, Any]], Any]
+#: Push ids remembered for dropping replays; far more than a daemon can replay at once.
+SEEN_IDS = 10_000
 T = TypeVar("T")
 
 
@@ -52,6 +55,7 @@ class PushClient:
         self._listeners: list[Callback] = []
         self._reader_task: asyncio.Task[None] | None = None
         self._callback_tasks: set[asyncio.Task[Any]] = set()
+        self._seen: OrderedDict[str, None] = OrderedDict()
 
     @classmethod
     def for_appid(cls, appid: str = DEFAULT_APPID) -> PushClient:
@@ -169,7 +173,8 @@ class PushClient:
             while line := await self._reader.readline():
                 msg = json.loads(line)
                 if "event" in msg:
-                    self._dispatch(msg["data"])
+                    if self._first_time(msg.get("id")):
+                        self._dispatch(msg["data"])
                 elif (fut := self._waiting.pop(msg.get("id"), None)) is not None:
                     if "result" in msg:
                         fut.set_result(msg["result"])
@@ -181,6 +186,18 @@ class PushClient:
                 if not fut.done():
                     fut.set_exception(lost)
             self._waiting.clear()
+
+    def _first_time(self, msg_id: str | None) -> bool:
+        """At-least-once from the daemon, exactly once to callbacks: a push the daemon
+        replays after a crash carries the same id and is dropped here."""
+        if msg_id is None:
+            return True
+        if msg_id in self._seen:
+            return False
+        self._seen[msg_id] = None
+        if len(self._seen) > SEEN_IDS:
+            self._seen.popitem(last=False)
+        return True
 
     def _dispatch(self, event: dict[str, Any]) -> None:
         for callback in list(self._listeners):

@@ -1,7 +1,9 @@
 """The websocket link to the gateway: connect, register, read, acknowledge, reconnect.
 
 All protocol decisions are in :mod:`session`; all delivery decisions in
-:mod:`bridge`. This module only moves frames and waits.
+:mod:`bridge`. This module moves frames, batches acknowledgements and watches the
+link: a ping that gets no pong in time means the link is dead, and a dead socket is
+aborted at once rather than closed politely over a link that cannot carry the close.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from .bridge import Bridge
 from .session import (
     ClientSession,
     Deliver,
+    Event,
     GatewayError,
     ReceiptEvent,
     Refused,
@@ -30,13 +33,21 @@ from .session import (
 
 log = structlog.get_logger(__name__)
 
+#: Frames handled per batch: one SQLite commit and one ack for all of them.
+MAX_BATCH = 500
+#: Frames read ahead of processing before the reader waits (TCP pushes back).
+READ_AHEAD = 2000
+
 
 @dataclass
 class Backoff:
-    """Full-jitter exponential backoff; reset once a connection has registered."""
+    """Full-jitter exponential backoff, reset only after a connection stayed up for
+    ``stable_after`` seconds: a gateway that accepts and then drops us must not get
+    a fast reconnect loop."""
 
     initial: float = 0.5
-    cap: float = 30.0
+    cap: float = 60.0
+    stable_after: float = 30.0
     attempts: int = 0
     rng: random.Random = field(default_factory=random.Random)
 
@@ -45,8 +56,9 @@ class Backoff:
         ceiling = min(self.cap, self.initial * 2 ** (self.attempts - 1))
         return self.rng.uniform(ceiling / 2, ceiling)
 
-    def reset(self) -> None:
-        self.attempts = 0
+    def connection_ended(self, lasted: float) -> None:
+        if lasted >= self.stable_after:
+            self.attempts = 0
 
 
 @dataclass
@@ -56,6 +68,8 @@ class LinkStatus:
     attempts: int = 0
     connected_since: float | None = None
     retry_at: float | None = None
+    #: Messages the gateway held for us when we last registered.
+    backlog_at_connect: int = 0
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -64,6 +78,7 @@ class LinkStatus:
             "attempts": self.attempts,
             "connected_since": self.connected_since,
             "retry_at": self.retry_at,
+            "backlog_at_connect": self.backlog_at_connect,
         }
 
 
@@ -86,9 +101,192 @@ class Link:
         self.backoff = backoff or Backoff()
         self.status = LinkStatus()
         self._stopping = False
+        self._wake = asyncio.Event()
+        self._ws: ClientConnection | None = None
         self._live: tuple[ClientConnection, ClientSession] | None = None
         self._sends: set[asyncio.Task[None]] = set()
+        self._dead_reason: str | None = None
         bridge.on_receipt = self._receipt
+
+    # control ---------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    def wake(self, why: str) -> None:
+        """After suspend (or SIGCONT) the socket may be half-open: drop it and
+        reconnect now, without waiting for the backoff or for a ping to time out."""
+        log.info("reconnecting now", reason=why)
+        self._wake.set()
+        if self._ws is not None:
+            self._abort(self._ws, f"{why}: reconnecting")
+
+    def _abort(self, ws: ClientConnection, reason: str) -> None:
+        self._dead_reason = reason
+        ws.transport.abort()
+
+    # main loop -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        while not self._stopping:
+            self.status.state = "connecting"
+            self._wake.clear()
+            started = time.monotonic()
+            try:
+                await self._connect_once()
+            except asyncio.CancelledError:
+                raise
+            except ConnectionClosed as exc:
+                self._failed(self._dead_reason or _describe_close(exc))
+            except InvalidURI as exc:
+                self._failed(f"invalid gateway URL: {exc}")
+            except (OSError, TimeoutError, InvalidHandshake) as exc:
+                self._failed(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+            except Exception as exc:
+                # A bug must not end the link for good: log it loudly and reconnect.
+                log.exception("unexpected error on the gateway link")
+                self._failed(f"internal error: {type(exc).__name__}")
+            if self._stopping:
+                break
+            self.backoff.connection_ended(time.monotonic() - started)
+            if self._wake.is_set():
+                continue  # woken (resume, SIGCONT): no backoff
+            delay = self.backoff.next_delay()
+            self.status.state = "backing_off"
+            self.status.attempts = self.backoff.attempts
+            self.status.retry_at = time.time() + delay
+            log.info("reconnecting", delay=round(delay, 2), attempt=self.backoff.attempts)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+        self.status.state = "stopped"
+
+    def _failed(self, reason: str) -> None:
+        self.status.last_error = reason
+        self.status.connected_since = None
+        log.warning("gateway link down", reason=reason)
+
+    async def _connect_once(self) -> None:
+        bridge = self.bridge
+        self._dead_reason = None
+        async with connect(
+            self.url,
+            ping_interval=None,  # our own keepalive below aborts a dead link at once
+            max_size=protocol.MAX_FRAME_BYTES,
+            open_timeout=10,
+            close_timeout=2,
+            compression=None,  # frames are small; deflate costs memory on both ends
+            max_queue=READ_AHEAD,
+        ) as ws:
+            self._ws = ws
+            session = ClientSession(bridge.appid, bridge.stored_cid, bridge.acked, self.token)
+            keepalive = asyncio.get_running_loop().create_task(self._keepalive(ws))
+            try:
+                await ws.send(session.hello())
+                await self._read(ws, session)
+                if not self._stopping:  # the gateway closed cleanly (1000, 1001): say so
+                    raise ConnectionClosed(ws.protocol.close_rcvd, ws.protocol.close_sent)
+            finally:
+                keepalive.cancel()
+                self._ws = None
+                self._live = None
+
+    async def _keepalive(self, ws: ClientConnection) -> None:
+        while True:
+            await asyncio.sleep(self.ping_interval)
+            try:
+                pong = await ws.ping()
+                await asyncio.wait_for(pong, self.ping_timeout)
+            except TimeoutError:
+                log.warning(
+                    "no pong from the gateway; aborting the link", timeout=self.ping_timeout
+                )
+                self._abort(ws, f"no pong within {self.ping_timeout:g} s")
+                return
+            except ConnectionClosed:
+                return
+
+    async def _read(self, ws: ClientConnection, session: ClientSession) -> None:
+        """Handle frames in batches: everything already received is recorded in one
+        commit and acknowledged with one ack before any of it is handed on."""
+        frames: asyncio.Queue[str | bytes | None] = asyncio.Queue(READ_AHEAD)
+        reader = asyncio.get_running_loop().create_task(self._reader(ws, frames))
+        try:
+            while not self._stopping:
+                first = await frames.get()
+                if first is None:
+                    break
+                batch: list[str | bytes | None] = [first]
+                while len(batch) < MAX_BATCH and not frames.empty():
+                    batch.append(frames.get_nowait())
+                done = batch[-1] is None
+                events = [e for text in batch if text is not None for e in session.receive(text)]
+                await self._handle(ws, session, events)
+                if done:
+                    break
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader  # re-raises how reading ended (ConnectionClosedError, ...)
+
+    @staticmethod
+    async def _reader(ws: ClientConnection, frames: asyncio.Queue[str | bytes | None]) -> None:
+        try:
+            async for text in ws:
+                await frames.put(text)
+        finally:
+            # Wake the processor however reading ended; it drains what came first.
+            with contextlib.suppress(asyncio.CancelledError):
+                await frames.put(None)
+
+    async def _handle(
+        self, ws: ClientConnection, session: ClientSession, events: list[Event]
+    ) -> None:
+        bridge = self.bridge
+        pending: list[Deliver] = []
+        for event in events:
+            if isinstance(event, Deliver):
+                pending.append(event)
+                continue
+            await self._deliver(ws, session, pending)
+            pending = []
+            if isinstance(event, Registered):
+                bridge.registered(event.cid, event.acked)
+                self._live = (ws, session)
+                self.status.state = "connected"
+                self.status.attempts = 0
+                self.status.connected_since = time.time()
+                self.status.retry_at = None
+                self.status.backlog_at_connect = event.backlog
+                log.info(
+                    "connected to the gateway", url=self.url, cid=event.cid, backlog=event.backlog
+                )
+            elif isinstance(event, Refused):
+                log.warning("refused a frame from the gateway", reason=event.reason)
+            else:
+                self._gateway_error(event)
+        await self._deliver(ws, session, pending)
+
+    async def _deliver(
+        self, ws: ClientConnection, session: ClientSession, batch: list[Deliver]
+    ) -> None:
+        if not batch:
+            return
+        new = self.bridge.record_batch([(d.seq, d.id, d.message) for d in batch])
+        ack = session.recorded(max(d.seq for d in batch))
+        if ack is not None:
+            await ws.send(ack)
+        for deliver, is_new in zip(batch, new, strict=True):
+            if is_new:
+                await self.bridge.dispatch(deliver.id, deliver.message)
+
+    def _gateway_error(self, event: GatewayError) -> None:
+        log.warning("gateway error", code=event.code, message=event.message, fatal=event.fatal)
+        if event.fatal:
+            detail = {"errorCode": event.code, "errorMsg": event.message}
+            self.bridge.registration_failed(json.dumps(detail, ensure_ascii=False))
+
+    # receipts ---------------------------------------------------------------------------
 
     def _receipt(self, message_id: str, taskid: str | None, event: ReceiptEvent) -> None:
         """Best effort: receipts feed the gateway's reports; one lost with a link is fine."""
@@ -105,92 +303,6 @@ class Link:
     async def _send_quietly(ws: ClientConnection, frame: str) -> None:
         with contextlib.suppress(ConnectionClosed):
             await ws.send(frame)
-
-    def stop(self) -> None:
-        self._stopping = True
-
-    async def run(self) -> None:
-        while not self._stopping:
-            self.status.state = "connecting"
-            try:
-                await self._connect_once()
-            except asyncio.CancelledError:
-                raise
-            except ConnectionClosed as exc:
-                self._failed(_describe_close(exc))
-            except InvalidURI as exc:
-                self._failed(f"invalid gateway URL: {exc}")
-            except (OSError, TimeoutError, InvalidHandshake) as exc:
-                self._failed(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
-            except Exception as exc:
-                # A bug must not end the link for good: log it loudly and reconnect.
-                log.exception("unexpected error on the gateway link")
-                self._failed(f"internal error: {type(exc).__name__}")
-            if self._stopping:
-                break
-            delay = self.backoff.next_delay()
-            self.status.state = "backing_off"
-            self.status.attempts = self.backoff.attempts
-            self.status.retry_at = time.time() + delay
-            log.info("reconnecting", delay=round(delay, 2), attempt=self.backoff.attempts)
-            await asyncio.sleep(delay)
-        self.status.state = "stopped"
-
-    def _failed(self, reason: str) -> None:
-        self.status.last_error = reason
-        self.status.connected_since = None
-        log.warning("gateway link down", reason=reason)
-
-    async def _connect_once(self) -> None:
-        bridge = self.bridge
-        async with connect(
-            self.url,
-            ping_interval=self.ping_interval,
-            ping_timeout=self.ping_timeout,
-            max_size=protocol.MAX_FRAME_BYTES,
-            open_timeout=10,
-            close_timeout=2,
-            compression=None,  # frames are small; deflate costs memory on both ends
-        ) as ws:
-            session = ClientSession(bridge.appid, bridge.stored_cid, bridge.acked, self.token)
-            await ws.send(session.hello())
-            try:
-                async for text in ws:
-                    for event in session.receive(text):
-                        await self._handle(ws, session, event)
-            finally:
-                self._live = None
-
-    async def _handle(
-        self,
-        ws: ClientConnection,
-        session: ClientSession,
-        event: Registered | Deliver | Refused | GatewayError,
-    ) -> None:
-        bridge = self.bridge
-        if isinstance(event, Deliver):
-            new = bridge.record(event.seq, event.id, event.message)
-            ack = session.recorded(event.seq)
-            if ack is not None:
-                await ws.send(ack)
-            if new:
-                await bridge.dispatch(event.id, event.message)
-        elif isinstance(event, Registered):
-            bridge.registered(event.cid, event.acked)
-            self._live = (ws, session)
-            self.backoff.reset()
-            self.status.state = "connected"
-            self.status.attempts = 0
-            self.status.connected_since = time.time()
-            self.status.retry_at = None
-            log.info("connected to the gateway", url=self.url, cid=event.cid)
-        elif isinstance(event, Refused):
-            log.warning("refused a frame from the gateway", reason=event.reason)
-        else:
-            log.warning("gateway error", code=event.code, message=event.message, fatal=event.fatal)
-            if event.fatal:
-                detail = {"errorCode": event.code, "errorMsg": event.message}
-                bridge.registration_failed(json.dumps(detail, ensure_ascii=False))
 
 
 def _describe_close(exc: ConnectionClosed) -> str:

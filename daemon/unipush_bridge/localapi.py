@@ -59,8 +59,11 @@ class ApiConnection:
             log.warning("a listener fell behind; disconnecting it", queued=MAX_QUEUE)
             self.close()
 
-    def deliver(self, event: dict[str, Any]) -> None:
-        self.send({"event": "push", "data": event})
+    def deliver(self, event: dict[str, Any], msg_id: str | None = None) -> None:
+        line: dict[str, Any] = {"event": "push", "data": event}
+        if msg_id is not None:
+            line["id"] = msg_id
+        self.send(line)
 
     def close(self) -> None:
         if not self.closed:

@@ -76,6 +76,8 @@ class Welcome(_Frame):
     v: int = VERSION
     cid: Annotated[str, Field(pattern=CID_RE.pattern)]
     acked: Annotated[int, Field(ge=0)] = 0
+    #: Messages waiting for this cid at registration (informational).
+    backlog: Annotated[int, Field(ge=0)] = 0
 
 
 class PushMessage(_Frame):

@@ -30,6 +30,8 @@ class Registered:
     new_cid: bool
     #: Where the gateway resumes: pushes after this seq are still to come.
     acked: int
+    #: How many messages the gateway holds for us.
+    backlog: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +90,7 @@ class ClientSession:
             # The gateway's cursor wins: it is ours for a known cid, its own for a new one.
             self.acked = frame.acked
             self.state = State.REGISTERED
-            return [Registered(frame.cid, new_cid, frame.acked)]
+            return [Registered(frame.cid, new_cid, frame.acked, frame.backlog)]
         if isinstance(frame, protocol.Push):
             if self.state is not State.REGISTERED:
                 return [Refused("push: arrived before welcome")]

@@ -81,16 +81,27 @@ class Store:
 
     def record(self, gateway: str, appid: str, seq: int, msg_id: str, body: dict[str, Any]) -> bool:
         """Record a push and advance the cursor in one commit; False if seen before."""
+        return self.record_batch(gateway, appid, [(seq, msg_id, body)])[0]
+
+    def record_batch(
+        self, gateway: str, appid: str, pushes: list[tuple[int, str, dict[str, Any]]]
+    ) -> list[bool]:
+        """Record pushes and advance the cursor in one commit: one fsync for a batch.
+        Each flag says whether that push is new (False: a redelivery, dropped)."""
+        now = time.time()
+        new = []
         with self._transaction():
-            cur = self._db.execute(
-                "INSERT OR IGNORE INTO inbox (id, seq, body, received_at) VALUES (?, ?, ?, ?)",
-                (msg_id, seq, json.dumps(body, ensure_ascii=False), time.time()),
-            )
+            for seq, msg_id, body in pushes:
+                cur = self._db.execute(
+                    "INSERT OR IGNORE INTO inbox (id, seq, body, received_at) VALUES (?, ?, ?, ?)",
+                    (msg_id, seq, json.dumps(body, ensure_ascii=False), now),
+                )
+                new.append(cur.rowcount == 1)
             self._db.execute(
                 "UPDATE identity SET acked=MAX(acked, ?) WHERE gateway=? AND appid=?",
-                (seq, gateway, appid),
+                (max(seq for seq, _, _ in pushes), gateway, appid),
             )
-            return cur.rowcount == 1
+        return new
 
     def mark(self, msg_id: str, state: str) -> None:
         self._db.execute("UPDATE inbox SET state=? WHERE id=?", (state, msg_id))

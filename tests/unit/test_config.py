@@ -1,4 +1,5 @@
-"""config.py (file < env < flags) and gateway.server.GatewayConfig.check()."""
+"""config.py (file < env < flags), GatewaySettings.gateway_config() and
+gateway.access.GatewayConfig.check()."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import pytest
 
 from unipush_bridge import config
 from unipush_bridge.config import ConfigError, DaemonSettings, GatewaySettings
-from unipush_bridge.gateway import server
+from unipush_bridge.gateway import access, server
+from unipush_bridge.gateway.access import AppSecrets, GatewayConfig
 
 
 @pytest.fixture(autouse=True)
@@ -202,28 +204,153 @@ def test_invalid_default_file_is_reported(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost", "127.8.9.10"])
 def test_loopback_needs_no_secrets(host: str) -> None:
-    server.GatewayConfig(host=host).check()
+    GatewayConfig(host=host).check()
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.10", "::", "example.org", ""])
 def test_beyond_loopback_needs_both_secrets(host: str) -> None:
-    with pytest.raises(server.ConfigError) as info:
-        server.GatewayConfig(host=host).check()
+    with pytest.raises(access.ConfigError) as info:
+        GatewayConfig(host=host).check()
     text = str(info.value)
     assert text.startswith(f"host: {host!r} is not a loopback address")
     assert "server_secret and client_token" in text
 
 
 def test_beyond_loopback_names_the_missing_one() -> None:
-    with pytest.raises(server.ConfigError) as info:
-        server.GatewayConfig(host="0.0.0.0", server_secret="s" * 16).check()
+    with pytest.raises(access.ConfigError) as info:
+        GatewayConfig(host="0.0.0.0", server_secret="s" * 16).check()
     assert "client_token" in str(info.value)
     assert "server_secret" not in str(info.value)
-    with pytest.raises(server.ConfigError) as info:
-        server.GatewayConfig(host="0.0.0.0", client_token="c" * 16).check()
+    with pytest.raises(access.ConfigError) as info:
+        GatewayConfig(host="0.0.0.0", client_token="c" * 16).check()
     assert "server_secret" in str(info.value)
     assert "client_token" not in str(info.value)
 
 
 def test_beyond_loopback_with_both_secrets() -> None:
-    server.GatewayConfig(host="0.0.0.0", server_secret="s" * 16, client_token="c" * 16).check()
+    GatewayConfig(host="0.0.0.0", server_secret="s" * 16, client_token="c" * 16).check()
+
+
+def test_server_reexports_the_access_names() -> None:
+    assert server.GatewayConfig is GatewayConfig
+    assert server.ConfigError is access.ConfigError
+
+
+# the gateway's new settings -------------------------------------------------------------
+
+SECRET_A = "server-secret-of-a-0123"
+TOKEN_A = "client-token-of-a-0123"
+
+
+def test_gateway_settings_defaults_give_the_gateway_config(tmp_path: Path) -> None:
+    s = config.load(GatewaySettings, None, "gateway", {})
+    assert s.apps == {}
+    assert s.strict_limits is True
+    assert s.rate_limit == 1000.0
+    assert s.rate_burst == 2000
+    assert s.broadcast_per_minute == 5
+    assert s.max_body_bytes == 64 * 1024
+    assert s.gateway_config() == GatewayConfig(
+        host="127.0.0.1",
+        port=8787,
+        data_dir=tmp_path / "state" / "unipush-bridge" / "gateway",
+        server_secret=None,
+        client_token=None,
+        apps={},
+        strict_limits=True,
+        rate_limit=1000.0,
+        rate_burst=2000,
+        broadcast_per_minute=5,
+        max_body_bytes=64 * 1024,
+    )
+
+
+def test_apps_tables_become_app_secrets(tmp_path: Path) -> None:
+    f = write(
+        tmp_path / "g.toml",
+        'host = "0.0.0.0"\n'
+        'server_secret = "global-server-secret-0"\n'
+        'client_token = "global-client-token-0"\n'
+        "strict_limits = false\n"
+        "rate_limit = 12.5\n"
+        "rate_burst = 30\n"
+        "broadcast_per_minute = 0\n"
+        "max_body_bytes = 2048\n"
+        '[apps."__UNI__A"]\n'
+        f'server_secret = "{SECRET_A}"\n'
+        f'client_token = "{TOKEN_A}"\n'
+        '[apps."__UNI__B"]\n'
+        'client_token = "client-token-of-b-0123"\n',
+    )
+    gc = config.load(GatewaySettings, f, "gateway", {}).gateway_config()
+    assert dict(gc.apps) == {
+        "__UNI__A": AppSecrets(server_secret=SECRET_A, client_token=TOKEN_A),
+        "__UNI__B": AppSecrets(server_secret=None, client_token="client-token-of-b-0123"),
+    }
+    assert gc.server_secret == "global-server-secret-0"
+    assert gc.client_token == "global-client-token-0"
+    assert (gc.strict_limits, gc.rate_limit, gc.rate_burst) == (False, 12.5, 30)
+    assert (gc.broadcast_per_minute, gc.max_body_bytes) == (0, 2048)
+    assert gc.serves("__UNI__A")
+    assert not gc.serves("__UNI__C")
+    assert gc.secrets_for("__UNI__B") == AppSecrets(
+        "global-server-secret-0", "client-token-of-b-0123"
+    )
+    gc.check()  # every listed app has both secrets (B through the global server_secret)
+
+
+@pytest.mark.parametrize("key", ["server_secret", "client_token"])
+def test_short_app_secret_names_the_app_key(tmp_path: Path, key: str) -> None:
+    f = write(tmp_path / "g.toml", f'[apps."__UNI__A"]\n{key} = "short-secret"\n')
+    with pytest.raises(ConfigError) as info:
+        config.load(GatewaySettings, f, "gateway", {})
+    text = str(info.value)
+    assert f"key 'apps.__UNI__A.{key}'" in text
+    assert "at least 16 characters" in text
+    assert str(f) in text
+
+
+def test_unknown_key_in_an_app_table(tmp_path: Path) -> None:
+    f = write(tmp_path / "g.toml", '[apps."__UNI__A"]\nsecret = "0123456789abcdef0"\n')
+    with pytest.raises(ConfigError, match=r"key 'apps.__UNI__A.secret'.*unknown key"):
+        config.load(GatewaySettings, f, "gateway", {})
+
+
+@pytest.mark.parametrize(("value", "expected"), [("0", 0.0), ("2.5", 2.5), ("100", 100.0)])
+def test_env_rate_limit(monkeypatch: pytest.MonkeyPatch, value: str, expected: float) -> None:
+    monkeypatch.setenv("UNIPUSH_BRIDGE_GATEWAY_RATE_LIMIT", value)
+    s = config.load(GatewaySettings, None, "gateway", {})
+    assert s.rate_limit == expected
+    assert s.gateway_config().rate_limit == expected
+
+
+def test_env_strict_limits_and_apps(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UNIPUSH_BRIDGE_GATEWAY_STRICT_LIMITS", "false")
+    monkeypatch.setenv(
+        "UNIPUSH_BRIDGE_GATEWAY_APPS", f'{{"__UNI__A": {{"client_token": "{TOKEN_A}"}}}}'
+    )
+    gc = config.load(GatewaySettings, None, "gateway", {}).gateway_config()
+    assert gc.strict_limits is False
+    assert dict(gc.apps) == {"__UNI__A": AppSecrets(client_token=TOKEN_A)}
+
+
+@pytest.mark.parametrize(
+    ("toml", "key", "rule"),
+    [
+        ("rate_limit = -1\n", "rate_limit", "greater than or equal to 0"),
+        ("rate_burst = 0\n", "rate_burst", "greater than or equal to 1"),
+        ("broadcast_per_minute = -1\n", "broadcast_per_minute", "greater than or equal to 0"),
+        ("max_body_bytes = 1023\n", "max_body_bytes", "greater than or equal to 1024"),
+        ("max_body_bytes = 16777217\n", "max_body_bytes", "less than or equal to 16777216"),
+        ('strict_limits = "maybe"\n', "strict_limits", "valid boolean"),
+        ('apps = "x"\n', "apps", "valid dictionary"),
+    ],
+)
+def test_bad_gateway_value_names_the_key(tmp_path: Path, toml: str, key: str, rule: str) -> None:
+    f = write(tmp_path / "g.toml", toml)
+    with pytest.raises(ConfigError) as info:
+        config.load(GatewaySettings, f, "gateway", {})
+    text = str(info.value)
+    assert f"key {key!r}" in text
+    assert f"UNIPUSH_BRIDGE_GATEWAY_{key.upper()}" in text
+    assert rule in text

@@ -23,6 +23,17 @@ CID = "0123456789abcdef0123456789abcdef"
 TOKEN = "client-token-0123456789"
 
 
+def token_for(token: str | None, served: tuple[str, ...] = ("__UNI__A",)) -> Any:
+    """A client_token(appid) callable: ``token`` for served apps, LookupError otherwise."""
+
+    def client_token(appid: str) -> str | None:
+        if appid not in served:
+            raise LookupError(appid)
+        return token
+
+    return client_token
+
+
 def hello(**fields: Any) -> str:
     return json.dumps({"type": "hello", "appid": "__UNI__A", **fields})
 
@@ -100,7 +111,7 @@ def test_bad_version_closes_unsupported_version(version: int) -> None:
 
 @pytest.mark.parametrize("token", [None, "", "wrong-token-0123456789", TOKEN + "x", TOKEN[:-1]])
 def test_wrong_or_missing_token_closes_unauthorized(token: str | None) -> None:
-    sess = ServerSession(client_token=TOKEN)
+    sess = ServerSession(token_for(TOKEN))
     fields = {} if token is None else {"token": token}
     [event] = sess.receive(hello(**fields))
     assert isinstance(event, Close)
@@ -114,10 +125,53 @@ def test_wrong_or_missing_token_closes_unauthorized(token: str | None) -> None:
 
 
 def test_right_token_registers() -> None:
-    sess = ServerSession(client_token=TOKEN)
+    sess = ServerSession(token_for(TOKEN))
     assert sess.receive(hello(token=TOKEN, cid=CID, acked=4)) == [Register("__UNI__A", CID, 4)]
     assert sess.registered
     assert sess.appid == "__UNI__A"
+
+
+def test_unserved_appid_closes_unknown_app() -> None:
+    sess = ServerSession(token_for(TOKEN, served=("__UNI__B",)))
+    [event] = sess.receive(hello(token=TOKEN, cid=CID))
+    assert isinstance(event, Close)
+    assert event.code == CloseCode.UNKNOWN_APP
+    assert event.reason == "unknown_app"
+    err = fatal_error(event)
+    assert err.code == "unknown_app"
+    assert err.message == "hello.appid: __UNI__A is not served here"
+    assert not sess.registered
+    assert sess.appid is None
+    assert sess.cid is None
+
+
+def test_unknown_app_is_checked_before_the_token() -> None:
+    sess = ServerSession(token_for(TOKEN, served=()))
+    [event] = sess.receive(hello(token="wrong-token-0123456789"))
+    assert isinstance(event, Close)
+    assert event.code == CloseCode.UNKNOWN_APP
+
+
+def test_token_is_looked_up_for_the_hello_appid() -> None:
+    asked: list[str] = []
+
+    def client_token(appid: str) -> str | None:
+        asked.append(appid)
+        return {"__UNI__A": "token-of-app-a-0123", "__UNI__B": "token-of-app-b-0123"}[appid]
+
+    sess = ServerSession(client_token)
+    [event] = sess.receive(hello(token="token-of-app-b-0123"))
+    assert isinstance(event, Close)
+    assert event.code == CloseCode.UNAUTHORIZED
+    assert asked == ["__UNI__A"]
+    sess = ServerSession(client_token)
+    [ok] = sess.receive(hello(token="token-of-app-a-0123", cid=CID))
+    assert ok == Register("__UNI__A", CID, 0)
+
+
+def test_none_token_for_a_served_app_needs_no_token() -> None:
+    sess = ServerSession(token_for(None))
+    assert sess.receive(hello(cid=CID)) == [Register("__UNI__A", CID, 0)]
 
 
 def test_token_is_ignored_when_none_is_required() -> None:
@@ -157,7 +211,13 @@ def test_ack_after_registration() -> None:
 def test_receipt_after_registration() -> None:
     sess = registered()
     text = '{"type": "receipt", "id": "m1", "event": "click"}'
-    assert sess.receive(text) == [Receipted("m1", "click")]
+    assert sess.receive(text) == [Receipted("m1", None, "click")]
+
+
+def test_receipt_carries_its_taskid() -> None:
+    sess = registered()
+    text = '{"type": "receipt", "id": "m1", "taskid": "RASL_0510_ab", "event": "display"}'
+    assert sess.receive(text) == [Receipted("m1", "RASL_0510_ab", "display")]
 
 
 @pytest.mark.parametrize(

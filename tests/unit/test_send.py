@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
+from unipush_bridge.gateway.errors import ILLEGAL, NOT_OBJECT, UniError
 from unipush_bridge.gateway.send import (
+    CARRIED,
     DEFAULT_TTL_MS,
-    MAX_CIDS,
+    MAX_DEVICES,
+    MAX_LIST,
     MAX_TTL_MS,
+    RELAXED,
+    STRICT,
+    TARGET_KEYS,
+    Limits,
     SendRequest,
-    UniError,
+    Target,
     parse_send_message,
 )
 
@@ -31,72 +39,144 @@ def body(**overrides: Any) -> dict[str, Any]:
     return {k: v for k, v in base.items() if v is not DROP}
 
 
-CIDS_RULE = "must be a non-empty string or a list of them"
+def untargeted(**overrides: Any) -> dict[str, Any]:
+    return body(**{"push_clientid": DROP, **overrides})
+
+
+def refused(value: Any, limits: Limits = STRICT) -> UniError:
+    with pytest.raises(UniError) as info:
+        parse_send_message(value, limits)
+    return info.value
+
+
+def assert_illegal(err: UniError, err_msg: str) -> None:
+    assert err.err_code == ILLEGAL == 20001
+    assert err.err_msg == err_msg
+    assert str(err) == err_msg
+    assert err.status == 400
+    assert err.envelope() == {
+        "errCode": "uni-cloud-push-error-20001",
+        "errMsg": err_msg,
+        "data": None,
+    }
+
+
+LIST_RULE = "must be a non-empty string or a list of them"
 TTL_TYPE = "must be an integer number of milliseconds"
 TTL_RANGE = f"must be -1 or between 0 and {MAX_TTL_MS}"
 RID_RULE = "must be a string of 10 to 32 characters"
+STRICT_HINT = "(uni-push's limit; set strict_limits = false to relax it)"
+GROUP_RULE = "must be 1 to 100 letters, digits, '_', '-' or '.' (no special characters)"
+URL_SCHEME = "must be an http:// or https:// URL"
+URL_LENGTH = "must be shorter than 300 characters"
+
+
+def ids(n: int) -> list[str]:
+    return [f"{i:032x}" for i in range(n)]
 
 
 @pytest.mark.parametrize(
     ("overrides", "err_msg"),
     [
-        ({"push_clientid": DROP}, "illegal params: push_clientid is required"),
-        ({"push_clientid": None}, "illegal params: push_clientid is required"),
-        ({"push_clientid": 5}, f"illegal params: push_clientid {CIDS_RULE}"),
-        ({"push_clientid": {"a": 1}}, f"illegal params: push_clientid {CIDS_RULE}"),
-        ({"push_clientid": ""}, f"illegal params: push_clientid {CIDS_RULE}"),
-        ({"push_clientid": [CID, 3]}, f"illegal params: push_clientid {CIDS_RULE}"),
-        ({"push_clientid": [CID, ""]}, f"illegal params: push_clientid {CIDS_RULE}"),
-        ({"push_clientid": []}, "illegal params: push_clientid must not be an empty list"),
+        # targets
+        ({"push_clientid": 5}, f"push_clientid {LIST_RULE}"),
+        ({"push_clientid": {"a": 1}}, f"push_clientid {LIST_RULE}"),
+        ({"push_clientid": [CID, 3]}, f"push_clientid {LIST_RULE}"),
+        ({"push_clientid": [CID, ""]}, f"push_clientid {LIST_RULE}"),
+        ({"push_clientid": [CID, None]}, f"push_clientid {LIST_RULE}"),
+        ({"push_clientid": True}, f"push_clientid {LIST_RULE}"),
         (
-            {"push_clientid": [f"{i:032x}" for i in range(MAX_CIDS + 1)]},
-            "illegal params: push_clientid must list at most 500 cids",
+            {"push_clientid": ids(1001)},
+            "push_clientid must list at most 1000 values",
         ),
-        ({"title": DROP}, "illegal params: title is required"),
-        ({"title": ""}, "illegal params: title is required"),
-        ({"title": 5}, "illegal params: title must be a string"),
-        ({"title": ["t"]}, "illegal params: title must be a string"),
-        ({"content": DROP}, "illegal params: content is required"),
-        ({"content": None}, "illegal params: content is required"),
-        ({"content": {"x": 1}}, "illegal params: content must be a string"),
-        ({"payload": DROP}, "illegal params: payload is required (a string or an object)"),
-        ({"payload": ""}, "illegal params: payload is required (a string or an object)"),
-        ({"payload": 5}, "illegal params: payload must be a string or an object"),
-        ({"payload": [1, 2]}, "illegal params: payload must be a string or an object"),
-        ({"payload": True}, "illegal params: payload must be a string or an object"),
-        ({"force_notification": "true"}, "illegal params: force_notification must be a boolean"),
-        ({"force_notification": 1}, "illegal params: force_notification must be a boolean"),
-        ({"request_id": "a" * 9}, f"illegal params: request_id {RID_RULE}"),
-        ({"request_id": "a" * 33}, f"illegal params: request_id {RID_RULE}"),
-        ({"request_id": ""}, f"illegal params: request_id {RID_RULE}"),
-        ({"request_id": 12345678901}, f"illegal params: request_id {RID_RULE}"),
-        ({"settings": "fast"}, "illegal params: settings must be an object"),
-        ({"settings": {"ttl": "1000"}}, f"illegal params: settings.ttl {TTL_TYPE}"),
-        ({"settings": {"ttl": True}}, f"illegal params: settings.ttl {TTL_TYPE}"),
-        ({"settings": {"ttl": 1.5}}, f"illegal params: settings.ttl {TTL_TYPE}"),
-        ({"settings": {"ttl": None}}, f"illegal params: settings.ttl {TTL_TYPE}"),
-        ({"settings": {"ttl": -2}}, f"illegal params: settings.ttl {TTL_RANGE}"),
-        ({"settings": {"ttl": MAX_TTL_MS + 1}}, f"illegal params: settings.ttl {TTL_RANGE}"),
+        (
+            {"push_clientid": DROP, "getui_alias": ids(1001)},
+            "getui_alias must list at most 1000 values",
+        ),
+        (
+            {"push_clientid": DROP, "user_id": ids(501)},
+            "user_id must list at most 500 values",
+        ),
+        (
+            {"push_clientid": DROP, "user_tag": ids(501)},
+            "user_tag must list at most 500 values",
+        ),
+        (
+            {"push_clientid": DROP, "device_id": ids(501)},
+            "device_id must list at most 500 values",
+        ),
+        ({"push_clientid": DROP, "getui_alias": [1]}, f"getui_alias {LIST_RULE}"),
+        ({"push_clientid": DROP, "user_id": 7}, f"user_id {LIST_RULE}"),
+        ({"push_clientid": DROP, "user_tag": [""]}, f"user_tag {LIST_RULE}"),
+        ({"push_clientid": DROP, "device_id": {"d": 1}}, f"device_id {LIST_RULE}"),
+        ({"push_clientid": DROP, "getui_custom_tag": ["vip"]}, "getui_custom_tag must be a string"),
+        ({"push_clientid": DROP, "getui_custom_tag": 5}, "getui_custom_tag must be a string"),
+        # texts
+        ({"title": DROP}, "title is required"),
+        ({"title": ""}, "title is required"),
+        ({"title": None}, "title is required"),
+        ({"title": 5}, "title must be a string"),
+        ({"title": ["t"]}, "title must be a string"),
+        ({"content": DROP}, "content is required"),
+        ({"content": None}, "content is required"),
+        ({"content": {"x": 1}}, "content must be a string"),
+        ({"payload": DROP}, "payload is required (a string or an object)"),
+        ({"payload": ""}, "payload is required (a string or an object)"),
+        ({"payload": None}, "payload is required (a string or an object)"),
+        ({"payload": 5}, "payload must be a string or an object"),
+        ({"payload": [1, 2]}, "payload must be a string or an object"),
+        ({"payload": True}, "payload must be a string or an object"),
+        ({"title": "x" * 20}, f"title must be at most 19 characters {STRICT_HINT}"),
+        ({"content": "x" * 50}, f"content must be at most 49 characters {STRICT_HINT}"),
+        (
+            {"payload": "x" * 800},
+            f"payload must be at most 799 characters {STRICT_HINT} (as JSON text)",
+        ),
+        # options
+        ({"force_notification": "true"}, "force_notification must be a boolean"),
+        ({"force_notification": 1}, "force_notification must be a boolean"),
+        ({"force_notification": None}, "force_notification must be a boolean"),
+        ({"open_url": "ftp://example.org"}, f"open_url {URL_SCHEME}"),
+        ({"open_url": "example.org"}, f"open_url {URL_SCHEME}"),
+        ({"open_url": "HTTP//x"}, f"open_url {URL_SCHEME}"),
+        ({"open_url": "javascript:alert(1)"}, f"open_url {URL_SCHEME}"),
+        ({"open_url": 5}, f"open_url {URL_SCHEME}"),
+        ({"open_url": ""}, f"open_url {URL_SCHEME}"),
+        ({"open_url": "https://" + "a" * 292}, f"open_url {URL_LENGTH}"),
+        ({"request_id": "a" * 9}, f"request_id {RID_RULE}"),
+        ({"request_id": "a" * 33}, f"request_id {RID_RULE}"),
+        ({"request_id": ""}, f"request_id {RID_RULE}"),
+        ({"request_id": 12345678901}, f"request_id {RID_RULE}"),
+        ({"group_name": ""}, f"group_name {GROUP_RULE}"),
+        ({"group_name": "g" * 101}, f"group_name {GROUP_RULE}"),
+        ({"group_name": "a b"}, f"group_name {GROUP_RULE}"),
+        ({"group_name": "a/b"}, f"group_name {GROUP_RULE}"),
+        ({"group_name": "a#b"}, f"group_name {GROUP_RULE}"),
+        ({"group_name": "a;drop"}, f"group_name {GROUP_RULE}"),
+        ({"group_name": 5}, f"group_name {GROUP_RULE}"),
+        ({"group_name": ["g"]}, f"group_name {GROUP_RULE}"),
+        ({"settings": "fast"}, "settings must be an object"),
+        ({"settings": [1]}, "settings must be an object"),
+        ({"settings": {"ttl": "1000"}}, f"settings.ttl {TTL_TYPE}"),
+        ({"settings": {"ttl": True}}, f"settings.ttl {TTL_TYPE}"),
+        ({"settings": {"ttl": 1.5}}, f"settings.ttl {TTL_TYPE}"),
+        ({"settings": {"ttl": None}}, f"settings.ttl {TTL_TYPE}"),
+        ({"settings": {"ttl": -2}}, f"settings.ttl {TTL_RANGE}"),
+        ({"settings": {"ttl": MAX_TTL_MS + 1}}, f"settings.ttl {TTL_RANGE}"),
     ],
 )
 def test_invalid_bodies(overrides: dict[str, Any], err_msg: str) -> None:
-    with pytest.raises(UniError) as info:
-        parse_send_message(body(**overrides))
-    err = info.value
-    assert err.err_code == 20001
-    assert err.err_msg == err_msg
-    assert err.status == 400
-    assert err.envelope() == {"errCode": 20001, "errMsg": err_msg, "data": None}
+    assert_illegal(refused(body(**overrides)), f"illegal params: {err_msg}")
 
 
-@pytest.mark.parametrize("value", [None, [], "body", 5, [{"push_clientid": CID}]])
+@pytest.mark.parametrize("value", [None, [], "body", 5, True, [{"push_clientid": CID}]])
 def test_non_object_body(value: Any) -> None:
-    with pytest.raises(UniError) as info:
-        parse_send_message(value)
-    assert info.value.err_code == 1
-    assert info.value.err_msg == "the argument must be an object"
-    assert info.value.envelope() == {
-        "errCode": 1,
+    err = refused(value)
+    assert err.err_code == NOT_OBJECT == 1
+    assert err.err_msg == "the argument must be an object"
+    assert err.status == 400
+    assert err.envelope() == {
+        "errCode": "uni-cloud-push-error-1",
         "errMsg": "the argument must be an object",
         "data": None,
     }
@@ -104,37 +184,235 @@ def test_non_object_body(value: Any) -> None:
 
 def test_minimal_body() -> None:
     assert parse_send_message(body()) == SendRequest(
-        cids=(CID,),
+        target=Target("push_clientid", (CID,)),
         message={"title": "T", "content": "C", "payload": {"k": "v"}},
         request_id=None,
         ttl_ms=DEFAULT_TTL_MS,
+        group_name=None,
     )
     assert DEFAULT_TTL_MS == 3_600_000
+    assert parse_send_message(body()).cids == (CID,)
 
 
 def test_string_payload() -> None:
     assert parse_send_message(body(payload="raw")).message["payload"] == "raw"
 
 
-def test_cid_list_is_deduplicated_in_order() -> None:
-    req = parse_send_message(body(push_clientid=["b", "a", "b", "c", "a"]))
-    assert req.cids == ("b", "a", "c")
+def test_default_limits_are_strict() -> None:
+    parse_send_message(body(title="x" * 19))
+    with pytest.raises(UniError):
+        parse_send_message(body(title="x" * 20))
 
 
-def test_exactly_max_cids_is_allowed() -> None:
-    cids = [f"{i:032x}" for i in range(MAX_CIDS)]
-    assert parse_send_message(body(push_clientid=cids)).cids == tuple(cids)
+# targets --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "empty",
+    [
+        {},
+        {"push_clientid": None},
+        {"push_clientid": ""},
+        {"push_clientid": []},
+        {"getui_alias": "", "user_id": [], "device_id": None, "getui_custom_tag": ""},
+    ],
+)
+def test_no_target_means_broadcast(empty: dict[str, Any]) -> None:
+    req = parse_send_message(untargeted(**empty))
+    assert req.target == Target("broadcast")
+    assert req.target.values == ()
+    assert req.cids == ()
+
+
+@pytest.mark.parametrize(
+    "key", ["push_clientid", "getui_alias", "user_id", "user_tag", "device_id"]
+)
+def test_list_targets(key: str) -> None:
+    req = parse_send_message(untargeted(**{key: "one"}))
+    assert req.target == Target(key, ("one",))
+    req = parse_send_message(untargeted(**{key: ["b", "a", "b", "c", "a"]}))
+    assert req.target == Target(key, ("b", "a", "c"))
+    assert req.cids == (("b", "a", "c") if key == "push_clientid" else ())
+
+
+@pytest.mark.parametrize(("key", "limit"), sorted(MAX_LIST.items()))
+def test_list_limit_is_inclusive(key: str, limit: int) -> None:
+    values = ids(limit)
+    assert parse_send_message(untargeted(**{key: values})).target == Target(key, tuple(values))
+
+
+def test_list_limits() -> None:
+    assert MAX_LIST == {
+        "push_clientid": 1000,
+        "getui_alias": 1000,
+        "user_id": 500,
+        "user_tag": 500,
+        "device_id": 500,
+    }
+    assert MAX_DEVICES == 500
 
 
 def test_duplicates_count_towards_the_limit_before_dedup() -> None:
-    with pytest.raises(UniError):
-        parse_send_message(body(push_clientid=[CID] * (MAX_CIDS + 1)))
+    err = refused(body(push_clientid=[CID] * 1001))
+    assert_illegal(err, "illegal params: push_clientid must list at most 1000 values")
+
+
+def test_custom_tag_target() -> None:
+    req = parse_send_message(untargeted(getui_custom_tag="vip"))
+    assert req.target == Target("getui_custom_tag", ("vip",))
+    assert req.cids == ()
+
+
+@pytest.mark.parametrize(
+    "value", [[{"key": "custom_tag", "values": ["vip"], "opt_type": "or"}], "x", {"a": 1}]
+)
+def test_big_data_tag_is_not_supported(value: Any) -> None:
+    err = refused(untargeted(getui_big_data_tag=value))
+    assert_illegal(err, "illegal params: getui_big_data_tag is not supported here")
+
+
+@pytest.mark.parametrize(
+    ("targets", "named"),
+    [
+        ({"push_clientid": CID, "getui_alias": "al"}, "push_clientid, getui_alias"),
+        ({"user_id": "u", "device_id": ["d"]}, "user_id, device_id"),
+        ({"getui_custom_tag": "vip", "user_tag": "t"}, "getui_custom_tag, user_tag"),
+        ({"push_clientid": CID, "getui_big_data_tag": [{}]}, "push_clientid, getui_big_data_tag"),
+        (
+            {"device_id": "d", "push_clientid": [CID], "getui_alias": "a"},
+            "push_clientid, getui_alias, device_id",
+        ),
+    ],
+)
+def test_exclusive_targets_name_both(targets: dict[str, Any], named: str) -> None:
+    err = refused(untargeted(**targets))
+    assert_illegal(err, f"illegal params: {named} are exclusive targets: give only one of them")
+
+
+def test_every_target_key_is_exclusive_with_every_other() -> None:
+    for first in TARGET_KEYS:
+        for second in TARGET_KEYS:
+            if first >= second:
+                continue
+            err = refused(untargeted(**{first: "x", second: "y"}))
+            assert err.err_code == ILLEGAL
+            assert first in err.err_msg
+            assert second in err.err_msg
+            assert "exclusive" in err.err_msg
+
+
+def test_an_empty_selector_does_not_count_as_a_second_target() -> None:
+    req = parse_send_message(body(push_clientid="", getui_alias=["al"], user_id=None))
+    assert req.target == Target("getui_alias", ("al",))
+
+
+# text limits ----------------------------------------------------------------------------
+
+
+def test_limit_tables() -> None:
+    assert (STRICT.title, STRICT.content, STRICT.payload) == (19, 49, 799)
+    assert (RELAXED.title, RELAXED.content, RELAXED.payload) == (256, 2048, 16_384)
+    assert Limits.for_mode(True) is STRICT
+    assert Limits.for_mode(False) is RELAXED
+
+
+@pytest.mark.parametrize(
+    ("field", "limits"),
+    [
+        ("title", STRICT),
+        ("content", STRICT),
+        ("payload", STRICT),
+        ("title", RELAXED),
+        ("content", RELAXED),
+        ("payload", RELAXED),
+    ],
+)
+def test_text_limits_are_inclusive(field: str, limits: Limits) -> None:
+    limit = getattr(limits, field)
+    req = parse_send_message(body(**{field: "字" * limit}), limits)
+    assert req.message[field] == "字" * limit  # counted in characters, not bytes
+    err = refused(body(**{field: "x" * (limit + 1)}), limits)
+    assert err.err_code == ILLEGAL
+    assert err.err_msg.startswith(f"illegal params: {field} must be at most {limit} characters")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "err_msg"),
+    [
+        ({"title": "x" * 257}, "title must be at most 256 characters (this gateway's limit)"),
+        ({"content": "x" * 2049}, "content must be at most 2048 characters (this gateway's limit)"),
+        (
+            {"payload": "x" * 16_385},
+            "payload must be at most 16384 characters (this gateway's limit) (as JSON text)",
+        ),
+    ],
+)
+def test_relaxed_messages_do_not_mention_strict_limits(
+    overrides: dict[str, Any], err_msg: str
+) -> None:
+    err = refused(body(**overrides), RELAXED)
+    assert_illegal(err, f"illegal params: {err_msg}")
+    assert "strict_limits" not in err.err_msg
+
+
+def test_relaxed_accepts_what_strict_refuses() -> None:
+    roomy = body(title="x" * 20, content="x" * 50, payload="x" * 800)
+    assert "strict_limits = false" in refused(roomy, STRICT).err_msg
+    assert parse_send_message(roomy, RELAXED).message["title"] == "x" * 20
+
+
+def test_object_payload_is_measured_as_json_text() -> None:
+    # 795 characters of value: short enough as a string, too long as an object's JSON.
+    assert parse_send_message(body(payload="x" * 795)).message["payload"] == "x" * 795
+    err = refused(body(payload={"key": "x" * 795}))
+    assert_illegal(
+        err, f"illegal params: payload must be at most 799 characters {STRICT_HINT} (as JSON text)"
+    )
+    assert parse_send_message(body(payload={"key": "x" * 780})).message["payload"] == {
+        "key": "x" * 780
+    }
+
+
+def test_object_payload_counts_characters_not_escapes() -> None:
+    # 780 CJK characters: 788 characters of JSON, ~4,700 if escaped as \uXXXX.
+    payload = {"k": "中" * 780}
+    assert parse_send_message(body(payload=payload)).message["payload"] == payload
+
+
+def test_object_payload_is_measured_as_compact_json() -> None:
+    payload = {"a": "x" * 791}
+    assert len(json.dumps(payload, separators=(",", ":"))) == 799
+    assert parse_send_message(body(payload=payload)).message["payload"] == payload
+
+
+# open_url, group_name, request_id, ttl --------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["http://x", "https://example.org/a?b=c#d", "https://" + "a" * 291])
+def test_open_url_accepted(url: str) -> None:
+    assert len(url) < 300
+    assert parse_send_message(body(open_url=url)).message["open_url"] == url
+
+
+@pytest.mark.parametrize("name", ["g", "group_1", "a.b-c", "中文组", "g" * 100, "2024-05-10"])
+def test_group_name_accepted(name: str) -> None:
+    assert parse_send_message(body(group_name=name)).group_name == name
+
+
+def test_group_name_with_a_trailing_newline_is_refused() -> None:
+    assert_illegal(refused(body(group_name="grp\n")), f"illegal params: group_name {GROUP_RULE}")
+
+
+@pytest.mark.parametrize("request_id", ["a" * 10, "b" * 32, "req-2024-0001"])
+def test_request_id_bounds(request_id: str) -> None:
+    assert parse_send_message(body(request_id=request_id)).request_id == request_id
 
 
 @pytest.mark.parametrize(
     ("settings", "ttl"),
     [
         (DROP, DEFAULT_TTL_MS),
+        (None, DEFAULT_TTL_MS),
         ({}, DEFAULT_TTL_MS),
         ({"ttl": -1}, -1),
         ({"ttl": 0}, 0),
@@ -146,22 +424,31 @@ def test_ttl(settings: Any, ttl: int) -> None:
     assert parse_send_message(body(settings=settings)).ttl_ms == ttl
 
 
-@pytest.mark.parametrize("request_id", ["a" * 10, "b" * 32, "req-2024-0001"])
-def test_request_id_bounds(request_id: str) -> None:
-    assert parse_send_message(body(request_id=request_id)).request_id == request_id
+# carried fields -------------------------------------------------------------------------
 
 
 def test_carried_fields() -> None:
+    assert set(CARRIED) == {
+        "force_notification",
+        "open_url",
+        "sound",
+        "category",
+        "badge",
+        "channelId",
+    }
     req = parse_send_message(
         body(
             force_notification=True,
             open_url="https://example.org",
             sound="ding",
-            category="IM",
-            badge=2,
+            category={"harmony": "EXPRESS"},
+            badge="+1",
             channelId="ch1",
             unknown_field="dropped",
+            options={"HW": {}},
             request_id="request-id-1",
+            group_name="grp",
+            settings={"ttl": 10},
         )
     )
     assert req.message == {
@@ -171,11 +458,13 @@ def test_carried_fields() -> None:
         "force_notification": True,
         "open_url": "https://example.org",
         "sound": "ding",
-        "category": "IM",
-        "badge": 2,
+        "category": {"harmony": "EXPRESS"},
+        "badge": "+1",
         "channelId": "ch1",
     }
     assert req.request_id == "request-id-1"
+    assert req.group_name == "grp"
+    assert req.ttl_ms == 10
 
 
 def test_force_notification_false_is_kept_as_false() -> None:
@@ -183,6 +472,7 @@ def test_force_notification_false_is_kept_as_false() -> None:
 
 
 def test_none_carried_fields_are_left_out() -> None:
-    message = parse_send_message(body(channelId=None, sound=None)).message
-    assert "channelId" not in message
-    assert "sound" not in message
+    message = parse_send_message(
+        body(channelId=None, sound=None, open_url=None, badge=None, category=None)
+    ).message
+    assert message == {"title": "T", "content": "C", "payload": {"k": "v"}}

@@ -18,7 +18,7 @@ from typing import Any
 from .errors import ILLEGAL, UniError, invalid
 from .store import GatewayStore
 
-ALIAS_RE = re.compile(r"^[0-9A-Za-z_\u4e00-\u9fff]{1,39}$")
+ALIAS_RE = re.compile(r"[0-9A-Za-z_\u4e00-\u9fff]{1,39}")
 MAX_CIDS_PER_ALIAS = 10
 MAX_BIND_ITEMS = 1000
 MAX_TAGS = 100
@@ -96,7 +96,7 @@ def _pairs(arg: Any) -> list[tuple[str, str]]:
             raise invalid(f"[{i}]", "must be an object {cid, alias}")
         cid = _str(item.get("cid"), f"[{i}].cid")
         alias = _str(item.get("alias"), f"[{i}].alias")
-        if not ALIAS_RE.match(alias):
+        if not ALIAS_RE.fullmatch(alias):
             raise invalid(
                 f"[{i}].alias", "must be under 40 letters, digits, '_' or Chinese characters"
             )

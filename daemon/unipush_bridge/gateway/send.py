@@ -28,7 +28,7 @@ DEFAULT_TTL_MS = 3_600_000
 MAX_TTL_MS = 259_200_000
 MAX_OPEN_URL = 300
 MAX_GROUP_NAME = 100
-GROUP_NAME_RE = re.compile(r"^[\w\-.\u4e00-\u9fff]+$")
+GROUP_NAME_RE = re.compile(r"[\w\-.\u4e00-\u9fff]+")
 #: Fields carried to the daemon as they are (besides title, content, payload).
 CARRIED = ("force_notification", "open_url", "sound", "category", "badge", "channelId")
 
@@ -110,7 +110,7 @@ def parse_send_message(body: Any, limits: Limits = STRICT) -> SendRequest:
     if group_name is not None and (
         not isinstance(group_name, str)
         or not 0 < len(group_name) <= MAX_GROUP_NAME
-        or not GROUP_NAME_RE.match(group_name)
+        or not GROUP_NAME_RE.fullmatch(group_name)
     ):
         raise invalid(
             "group_name",
@@ -163,7 +163,9 @@ def _payload(body: dict[str, Any], limits: Limits) -> Any:
         raise invalid("payload", "is required (a string or an object)")
     if not isinstance(value, str | dict):
         raise invalid("payload", "must be a string or an object")
-    size = len(value) if isinstance(value, str) else len(json.dumps(value, ensure_ascii=False))
+    # Measured as the compact JSON that travels (and that uniCloud's JSON.stringify makes).
+    compact = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    size = len(value) if isinstance(value, str) else len(compact)
     if size > limits.payload:
         raise invalid("payload", _too_long(limits.payload, limits) + " (as JSON text)")
     return value

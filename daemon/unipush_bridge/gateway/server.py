@@ -347,7 +347,8 @@ class Gateway:
             self.connections[key] = conn
             if previous is not None:
                 await previous.close(protocol.CloseCode.REPLACED, "replaced by a newer connection")
-            await ws.send_str(sess.welcome(cursor))
+            backlog = self.store.pending_count(event.appid, event.cid)
+            await ws.send_str(sess.welcome(cursor, backlog))
             log.info("daemon registered", appid=event.appid, cid=event.cid, cursor=cursor)
             conn.kick()
         elif isinstance(event, wire.Acked):

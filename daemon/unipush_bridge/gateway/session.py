@@ -116,9 +116,9 @@ class ServerSession:
         self.cid = hello.cid or new_cid()
         return Register(hello.appid, self.cid, hello.acked)
 
-    def welcome(self, cursor: int) -> str:
+    def welcome(self, cursor: int, backlog: int = 0) -> str:
         assert self.cid is not None
-        return protocol.encode(protocol.Welcome(cid=self.cid, acked=cursor))
+        return protocol.encode(protocol.Welcome(cid=self.cid, acked=cursor, backlog=backlog))
 
 
 def push_frame(seq: int, msg_id: str, message: dict[str, Any]) -> str:
