@@ -12,7 +12,9 @@ import asyncio
 import shlex
 import time
 import webbrowser
+from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import structlog
@@ -24,6 +26,28 @@ from .session import ReceiptEvent
 from .store import DONE, HELD, PENDING, Store
 
 log = structlog.get_logger(__name__)
+
+
+#: A flood summary waits this long for the flood to settle before it is shown.
+SUMMARY_DEBOUNCE_S = 1.0
+
+
+@dataclass
+class Flood:
+    """Counts notifications shown in a sliding window; past ``threshold`` the rest are
+    summed up, so a backlog of thousands does not bury the desktop."""
+
+    threshold: int = 10
+    window: float = 10.0
+    shown: deque[float] = field(default_factory=deque)
+
+    def admit(self, now: float) -> bool:
+        while self.shown and self.shown[0] <= now - self.window:
+            self.shown.popleft()
+        if self.threshold and len(self.shown) >= self.threshold:
+            return False
+        self.shown.append(now)
+        return True
 
 
 class Listener(Protocol):
@@ -48,6 +72,7 @@ class Bridge:
         gateway_key: str,
         app_name: str,
         app_command: Sequence[str] = (),
+        flood: Flood | None = None,
     ) -> None:
         self.store = store
         self.notifier = notifier
@@ -56,6 +81,9 @@ class Bridge:
         self.app_name = app_name
         self.app_command = list(app_command)
         self.listeners: list[Listener] = []
+        self.flood = flood or Flood()
+        self._coalesced: list[dict[str, Any]] = []
+        self._summary: asyncio.Task[None] | None = None
         cid, _ = store.identity(gateway_key, appid)
         self._cid = cid
         self._cid_ready = asyncio.Event()
@@ -64,7 +92,7 @@ class Bridge:
         self.last_message_at: float | None = None
         #: Set by the link: tells the gateway a message was displayed or clicked.
         self.on_receipt: Callable[[str, str | None, ReceiptEvent], None] | None = None
-        self.counters = {"received": 0, "duplicates": 0, "notified": 0, "clicks": 0}
+        self.counters = {"received": 0, "duplicates": 0, "notified": 0, "coalesced": 0, "clicks": 0}
 
     # -- identity -----------------------------------------------------------------
 
@@ -126,6 +154,9 @@ class Bridge:
             self._broadcast(delivery.receive_event(data), msg_id)
             self.store.mark(msg_id, DONE)
             return
+        if not self.flood.admit(time.monotonic()):
+            self._coalesce(msg_id, data)
+            return
         receipt = (msg_id, message.taskid)
         try:
             await self._notify(message.title, message.content, data, message.open_url, receipt)
@@ -138,6 +169,47 @@ class Bridge:
                 self.store.mark(msg_id, HELD)
                 return
         self.store.mark(msg_id, DONE)
+
+    def _coalesce(self, msg_id: str, data: dict[str, Any]) -> None:
+        """Past the flood threshold: no banner of its own, but the message still
+        reaches listeners now, or waits for the next one, and the summary counts it."""
+        self.counters["coalesced"] += 1
+        if self.listeners:
+            self._broadcast(delivery.receive_event(data), msg_id)
+            self.store.mark(msg_id, DONE)
+        else:
+            self.store.mark(msg_id, HELD)
+        self._coalesced.append(data)
+        if self._summary is None or self._summary.done():
+            self._summary = asyncio.get_running_loop().create_task(self._summarize())
+
+    async def _summarize(self) -> None:
+        started = time.monotonic()
+        while True:
+            seen = len(self._coalesced)
+            await asyncio.sleep(SUMMARY_DEBOUNCE_S)
+            if len(self._coalesced) == seen or time.monotonic() - started >= self.flood.window:
+                break
+        batch, self._coalesced = self._coalesced, []
+        latest = batch[-1]
+        body = f"{len(batch)} more message{'s' if len(batch) > 1 else ''}: {latest['title']}"
+        loop = asyncio.get_running_loop()
+
+        def on_clicked() -> None:
+            loop.call_soon(self._activated, latest, None, None)
+
+        try:
+            await self.notifier.show(
+                NotificationRequest(title=self.app_name, body=body, on_clicked=on_clicked)
+            )
+        except NotifyError as exc:
+            log.warning("flood summary not shown", reason=str(exc), coalesced=len(batch))
+
+    async def wait_idle(self, timeout: float) -> None:
+        """Give a pending flood summary and click work a moment before shutdown."""
+        pending = [t for t in (self._summary, *self._tasks) if t is not None and not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
 
     async def replay_unfinished(self) -> None:
         """Hand on what a previous run recorded but did not finish (crash between)."""

@@ -150,23 +150,24 @@ async def cmd_run(args: argparse.Namespace) -> int:
     from .daemon import Daemon
     from .localapi import SocketInUse
 
-    settings = config.load(
-        config.DaemonSettings,
-        args.config,
-        "daemon",
-        {
-            "gateway": args.gateway,
-            "appid": args.appid,
-            "state_dir": args.state_dir,
-            "socket": args.socket,
-            "embedded_port": args.embedded_port,
-            "log_level": args.log_level,
-            "log_format": args.log_format,
-        },
-    )
+    flags = {
+        "gateway": args.gateway,
+        "appid": args.appid,
+        "state_dir": args.state_dir,
+        "socket": args.socket,
+        "embedded_port": args.embedded_port,
+        "log_level": args.log_level,
+        "log_format": args.log_format,
+    }
+
+    def reload() -> config.DaemonSettings:
+        return config.load(config.DaemonSettings, args.config, "daemon", flags)
+
+    settings = reload()
     logs.setup(settings.log_level, settings.log_format)
+    daemon = Daemon(settings, announce=lambda line: print(line, flush=True), reload=reload)
     try:
-        return await Daemon(settings, announce=lambda line: print(line, flush=True)).run()
+        return await daemon.run()
     except SocketInUse as exc:
         print(f"unipush-bridge run: {exc}", file=sys.stderr)
         return EXIT_FAIL

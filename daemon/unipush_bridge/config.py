@@ -92,6 +92,12 @@ class DaemonSettings(_Settings):
     ping_timeout: float = Field(20.0, gt=0)
     #: Longest wait for the notification server before a send counts as failed.
     notify_timeout: float = Field(5.0, gt=0, le=60)
+    #: More notifications than this within flood_window seconds are summed up in one
+    #: summary notification (0 = never); every message still reaches listeners.
+    flood_threshold: int = Field(10, ge=0)
+    flood_window: float = Field(10.0, gt=0)
+    #: Where logind announces resume from suspend: system (default), session, or off.
+    sleep_bus: Literal["system", "session", "off"] = "system"
 
     @field_validator("gateway")
     @classmethod

@@ -11,23 +11,27 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from . import __version__, protocol
-from .bridge import Bridge
-from .config import DaemonSettings
-from .gateway.access import GatewayConfig
-from .gateway.server import Gateway
+from . import __version__, logs, protocol
+from .bridge import Bridge, Flood
+from .config import ConfigError, DaemonSettings
 from .link import Link
 from .localapi import LocalApiServer
 from .notifier import DesktopNotifierBackend
-from .store import HELD, Store
+from .sleepwatch import SleepWatcher
+from .store import HELD, PENDING, Store
+
+if TYPE_CHECKING:
+    from .gateway.server import Gateway
 
 log = structlog.get_logger(__name__)
 
 EMBEDDED = "embedded"
+#: How long SIGTERM waits for the batch in hand before cutting it short.
+STOP_GRACE_S = 3.0
 
 
 def program() -> str:
@@ -59,17 +63,34 @@ def send_command(http_url: str, appid: str, cid: str) -> str:
     )
 
 
+Reload = Callable[[], DaemonSettings]
+#: Settings SIGHUP cannot change in a running daemon (they name its identity and sockets).
+RESTART_ONLY = ("gateway", "appid", "state_dir", "socket", "embedded_port", "client_token")
+
+
 class Daemon:
-    def __init__(self, settings: DaemonSettings, announce: Callable[[str], None] = print) -> None:
+    def __init__(
+        self,
+        settings: DaemonSettings,
+        announce: Callable[[str], None] = print,
+        reload: Reload | None = None,
+    ) -> None:
         self.settings = settings
         self.announce = announce
+        self.reload = reload
         self.gateway: Gateway | None = None
         self.started_at = time.time()
         self.stop_event = asyncio.Event()
+        self.bridge: Bridge | None = None
+        self.link: Link | None = None
+        self.notifier: DesktopNotifierBackend | None = None
 
     async def run(self) -> int:
         s = self.settings
         if s.gateway is None:
+            from .gateway.access import GatewayConfig
+            from .gateway.server import Gateway  # aiohttp only when the gateway is ours
+
             self.gateway = Gateway(
                 GatewayConfig(
                     host="127.0.0.1",
@@ -85,16 +106,17 @@ class Daemon:
             ws_url = s.gateway
             gateway_key = protocol.websocket_url(s.gateway)
         store = Store(s.state_dir / f"{s.appid}.sqlite3")
-        notifier = DesktopNotifierBackend(s.app_name, timeout=s.notify_timeout)
-        bridge = Bridge(
+        self.notifier = notifier = DesktopNotifierBackend(s.app_name, timeout=s.notify_timeout)
+        self.bridge = bridge = Bridge(
             store=store,
             notifier=notifier,
             appid=s.appid,
             gateway_key=gateway_key,
             app_name=s.app_name,
             app_command=s.app_command,
+            flood=Flood(s.flood_threshold, s.flood_window),
         )
-        link = Link(
+        self.link = link = Link(
             ws_url,
             bridge,
             token=s.client_token,
@@ -102,31 +124,80 @@ class Daemon:
             ping_timeout=s.ping_timeout,
         )
         api = LocalApiServer(bridge, s.socket_path, lambda: self.status(bridge, link))
-        tasks: list[asyncio.Task[Any]] = []
+        sleep = SleepWatcher(lambda: link.wake("resumed from suspend"), s.sleep_bus)
+        link_task: asyncio.Task[None] | None = None
+        announce: asyncio.Task[None] | None = None
+        loop = asyncio.get_running_loop()
         try:
             await notifier.start()
             await api.start()
             log.info("local API listening", socket=str(s.socket_path))
             await bridge.replay_unfinished()
-            loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stop_event.set)
-            tasks.append(loop.create_task(link.run()))
-            tasks.append(loop.create_task(self._announce(bridge, ws_url)))
+            loop.add_signal_handler(signal.SIGCONT, link.wake, "SIGCONT (resumed)")
+            loop.add_signal_handler(signal.SIGHUP, self.reload_config)
+            if s.sleep_bus != "off":
+                await sleep.start()
+            link_task = loop.create_task(link.run())
+            announce = loop.create_task(self._announce(bridge, ws_url))
             await self.stop_event.wait()
             log.info("stopping")
         finally:
-            link.stop()
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCONT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+            await self._shutdown(link, link_task, announce)
+            sleep.stop()
             await api.stop()
+            await bridge.wait_idle(1.0)
             if self.gateway is not None:
                 await self.gateway.stop()
             store.close()
+            log.info("stopped")
         return 0
+
+    async def _shutdown(
+        self, link: Link, link_task: asyncio.Task[None] | None, announce: asyncio.Task[None] | None
+    ) -> None:
+        """Let the link finish the batch in hand (it is recorded, acked and handed on
+        as one), then stop it; anything cut short stays pending and is replayed."""
+        link.stop()
+        if announce is not None:
+            announce.cancel()
+        if link_task is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(link_task), STOP_GRACE_S)
+        except TimeoutError:
+            link_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await link_task
+
+    def reload_config(self) -> None:
+        """SIGHUP: read the config file again and apply what can change live."""
+        if self.reload is None:
+            return
+        try:
+            new = self.reload()
+        except ConfigError as exc:
+            log.error("config reload failed; keeping the running config", error=str(exc))
+            return
+        old = self.settings
+        needs_restart = [k for k in RESTART_ONLY if getattr(new, k) != getattr(old, k)]
+        if needs_restart:
+            log.warning("these settings change only on restart", keys=needs_restart)
+        logs.setup(new.log_level, new.log_format)
+        if self.bridge is not None:
+            self.bridge.app_name = new.app_name
+            self.bridge.app_command = list(new.app_command)
+            self.bridge.flood = Flood(new.flood_threshold, new.flood_window)
+        if self.link is not None:
+            self.link.ping_interval = new.ping_interval
+            self.link.ping_timeout = new.ping_timeout
+        if self.notifier is not None:
+            self.notifier.timeout = new.notify_timeout
+        self.settings = new.model_copy(update={k: getattr(old, k) for k in RESTART_ONLY})
+        log.info("config reloaded")
 
     async def _announce(self, bridge: Bridge, ws_url: str) -> None:
         cid = await bridge.get_push_client_id(timeout=None)
@@ -148,6 +219,7 @@ class Daemon:
             "listeners": len(bridge.listeners),
             "notifications": "available" if bridge.notifier.available else "unavailable",
             "held_for_listener": bridge.store.count(HELD),
+            "backlog": bridge.store.count(PENDING) + bridge.store.count(HELD),
             "last_message_at": bridge.last_message_at,
             "counters": dict(bridge.counters),
             "socket": str(self.settings.socket_path),

@@ -71,7 +71,7 @@ class DesktopNotifierBackend:
         from desktop_notifier import DesktopNotifier
 
         self._dn = DesktopNotifier(app_name=app_name, app_icon=None)
-        self._timeout = timeout
+        self.timeout = timeout
         self._reprobe_after = reprobe_after
         self._available = False
         self._probed_at = float("-inf")
@@ -88,7 +88,7 @@ class DesktopNotifierBackend:
     async def _probe(self) -> None:
         self._probed_at = time.monotonic()
         try:
-            await asyncio.wait_for(self._dn.get_capabilities(), self._timeout)
+            await asyncio.wait_for(self._dn.get_capabilities(), self.timeout)
         except Exception as exc:
             self._available = False
             if not self._said_unavailable:
@@ -127,12 +127,12 @@ class DesktopNotifierBackend:
         )
         try:
             identifier = await asyncio.wait_for(
-                self._dn.send_notification(notification), self._timeout
+                self._dn.send_notification(notification), self.timeout
             )
         except TimeoutError:
             self._available = False
             raise NotifyError(
-                f"notification server did not answer within {self._timeout:g} s"
+                f"notification server did not answer within {self.timeout:g} s"
             ) from None
         if not dispatched:
             # desktop-notifier logged the cause and swallowed it.

@@ -150,3 +150,73 @@ def test_markup_in_a_push_reaches_dunst_escaped(
     log = dunst.monitor_log()
     assert "&lt;b&gt;bold&lt;/b&gt; &amp; &lt;i&gt;x&lt;/i&gt;" in log
     assert "<b>bold</b>" not in log
+
+
+def test_a_flood_is_summed_up_and_nothing_is_lost(
+    tmp_path: Path, dunst: DunstStack, procs: list[Proc]
+) -> None:
+    gateway = GatewayProc(tmp_path / "gw", env=dunst.env).start()
+    procs.append(gateway)
+    env = {**dunst.env, "UNIPUSH_BRIDGE_FLOOD_THRESHOLD": "3", "UNIPUSH_BRIDGE_FLOOD_WINDOW": "30"}
+    daemon = DaemonProc(tmp_path / "daemon", gateway.ws_url, env=env).start()
+    procs.append(daemon)
+    cid = daemon.cid()
+    for i in range(8):
+        gateway.send({"push_clientid": cid, "title": f"m{i}", "content": "c", "payload": {"n": i}})
+    # three messages, then one summary (dunst's rule script may log them out of order)
+    seen = sorted(dunst.wait_seen(4, timeout=10), key=lambda s: int(s["id"]))
+    assert [s["summary"] for s in seen[:3]] == ["m0", "m1", "m2"]
+    assert seen[3]["summary"] == "unipush-bridge"
+    assert seen[3]["body"] == "5 more messages: m7"
+    assert dunst.count_displayed() == 4
+    # The five summed-up messages wait for the next app that listens.
+    listener = listen(tmp_path, procs, daemon, dunst)
+    events = listener.wait_events(5)
+    assert [e["data"]["payload"]["n"] for e in events] == [3, 4, 5, 6, 7]
+
+
+def test_resume_from_suspend_reconnects_at_once(
+    tmp_path: Path, dunst: DunstStack, procs: list[Proc]
+) -> None:
+    gateway = GatewayProc(tmp_path / "gw", env=dunst.env).start()
+    procs.append(gateway)
+    # logind speaks on the system bus; the private session bus stands in for it here.
+    env = {**dunst.env, "UNIPUSH_BRIDGE_SLEEP_BUS": "session"}
+    daemon = DaemonProc(tmp_path / "daemon", gateway.ws_url, env=env).start()
+    procs.append(daemon)
+    connected_since = daemon.status()["connection"]["connected_since"]
+    dunst.run(
+        [
+            "dbus-send",
+            "--session",
+            "--type=signal",
+            "/org/freedesktop/login1",
+            "org.freedesktop.login1.Manager.PrepareForSleep",
+            "boolean:true",
+        ]
+    )
+    dunst.run(
+        [
+            "dbus-send",
+            "--session",
+            "--type=signal",
+            "/org/freedesktop/login1",
+            "org.freedesktop.login1.Manager.PrepareForSleep",
+            "boolean:false",
+        ]
+    )
+    wait_for(
+        lambda: any(e.get("reason") == "resumed from suspend" for e in daemon.logs()),
+        10,
+        "the resume to be noticed",
+    )
+    status = wait_for(
+        lambda: (
+            (s := daemon.status())["connection"]["connected_since"] != connected_since
+            and s["connection"]["state"] == "connected"
+            and s
+        ),
+        10,
+        "a new connection",
+    )
+    assert status["connection"]["attempts"] == 0  # no backoff on a wake

@@ -12,6 +12,7 @@ import signal
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -360,3 +361,58 @@ def test_gateway_data_reset_does_not_swallow_new_messages(
     assert statuses(push(fresh, cid, payload="after reset")) == {cid: "successed_online"}
     events = listener.wait_events(4)
     assert events[-1]["data"]["payload"] == "after reset"
+
+
+def test_sigterm_stops_within_5_s_with_exit_0_and_nothing_lost(
+    tmp_path: Path, procs: list[Proc], gateway: GatewayProc
+) -> None:
+    daemon = start_daemon(tmp_path, procs, gateway.ws_url)
+    listener = start_listener(tmp_path, procs, daemon)
+    cid = daemon.cid()
+    for i in range(50):
+        push(gateway, cid, payload={"n": i})
+    started = time.monotonic()
+    assert daemon.stop(signal.SIGTERM, timeout=10) == 0
+    assert time.monotonic() - started < 5
+    assert "stopped" in [e["event"] for e in daemon.logs()]
+    # Whatever the stop cut short is still there for the next run.
+    restarted = start_daemon(tmp_path, procs, gateway.ws_url)
+    second = start_listener(tmp_path, procs, restarted, "l2")
+    for i in range(50, 60):
+        push(gateway, cid, payload={"n": i})
+    first_half = {e["data"]["payload"]["n"] for e in listener.events()}
+    wait_for(
+        lambda: first_half | {e["data"]["payload"]["n"] for e in second.events()} >= set(range(60)),
+        15,
+        "all 60 messages across the restart",
+    )
+
+
+def test_sighup_reloads_the_config_file(
+    tmp_path: Path, procs: list[Proc], gateway: GatewayProc
+) -> None:
+    conf = tmp_path / "daemon.toml"
+    conf.write_text('log_level = "info"\napp_name = "Before"\n')
+    daemon = DaemonProc(
+        tmp_path / "d", gateway.ws_url, env=NO_SERVER, extra=["--config", str(conf)]
+    )
+    procs.append(daemon.start())
+    conf.write_text('log_level = "info"\napp_name = "After"\nclient_token = "a-new-token-1234"\n')
+    daemon.send_signal(signal.SIGHUP)
+    wait_for(lambda: "config reloaded" in [e["event"] for e in daemon.logs()], 10, "reload")
+    restart_only = [e for e in daemon.logs() if e["event"].startswith("these settings change")]
+    assert restart_only and restart_only[-1]["keys"] == ["client_token"]
+    res = cli("notify", "--socket", str(daemon.socket), "--content", "", env=NO_SERVER)
+    assert res.returncode == 1  # still the same daemon and socket after the reload
+    conf.write_text("ping_interval = -5\n")
+    daemon.send_signal(signal.SIGHUP)
+    wait_for(
+        lambda: (
+            "config reload failed; keeping the running config"
+            in [e["event"] for e in daemon.logs()]
+        ),
+        10,
+        "refused reload",
+    )
+    assert daemon.alive()
+    assert daemon.status()["connection"]["state"] == "connected"
