@@ -148,40 +148,42 @@ class Bridge:
             log.debug("dropped redelivered messages", count=len(flags) - fresh)
         return flags
 
-    async def dispatch(self, msg_id: str, message: PushMessage) -> None:
+    async def dispatch_batch(self, pushes: list[tuple[str, PushMessage]]) -> None:
+        """Hand on recorded pushes in order, then mark them in one commit. A crash in
+        between replays them; listeners drop what they already had by id."""
+        states = [(msg_id, await self._dispatch(msg_id, message)) for msg_id, message in pushes]
+        self.store.mark_many(states)
+
+    async def _dispatch(self, msg_id: str, message: PushMessage) -> str:
+        """Receive, notification or hold; returns the inbox state the push ends in."""
         data = delivery.event_data(message)
         if delivery.route(message, len(self.listeners)) is delivery.Route.RECEIVE:
             self._broadcast(delivery.receive_event(data), msg_id)
-            self.store.mark(msg_id, DONE)
-            return
+            return DONE
         if not self.flood.admit(time.monotonic()):
-            self._coalesce(msg_id, data)
-            return
+            return self._coalesce(msg_id, data)
         receipt = (msg_id, message.taskid)
         try:
             await self._notify(message.title, message.content, data, message.open_url, receipt)
         except NotifyError as exc:
-            if self.listeners:
-                log.warning("notification failed, delivered as receive", reason=str(exc))
-                self._broadcast(delivery.receive_event(data), msg_id)
-            else:
+            if not self.listeners:
                 log.warning("notification failed, held for the next listener", reason=str(exc))
-                self.store.mark(msg_id, HELD)
-                return
-        self.store.mark(msg_id, DONE)
+                return HELD
+            log.warning("notification failed, delivered as receive", reason=str(exc))
+            self._broadcast(delivery.receive_event(data), msg_id)
+        return DONE
 
-    def _coalesce(self, msg_id: str, data: dict[str, Any]) -> None:
+    def _coalesce(self, msg_id: str, data: dict[str, Any]) -> str:
         """Past the flood threshold: no banner of its own, but the message still
         reaches listeners now, or waits for the next one, and the summary counts it."""
         self.counters["coalesced"] += 1
-        if self.listeners:
-            self._broadcast(delivery.receive_event(data), msg_id)
-            self.store.mark(msg_id, DONE)
-        else:
-            self.store.mark(msg_id, HELD)
         self._coalesced.append(data)
         if self._summary is None or self._summary.done():
             self._summary = asyncio.get_running_loop().create_task(self._summarize())
+        if self.listeners:
+            self._broadcast(delivery.receive_event(data), msg_id)
+            return DONE
+        return HELD
 
     async def _summarize(self) -> None:
         started = time.monotonic()
@@ -213,8 +215,8 @@ class Bridge:
 
     async def replay_unfinished(self) -> None:
         """Hand on what a previous run recorded but did not finish (crash between)."""
-        for msg_id, body in self.store.unfinished(PENDING):
-            await self.dispatch(msg_id, PushMessage.model_validate(body))
+        pending = self.store.unfinished(PENDING)
+        await self.dispatch_batch([(i, PushMessage.model_validate(b)) for i, b in pending])
 
     # -- listeners ------------------------------------------------------------------
 
@@ -222,10 +224,11 @@ class Bridge:
         if listener in self.listeners:
             return
         self.listeners.append(listener)
-        for msg_id, body in self.store.unfinished(HELD):
+        held = self.store.unfinished(HELD)
+        for msg_id, body in held:
             data = delivery.event_data(PushMessage.model_validate(body))
             listener.deliver(delivery.receive_event(data), msg_id)
-            self.store.mark(msg_id, DONE)
+        self.store.mark_many([(msg_id, DONE) for msg_id, _ in held])
         click = self.store.take_pending_click(self.appid)
         if click is not None:
             listener.deliver(delivery.click_event(click))

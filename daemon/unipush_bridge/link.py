@@ -276,9 +276,8 @@ class Link:
         ack = session.recorded(max(d.seq for d in batch))
         if ack is not None:
             await ws.send(ack)
-        for deliver, is_new in zip(batch, new, strict=True):
-            if is_new:
-                await self.bridge.dispatch(deliver.id, deliver.message)
+        fresh = [(d.id, d.message) for d, is_new in zip(batch, new, strict=True) if is_new]
+        await self.bridge.dispatch_batch(fresh)
 
     def _gateway_error(self, event: GatewayError) -> None:
         log.warning("gateway error", code=event.code, message=event.message, fatal=event.fatal)

@@ -104,11 +104,19 @@ class Store:
         return new
 
     def mark(self, msg_id: str, state: str) -> None:
-        self._db.execute("UPDATE inbox SET state=? WHERE id=?", (state, msg_id))
-        if state == DONE:
-            self._done_since_prune += 1
-            if self._done_since_prune >= 1000:
-                self.prune()
+        self.mark_many([(msg_id, state)])
+
+    def mark_many(self, states: list[tuple[str, str]]) -> None:
+        """Set inbox states in one commit (one fsync for a whole batch)."""
+        if not states:
+            return
+        with self._transaction():
+            self._db.executemany(
+                "UPDATE inbox SET state=? WHERE id=?", [(state, i) for i, state in states]
+            )
+        self._done_since_prune += sum(state == DONE for _, state in states)
+        if self._done_since_prune >= 1000:
+            self.prune()
 
     def unfinished(self, state: str) -> list[tuple[str, dict[str, Any]]]:
         """Messages in ``state`` (pending or held), oldest first."""
