@@ -28,6 +28,7 @@ from tests.procs import (
     wait_for,
     wait_listeners,
 )
+from unipush_bridge.gateway.store import GatewayStore
 
 #: A bus address that leads nowhere: the daemon must run without a notification server.
 NO_SERVER = {"DBUS_SESSION_BUS_ADDRESS": "unix:path=/nonexistent/bus", "DISPLAY": ""}
@@ -416,3 +417,30 @@ def test_sighup_reloads_the_config_file(
     )
     assert daemon.alive()
     assert daemon.status()["connection"]["state"] == "connected"
+
+
+def test_a_long_backlog_drains_in_order(
+    tmp_path: Path, procs: list[Proc], gateway: GatewayProc
+) -> None:
+    daemon = start_daemon(tmp_path, procs, gateway.ws_url)
+    cid = daemon.cid()
+    assert daemon.stop() == 0
+    store = GatewayStore(tmp_path / "gw" / "gateway.sqlite3", time.time)
+    body = {"title": "T", "content": "C", "taskid": "RASL_backlog"}
+    store.begin()
+    for i in range(3000):
+        store.add_message(
+            "__UNI__DESKTOP", cid, f"m{i:05d}", "RASL_backlog", {**body, "payload": {"n": i}}, 3600
+        )
+    store.commit()
+    store.close()
+    restarted = start_daemon(tmp_path, procs, gateway.ws_url)
+    # No listener and no notification server: all 3000 wait, in order, for one.
+    wait_for(lambda: restarted.status()["held_for_listener"] == 3000, 30, "the backlog")
+    status = restarted.status()
+    assert status["connection"]["backlog_at_connect"] == 3000
+    assert status["counters"]["received"] == 3000
+    listener = start_listener(tmp_path, procs, restarted)
+    events = listener.wait_events(3000, timeout=30)
+    assert [e["data"]["payload"]["n"] for e in events] == list(range(3000))
+    assert gateway.send({"push_clientid": cid, "title": "t", "content": "c", "payload": "x"})[0]
