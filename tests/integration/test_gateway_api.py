@@ -369,3 +369,24 @@ async def test_push_manager_reads_like_unicloud(kit: Kit) -> None:
     finally:
         await uni_push.close()
     assert (await client.next_push())["message"]["payload"] == {"text": "体验一下uni-push2.0"}
+
+
+async def test_a_message_too_big_for_a_frame_is_refused(tmp_path: Path) -> None:
+    async with running_gateway(tmp_path, max_body_bytes=1024 * 1024) as kit:
+        client = await kit.client()
+        status, answer = await kit.call(
+            "sendMessage", {**MSG, "push_clientid": client.cid, "category": {"x": "y" * 200_000}}
+        )
+        assert status == 400
+        assert answer["errMsg"].startswith("illegal params: message must be at most 131072 bytes")
+        await client.no_push()
+
+
+async def test_ttl_zero_is_online_only(kit: Kit) -> None:
+    online = await kit.client()
+    offline = await kit.offline_cid()
+    data = await kit.ok(
+        "sendMessage", {**MSG, "push_clientid": [online.cid, offline], "settings": {"ttl": 0}}
+    )
+    assert only_task(data)[1] == {online.cid: "successed_online", offline: "successed_ignore"}
+    await online.next_push()

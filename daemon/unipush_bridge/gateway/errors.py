@@ -22,11 +22,15 @@ PREFIX = "uni-cloud-push-error-"
 class UniError(Exception):
     """An answer in uni's envelope with an HTTP status for its class."""
 
-    def __init__(self, err_code: int, err_msg: str, status: int = 400) -> None:
+    def __init__(
+        self, err_code: int, err_msg: str, status: int = 400, retry_after: float | None = None
+    ) -> None:
         super().__init__(err_msg)
         self.err_code = err_code
         self.err_msg = err_msg
         self.status = status
+        #: Seconds until a rate-limited call may succeed (sent as Retry-After).
+        self.retry_after = retry_after
 
     def envelope(self) -> dict[str, Any]:
         return {"errCode": f"{PREFIX}{self.err_code}", "errMsg": self.err_msg, "data": None}

@@ -29,6 +29,8 @@ MAX_TTL_MS = 259_200_000
 MAX_OPEN_URL = 300
 MAX_GROUP_NAME = 100
 GROUP_NAME_RE = re.compile(r"[\w\-.\u4e00-\u9fff]+")
+#: A whole message must fit a websocket frame to the daemon with room to spare.
+MAX_MESSAGE_BYTES = 128 * 1024
 #: Fields carried to the daemon as they are (besides title, content, payload).
 CARRIED = ("force_notification", "open_url", "sound", "category", "badge", "channelId")
 
@@ -101,6 +103,13 @@ def parse_send_message(body: Any, limits: Limits = STRICT) -> SendRequest:
     for key in CARRIED:
         if body.get(key) is not None:
             message[key] = body[key]
+    size = len(json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode())
+    if size > MAX_MESSAGE_BYTES:
+        raise invalid(
+            "message",
+            f"must be at most {MAX_MESSAGE_BYTES} bytes of JSON in all "
+            "(title, content, payload and the carried fields)",
+        )
     request_id = body.get("request_id")
     if request_id is not None and (
         not isinstance(request_id, str) or not 10 <= len(request_id) <= 32

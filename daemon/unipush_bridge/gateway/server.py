@@ -34,9 +34,9 @@ log = structlog.get_logger(__name__)
 #: How long a ttl=-1 (online only) message waits for its acknowledgement.
 ONLINE_ONLY_GRACE_S = 60.0
 HELLO_TIMEOUT_S = 10.0
-#: Status of a cid that got nothing: unknown here, past the 500-device cap, or offline
-#: with ttl -1 (nothing stored).
+#: A cid this gateway never registered for the appId: nothing stored.
 INVALID = "target user is invalid"
+#: Past the 500-device cap, or offline with an online-only ttl: nothing stored.
 IGNORED = "successed_ignore"
 
 
@@ -154,15 +154,21 @@ class Gateway:
     async def http_api(self, request: web.Request) -> web.Response:
         appid = request.match_info["appid"]
         method = request.match_info["method"]
-        headers: dict[str, str] = {}
         try:
             self._authorize(request, appid)
             if not self.api_rate.allow(appid):
-                headers["Retry-After"] = str(int(self.api_rate.retry_after(appid)) + 1)
-                raise UniError(errors.RATE, "too many requests for this appId; slow down", 429)
+                raise UniError(
+                    errors.RATE,
+                    "too many requests for this appId; slow down",
+                    429,
+                    retry_after=self.api_rate.retry_after(appid),
+                )
             body = await _json_body(request)
             data = await self.call(appid, method, body)
         except UniError as exc:
+            headers = {}
+            if exc.retry_after is not None:
+                headers["Retry-After"] = str(int(exc.retry_after) + 1)
             return web.json_response(exc.envelope(), status=exc.status, headers=headers)
         return web.json_response(data)
 
@@ -215,6 +221,7 @@ class Gateway:
                 errors.BROADCAST_RATE,
                 f"broadcasts are limited to {self.config.broadcast_per_minute} a minute",
                 429,
+                retry_after=self.broadcast_rate.retry_after(appid),
             )
         stamp = datetime.fromtimestamp(self.clock()).strftime("%m%d")
         taskid = f"{'RASA' if broadcast else 'RASL'}_{stamp}_{secrets.token_hex(16)}"
@@ -288,9 +295,10 @@ class Gateway:
         if not self.store.known(appid, cid):
             return INVALID
         conn = self.connections.get((appid, cid))
-        if req.ttl_ms == -1 and conn is None:
+        online_only = req.ttl_ms <= 0  # -1, and 0 (no time to wait at all), mean online only
+        if online_only and conn is None:
             return IGNORED
-        ttl_s = ONLINE_ONLY_GRACE_S if req.ttl_ms == -1 else req.ttl_ms / 1000
+        ttl_s = ONLINE_ONLY_GRACE_S if online_only else req.ttl_ms / 1000
         self.store.add_message(appid, cid, secrets.token_hex(16), taskid, message, ttl_s)
         if conn is None:
             return "successed_offline"
