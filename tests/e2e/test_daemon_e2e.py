@@ -220,3 +220,30 @@ def test_resume_from_suspend_reconnects_at_once(
         "a new connection",
     )
     assert status["connection"]["attempts"] == 0  # no backoff on a wake
+
+
+def test_display_and_click_receipts_reach_the_gateways_report(
+    dunst: DunstStack, stack: tuple[GatewayProc, DaemonProc]
+) -> None:
+    gateway, daemon = stack
+    status, answer = gateway.send(
+        {"push_clientid": daemon.cid(), "title": "Report me", "content": "c", "payload": "p"}
+    )
+    assert status == 200
+    (taskid,) = answer["data"]
+    dunst.wait_seen(1)
+    dunst.action(0)
+
+    def counters() -> dict[str, int] | None:
+        code, report = gateway.send({"taskid": taskid}, method="getReport")
+        total: dict[str, int] = report["data"][taskid]["total"]
+        return total if code == 200 and total["click_num"] == 1 else None
+
+    total = wait_for(counters, 10, "the click receipt")
+    assert total == {
+        "msg_num": 1,
+        "target_num": 1,
+        "receive_num": 1,
+        "display_num": 1,
+        "click_num": 1,
+    }
