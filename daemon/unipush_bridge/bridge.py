@@ -135,9 +135,7 @@ class Bridge:
 
     def record_batch(self, pushes: list[tuple[int, str, PushMessage]]) -> list[bool]:
         """Durably record pushes before they are acknowledged; False marks a redelivery."""
-        rows = [
-            (seq, msg_id, m.model_dump(mode="json", exclude_none=True)) for seq, msg_id, m in pushes
-        ]
+        rows = [(seq, msg_id, m.to_dict()) for seq, msg_id, m in pushes]
         flags = self.store.record_batch(self.gateway_key, self.appid, rows)
         fresh = sum(flags)
         self.counters["received"] += fresh
@@ -216,7 +214,7 @@ class Bridge:
     async def replay_unfinished(self) -> None:
         """Hand on what a previous run recorded but did not finish (crash between)."""
         pending = self.store.unfinished(PENDING)
-        await self.dispatch_batch([(i, PushMessage.model_validate(b)) for i, b in pending])
+        await self.dispatch_batch([(i, PushMessage.parse(b)) for i, b in pending])
 
     # -- listeners ------------------------------------------------------------------
 
@@ -226,7 +224,7 @@ class Bridge:
         self.listeners.append(listener)
         held = self.store.unfinished(HELD)
         for msg_id, body in held:
-            data = delivery.event_data(PushMessage.model_validate(body))
+            data = delivery.event_data(PushMessage.parse(body))
             listener.deliver(delivery.receive_event(data), msg_id)
         self.store.mark_many([(msg_id, DONE) for msg_id, _ in held])
         click = self.store.take_pending_click(self.appid)

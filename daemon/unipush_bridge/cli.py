@@ -44,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--state-dir", type=Path)
     run.add_argument("--socket", type=Path, help="local API socket path")
     run.add_argument("--embedded-port", type=int, help="port of the embedded gateway (0 = any)")
+    run.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the effective settings as JSON and exit (checks the config file)",
+    )
     logging_flags(run)
 
     gw = sub.add_parser("gateway", help="run the reference gateway")
@@ -103,9 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
-        return asyncio.run(_dispatch(args)) if args.command != "send" else cmd_send(args)
+        if args.command in SYNC_COMMANDS:
+            return SYNC_COMMANDS[args.command](args)
+        return asyncio.run(_dispatch(args))
     except UsageError as exc:
         print(f"unipush-bridge {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -121,7 +130,6 @@ def main(argv: list[str] | None = None) -> int:
 
 async def _dispatch(args: argparse.Namespace) -> int:
     handlers = {
-        "run": cmd_run,
         "gateway": cmd_gateway,
         "cid": cmd_cid,
         "listen": cmd_listen,
@@ -146,40 +154,51 @@ def _json_or_text(value: str) -> Any:
 # daemon and gateway ---------------------------------------------------------------------
 
 
-async def cmd_run(args: argparse.Namespace) -> int:
-    from .daemon import Daemon
-    from .localapi import SocketInUse
+def cmd_run(args: argparse.Namespace) -> int:
+    """Validate the config here, then become the daemon process: it runs on plain
+    options and never loads the validation stack (see options.py)."""
+    settings = config.load(
+        config.DaemonSettings,
+        args.config,
+        "daemon",
+        {
+            "gateway": args.gateway,
+            "appid": args.appid,
+            "state_dir": args.state_dir,
+            "socket": args.socket,
+            "embedded_port": args.embedded_port,
+            "log_level": args.log_level,
+            "log_format": args.log_format,
+        },
+    )
+    argv = [arg for arg in args.argv if arg != "--print-config"]
+    reload_argv = (sys.executable, "-m", "unipush_bridge.cli", *argv, "--print-config")
+    options = settings.options(reload_argv)
+    if args.print_config:
+        print(options.to_json())
+        return EXIT_OK
+    if os.name != "posix":  # no exec that keeps the process: run in this one
+        from .daemon import main as daemon_main
 
-    flags = {
-        "gateway": args.gateway,
-        "appid": args.appid,
-        "state_dir": args.state_dir,
-        "socket": args.socket,
-        "embedded_port": args.embedded_port,
-        "log_level": args.log_level,
-        "log_format": args.log_format,
-    }
-
-    def reload() -> config.DaemonSettings:
-        return config.load(config.DaemonSettings, args.config, "daemon", flags)
-
-    settings = reload()
-    logs.setup(settings.log_level, settings.log_format)
-    daemon = Daemon(settings, announce=lambda line: print(line, flush=True), reload=reload)
-    try:
-        return await daemon.run()
-    except SocketInUse as exc:
-        print(f"unipush-bridge run: {exc}", file=sys.stderr)
-        return EXIT_FAIL
-    except OSError as exc:
-        print(f"unipush-bridge run: {exc.strerror or exc} ({_hint(exc)})", file=sys.stderr)
-        return EXIT_FAIL
+        return _run_in_process(daemon_main, options.to_json())
+    read_end, write_end = os.pipe()
+    os.write(write_end, options.to_json().encode())
+    os.close(write_end)
+    os.set_inheritable(read_end, True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(
+        sys.executable,
+        [sys.executable, "-m", "unipush_bridge.daemon", "--options-fd", str(read_end)],
+    )
 
 
-def _hint(exc: OSError) -> str:
-    if exc.errno == 98:
-        return "the embedded gateway port is taken: pass --embedded-port 0 or another port"
-    return type(exc).__name__
+def _run_in_process(daemon_main: Any, options_json: str) -> int:
+    read_end, write_end = os.pipe()
+    os.write(write_end, options_json.encode())
+    os.close(write_end)
+    result: int = daemon_main(["--options-fd", str(read_end)])
+    return result
 
 
 async def cmd_gateway(args: argparse.Namespace) -> int:
@@ -336,6 +355,8 @@ async def cmd_status(args: argparse.Namespace) -> int:
     print("\n".join(lines))
     return EXIT_OK
 
+
+SYNC_COMMANDS = {"run": cmd_run, "send": cmd_send}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -25,7 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-from .config import DEFAULT_APPID, default_socket
+from .paths import DEFAULT_APPID, default_socket
 
 Callback = Callable[[dict[str, Any]], Any]
 #: Push ids remembered for dropping replays; far more than a daemon can replay at once.

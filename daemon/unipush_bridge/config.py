@@ -7,8 +7,6 @@ rule; the CLI turns it into exit code 2.
 from __future__ import annotations
 
 import contextvars
-import os
-import tempfile
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -23,12 +21,23 @@ from pydantic_settings import (
 )
 
 from . import protocol
+from .paths import APP, DEFAULT_APPID, default_socket, runtime_dir
+
+__all__ = [
+    "APP",
+    "DEFAULT_APPID",
+    "ConfigError",
+    "DaemonSettings",
+    "GatewaySettings",
+    "default_socket",
+    "load",
+    "runtime_dir",
+]
 
 if TYPE_CHECKING:
     from .gateway.access import GatewayConfig
+    from .options import DaemonOptions
 
-APP = "unipush-bridge"
-DEFAULT_APPID = "__UNI__DESKTOP"
 
 _file_values: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "_file_values", default=None
@@ -58,18 +67,6 @@ class _Settings(BaseSettings):
         # Earlier sources win: flags, then UNIPUSH_BRIDGE_* variables, then the file.
         file_source = InitSettingsSource(settings_cls, init_kwargs=_file_values.get() or {})
         return (init_settings, env_settings, file_source)
-
-
-def runtime_dir() -> Path:
-    """Where local sockets live: $XDG_RUNTIME_DIR/unipush-bridge, else a private /tmp dir."""
-    base = os.environ.get("XDG_RUNTIME_DIR")
-    if base:
-        return Path(base) / APP
-    return Path(tempfile.gettempdir()) / f"{APP}-{os.getuid()}"
-
-
-def default_socket(appid: str) -> Path:
-    return runtime_dir() / f"{appid}.sock"
 
 
 class DaemonSettings(_Settings):
@@ -110,6 +107,29 @@ class DaemonSettings(_Settings):
     @property
     def socket_path(self) -> Path:
         return self.socket or default_socket(self.appid)
+
+    def options(self, reload_argv: tuple[str, ...] = ()) -> DaemonOptions:
+        from .options import DaemonOptions
+
+        return DaemonOptions(
+            gateway=self.gateway,
+            appid=self.appid,
+            state_dir=self.state_dir,
+            socket_path=self.socket_path,
+            app_name=self.app_name,
+            app_command=tuple(self.app_command),
+            client_token=self.client_token,
+            embedded_port=self.embedded_port,
+            ping_interval=self.ping_interval,
+            ping_timeout=self.ping_timeout,
+            notify_timeout=self.notify_timeout,
+            flood_threshold=self.flood_threshold,
+            flood_window=self.flood_window,
+            sleep_bus=self.sleep_bus,
+            log_level=self.log_level,
+            log_format=self.log_format,
+            reload_argv=reload_argv,
+        )
 
 
 class AppSecretsSettings(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import shlex
 import signal
@@ -17,10 +18,10 @@ import structlog
 
 from . import __version__, logs, protocol
 from .bridge import Bridge, Flood
-from .config import ConfigError, DaemonSettings
 from .link import Link
 from .localapi import LocalApiServer
 from .notifier import DesktopNotifierBackend
+from .options import DaemonOptions
 from .sleepwatch import SleepWatcher
 from .store import HELD, PENDING, Store
 
@@ -63,27 +64,21 @@ def send_command(http_url: str, appid: str, cid: str) -> str:
     )
 
 
-Reload = Callable[[], DaemonSettings]
 #: Settings SIGHUP cannot change in a running daemon (they name its identity and sockets).
-RESTART_ONLY = ("gateway", "appid", "state_dir", "socket", "embedded_port", "client_token")
+RESTART_ONLY = ("gateway", "appid", "state_dir", "socket_path", "embedded_port", "client_token")
 
 
 class Daemon:
-    def __init__(
-        self,
-        settings: DaemonSettings,
-        announce: Callable[[str], None] = print,
-        reload: Reload | None = None,
-    ) -> None:
+    def __init__(self, settings: DaemonOptions, announce: Callable[[str], None] = print) -> None:
         self.settings = settings
         self.announce = announce
-        self.reload = reload
         self.gateway: Gateway | None = None
         self.started_at = time.time()
         self.stop_event = asyncio.Event()
         self.bridge: Bridge | None = None
         self.link: Link | None = None
         self.notifier: DesktopNotifierBackend | None = None
+        self._reloads: set[asyncio.Task[None]] = set()
 
     async def run(self) -> int:
         s = self.settings
@@ -136,7 +131,7 @@ class Daemon:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stop_event.set)
             loop.add_signal_handler(signal.SIGCONT, link.wake, "SIGCONT (resumed)")
-            loop.add_signal_handler(signal.SIGHUP, self.reload_config)
+            loop.add_signal_handler(signal.SIGHUP, self._spawn_reload)
             if s.sleep_bus != "off":
                 await sleep.start()
             link_task = loop.create_task(link.run())
@@ -173,15 +168,29 @@ class Daemon:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await link_task
 
-    def reload_config(self) -> None:
-        """SIGHUP: read the config file again and apply what can change live."""
-        if self.reload is None:
+    def _spawn_reload(self) -> None:
+        task = asyncio.get_running_loop().create_task(self.reload_config())
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
+
+    async def reload_config(self) -> None:
+        """SIGHUP: validate the config again (in a child process, with the command
+        that started us) and apply what can change live."""
+        argv = self.settings.reload_argv
+        if not argv:
+            log.warning("config reload is not available for this daemon")
             return
-        try:
-            new = self.reload()
-        except ConfigError as exc:
-            log.error("config reload failed; keeping the running config", error=str(exc))
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        out, err = await proc.communicate()
+        if proc.returncode != 0:
+            log.error(
+                "config reload failed; keeping the running config",
+                error=err.decode(errors="replace").strip(),
+            )
             return
+        new = DaemonOptions.from_json(out.decode())
         old = self.settings
         needs_restart = [k for k in RESTART_ONLY if getattr(new, k) != getattr(old, k)]
         if needs_restart:
@@ -196,7 +205,7 @@ class Daemon:
             self.link.ping_timeout = new.ping_timeout
         if self.notifier is not None:
             self.notifier.timeout = new.notify_timeout
-        self.settings = new.model_copy(update={k: getattr(old, k) for k in RESTART_ONLY})
+        self.settings = new.keeping(old, (*RESTART_ONLY, "reload_argv"))
         log.info("config reloaded")
 
     async def _announce(self, bridge: Bridge, ws_url: str) -> None:
@@ -225,3 +234,35 @@ class Daemon:
             "socket": str(self.settings.socket_path),
             "started_at": self.started_at,
         }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The daemon process: ``python -m unipush_bridge.daemon --options-fd N``, started
+    by ``unipush-bridge run`` once it has validated the config."""
+    import argparse
+
+    from .localapi import SocketInUse
+
+    parser = argparse.ArgumentParser(prog="unipush-bridge daemon")
+    parser.add_argument("--options-fd", type=int, required=True)
+    args = parser.parse_args(argv)
+    with os.fdopen(args.options_fd, encoding="utf-8") as pipe:
+        options = DaemonOptions.from_json(pipe.read())
+    logs.setup(options.log_level, options.log_format)
+    try:
+        return asyncio.run(Daemon(options, announce=lambda line: print(line, flush=True)).run())
+    except SocketInUse as exc:
+        print(f"unipush-bridge run: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        hint = (
+            "the embedded gateway port is taken: pass --embedded-port 0 or another port"
+            if exc.errno == errno.EADDRINUSE
+            else type(exc).__name__
+        )
+        print(f"unipush-bridge run: {exc.strerror or exc} ({hint})", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -40,7 +40,7 @@ def event_data(message: PushMessage) -> dict[str, Any]:
     }
     if message.force_notification:
         data["force_notification"] = True
-    for key, value in (message.model_extra or {}).items():
+    for key, value in message.extra.items():
         data.setdefault(key, value)
     return data
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 VERSION = 1
 #: Largest text frame either side accepts; the gateway caps payloads far below this.
@@ -36,54 +36,141 @@ class ProtocolError(ValueError):
     """A frame broke a rule; ``str()`` names the field and the rule."""
 
 
-class _Frame(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+# Field rules ------------------------------------------------------------------------------
+# Hand-written rather than a validation library: this is the daemon's hot path, and the
+# daemon stays small (see docs/architecture.md, "memory").
 
 
-class Hello(_Frame):
+def _str(
+    frame: str, raw: dict[str, Any], key: str, *, lo: int = 1, hi: int = 64, optional: bool = False
+) -> Any:
+    value = raw.get(key)
+    if value is None:
+        if optional:
+            return None
+        raise ProtocolError(f"{frame}.{key}: field required")
+    if not isinstance(value, str):
+        raise ProtocolError(f"{frame}.{key}: must be a string")
+    if not lo <= len(value) <= hi:
+        raise ProtocolError(f"{frame}.{key}: must be {lo} to {hi} characters")
+    return value
+
+
+def _int(frame: str, raw: dict[str, Any], key: str, *, lo: int, default: int | None = None) -> int:
+    value = raw.get(key, default)
+    if value is None:
+        raise ProtocolError(f"{frame}.{key}: field required")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ProtocolError(f"{frame}.{key}: must be an integer")
+    if value < lo:
+        raise ProtocolError(f"{frame}.{key}: must be at least {lo}")
+    return value
+
+
+def _cid(frame: str, raw: dict[str, Any], *, optional: bool = False) -> Any:
+    cid = _str(frame, raw, "cid", lo=32, hi=32, optional=optional)
+    if cid is not None and not CID_RE.match(cid):
+        raise ProtocolError(f"{frame}.cid: must be 32 lowercase hex characters")
+    return cid
+
+
+def _bool(frame: str, raw: dict[str, Any], key: str) -> bool:
+    value = raw.get(key, False)
+    if not isinstance(value, bool):
+        raise ProtocolError(f"{frame}.{key}: must be a boolean")
+    return value
+
+
+# Frames -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
     """Client -> gateway, first frame: who I am and where I stopped reading."""
 
-    type: Literal["hello"] = "hello"
-    v: int = VERSION
-    appid: Annotated[str, Field(min_length=1, max_length=64)]
-    cid: Annotated[str, Field(pattern=CID_RE.pattern)] | None = None
-    token: Annotated[str, Field(max_length=256)] | None = None
+    appid: str
+    cid: str | None = None
+    token: str | None = None
     #: Highest seq the client has durably recorded; the gateway resends what follows.
-    acked: Annotated[int, Field(ge=0)] = 0
+    acked: int = 0
+    v: int = VERSION
+    type: ClassVar[str] = "hello"
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any]) -> Hello:
+        return cls(
+            appid=_str("hello", raw, "appid"),
+            cid=_cid("hello", raw, optional=True),
+            token=_str("hello", raw, "token", lo=0, hi=256, optional=True),
+            acked=_int("hello", raw, "acked", lo=0, default=0),
+            v=_int("hello", raw, "v", lo=0, default=VERSION),
+        )
 
 
-class Ack(_Frame):
+@dataclass(frozen=True, slots=True)
+class Ack:
     """Client -> gateway: every push up to and including ``seq`` is recorded."""
 
-    type: Literal["ack"] = "ack"
-    seq: Annotated[int, Field(ge=1)]
+    seq: int
+    type: ClassVar[str] = "ack"
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any]) -> Ack:
+        return cls(seq=_int("ack", raw, "seq", lo=1))
 
 
-class Receipt(_Frame):
+@dataclass(frozen=True, slots=True)
+class Receipt:
     """Client -> gateway: the user saw (display) or activated (click) a message."""
 
-    type: Literal["receipt"] = "receipt"
-    id: Annotated[str, Field(min_length=1, max_length=64)]
+    id: str
+    event: str
     #: The sendMessage task the message belongs to, for the gateway's reports.
-    taskid: Annotated[str, Field(max_length=64)] | None = None
-    event: Literal["display", "click"]
+    taskid: str | None = None
+    type: ClassVar[str] = "receipt"
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any]) -> Receipt:
+        event = raw.get("event")
+        if event not in ("display", "click"):
+            raise ProtocolError("receipt.event: must be 'display' or 'click'")
+        return cls(
+            id=_str("receipt", raw, "id"),
+            event=event,
+            taskid=_str("receipt", raw, "taskid", hi=64, optional=True),
+        )
 
 
-class Welcome(_Frame):
+@dataclass(frozen=True, slots=True)
+class Welcome:
     """Gateway -> client: registration done; ``acked`` is the gateway's cursor."""
 
-    type: Literal["welcome"] = "welcome"
-    v: int = VERSION
-    cid: Annotated[str, Field(pattern=CID_RE.pattern)]
-    acked: Annotated[int, Field(ge=0)] = 0
+    cid: str
+    acked: int = 0
     #: Messages waiting for this cid at registration (informational).
-    backlog: Annotated[int, Field(ge=0)] = 0
+    backlog: int = 0
+    v: int = VERSION
+    type: ClassVar[str] = "welcome"
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any]) -> Welcome:
+        return cls(
+            cid=_cid("welcome", raw),
+            acked=_int("welcome", raw, "acked", lo=0, default=0),
+            backlog=_int("welcome", raw, "backlog", lo=0, default=0),
+            v=_int("welcome", raw, "v", lo=0, default=VERSION),
+        )
 
 
-class PushMessage(_Frame):
+#: PushMessage fields with a meaning of their own; the rest ride along in ``extra``.
+_MESSAGE_KEYS = frozenset(
+    {"title", "content", "payload", "force_notification", "open_url", "taskid"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PushMessage:
     """The message body as the sender gave it to sendMessage."""
-
-    model_config = ConfigDict(extra="allow", frozen=True)
 
     title: str
     content: str
@@ -91,41 +178,83 @@ class PushMessage(_Frame):
     force_notification: bool = False
     open_url: str | None = None
     taskid: str | None = None
+    #: Other fields the sender set (sound, category, badge, channelId, ...), as given.
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, raw: Any, frame: str = "push.message") -> PushMessage:
+        if not isinstance(raw, dict):
+            raise ProtocolError(f"{frame}: must be an object")
+        return cls(
+            title=_str(frame, raw, "title", lo=0, hi=MAX_FRAME_BYTES),
+            content=_str(frame, raw, "content", lo=0, hi=MAX_FRAME_BYTES),
+            payload=raw.get("payload"),
+            force_notification=_bool(frame, raw, "force_notification"),
+            open_url=_str(frame, raw, "open_url", lo=0, hi=MAX_FRAME_BYTES, optional=True),
+            taskid=_str(frame, raw, "taskid", lo=0, hi=64, optional=True),
+            extra={k: v for k, v in raw.items() if k not in _MESSAGE_KEYS},
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form, as parse() reads it (None fields left out)."""
+        out: dict[str, Any] = {"title": self.title, "content": self.content}
+        if self.payload is not None:
+            out["payload"] = self.payload
+        if self.force_notification:
+            out["force_notification"] = True
+        if self.open_url is not None:
+            out["open_url"] = self.open_url
+        if self.taskid is not None:
+            out["taskid"] = self.taskid
+        out.update(self.extra)
+        return out
 
 
-class Push(_Frame):
+@dataclass(frozen=True, slots=True)
+class Push:
     """Gateway -> client: one message; ``seq`` orders it per cid, ``id`` names it."""
 
-    type: Literal["push"] = "push"
-    seq: Annotated[int, Field(ge=1)]
-    id: Annotated[str, Field(min_length=1, max_length=64)]
+    seq: int
+    id: str
     message: PushMessage
+    type: ClassVar[str] = "push"
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any]) -> Push:
+        if "message" not in raw:
+            raise ProtocolError("push.message: field required")
+        return cls(
+            seq=_int("push", raw, "seq", lo=1),
+            id=_str("push", raw, "id"),
+            message=PushMessage.parse(raw["message"]),
+        )
 
 
-class Error(_Frame):
+@dataclass(frozen=True, slots=True)
+class Error:
     """Either direction: a refused frame or request. ``fatal`` precedes a close."""
 
-    type: Literal["error"] = "error"
     code: str
     message: str
     fatal: bool = False
+    type: ClassVar[str] = "error"
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any]) -> Error:
+        return cls(
+            code=_str("error", raw, "code", hi=64),
+            message=_str("error", raw, "message", lo=0, hi=MAX_FRAME_BYTES),
+            fatal=_bool("error", raw, "fatal"),
+        )
 
 
-ClientFrame = Annotated[Hello | Ack | Receipt | Error, Field(discriminator="type")]
-ServerFrame = Annotated[Welcome | Push | Error, Field(discriminator="type")]
-
-_client_adapter: TypeAdapter[Hello | Ack | Receipt | Error] = TypeAdapter(ClientFrame)
-_server_adapter: TypeAdapter[Welcome | Push | Error] = TypeAdapter(ServerFrame)
-
-
-def describe_validation_error(exc: ValidationError, prefix: str = "") -> str:
-    """First failing field and its rule, as ``field.path: rule``."""
-    err = exc.errors(include_url=False)[0]
-    loc = ".".join(str(part) for part in err["loc"]) or "frame"
-    return f"{prefix}{loc}: {err['msg']}"
+ClientFrame = Hello | Ack | Receipt | Error
+ServerFrame = Welcome | Push | Error
+_CLIENT: dict[str, Any] = {f.type: f for f in (Hello, Ack, Receipt, Error)}
+_SERVER: dict[str, Any] = {f.type: f for f in (Welcome, Push, Error)}
 
 
-def _parse(text: str | bytes, adapter: TypeAdapter[Any]) -> Any:
+def _parse(text: str | bytes, kinds: dict[str, Any]) -> Any:
     if isinstance(text, bytes):
         raise ProtocolError("frame: binary frames are not part of the protocol")
     # Count UTF-8 bytes only when the characters alone cannot decide (4 bytes at most each).
@@ -141,30 +270,37 @@ def _parse(text: str | bytes, adapter: TypeAdapter[Any]) -> Any:
         raise ProtocolError(f"frame: not acceptable JSON ({type(exc).__name__})") from None
     if not isinstance(raw, dict):
         raise ProtocolError("frame: must be a JSON object")
-    if "type" not in raw:
+    kind = raw.get("type")
+    if kind is None:
         raise ProtocolError("type: field required")
-    try:
-        return adapter.validate_python(raw)
-    except ValidationError as exc:
-        # The union's error location already starts with the frame type ("ack.seq").
-        raise ProtocolError(describe_validation_error(exc)) from None
+    frame_class = kinds.get(kind) if isinstance(kind, str) else None
+    if frame_class is None:
+        raise ProtocolError(f"type: must be one of {', '.join(kinds)}; got {kind!r}")
+    return frame_class.parse(raw)
 
 
-def parse_client_frame(text: str | bytes) -> Hello | Ack | Receipt | Error:
+def parse_client_frame(text: str | bytes) -> ClientFrame:
     """Parse a frame sent by a daemon; raises ProtocolError naming field and rule."""
-    frame: Hello | Ack | Receipt | Error = _parse(text, _client_adapter)
+    frame: ClientFrame = _parse(text, _CLIENT)
     return frame
 
 
-def parse_server_frame(text: str | bytes) -> Welcome | Push | Error:
+def parse_server_frame(text: str | bytes) -> ServerFrame:
     """Parse a frame sent by a gateway; raises ProtocolError naming field and rule."""
-    frame: Welcome | Push | Error = _parse(text, _server_adapter)
+    frame: ServerFrame = _parse(text, _SERVER)
     return frame
 
 
-def encode(frame: _Frame) -> str:
+def encode(frame: ClientFrame | ServerFrame) -> str:
     """Serialise a frame; ``None`` fields are left out to keep frames small."""
-    return frame.model_dump_json(exclude_none=True)
+    out: dict[str, Any] = {"type": frame.type}
+    for name in frame.__dataclass_fields__:
+        value = getattr(frame, name)
+        if isinstance(value, PushMessage):
+            value = value.to_dict()
+        if value is not None:
+            out[name] = value
+    return json.dumps(out, ensure_ascii=False, separators=(",", ":"))
 
 
 def websocket_url(base: str) -> str:
