@@ -68,7 +68,7 @@ def _int(frame: str, raw: dict[str, Any], key: str, *, lo: int, default: int | N
 
 
 def _cid(frame: str, raw: dict[str, Any], *, optional: bool = False) -> Any:
-    cid = _str(frame, raw, "cid", lo=32, hi=32, optional=optional)
+    cid = _str(frame, raw, "cid", lo=0, hi=MAX_FRAME_BYTES, optional=optional)
     if cid is not None and not CID_RE.match(cid):
         raise ProtocolError(f"{frame}.cid: must be 32 lowercase hex characters")
     return cid
@@ -137,7 +137,7 @@ class Receipt:
         return cls(
             id=_str("receipt", raw, "id"),
             event=event,
-            taskid=_str("receipt", raw, "taskid", hi=64, optional=True),
+            taskid=_str("receipt", raw, "taskid", lo=0, hi=64, optional=True),
         )
 
 

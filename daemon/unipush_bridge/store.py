@@ -31,6 +31,27 @@ CREATE TABLE IF NOT EXISTS inbox (
     received_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS inbox_state ON inbox (state, received_at);
+CREATE TABLE IF NOT EXISTS channels (
+    id TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS scheduled (
+    id TEXT PRIMARY KEY,
+    params TEXT NOT NULL,
+    due_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS history (
+    id TEXT PRIMARY KEY,
+    shown_at REAL NOT NULL,
+    source TEXT NOT NULL,
+    channel TEXT,
+    title TEXT NOT NULL,
+    content TEXT NOT NULL,
+    data TEXT NOT NULL,
+    clicked_at REAL
+);
+CREATE INDEX IF NOT EXISTS history_by_time ON history (shown_at);
 CREATE TABLE IF NOT EXISTS pending_click (
     appid TEXT PRIMARY KEY,
     data TEXT NOT NULL,
@@ -88,6 +109,8 @@ class Store:
     ) -> list[bool]:
         """Record pushes and advance the cursor in one commit: one fsync for a batch.
         Each flag says whether that push is new (False: a redelivery, dropped)."""
+        if not pushes:
+            return []
         now = time.time()
         new = []
         with self._transaction():
@@ -157,6 +180,90 @@ class Store:
             self._db.execute("DELETE FROM pending_click WHERE appid=?", (appid,))
             data: dict[str, Any] = json.loads(row[0])
             return data
+
+    # channels: created once, never changed ------------------------------------------
+
+    def add_channel(self, channel_id: str, spec: dict[str, Any]) -> bool:
+        """False when the channel exists: uni never changes a channel once created."""
+        cur = self._db.execute(
+            "INSERT OR IGNORE INTO channels (id, spec, created_at) VALUES (?, ?, ?)",
+            (channel_id, json.dumps(spec), time.time()),
+        )
+        return cur.rowcount == 1
+
+    def channel(self, channel_id: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT spec FROM channels WHERE id=?", (channel_id,)).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def channels(self) -> list[dict[str, Any]]:
+        rows = self._db.execute("SELECT spec FROM channels ORDER BY created_at").fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    # delayed notifications ------------------------------------------------------------
+
+    def schedule(self, sched_id: str, params: dict[str, Any], due_at: float) -> None:
+        self._db.execute(
+            "INSERT INTO scheduled (id, params, due_at) VALUES (?, ?, ?)",
+            (sched_id, json.dumps(params, ensure_ascii=False), due_at),
+        )
+
+    def scheduled(self) -> list[tuple[str, dict[str, Any], float]]:
+        rows = self._db.execute("SELECT id, params, due_at FROM scheduled ORDER BY due_at")
+        return [(r[0], json.loads(r[1]), float(r[2])) for r in rows.fetchall()]
+
+    def unschedule(self, sched_id: str) -> None:
+        self._db.execute("DELETE FROM scheduled WHERE id=?", (sched_id,))
+
+    # history of what was shown -----------------------------------------------------------
+
+    def remember_shown(
+        self,
+        entry_id: str,
+        source: str,
+        channel: str | None,
+        title: str,
+        content: str,
+        data: dict[str, Any],
+        keep: int,
+    ) -> None:
+        with self._transaction():
+            self._db.execute(
+                "INSERT OR REPLACE INTO history (id, shown_at, source, channel, title, content, "
+                "data) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    entry_id,
+                    time.time(),
+                    source,
+                    channel,
+                    title,
+                    content,
+                    json.dumps(data, ensure_ascii=False),
+                ),
+            )
+            self._db.execute(
+                "DELETE FROM history WHERE id NOT IN "
+                "(SELECT id FROM history ORDER BY shown_at DESC LIMIT ?)",
+                (keep,),
+            )
+
+    def mark_clicked(self, entry_id: str) -> None:
+        self._db.execute(
+            "UPDATE history SET clicked_at=? WHERE id=? AND clicked_at IS NULL",
+            (time.time(), entry_id),
+        )
+
+    def history(self, limit: int) -> list[dict[str, Any]]:
+        rows = self._db.execute(
+            "SELECT id, shown_at, source, channel, title, content, data, clicked_at "
+            "FROM history ORDER BY shown_at DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        keys = ("id", "shown_at", "source", "channel", "title", "content", "data", "clicked_at")
+        entries = [dict(zip(keys, row, strict=True)) for row in rows]
+        for entry in entries:
+            entry["data"] = json.loads(entry["data"])
+            entry["clicked"] = entry["clicked_at"] is not None
+        return entries
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)

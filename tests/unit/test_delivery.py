@@ -13,11 +13,11 @@ from unipush_bridge.delivery import (
     receive_event,
     route,
 )
-from unipush_bridge.protocol import PushMessage
+from unipush_bridge.protocol import Push, PushMessage, parse_server_frame
 
 
 def msg(**fields: Any) -> PushMessage:
-    return PushMessage.model_validate({"title": "T", "content": "C", **fields})
+    return PushMessage.parse({"title": "T", "content": "C", **fields})
 
 
 @pytest.mark.parametrize(
@@ -80,6 +80,53 @@ def test_taskid_is_not_part_of_the_event() -> None:
 def test_extra_fields_do_not_override_the_fixed_ones() -> None:
     data = event_data(msg(unipush_version="1.0"))
     assert data["unipush_version"] == "2.0"
+
+
+def test_extra_of_a_message_built_directly_rides_along() -> None:
+    message = PushMessage(title="T", content="C", payload={"k": 1}, extra={"sound": "ring"})
+    assert event_data(message) == {
+        "unipush_version": "2.0",
+        "title": "T",
+        "content": "C",
+        "payload": {"k": 1},
+        "sound": "ring",
+    }
+
+
+def test_extra_from_the_wire_rides_along() -> None:
+    frame = parse_server_frame(
+        '{"type":"push","seq":1,"id":"m","message":{"title":"T","content":"C",'
+        '"payload":"p","taskid":"RASL_1","open_url":"https://x","channelId":"ch","badge":2}}'
+    )
+    assert isinstance(frame, Push)
+    assert frame.message.extra == {"channelId": "ch", "badge": 2}
+    assert event_data(frame.message) == {
+        "unipush_version": "2.0",
+        "title": "T",
+        "content": "C",
+        "payload": "p",
+        "channelId": "ch",
+        "badge": 2,
+    }
+
+
+def test_extra_cannot_override_title_content_or_payload() -> None:
+    message = PushMessage(
+        title="T",
+        content="C",
+        payload="p",
+        extra={"title": "X", "content": "Y", "payload": "Z", "unipush_version": "9"},
+    )
+    data = event_data(message)
+    assert (data["title"], data["content"], data["payload"]) == ("T", "C", "p")
+    assert data["unipush_version"] == "2.0"
+
+
+def test_event_data_does_not_share_the_extra_mapping() -> None:
+    message = msg(sound="a")
+    data = event_data(message)
+    data["sound"] = "changed"
+    assert message.extra == {"sound": "a"}
 
 
 def test_receive_and_click_events() -> None:

@@ -277,7 +277,8 @@ def test_push_frame_parses_as_a_server_frame() -> None:
     assert frame.message.content == "内容"
     assert frame.message.payload == {"a": [1, 2]}
     assert frame.message.force_notification is True
-    assert frame.message.model_extra == {"channelId": "ch1"}
+    assert frame.message.extra == {"channelId": "ch1"}
+    assert frame.message.to_dict() == body
 
 
 def test_push_frame_with_string_payload() -> None:

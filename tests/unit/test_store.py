@@ -133,6 +133,131 @@ def test_mark_moves_between_states(db: Store) -> None:
     assert db.record(GW, APP, 1, "m1", body(1)) is False
 
 
+# batches --------------------------------------------------------------------------------
+
+
+class Statements:
+    """Counts the transactions a store runs (each COMMIT is one fsync)."""
+
+    def __init__(self, db: Store) -> None:
+        self.seen: list[str] = []
+        db._db.set_trace_callback(self.seen.append)
+
+    def count(self, verb: str) -> int:
+        return sum(stmt.strip().upper().startswith(verb) for stmt in self.seen)
+
+
+def test_record_batch_flags_new_and_redelivered_ids(db: Store) -> None:
+    db.save_identity(GW, APP, CID, 0)
+    db.record(GW, APP, 1, "m1", body(1))
+    flags = db.record_batch(
+        GW,
+        APP,
+        [(2, "m2", body(2)), (1, "m1", body(1)), (3, "m3", body(3)), (4, "m2", body(99))],
+    )
+    # m1 was recorded before; m2 appears twice in the batch: only its first copy is new
+    assert flags == [True, False, True, False]
+    assert db.identity(GW, APP) == (CID, 4)
+    assert db.unfinished(PENDING) == [("m1", body(1)), ("m2", body(2)), ("m3", body(3))]
+
+
+def test_record_batch_advances_the_cursor_to_the_max_seq(db: Store) -> None:
+    db.save_identity(GW, APP, CID, 0)
+    db.record_batch(GW, APP, [(7, "m7", body(7)), (5, "m5", body(5)), (6, "m6", body(6))])
+    assert db.identity(GW, APP) == (CID, 7)
+    # a batch below the cursor leaves it where it is
+    db.record_batch(GW, APP, [(2, "m2", body(2)), (3, "m3", body(3))])
+    assert db.identity(GW, APP) == (CID, 7)
+
+
+def test_record_batch_of_only_redeliveries_still_advances_the_cursor(db: Store) -> None:
+    db.save_identity(GW, APP, CID, 0)
+    db.record_batch(GW, APP, [(1, "m1", body(1)), (2, "m2", body(2))])
+    assert db.record_batch(GW, APP, [(8, "m1", body(1)), (9, "m2", body(2))]) == [False, False]
+    assert db.identity(GW, APP) == (CID, 9)
+    assert db.count(PENDING) == 2
+
+
+def test_record_batch_is_one_transaction(db: Store) -> None:
+    db.save_identity(GW, APP, CID, 0)
+    statements = Statements(db)
+    db.record_batch(GW, APP, [(n, f"m{n}", body(n)) for n in range(1, 51)])
+    assert statements.count("BEGIN") == 1
+    assert statements.count("COMMIT") == 1
+    assert db.count(PENDING) == 50
+
+
+def test_record_batch_is_all_or_nothing(db: Store) -> None:
+    db.save_identity(GW, APP, CID, 0)
+    bad: dict[str, object] = {"title": "t", "content": "c", "payload": object()}
+    with pytest.raises(TypeError):
+        db.record_batch(GW, APP, [(1, "m1", body(1)), (2, "m2", bad)])
+    assert db.count(PENDING) == 0
+    assert db.identity(GW, APP) == (CID, 0)
+    # the store is still usable and m1 was not taken as seen
+    assert db.record_batch(GW, APP, [(1, "m1", body(1))]) == [True]
+
+
+def test_record_batch_keeps_the_cursor_per_gateway_and_appid(db: Store) -> None:
+    db.save_identity(GW, APP, CID, 0)
+    db.save_identity(GW, "__UNI__B", CID, 0)
+    db.record_batch(GW, APP, [(3, "m3", body(3))])
+    assert db.identity(GW, APP) == (CID, 3)
+    assert db.identity(GW, "__UNI__B") == (CID, 0)
+
+
+def test_record_batch_of_nothing_records_nothing(db: Store) -> None:
+    db.save_identity(GW, APP, CID, 5)
+    assert db.record_batch(GW, APP, []) == []
+    assert db.identity(GW, APP) == (CID, 5)
+
+
+def test_mark_many_sets_each_state(db: Store) -> None:
+    db.record_batch(GW, APP, [(n, f"m{n}", body(n)) for n in (1, 2, 3, 4)])
+    db.mark_many([("m1", DONE), ("m2", HELD), ("m4", HELD)])
+    assert db.unfinished(PENDING) == [("m3", body(3))]
+    assert db.unfinished(HELD) == [("m2", body(2)), ("m4", body(4))]
+    assert db.count(DONE) == 1
+
+
+def test_mark_many_is_one_transaction(db: Store) -> None:
+    db.record_batch(GW, APP, [(n, f"m{n}", body(n)) for n in range(1, 21)])
+    statements = Statements(db)
+    db.mark_many([(f"m{n}", DONE) for n in range(1, 21)])
+    assert statements.count("BEGIN") == 1
+    assert statements.count("COMMIT") == 1
+    assert db.count(DONE) == 20
+
+
+def test_mark_many_of_nothing_touches_nothing(db: Store) -> None:
+    db.record(GW, APP, 1, "m1", body(1))
+    statements = Statements(db)
+    db.mark_many([])
+    assert statements.seen == []
+    assert db.unfinished(PENDING) == [("m1", body(1))]
+
+
+def test_mark_many_later_entries_win_and_unknown_ids_are_ignored(db: Store) -> None:
+    db.record(GW, APP, 1, "m1", body(1))
+    db.mark_many([("m1", HELD), ("nope", DONE), ("m1", DONE)])
+    assert db.count(DONE) == 1
+    assert db.count(HELD) == 0
+
+
+def test_mark_many_done_marks_count_towards_the_prune(path: Path, clock: Clock) -> None:
+    db = Store(path, keep_done=3)
+    try:
+        db.record_batch(GW, APP, [(n, f"m{n}", body(n)) for n in range(1, 1001)])
+        db.mark_many([(f"m{n}", HELD) for n in range(1, 1001)])
+        assert db.count(HELD) == 1000  # held marks do not count
+        db.mark_many([(f"m{n}", DONE) for n in range(1, 1000)])
+        assert db.count(DONE) == 999
+        db.mark_many([("m1000", DONE)])
+        assert db.count(DONE) == 3
+    finally:
+        db.close()
+
+
 def test_prune_keeps_the_newest_done_rows(path: Path, clock: Clock) -> None:
     db = Store(path, keep_done=2)
     try:
