@@ -25,9 +25,10 @@ from websockets.asyncio.server import serve
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.procs import DaemonProc, GatewayProc, wait_for  # noqa: E402
-from unipush_bridge.client import PushClient  # noqa: E402
-from unipush_bridge.gateway.store import GatewayStore  # noqa: E402
+from tests.procs import DaemonProc, GatewayProc, wait_for
+
+from unipush_bridge.client import PushClient
+from unipush_bridge.gateway.store import GatewayStore
 
 NO_SERVER = {
     "DBUS_SESSION_BUS_ADDRESS": "unix:path=/nonexistent/bus",
@@ -49,8 +50,9 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError("no VmRSS")
 
 
-async def drain(gateway: GatewayProc, daemon: DaemonProc, cid: str, n: int,
-                data_dir: Path) -> tuple[float, float]:
+async def drain(
+    gateway: GatewayProc, daemon: DaemonProc, cid: str, n: int, data_dir: Path
+) -> tuple[float, float]:
     """Returns (seconds from SIGCONT to the first message, messages per second)."""
     arrived: list[float] = []
     done = asyncio.Event()
@@ -94,8 +96,7 @@ async def baseline(n: int, batch: int = 500) -> float:
 
     async with serve(handler, "127.0.0.1", 0, compression=None) as server:
         port = next(iter(server.sockets)).getsockname()[1]
-        async with connect(f"ws://127.0.0.1:{port}", compression=None,
-                           max_queue=2000) as ws:
+        async with connect(f"ws://127.0.0.1:{port}", compression=None, max_queue=2000) as ws:
             started = time.perf_counter()
             for i in range(1, n + 1):
                 await ws.recv()
@@ -113,8 +114,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         gateway = GatewayProc(base / "gw", env=NO_SERVER, extra=["--log-level", "warning"]).start()
-        daemon = DaemonProc(base / "d", gateway.ws_url, env=NO_SERVER,
-                            extra=["--log-level", "warning"]).start()
+        daemon = DaemonProc(
+            base / "d", gateway.ws_url, env=NO_SERVER, extra=["--log-level", "warning"]
+        ).start()
         try:
             cid = daemon.cid()
             time.sleep(2)
@@ -128,17 +130,24 @@ def main() -> None:
             daemon.stop()
             gateway.stop()
     bare = asyncio.run(baseline(args.messages))
-    print(f"backlog drain, {args.messages} messages, durable acks, gateway -> daemon -> "
-          f"listener: {rate:,.0f} msg/s   [target >= 10,000 msg/s: "
-          f"{'met' if rate >= 10_000 else 'MISSED'}]")
-    print(f"baseline bare websocket push + batch acks: {bare:,.0f} msg/s; ratio "
-          f"{rate / bare:.2f}")
-    print(f"restored link (SIGCONT, no backoff) -> first redelivered message: "
-          f"{first * 1000:.0f} ms   [target <= 1 s: {'met' if first <= 1 else 'MISSED'}]")
-    print(f"daemon idle RSS: {rss:.1f} MB (after the drain: {rss_after:.1f} MB)   "
-          f"[target <= 40 MB: {'met' if rss <= 40 else 'MISSED'}]")
-    print(f"daemon idle CPU over {args.idle_seconds:g} s: {idle_cpu:.3f} %   "
-          f"[target <= 0.1 %: {'met' if idle_cpu <= 0.1 else 'MISSED'}]")
+    print(
+        f"backlog drain, {args.messages} messages, durable acks, gateway -> daemon -> "
+        f"listener: {rate:,.0f} msg/s   [target >= 10,000 msg/s: "
+        f"{'met' if rate >= 10_000 else 'MISSED'}]"
+    )
+    print(f"baseline bare websocket push + batch acks: {bare:,.0f} msg/s; ratio {rate / bare:.2f}")
+    print(
+        f"restored link (SIGCONT, no backoff) -> first redelivered message: "
+        f"{first * 1000:.0f} ms   [target <= 1 s: {'met' if first <= 1 else 'MISSED'}]"
+    )
+    print(
+        f"daemon idle RSS: {rss:.1f} MB (after the drain: {rss_after:.1f} MB)   "
+        f"[target <= 40 MB: {'met' if rss <= 40 else 'MISSED'}]"
+    )
+    print(
+        f"daemon idle CPU over {args.idle_seconds:g} s: {idle_cpu:.3f} %   "
+        f"[target <= 0.1 %: {'met' if idle_cpu <= 0.1 else 'MISSED'}]"
+    )
 
 
 if __name__ == "__main__":
