@@ -11,15 +11,18 @@ from __future__ import annotations
 import asyncio
 import shlex
 import time
+import uuid
 import webbrowser
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
 
-from . import delivery
+from . import delivery, localpush
+from .icons import IconResolver
 from .notifier import NotificationRequest, Notifier, NotifyError
 from .protocol import PushMessage
 from .session import ReceiptEvent
@@ -73,6 +76,9 @@ class Bridge:
         app_name: str,
         app_command: Sequence[str] = (),
         flood: Flood | None = None,
+        icons: IconResolver | None = None,
+        sounds_dir: Path | None = None,
+        history_size: int = 100,
     ) -> None:
         self.store = store
         self.notifier = notifier
@@ -82,6 +88,10 @@ class Bridge:
         self.app_command = list(app_command)
         self.listeners: list[Listener] = []
         self.flood = flood or Flood()
+        self.icons = icons
+        self.sounds_dir = sounds_dir
+        self.history_size = history_size
+        self._timers: dict[str, asyncio.TimerHandle] = {}
         self._coalesced: list[dict[str, Any]] = []
         self._summary: asyncio.Task[None] | None = None
         cid, _ = store.identity(gateway_key, appid)
@@ -161,8 +171,9 @@ class Bridge:
         if not self.flood.admit(time.monotonic()):
             return self._coalesce(msg_id, data)
         receipt = (msg_id, message.taskid)
+        request, channel = self._push_request(message)
         try:
-            await self._notify(message.title, message.content, data, message.open_url, receipt)
+            await self._notify(request, data, message.open_url, receipt, channel)
         except NotifyError as exc:
             if not self.listeners:
                 log.warning("notification failed, held for the next listener", reason=str(exc))
@@ -242,45 +253,144 @@ class Bridge:
     # -- local notifications --------------------------------------------------------
 
     async def create_push_message(self, params: dict[str, Any]) -> dict[str, Any]:
-        content = params.get("content")
-        if content is None or content == "":
-            raise ApiError("content is required")
-        if not isinstance(content, str):
-            raise ApiError("content must be a string")
-        title = params.get("title")
-        if title is None:
-            title = self.app_name
-        elif not isinstance(title, str):
-            raise ApiError("title must be a string")
-        data: dict[str, Any] = {"title": title, "content": content}
-        if "payload" in params:
-            data["payload"] = params["payload"]
         try:
-            identifier = await self._notify(title, content, data, None, None)
+            push = localpush.parse_local_push(params)
+        except localpush.OptionError as exc:
+            raise ApiError(str(exc)) from None
+        self._channel(push.channel_id, strict=True)
+        if push.delay > 0:
+            # Kept on disk, so it fires once even if the daemon restarts before then.
+            sched_id = uuid.uuid4().hex
+            due = time.time() + push.delay
+            self.store.schedule(sched_id, {**params, "delay": 0}, due)
+            self._arm(sched_id, {**params, "delay": 0}, due)
+            return {"id": sched_id, "scheduled_at": due}
+        try:
+            identifier = await self._show_local(push)
         except NotifyError as exc:
             raise ApiError(str(exc)) from None
         return {"id": identifier}
 
+    async def _show_local(self, push: localpush.LocalPush) -> str:
+        title = push.title if push.title is not None else self.app_name
+        data: dict[str, Any] = {"title": title, "content": push.content}
+        if push.payload is not None:
+            data["payload"] = push.payload
+        channel = self._channel(push.channel_id)
+        request = NotificationRequest(
+            title=title,
+            body=push.content,
+            urgency=channel.urgency,
+            icon=await self.icons.resolve(push.icon) if self.icons else None,
+            sound="none" if push.sound == "none" else self._sound(channel),
+            cover=push.cover,
+            category=push.category,
+        )
+        return await self._notify(request, data, None, None, channel.channel_id, push.when)
+
+    def _push_request(self, message: PushMessage) -> tuple[NotificationRequest, str]:
+        """A gateway push takes its channel's urgency and sound, as on Android."""
+        extra = message.extra
+        channel = self._channel(str(extra.get("channelId") or localpush.DEFAULT_CHANNEL))
+        category = extra.get("category")
+        request = NotificationRequest(
+            title=message.title,
+            body=message.content,
+            urgency=channel.urgency,
+            sound=self._sound(channel),
+            category=category if isinstance(category, str) else None,
+        )
+        return request, channel.channel_id
+
+    def _channel(self, channel_id: str, strict: bool = False) -> localpush.Channel:
+        spec = self.store.channel(channel_id)
+        if spec is not None:
+            return localpush.parse_channel(spec)
+        if channel_id == localpush.DEFAULT_CHANNEL or not strict:
+            return localpush.DEFAULT
+        raise ApiError(f"channel {channel_id} does not exist; create it with setPushChannel")
+
+    def _sound(self, channel: localpush.Channel) -> str | Path:
+        """A channel's soundName picks a file in the sounds directory, else the default."""
+        if channel.sound_name and self.sounds_dir is not None:
+            for suffix in ("", ".oga", ".ogg", ".wav", ".mp3"):
+                candidate = self.sounds_dir / f"{channel.sound_name}{suffix}"
+                if candidate.is_file():
+                    return candidate
+            log.warning(
+                "channel sound not found", sound=channel.sound_name, sounds_dir=str(self.sounds_dir)
+            )
+        return "system"
+
+    # -- channels, scheduled notifications, history --------------------------------
+
+    def set_push_channel(self, params: dict[str, Any]) -> dict[str, Any]:
+        try:
+            channel = localpush.parse_channel(params)
+        except localpush.OptionError as exc:
+            raise ApiError(str(exc)) from None
+        created = self.store.add_channel(channel.channel_id, channel.to_uni())
+        return {"created": created}
+
+    def get_all_channels(self) -> list[dict[str, Any]]:
+        stored = self.store.channels()
+        if not any(c["channelId"] == localpush.DEFAULT_CHANNEL for c in stored):
+            stored.insert(0, localpush.DEFAULT.to_uni())
+        return stored
+
+    def restore_scheduled(self) -> None:
+        for sched_id, params, due in self.store.scheduled():
+            self._arm(sched_id, params, due)
+
+    def _arm(self, sched_id: str, params: dict[str, Any], due: float) -> None:
+        delay = max(0.0, due - time.time())
+        handle = asyncio.get_running_loop().call_later(
+            delay, lambda: self._spawn(self._fire(sched_id, params))
+        )
+        self._timers[sched_id] = handle
+
+    async def _fire(self, sched_id: str, params: dict[str, Any]) -> None:
+        self._timers.pop(sched_id, None)
+        try:
+            await self._show_local(localpush.parse_local_push(params))
+        except (NotifyError, ApiError, localpush.OptionError) as exc:
+            log.warning("scheduled notification not shown", reason=str(exc))
+        finally:
+            self.store.unschedule(sched_id)  # fires once, shown or not
+
+    def history(self, limit: int) -> list[dict[str, Any]]:
+        return self.store.history(limit)
+
     async def _notify(
         self,
-        title: str,
-        body: str,
+        request: NotificationRequest,
         data: dict[str, Any],
         open_url: str | None,
         receipt: tuple[str, str | None] | None,
+        channel: str | None = None,
+        when: int | None = None,
     ) -> str:
         """Show a notification; ``receipt`` (message id, taskid) marks a gateway push."""
         loop = asyncio.get_running_loop()
+        entry = uuid.uuid4().hex
 
         def on_clicked() -> None:
             # Runs inside the D-Bus signal handler; hop to the loop of our own.
-            loop.call_soon(self._activated, data, open_url, receipt)
+            loop.call_soon(self._activated, data, open_url, receipt, entry)
 
-        identifier = await self.notifier.show(
-            NotificationRequest(title=title, body=body, on_clicked=on_clicked)
-        )
+        identifier = await self.notifier.show(replace(request, on_clicked=on_clicked))
         self.counters["notified"] += 1
         self._receipt(receipt, "display")
+        shown = {**data, "when": when} if when is not None else data
+        self.store.remember_shown(
+            entry,
+            "push" if receipt else "local",
+            channel,
+            request.title,
+            request.body,
+            shown,
+            self.history_size,
+        )
         return identifier
 
     def _receipt(self, receipt: tuple[str, str | None] | None, event: ReceiptEvent) -> None:
@@ -294,9 +404,12 @@ class Bridge:
         data: dict[str, Any],
         open_url: str | None,
         receipt: tuple[str, str | None] | None = None,
+        entry: str | None = None,
     ) -> None:
         self.counters["clicks"] += 1
         self._receipt(receipt, "click")
+        if entry is not None:
+            self.store.mark_clicked(entry)
         if open_url:
             self._spawn(self._open_url(open_url))
             return

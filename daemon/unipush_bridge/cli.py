@@ -11,6 +11,7 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,36 @@ def build_parser() -> argparse.ArgumentParser:
     notify.add_argument("--content", required=True)
     notify.add_argument("--title")
     notify.add_argument("--payload", help="JSON value or plain string, returned in the click")
+    notify.add_argument(
+        "--icon", help="relative to app_root, _www/..., absolute, file:// or http(s)://"
+    )
+    notify.add_argument("--sound", choices=["system", "none"])
+    notify.add_argument(
+        "--cover",
+        action="store_true",
+        help="replace this app's previous cover notification in place",
+    )
+    notify.add_argument("--delay", type=float, metavar="SECONDS")
+    notify.add_argument("--when", help="time to show: ms since the epoch or an ISO 8601 date")
+    notify.add_argument("--channel-id")
+    notify.add_argument("--category")
+    channel = local("channel", "notification channels (getChannelManager)")
+    channel_sub = channel.add_subparsers(dest="channel_command", required=True, metavar="ACTION")
+    chan_set = channel_sub.add_parser(
+        "set", help="setPushChannel: create a channel (never changed once created)"
+    )
+    chan_set.add_argument("--channel-id", required=True)
+    chan_set.add_argument("--channel-desc", required=True)
+    chan_set.add_argument("--sound-name")
+    chan_set.add_argument("--enable-lights", action="store_true")
+    chan_set.add_argument("--enable-vibration", action="store_true")
+    chan_set.add_argument("--importance", type=int, choices=[2, 3, 4])
+    chan_set.add_argument("--lockscreen-visibility", type=int, choices=[0, 1, -1, -1000])
+    chan_list = channel_sub.add_parser("list", help="getAllChannels")
+    chan_list.add_argument("--json", action="store_true")
+    history = local("history", "the last notifications shown, newest first")
+    history.add_argument("--limit", type=int, default=20)
+    history.add_argument("--json", action="store_true")
     status = local("status", "show the daemon's state")
     status.add_argument("--json", action="store_true")
     return p
@@ -134,6 +165,8 @@ async def _dispatch(args: argparse.Namespace) -> int:
         "cid": cmd_cid,
         "listen": cmd_listen,
         "notify": cmd_notify,
+        "channel": cmd_channel,
+        "history": cmd_history,
         "status": cmd_status,
     }
     result: int = await handlers[args.command](args)
@@ -319,17 +352,81 @@ async def cmd_listen(args: argparse.Namespace) -> int:
 
 async def cmd_notify(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {"content": args.content}
-    if args.title is not None:
-        options["title"] = args.title
     if args.payload is not None:
         options["payload"] = _json_or_text(args.payload)
+    if args.when is not None:
+        options["when"] = int(args.when) if args.when.isdigit() else args.when
+    if args.cover:
+        options["cover"] = True
+    for flag, key in (
+        ("title", "title"),
+        ("icon", "icon"),
+        ("sound", "sound"),
+        ("delay", "delay"),
+        ("channel_id", "channelId"),
+        ("category", "category"),
+    ):
+        if getattr(args, flag) is not None:
+            options[key] = getattr(args, flag)
+    return await _uni_call(args, lambda push: push.create_push_message(**options))
+
+
+async def _uni_call(args: argparse.Namespace, call: Any) -> int:
+    """Run one uni API call; print its errMsg (stdout on ok, stderr on fail)."""
     async with PushClient(_socket(args)) as push:
         try:
-            res = await push.create_push_message(**options)
+            res = await call(push)
         except UniApiError as exc:
             print(exc, file=sys.stderr)
             return EXIT_FAIL
     print(res["errMsg"])
+    return EXIT_OK
+
+
+async def cmd_channel(args: argparse.Namespace) -> int:
+    if args.channel_command == "set":
+        options: dict[str, Any] = {
+            "channelId": args.channel_id,
+            "channelDesc": args.channel_desc,
+            "enableLights": args.enable_lights,
+            "enableVibration": args.enable_vibration,
+        }
+        for flag, key in (
+            ("sound_name", "soundName"),
+            ("importance", "importance"),
+            ("lockscreen_visibility", "lockscreenVisibility"),
+        ):
+            if getattr(args, flag) is not None:
+                options[key] = getattr(args, flag)
+        return await _uni_call(
+            args, lambda push: push.get_channel_manager().set_push_channel(**options)
+        )
+    async with PushClient(_socket(args)) as push:
+        channels = await push.get_channel_manager().get_all_channels()
+    if args.json:
+        print(json.dumps(channels, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    for c in channels:
+        print(
+            f"{c['channelId']:24} importance={c['importance']} "
+            f"sound={c['soundName'] or 'default'}  {c['channelDesc']}"
+        )
+    return EXIT_OK
+
+
+async def cmd_history(args: argparse.Namespace) -> int:
+    async with PushClient(_socket(args)) as push:
+        entries = await push.history(args.limit)
+    if args.json:
+        print(json.dumps(entries, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    for e in entries:
+        shown = datetime.fromtimestamp(e["shown_at"]).strftime("%Y-%m-%d %H:%M:%S")
+        clicked = "clicked" if e["clicked"] else "       "
+        print(
+            f"{shown}  {clicked}  {e['source']:5} {e['channel'] or '-':16} "
+            f"{e['title']}: {e['content']}"
+        )
     return EXIT_OK
 
 

@@ -139,6 +139,16 @@ class PushClient:
     async def status(self) -> dict[str, Any]:
         return await self._api("status", {}, {})
 
+    def get_channel_manager(self) -> ChannelManager:
+        return ChannelManager(self)
+
+    async def history(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The last notifications shown: what, when, on which channel, clicked or not."""
+        entries: list[dict[str, Any]] = (await self._api("history", {"limit": limit}, {}))[
+            "entries"
+        ]
+        return entries
+
     # plumbing -----------------------------------------------------------------------
 
     async def _api(
@@ -211,6 +221,24 @@ class PushClient:
         """Return when the daemon goes away (for listeners that run until then)."""
         if self._reader_task is not None:
             await asyncio.shield(self._reader_task)
+
+
+class ChannelManager:
+    """uni.getChannelManager(): channels are created once and never change."""
+
+    def __init__(self, client: PushClient) -> None:
+        self._client = client
+
+    async def set_push_channel(self, **options: Any) -> dict[str, Any]:
+        """channelId and channelDesc required; soundName, enableLights, enableVibration,
+        importance (2/3/4), lockscreenVisibility as in uni."""
+        return await self._client._api("setPushChannel", options, {})
+
+    async def get_all_channels(self) -> list[dict[str, Any]]:
+        channels: list[dict[str, Any]] = (await self._client._api("getAllChannels", {}, {}))[
+            "channels"
+        ]
+        return channels
 
 
 async def _maybe_await(value: Any) -> None:

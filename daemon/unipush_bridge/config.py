@@ -93,6 +93,14 @@ class DaemonSettings(_Settings):
     #: summary notification (0 = never); every message still reaches listeners.
     flood_threshold: int = Field(10, ge=0)
     flood_window: float = Field(10.0, gt=0)
+    #: The app's root: relative and _www/ icons resolve here.
+    app_root: Path | None = None
+    #: Icon of notifications that name none (or whose icon cannot be used).
+    app_icon: Path | None = None
+    #: A channel's soundName is a file (name, or name.oga/.ogg/.wav/.mp3) in here.
+    sounds_dir: Path | None = None
+    #: How many shown notifications `history` remembers.
+    history_size: int = Field(100, ge=1, le=10_000)
     #: Where logind announces resume from suspend: system (default), session, or off.
     sleep_bus: Literal["system", "session", "off"] = "system"
 
@@ -126,6 +134,10 @@ class DaemonSettings(_Settings):
             flood_threshold=self.flood_threshold,
             flood_window=self.flood_window,
             sleep_bus=self.sleep_bus,
+            app_root=self.app_root,
+            app_icon=self.app_icon,
+            sounds_dir=self.sounds_dir,
+            history_size=self.history_size,
             log_level=self.log_level,
             log_format=self.log_format,
             reload_argv=reload_argv,

@@ -18,6 +18,7 @@ import structlog
 
 from . import __version__, logs, protocol
 from .bridge import Bridge, Flood
+from .icons import IconResolver
 from .link import Link
 from .localapi import LocalApiServer
 from .notifier import DesktopNotifierBackend
@@ -110,6 +111,9 @@ class Daemon:
             app_name=s.app_name,
             app_command=s.app_command,
             flood=Flood(s.flood_threshold, s.flood_window),
+            icons=IconResolver(s.app_root, s.app_icon, s.state_dir / "icons"),
+            sounds_dir=s.sounds_dir,
+            history_size=s.history_size,
         )
         self.link = link = Link(
             ws_url,
@@ -128,6 +132,7 @@ class Daemon:
             await api.start()
             log.info("local API listening", socket=str(s.socket_path))
             await bridge.replay_unfinished()
+            bridge.restore_scheduled()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stop_event.set)
             loop.add_signal_handler(signal.SIGCONT, link.wake, "SIGCONT (resumed)")
@@ -200,6 +205,9 @@ class Daemon:
             self.bridge.app_name = new.app_name
             self.bridge.app_command = list(new.app_command)
             self.bridge.flood = Flood(new.flood_threshold, new.flood_window)
+            self.bridge.icons = IconResolver(new.app_root, new.app_icon, new.state_dir / "icons")
+            self.bridge.sounds_dir = new.sounds_dir
+            self.bridge.history_size = new.history_size
         if self.link is not None:
             self.link.ping_interval = new.ping_interval
             self.link.ping_timeout = new.ping_timeout

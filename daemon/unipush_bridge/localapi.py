@@ -26,7 +26,16 @@ log = structlog.get_logger(__name__)
 MAX_LINE = 1024 * 1024
 #: Events a slow listener may fall behind by before it is disconnected.
 MAX_QUEUE = 10_000
-METHODS = ("getPushClientId", "onPushMessage", "offPushMessage", "createPushMessage", "status")
+METHODS = (
+    "getPushClientId",
+    "onPushMessage",
+    "offPushMessage",
+    "createPushMessage",
+    "setPushChannel",
+    "getAllChannels",
+    "history",
+    "status",
+)
 
 
 class SocketInUse(RuntimeError):
@@ -193,6 +202,9 @@ class LocalApiServer:
             "onPushMessage": self._on,
             "offPushMessage": self._off,
             "createPushMessage": self._create,
+            "setPushChannel": self._set_channel,
+            "getAllChannels": self._channels,
+            "history": self._history,
             "status": self._status,
         }
 
@@ -214,6 +226,18 @@ class LocalApiServer:
     async def _create(self, conn: ApiConnection, params: dict[str, Any]) -> dict[str, Any]:
         result = await self.bridge.create_push_message(params)
         return ok("createPushMessage", **result)
+
+    async def _set_channel(self, conn: ApiConnection, params: dict[str, Any]) -> dict[str, Any]:
+        return ok("setPushChannel", **self.bridge.set_push_channel(params))
+
+    async def _channels(self, conn: ApiConnection, params: dict[str, Any]) -> dict[str, Any]:
+        return ok("getAllChannels", channels=self.bridge.get_all_channels())
+
+    async def _history(self, conn: ApiConnection, params: dict[str, Any]) -> dict[str, Any]:
+        limit = params.get("limit", 20)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
+            raise ApiError("limit must be a whole number from 1 to 10000")
+        return ok("history", entries=self.bridge.history(limit))
 
     async def _status(self, conn: ApiConnection, params: dict[str, Any]) -> dict[str, Any]:
         return ok("status", **self.status())

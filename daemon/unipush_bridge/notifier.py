@@ -15,7 +15,8 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 import structlog
 
@@ -35,6 +36,15 @@ class NotificationRequest:
     title: str
     body: str
     on_clicked: Callable[[], None] | None = None
+    #: low | normal | critical (a channel's importance 2 / 3 / 4)
+    urgency: str = "normal"
+    #: An image file to show, absolute (the bridge resolves uni's icon forms).
+    icon: Path | None = None
+    #: "system" (the server's default sound), "none", or an absolute sound file.
+    sound: str | Path = "system"
+    #: Replace this app's previous cover notification in place instead of stacking.
+    cover: bool = False
+    category: str | None = None
 
 
 class Notifier(Protocol):
@@ -71,6 +81,14 @@ class DesktopNotifierBackend:
         from desktop_notifier import DesktopNotifier
 
         self._dn = DesktopNotifier(app_name=app_name, app_icon=None)
+        #: On Linux, our extension of the D-Bus backend (cover, category hints).
+        self._linux: Any = None
+        self._cover_id: int | None = None
+        if sys.platform.startswith("linux"):
+            from .dbus_backend import BridgeDBusBackend
+
+            self._linux = BridgeDBusBackend(app_name, None)
+            self._dn._backend = self._linux
         self.timeout = timeout
         self._reprobe_after = reprobe_after
         self._available = False
@@ -104,7 +122,7 @@ class DesktopNotifierBackend:
         self._said_unavailable = False
 
     async def show(self, request: NotificationRequest) -> str:
-        from desktop_notifier import Notification
+        from desktop_notifier import DEFAULT_SOUND, Icon, Notification, Sound, Urgency
 
         if not self._available:
             if time.monotonic() - self._probed_at < self._reprobe_after:
@@ -112,19 +130,40 @@ class DesktopNotifierBackend:
             await self._probe()
             if not self._available:
                 raise NotifyError("no notification server")
-        title, body = render_text(request.title, request.body, self._markup)
+        markup = self._markup and (
+            self._linux is None or "body-markup" in self._linux.server_capabilities
+        )
+        title, body = render_text(request.title, request.body, markup)
         dispatched = False
 
         def on_dispatched() -> None:
             nonlocal dispatched
             dispatched = True
 
+        sound: Sound | None = None
+        if isinstance(request.sound, Path):
+            sound = Sound(path=request.sound)
+        elif request.sound == "system":
+            sound = DEFAULT_SOUND
+        extra: dict[str, Any] = {}
+        if request.cover and self._linux is None:
+            # macOS and Windows replace a notification that reuses an identifier.
+            extra["identifier"] = f"{self._dn.app_name}-cover"
         notification = Notification(
             title=title,
             message=body,
+            urgency=Urgency(request.urgency),
+            icon=Icon(path=request.icon) if request.icon else None,
+            sound=sound,
             on_clicked=request.on_clicked,
             on_dispatched=on_dispatched,
+            **extra,
         )
+        if self._linux is not None:
+            from .dbus_backend import NotifyExtras
+
+            replaces = self._cover_id if request.cover and self._cover_id else 0
+            self._linux.pending = NotifyExtras(replaces_id=replaces, category=request.category)
         try:
             identifier = await asyncio.wait_for(
                 self._dn.send_notification(notification), self.timeout
@@ -134,8 +173,13 @@ class DesktopNotifierBackend:
             raise NotifyError(
                 f"notification server did not answer within {self.timeout:g} s"
             ) from None
+        finally:
+            if self._linux is not None:
+                self._linux.pending = None
         if not dispatched:
             # desktop-notifier logged the cause and swallowed it.
             self._available = False
             raise NotifyError("notification server refused the notification")
+        if self._linux is not None and request.cover:
+            self._cover_id = self._linux.last_platform_id
         return str(identifier)

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+PATHS = ("state_dir", "socket_path", "app_root", "app_icon", "sounds_dir")
+
 
 @dataclass(frozen=True)
 class DaemonOptions:
@@ -32,13 +34,17 @@ class DaemonOptions:
     sleep_bus: str
     log_level: str
     log_format: str
+    app_root: Path | None = None
+    app_icon: Path | None = None
+    sounds_dir: Path | None = None
+    history_size: int = 100
     #: The command that prints these options again, for SIGHUP reloads.
     reload_argv: tuple[str, ...] = ()
 
     def to_json(self) -> str:
         data = asdict(self)
-        for key in ("state_dir", "socket_path"):
-            data[key] = str(data[key])
+        for key in PATHS:
+            data[key] = None if data[key] is None else str(data[key])
         return json.dumps(data)
 
     @classmethod
@@ -48,8 +54,9 @@ class DaemonOptions:
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown daemon options: {', '.join(sorted(unknown))}")
-        data["state_dir"] = Path(data["state_dir"])
-        data["socket_path"] = Path(data["socket_path"])
+        for key in PATHS:
+            if data.get(key) is not None:
+                data[key] = Path(data[key])
         data["app_command"] = tuple(data["app_command"])
         data["reload_argv"] = tuple(data.get("reload_argv", ()))
         return cls(**data)
