@@ -217,7 +217,11 @@ class Bridge:
             log.warning("flood summary not shown", reason=str(exc), coalesced=len(batch))
 
     async def wait_idle(self, timeout: float) -> None:
-        """Give a pending flood summary and click work a moment before shutdown."""
+        """Give a pending flood summary and click work a moment before shutdown.
+        Scheduled notifications stay on disk and are armed again on the next start."""
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
         pending = [t for t in (self._summary, *self._tasks) if t is not None and not t.done()]
         if pending:
             await asyncio.wait(pending, timeout=timeout)

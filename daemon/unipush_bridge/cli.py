@@ -87,12 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="server secret (Bearer); default $UNIPUSH_BRIDGE_GATEWAY_SERVER_SECRET",
     )
 
-    def local(name: str, help: str) -> argparse.ArgumentParser:
-        cmd = sub.add_parser(name, help=help)
-        cmd.add_argument("--socket", type=Path, help="daemon socket (default: from --appid)")
-        cmd.add_argument(
-            "--appid", default=os.environ.get("UNIPUSH_BRIDGE_APPID", config.DEFAULT_APPID)
-        )
+    daemon_options = argparse.ArgumentParser(add_help=False)
+    daemon_options.add_argument("--socket", type=Path, help="daemon socket (default: from --appid)")
+    daemon_options.add_argument(
+        "--appid", default=os.environ.get("UNIPUSH_BRIDGE_APPID", config.DEFAULT_APPID)
+    )
+
+    def local(name: str, help: str, parent: Any = sub) -> argparse.ArgumentParser:
+        cmd: argparse.ArgumentParser = parent.add_parser(name, help=help, parents=[daemon_options])
         return cmd
 
     cid = local("cid", "print this device's cid (getPushClientId)")
@@ -116,10 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     notify.add_argument("--when", help="time to show: ms since the epoch or an ISO 8601 date")
     notify.add_argument("--channel-id")
     notify.add_argument("--category")
-    channel = local("channel", "notification channels (getChannelManager)")
+    channel = sub.add_parser("channel", help="notification channels (getChannelManager)")
     channel_sub = channel.add_subparsers(dest="channel_command", required=True, metavar="ACTION")
-    chan_set = channel_sub.add_parser(
-        "set", help="setPushChannel: create a channel (never changed once created)"
+    chan_set = local(
+        "set", "setPushChannel: create a channel (never changed once created)", channel_sub
     )
     chan_set.add_argument("--channel-id", required=True)
     chan_set.add_argument("--channel-desc", required=True)
@@ -128,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     chan_set.add_argument("--enable-vibration", action="store_true")
     chan_set.add_argument("--importance", type=int, choices=[2, 3, 4])
     chan_set.add_argument("--lockscreen-visibility", type=int, choices=[0, 1, -1, -1000])
-    chan_list = channel_sub.add_parser("list", help="getAllChannels")
+    chan_list = local("list", "getAllChannels", channel_sub)
     chan_list.add_argument("--json", action="store_true")
     history = local("history", "the last notifications shown, newest first")
     history.add_argument("--limit", type=int, default=20)

@@ -111,8 +111,13 @@ class Link:
     # control ---------------------------------------------------------------------------
 
     def stop(self) -> None:
+        """Finish the batch in hand, then close; the close ends the wait for frames."""
         self._stopping = True
         self._wake.set()
+        if self._ws is not None:
+            task = asyncio.get_running_loop().create_task(self._ws.close())
+            self._sends.add(task)
+            task.add_done_callback(self._sends.discard)
 
     def wake(self, why: str) -> None:
         """After suspend (or SIGCONT) the socket may be half-open: drop it and
