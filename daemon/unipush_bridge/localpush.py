@@ -13,6 +13,8 @@ from typing import Any
 DEFAULT_CHANNEL = "DcloudChannelID"
 #: Longest delay accepted: a scheduled notification is kept on disk until then.
 MAX_DELAY_S = 30 * 24 * 3600
+#: Longest title accepted; what is shown is cut shorter (notifier.MAX_TITLE).
+MAX_TEXT = 64 * 1024
 IMPORTANCE_URGENCY = {2: "low", 3: "normal", 4: "critical"}
 LOCKSCREEN = (0, 1, -1, -1000)
 
@@ -66,7 +68,7 @@ def parse_local_push(params: dict[str, Any]) -> LocalPush:
         raise OptionError(f"delay must be at most {MAX_DELAY_S} seconds (30 days)")
     return LocalPush(
         content=content,
-        title=_opt_str(params, "title"),
+        title=_opt_str(params, "title", MAX_TEXT),
         payload=params.get("payload"),
         icon=_opt_str(params, "icon", 2048),
         sound=sound,

@@ -291,3 +291,27 @@ def test_a_hung_server_never_blocks_the_daemon(
         assert daemon.status()["connection"]["state"] == "connected"
     finally:
         os.kill(dunst.dunst_pid, signal.SIGCONT)
+
+
+def test_long_text_is_cut_and_when_is_recorded(
+    tmp_path: Path, dunst: DunstStack, procs: list[Proc], app_root: Path
+) -> None:
+    daemon = start(tmp_path, procs, dunst, app_root)
+    notify(
+        daemon,
+        dunst,
+        "--title",
+        "T" * 300,
+        "--content",
+        "b" * 3000,
+        "--when",
+        "2026-01-02T03:04:05Z",
+    )
+    (seen,) = dunst.wait_seen(1)
+    assert seen["summary"] == "T" * 255 + "…"
+    assert seen["body"] == "b" * 2047 + "…"
+    history = json.loads(
+        cli("history", "--socket", str(daemon.socket), "--json", env=dunst.env).stdout
+    )
+    assert history[0]["data"]["when"] == 1767323045000
+    assert history[0]["clicked"] is False
