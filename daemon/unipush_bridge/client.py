@@ -279,6 +279,16 @@ class SyncPushClient:
     def status(self) -> dict[str, Any]:
         return self._run(self._client.status())
 
+    def history(self, limit: int = 20) -> list[dict[str, Any]]:
+        return self._run(self._client.history(limit))
+
+    def set_push_channel(self, **options: Any) -> dict[str, Any]:
+        """getChannelManager().setPushChannel, without asyncio."""
+        return self._run(self._client.get_channel_manager().set_push_channel(**options))
+
+    def get_all_channels(self) -> list[dict[str, Any]]:
+        return self._run(self._client.get_channel_manager().get_all_channels())
+
     def close(self) -> None:
         self._run(self._client.close())
         self._loop.call_soon_threadsafe(self._loop.stop)

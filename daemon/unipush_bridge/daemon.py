@@ -205,7 +205,7 @@ class Daemon:
             self.bridge.app_name = new.app_name
             self.bridge.app_command = list(new.app_command)
             self.bridge.flood = Flood(new.flood_threshold, new.flood_window)
-            self.bridge.icons = IconResolver(new.app_root, new.app_icon, new.state_dir / "icons")
+            self.bridge.icons = IconResolver(new.app_root, new.app_icon, old.state_dir / "icons")
             self.bridge.sounds_dir = new.sounds_dir
             self.bridge.history_size = new.history_size
         if self.link is not None:

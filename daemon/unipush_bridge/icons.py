@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import http.client
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -38,7 +39,7 @@ class IconResolver:
                 )
             else:
                 path = self._local(icon)
-        except (OSError, ValueError, TimeoutError) as exc:
+        except (OSError, ValueError, TimeoutError, http.client.HTTPException) as exc:
             log.warning(
                 "icon not usable; showing the app icon",
                 icon=icon[:200],
@@ -78,6 +79,8 @@ class IconResolver:
             data = resp.read(MAX_ICON_BYTES + 1)
         if len(data) > MAX_ICON_BYTES:
             raise ValueError(f"icon larger than {MAX_ICON_BYTES} bytes")
+        if length is not None and len(data) != int(length):
+            raise ValueError("icon download cut short")  # never cache half an image
         self.cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         partial = cached.with_suffix(".part")
         partial.write_bytes(data)

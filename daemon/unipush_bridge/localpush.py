@@ -6,6 +6,7 @@ naming the option and the rule; unknown options are ignored, as uni-app does.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -62,7 +63,7 @@ def parse_local_push(params: dict[str, Any]) -> LocalPush:
     if not isinstance(cover, bool):
         raise OptionError("cover must be a boolean")
     delay = params.get("delay", 0)
-    if isinstance(delay, bool) or not isinstance(delay, int | float) or delay < 0:
+    if isinstance(delay, bool) or not isinstance(delay, int | float) or not delay >= 0:
         raise OptionError("delay must be a number of seconds, 0 or more")
     if delay > MAX_DELAY_S:
         raise OptionError(f"delay must be at most {MAX_DELAY_S} seconds (30 days)")
@@ -86,7 +87,7 @@ def _when(value: Any) -> int | None:
         return None
     if isinstance(value, bool):
         raise OptionError("when must be a time: ms since the epoch or an ISO 8601 date")
-    if isinstance(value, int | float):
+    if isinstance(value, int | float) and math.isfinite(value):
         return int(value)
     if isinstance(value, str):
         try:
@@ -144,10 +145,18 @@ def parse_channel(params: dict[str, Any]) -> Channel:
             raise OptionError(f"{key} must be a boolean")
         flags[key] = value
     importance = params.get("importance", 3)
-    if importance not in IMPORTANCE_URGENCY or isinstance(importance, bool):
+    if (
+        not isinstance(importance, int)
+        or isinstance(importance, bool)
+        or (importance not in IMPORTANCE_URGENCY)
+    ):
         raise OptionError("importance must be 2 (low), 3 (default) or 4 (high)")
     lockscreen = params.get("lockscreenVisibility", -1000)
-    if lockscreen not in LOCKSCREEN or isinstance(lockscreen, bool):
+    if (
+        not isinstance(lockscreen, int)
+        or isinstance(lockscreen, bool)
+        or (lockscreen not in LOCKSCREEN)
+    ):
         raise OptionError("lockscreenVisibility must be 0, 1, -1 or -1000")
     return Channel(
         channel_id,
