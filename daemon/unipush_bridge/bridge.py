@@ -31,6 +31,10 @@ from .store import DONE, HELD, PENDING, Store
 log = structlog.get_logger(__name__)
 
 
+#: How long a batch waits for a listener that does not read before dropping it.
+LISTENER_FLUSH_S = 30.0
+#: Inbox state of a push handed to listeners: done once one of them holds it.
+RECEIVED = "received"
 #: A flood summary waits this long for the flood to settle before it is shown.
 SUMMARY_DEBOUNCE_S = 1.0
 
@@ -59,6 +63,11 @@ class Listener(Protocol):
     def deliver(self, event: dict[str, Any], msg_id: str | None = None) -> None:
         """``msg_id`` names a push, so a listener can drop one handed on twice
         (a daemon killed between handing it on and marking it done replays it)."""
+
+    async def flushed(self) -> None:
+        """Return once what was delivered is beyond loss if the daemon dies now."""
+
+    def close(self) -> None: ...
 
 
 class ApiError(Exception):
@@ -160,14 +169,17 @@ class Bridge:
         """Hand on recorded pushes in order, then mark them in one commit. A crash in
         between replays them; listeners drop what they already had by id."""
         states = [(msg_id, await self._dispatch(msg_id, message)) for msg_id, message in pushes]
-        self.store.mark_many(states)
+        # A receive is beyond loss only once a listener holds it; if every listener
+        # stopped reading, the messages wait for the next one instead.
+        received = DONE if await self._flush_listeners() else HELD
+        self.store.mark_many([(i, received if s == RECEIVED else s) for i, s in states])
 
     async def _dispatch(self, msg_id: str, message: PushMessage) -> str:
         """Receive, notification or hold; returns the inbox state the push ends in."""
         data = delivery.event_data(message)
         if delivery.route(message, len(self.listeners)) is delivery.Route.RECEIVE:
             self._broadcast(delivery.receive_event(data), msg_id)
-            return DONE
+            return RECEIVED
         if not self.flood.admit(time.monotonic()):
             return self._coalesce(msg_id, data)
         receipt = (msg_id, message.taskid)
@@ -180,6 +192,7 @@ class Bridge:
                 return HELD
             log.warning("notification failed, delivered as receive", reason=str(exc))
             self._broadcast(delivery.receive_event(data), msg_id)
+            return RECEIVED
         return DONE
 
     def _coalesce(self, msg_id: str, data: dict[str, Any]) -> str:
@@ -191,7 +204,7 @@ class Bridge:
             self._summary = asyncio.get_running_loop().create_task(self._summarize())
         if self.listeners:
             self._broadcast(delivery.receive_event(data), msg_id)
-            return DONE
+            return RECEIVED
         return HELD
 
     async def _summarize(self) -> None:
@@ -233,7 +246,7 @@ class Bridge:
 
     # -- listeners ------------------------------------------------------------------
 
-    def subscribe(self, listener: Listener) -> None:
+    async def subscribe(self, listener: Listener) -> None:
         if listener in self.listeners:
             return
         self.listeners.append(listener)
@@ -241,7 +254,8 @@ class Bridge:
         for msg_id, body in held:
             data = delivery.event_data(PushMessage.parse(body))
             listener.deliver(delivery.receive_event(data), msg_id)
-        self.store.mark_many([(msg_id, DONE) for msg_id, _ in held])
+        if held and await self._flush_listeners([listener]):
+            self.store.mark_many([(msg_id, DONE) for msg_id, _ in held])
         click = self.store.take_pending_click(self.appid)
         if click is not None:
             listener.deliver(delivery.click_event(click))
@@ -249,6 +263,24 @@ class Bridge:
     def unsubscribe(self, listener: Listener) -> None:
         if listener in self.listeners:
             self.listeners.remove(listener)
+
+    async def _flush_listeners(self, listeners: list[Listener] | None = None) -> bool:
+        """Wait until listeners hold what they were given; one stuck longer than
+        LISTENER_FLUSH_S (a stopped process) is disconnected so the rest go on.
+        True when at least one listener holds everything (or none was asked)."""
+        waiting = {
+            asyncio.ensure_future(listener.flushed()): listener
+            for listener in (listeners if listeners is not None else self.listeners)
+        }
+        if not waiting:
+            return True
+        done, stuck = await asyncio.wait(waiting, timeout=LISTENER_FLUSH_S)
+        for task in stuck:
+            task.cancel()
+            log.warning("a listener stopped reading; disconnecting it")
+            waiting[task].close()
+            self.unsubscribe(waiting[task])
+        return bool(done)
 
     def _broadcast(self, event: dict[str, Any], msg_id: str | None = None) -> None:
         for listener in list(self.listeners):

@@ -72,6 +72,8 @@ class PushClient:
                 f"`unipush-bridge run`)"
             ) from exc
         self._reader_task = asyncio.get_running_loop().create_task(self._read())
+        if self._listeners:  # reconnected: subscribe again, keeping the seen ids
+            await self._api("onPushMessage", {}, {})
         return self
 
     async def close(self) -> None:

@@ -190,7 +190,11 @@ class Link:
                 await ws.send(session.hello())
                 await self._read(ws, session)
                 if not self._stopping:  # the gateway closed cleanly (1000, 1001): say so
-                    raise ConnectionClosed(ws.protocol.close_rcvd, ws.protocol.close_sent)
+                    raise ConnectionClosed(
+                        ws.protocol.close_rcvd,
+                        ws.protocol.close_sent,
+                        ws.protocol.close_rcvd_then_sent,
+                    )
             finally:
                 keepalive.cancel()
                 self._ws = None
@@ -311,7 +315,10 @@ class Link:
 
 def _describe_close(exc: ConnectionClosed) -> str:
     frame = exc.rcvd
-    if frame is None:
-        return "connection lost"
-    reason = f": {frame.reason}" if frame.reason else ""
-    return f"closed by the gateway ({frame.code}{reason})"
+    if frame is not None:
+        reason = f": {frame.reason}" if frame.reason else ""
+        return f"closed by the gateway ({frame.code}{reason})"
+    if exc.sent is not None:  # we closed it, e.g. 1009 for a frame over the size limit
+        reason = f": {exc.sent.reason}" if exc.sent.reason else ""
+        return f"closed by the daemon ({exc.sent.code}{reason})"
+    return "connection lost"

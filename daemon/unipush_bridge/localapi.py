@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import socket
+from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -55,18 +56,28 @@ class ApiConnection:
 
     def __init__(self, writer: asyncio.StreamWriter) -> None:
         self._writer = writer
-        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(MAX_QUEUE)
-        self._task = asyncio.get_running_loop().create_task(self._drain())
+        # drain() then returns only once asyncio's own buffer is empty, i.e. every
+        # line is in the kernel: what flushed() promises.
+        writer.transport.set_write_buffer_limits(high=0)
+        self._lines: deque[bytes] = deque()
+        self._queued = 0  # lines ever queued
+        self._written = 0  # lines ever handed to the kernel
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._wake = asyncio.Event()
+        self._closing = False
         self.closed = False
+        self._task = asyncio.get_running_loop().create_task(self._drain())
 
     def send(self, obj: dict[str, Any]) -> None:
-        if self.closed:
+        if self._closing:
             return
-        try:
-            self._queue.put_nowait(json.dumps(obj, ensure_ascii=False).encode() + b"\n")
-        except asyncio.QueueFull:
+        if len(self._lines) >= MAX_QUEUE:
             log.warning("a listener fell behind; disconnecting it", queued=MAX_QUEUE)
             self.close()
+            return
+        self._lines.append(json.dumps(obj, ensure_ascii=False).encode() + b"\n")
+        self._queued += 1
+        self._wake.set()
 
     def deliver(self, event: dict[str, Any], msg_id: str | None = None) -> None:
         line: dict[str, Any] = {"event": "push", "data": event}
@@ -74,22 +85,51 @@ class ApiConnection:
             line["id"] = msg_id
         self.send(line)
 
+    async def flushed(self) -> None:
+        """Return once every line sent so far is in the kernel's socket buffer: from
+        there the app reads it even if this daemon dies the next moment."""
+        if self.closed or self._written >= self._queued:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append((self._queued, waiter))
+        await waiter
+
     def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            with contextlib.suppress(asyncio.QueueFull):
-                self._queue.put_nowait(None)
+        """Write what is queued, then close."""
+        self._closing = True
+        self._wake.set()
 
     async def _drain(self) -> None:
         try:
-            while (line := await self._queue.get()) is not None:
-                self._writer.write(line)
+            while True:
+                if not self._lines:
+                    if self._closing:
+                        break
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                count = len(self._lines)
+                self._writer.writelines([self._lines.popleft() for _ in range(count)])
                 await self._writer.drain()
+                self._written += count
+                self._release()
         except (ConnectionError, RuntimeError):
             pass
         finally:
-            self.closed = True
+            self.closed = self._closing = True
+            self._written = self._queued  # nothing more will be written: stop waiting
+            self._release()
             self._writer.close()
+
+    def _release(self) -> None:
+        still = []
+        for target, waiter in self._waiters:
+            if target <= self._written:
+                if not waiter.done():
+                    waiter.set_result(None)
+            else:
+                still.append((target, waiter))
+        self._waiters = still
 
     async def wait_closed(self) -> None:
         await self._task
@@ -216,7 +256,7 @@ class LocalApiServer:
         return ok("getPushClientId", cid=cid)
 
     async def _on(self, conn: ApiConnection, params: dict[str, Any]) -> dict[str, Any]:
-        self.bridge.subscribe(conn)
+        await self.bridge.subscribe(conn)
         return ok("onPushMessage")
 
     async def _off(self, conn: ApiConnection, params: dict[str, Any]) -> dict[str, Any]:
