@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.notifstack import DunstStack
 from tests.procs import DaemonProc, GatewayProc, Listener, Proc, cli, wait_for, wait_listeners
-
-
-@pytest.fixture
-def procs() -> Iterator[list[Proc]]:
-    started: list[Proc] = []
-    yield started
-    for proc in reversed(started):
-        proc.stop(signal.SIGKILL)
 
 
 @pytest.fixture
