@@ -10,6 +10,7 @@ import hmac
 import json
 import secrets
 import time
+from collections import deque
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -41,7 +42,11 @@ IGNORED = "successed_ignore"
 
 
 class Connection:
-    """One registered daemon: sends its backlog and new messages in seq order."""
+    """One registered daemon: sends its backlog, then new messages, in seq order.
+
+    Until the backlog is sent, new messages are read back from the store with it;
+    after that they are handed over directly, already encoded.
+    """
 
     def __init__(
         self, ws: web.WebSocketResponse, store: GatewayStore, appid: str, cid: str, cursor: int
@@ -52,23 +57,47 @@ class Connection:
         self.cid = cid
         self.last_sent = cursor
         self._dirty = False
+        self._synced = False
+        self._live: deque[tuple[int, str, str]] = deque()
         self._task: asyncio.Task[None] | None = None
 
     def kick(self) -> None:
-        """New rows may be waiting; one flusher runs at a time, so order holds."""
+        """Rows may be waiting in the store; one sender runs at a time, so order holds."""
         self._dirty = True
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._flush())
+        self._ensure_sender()
 
-    async def _flush(self) -> None:
-        while self._dirty:
-            self._dirty = False
-            while rows := self.store.after(self.appid, self.cid, self.last_sent):
-                for seq, msg_id, body in rows:
-                    if self.ws.closed:
-                        return
-                    await self.ws.send_str(wire.push_frame(seq, msg_id, body))
-                    self.last_sent = seq
+    def offer(self, seq: int, msg_id: str, body_json: str) -> None:
+        """A message just committed for this cid."""
+        if not self._synced:
+            self.kick()
+            return
+        self._live.append((seq, msg_id, body_json))
+        self._ensure_sender()
+
+    def _ensure_sender(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._send())
+
+    async def _send(self) -> None:
+        while self._dirty or self._live:
+            if self._dirty:
+                self._dirty = False
+                while rows := self.store.after_raw(self.appid, self.cid, self.last_sent):
+                    for row in rows:
+                        if not await self._push(*row):
+                            return
+                self._synced = True
+            while self._live:
+                if not await self._push(*self._live.popleft()):
+                    return
+
+    async def _push(self, seq: int, msg_id: str, body_json: str) -> bool:
+        if self.ws.closed:
+            return False
+        if seq > self.last_sent:
+            await self.ws.send_str(wire.push_frame_raw(seq, msg_id, body_json))
+            self.last_sent = seq
+        return True
 
     async def close(self, code: int, message: str) -> None:
         if self._task is not None:
@@ -225,8 +254,8 @@ class Gateway:
             )
         stamp = datetime.fromtimestamp(self.clock()).strftime("%m%d")
         taskid = f"{'RASA' if broadcast else 'RASL'}_{stamp}_{secrets.token_hex(16)}"
-        message = {**req.message, "taskid": taskid}
-        online: list[Connection] = []
+        message = json.dumps({**req.message, "taskid": taskid}, ensure_ascii=False)
+        online: list[tuple[Connection, int, str]] = []
         store.begin()
         try:
             groups = self._resolve(appid, req)
@@ -254,8 +283,8 @@ class Gateway:
         except BaseException:
             store.rollback()
             raise
-        for conn in online:
-            conn.kick()
+        for conn, seq, msg_id in online:
+            conn.offer(seq, msg_id, message)
         return answer
 
     def _resolve(self, appid: str, req: SendRequest) -> dict[str, list[str]]:
@@ -289,8 +318,8 @@ class Gateway:
         cid: str,
         req: SendRequest,
         taskid: str,
-        message: dict[str, Any],
-        online: list[Connection],
+        message: str,
+        online: list[tuple[Connection, int, str]],
     ) -> str:
         if not self.store.known(appid, cid):
             return INVALID
@@ -299,10 +328,11 @@ class Gateway:
         if online_only and conn is None:
             return IGNORED
         ttl_s = ONLINE_ONLY_GRACE_S if online_only else req.ttl_ms / 1000
-        self.store.add_message(appid, cid, secrets.token_hex(16), taskid, message, ttl_s)
+        msg_id = secrets.token_hex(16)
+        seq = self.store.add_message(appid, cid, msg_id, taskid, message, ttl_s)
         if conn is None:
             return "successed_offline"
-        online.append(conn)
+        online.append((conn, seq, msg_id))
         return "successed_online"
 
     # websocket ------------------------------------------------------------------------

@@ -122,9 +122,13 @@ class ServerSession:
 
 
 def push_frame(seq: int, msg_id: str, message: dict[str, Any]) -> str:
-    """Built by hand: the message was validated by sendMessage and this is the hot path."""
-    frame = {"type": "push", "seq": seq, "id": msg_id, "message": message}
-    return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
+    return push_frame_raw(seq, msg_id, json.dumps(message, ensure_ascii=False))
+
+
+def push_frame_raw(seq: int, msg_id: str, message_json: str) -> str:
+    """Built by hand around the stored JSON: sendMessage validated the message, and
+    this is the hot path (a broadcast encodes its message once for every cid)."""
+    return f'{{"type":"push","seq":{seq},"id":{json.dumps(msg_id)},"message":{message_json}}}'
 
 
 def _error(code: str, message: str, fatal: bool = False) -> str:
