@@ -3,45 +3,16 @@
 from __future__ import annotations
 
 import stat
-from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
-from unipush_bridge import store as store_mod
+from tests.unit.storekit import Clock
 from unipush_bridge.store import DONE, HELD, PENDING, Store
 
 GW = "ws://127.0.0.1:8787/ws"
 APP = "__UNI__A"
 CID = "0123456789abcdef0123456789abcdef"
-
-
-class Clock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    c = Clock()
-    monkeypatch.setattr(store_mod, "time", SimpleNamespace(time=c))
-    return c
-
-
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "state" / "daemon.sqlite3"
-
-
-@pytest.fixture
-def db(path: Path, clock: Clock) -> Iterator[Store]:
-    s = Store(path)
-    yield s
-    s.close()
 
 
 def body(n: int) -> dict[str, object]:

@@ -5,47 +5,11 @@ Real SQLite files in tmp_path; the store's clock is replaced so times are exact.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
-import pytest
-
-from unipush_bridge import store as store_mod
+from tests.unit.storekit import Clock
 from unipush_bridge.localpush import Channel
 from unipush_bridge.store import Store
-
-
-class Clock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def tick(self, seconds: float = 1.0) -> float:
-        self.now += seconds
-        return self.now
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    c = Clock()
-    monkeypatch.setattr(store_mod, "time", SimpleNamespace(time=c))
-    return c
-
-
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "state" / "__UNI__A.sqlite3"
-
-
-@pytest.fixture
-def db(path: Path, clock: Clock) -> Iterator[Store]:
-    s = Store(path)
-    yield s
-    s.close()
 
 
 def reopen(db: Store) -> Store:
