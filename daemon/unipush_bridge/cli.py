@@ -20,6 +20,8 @@ from .client import DaemonUnavailable, PushClient, UniApiError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 DEFAULT_GATEWAY_HTTP = "http://127.0.0.1:8787"
+#: How often `listen --follow` looks for a daemon that went away.
+FOLLOW_RETRY_S = 0.2
 
 
 class UsageError(Exception):
@@ -101,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     cid.add_argument("--timeout", type=float, default=30.0)
     listen = local("listen", "print receive and click events (onPushMessage)")
     listen.add_argument("--json", action="store_true", help="one uni event per line")
+    listen.add_argument(
+        "--follow",
+        action="store_true",
+        help="keep listening across daemon restarts (waits for the daemon to come back; "
+        "a push the restarted daemon hands on again is shown once)",
+    )
     notify = local("notify", "show a local notification (createPushMessage)")
     notify.add_argument("--content", required=True)
     notify.add_argument("--title")
@@ -343,13 +351,32 @@ async def cmd_listen(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    async with PushClient(_socket(args)) as push:
-        await push.on_push_message(show)
-        if not args.json:
-            print(f"listening on {push.socket_path} (Ctrl-C to stop)", file=sys.stderr)
-        await push.wait_closed()
-    print("unipush-bridge listen: the daemon went away", file=sys.stderr)
-    return EXIT_FAIL
+    # One client for every daemon run: it remembers the push ids it has shown.
+    push = PushClient(_socket(args))
+    subscribed = False
+    while True:
+        try:
+            await push.connect()  # subscribes again by itself after the first time
+        except DaemonUnavailable:
+            if not (args.follow and subscribed):
+                raise
+            await asyncio.sleep(FOLLOW_RETRY_S)
+            continue
+        try:
+            if not subscribed:
+                await push.on_push_message(show)
+                subscribed = True
+                if not args.json:
+                    print(f"listening on {push.socket_path} (Ctrl-C to stop)", file=sys.stderr)
+            await push.wait_closed()
+        except DaemonUnavailable:
+            pass  # the daemon died mid-call
+        finally:
+            await push.close()
+        if not args.follow:
+            print("unipush-bridge listen: the daemon went away", file=sys.stderr)
+            return EXIT_FAIL
+        print("unipush-bridge listen: the daemon went away; waiting for it", file=sys.stderr)
 
 
 async def cmd_notify(args: argparse.Namespace) -> int:

@@ -435,3 +435,27 @@ def test_a_long_backlog_drains_in_order(
     events = listener.wait_events(3000, timeout=30)
     assert [e["data"]["payload"]["n"] for e in events] == list(range(3000))
     assert gateway.send({"push_clientid": cid, "title": "t", "content": "c", "payload": "x"})[0]
+
+
+def test_listen_follow_survives_a_daemon_restart(
+    tmp_path: Path, procs: list[Proc], gateway: GatewayProc
+) -> None:
+    daemon = start_daemon(tmp_path, procs, gateway.ws_url)
+    cid = daemon.cid()
+    follower = Proc(
+        ["listen", "--json", "--follow", "--socket", str(daemon.socket)],
+        tmp_path / "follow.log",
+        NO_SERVER,
+    ).start()
+    procs.append(follower)
+    wait_listeners(daemon, 1)
+    push(gateway, cid, payload="before")
+    wait_for(lambda: "before" in follower.stdout(), 10, "the first push")
+    assert daemon.stop() == 0
+    restarted = start_daemon(tmp_path, procs, gateway.ws_url)
+    wait_listeners(restarted, 1, timeout=15)
+    push(gateway, cid, payload="after")
+    wait_for(lambda: "after" in follower.stdout(), 10, "the push after the restart")
+    assert follower.alive()
+    payloads = [json.loads(line)["data"]["payload"] for line in follower.stdout().splitlines()]
+    assert payloads == ["before", "after"]
