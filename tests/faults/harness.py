@@ -17,9 +17,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from tests.faults.proxy import FaultProxy
 from tests.procs import DaemonProc, GatewayProc, Proc, wait_for
+
+if TYPE_CHECKING:
+    from tests.faults.conftest import Cleanup
 
 #: No notification server: a push with no listener is held for the next listener, so
 #: every message must end up at a listener. No logind watcher either.
@@ -253,3 +257,20 @@ def log_time(entry: dict[str, Any]) -> float:
 
 def env_with(base: Mapping[str, str], **extra: str) -> dict[str, str]:
     return {**base, **extra}
+
+
+def proxied_daemon(
+    tmp_path: Path, cleanup: Cleanup, gateway: GatewayProc
+) -> tuple[FaultProxy, DaemonProc, str, ReconnectingListener]:
+    """A daemon with fast pings that reaches the gateway through a fault proxy, and a
+    reconnecting listener subscribed to it: (proxy, daemon, cid, listener)."""
+    proxy = FaultProxy(gateway.port).start()
+    cleanup.add(proxy.close)
+    daemon = DaemonProc(tmp_path / "daemon", proxy.url, env=FAST_PINGS)
+    cleanup.proc(daemon)
+    start_daemon_fast(daemon)
+    cid = wait_registered(daemon)
+    listener = ReconnectingListener(daemon.socket, tmp_path / "listener.out").start()
+    cleanup.add(listener.stop)
+    listener.wait_subscribed()
+    return proxy, daemon, cid, listener

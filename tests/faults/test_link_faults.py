@@ -28,6 +28,7 @@ from tests.faults.harness import (
     exactly_once,
     log_events,
     log_time,
+    proxied_daemon,
     quick_status,
     send_n,
     start_daemon_fast,
@@ -64,15 +65,7 @@ class Rig:
 
 @pytest.fixture
 def rig(tmp_path: Path, cleanup: Cleanup, gateway: GatewayProc) -> Iterator[Rig]:
-    proxy = FaultProxy(gateway.port).start()
-    cleanup.add(proxy.close)
-    daemon = DaemonProc(tmp_path / "daemon", proxy.url, env=FAST_PINGS)
-    cleanup.proc(daemon)
-    start_daemon_fast(daemon)
-    cid = wait_registered(daemon)
-    listener = ReconnectingListener(daemon.socket, tmp_path / "listener.out").start()
-    cleanup.add(listener.stop)
-    listener.wait_subscribed()
+    proxy, daemon, cid, listener = proxied_daemon(tmp_path, cleanup, gateway)
     wait_for(lambda: (st := quick_status(daemon)) and st["listeners"] == 1, 10, "the listener")
     yield Rig(gateway, proxy, daemon, listener, cid)
 

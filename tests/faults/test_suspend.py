@@ -14,20 +14,16 @@ from pathlib import Path
 
 from tests.faults.conftest import Cleanup
 from tests.faults.harness import (
-    FAST_PINGS,
     PING_INTERVAL,
     PING_TIMEOUT,
-    ReconnectingListener,
     exactly_once,
     log_events,
     log_time,
+    proxied_daemon,
     quick_status,
     send_n,
-    start_daemon_fast,
-    wait_registered,
 )
-from tests.faults.proxy import FaultProxy
-from tests.procs import DaemonProc, GatewayProc, wait_for
+from tests.procs import GatewayProc, wait_for
 
 #: How soon after SIGCONT the daemon must be registered again. Its backoff is primed
 #: to wait 2-4 s before the suspend, so a reconnect within this is not a backoff.
@@ -37,15 +33,7 @@ RECONNECT_WITHIN_S = 1.5
 def test_sigcont_after_a_long_stop_reconnects_at_once(
     tmp_path: Path, cleanup: Cleanup, gateway: GatewayProc
 ) -> None:
-    proxy = FaultProxy(gateway.port).start()
-    cleanup.add(proxy.close)
-    daemon = DaemonProc(tmp_path / "daemon", proxy.url, env=FAST_PINGS)
-    cleanup.proc(daemon)
-    start_daemon_fast(daemon)
-    cid = wait_registered(daemon)
-    listener = ReconnectingListener(daemon.socket, tmp_path / "listener.out").start()
-    cleanup.add(listener.stop)
-    listener.wait_subscribed()
+    proxy, daemon, cid, listener = proxied_daemon(tmp_path, cleanup, gateway)
 
     def connected() -> bool:
         st = quick_status(daemon)
