@@ -8,10 +8,12 @@ import contextlib
 import errno
 import os
 import shlex
+import shutil
 import signal
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -37,10 +39,11 @@ STOP_GRACE_S = 3.0
 
 
 def program() -> str:
-    """How this process was started, so the printed command pastes as it is."""
-    argv0 = sys.argv[0]
-    if os.path.basename(argv0) == "unipush-bridge" and os.path.isabs(argv0):
-        return argv0
+    """The command to print, so it pastes as it is: the console script beside this
+    interpreter (a venv's bin/) when that one is not already what PATH finds."""
+    beside = Path(sys.executable).parent / "unipush-bridge"
+    if beside.is_file() and shutil.which("unipush-bridge") != str(beside):
+        return str(beside)
     return "unipush-bridge"
 
 
