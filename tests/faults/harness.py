@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -266,11 +267,25 @@ def proxied_daemon(
     reconnecting listener subscribed to it: (proxy, daemon, cid, listener)."""
     proxy = FaultProxy(gateway.port).start()
     cleanup.add(proxy.close)
-    daemon = DaemonProc(tmp_path / "daemon", proxy.url, env=FAST_PINGS)
+    return (proxy, *listening_daemon(tmp_path, cleanup, proxy.url, FAST_PINGS))
+
+
+def listening_daemon(
+    tmp_path: Path, cleanup: Cleanup, url: str, env: Mapping[str, str]
+) -> tuple[DaemonProc, str, ReconnectingListener]:
+    """A registered daemon on ``url`` and a reconnecting listener subscribed to it."""
+    daemon = DaemonProc(tmp_path / "daemon", url, env=env)
     cleanup.proc(daemon)
     start_daemon_fast(daemon)
     cid = wait_registered(daemon)
     listener = ReconnectingListener(daemon.socket, tmp_path / "listener.out").start()
     cleanup.add(listener.stop)
     listener.wait_subscribed()
-    return proxy, daemon, cid, listener
+    return daemon, cid, listener
+
+
+def seeded_rng() -> random.Random:
+    """Random kill moments that a failed run can replay: FAULT_SEED=<printed seed>."""
+    seed = int(os.environ.get("FAULT_SEED", time.time_ns() % 2**32))
+    print(f"seed {seed} (set FAULT_SEED to replay the same kill moments)")
+    return random.Random(seed)

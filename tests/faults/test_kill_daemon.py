@@ -8,8 +8,6 @@ what drops the pushes a restarted daemon hands on a second time.
 
 from __future__ import annotations
 
-import os
-import random
 import signal
 import threading
 import time
@@ -19,16 +17,16 @@ from pathlib import Path
 from tests.faults.conftest import Cleanup
 from tests.faults.harness import (
     NO_SERVER,
-    ReconnectingListener,
     Sent,
     exactly_once,
+    listening_daemon,
     quick_status,
+    seeded_rng,
     send_n,
     settle,
     start_daemon_fast,
-    wait_registered,
 )
-from tests.procs import DaemonProc, GatewayProc, Proc, wait_for
+from tests.procs import GatewayProc, Proc, wait_for
 
 TOTAL = 2000
 KILLS = 20
@@ -36,28 +34,11 @@ KILLS = 20
 KILL_PHASE_S = 55.0
 
 
-def _start(tmp_path: Path, cleanup: Cleanup, gateway: GatewayProc) -> tuple[DaemonProc, str]:
-    daemon = DaemonProc(tmp_path / "daemon", gateway.ws_url, env=NO_SERVER)
-    cleanup.proc(daemon)
-    start_daemon_fast(daemon)
-    return daemon, wait_registered(daemon)
-
-
-def _listen(tmp_path: Path, cleanup: Cleanup, daemon: DaemonProc) -> ReconnectingListener:
-    listener = ReconnectingListener(daemon.socket, tmp_path / "listener.out").start()
-    cleanup.add(listener.stop)
-    listener.wait_subscribed()
-    return listener
-
-
 def test_sigkill_the_daemon_while_messages_stream(
     tmp_path: Path, cleanup: Cleanup, gateway: GatewayProc
 ) -> None:
-    seed = int(os.environ.get("FAULT_SEED", time.time_ns() % 2**32))
-    rng = random.Random(seed)
-    print(f"seed {seed} (set FAULT_SEED to replay the same kill moments)")
-    daemon, cid = _start(tmp_path, cleanup, gateway)
-    listener = _listen(tmp_path, cleanup, daemon)
+    rng = seeded_rng()
+    daemon, cid, listener = listening_daemon(tmp_path, cleanup, gateway.ws_url, NO_SERVER)
 
     sent: list[Sent] = []
     errors: list[BaseException] = []
@@ -115,8 +96,7 @@ def test_sigkill_while_a_listener_lags_loses_nothing(
     """A listener that reads slowly (here: stopped) has events queued in the daemon;
     a daemon killed then must hand them on again after its restart."""
     total = 1500
-    daemon, cid = _start(tmp_path, cleanup, gateway)
-    listener = _listen(tmp_path, cleanup, daemon)
+    daemon, cid, listener = listening_daemon(tmp_path, cleanup, gateway.ws_url, NO_SERVER)
     assert listener.proc is not None
     listener.proc.send_signal(signal.SIGSTOP)
     stopped = listener.proc

@@ -8,8 +8,6 @@ request_id dedupe keeps that from storing it twice.
 
 from __future__ import annotations
 
-import os
-import random
 import signal
 import threading
 import time
@@ -18,15 +16,14 @@ from pathlib import Path
 from tests.faults.conftest import Cleanup
 from tests.faults.harness import (
     FAST_PINGS,
-    ReconnectingListener,
     Sent,
     exactly_once,
+    listening_daemon,
     log_events,
     quick_status,
+    seeded_rng,
     send_n,
     settle,
-    start_daemon_fast,
-    wait_registered,
 )
 from tests.procs import DaemonProc, GatewayProc
 
@@ -61,16 +58,8 @@ def reconnect_soon(daemon: DaemonProc, timeout: float = 10.0) -> int:
 def test_sigkill_the_gateway_while_messages_stream(
     tmp_path: Path, cleanup: Cleanup, gateway: GatewayProc
 ) -> None:
-    seed = int(os.environ.get("FAULT_SEED", time.time_ns() % 2**32))
-    rng = random.Random(seed)
-    print(f"seed {seed} (set FAULT_SEED to replay the same kill moments)")
-    daemon = DaemonProc(tmp_path / "daemon", gateway.ws_url, env=FAST_PINGS)
-    cleanup.proc(daemon)
-    start_daemon_fast(daemon)
-    cid = wait_registered(daemon)
-    listener = ReconnectingListener(daemon.socket, tmp_path / "listener.out").start()
-    cleanup.add(listener.stop)
-    listener.wait_subscribed()
+    rng = seeded_rng()
+    daemon, cid, listener = listening_daemon(tmp_path, cleanup, gateway.ws_url, FAST_PINGS)
 
     sent: list[Sent] = []
     errors: list[BaseException] = []
