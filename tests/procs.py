@@ -69,6 +69,9 @@ def _env(extra: Mapping[str, str] | None) -> dict[str, str]:
 class Proc:
     """A CLI process with its stderr in a file; stopped by signal, reaped on exit."""
 
+    #: Start in a process group of its own (a subclass that stops the whole group).
+    new_session = False
+
     def __init__(self, args: list[str], log: Path, env: Mapping[str, str] | None = None) -> None:
         self.args = args
         self.log_path = log
@@ -85,6 +88,7 @@ class Proc:
                 stdin=subprocess.DEVNULL,
                 env=self._env,
                 text=True,
+                start_new_session=self.new_session,
             )
         return self
 

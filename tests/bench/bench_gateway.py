@@ -41,7 +41,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.procs import CLI, GatewayProc, free_port, wait_for
+from tests.procs import GatewayProc, free_port
 
 HERE = Path(__file__).resolve().parent
 APPID = "__UNI__BENCH"
@@ -150,19 +150,11 @@ def stop_group(proc: subprocess.Popen[str] | None, timeout: float = 10.0) -> Non
 class BenchGateway(GatewayProc):
     """GatewayProc in its own process group (stopped as a group)."""
 
+    new_session = True
+
     def start(self) -> BenchGateway:
-        with self.log_path.open("a") as err, self.stdout_path.open("a") as out:
-            self.proc = subprocess.Popen(
-                [*CLI, *self.args],
-                stdout=out,
-                stderr=err,
-                stdin=subprocess.DEVNULL,
-                env=self._env,
-                text=True,
-                start_new_session=True,
-            )
         try:
-            wait_for(self._healthy, 15, "the gateway to answer /healthz")
+            super().start()
         except BaseException:
             self.stop()
             raise
