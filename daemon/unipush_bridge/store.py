@@ -7,12 +7,13 @@ listener or the screen, so a crash before that replays it on the next start.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
+
+from .sqlitedb import open_db, transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS identity (
@@ -68,14 +69,10 @@ class Store:
     """Synchronous on purpose: each call is one short transaction on a local file."""
 
     def __init__(self, path: Path, keep_done: int = 10_000) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.path = path
         self.keep_done = keep_done
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        os.chmod(path, 0o600)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # FULL: a committed row survives power loss, not just a killed process.
-        self._db.execute("PRAGMA synchronous=FULL")
+        # FULL: what the daemon acknowledges survives power loss, not just a crash.
+        self._db = open_db(path, "FULL")
         self._db.executescript(SCHEMA)
         self._done_since_prune = 0
 
@@ -265,16 +262,5 @@ class Store:
             entry["clicked"] = entry["clicked_at"] is not None
         return entries
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
-
-
-class _Transaction:
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-
-    def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+    def _transaction(self) -> contextlib.AbstractContextManager[None]:
+        return transaction(self._db)

@@ -68,10 +68,9 @@ async def drain(
         wait_for(lambda: daemon.status()["connection"]["state"] != "connected", 10, "link down")
         store = GatewayStore(data_dir / "gateway.sqlite3", time.time)
         body = {"title": "bench", "content": "drain", "payload": {"k": "v"}, "taskid": "bench"}
-        store.begin()
-        for i in range(n):
-            store.add_message(APPID, cid, f"m{i:08d}", "bench", body, 3600)
-        store.commit()
+        with store.transaction():
+            for i in range(n):
+                store.add_message(APPID, cid, f"m{i:08d}", "bench", body, 3600)
         store.close()
         gateway.start()
         woke = time.perf_counter()

@@ -418,12 +418,16 @@ def test_a_long_backlog_drains_in_order(
     assert daemon.stop() == 0
     store = GatewayStore(tmp_path / "gw" / "gateway.sqlite3", time.time)
     body = {"title": "T", "content": "C", "taskid": "RASL_backlog"}
-    store.begin()
-    for i in range(3000):
-        store.add_message(
-            "__UNI__DESKTOP", cid, f"m{i:05d}", "RASL_backlog", {**body, "payload": {"n": i}}, 3600
-        )
-    store.commit()
+    with store.transaction():
+        for i in range(3000):
+            store.add_message(
+                "__UNI__DESKTOP",
+                cid,
+                f"m{i:05d}",
+                "RASL_backlog",
+                {**body, "payload": {"n": i}},
+                3600,
+            )
     store.close()
     restarted = start_daemon(tmp_path, procs, gateway.ws_url)
     # No listener and no notification server: all 3000 wait, in order, for one.

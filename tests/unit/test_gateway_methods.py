@@ -74,6 +74,10 @@ def call(ctx: Context, name: str, arg: Any = None) -> Any:
     return METHODS[name](ctx, arg)
 
 
+class RollBack(Exception):
+    """Ends a test's transaction the way a refusing method ends the server's."""
+
+
 def refused(ctx: Context, name: str, arg: Any) -> UniError:
     with pytest.raises(UniError) as info:
         call(ctx, name, arg)
@@ -728,10 +732,8 @@ def test_bind_uni_id_device_user_tag_rules(
     ctx: Context, store: GatewayStore, arg: Any, err_msg: str
 ) -> None:
     # The server runs each method in a transaction, so a refusal leaves nothing behind.
-    store.begin()
-    try:
+    with pytest.raises(RollBack), store.transaction():
         assert refused(ctx, "bindUniIdDevice", arg).err_msg == f"illegal params: {err_msg}"
-    finally:
-        store.rollback()
+        raise RollBack  # as the server does when a method refuses
     assert not store.has_uniid(APP)
     assert store.cids_for_user_tags(APP, ["vip"]) == []

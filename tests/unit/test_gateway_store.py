@@ -167,15 +167,14 @@ def test_the_first_answer_wins(gs: GatewayStore) -> None:
 
 
 def test_rollback_forgets_the_answer_and_the_message(gs: GatewayStore) -> None:
-    gs.begin()
-    gs.remember_answer(APP, "request-0001", {"n": 1})
-    add(gs, 1)
-    gs.rollback()
+    with pytest.raises(RuntimeError), gs.transaction():
+        gs.remember_answer(APP, "request-0001", {"n": 1})
+        add(gs, 1)
+        raise RuntimeError("refused half way")
     assert gs.answer_for(APP, "request-0001") is None
     assert seqs(gs) == []
-    gs.begin()
-    gs.remember_answer(APP, "request-0001", {"n": 2})
-    gs.commit()
+    with gs.transaction():
+        gs.remember_answer(APP, "request-0001", {"n": 2})
     assert gs.answer_for(APP, "request-0001") == {"n": 2}
 
 

@@ -214,13 +214,8 @@ class Gateway:
         if handler is None:
             raise UniError(errors.NOT_FOUND, f"{method} is not a uni-push server method", 404)
         ctx = methods.Context(appid, self.store, self.online, self.clock)
-        self.store.begin()
-        try:
+        with self.store.transaction():
             data = handler(ctx, body)
-            self.store.commit()
-        except BaseException:
-            self.store.rollback()
-            raise
         return {"errCode": 0, "errMsg": "success", "data": data}
 
     def _authorize(self, request: web.Request, appid: str) -> None:
@@ -256,8 +251,7 @@ class Gateway:
         taskid = f"{'RASA' if broadcast else 'RASL'}_{stamp}_{secrets.token_hex(16)}"
         message = json.dumps({**req.message, "taskid": taskid}, ensure_ascii=False)
         online: list[tuple[Connection, int, str]] = []
-        store.begin()
-        try:
+        with store.transaction():
             groups = self._resolve(appid, req)
             statuses: dict[str, str] = {}
             reached = 0
@@ -279,10 +273,6 @@ class Gateway:
             }
             if req.request_id is not None:
                 store.remember_answer(appid, req.request_id, answer)
-            store.commit()
-        except BaseException:
-            store.rollback()
-            raise
         for conn, seq, msg_id in online:
             conn.offer(seq, msg_id, message)
         return answer

@@ -6,12 +6,13 @@ row id) orders a cid's messages and is the cursor the daemon resumes from.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from ..sqlitedb import open_db, transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS clients (
@@ -85,11 +86,8 @@ CREATE TABLE IF NOT EXISTS requests (
 
 class GatewayStore:
     def __init__(self, path: Path, clock: Callable[[], float]) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        os.chmod(path, 0o600)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        # NORMAL: a committed message survives a killed gateway, not a power cut.
+        self._db = open_db(path, "NORMAL")
         self._db.executescript(SCHEMA)
         self._clock = clock
 
@@ -107,8 +105,7 @@ class GatewayStore:
     def register(self, appid: str, cid: str, acked: int) -> int:
         """Register (or re-register) a cid; returns the cursor the session resumes from."""
         now = self._clock()
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self.transaction():
             row = self._db.execute(
                 "SELECT acked FROM clients WHERE appid=? AND cid=?", (appid, cid)
             ).fetchone()
@@ -127,10 +124,6 @@ class GatewayStore:
                 )
                 cursor = max(int(row[0]), acked)
             self._ack(appid, cid, cursor)
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
         return cursor
 
     def touch(self, appid: str, cid: str) -> None:
@@ -177,13 +170,8 @@ class GatewayStore:
         return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
 
     def ack(self, appid: str, cid: str, seq: int) -> None:
-        self.begin()
-        try:
+        with self.transaction():
             self._ack(appid, cid, seq)
-            self.commit()
-        except BaseException:
-            self.rollback()
-            raise
 
     def _ack(self, appid: str, cid: str, seq: int) -> None:
         # What an ack removes was received: count it for the reports first.
@@ -231,14 +219,9 @@ class GatewayStore:
             (appid, request_id, json.dumps(answer), self._clock()),
         )
 
-    def begin(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-
-    def commit(self) -> None:
-        self._db.execute("COMMIT")
-
-    def rollback(self) -> None:
-        self._db.execute("ROLLBACK")
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
+        """One commit for all the writes inside; an exception rolls them all back."""
+        return transaction(self._db)
 
     # clients: lookups for targets and device methods ------------------------------
 
