@@ -27,16 +27,6 @@ log = structlog.get_logger(__name__)
 MAX_LINE = 1024 * 1024
 #: Events a slow listener may fall behind by before it is disconnected.
 MAX_QUEUE = 10_000
-METHODS = (
-    "getPushClientId",
-    "onPushMessage",
-    "offPushMessage",
-    "createPushMessage",
-    "setPushChannel",
-    "getAllChannels",
-    "history",
-    "status",
-)
 
 
 class SocketInUse(RuntimeError):
@@ -136,6 +126,7 @@ class ApiConnection:
 
 
 StatusFn = Callable[[], dict[str, Any]]
+Handler = Callable[["ApiConnection", dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 class LocalApiServer:
@@ -149,6 +140,17 @@ class LocalApiServer:
         self._server: asyncio.Server | None = None
         self._connections: set[ApiConnection] = set()
         self._calls: set[asyncio.Task[None]] = set()
+        #: The uni calls this API answers, by name.
+        self._handlers: dict[str, Handler] = {
+            "getPushClientId": self._get_cid,
+            "onPushMessage": self._on,
+            "offPushMessage": self._off,
+            "createPushMessage": self._create,
+            "setPushChannel": self._set_channel,
+            "getAllChannels": self._channels,
+            "history": self._history,
+            "status": self._status,
+        }
 
     async def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -202,10 +204,13 @@ class LocalApiServer:
             return
         rid, method = req.get("id"), req["method"]
         params = req.get("params") or {}
-        handler = self._handlers().get(method)
+        handler = self._handlers.get(method)
         if handler is None:
             conn.send(
-                {"id": rid, "result": fail(method, f"unknown method; known: {', '.join(METHODS)}")}
+                {
+                    "id": rid,
+                    "result": fail(method, f"unknown method; known: {', '.join(self._handlers)}"),
+                }
             )
             return
         if not isinstance(params, dict):
@@ -222,7 +227,7 @@ class LocalApiServer:
         conn: ApiConnection,
         rid: Any,
         method: str,
-        handler: Callable[[ApiConnection, dict[str, Any]], Awaitable[dict[str, Any]]],
+        handler: Handler,
         params: dict[str, Any],
     ) -> None:
         try:
@@ -233,20 +238,6 @@ class LocalApiServer:
             log.exception("local API call failed", method=method)
             result = fail(method, f"internal error: {type(exc).__name__}")
         conn.send({"id": rid, "result": result})
-
-    def _handlers(
-        self,
-    ) -> dict[str, Callable[[ApiConnection, dict[str, Any]], Awaitable[dict[str, Any]]]]:
-        return {
-            "getPushClientId": self._get_cid,
-            "onPushMessage": self._on,
-            "offPushMessage": self._off,
-            "createPushMessage": self._create,
-            "setPushChannel": self._set_channel,
-            "getAllChannels": self._channels,
-            "history": self._history,
-            "status": self._status,
-        }
 
     async def _get_cid(self, conn: ApiConnection, params: dict[str, Any]) -> dict[str, Any]:
         timeout = params.get("timeout", self.cid_timeout)
