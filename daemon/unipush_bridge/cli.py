@@ -11,21 +11,26 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from . import __version__, config, logs
-from .client import DaemonUnavailable, PushClient, UniApiError
+from .clients import PushClient
+from .errors import (
+    EXIT_FAIL,
+    EXIT_OK,
+    ConfigError,
+    DaemonUnavailable,
+    UniApiError,
+    UnipushError,
+    UsageError,
+)
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 DEFAULT_GATEWAY_HTTP = "http://127.0.0.1:8787"
 #: How often `listen --follow` looks for a daemon that went away.
 FOLLOW_RETRY_S = 0.2
-
-
-class UsageError(Exception):
-    pass
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -156,15 +161,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in SYNC_COMMANDS:
             return SYNC_COMMANDS[args.command](args)
         return asyncio.run(_dispatch(args))
-    except UsageError as exc:
-        print(f"unipush-bridge {args.command}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except config.ConfigError as exc:
-        print(f"unipush-bridge {args.command}: config error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except DaemonUnavailable as exc:
-        print(f"unipush-bridge {args.command}: {exc}", file=sys.stderr)
-        return EXIT_FAIL
+    except UnipushError as exc:  # the one root: each error knows its exit code
+        kind = "config error: " if isinstance(exc, ConfigError) else ""
+        print(f"unipush-bridge {args.command}: {kind}{exc}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         return EXIT_OK
 
@@ -221,7 +221,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(options.to_json())
         return EXIT_OK
     if os.name != "posix":  # no exec that keeps the process: run in this one
-        from .daemon import main as daemon_main
+        from .runtime.daemon import main as daemon_main
 
         return _run_in_process(daemon_main, options.to_json())
     read_end, write_end = os.pipe()
@@ -232,7 +232,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     sys.stderr.flush()
     os.execv(
         sys.executable,
-        [sys.executable, "-m", "unipush_bridge.daemon", "--options-fd", str(read_end)],
+        [sys.executable, "-m", "unipush_bridge.runtime.daemon", "--options-fd", str(read_end)],
     )
 
 
@@ -245,7 +245,7 @@ def _run_in_process(daemon_main: Any, options_json: str) -> int:
 
 
 async def cmd_gateway(args: argparse.Namespace) -> int:
-    from .gateway.server import ConfigError, serve_forever
+    from .gateway.server import serve_forever
 
     settings = config.load(
         config.GatewaySettings,
@@ -262,10 +262,7 @@ async def cmd_gateway(args: argparse.Namespace) -> int:
     logs.setup(settings.log_level, settings.log_format)
     gw = settings.gateway_config()
 
-    try:
-        gw.check()
-    except ConfigError as exc:
-        raise config.ConfigError(str(exc)) from None
+    gw.check()
     import signal
 
     stop = asyncio.Event()
@@ -328,14 +325,11 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 
 async def cmd_cid(args: argparse.Namespace) -> int:
-    async with PushClient(_socket(args)) as push:
-        try:
-            res = await push.get_push_client_id(timeout=args.timeout)
-        except UniApiError as exc:
-            print(exc, file=sys.stderr)
-            return EXIT_FAIL
-    print(res["cid"])
-    return EXIT_OK
+    return await _uni_call(
+        args,
+        lambda push: push.get_push_client_id(timeout=args.timeout),
+        lambda res: print(res["cid"]),
+    )
 
 
 async def cmd_listen(args: argparse.Namespace) -> int:
@@ -362,6 +356,10 @@ async def cmd_listen(args: argparse.Namespace) -> int:
                 raise
             await asyncio.sleep(FOLLOW_RETRY_S)
             continue
+        except UniApiError as exc:  # the restarted daemon refused the subscription
+            print(exc, file=sys.stderr)
+            await push.close()
+            return EXIT_FAIL
         try:
             if not subscribed:
                 await push.on_push_message(show)
@@ -371,6 +369,9 @@ async def cmd_listen(args: argparse.Namespace) -> int:
             await push.wait_closed()
         except DaemonUnavailable:
             pass  # the daemon died mid-call
+        except UniApiError as exc:
+            print(exc, file=sys.stderr)
+            return EXIT_FAIL
         finally:
             await push.close()
         if not args.follow:
@@ -400,15 +401,23 @@ async def cmd_notify(args: argparse.Namespace) -> int:
     return await _uni_call(args, lambda push: push.create_push_message(**options))
 
 
-async def _uni_call(args: argparse.Namespace, call: Any) -> int:
-    """Run one uni API call; print its errMsg (stdout on ok, stderr on fail)."""
+async def _uni_call(
+    args: argparse.Namespace,
+    call: Callable[[PushClient], Awaitable[Any]],
+    show: Callable[[Any], None] | None = None,
+) -> int:
+    """Run one local API call and ``show`` what it returns (by default its errMsg);
+    a failed call prints its errMsg on stderr and exits 1, with no traceback."""
     async with PushClient(_socket(args)) as push:
         try:
             res = await call(push)
         except UniApiError as exc:
             print(exc, file=sys.stderr)
             return EXIT_FAIL
-    print(res["errMsg"])
+    if show is None:
+        print(res["errMsg"])
+    else:
+        show(res)
     return EXIT_OK
 
 
@@ -430,56 +439,59 @@ async def cmd_channel(args: argparse.Namespace) -> int:
         return await _uni_call(
             args, lambda push: push.get_channel_manager().set_push_channel(**options)
         )
-    async with PushClient(_socket(args)) as push:
-        channels = await push.get_channel_manager().get_all_channels()
-    if args.json:
-        print(json.dumps(channels, ensure_ascii=False, indent=2))
-        return EXIT_OK
-    for c in channels:
-        print(
-            f"{c['channelId']:24} importance={c['importance']} "
-            f"sound={c['soundName'] or 'default'}  {c['channelDesc']}"
-        )
-    return EXIT_OK
+
+    def show(channels: list[dict[str, Any]]) -> None:
+        if args.json:
+            print(json.dumps(channels, ensure_ascii=False, indent=2))
+            return
+        for c in channels:
+            print(
+                f"{c['channelId']:24} importance={c['importance']} "
+                f"sound={c['soundName'] or 'default'}  {c['channelDesc']}"
+            )
+
+    return await _uni_call(
+        args, lambda push: push.get_channel_manager().get_channel_details(), show
+    )
 
 
 async def cmd_history(args: argparse.Namespace) -> int:
-    async with PushClient(_socket(args)) as push:
-        entries = await push.history(args.limit)
-    if args.json:
-        print(json.dumps(entries, ensure_ascii=False, indent=2))
-        return EXIT_OK
-    for e in entries:
-        shown = datetime.fromtimestamp(e["shown_at"]).strftime("%Y-%m-%d %H:%M:%S")
-        clicked = "clicked" if e["clicked"] else "       "
-        print(
-            f"{shown}  {clicked}  {e['source']:5} {e['channel'] or '-':16} "
-            f"{e['title']}: {e['content']}"
-        )
-    return EXIT_OK
+    def show(entries: list[dict[str, Any]]) -> None:
+        if args.json:
+            print(json.dumps(entries, ensure_ascii=False, indent=2))
+            return
+        for e in entries:
+            shown = datetime.fromtimestamp(e["shown_at"]).strftime("%Y-%m-%d %H:%M:%S")
+            clicked = "clicked" if e["clicked"] else "       "
+            print(
+                f"{shown}  {clicked}  {e['source']:5} {e['channel'] or '-':16} "
+                f"{e['title']}: {e['content']}"
+            )
+
+    return await _uni_call(args, lambda push: push.history(args.limit), show)
 
 
 async def cmd_status(args: argparse.Namespace) -> int:
-    async with PushClient(_socket(args)) as push:
-        res = await push.status()
-    if args.json:
-        print(json.dumps(res, ensure_ascii=False, indent=2))
-        return EXIT_OK
-    conn = res.get("connection", {})
-    lines = [
-        f"appid:          {res.get('appid')}",
-        f"cid:            {res.get('cid') or '(not registered yet)'}",
-        f"gateway:        {res.get('gateway')}"
-        + (" (embedded)" if res.get("embedded_gateway") else ""),
-        f"connection:     {conn.get('state')}"
-        + (f" (last error: {conn['last_error']})" if conn.get("last_error") else ""),
-        f"listeners:      {res.get('listeners')}",
-        f"notifications:  {res.get('notifications')}",
-        f"held:           {res.get('held_for_listener')} waiting for a listener",
-        f"counters:       {json.dumps(res.get('counters'))}",
-    ]
-    print("\n".join(lines))
-    return EXIT_OK
+    def show(res: dict[str, Any]) -> None:
+        if args.json:
+            print(json.dumps(res, ensure_ascii=False, indent=2))
+            return
+        conn = res.get("connection", {})
+        lines = [
+            f"appid:          {res.get('appid')}",
+            f"cid:            {res.get('cid') or '(not registered yet)'}",
+            f"gateway:        {res.get('gateway')}"
+            + (" (embedded)" if res.get("embedded_gateway") else ""),
+            f"connection:     {conn.get('state')}"
+            + (f" (last error: {conn['last_error']})" if conn.get("last_error") else ""),
+            f"listeners:      {res.get('listeners')}",
+            f"notifications:  {res.get('notifications')}",
+            f"held:           {res.get('held_for_listener')} waiting for a listener",
+            f"counters:       {json.dumps(res.get('counters'))}",
+        ]
+        print("\n".join(lines))
+
+    return await _uni_call(args, lambda push: push.status(), show)
 
 
 SYNC_COMMANDS = {"run": cmd_run, "send": cmd_send}

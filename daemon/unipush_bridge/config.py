@@ -20,8 +20,9 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from . import protocol
+from .errors import ConfigError
 from .paths import APP, DEFAULT_APPID, default_socket, runtime_dir
+from .wire import gateway as protocol
 
 __all__ = [
     "APP",
@@ -36,16 +37,12 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .gateway.access import GatewayConfig
-    from .options import DaemonOptions
+    from .runtime.options import DaemonOptions
 
 
 _file_values: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "_file_values", default=None
 )
-
-
-class ConfigError(ValueError):
-    """Configuration that cannot be used; the message names the key and the rule."""
 
 
 class _Settings(BaseSettings):
@@ -117,7 +114,7 @@ class DaemonSettings(_Settings):
         return self.socket or default_socket(self.appid)
 
     def options(self, reload_argv: tuple[str, ...] = ()) -> DaemonOptions:
-        from .options import DaemonOptions
+        from .runtime.options import DaemonOptions
 
         return DaemonOptions(
             gateway=self.gateway,

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.procs import DaemonProc, GatewayProc, wait_for
 
-from unipush_bridge.client import PushClient
+from unipush_bridge.clients import PushClient
 from unipush_bridge.gateway.store import GatewayStore
 
 NO_SERVER = {

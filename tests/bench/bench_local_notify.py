@@ -24,7 +24,7 @@ from dbus_fast.aio import MessageBus
 from tests.notifstack import DunstStack
 from tests.procs import DaemonProc, GatewayProc
 
-from unipush_bridge.client import PushClient
+from unipush_bridge.clients import PushClient
 
 NAME, PATH = "org.freedesktop.Notifications", "/org/freedesktop/Notifications"
 

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.procs import DaemonProc, GatewayProc, free_port, wait_for
 
-from unipush_bridge.client import PushClient
+from unipush_bridge.clients import PushClient
 
 NO_SERVER = {"DBUS_SESSION_BUS_ADDRESS": "unix:path=/nonexistent/bus", "DISPLAY": ""}
 ECHO_SERVER = """

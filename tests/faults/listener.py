@@ -23,7 +23,7 @@ import sys
 import time
 from typing import Any
 
-from unipush_bridge.client import PushClient
+from unipush_bridge.clients import PushClient
 
 #: The longest a listener lives, so a forgotten one cannot linger.
 MAX_LIFETIME_S = 600.0

@@ -13,8 +13,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.gatewaykit import Kit, running_gateway
+from unipush_bridge.clients.pushmanager import get_push_manager
 from unipush_bridge.gateway.access import AppSecrets
-from unipush_bridge.pushmanager import get_push_manager
 
 MSG = {"title": "T", "content": "C", "payload": {"k": 1}}
 

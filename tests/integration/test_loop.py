@@ -283,7 +283,7 @@ def test_python_client_reads_like_uni(
     script = tmp_path / "app.py"
     script.write_text(f"""
 import json, sys
-from unipush_bridge.client import SyncPushClient
+from unipush_bridge.clients import SyncPushClient
 seen = []
 client = SyncPushClient({str(daemon.socket)!r})
 cb = seen.append

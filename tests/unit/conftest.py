@@ -13,8 +13,8 @@ import pytest
 from hypothesis import settings
 
 from tests.unit.storekit import Clock
-from unipush_bridge import store as store_mod
-from unipush_bridge.store import Store
+from unipush_bridge.runtime import store as store_mod
+from unipush_bridge.runtime.store import Store
 
 settings.register_profile("unit", deadline=None)
 settings.load_profile("unit")

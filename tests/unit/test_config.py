@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from unipush_bridge import config
+from unipush_bridge import config, errors
 from unipush_bridge.config import ConfigError, DaemonSettings, GatewaySettings
 from unipush_bridge.gateway import access, server
 from unipush_bridge.gateway.access import AppSecrets, GatewayConfig
@@ -233,7 +233,8 @@ def test_beyond_loopback_with_both_secrets() -> None:
 
 def test_server_reexports_the_access_names() -> None:
     assert server.GatewayConfig is GatewayConfig
-    assert server.ConfigError is access.ConfigError
+    # One ConfigError for the whole package: the CLI maps it to exit code 2.
+    assert server.ConfigError is access.ConfigError is config.ConfigError is errors.ConfigError
 
 
 # the gateway's new settings -------------------------------------------------------------

@@ -8,9 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-
-class ConfigError(ValueError):
-    """The gateway cannot start as configured; the text says which key and why."""
+from ..errors import ConfigError
 
 
 @dataclass(frozen=True)

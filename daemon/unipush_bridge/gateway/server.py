@@ -18,10 +18,11 @@ from typing import Any
 import structlog
 from aiohttp import WSMsgType, web
 
-from .. import protocol
+from ..errors import ConfigError
+from ..wire import gateway as protocol
 from . import errors, methods
 from . import session as wire
-from .access import ConfigError, GatewayConfig
+from .access import GatewayConfig
 from .errors import UniError
 from .openapi import openapi_document
 from .ratelimit import RateLimiter

@@ -9,8 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .. import protocol
-from ..protocol import CloseCode, ProtocolError
+from ..errors import ProtocolError
+from ..wire import gateway as protocol
+from ..wire.gateway import CloseCode
 
 
 @dataclass(frozen=True, slots=True)

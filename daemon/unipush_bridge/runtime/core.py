@@ -1,0 +1,712 @@
+"""What uni-push means on the daemon side, as plain code: fed facts, returns actions.
+
+The core decides where a push goes (receive, notification, hold), keeps the inbox
+states and their transitions, the held messages and the pending click, sums up a
+flood, decides what a click does, when a receipt is due, which channel gives which
+urgency and sound, and when a scheduled notification fires. It imports no asyncio,
+clock, SQLite or D-Bus: the driver (:mod:`.driver`) gives it the time and the
+results of what it asked for, and carries out the actions it returns. So every rule
+here, and every crash point of the crash-safety table, is a table test in process.
+
+Listeners are opaque keys to the core; the driver maps them to connections.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import OrderedDict, deque
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ..errors import ApiFail
+from ..wire.gateway import PushMessage
+from . import localpush
+from .localpush import Channel
+
+UNIPUSH_VERSION = "2.0"
+#: A flood summary waits this long for the flood to settle before it is shown.
+SUMMARY_DEBOUNCE_S = 1.0
+#: Shown notifications whose click we still act on (older ones are forgotten).
+MAX_TICKETS = 1000
+
+Listener = Hashable
+ReceiptEvent = Literal["display", "click"]
+
+
+# -- inbox states ------------------------------------------------------------------------
+
+
+class State(enum.Enum):
+    """Where a recorded push stands. Only PENDING, HELD and DONE are written to disk;
+    the others are in flight and read back as the durable state they came from."""
+
+    PENDING = "pending"  # recorded, not handed on yet
+    RECEIVING = "receiving"  # receive events out, waiting for a listener to hold them
+    SHOWING = "showing"  # a notification asked for, waiting for the server's answer
+    HELD = "held"  # waits for the next listener
+    DONE = "done"  # reached a listener or the screen
+
+
+class Step(enum.Enum):
+    TO_LISTENERS = "to listeners"
+    TO_SCREEN = "to screen"
+    NOBODY = "nobody to take it"
+    SHOWN = "shown"
+    NOT_SHOWN = "not shown"
+    HELD_BY_LISTENER = "a listener holds it"
+    NO_LISTENER_HELD = "no listener holds it"
+
+
+#: Every allowed transition; anything else is a bug and raises.
+TRANSITIONS: dict[tuple[State, Step], State] = {
+    (State.PENDING, Step.TO_LISTENERS): State.RECEIVING,
+    (State.PENDING, Step.TO_SCREEN): State.SHOWING,
+    (State.PENDING, Step.NOBODY): State.HELD,
+    (State.SHOWING, Step.SHOWN): State.DONE,
+    (State.SHOWING, Step.TO_LISTENERS): State.RECEIVING,
+    (State.SHOWING, Step.NOBODY): State.HELD,
+    (State.RECEIVING, Step.HELD_BY_LISTENER): State.DONE,
+    (State.RECEIVING, Step.NO_LISTENER_HELD): State.HELD,
+    (State.HELD, Step.TO_LISTENERS): State.RECEIVING,
+}
+
+#: What the store holds for an entry in each state (in-flight states keep the last one).
+DURABLE = {State.PENDING, State.HELD, State.DONE}
+
+
+def step(state: State, event: Step) -> State:
+    try:
+        return TRANSITIONS[(state, event)]
+    except KeyError:
+        raise AssertionError(f"no transition from {state.value} on {event.value!r}") from None
+
+
+@dataclass
+class Entry:
+    msg_id: str
+    message: PushMessage
+    state: State
+    #: The state on disk (the last durable state this entry was persisted in).
+    stored: State
+
+
+# -- actions -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Hand an event to one listener; ``push_id`` lets it drop one handed on twice."""
+
+    listener: Listener
+    event: dict[str, Any]
+    push_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AwaitHold:
+    """Tell the core (``held``) once these listeners hold what they were sent, or
+    which of them did not in time."""
+
+    token: int
+    listeners: tuple[Listener, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnect:
+    listener: Listener
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A notification to show; icon and sound are uni's names, the driver finds files."""
+
+    title: str
+    body: str
+    urgency: str = "normal"
+    icon: str | None = None
+    #: "system", "none", or a channel's soundName.
+    sound: str = "system"
+    cover: bool = False
+    category: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Show:
+    """Show ``notice``, then report ``shown(ticket, ok)``; a click is ``activated(ticket)``."""
+
+    ticket: str
+    notice: Notice
+
+
+@dataclass(frozen=True, slots=True)
+class Persist:
+    """Write these inbox states in one commit."""
+
+    states: tuple[tuple[str, State], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SavePendingClick:
+    data: dict[str, Any] | None  # None: clear it
+
+
+@dataclass(frozen=True, slots=True)
+class OpenUrl:
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class Launch:
+    argv: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    msg_id: str
+    taskid: str | None
+    event: ReceiptEvent
+
+
+@dataclass(frozen=True, slots=True)
+class Remember:
+    """Record a shown notification in the history."""
+
+    entry: str
+    source: Literal["push", "local"]
+    channel: str | None
+    title: str
+    content: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class MarkClicked:
+    entry: str
+
+
+@dataclass(frozen=True, slots=True)
+class SaveChannel:
+    channel: Channel
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    sched_id: str
+    params: dict[str, Any]
+    due: float
+
+
+@dataclass(frozen=True, slots=True)
+class Unschedule:
+    sched_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Warn:
+    """Something the user should read in the log."""
+
+    text: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+Action = (
+    Send
+    | AwaitHold
+    | Disconnect
+    | Show
+    | Persist
+    | SavePendingClick
+    | OpenUrl
+    | Launch
+    | Receipt
+    | Remember
+    | MarkClicked
+    | SaveChannel
+    | Schedule
+    | Unschedule
+    | Warn
+)
+
+
+# -- event data --------------------------------------------------------------------------
+
+
+def event_data(message: PushMessage) -> dict[str, Any]:
+    """The ``data`` of a receive or click event, in uni's shape: the payload as the
+    sender gave it (object or string), other fields the sender set ride along."""
+    data: dict[str, Any] = {
+        "unipush_version": UNIPUSH_VERSION,
+        "title": message.title,
+        "content": message.content,
+        "payload": message.payload,
+    }
+    if message.force_notification:
+        data["force_notification"] = True
+    for key, value in message.extra.items():
+        data.setdefault(key, value)
+    return data
+
+
+def receive_event(data: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "receive", "data": data}
+
+
+def click_event(data: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "click", "data": data}
+
+
+def wants_screen(message: PushMessage, listeners: int) -> bool:
+    """App online (a listener subscribed) gets receive unless the sender forces a banner."""
+    return message.force_notification or listeners == 0
+
+
+def openable(url: str) -> bool:
+    """Only web pages: a push must not make the desktop open file:, javascript: or an
+    app's own scheme."""
+    return url.lower().startswith(("http://", "https://"))
+
+
+# -- the flood ---------------------------------------------------------------------------
+
+
+@dataclass
+class Flood:
+    """Counts notifications shown in a sliding window; past ``threshold`` the rest are
+    summed up, so a backlog of thousands does not bury the desktop."""
+
+    threshold: int = 10
+    window: float = 10.0
+    shown: deque[float] = field(default_factory=deque)
+
+    def admit(self, now: float) -> bool:
+        while self.shown and self.shown[0] <= now - self.window:
+            self.shown.popleft()
+        if self.threshold and len(self.shown) >= self.threshold:
+            return False
+        self.shown.append(now)
+        return True
+
+
+@dataclass
+class _Summary:
+    started: float
+    last: float
+    items: list[dict[str, Any]] = field(default_factory=list)
+
+    def due(self, window: float) -> float:
+        return min(self.last + SUMMARY_DEBOUNCE_S, self.started + window)
+
+
+# -- tickets: what a shown notification does when clicked --------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Ticket:
+    kind: Literal["push", "local", "summary"]
+    data: dict[str, Any]
+    open_url: str | None = None
+    msg_id: str | None = None
+    taskid: str | None = None
+    channel: str | None = None
+    #: Local notifications: when to show, recorded in the history.
+    when: int | None = None
+    notice: Notice | None = None
+    #: A delayed local notification: nobody waits for its answer, so a failure is logged.
+    scheduled: bool = False
+
+
+@dataclass(frozen=True)
+class Config:
+    app_name: str = "unipush-bridge"
+    app_command: tuple[str, ...] = ()
+    flood_threshold: int = 10
+    flood_window: float = 10.0
+
+
+class Core:
+    """The daemon's uni-push runtime. Every method takes facts and returns actions."""
+
+    def __init__(self, config: Config, new_id: Callable[[], str]) -> None:
+        self.config = config
+        self.flood = Flood(config.flood_threshold, config.flood_window)
+        self._new_id = new_id
+        self.listeners: list[Listener] = []
+        self.entries: dict[str, Entry] = {}
+        self.pending_click: dict[str, Any] | None = None
+        self.channels: dict[str, Channel] = {}
+        self.scheduled: dict[str, tuple[dict[str, Any], float]] = {}
+        self._tickets: OrderedDict[str, _Ticket] = OrderedDict()
+        self._holds: dict[int, tuple[str, ...]] = {}
+        self._next_token = 0
+        self._summary: _Summary | None = None
+        self.counters = {"received": 0, "duplicates": 0, "notified": 0, "coalesced": 0, "clicks": 0}
+
+    # -- settings that change live ------------------------------------------------------
+
+    def reconfigure(self, config: Config) -> None:
+        if (config.flood_threshold, config.flood_window) != (
+            self.config.flood_threshold,
+            self.config.flood_window,
+        ):
+            self.flood = Flood(config.flood_threshold, config.flood_window)
+        self.config = config
+
+    # -- start: what the last run left ------------------------------------------------------
+
+    def restore(
+        self,
+        unfinished: Iterable[tuple[str, PushMessage, State]],
+        channels: Iterable[Channel] = (),
+        scheduled: Iterable[tuple[str, dict[str, Any], float]] = (),
+        pending_click: dict[str, Any] | None = None,
+    ) -> list[Action]:
+        """Take what the store holds; pending entries (recorded, never handed on) are
+        dispatched again now, held ones wait for a listener."""
+        replay: list[tuple[str, PushMessage]] = []
+        for msg_id, message, state in unfinished:
+            if state is State.PENDING:
+                replay.append((msg_id, message))
+            elif state is State.HELD:
+                self.entries[msg_id] = Entry(msg_id, message, State.HELD, State.HELD)
+        self.channels = {c.channel_id: c for c in channels}
+        self.scheduled = {sid: (params, due) for sid, params, due in scheduled}
+        self.pending_click = pending_click
+        return self.dispatch(replay, now=None)
+
+    # -- pushes ------------------------------------------------------------------------------
+
+    def recorded(
+        self, pushes: list[tuple[str, PushMessage]], duplicates: int, now: float
+    ) -> list[Action]:
+        """Pushes now durably recorded (``duplicates``: redeliveries the store dropped)."""
+        self.counters["received"] += len(pushes)
+        self.counters["duplicates"] += duplicates
+        return self.dispatch(pushes, now)
+
+    def dispatch(self, pushes: list[tuple[str, PushMessage]], now: float | None) -> list[Action]:
+        """Route each push: receive to every listener, a notification, or hold."""
+        actions: list[Action] = []
+        receiving: list[str] = []
+        persist: list[tuple[str, State]] = []
+        for msg_id, message in pushes:
+            entry = self.entries.get(msg_id)
+            if entry is None:
+                entry = self.entries[msg_id] = Entry(msg_id, message, State.PENDING, State.PENDING)
+            elif entry.state is not State.PENDING:
+                continue  # already on its way
+            data = event_data(message)
+            if not wants_screen(message, len(self.listeners)):
+                entry.state = step(entry.state, Step.TO_LISTENERS)
+                receiving.append(msg_id)
+                continue
+            if now is not None and not self.flood.admit(now):
+                actions += self._coalesce(data, now)
+                if self.listeners:
+                    entry.state = step(entry.state, Step.TO_LISTENERS)
+                    receiving.append(msg_id)
+                else:
+                    entry.state = step(entry.state, Step.NOBODY)
+                    persist.append((msg_id, State.HELD))
+                continue
+            entry.state = step(entry.state, Step.TO_SCREEN)
+            actions.append(self._show_push(entry, data))
+        if persist:
+            actions.append(self._persist(persist))
+        actions += self._to_listeners(receiving, self.listeners)
+        return actions
+
+    def _show_push(self, entry: Entry, data: dict[str, Any]) -> Show:
+        message = entry.message
+        extra = message.extra
+        channel = self.channel(str(extra.get("channelId") or localpush.DEFAULT_CHANNEL))
+        category = extra.get("category")
+        notice = Notice(
+            title=message.title,
+            body=message.content,
+            urgency=channel.urgency,
+            sound=channel.sound_name or "system",
+            category=category if isinstance(category, str) else None,
+        )
+        ticket = _Ticket(
+            "push",
+            data,
+            message.open_url,
+            entry.msg_id,
+            message.taskid,
+            channel.channel_id,
+            notice=notice,
+        )
+        return self._ticketed(ticket, notice)
+
+    def _ticketed(self, ticket: _Ticket, notice: Notice) -> Show:
+        key = self._new_id()
+        self._tickets[key] = ticket
+        while len(self._tickets) > MAX_TICKETS:
+            self._tickets.popitem(last=False)
+        return Show(key, notice)
+
+    def _to_listeners(self, msg_ids: list[str], listeners: Iterable[Listener]) -> list[Action]:
+        """Receive events for these entries to ``listeners``, then a wait for one to hold them."""
+        targets = tuple(listeners)
+        if not msg_ids:
+            return []
+        actions: list[Action] = [
+            Send(listener, receive_event(event_data(self.entries[i].message)), i)
+            for i in msg_ids
+            for listener in targets
+        ]
+        self._next_token += 1
+        self._holds[self._next_token] = tuple(msg_ids)
+        actions.append(AwaitHold(self._next_token, targets))
+        return actions
+
+    def held(
+        self, token: int, holders: Iterable[Listener], stuck: Iterable[Listener]
+    ) -> list[Action]:
+        """The listeners of a hold wait that hold the events, and those stuck past the
+        driver's time limit (each is disconnected; only its own copies were lost)."""
+        msg_ids = self._holds.pop(token, ())
+        holders = list(holders)
+        actions: list[Action] = []
+        for listener in stuck:
+            actions.append(Disconnect(listener))
+            actions.append(Warn("a listener stopped reading; disconnecting it"))
+            actions += self.unsubscribed(listener)
+        done: list[tuple[str, State]] = []
+        now_held: list[str] = []
+        for msg_id in msg_ids:
+            entry = self.entries.get(msg_id)
+            if entry is None or entry.state is not State.RECEIVING:
+                continue
+            if holders:
+                entry.state = step(entry.state, Step.HELD_BY_LISTENER)
+                done.append((msg_id, State.DONE))
+                del self.entries[msg_id]
+            else:
+                entry.state = step(entry.state, Step.NO_LISTENER_HELD)
+                now_held.append(msg_id)
+                if entry.stored is not State.HELD:
+                    done.append((msg_id, State.HELD))
+        if done:
+            actions.append(self._persist(done))
+        if now_held and self.listeners:
+            # Another listener came while these were in flight: it takes them now.
+            for msg_id in now_held:
+                self.entries[msg_id].state = step(State.HELD, Step.TO_LISTENERS)
+            actions += self._to_listeners(now_held, self.listeners)
+        return actions
+
+    def shown(self, ticket: str, ok: bool, reason: str = "") -> list[Action]:
+        """The notification server's answer to a Show."""
+        info = self._tickets.get(ticket)
+        if info is None:
+            return []
+        if not ok:
+            self._tickets.pop(ticket, None)
+        if info.kind == "summary":
+            if not ok:
+                return [Warn("flood summary not shown", {"reason": reason})]
+            return []
+        if info.kind == "local":
+            if not ok:
+                if info.scheduled:
+                    return [Warn("scheduled notification not shown", {"reason": reason})]
+                return []
+            self.counters["notified"] += 1
+            shown = {**info.data, "when": info.when} if info.when is not None else info.data
+            assert info.notice is not None
+            return [
+                Remember(ticket, "local", info.channel, info.notice.title, info.notice.body, shown)
+            ]
+        assert info.msg_id is not None
+        entry = self.entries.get(info.msg_id)
+        if entry is None or entry.state is not State.SHOWING:
+            return []
+        if ok:
+            self.counters["notified"] += 1
+            entry.state = step(entry.state, Step.SHOWN)
+            del self.entries[info.msg_id]
+            assert info.notice is not None
+            return [
+                Receipt(info.msg_id, info.taskid, "display"),
+                Remember(
+                    ticket, "push", info.channel, info.notice.title, info.notice.body, info.data
+                ),
+                self._persist([(info.msg_id, State.DONE)]),
+            ]
+        if self.listeners:
+            entry.state = step(entry.state, Step.TO_LISTENERS)
+            return [
+                Warn("notification failed, delivered as receive", {"reason": reason}),
+                *self._to_listeners([info.msg_id], self.listeners),
+            ]
+        entry.state = step(entry.state, Step.NOBODY)
+        return [
+            Warn("notification failed, held for the next listener", {"reason": reason}),
+            self._persist([(info.msg_id, State.HELD)]),
+        ]
+
+    def _persist(self, states: list[tuple[str, State]]) -> Persist:
+        for msg_id, state in states:
+            entry = self.entries.get(msg_id)
+            if entry is not None:
+                entry.stored = state
+        return Persist(tuple(states))
+
+    # -- the flood summary ------------------------------------------------------------------
+
+    def _coalesce(self, data: dict[str, Any], now: float) -> list[Action]:
+        self.counters["coalesced"] += 1
+        if self._summary is None:
+            self._summary = _Summary(started=now, last=now)
+        self._summary.items.append(data)
+        self._summary.last = now
+        return []
+
+    # -- listeners ----------------------------------------------------------------------------
+
+    def subscribed(self, listener: Listener) -> list[Action]:
+        """A listener subscribed: it gets what was held, then the click kept for it."""
+        if listener in self.listeners:
+            return []
+        self.listeners.append(listener)
+        held = [i for i, e in self.entries.items() if e.state is State.HELD]
+        for msg_id in held:
+            self.entries[msg_id].state = step(State.HELD, Step.TO_LISTENERS)
+        actions = self._to_listeners(held, [listener])
+        if self.pending_click is not None:
+            actions += [Send(listener, click_event(self.pending_click)), SavePendingClick(None)]
+            self.pending_click = None
+        return actions
+
+    def unsubscribed(self, listener: Listener) -> list[Action]:
+        if listener in self.listeners:
+            self.listeners.remove(listener)
+        return []
+
+    # -- clicks ---------------------------------------------------------------------------
+
+    def activated(self, ticket: str) -> list[Action]:
+        """The user clicked a notification we showed."""
+        info = self._tickets.get(ticket)
+        if info is None:
+            return []
+        self.counters["clicks"] += 1
+        actions: list[Action] = []
+        if info.msg_id is not None:
+            actions.append(Receipt(info.msg_id, info.taskid, "click"))
+        if info.kind != "summary":
+            actions.append(MarkClicked(ticket))
+        if info.open_url:
+            if openable(info.open_url):
+                return [*actions, OpenUrl(info.open_url)]
+            return [*actions, Warn("refused to open a non-http(s) open_url")]
+        if self.listeners:
+            event = click_event(info.data)
+            return [*actions, *(Send(listener, event) for listener in self.listeners)]
+        self.pending_click = info.data
+        actions += [SavePendingClick(info.data), Warn("click kept for the next listener")]
+        if self.config.app_command:
+            actions.append(Launch(self.config.app_command))
+        return actions
+
+    # -- local notifications ------------------------------------------------------------------
+
+    def create_push_message(self, params: dict[str, Any], now: float) -> list[Action]:
+        """createPushMessage: a Show now, or a Schedule for later (raises ApiFail)."""
+        push = localpush.parse_local_push(params)
+        self.channel(push.channel_id, strict=True)
+        if push.delay > 0:
+            sched_id = self._new_id()
+            later = {**params, "delay": 0}
+            due = now + push.delay
+            self.scheduled[sched_id] = (later, due)
+            return [Schedule(sched_id, later, due)]
+        return [self._show_local(push)]
+
+    def _show_local(self, push: localpush.LocalPush, scheduled: bool = False) -> Show:
+        title = push.title if push.title is not None else self.config.app_name
+        data: dict[str, Any] = {"title": title, "content": push.content}
+        if push.payload is not None:
+            data["payload"] = push.payload
+        channel = self.channel(push.channel_id)
+        notice = Notice(
+            title=title,
+            body=push.content,
+            urgency=channel.urgency,
+            icon=push.icon,
+            sound="none" if push.sound == "none" else (channel.sound_name or "system"),
+            cover=push.cover,
+            category=push.category,
+        )
+        ticket = _Ticket(
+            "local",
+            data,
+            channel=channel.channel_id,
+            when=push.when,
+            notice=notice,
+            scheduled=scheduled,
+        )
+        return self._ticketed(ticket, notice)
+
+    # -- channels ------------------------------------------------------------------------
+
+    def channel(self, channel_id: str, strict: bool = False) -> Channel:
+        found = self.channels.get(channel_id)
+        if found is not None:
+            return found
+        if channel_id == localpush.DEFAULT_CHANNEL or not strict:
+            return localpush.DEFAULT
+        raise ApiFail(f"channel {channel_id} does not exist; create it with setPushChannel")
+
+    def set_push_channel(self, params: dict[str, Any]) -> tuple[bool, list[Action]]:
+        """A channel never changes once created: a second call with its id is a no-op."""
+        channel = localpush.parse_channel(params)
+        if channel.channel_id in self.channels:
+            return False, []
+        self.channels[channel.channel_id] = channel
+        return True, [SaveChannel(channel)]
+
+    def all_channels(self) -> list[Channel]:
+        """The default channel first, then the others in creation order."""
+        listed = list(self.channels.values())
+        if localpush.DEFAULT_CHANNEL not in self.channels:
+            listed.insert(0, localpush.DEFAULT)
+        return listed
+
+    # -- time --------------------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        """When ``tick`` has something to do (a summary, a scheduled notification)."""
+        times = [due for _, due in self.scheduled.values()]
+        if self._summary is not None:
+            times.append(self._summary.due(self.flood.window))
+        return min(times, default=None)
+
+    def tick(self, now: float) -> list[Action]:
+        actions: list[Action] = []
+        for sched_id, (params, due) in sorted(self.scheduled.items(), key=lambda kv: kv[1][1]):
+            if due > now:
+                continue
+            del self.scheduled[sched_id]
+            try:
+                actions.append(self._show_local(localpush.parse_local_push(params), True))
+            except ApiFail as exc:
+                actions.append(Warn("scheduled notification not shown", {"reason": str(exc)}))
+            # After the show: a crash in between shows it again rather than never.
+            actions.append(Unschedule(sched_id))
+        summary = self._summary
+        if summary is not None and summary.due(self.flood.window) <= now:
+            self._summary = None
+            items = summary.items
+            latest = items[-1]
+            more = f"{len(items)} more message{'s' if len(items) > 1 else ''}"
+            notice = Notice(title=self.config.app_name, body=f"{more}: {latest['title']}")
+            actions.append(self._ticketed(_Ticket("summary", latest), notice))
+        return actions
+
+    # -- what status reports ---------------------------------------------------------------
+
+    def count(self, *states: State) -> int:
+        return sum(e.state in states for e in self.entries.values())

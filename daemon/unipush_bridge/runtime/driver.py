@@ -1,0 +1,394 @@
+"""Carries out the core's decisions on asyncio: the store, the notifier, listeners, timers.
+
+:mod:`.core` decides; this module does what it says, in order, and reports the
+results back (a notification shown or not, listeners that hold their events or are
+stuck, a click, the clock). The link and the local API server talk to a
+:class:`Driver` through the small protocols they declare themselves
+(:class:`.link.LinkPeer`, :class:`.localapi.Api`), never to the core directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shlex
+import time
+import uuid
+import webbrowser
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import structlog
+
+from ..errors import ApiFail, NotifyError
+from ..wire.gateway import PushMessage
+from . import core
+from .core import Action, Core, ReceiptEvent, State
+from .icons import IconResolver
+from .localpush import Channel, parse_channel
+from .notifier import NotificationRequest, Notifier
+from .store import Store
+
+log = structlog.get_logger(__name__)
+
+#: How long a listener may take to hold what it was sent before it counts as stuck.
+HOLD_TIMEOUT_S = 30.0
+#: Batches handed to listeners and not yet held before the link waits (back-pressure).
+MAX_HOLDS = 4
+
+
+class Listener(Protocol):
+    """A subscribed app connection; ``deliver`` must not block."""
+
+    def deliver(self, event: dict[str, Any], push_id: str | None = None) -> None: ...
+
+    async def held(self) -> bool:
+        """True once what was delivered so far is beyond loss if the daemon dies now;
+        False if the connection ended before it was."""
+        ...
+
+    def close(self) -> None: ...
+
+    def __hash__(self) -> int: ...
+
+
+ReceiptSink = Callable[[str, str | None, ReceiptEvent], None]
+
+
+@dataclass(frozen=True)
+class Media:
+    """Where uni's icon and sound names are found on this machine (settings)."""
+
+    icons: IconResolver | None = None
+    sounds_dir: Path | None = None
+    history_size: int = 100
+
+
+class Driver:
+    def __init__(
+        self,
+        *,
+        core: Core,
+        store: Store,
+        notifier: Notifier,
+        appid: str,
+        gateway_key: str,
+        media: Media = Media(),
+        receipts: ReceiptSink | None = None,
+        hold_timeout: float = HOLD_TIMEOUT_S,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.core = core
+        self.store = store
+        self.notifier = notifier
+        self.appid = appid
+        self.gateway_key = gateway_key
+        self.media = media
+        self.hold_timeout = hold_timeout
+        self._receipts = receipts
+        self._clock = clock
+        cid, _ = store.identity(gateway_key, appid)
+        self._cid = cid
+        self._cid_ready = asyncio.Event()
+        self._register_error: str | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._holds: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._clock_task: asyncio.Task[None] | None = None
+        self.last_message_at: float | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Take over what the last run left: replay what it recorded but never handed
+        on, keep what was held, arm the scheduled notifications."""
+        unfinished = [
+            (msg_id, PushMessage.parse(body), State(state))
+            for state in (State.PENDING.value, State.HELD.value)
+            for msg_id, body in self.store.unfinished(state)
+        ]
+        channels = [parse_channel(spec) for spec in self.store.channels()]
+        actions = self.core.restore(
+            unfinished,
+            channels=channels,
+            scheduled=self.store.scheduled(),
+            pending_click=self.store.pending_click(self.appid),
+        )
+        await self.run(actions)
+        self._clock_task = asyncio.get_running_loop().create_task(self._keep_time())
+
+    async def stop(self, timeout: float) -> None:
+        """Give a pending flood summary and click work a moment; scheduled
+        notifications stay on disk and are armed again on the next start."""
+        if self._clock_task is not None:
+            self._clock_task.cancel()
+        pending = [t for t in (*self._tasks, *self._holds) if not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+
+    def reconfigure(self, config: core.Config, media: Media) -> None:
+        """SIGHUP: settings that change live."""
+        self.core.reconfigure(config)
+        self.media = media
+
+    # -- the link's side (LinkPeer) ------------------------------------------------------
+
+    def identity(self) -> tuple[str | None, int]:
+        return self.store.identity(self.gateway_key, self.appid)
+
+    def registered(self, cid: str, acked: int) -> None:
+        self.store.save_identity(self.gateway_key, self.appid, cid, acked)
+        if cid != self._cid:
+            log.info("registered a new cid", cid=cid)
+        self._cid = cid
+        self._register_error = None
+        self._cid_ready.set()
+
+    def registration_failed(self, reason: str) -> None:
+        self._register_error = reason
+
+    def record(
+        self, pushes: Sequence[tuple[int, str, PushMessage]]
+    ) -> list[tuple[str, PushMessage]]:
+        """Commit pushes (and the cursor) before they are acknowledged; returns the new
+        ones, dropping redeliveries by message id."""
+        rows = [(seq, msg_id, m.to_dict()) for seq, msg_id, m in pushes]
+        flags = self.store.record_batch(self.gateway_key, self.appid, rows)
+        fresh = [(msg_id, m) for (_, msg_id, m), new in zip(pushes, flags, strict=True) if new]
+        if len(fresh) < len(flags):
+            log.debug("dropped redelivered messages", count=len(flags) - len(fresh))
+        return fresh
+
+    async def hand_on(self, fresh: list[tuple[str, PushMessage]], duplicates: int = 0) -> None:
+        """Route what was just recorded. Waits while too many batches are out with
+        listeners that have not held them yet, so a slow app slows the link down."""
+        if fresh:
+            self.last_message_at = self._clock()
+        await self.run(self.core.recorded(fresh, duplicates, self._clock()))
+        while len(self._holds) >= MAX_HOLDS:
+            await asyncio.wait(self._holds, return_when=asyncio.FIRST_COMPLETED)
+
+    # -- the local API's side (Api) -----------------------------------------------------------
+
+    @property
+    def cid(self) -> str | None:
+        return self._cid if self._cid_ready.is_set() else None
+
+    async def get_push_client_id(self, timeout: float | None) -> str:
+        """Waits for registration, as uni's runtime queues calls until the cid is known."""
+        if self._cid_ready.is_set() and self._cid:
+            return self._cid
+        try:
+            await asyncio.wait_for(self._cid_ready.wait(), timeout)
+        except TimeoutError:
+            detail = self._register_error or f"no registration within {timeout} s"
+            raise ApiFail(f"register fail: {detail}") from None
+        assert self._cid is not None
+        return self._cid
+
+    async def subscribe(self, listener: Listener) -> None:
+        await self.run(self.core.subscribed(listener))
+
+    def unsubscribe(self, listener: Listener) -> None:
+        self._spawn(self.run(self.core.unsubscribed(listener)))
+
+    @property
+    def listeners(self) -> int:
+        return len(self.core.listeners)
+
+    async def create_push_message(self, params: dict[str, Any]) -> dict[str, Any]:
+        actions = self.core.create_push_message(params, self._clock())
+        answer: dict[str, Any] = {}
+        for action in actions:
+            if isinstance(action, core.Show):
+                try:
+                    answer["notification_id"] = await self._show(action)
+                except NotifyError as exc:
+                    raise ApiFail(str(exc)) from None
+            else:
+                if isinstance(action, core.Schedule):
+                    answer.update(notification_id=action.sched_id, scheduled_at=action.due)
+                await self.run([action])
+        return answer
+
+    def set_push_channel(self, params: dict[str, Any]) -> dict[str, Any]:
+        created, actions = self.core.set_push_channel(params)
+        self._run_now(actions)
+        return {"created": created}
+
+    def all_channels(self) -> list[Channel]:
+        return self.core.all_channels()
+
+    def history(self, limit: int) -> list[dict[str, Any]]:
+        return self.store.history(limit)
+
+    def inbox(self) -> dict[str, int]:
+        """What is recorded and not yet at a listener or on the screen."""
+        unfinished = self.core.count(State.PENDING, State.RECEIVING, State.SHOWING, State.HELD)
+        return {"held_for_listener": self.core.count(State.HELD), "backlog": unfinished}
+
+    # -- carrying out actions ------------------------------------------------------------
+
+    async def run(self, actions: Sequence[Action]) -> None:
+        """Do what the core said, in order; results go back to the core at once."""
+        self._wake.set()  # deadlines may have moved
+        states: list[tuple[str, str]] = []
+        for action in actions:
+            if isinstance(action, core.Persist):
+                states += [(msg_id, state.value) for msg_id, state in action.states]
+                continue
+            if states:  # consecutive state writes are one commit
+                self.store.mark_many(states)
+                states = []
+            if isinstance(action, core.Show):
+                with contextlib.suppress(NotifyError):  # the core was told and decided
+                    await self._show(action)
+            elif isinstance(action, core.AwaitHold):
+                self._hold(action)
+            else:
+                self._do(action)
+        if states:
+            self.store.mark_many(states)
+
+    def _run_now(self, actions: Sequence[Action]) -> None:
+        """Actions that need no waiting (no Show), from synchronous callers."""
+        self._spawn(self.run(actions))
+
+    def _do(self, action: Action) -> None:
+        match action:
+            case core.Send(listener, event, push_id):
+                listener.deliver(event, push_id)  # type: ignore[attr-defined]
+            case core.Disconnect(listener):
+                listener.close()  # type: ignore[attr-defined]
+            case core.SavePendingClick(data):
+                if data is None:
+                    self.store.clear_pending_click(self.appid)
+                else:
+                    self.store.set_pending_click(self.appid, data)
+            case core.OpenUrl(url):
+                self._spawn(asyncio.to_thread(webbrowser.open, url))
+            case core.Launch(argv):
+                self._spawn(self._launch(argv))
+            case core.Receipt(msg_id, taskid, event):
+                if self._receipts is not None:
+                    self._receipts(msg_id, taskid, event)
+            case core.Remember(entry, source, channel, title, content, data):
+                self.store.remember_shown(
+                    entry, source, channel, title, content, data, self.media.history_size
+                )
+            case core.MarkClicked(entry):
+                self.store.mark_clicked(entry)
+            case core.SaveChannel(channel):
+                self.store.add_channel(channel.channel_id, channel.to_uni())
+            case core.Schedule(sched_id, params, due):
+                self.store.schedule(sched_id, params, due)
+            case core.Unschedule(sched_id):
+                self.store.unschedule(sched_id)
+            case core.Warn(text, detail):
+                log.warning(text, **detail)
+            case _:
+                raise AssertionError(f"no handler for {action!r}")
+
+    async def _show(self, action: core.Show) -> str:
+        """Show one notification and tell the core how it went; raises NotifyError."""
+        loop = asyncio.get_running_loop()
+        ticket = action.ticket
+
+        def on_clicked() -> None:
+            # Runs inside the D-Bus signal handler; hop onto the loop first.
+            loop.call_soon(lambda: self._spawn(self.run(self.core.activated(ticket))))
+
+        try:
+            request = await self._request(action.notice)
+            identifier = await self.notifier.show(replace(request, on_clicked=on_clicked))
+        except NotifyError as exc:
+            await self.run(self.core.shown(ticket, False, str(exc)))
+            raise
+        await self.run(self.core.shown(ticket, True))
+        return identifier
+
+    async def _request(self, notice: core.Notice) -> NotificationRequest:
+        icons = self.media.icons
+        return NotificationRequest(
+            title=notice.title,
+            body=notice.body,
+            urgency=notice.urgency,
+            icon=await icons.resolve(notice.icon) if icons and notice.icon else None,
+            sound=self._sound(notice.sound),
+            cover=notice.cover,
+            category=notice.category,
+        )
+
+    def _sound(self, name: str) -> str | Path:
+        """A channel's soundName picks a file in the sounds directory, else the default."""
+        if name in ("system", "none"):
+            return name
+        sounds_dir = self.media.sounds_dir
+        if sounds_dir is not None:
+            for suffix in ("", ".oga", ".ogg", ".wav", ".mp3"):
+                candidate = sounds_dir / f"{name}{suffix}"
+                if candidate.is_file():
+                    return candidate
+        log.warning("channel sound not found", sound=name, sounds_dir=str(sounds_dir))
+        return "system"
+
+    def _hold(self, action: core.AwaitHold) -> None:
+        task = asyncio.get_running_loop().create_task(self._await_hold(action))
+        self._holds.add(task)
+        task.add_done_callback(self._holds.discard)
+
+    async def _await_hold(self, action: core.AwaitHold) -> None:
+        waiting: dict[asyncio.Future[bool], Any] = {
+            asyncio.ensure_future(listener.held()): listener  # type: ignore[attr-defined]
+            for listener in action.listeners
+        }
+        holders: list[Any] = []
+        stuck: list[Any] = []
+        if waiting:
+            done, late = await asyncio.wait(waiting, timeout=self.hold_timeout)
+            for future in late:
+                future.cancel()
+                stuck.append(waiting[future])
+            holders = [waiting[f] for f in done if not f.cancelled() and f.result()]
+        await self.run(self.core.held(action.token, holders, stuck))
+
+    async def _keep_time(self) -> None:
+        """The core's clock: wake at its next deadline (or when actions moved it)."""
+        while True:
+            deadline = self.core.next_deadline()
+            timeout = None if deadline is None else max(0.0, deadline - self._clock())
+            self._wake.clear()
+            if timeout is None or timeout > 0:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+                    continue  # something changed: look at the deadline again
+                except TimeoutError:
+                    pass
+            try:
+                await self.run(self.core.tick(self._clock()))
+            except Exception:
+                log.exception("timer work failed")
+
+    async def _launch(self, argv: tuple[str, ...]) -> None:
+        try:
+            proc = await asyncio.create_subprocess_exec(*argv)
+        except OSError as exc:
+            log.warning("app command failed to start", command=shlex.join(argv), error=str(exc))
+            return
+        log.info("launched the app command", pid=proc.pid)
+
+    def _spawn(self, work: Coroutine[Any, Any, Any] | Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background work failed", error=repr(task.exception()))
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex

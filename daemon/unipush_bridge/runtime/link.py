@@ -1,0 +1,359 @@
+"""The websocket link to the gateway: connect, register, read, acknowledge, reconnect.
+
+All protocol decisions are in :mod:`.session`; all delivery decisions in
+:mod:`.core`, reached through :class:`LinkPeer`. This module moves frames, batches
+acknowledgements and watches the link: a ping that gets no pong in time means the
+link is dead, and a dead socket is aborted at once rather than closed politely over a
+link that cannot carry the close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import structlog
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from ..wire import gateway as protocol
+from ..wire.gateway import PushMessage
+from .session import (
+    ClientSession,
+    Deliver,
+    Event,
+    GatewayError,
+    ReceiptEvent,
+    Refused,
+    Registered,
+)
+
+log = structlog.get_logger(__name__)
+
+#: Frames handled per batch: one SQLite commit and one ack for all of them.
+MAX_BATCH = 500
+#: Frames read ahead of processing before the reader waits (TCP pushes back).
+READ_AHEAD = 2000
+
+
+@dataclass
+class Backoff:
+    """Full-jitter exponential backoff, reset only after a connection stayed up for
+    ``stable_after`` seconds: a gateway that accepts and then drops us must not get
+    a fast reconnect loop."""
+
+    initial: float = 0.5
+    cap: float = 60.0
+    stable_after: float = 30.0
+    attempts: int = 0
+    rng: random.Random = field(default_factory=random.Random)
+
+    def next_delay(self) -> float:
+        self.attempts += 1
+        ceiling = min(self.cap, self.initial * 2 ** (self.attempts - 1))
+        return self.rng.uniform(ceiling / 2, ceiling)
+
+    def connection_ended(self, lasted: float) -> None:
+        if lasted >= self.stable_after:
+            self.attempts = 0
+
+
+@dataclass
+class LinkStatus:
+    state: str = "connecting"  # connecting | connected | backing_off | stopped
+    last_error: str | None = None
+    attempts: int = 0
+    connected_since: float | None = None
+    retry_at: float | None = None
+    #: Messages the gateway held for us when we last registered.
+    backlog_at_connect: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "state": self.state,
+            "last_error": self.last_error,
+            "attempts": self.attempts,
+            "connected_since": self.connected_since,
+            "retry_at": self.retry_at,
+            "backlog_at_connect": self.backlog_at_connect,
+        }
+
+
+class LinkPeer(Protocol):
+    """What the link needs from the daemon: identity, and a place for pushes."""
+
+    appid: str
+
+    def identity(self) -> tuple[str | None, int]:
+        """The stored cid (None before the first registration) and cursor."""
+        ...
+
+    def registered(self, cid: str, acked: int) -> None: ...
+
+    def registration_failed(self, reason: str) -> None: ...
+
+    def record(
+        self, pushes: Sequence[tuple[int, str, PushMessage]]
+    ) -> list[tuple[str, PushMessage]]:
+        """Commit pushes durably; returns the ones not seen before."""
+        ...
+
+    async def hand_on(self, fresh: list[tuple[str, PushMessage]], duplicates: int = 0) -> None:
+        """Route what was recorded; may wait to slow the link down."""
+        ...
+
+
+class Link:
+    def __init__(
+        self,
+        url: str,
+        peer: LinkPeer,
+        *,
+        token: str | None = None,
+        ping_interval: float = 30.0,
+        ping_timeout: float = 20.0,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.url = protocol.websocket_url(url)
+        self.peer = peer
+        self.token = token
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.backoff = backoff or Backoff()
+        self.status = LinkStatus()
+        self._stopping = False
+        self._wake = asyncio.Event()
+        self._ws: ClientConnection | None = None
+        self._live: tuple[ClientConnection, ClientSession] | None = None
+        self._sends: set[asyncio.Task[None]] = set()
+        self._dead_reason: str | None = None
+
+    # control ---------------------------------------------------------------------------
+
+    def set_keepalive(self, interval: float, timeout: float) -> None:
+        """Takes effect from the next ping."""
+        self.ping_interval = interval
+        self.ping_timeout = timeout
+
+    def stop(self) -> None:
+        """Finish the batch in hand, then close; the close ends the wait for frames."""
+        self._stopping = True
+        self._wake.set()
+        if self._ws is not None:
+            task = asyncio.get_running_loop().create_task(self._ws.close())
+            self._sends.add(task)
+            task.add_done_callback(self._sends.discard)
+
+    def wake(self, why: str) -> None:
+        """After suspend (or SIGCONT) the socket may be half-open: drop it and
+        reconnect now, without waiting for the backoff or for a ping to time out."""
+        log.info("reconnecting now", reason=why)
+        self._wake.set()
+        if self._ws is not None:
+            self._abort(self._ws, f"{why}: reconnecting")
+
+    def _abort(self, ws: ClientConnection, reason: str) -> None:
+        self._dead_reason = reason
+        ws.transport.abort()
+
+    # main loop -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        while not self._stopping:
+            self.status.state = "connecting"
+            self._wake.clear()
+            started = time.monotonic()
+            try:
+                await self._connect_once()
+            except asyncio.CancelledError:
+                raise
+            except ConnectionClosed as exc:
+                self._failed(self._dead_reason or _describe_close(exc))
+            except InvalidURI as exc:
+                self._failed(f"invalid gateway URL: {exc}")
+            except (OSError, TimeoutError, InvalidHandshake) as exc:
+                self._failed(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+            except Exception as exc:
+                # A bug must not end the link for good: log it loudly and reconnect.
+                log.exception("unexpected error on the gateway link")
+                self._failed(f"internal error: {type(exc).__name__}")
+            if self._stopping:
+                break
+            self.backoff.connection_ended(time.monotonic() - started)
+            if self._wake.is_set():
+                continue  # woken (resume, SIGCONT): no backoff
+            delay = self.backoff.next_delay()
+            self.status.state = "backing_off"
+            self.status.attempts = self.backoff.attempts
+            self.status.retry_at = time.time() + delay
+            log.info("reconnecting", delay=round(delay, 2), attempt=self.backoff.attempts)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+        self.status.state = "stopped"
+
+    def _failed(self, reason: str) -> None:
+        self.status.last_error = reason
+        self.status.connected_since = None
+        log.warning("gateway link down", reason=reason)
+
+    async def _connect_once(self) -> None:
+        peer = self.peer
+        self._dead_reason = None
+        async with connect(
+            self.url,
+            ping_interval=None,  # our own keepalive below aborts a dead link at once
+            max_size=protocol.MAX_FRAME_BYTES,
+            open_timeout=10,
+            close_timeout=2,
+            compression=None,  # frames are small; deflate costs memory on both ends
+            max_queue=READ_AHEAD,
+        ) as ws:
+            self._ws = ws
+            cid, acked = peer.identity()
+            session = ClientSession(peer.appid, cid, acked, self.token)
+            keepalive = asyncio.get_running_loop().create_task(self._keepalive(ws))
+            try:
+                await ws.send(session.hello())
+                await self._read(ws, session)
+                if not self._stopping:  # the gateway closed cleanly (1000, 1001): say so
+                    raise ConnectionClosed(
+                        ws.protocol.close_rcvd,
+                        ws.protocol.close_sent,
+                        ws.protocol.close_rcvd_then_sent,
+                    )
+            finally:
+                keepalive.cancel()
+                self._ws = None
+                self._live = None
+
+    async def _keepalive(self, ws: ClientConnection) -> None:
+        while True:
+            await asyncio.sleep(self.ping_interval)
+            try:
+                pong = await ws.ping()
+                await asyncio.wait_for(pong, self.ping_timeout)
+            except TimeoutError:
+                log.warning(
+                    "no pong from the gateway; aborting the link", timeout=self.ping_timeout
+                )
+                self._abort(ws, f"no pong within {self.ping_timeout:g} s")
+                return
+            except ConnectionClosed:
+                return
+
+    async def _read(self, ws: ClientConnection, session: ClientSession) -> None:
+        """Handle frames in batches: everything already received is recorded in one
+        commit and acknowledged with one ack before any of it is handed on."""
+        frames: asyncio.Queue[str | bytes | None] = asyncio.Queue(READ_AHEAD)
+        reader = asyncio.get_running_loop().create_task(self._reader(ws, frames))
+        try:
+            while not self._stopping:
+                first = await frames.get()
+                if first is None:
+                    break
+                batch: list[str | bytes | None] = [first]
+                while len(batch) < MAX_BATCH and not frames.empty():
+                    batch.append(frames.get_nowait())
+                done = batch[-1] is None
+                events = [e for text in batch if text is not None for e in session.receive(text)]
+                await self._handle(ws, session, events)
+                if done:
+                    break
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader  # re-raises how reading ended (ConnectionClosedError, ...)
+
+    @staticmethod
+    async def _reader(ws: ClientConnection, frames: asyncio.Queue[str | bytes | None]) -> None:
+        try:
+            async for text in ws:
+                await frames.put(text)
+        finally:
+            # Wake the processor however reading ended; it drains what came first.
+            with contextlib.suppress(asyncio.CancelledError):
+                await frames.put(None)
+
+    async def _handle(
+        self, ws: ClientConnection, session: ClientSession, events: list[Event]
+    ) -> None:
+        peer = self.peer
+        pending: list[Deliver] = []
+        for event in events:
+            if isinstance(event, Deliver):
+                pending.append(event)
+                continue
+            await self._deliver(ws, session, pending)
+            pending = []
+            if isinstance(event, Registered):
+                peer.registered(event.cid, event.acked)
+                self._live = (ws, session)
+                self.status.state = "connected"
+                self.status.attempts = 0
+                self.status.connected_since = time.time()
+                self.status.retry_at = None
+                self.status.backlog_at_connect = event.backlog
+                log.info(
+                    "connected to the gateway", url=self.url, cid=event.cid, backlog=event.backlog
+                )
+            elif isinstance(event, Refused):
+                log.warning("refused a frame from the gateway", reason=event.reason)
+            else:
+                self._gateway_error(event)
+        await self._deliver(ws, session, pending)
+
+    async def _deliver(
+        self, ws: ClientConnection, session: ClientSession, batch: list[Deliver]
+    ) -> None:
+        """Record, then hand on and acknowledge. What is recorded is handed on whatever
+        happens to the link meanwhile: a dead link must not strand it until a restart."""
+        if not batch:
+            return
+        fresh = self.peer.record([(d.seq, d.id, d.message) for d in batch])  # the commit
+        ack = session.recorded(max(d.seq for d in batch))
+        try:
+            if ack is not None:
+                await ws.send(ack)
+        finally:
+            await self.peer.hand_on(fresh, len(batch) - len(fresh))
+
+    def _gateway_error(self, event: GatewayError) -> None:
+        log.warning("gateway error", code=event.code, message=event.message, fatal=event.fatal)
+        if event.fatal:
+            detail = {"errorCode": event.code, "errorMsg": event.message}
+            self.peer.registration_failed(json.dumps(detail, ensure_ascii=False))
+
+    # receipts ---------------------------------------------------------------------------
+
+    def receipt(self, message_id: str, taskid: str | None, event: ReceiptEvent) -> None:
+        """Best effort: receipts feed the gateway's reports; one lost with a link is fine."""
+        if self._live is None:
+            return
+        ws, session = self._live
+        task = asyncio.get_running_loop().create_task(
+            self._send_quietly(ws, session.receipt(message_id, taskid, event))
+        )
+        self._sends.add(task)
+        task.add_done_callback(self._sends.discard)
+
+    @staticmethod
+    async def _send_quietly(ws: ClientConnection, frame: str) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            await ws.send(frame)
+
+
+def _describe_close(exc: ConnectionClosed) -> str:
+    frame = exc.rcvd
+    if frame is not None:
+        reason = f": {frame.reason}" if frame.reason else ""
+        return f"closed by the gateway ({frame.code}{reason})"
+    if exc.sent is not None:  # we closed it, e.g. 1009 for a frame over the size limit
+        reason = f": {exc.sent.reason}" if exc.sent.reason else ""
+        return f"closed by the daemon ({exc.sent.code}{reason})"
+    return "connection lost"

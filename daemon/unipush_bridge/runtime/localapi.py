@@ -1,0 +1,278 @@
+"""The local API server: uni's calls over a Unix socket private to the user.
+
+The wire format is :mod:`..wire.local` (shared with the clients); this module owns
+the socket, one writer per connection, and the mapping from methods to the
+:class:`Api` the driver offers. docs/protocol.md describes it beside the gateway
+protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections import deque
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import structlog
+
+from ..errors import AlreadyRunning, ApiFail
+from ..wire import local as wire
+from .localpush import Channel
+
+log = structlog.get_logger(__name__)
+
+#: Events a slow listener may fall behind by before it is disconnected.
+MAX_QUEUE = 10_000
+
+
+class Api(Protocol):
+    """What the local API needs from the daemon."""
+
+    async def get_push_client_id(self, timeout: float | None) -> str: ...
+
+    async def subscribe(self, listener: ApiConnection) -> None: ...
+
+    def unsubscribe(self, listener: ApiConnection) -> None: ...
+
+    async def create_push_message(self, params: dict[str, Any]) -> dict[str, Any]: ...
+
+    def set_push_channel(self, params: dict[str, Any]) -> dict[str, Any]: ...
+
+    def all_channels(self) -> list[Channel]: ...
+
+    def history(self, limit: int) -> list[dict[str, Any]]: ...
+
+
+class ApiConnection:
+    """One app connection; also a listener once it subscribes."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self._writer = writer
+        # drain() then returns only once asyncio's own buffer is empty, i.e. every
+        # line is in the kernel: what held() promises.
+        writer.transport.set_write_buffer_limits(high=0)
+        self._lines: deque[bytes] = deque()
+        self._queued = 0  # lines ever queued
+        self._written = 0  # lines ever handed to the kernel
+        self._waiters: list[tuple[int, asyncio.Future[bool]]] = []
+        self._wake = asyncio.Event()
+        self._closing = False
+        self.closed = False
+        self._task = asyncio.get_running_loop().create_task(self._drain())
+
+    def send(self, line: bytes) -> None:
+        if self._closing:
+            return
+        if len(self._lines) >= MAX_QUEUE:
+            log.warning("a listener fell behind; disconnecting it", queued=MAX_QUEUE)
+            self.close()
+            return
+        self._lines.append(line)
+        self._queued += 1
+        self._wake.set()
+
+    def answer(self, rid: wire.RequestId, result: dict[str, Any]) -> None:
+        self.send(wire.encode_answer(wire.Answer(rid, result)))
+
+    def deliver(self, event: dict[str, Any], push_id: str | None = None) -> None:
+        self.send(wire.encode_event(wire.Event(event, push_id)))
+
+    async def held(self) -> bool:
+        """True once every line sent so far is in the kernel's socket buffer (from
+        there the app reads it even if this daemon dies the next moment); False if
+        the connection ended first and some never got there."""
+        if self._written >= self._queued:
+            return True
+        if self.closed:
+            return False
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append((self._queued, waiter))
+        return bool(await waiter)
+
+    def close(self) -> None:
+        """Write what is queued, then close."""
+        self._closing = True
+        self._wake.set()
+
+    async def _drain(self) -> None:
+        try:
+            while True:
+                if not self._lines:
+                    if self._closing:
+                        break
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                count = len(self._lines)
+                self._writer.writelines([self._lines.popleft() for _ in range(count)])
+                await self._writer.drain()
+                self._written += count
+                self._release()
+        except (ConnectionError, RuntimeError):
+            pass
+        finally:
+            self.closed = self._closing = True
+            self._release(ended=True)
+            self._writer.close()
+
+    def _release(self, ended: bool = False) -> None:
+        still = []
+        for target, waiter in self._waiters:
+            if target <= self._written or ended:
+                if not waiter.done():
+                    waiter.set_result(target <= self._written)
+            else:
+                still.append((target, waiter))
+        self._waiters = still
+
+    async def wait_closed(self) -> None:
+        await self._task
+
+
+StatusFn = Callable[[], dict[str, Any]]
+Handler = Callable[[ApiConnection, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+class LocalApiServer:
+    def __init__(self, api: Api, path: Path, status: StatusFn, cid_timeout: float = 30.0) -> None:
+        self.api = api
+        self.path = path
+        self.status = status
+        self.cid_timeout = cid_timeout
+        self._server: asyncio.Server | None = None
+        self._connections: set[ApiConnection] = set()
+        self._calls: set[asyncio.Task[None]] = set()
+        #: The uni calls this API answers, by name.
+        self._handlers: dict[str, Handler] = {
+            "getPushClientId": self._get_cid,
+            "onPushMessage": self._on,
+            "offPushMessage": self._off,
+            "createPushMessage": self._create,
+            "setPushChannel": self._set_channel,
+            "getAllChannels": self._channels,
+            "getChannelDetails": self._channel_details,
+            "history": self._history,
+            "status": self._status,
+        }
+
+    async def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.path.parent, 0o700)
+        if self.path.exists() or self.path.is_symlink():
+            if _is_live(self.path):
+                raise AlreadyRunning(f"another daemon is already listening on {self.path}")
+            self.path.unlink()
+        old = os.umask(0o177)  # the socket is born 0600: no window where others can connect
+        try:
+            self._server = await asyncio.start_unix_server(
+                self._serve, path=str(self.path), limit=wire.MAX_LINE
+            )
+        finally:
+            os.umask(old)
+        os.chmod(self.path, 0o600)
+
+    async def stop(self) -> None:
+        """Close; the socket file goes only if it is ours (a refused start must not
+        remove the running daemon's)."""
+        if self._server is None:
+            return
+        self._server.close()
+        for conn in list(self._connections):
+            conn.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        self._server = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = ApiConnection(writer)
+        self._connections.add(conn)
+        try:
+            while not conn.closed:
+                try:
+                    line = await reader.readline()
+                except (ValueError, ConnectionError):  # line over MAX_LINE, or reset
+                    break
+                if not line:
+                    break
+                self._request(conn, line)
+        finally:
+            self.api.unsubscribe(conn)
+            self._connections.discard(conn)
+            conn.close()
+
+    def _request(self, conn: ApiConnection, line: bytes) -> None:
+        try:
+            req = wire.parse_request(line)
+        except wire.BadRequest as exc:
+            conn.answer(exc.answer.id, exc.answer.result)
+            return
+        handler = self._handlers.get(req.method)
+        if handler is None:
+            known = ", ".join(self._handlers)
+            conn.answer(req.id, wire.fail(req.method, f"unknown method; known: {known}"))
+            return
+        # Slow calls (waiting for a cid, a notification) must not hold up this
+        # connection's other requests, so each runs as its own task.
+        task = asyncio.get_running_loop().create_task(self._run(conn, req, handler))
+        self._calls.add(task)
+        task.add_done_callback(self._calls.discard)
+
+    async def _run(self, conn: ApiConnection, req: wire.Request, handler: Handler) -> None:
+        try:
+            result = wire.ok(req.method, **await handler(conn, req.params))
+        except ApiFail as exc:
+            result = wire.fail(req.method, str(exc))
+        except Exception as exc:
+            log.exception("local API call failed", method=req.method)
+            result = wire.fail(req.method, f"internal error: {type(exc).__name__}")
+        conn.answer(req.id, result)
+
+    async def _get_cid(self, conn: ApiConnection, params: dict[str, Any]) -> dict[str, Any]:
+        timeout = params.get("timeout", self.cid_timeout)
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
+            raise ApiFail("timeout must be a number of seconds")
+        return {"cid": await self.api.get_push_client_id(float(timeout))}
+
+    async def _on(self, conn: ApiConnection, params: dict[str, Any]) -> dict[str, Any]:
+        await self.api.subscribe(conn)
+        return {}
+
+    async def _off(self, conn: ApiConnection, params: dict[str, Any]) -> dict[str, Any]:
+        self.api.unsubscribe(conn)
+        return {}
+
+    async def _create(self, conn: ApiConnection, params: dict[str, Any]) -> dict[str, Any]:
+        return await self.api.create_push_message(params)
+
+    async def _set_channel(self, conn: ApiConnection, params: dict[str, Any]) -> dict[str, Any]:
+        return self.api.set_push_channel(params)
+
+    async def _channels(self, conn: ApiConnection, params: dict[str, Any]) -> dict[str, Any]:
+        """uni's shape: channelId strings (uni-app code does ``indexOf`` on them)."""
+        return {"channels": [c.channel_id for c in self.api.all_channels()]}
+
+    async def _channel_details(self, conn: ApiConnection, params: dict[str, Any]) -> dict[str, Any]:
+        return {"channels": [c.to_uni() for c in self.api.all_channels()]}
+
+    async def _history(self, conn: ApiConnection, params: dict[str, Any]) -> dict[str, Any]:
+        limit = params.get("limit", 20)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
+            raise ApiFail("limit must be a whole number from 1 to 10000")
+        return {"entries": self.api.history(limit)}
+
+    async def _status(self, conn: ApiConnection, params: dict[str, Any]) -> dict[str, Any]:
+        return self.status()
+
+
+def _is_live(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+        return True

@@ -1,0 +1,171 @@
+"""createPushMessage's and setPushChannel's options: uni's rules as pure functions.
+
+A bad option fails the call with uni's reason (``createPushMessage:fail <reason>``),
+naming the option and the rule; unknown options are ignored, as uni-app does.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ..errors import ApiFail
+
+DEFAULT_CHANNEL = "DcloudChannelID"
+#: Longest delay accepted: a scheduled notification is kept on disk until then.
+MAX_DELAY_S = 30 * 24 * 3600
+#: Longest title accepted; what is shown is cut shorter (notifier.MAX_TITLE).
+MAX_TEXT = 64 * 1024
+IMPORTANCE_URGENCY = {2: "low", 3: "normal", 4: "critical"}
+LOCKSCREEN = (0, 1, -1, -1000)
+
+
+class OptionError(ApiFail):
+    """A bad option; the text is the reason after ``<api>:fail``."""
+
+
+@dataclass(frozen=True, slots=True)
+class LocalPush:
+    content: str
+    title: str | None = None
+    payload: Any = None
+    icon: str | None = None
+    sound: str = "system"
+    cover: bool = False
+    delay: float = 0.0
+    #: The time to show on the notification, ms since the epoch (recorded in history).
+    when: int | None = None
+    channel_id: str = DEFAULT_CHANNEL
+    category: str | None = None
+
+
+def _opt_str(params: dict[str, Any], key: str, limit: int = 256) -> str | None:
+    value = params.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise OptionError(f"{key} must be a string")
+    if len(value) > limit:
+        raise OptionError(f"{key} must be at most {limit} characters")
+    return value
+
+
+def parse_local_push(params: dict[str, Any]) -> LocalPush:
+    content = params.get("content")
+    if content is None or content == "":
+        raise OptionError("content is required")
+    if not isinstance(content, str):
+        raise OptionError("content must be a string")
+    sound = params.get("sound", "system")
+    if sound not in ("system", "none"):
+        raise OptionError("sound must be 'system' or 'none'")
+    cover = params.get("cover", False)
+    if not isinstance(cover, bool):
+        raise OptionError("cover must be a boolean")
+    delay = params.get("delay", 0)
+    if isinstance(delay, bool) or not isinstance(delay, int | float) or not delay >= 0:
+        raise OptionError("delay must be a number of seconds, 0 or more")
+    if delay > MAX_DELAY_S:
+        raise OptionError(f"delay must be at most {MAX_DELAY_S} seconds (30 days)")
+    return LocalPush(
+        content=content,
+        title=_opt_str(params, "title", MAX_TEXT),
+        payload=params.get("payload"),
+        icon=_opt_str(params, "icon", 2048),
+        sound=sound,
+        cover=cover,
+        delay=float(delay),
+        when=_when(params.get("when")),
+        channel_id=_opt_str(params, "channelId", 64) or DEFAULT_CHANNEL,
+        category=_opt_str(params, "category", 64),
+    )
+
+
+def _when(value: Any) -> int | None:
+    """uni-app x passes ms since the epoch; uni-app passes a Date (ISO text over JSON)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise OptionError("when must be a time: ms since the epoch or an ISO 8601 date")
+    if isinstance(value, int | float) and math.isfinite(value):
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
+        except ValueError:
+            pass
+    raise OptionError("when must be a time: ms since the epoch or an ISO 8601 date")
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    channel_id: str
+    channel_desc: str
+    sound_name: str | None = None
+    enable_lights: bool = False
+    enable_vibration: bool = False
+    importance: int = 3
+    lockscreen_visibility: int = -1000
+
+    @property
+    def urgency(self) -> str:
+        return IMPORTANCE_URGENCY[self.importance]
+
+    def to_uni(self) -> dict[str, Any]:
+        """The channel as setPushChannel takes it."""
+        return {
+            "channelId": self.channel_id,
+            "channelDesc": self.channel_desc,
+            "soundName": self.sound_name,
+            "enableLights": self.enable_lights,
+            "enableVibration": self.enable_vibration,
+            "importance": self.importance,
+            "lockscreenVisibility": self.lockscreen_visibility,
+        }
+
+
+#: The channel every app has, as Android's uni runtime creates it.
+DEFAULT = Channel(DEFAULT_CHANNEL, "Default")
+
+
+def parse_channel(params: dict[str, Any]) -> Channel:
+    channel_id = _opt_str(params, "channelId", 64)
+    if not channel_id:
+        raise OptionError("channelId is required")
+    desc = _opt_str(params, "channelDesc")
+    if not desc:
+        raise OptionError("channelDesc is required")
+    sound_name = _opt_str(params, "soundName", 64)
+    if sound_name is not None and ("/" in sound_name or sound_name.startswith(".")):
+        raise OptionError("soundName must be a file name in the sounds directory, no path")
+    flags = {}
+    for key in ("enableLights", "enableVibration"):
+        value = params.get(key, False)
+        if not isinstance(value, bool):
+            raise OptionError(f"{key} must be a boolean")
+        flags[key] = value
+    importance = params.get("importance", 3)
+    if (
+        not isinstance(importance, int)
+        or isinstance(importance, bool)
+        or (importance not in IMPORTANCE_URGENCY)
+    ):
+        raise OptionError("importance must be 2 (low), 3 (default) or 4 (high)")
+    lockscreen = params.get("lockscreenVisibility", -1000)
+    if (
+        not isinstance(lockscreen, int)
+        or isinstance(lockscreen, bool)
+        or (lockscreen not in LOCKSCREEN)
+    ):
+        raise OptionError("lockscreenVisibility must be 0, 1, -1 or -1000")
+    return Channel(
+        channel_id,
+        desc,
+        sound_name,
+        flags["enableLights"],
+        flags["enableVibration"],
+        importance,
+        lockscreen,
+    )

@@ -1,0 +1,268 @@
+"""The daemon's durable state in one SQLite file: identity, cursor, inbox, pending click.
+
+A push is written here (and committed) before it is acknowledged, so a crash after
+the ack never loses it; the inbox row stays ``pending`` until it has reached a
+listener or the screen, so a crash before that replays it on the next start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from ..sqlitedb import open_db, transaction
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS identity (
+    gateway TEXT NOT NULL,
+    appid TEXT NOT NULL,
+    cid TEXT,
+    acked INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (gateway, appid)
+);
+CREATE TABLE IF NOT EXISTS inbox (
+    id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    -- pending: recorded, not yet handed on; held: waits for a listener; done: handed on
+    state TEXT NOT NULL DEFAULT 'pending',
+    received_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS inbox_state ON inbox (state, received_at);
+CREATE TABLE IF NOT EXISTS channels (
+    id TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS scheduled (
+    id TEXT PRIMARY KEY,
+    params TEXT NOT NULL,
+    due_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS history (
+    id TEXT PRIMARY KEY,
+    shown_at REAL NOT NULL,
+    source TEXT NOT NULL,
+    channel TEXT,
+    title TEXT NOT NULL,
+    content TEXT NOT NULL,
+    data TEXT NOT NULL,
+    clicked_at REAL
+);
+CREATE INDEX IF NOT EXISTS history_by_time ON history (shown_at);
+CREATE TABLE IF NOT EXISTS pending_click (
+    appid TEXT PRIMARY KEY,
+    data TEXT NOT NULL,
+    at REAL NOT NULL
+);
+"""
+
+PENDING = "pending"
+HELD = "held"
+DONE = "done"
+
+
+class Store:
+    """Synchronous on purpose: each call is one short transaction on a local file."""
+
+    def __init__(self, path: Path, keep_done: int = 10_000) -> None:
+        self.path = path
+        self.keep_done = keep_done
+        # FULL: what the daemon acknowledges survives power loss, not just a crash.
+        self._db = open_db(path, "FULL")
+        self._db.executescript(SCHEMA)
+        self._done_since_prune = 0
+
+    def close(self) -> None:
+        self._db.close()
+
+    # identity and cursor -------------------------------------------------------
+
+    def identity(self, gateway: str, appid: str) -> tuple[str | None, int]:
+        row = self._db.execute(
+            "SELECT cid, acked FROM identity WHERE gateway=? AND appid=?", (gateway, appid)
+        ).fetchone()
+        return (row[0], int(row[1])) if row else (None, 0)
+
+    def save_identity(self, gateway: str, appid: str, cid: str, acked: int) -> None:
+        """Store the cid and the cursor the gateway resumes from."""
+        self._db.execute(
+            "INSERT INTO identity (gateway, appid, cid, acked) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (gateway, appid) DO UPDATE SET cid=excluded.cid, acked=excluded.acked",
+            (gateway, appid, cid, acked),
+        )
+
+    # inbox ---------------------------------------------------------------------
+
+    def record(self, gateway: str, appid: str, seq: int, msg_id: str, body: dict[str, Any]) -> bool:
+        """Record a push and advance the cursor in one commit; False if seen before."""
+        return self.record_batch(gateway, appid, [(seq, msg_id, body)])[0]
+
+    def record_batch(
+        self, gateway: str, appid: str, pushes: list[tuple[int, str, dict[str, Any]]]
+    ) -> list[bool]:
+        """Record pushes and advance the cursor in one commit: one fsync for a batch.
+        Each flag says whether that push is new (False: a redelivery, dropped)."""
+        if not pushes:
+            return []
+        now = time.time()
+        new = []
+        with self._transaction():
+            for seq, msg_id, body in pushes:
+                cur = self._db.execute(
+                    "INSERT OR IGNORE INTO inbox (id, seq, body, received_at) VALUES (?, ?, ?, ?)",
+                    (msg_id, seq, json.dumps(body, ensure_ascii=False), now),
+                )
+                new.append(cur.rowcount == 1)
+            self._db.execute(
+                "UPDATE identity SET acked=MAX(acked, ?) WHERE gateway=? AND appid=?",
+                (max(seq for seq, _, _ in pushes), gateway, appid),
+            )
+        return new
+
+    def mark(self, msg_id: str, state: str) -> None:
+        self.mark_many([(msg_id, state)])
+
+    def mark_many(self, states: list[tuple[str, str]]) -> None:
+        """Set inbox states in one commit (one fsync for a whole batch)."""
+        if not states:
+            return
+        with self._transaction():
+            self._db.executemany(
+                "UPDATE inbox SET state=? WHERE id=?", [(state, i) for i, state in states]
+            )
+        self._done_since_prune += sum(state == DONE for _, state in states)
+        if self._done_since_prune >= 1000:
+            self.prune()
+
+    def unfinished(self, state: str) -> list[tuple[str, dict[str, Any]]]:
+        """Messages in ``state`` (pending or held), oldest first."""
+        rows = self._db.execute(
+            "SELECT id, body FROM inbox WHERE state=? ORDER BY received_at, seq", (state,)
+        ).fetchall()
+        return [(row[0], json.loads(row[1])) for row in rows]
+
+    def count(self, state: str) -> int:
+        row = self._db.execute("SELECT COUNT(*) FROM inbox WHERE state=?", (state,)).fetchone()
+        return int(row[0])
+
+    def prune(self) -> None:
+        """Keep the newest ``keep_done`` finished ids: enough to drop any redelivery."""
+        self._done_since_prune = 0
+        self._db.execute(
+            "DELETE FROM inbox WHERE state='done' AND id NOT IN "
+            "(SELECT id FROM inbox WHERE state='done' ORDER BY received_at DESC LIMIT ?)",
+            (self.keep_done,),
+        )
+
+    # the click that waits for the next subscriber ------------------------------
+
+    def set_pending_click(self, appid: str, data: dict[str, Any]) -> None:
+        self._db.execute(
+            "INSERT INTO pending_click (appid, data, at) VALUES (?, ?, ?) "
+            "ON CONFLICT (appid) DO UPDATE SET data=excluded.data, at=excluded.at",
+            (appid, json.dumps(data, ensure_ascii=False), time.time()),
+        )
+
+    def pending_click(self, appid: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT data FROM pending_click WHERE appid=?", (appid,)).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def clear_pending_click(self, appid: str) -> None:
+        self._db.execute("DELETE FROM pending_click WHERE appid=?", (appid,))
+
+    def take_pending_click(self, appid: str) -> dict[str, Any] | None:
+        with self._transaction():
+            click = self.pending_click(appid)
+            self.clear_pending_click(appid)
+        return click
+
+    # channels: created once, never changed ------------------------------------------
+
+    def add_channel(self, channel_id: str, spec: dict[str, Any]) -> bool:
+        """False when the channel exists: uni never changes a channel once created."""
+        cur = self._db.execute(
+            "INSERT OR IGNORE INTO channels (id, spec, created_at) VALUES (?, ?, ?)",
+            (channel_id, json.dumps(spec), time.time()),
+        )
+        return cur.rowcount == 1
+
+    def channel(self, channel_id: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT spec FROM channels WHERE id=?", (channel_id,)).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def channels(self) -> list[dict[str, Any]]:
+        rows = self._db.execute("SELECT spec FROM channels ORDER BY created_at").fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    # delayed notifications ------------------------------------------------------------
+
+    def schedule(self, sched_id: str, params: dict[str, Any], due_at: float) -> None:
+        self._db.execute(
+            "INSERT INTO scheduled (id, params, due_at) VALUES (?, ?, ?)",
+            (sched_id, json.dumps(params, ensure_ascii=False), due_at),
+        )
+
+    def scheduled(self) -> list[tuple[str, dict[str, Any], float]]:
+        rows = self._db.execute("SELECT id, params, due_at FROM scheduled ORDER BY due_at")
+        return [(r[0], json.loads(r[1]), float(r[2])) for r in rows.fetchall()]
+
+    def unschedule(self, sched_id: str) -> None:
+        self._db.execute("DELETE FROM scheduled WHERE id=?", (sched_id,))
+
+    # history of what was shown -----------------------------------------------------------
+
+    def remember_shown(
+        self,
+        entry_id: str,
+        source: str,
+        channel: str | None,
+        title: str,
+        content: str,
+        data: dict[str, Any],
+        keep: int,
+    ) -> None:
+        with self._transaction():
+            self._db.execute(
+                "INSERT OR REPLACE INTO history (id, shown_at, source, channel, title, content, "
+                "data) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    entry_id,
+                    time.time(),
+                    source,
+                    channel,
+                    title,
+                    content,
+                    json.dumps(data, ensure_ascii=False),
+                ),
+            )
+            self._db.execute(
+                "DELETE FROM history WHERE id NOT IN "
+                "(SELECT id FROM history ORDER BY shown_at DESC LIMIT ?)",
+                (keep,),
+            )
+
+    def mark_clicked(self, entry_id: str) -> None:
+        self._db.execute(
+            "UPDATE history SET clicked_at=? WHERE id=? AND clicked_at IS NULL",
+            (time.time(), entry_id),
+        )
+
+    def history(self, limit: int) -> list[dict[str, Any]]:
+        rows = self._db.execute(
+            "SELECT id, shown_at, source, channel, title, content, data, clicked_at "
+            "FROM history ORDER BY shown_at DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        keys = ("id", "shown_at", "source", "channel", "title", "content", "data", "clicked_at")
+        entries = [dict(zip(keys, row, strict=True)) for row in rows]
+        for entry in entries:
+            entry["data"] = json.loads(entry["data"])
+            entry["clicked"] = entry["clicked_at"] is not None
+        return entries
+
+    def _transaction(self) -> contextlib.AbstractContextManager[None]:
+        return transaction(self._db)

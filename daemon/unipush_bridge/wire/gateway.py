@@ -1,0 +1,333 @@
+"""The gateway websocket protocol, version 1, as plain data: no sockets, no clock.
+
+Both ends (the daemon's link and the gateway's hub) parse and build frames here, so
+the wire format lives in one place and is tested without I/O. docs/protocol.md is
+the prose version of this module.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from ..errors import ProtocolError
+
+VERSION = 1
+#: Largest text frame either side accepts; the gateway caps payloads far below this.
+MAX_FRAME_BYTES = 256 * 1024
+#: Default websocket path on the gateway; a bare ws://host:port URL gets it appended.
+DEFAULT_PATH = "/ws"
+
+CID_RE = re.compile(r"^[0-9a-f]{32}$")
+
+
+class CloseCode:
+    """Websocket close codes the gateway uses when it ends a session on purpose."""
+
+    BAD_HELLO = 4400  # first frame was not a valid hello
+    UNAUTHORIZED = 4401  # wrong or missing client token
+    UNKNOWN_APP = 4404  # the gateway does not serve this appId
+    REPLACED = 4409  # a newer connection registered the same cid
+    UNSUPPORTED_VERSION = 4426  # protocol version not spoken by the gateway
+
+
+# Field rules ------------------------------------------------------------------------------
+# Hand-written rather than a validation library: this is the daemon's hot path, and the
+# daemon stays small (see docs/architecture.md, "memory").
+
+
+def _str(
+    frame: str, raw: dict[str, Any], key: str, *, lo: int = 1, hi: int = 64, optional: bool = False
+) -> Any:
+    value = raw.get(key)
+    if value is None:
+        if optional:
+            return None
+        raise ProtocolError(f"{frame}.{key}: field required")
+    if not isinstance(value, str):
+        raise ProtocolError(f"{frame}.{key}: must be a string")
+    if not lo <= len(value) <= hi:
+        raise ProtocolError(f"{frame}.{key}: must be {lo} to {hi} characters")
+    return value
+
+
+def _int(frame: str, raw: dict[str, Any], key: str, *, lo: int, default: int | None = None) -> int:
+    value = raw.get(key, default)
+    if value is None:
+        raise ProtocolError(f"{frame}.{key}: field required")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ProtocolError(f"{frame}.{key}: must be an integer")
+    if value < lo:
+        raise ProtocolError(f"{frame}.{key}: must be at least {lo}")
+    return value
+
+
+def _cid(frame: str, raw: dict[str, Any], *, optional: bool = False) -> Any:
+    cid = _str(frame, raw, "cid", lo=0, hi=MAX_FRAME_BYTES, optional=optional)
+    if cid is not None and not CID_RE.match(cid):
+        raise ProtocolError(f"{frame}.cid: must be 32 lowercase hex characters")
+    return cid
+
+
+def _bool(frame: str, raw: dict[str, Any], key: str) -> bool:
+    value = raw.get(key, False)
+    if not isinstance(value, bool):
+        raise ProtocolError(f"{frame}.{key}: must be a boolean")
+    return value
+
+
+# Frames -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """Client -> gateway, first frame: who I am and where I stopped reading."""
+
+    appid: str
+    cid: str | None = None
+    token: str | None = None
+    #: Highest seq the client has durably recorded; the gateway resends what follows.
+    acked: int = 0
+    v: int = VERSION
+    type: ClassVar[str] = "hello"
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any]) -> Hello:
+        return cls(
+            appid=_str("hello", raw, "appid"),
+            cid=_cid("hello", raw, optional=True),
+            token=_str("hello", raw, "token", lo=0, hi=256, optional=True),
+            acked=_int("hello", raw, "acked", lo=0, default=0),
+            v=_int("hello", raw, "v", lo=0, default=VERSION),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """Client -> gateway: every push up to and including ``seq`` is recorded."""
+
+    seq: int
+    type: ClassVar[str] = "ack"
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any]) -> Ack:
+        return cls(seq=_int("ack", raw, "seq", lo=1))
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """Client -> gateway: the user saw (display) or activated (click) a message."""
+
+    id: str
+    event: str
+    #: The sendMessage task the message belongs to, for the gateway's reports.
+    taskid: str | None = None
+    type: ClassVar[str] = "receipt"
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any]) -> Receipt:
+        event = raw.get("event")
+        if event not in ("display", "click"):
+            raise ProtocolError("receipt.event: must be 'display' or 'click'")
+        return cls(
+            id=_str("receipt", raw, "id"),
+            event=event,
+            taskid=_str("receipt", raw, "taskid", lo=0, hi=64, optional=True),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Welcome:
+    """Gateway -> client: registration done; ``acked`` is the gateway's cursor."""
+
+    cid: str
+    acked: int = 0
+    #: Messages waiting for this cid at registration (informational).
+    backlog: int = 0
+    v: int = VERSION
+    type: ClassVar[str] = "welcome"
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any]) -> Welcome:
+        return cls(
+            cid=_cid("welcome", raw),
+            acked=_int("welcome", raw, "acked", lo=0, default=0),
+            backlog=_int("welcome", raw, "backlog", lo=0, default=0),
+            v=_int("welcome", raw, "v", lo=0, default=VERSION),
+        )
+
+
+#: PushMessage fields with a meaning of their own; the rest ride along in ``extra``.
+_MESSAGE_KEYS = frozenset(
+    {"title", "content", "payload", "force_notification", "open_url", "taskid"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PushMessage:
+    """The message body as the sender gave it to sendMessage."""
+
+    title: str
+    content: str
+    payload: Any = None
+    force_notification: bool = False
+    open_url: str | None = None
+    taskid: str | None = None
+    #: Other fields the sender set (sound, category, badge, channelId, ...), as given.
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, raw: Any, frame: str = "push.message") -> PushMessage:
+        if not isinstance(raw, dict):
+            raise ProtocolError(f"{frame}: must be an object")
+        return cls(
+            title=_str(frame, raw, "title", lo=0, hi=MAX_FRAME_BYTES),
+            content=_str(frame, raw, "content", lo=0, hi=MAX_FRAME_BYTES),
+            payload=raw.get("payload"),
+            force_notification=_bool(frame, raw, "force_notification"),
+            open_url=_str(frame, raw, "open_url", lo=0, hi=MAX_FRAME_BYTES, optional=True),
+            taskid=_str(frame, raw, "taskid", lo=0, hi=64, optional=True),
+            extra={k: v for k, v in raw.items() if k not in _MESSAGE_KEYS},
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form, as parse() reads it (None fields left out)."""
+        out: dict[str, Any] = {"title": self.title, "content": self.content}
+        if self.payload is not None:
+            out["payload"] = self.payload
+        if self.force_notification:
+            out["force_notification"] = True
+        if self.open_url is not None:
+            out["open_url"] = self.open_url
+        if self.taskid is not None:
+            out["taskid"] = self.taskid
+        out.update(self.extra)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Push:
+    """Gateway -> client: one message; ``seq`` orders it per cid, ``id`` names it."""
+
+    seq: int
+    id: str
+    message: PushMessage
+    type: ClassVar[str] = "push"
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any]) -> Push:
+        if "message" not in raw:
+            raise ProtocolError("push.message: field required")
+        return cls(
+            seq=_int("push", raw, "seq", lo=1),
+            id=_str("push", raw, "id"),
+            message=PushMessage.parse(raw["message"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Error:
+    """Either direction: a refused frame or request. ``fatal`` precedes a close."""
+
+    code: str
+    message: str
+    fatal: bool = False
+    type: ClassVar[str] = "error"
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any]) -> Error:
+        return cls(
+            code=_str("error", raw, "code", hi=64),
+            message=_str("error", raw, "message", lo=0, hi=MAX_FRAME_BYTES),
+            fatal=_bool("error", raw, "fatal"),
+        )
+
+
+ClientFrame = Hello | Ack | Receipt | Error
+ServerFrame = Welcome | Push | Error
+_CLIENT: dict[str, Any] = {f.type: f for f in (Hello, Ack, Receipt, Error)}
+_SERVER: dict[str, Any] = {f.type: f for f in (Welcome, Push, Error)}
+
+
+def _parse(text: str | bytes, kinds: dict[str, Any]) -> Any:
+    if isinstance(text, bytes):
+        raise ProtocolError("frame: binary frames are not part of the protocol")
+    # Count UTF-8 bytes only when the characters alone cannot decide (4 bytes at most each).
+    if len(text) > MAX_FRAME_BYTES or (
+        len(text) * 4 > MAX_FRAME_BYTES and len(text.encode()) > MAX_FRAME_BYTES
+    ):
+        raise ProtocolError(f"frame: larger than {MAX_FRAME_BYTES} bytes")
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ProtocolError(f"frame: not JSON ({exc.msg} at {exc.pos})") from None
+    except (ValueError, RecursionError) as exc:  # nesting too deep, integer too long
+        raise ProtocolError(f"frame: not acceptable JSON ({type(exc).__name__})") from None
+    if not isinstance(raw, dict):
+        raise ProtocolError("frame: must be a JSON object")
+    kind = raw.get("type")
+    if kind is None:
+        raise ProtocolError("type: field required")
+    frame_class = kinds.get(kind) if isinstance(kind, str) else None
+    if frame_class is None:
+        raise ProtocolError(f"type: must be one of {', '.join(kinds)}; got {kind!r}")
+    return frame_class.parse(raw)
+
+
+def parse_client_frame(text: str | bytes) -> ClientFrame:
+    """Parse a frame sent by a daemon; raises ProtocolError naming field and rule."""
+    frame: ClientFrame = _parse(text, _CLIENT)
+    return frame
+
+
+def parse_server_frame(text: str | bytes) -> ServerFrame:
+    """Parse a frame sent by a gateway; raises ProtocolError naming field and rule."""
+    frame: ServerFrame = _parse(text, _SERVER)
+    return frame
+
+
+def encode(frame: ClientFrame | ServerFrame) -> str:
+    """Serialise a frame; ``None`` fields are left out to keep frames small."""
+    out: dict[str, Any] = {"type": frame.type}
+    for name in frame.__dataclass_fields__:
+        value = getattr(frame, name)
+        if isinstance(value, PushMessage):
+            value = value.to_dict()
+        if value is not None:
+            out[name] = value
+    return json.dumps(out, ensure_ascii=False, separators=(",", ":"))
+
+
+def websocket_url(base: str) -> str:
+    """Accept ``ws://host:port`` (or http[s]://) and add the default path."""
+    url = base.strip()
+    if url.startswith("http://"):
+        url = "ws://" + url[len("http://") :]
+    elif url.startswith("https://"):
+        url = "wss://" + url[len("https://") :]
+    if not url.startswith(("ws://", "wss://")):
+        raise ValueError(
+            f"gateway URL must start with ws://, wss://, http:// or https://: {base!r}"
+        )
+    scheme, _, rest = url.partition("://")
+    host, slash, path = rest.partition("/")
+    if not host:
+        raise ValueError(f"gateway URL has no host: {base!r}")
+    if not slash or not path:
+        return f"{scheme}://{host}{DEFAULT_PATH}"
+    return url
+
+
+def http_url(base: str) -> str:
+    """The gateway's HTTP base URL for a websocket or HTTP URL of it."""
+    url = base.strip().rstrip("/")
+    if url.startswith("ws://"):
+        url = "http://" + url[len("ws://") :]
+    elif url.startswith("wss://"):
+        url = "https://" + url[len("wss://") :]
+    scheme, _, rest = url.partition("://")
+    host = rest.partition("/")[0]
+    return f"{scheme}://{host}"

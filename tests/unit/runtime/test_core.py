@@ -1,0 +1,543 @@
+"""core.py: uni-push's daemon-side rules as tables, with no I/O.
+
+A small simulator plays the driver: it applies Persist actions to a dict that stands
+for the store, records what listeners and the screen got, and feeds results back.
+Crash tests cut a run at a point, keep only what was persisted, and start a new core
+on it, as a daemon restarted after SIGKILL would.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from unipush_bridge.errors import ApiFail
+from unipush_bridge.runtime import core
+from unipush_bridge.runtime.core import (
+    DURABLE,
+    TRANSITIONS,
+    Action,
+    Config,
+    Core,
+    State,
+    Step,
+    openable,
+    step,
+)
+from unipush_bridge.runtime.localpush import Channel
+from unipush_bridge.wire.gateway import PushMessage
+
+APP = Config(app_name="Desk", app_command=("myapp", "--from-push"), flood_threshold=3)
+
+
+def msg(n: int, **fields: Any) -> PushMessage:
+    return PushMessage.parse({"title": f"t{n}", "content": f"c{n}", "payload": {"n": n}, **fields})
+
+
+def ids() -> Any:
+    counter = itertools.count(1)
+    return lambda: f"id{next(counter)}"
+
+
+@dataclass
+class Sim:
+    """Plays the driver. ``screen_ok`` decides the notification server's answers;
+    ``holding`` which listeners hold what they are sent."""
+
+    core: Core
+    durable: dict[str, State] = field(default_factory=dict)
+    got: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    push_ids: dict[str, list[str | None]] = field(default_factory=dict)
+    shown: list[core.Show] = field(default_factory=list)
+    done: list[Action] = field(default_factory=list)
+    screen_ok: bool = True
+    holding: set[str] = field(default_factory=set)
+    auto_hold: bool = True
+    waits: list[core.AwaitHold] = field(default_factory=list)
+    pending_click: dict[str, Any] | None = None
+
+    def run(self, actions: list[Action]) -> None:
+        for action in actions:
+            self.done.append(action)
+            match action:
+                case core.Persist(states):
+                    for msg_id, state in states:
+                        assert state in DURABLE
+                        self.durable[msg_id] = state
+                case core.Send(listener, event, push_id):
+                    self.got.setdefault(listener, []).append(event)
+                    self.push_ids.setdefault(listener, []).append(push_id)
+                case core.Show():
+                    self.shown.append(action)
+                    self.run(self.core.shown(action.ticket, self.screen_ok, "no server"))
+                case core.AwaitHold():
+                    self.waits.append(action)
+                    if self.auto_hold:
+                        self.release(action)
+                case core.SavePendingClick(data):
+                    self.pending_click = data
+                case _:
+                    pass
+
+    def release(self, wait: core.AwaitHold) -> None:
+        holders = [x for x in wait.listeners if x in self.holding]
+        stuck = [x for x in wait.listeners if x not in self.holding]
+        self.run(self.core.held(wait.token, holders, stuck))
+
+    def push(self, *messages: tuple[str, PushMessage], now: float = 0.0) -> None:
+        for msg_id, _ in messages:
+            self.durable.setdefault(msg_id, State.PENDING)  # the record commit
+        self.run(self.core.recorded(list(messages), 0, now))
+
+    def listen(self, name: str) -> None:
+        self.holding.add(name)
+        self.run(self.core.subscribed(name))
+
+    def types(self, name: str) -> list[str]:
+        return [e["type"] for e in self.got.get(name, [])]
+
+    def payloads(self, name: str) -> list[Any]:
+        return [e["data"]["payload"] for e in self.got.get(name, [])]
+
+    def of(self, kind: type) -> list[Any]:
+        return [a for a in self.done if isinstance(a, kind)]
+
+    def restart(self) -> Sim:
+        """A new core on what was persisted, as after SIGKILL."""
+        fresh = Sim(Core(self.core.config, ids()), durable=dict(self.durable))
+        bodies = {m: message for m, message in self.messages.items()}
+        unfinished = [
+            (m, bodies[m], s) for m, s in self.durable.items() if s in (State.PENDING, State.HELD)
+        ]
+        fresh.messages = bodies
+        fresh.run(fresh.core.restore(unfinished, pending_click=self.pending_click))
+        return fresh
+
+    messages: dict[str, PushMessage] = field(default_factory=dict)
+
+    def record(self, n: int, **fields: Any) -> tuple[str, PushMessage]:
+        m = msg(n, **fields)
+        self.messages[f"m{n}"] = m
+        return f"m{n}", m
+
+
+def sim(**kwargs: Any) -> Sim:
+    return Sim(Core(APP, ids()), **kwargs)
+
+
+# -- the transition table -------------------------------------------------------------------
+
+
+def test_every_state_reaches_done_or_held() -> None:
+    """No state is a dead end: from each, some path leads to DONE."""
+    reach = {State.DONE}
+    for _ in State:
+        reach |= {s for (s, _), t in TRANSITIONS.items() if t in reach}
+    assert reach == set(State)
+
+
+def test_done_is_terminal_and_a_wrong_step_is_a_bug() -> None:
+    assert not [k for k in TRANSITIONS if k[0] is State.DONE]
+    with pytest.raises(AssertionError, match="no transition from done"):
+        step(State.DONE, Step.TO_LISTENERS)
+    with pytest.raises(AssertionError):
+        step(State.HELD, Step.SHOWN)
+
+
+def test_only_pending_held_and_done_are_written() -> None:
+    assert {State.PENDING, State.HELD, State.DONE} == DURABLE
+    s = sim()
+    s.listen("a")
+    s.push(s.record(1))
+    s.push(s.record(2, force_notification=True))
+    s.screen_ok = False
+    s.push(s.record(3, force_notification=True))
+    for persist in s.of(core.Persist):
+        assert all(state in DURABLE for _, state in persist.states)
+
+
+# -- routing: where a push goes ----------------------------------------------------------------
+
+ROUTES = [
+    # listeners, force, server ok -> what each listener gets, notifications shown, end state
+    (0, False, True, [], 1, State.DONE),
+    (0, True, True, [], 1, State.DONE),
+    (1, False, True, ["receive"], 0, State.DONE),
+    (2, False, True, ["receive"], 0, State.DONE),
+    (1, True, True, [], 1, State.DONE),
+    (0, False, False, [], 1, State.HELD),  # no server, nobody listening: held
+    (1, True, False, ["receive"], 1, State.DONE),  # forced but no server: receive instead
+]
+
+
+@pytest.mark.parametrize(("listeners", "force", "server", "each", "shows", "end"), ROUTES)
+def test_routing(
+    listeners: int, force: bool, server: bool, each: list[str], shows: int, end: State
+) -> None:
+    s = sim(screen_ok=server)
+    names = [f"l{i}" for i in range(listeners)]
+    for name in names:
+        s.listen(name)
+    s.push(s.record(1, force_notification=force))
+    for name in names:
+        assert s.types(name) == each
+    assert len(s.shown) == shows
+    assert s.durable["m1"] is end
+
+
+def test_receive_events_carry_the_push_id_and_unis_data() -> None:
+    s = sim()
+    s.listen("a")
+    s.push(s.record(1, extra_field="x"))
+    assert s.push_ids["a"] == ["m1"]
+    assert s.got["a"] == [
+        {
+            "type": "receive",
+            "data": {
+                "unipush_version": "2.0",
+                "title": "t1",
+                "content": "c1",
+                "payload": {"n": 1},
+                "extra_field": "x",
+            },
+        }
+    ]
+
+
+def test_pushes_to_a_listener_keep_their_order() -> None:
+    s = sim()
+    s.listen("a")
+    s.push(*(s.record(n) for n in range(50)))
+    assert s.payloads("a") == [{"n": n} for n in range(50)]
+
+
+def test_channel_gives_urgency_and_sound() -> None:
+    s = sim()
+    s.core.channels["loud"] = Channel("loud", "Loud", sound_name="bell", importance=4)
+    s.core.channels["quiet"] = Channel("quiet", "Quiet", importance=2)
+    s.push(s.record(1, channelId="loud"), now=0)
+    s.push(s.record(2, channelId="quiet"), now=20)
+    s.push(s.record(3, channelId="unknown"), now=40)
+    s.push(s.record(4, category="im"), now=60)
+    notices = [show.notice for show in s.shown]
+    assert [(n.urgency, n.sound) for n in notices] == [
+        ("critical", "bell"),
+        ("low", "system"),
+        ("normal", "system"),
+        ("normal", "system"),
+    ]
+    assert notices[3].category == "im"
+
+
+# -- listeners that do not take what they are sent ---------------------------------------------
+
+
+def test_a_stuck_listener_is_disconnected_and_only_its_copies_wait() -> None:
+    s = sim()
+    s.listen("good")
+    s.listen("stuck")
+    s.holding.discard("stuck")
+    s.push(s.record(1))
+    assert core.Disconnect("stuck") in s.done
+    assert s.core.listeners == ["good"]
+    assert s.durable["m1"] is State.DONE  # one listener holds it: done
+
+
+def test_when_no_listener_holds_a_batch_it_is_held_for_the_next() -> None:
+    s = sim()
+    s.listen("stuck")
+    s.holding.clear()
+    s.push(s.record(1), s.record(2))
+    assert s.durable == {"m1": State.HELD, "m2": State.HELD}
+    assert s.core.listeners == []
+    s.listen("next")
+    assert s.payloads("next") == [{"n": 1}, {"n": 2}]
+    assert s.durable == {"m1": State.DONE, "m2": State.DONE}
+
+
+def test_a_listener_that_comes_while_a_batch_is_in_flight_takes_it_if_the_first_fails() -> None:
+    s = sim(auto_hold=False)
+    s.listen("first")
+    s.push(s.record(1))
+    s.holding.discard("first")
+    s.listen("second")  # arrives while m1 waits on "first"
+    s.release(s.waits[0])
+    assert s.payloads("second") == [{"n": 1}]
+    s.release(s.waits[-1])
+    assert s.durable["m1"] is State.DONE
+
+
+def test_a_failed_notification_while_listening_becomes_a_receive() -> None:
+    s = sim(screen_ok=False)
+    s.listen("a")
+    s.push(s.record(1, force_notification=True))
+    assert s.types("a") == ["receive"]
+    assert s.durable["m1"] is State.DONE
+    assert any("delivered as receive" in w.text for w in s.of(core.Warn))
+
+
+# -- the crash-safety table: a cut at each point, then a restart --------------------------------
+
+
+def test_crash_before_the_record_commit_leaves_nothing_to_replay() -> None:
+    s = sim()
+    restarted = s.restart()  # nothing was recorded; the gateway still has the message
+    assert restarted.done == []
+    restarted.push(restarted.record(1))  # the gateway sends it again after the hello
+    assert len(restarted.shown) == 1
+
+
+def test_crash_after_the_commit_before_the_ack_replays_pending_once() -> None:
+    s = sim()
+    s.durable["m1"] = State.PENDING  # committed; then the process died
+    s.messages["m1"] = msg(1)
+    restarted = s.restart()
+    assert len(restarted.shown) == 1
+    assert restarted.durable["m1"] is State.DONE
+
+
+def test_crash_after_the_ack_before_handing_on_replays_to_a_listener() -> None:
+    s = sim()
+    s.durable["m1"] = State.PENDING
+    s.messages["m1"] = msg(1)
+    restarted = Sim(Core(APP, ids()), durable=dict(s.durable), messages=dict(s.messages))
+    restarted.listen("a")  # a listener subscribed before the replay (after restore)
+    restarted.run(restarted.core.restore([("m1", msg(1), State.PENDING)]))
+    assert restarted.types("a") == ["receive"]
+    assert restarted.push_ids["a"] == ["m1"]
+
+
+def test_crash_after_a_notification_before_done_shows_it_again() -> None:
+    """The documented window: one commit per batch."""
+    s = sim()
+    s.push(s.record(1))
+    s.durable["m1"] = State.PENDING  # the done commit never happened
+    assert len(s.shown) == 1
+    restarted = s.restart()
+    assert len(restarted.shown) == 1  # shown a second time
+
+
+def test_crash_after_receive_before_done_replays_with_the_same_push_id() -> None:
+    s = sim(auto_hold=False)
+    s.listen("a")
+    s.push(s.record(1))
+    assert s.push_ids["a"] == ["m1"]
+    assert s.durable["m1"] is State.PENDING  # sent, not yet held when the daemon died
+    restarted = Sim(Core(APP, ids()), durable=dict(s.durable), messages=dict(s.messages))
+    restarted.listen("a")  # the app's client reconnects and subscribes again
+    restarted.run(restarted.core.restore([("m1", msg(1), State.PENDING)]))
+    # Handed on again with the same push id: the client drops it, the app sees it once.
+    assert restarted.push_ids["a"] == ["m1"]
+    assert restarted.durable["m1"] is State.DONE
+
+
+def test_crash_while_every_listener_is_stuck_replays() -> None:
+    s = sim(auto_hold=False)
+    s.listen("stuck")
+    s.push(s.record(1))
+    restarted = s.restart()  # killed while waiting for the hold
+    assert restarted.durable["m1"] is State.DONE
+    assert len(restarted.shown) == 1
+
+
+def test_held_survives_a_restart_and_goes_to_the_next_listener() -> None:
+    s = sim(screen_ok=False)
+    s.push(s.record(1))
+    assert s.durable["m1"] is State.HELD
+    restarted = s.restart()
+    assert restarted.shown == []  # held rows are not shown again
+    restarted.listen("a")
+    assert restarted.payloads("a") == [{"n": 1}]
+    assert restarted.durable["m1"] is State.DONE
+
+
+def test_pending_click_survives_a_restart() -> None:
+    s = sim()
+    s.push(s.record(1))
+    s.run(s.core.activated(s.shown[0].ticket))
+    assert s.pending_click is not None
+    restarted = s.restart()
+    restarted.listen("a")
+    assert restarted.types("a") == ["click"]
+    assert restarted.pending_click is None
+
+
+# -- clicks ---------------------------------------------------------------------------------
+
+
+def test_click_with_a_listener_is_a_click_event_with_the_same_data() -> None:
+    s = sim()
+    s.listen("a")
+    s.push(s.record(1, force_notification=True))
+    s.run(s.core.activated(s.shown[0].ticket))
+    assert s.types("a") == ["click"]
+    assert s.got["a"][0]["data"]["payload"] == {"n": 1}
+    assert core.Receipt("m1", None, "click") in s.done
+    assert core.MarkClicked(s.shown[0].ticket) in s.done
+
+
+def test_click_without_a_listener_is_kept_and_launches_the_app() -> None:
+    s = sim()
+    s.push(s.record(1))
+    s.run(s.core.activated(s.shown[0].ticket))
+    assert s.of(core.Launch) == [core.Launch(("myapp", "--from-push"))]
+    assert s.pending_click is not None and s.pending_click["payload"] == {"n": 1}
+    s.listen("a")
+    assert s.types("a") == ["click"]
+
+
+def test_latest_click_wins_for_the_next_listener() -> None:
+    s = sim()
+    s.push(s.record(1))
+    s.push(s.record(2))
+    for show in s.shown:
+        s.run(s.core.activated(show.ticket))
+    s.listen("a")
+    assert s.payloads("a") == [{"n": 2}]
+
+
+@pytest.mark.parametrize(
+    ("url", "opened"),
+    [
+        ("https://example.com/a", True),
+        ("http://example.com", True),
+        ("HTTPS://EXAMPLE.COM", True),
+        ("file:///etc/passwd", False),
+        ("javascript:alert(1)", False),
+        ("myapp://open", False),
+        ("ftp://example.com", False),
+        (" https://x", False),
+    ],
+)
+def test_open_url_opens_only_web_pages(url: str, opened: bool) -> None:
+    """The gateway refuses other schemes too, but a hostile gateway must not be able
+    to make the desktop open file:, javascript: or an app's own scheme."""
+    s = sim()
+    s.listen("a")
+    s.push(s.record(1, open_url=url, force_notification=True))
+    s.run(s.core.activated(s.shown[-1].ticket))
+    assert (s.of(core.OpenUrl) == [core.OpenUrl(url)]) is opened
+    assert bool(s.of(core.OpenUrl)) is opened
+    assert s.types("a") == []  # an open_url click is not a click event
+
+
+def test_a_click_on_an_unknown_ticket_does_nothing() -> None:
+    assert sim().core.activated("nope") == []
+
+
+# -- receipts and history ---------------------------------------------------------------------
+
+
+def test_display_receipt_and_history_for_a_shown_push() -> None:
+    s = sim()
+    s.push(s.record(1, taskid="RASL_1"))
+    assert core.Receipt("m1", "RASL_1", "display") in s.done
+    (remember,) = s.of(core.Remember)
+    assert (remember.source, remember.title, remember.content) == ("push", "t1", "c1")
+
+
+def test_no_receipt_for_a_receive() -> None:
+    s = sim()
+    s.listen("a")
+    s.push(s.record(1))
+    assert s.of(core.Receipt) == []
+
+
+# -- the flood ---------------------------------------------------------------------------------
+
+
+def test_a_flood_is_summed_up_and_still_reaches_nobody_else() -> None:
+    s = sim()
+    s.push(*(s.record(n) for n in range(10)), now=100.0)
+    assert len(s.shown) == 3  # the threshold
+    assert s.core.counters["coalesced"] == 7
+    assert all(s.durable[f"m{n}"] is State.HELD for n in range(3, 10))
+    due = s.core.next_deadline()
+    assert due == 101.0
+    s.run(s.core.tick(due))
+    summary = s.shown[-1].notice
+    assert summary.title == "Desk" and summary.body == "7 more messages: t9"
+    assert s.core.next_deadline() is None
+    s.listen("a")  # the summed-up messages wait for the next listener
+    assert s.payloads("a") == [{"n": n} for n in range(3, 10)]
+
+
+def test_a_summary_click_acts_on_the_latest() -> None:
+    s = sim()
+    s.push(*(s.record(n) for n in range(5)), now=0.0)
+    s.run(s.core.tick(10.0))
+    s.run(s.core.activated(s.shown[-1].ticket))
+    assert s.pending_click is not None and s.pending_click["payload"] == {"n": 4}
+
+
+def test_a_flood_that_goes_on_is_summed_up_within_the_window() -> None:
+    s = sim()
+    for t in range(30):
+        s.push(s.record(t), now=t * 0.5)
+        s.run(s.core.tick(t * 0.5))
+    summaries = [x for x in s.shown if x.notice.title == "Desk"]
+    assert summaries, "a summary must come within flood_window even if the flood never stops"
+
+
+# -- local notifications ------------------------------------------------------------------------
+
+
+def test_create_push_message_shows_with_defaults() -> None:
+    s = sim()
+    s.run(s.core.create_push_message({"content": "hi", "payload": {"k": 1}}, now=0))
+    (show,) = s.shown
+    assert show.notice == core.Notice(title="Desk", body="hi")
+    (remember,) = s.of(core.Remember)
+    assert remember.source == "local" and remember.data == {
+        "title": "Desk",
+        "content": "hi",
+        "payload": {"k": 1},
+    }
+
+
+def test_create_push_message_on_an_unknown_channel_fails() -> None:
+    with pytest.raises(ApiFail, match="channel nope does not exist"):
+        sim().core.create_push_message({"content": "x", "channelId": "nope"}, now=0)
+
+
+def test_a_delayed_notification_fires_once_at_its_time() -> None:
+    s = sim()
+    s.run(s.core.create_push_message({"content": "later", "delay": 5}, now=100))
+    (sched,) = s.of(core.Schedule)
+    assert sched.due == 105 and sched.params["delay"] == 0
+    assert s.core.tick(104) == []
+    s.run(s.core.tick(105))
+    assert [x.notice.body for x in s.shown] == ["later"]
+    assert [type(a) for a in s.done[-3:]] == [core.Show, core.Remember, core.Unschedule]
+    assert s.core.tick(200) == []
+
+
+def test_a_scheduled_notification_not_shown_is_logged() -> None:
+    s = sim(screen_ok=False)
+    s.core.scheduled["x"] = ({"content": "later"}, 1.0)
+    s.run(s.core.tick(2.0))
+    assert [w.text for w in s.of(core.Warn)] == ["scheduled notification not shown"]
+    assert core.Unschedule("x") in s.done
+
+
+def test_cover_and_when_are_passed_on() -> None:
+    s = sim()
+    s.run(s.core.create_push_message({"content": "x", "cover": True, "when": 5000}, now=0))
+    assert s.shown[0].notice.cover is True
+    assert s.of(core.Remember)[0].data["when"] == 5000
+
+
+# -- channels -----------------------------------------------------------------------------------
+
+
+def test_channels_never_change_once_created() -> None:
+    c = Core(APP, ids())
+    created, actions = c.set_push_channel({"channelId": "a", "channelDesc": "A", "importance": 4})
+    assert created and isinstance(actions[0], core.SaveChannel)
+    created, actions = c.set_push_channel({"channelId": "a", "channelDesc": "B", "importance": 2})
+    assert not created and actions == []
+    assert c.channel("a").importance == 4
+    assert [ch.channel_id for ch in c.all_channels()] == ["DcloudChannelID", "a"]

@@ -1,0 +1,134 @@
+"""core.py: uni's routing rule and event shapes, as pure functions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from unipush_bridge.runtime.core import (
+    click_event,
+    event_data,
+    receive_event,
+    wants_screen,
+)
+from unipush_bridge.wire.gateway import Push, PushMessage, parse_server_frame
+
+
+def msg(**fields: Any) -> PushMessage:
+    return PushMessage.parse({"title": "T", "content": "C", **fields})
+
+
+@pytest.mark.parametrize(
+    ("force", "listeners", "expected"),
+    [
+        (False, 0, True),
+        (False, 1, False),
+        (False, 5, False),
+        (True, 0, True),
+        (True, 1, True),
+        (True, 3, True),
+    ],
+)
+def test_route(force: bool, listeners: int, expected: bool) -> None:
+    assert wants_screen(msg(force_notification=force), listeners) is expected
+
+
+def test_event_data_with_object_payload() -> None:
+    assert event_data(msg(payload={"a": 1, "b": [True]})) == {
+        "unipush_version": "2.0",
+        "title": "T",
+        "content": "C",
+        "payload": {"a": 1, "b": [True]},
+    }
+
+
+def test_event_data_keeps_a_string_payload_as_given() -> None:
+    data = event_data(msg(payload='{"a": 1}'))
+    assert data["payload"] == '{"a": 1}'
+
+
+def test_event_data_without_payload() -> None:
+    assert event_data(msg())["payload"] is None
+
+
+def test_force_notification_only_when_true() -> None:
+    assert "force_notification" not in event_data(msg(force_notification=False))
+    assert event_data(msg(force_notification=True))["force_notification"] is True
+
+
+def test_extra_fields_ride_along() -> None:
+    data = event_data(msg(payload="p", channelId="ch1", category="IM", badge=3))
+    assert data == {
+        "unipush_version": "2.0",
+        "title": "T",
+        "content": "C",
+        "payload": "p",
+        "channelId": "ch1",
+        "category": "IM",
+        "badge": 3,
+    }
+
+
+def test_taskid_is_not_part_of_the_event() -> None:
+    data = event_data(msg(payload="p", taskid="RASS_0123"))
+    assert "taskid" not in data
+    assert data == {"unipush_version": "2.0", "title": "T", "content": "C", "payload": "p"}
+
+
+def test_extra_fields_do_not_override_the_fixed_ones() -> None:
+    data = event_data(msg(unipush_version="1.0"))
+    assert data["unipush_version"] == "2.0"
+
+
+def test_extra_of_a_message_built_directly_rides_along() -> None:
+    message = PushMessage(title="T", content="C", payload={"k": 1}, extra={"sound": "ring"})
+    assert event_data(message) == {
+        "unipush_version": "2.0",
+        "title": "T",
+        "content": "C",
+        "payload": {"k": 1},
+        "sound": "ring",
+    }
+
+
+def test_extra_from_the_wire_rides_along() -> None:
+    frame = parse_server_frame(
+        '{"type":"push","seq":1,"id":"m","message":{"title":"T","content":"C",'
+        '"payload":"p","taskid":"RASL_1","open_url":"https://x","channelId":"ch","badge":2}}'
+    )
+    assert isinstance(frame, Push)
+    assert frame.message.extra == {"channelId": "ch", "badge": 2}
+    assert event_data(frame.message) == {
+        "unipush_version": "2.0",
+        "title": "T",
+        "content": "C",
+        "payload": "p",
+        "channelId": "ch",
+        "badge": 2,
+    }
+
+
+def test_extra_cannot_override_title_content_or_payload() -> None:
+    message = PushMessage(
+        title="T",
+        content="C",
+        payload="p",
+        extra={"title": "X", "content": "Y", "payload": "Z", "unipush_version": "9"},
+    )
+    data = event_data(message)
+    assert (data["title"], data["content"], data["payload"]) == ("T", "C", "p")
+    assert data["unipush_version"] == "2.0"
+
+
+def test_event_data_does_not_share_the_extra_mapping() -> None:
+    message = msg(sound="a")
+    data = event_data(message)
+    data["sound"] = "changed"
+    assert message.extra == {"sound": "a"}
+
+
+def test_receive_and_click_events() -> None:
+    data = {"unipush_version": "2.0", "title": "T", "content": "C", "payload": None}
+    assert receive_event(data) == {"type": "receive", "data": data}
+    assert click_event(data) == {"type": "click", "data": data}

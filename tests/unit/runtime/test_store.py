@@ -1,0 +1,313 @@
+"""store.py: the daemon's SQLite state, on real files in tmp_path."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from tests.unit.storekit import Clock
+from unipush_bridge.runtime.store import DONE, HELD, PENDING, Store
+
+GW = "ws://127.0.0.1:8787/ws"
+APP = "__UNI__A"
+CID = "0123456789abcdef0123456789abcdef"
+
+
+def body(n: int) -> dict[str, object]:
+    return {"title": f"t{n}", "content": "内容", "payload": {"n": n}}
+
+
+# identity -------------------------------------------------------------------------------
+
+
+def test_identity_defaults(db: Store) -> None:
+    assert db.identity(GW, APP) == (None, 0)
+
+
+def test_save_identity_then_identity(db: Store) -> None:
+    db.save_identity(GW, APP, CID, 7)
+    assert db.identity(GW, APP) == (CID, 7)
+    db.save_identity(GW, APP, "f" * 32, 0)
+    assert db.identity(GW, APP) == ("f" * 32, 0)
+
+
+def test_identity_is_per_gateway_and_appid(db: Store) -> None:
+    db.save_identity(GW, APP, CID, 3)
+    assert db.identity("ws://other:1/ws", APP) == (None, 0)
+    assert db.identity(GW, "__UNI__B") == (None, 0)
+
+
+# inbox ----------------------------------------------------------------------------------
+
+
+def test_record_once_then_redelivery(db: Store) -> None:
+    db.save_identity(GW, APP, CID, 0)
+    assert db.record(GW, APP, 1, "m1", body(1)) is True
+    assert db.record(GW, APP, 1, "m1", body(1)) is False
+    assert db.count(PENDING) == 1
+    assert db.unfinished(PENDING) == [("m1", body(1))]
+
+
+def test_record_advances_the_cursor_to_the_max(db: Store) -> None:
+    db.save_identity(GW, APP, CID, 0)
+    db.record(GW, APP, 3, "m3", body(3))
+    assert db.identity(GW, APP) == (CID, 3)
+    db.record(GW, APP, 2, "m2", body(2))
+    assert db.identity(GW, APP) == (CID, 3)
+    db.record(GW, APP, 5, "m5", body(5))
+    assert db.identity(GW, APP) == (CID, 5)
+
+
+def test_redelivery_still_advances_the_cursor(db: Store) -> None:
+    db.save_identity(GW, APP, CID, 0)
+    db.record(GW, APP, 1, "m1", body(1))
+    # same id again under a later seq (e.g. re-sent after a cursor reset)
+    assert db.record(GW, APP, 4, "m1", body(1)) is False
+    assert db.identity(GW, APP) == (CID, 4)
+
+
+def test_unfinished_is_oldest_first_per_state(db: Store, clock: Clock) -> None:
+    db.save_identity(GW, APP, CID, 0)
+    for n in (1, 2, 3, 4):
+        clock.now = 1000.0 + n
+        db.record(GW, APP, n, f"m{n}", body(n))
+    db.mark("m2", HELD)
+    db.mark("m4", HELD)
+    db.mark("m3", DONE)
+    assert db.unfinished(PENDING) == [("m1", body(1))]
+    assert db.unfinished(HELD) == [("m2", body(2)), ("m4", body(4))]
+    assert db.count(PENDING) == 1
+    assert db.count(HELD) == 2
+    assert db.count(DONE) == 1
+
+
+def test_unfinished_orders_by_time_then_seq(db: Store, clock: Clock) -> None:
+    clock.now = 50.0
+    db.record(GW, APP, 9, "late-seq", body(9))
+    db.record(GW, APP, 8, "early-seq", body(8))
+    clock.now = 40.0
+    db.record(GW, APP, 20, "earliest", body(20))
+    assert [i for i, _ in db.unfinished(PENDING)] == ["earliest", "early-seq", "late-seq"]
+
+
+def test_mark_moves_between_states(db: Store) -> None:
+    db.record(GW, APP, 1, "m1", body(1))
+    db.mark("m1", HELD)
+    assert db.unfinished(PENDING) == []
+    assert db.unfinished(HELD) == [("m1", body(1))]
+    db.mark("m1", DONE)
+    assert db.unfinished(HELD) == []
+    assert db.count(DONE) == 1
+    # a done message still counts as seen
+    assert db.record(GW, APP, 1, "m1", body(1)) is False
+
+
+# batches --------------------------------------------------------------------------------
+
+
+class Statements:
+    """Counts the transactions a store runs (each COMMIT is one fsync)."""
+
+    def __init__(self, db: Store) -> None:
+        self.seen: list[str] = []
+        db._db.set_trace_callback(self.seen.append)
+
+    def count(self, verb: str) -> int:
+        return sum(stmt.strip().upper().startswith(verb) for stmt in self.seen)
+
+
+def test_record_batch_flags_new_and_redelivered_ids(db: Store) -> None:
+    db.save_identity(GW, APP, CID, 0)
+    db.record(GW, APP, 1, "m1", body(1))
+    flags = db.record_batch(
+        GW,
+        APP,
+        [(2, "m2", body(2)), (1, "m1", body(1)), (3, "m3", body(3)), (4, "m2", body(99))],
+    )
+    # m1 was recorded before; m2 appears twice in the batch: only its first copy is new
+    assert flags == [True, False, True, False]
+    assert db.identity(GW, APP) == (CID, 4)
+    assert db.unfinished(PENDING) == [("m1", body(1)), ("m2", body(2)), ("m3", body(3))]
+
+
+def test_record_batch_advances_the_cursor_to_the_max_seq(db: Store) -> None:
+    db.save_identity(GW, APP, CID, 0)
+    db.record_batch(GW, APP, [(7, "m7", body(7)), (5, "m5", body(5)), (6, "m6", body(6))])
+    assert db.identity(GW, APP) == (CID, 7)
+    # a batch below the cursor leaves it where it is
+    db.record_batch(GW, APP, [(2, "m2", body(2)), (3, "m3", body(3))])
+    assert db.identity(GW, APP) == (CID, 7)
+
+
+def test_record_batch_of_only_redeliveries_still_advances_the_cursor(db: Store) -> None:
+    db.save_identity(GW, APP, CID, 0)
+    db.record_batch(GW, APP, [(1, "m1", body(1)), (2, "m2", body(2))])
+    assert db.record_batch(GW, APP, [(8, "m1", body(1)), (9, "m2", body(2))]) == [False, False]
+    assert db.identity(GW, APP) == (CID, 9)
+    assert db.count(PENDING) == 2
+
+
+def test_record_batch_is_one_transaction(db: Store) -> None:
+    db.save_identity(GW, APP, CID, 0)
+    statements = Statements(db)
+    db.record_batch(GW, APP, [(n, f"m{n}", body(n)) for n in range(1, 51)])
+    assert statements.count("BEGIN") == 1
+    assert statements.count("COMMIT") == 1
+    assert db.count(PENDING) == 50
+
+
+def test_record_batch_is_all_or_nothing(db: Store) -> None:
+    db.save_identity(GW, APP, CID, 0)
+    bad: dict[str, object] = {"title": "t", "content": "c", "payload": object()}
+    with pytest.raises(TypeError):
+        db.record_batch(GW, APP, [(1, "m1", body(1)), (2, "m2", bad)])
+    assert db.count(PENDING) == 0
+    assert db.identity(GW, APP) == (CID, 0)
+    # the store is still usable and m1 was not taken as seen
+    assert db.record_batch(GW, APP, [(1, "m1", body(1))]) == [True]
+
+
+def test_record_batch_keeps_the_cursor_per_gateway_and_appid(db: Store) -> None:
+    db.save_identity(GW, APP, CID, 0)
+    db.save_identity(GW, "__UNI__B", CID, 0)
+    db.record_batch(GW, APP, [(3, "m3", body(3))])
+    assert db.identity(GW, APP) == (CID, 3)
+    assert db.identity(GW, "__UNI__B") == (CID, 0)
+
+
+def test_record_batch_of_nothing_records_nothing(db: Store) -> None:
+    db.save_identity(GW, APP, CID, 5)
+    assert db.record_batch(GW, APP, []) == []
+    assert db.identity(GW, APP) == (CID, 5)
+
+
+def test_mark_many_sets_each_state(db: Store) -> None:
+    db.record_batch(GW, APP, [(n, f"m{n}", body(n)) for n in (1, 2, 3, 4)])
+    db.mark_many([("m1", DONE), ("m2", HELD), ("m4", HELD)])
+    assert db.unfinished(PENDING) == [("m3", body(3))]
+    assert db.unfinished(HELD) == [("m2", body(2)), ("m4", body(4))]
+    assert db.count(DONE) == 1
+
+
+def test_mark_many_is_one_transaction(db: Store) -> None:
+    db.record_batch(GW, APP, [(n, f"m{n}", body(n)) for n in range(1, 21)])
+    statements = Statements(db)
+    db.mark_many([(f"m{n}", DONE) for n in range(1, 21)])
+    assert statements.count("BEGIN") == 1
+    assert statements.count("COMMIT") == 1
+    assert db.count(DONE) == 20
+
+
+def test_mark_many_of_nothing_touches_nothing(db: Store) -> None:
+    db.record(GW, APP, 1, "m1", body(1))
+    statements = Statements(db)
+    db.mark_many([])
+    assert statements.seen == []
+    assert db.unfinished(PENDING) == [("m1", body(1))]
+
+
+def test_mark_many_later_entries_win_and_unknown_ids_are_ignored(db: Store) -> None:
+    db.record(GW, APP, 1, "m1", body(1))
+    db.mark_many([("m1", HELD), ("nope", DONE), ("m1", DONE)])
+    assert db.count(DONE) == 1
+    assert db.count(HELD) == 0
+
+
+def test_mark_many_done_marks_count_towards_the_prune(path: Path, clock: Clock) -> None:
+    db = Store(path, keep_done=3)
+    try:
+        db.record_batch(GW, APP, [(n, f"m{n}", body(n)) for n in range(1, 1001)])
+        db.mark_many([(f"m{n}", HELD) for n in range(1, 1001)])
+        assert db.count(HELD) == 1000  # held marks do not count
+        db.mark_many([(f"m{n}", DONE) for n in range(1, 1000)])
+        assert db.count(DONE) == 999
+        db.mark_many([("m1000", DONE)])
+        assert db.count(DONE) == 3
+    finally:
+        db.close()
+
+
+def test_prune_keeps_the_newest_done_rows(path: Path, clock: Clock) -> None:
+    db = Store(path, keep_done=2)
+    try:
+        for n in range(1, 6):
+            clock.now = 100.0 + n
+            db.record(GW, APP, n, f"m{n}", body(n))
+        db.record(GW, APP, 6, "pending", body(6))
+        for n in range(1, 6):
+            db.mark(f"m{n}", DONE)
+        db.prune()
+        assert db.count(DONE) == 2
+        assert db.count(PENDING) == 1
+        # the newest two are still known, the oldest is forgotten
+        assert db.record(GW, APP, 5, "m5", body(5)) is False
+        assert db.record(GW, APP, 4, "m4", body(4)) is False
+        assert db.record(GW, APP, 1, "m1", body(1)) is True
+    finally:
+        db.close()
+
+
+# pending click --------------------------------------------------------------------------
+
+
+def test_pending_click_set_and_take(db: Store) -> None:
+    assert db.take_pending_click(APP) is None
+    db.set_pending_click(APP, {"title": "a", "payload": {"x": 1}})
+    db.set_pending_click(APP, {"title": "b", "payload": "latest"})
+    db.set_pending_click("__UNI__OTHER", {"title": "o"})
+    assert db.take_pending_click(APP) == {"title": "b", "payload": "latest"}
+    assert db.take_pending_click(APP) is None
+    assert db.take_pending_click("__UNI__OTHER") == {"title": "o"}
+
+
+# durability and permissions -------------------------------------------------------------
+
+
+def test_state_survives_close_and_reopen(path: Path, clock: Clock) -> None:
+    first = Store(path)
+    first.save_identity(GW, APP, CID, 0)
+    first.record(GW, APP, 1, "m1", body(1))
+    first.record(GW, APP, 2, "m2", body(2))
+    first.mark("m1", HELD)
+    first.set_pending_click(APP, {"title": "clicked"})
+    first.close()
+
+    second = Store(path)
+    try:
+        assert second.identity(GW, APP) == (CID, 2)
+        assert second.unfinished(HELD) == [("m1", body(1))]
+        assert second.unfinished(PENDING) == [("m2", body(2))]
+        assert second.record(GW, APP, 2, "m2", body(2)) is False
+        assert second.take_pending_click(APP) == {"title": "clicked"}
+    finally:
+        second.close()
+
+    third = Store(path)
+    try:
+        assert third.take_pending_click(APP) is None
+    finally:
+        third.close()
+
+
+def test_file_is_private(db: Store, path: Path) -> None:
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
+def test_prune_runs_by_itself_after_1000_done_marks(path: Path, clock: Clock) -> None:
+    db = Store(path, keep_done=3)
+    try:
+        for n in range(1, 1001):
+            clock.now = float(n)
+            db.record(GW, APP, n, f"m{n}", body(n))
+        for n in range(1, 1000):
+            db.mark(f"m{n}", DONE)
+        assert db.count(DONE) == 999
+        db.mark("m1000", DONE)
+        assert db.count(DONE) == 3
+        assert db.record(GW, APP, 1000, "m1000", body(1000)) is False
+        assert db.record(GW, APP, 997, "m997", body(997)) is True
+    finally:
+        db.close()
