@@ -68,8 +68,11 @@ class ApiConnection:
         if self._closing:
             return
         if len(self._lines) >= MAX_QUEUE:
+            # Counted but never written, so held() cannot answer True for it; and cut
+            # at once: a polite close would wait on the very app that does not read.
+            self._queued += 1
             log.warning("a listener fell behind; disconnecting it", queued=MAX_QUEUE)
-            self.close()
+            self.abort()
             return
         self._lines.append(line)
         self._queued += 1
@@ -96,6 +99,13 @@ class ApiConnection:
     def close(self) -> None:
         """Write what is queued, then close."""
         self._closing = True
+        self._wake.set()
+
+    def abort(self) -> None:
+        """Drop the connection now, with whatever it had not taken yet."""
+        self._closing = True
+        self._lines.clear()
+        self._writer.transport.abort()
         self._wake.set()
 
     async def _drain(self) -> None:

@@ -24,7 +24,6 @@ from unipush_bridge.runtime.core import (
     Core,
     State,
     Step,
-    openable,
     step,
 )
 from unipush_bridge.runtime.localpush import Channel

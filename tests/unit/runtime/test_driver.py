@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import pytest
 
 from unipush_bridge.errors import ApiFail, NotifyError
 from unipush_bridge.runtime.core import Config, Core
-from unipush_bridge.runtime.driver import Driver
+from unipush_bridge.runtime.driver import Driver, Media
 from unipush_bridge.runtime.notifier import NotificationRequest
 from unipush_bridge.runtime.store import DONE, HELD, PENDING, Store
 from unipush_bridge.wire.gateway import PushMessage
@@ -222,9 +223,7 @@ async def test_create_push_message_answers_the_notification_id(
     assert screen.shown[0].title == "unipush-bridge"
 
 
-async def test_create_push_message_without_a_server_fails(
-    driver: Driver, screen: Screen
-) -> None:
+async def test_create_push_message_without_a_server_fails(driver: Driver, screen: Screen) -> None:
     screen.fail = "no notification server"
     with pytest.raises(ApiFail, match="no notification server"):
         await driver.create_push_message({"content": "hi"})
@@ -261,8 +260,9 @@ async def test_a_delayed_notification_survives_a_restart(store: Store, screen: S
     await second.stop(0.1)
 
 
-async def test_channel_sound_name_finds_a_file(store: Store, screen: Screen, tmp_path: Path) -> None:
-    from unipush_bridge.runtime.driver import Media
+async def test_channel_sound_name_finds_a_file(
+    store: Store, screen: Screen, tmp_path: Path
+) -> None:
 
     (tmp_path / "bell.oga").write_bytes(b"x")
     d = make(store, screen)
@@ -287,5 +287,5 @@ async def test_get_push_client_id_waits_for_registration(driver: Driver) -> None
 
 async def test_get_push_client_id_times_out_with_the_reason(driver: Driver) -> None:
     driver.registration_failed('{"errorCode": "x"}')
-    with pytest.raises(ApiFail, match='register fail: {"errorCode": "x"}'):
+    with pytest.raises(ApiFail, match=re.escape('register fail: {"errorCode": "x"}')):
         await driver.get_push_client_id(0.01)
