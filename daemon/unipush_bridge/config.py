@@ -8,11 +8,19 @@ from __future__ import annotations
 
 import contextvars
 import tomllib
+from dataclasses import MISSING
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_type_hints
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -66,42 +74,10 @@ class _Settings(BaseSettings):
         return (init_settings, env_settings, file_source)
 
 
-class DaemonSettings(_Settings):
+class _DaemonBase(_Settings):
     model_config = SettingsConfigDict(env_prefix="UNIPUSH_BRIDGE_")
 
-    #: Gateway websocket URL; empty = start the embedded gateway on loopback.
-    gateway: str | None = None
-    appid: str = Field(DEFAULT_APPID, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
-    state_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_state_dir(APP)))
-    socket: Path | None = None
-    #: Title of notifications that have none, and the app name the server shows.
-    app_name: str = Field("unipush-bridge", min_length=1, max_length=64)
-    #: Started on a click when no app is listening, e.g. ["myapp", "--from-push"].
-    app_command: list[str] = Field(default_factory=list)
-    #: Token presented to the gateway in hello (the gateway's client_token).
-    client_token: str | None = None
-    #: Port of the embedded gateway (0 = any free port).
-    embedded_port: int = Field(8787, ge=0, le=65535)
-    ping_interval: float = Field(30.0, gt=0)
-    ping_timeout: float = Field(20.0, gt=0)
-    #: Longest wait for the notification server before a send counts as failed.
-    notify_timeout: float = Field(5.0, gt=0, le=60)
-    #: More notifications than this within flood_window seconds are summed up in one
-    #: summary notification (0 = never); every message still reaches listeners.
-    flood_threshold: int = Field(10, ge=0)
-    flood_window: float = Field(10.0, gt=0)
-    #: The app's root: relative and _www/ icons resolve here.
-    app_root: Path | None = None
-    #: Icon of notifications that name none (or whose icon cannot be used).
-    app_icon: Path | None = None
-    #: A channel's soundName is a file (name, or name.oga/.ogg/.wav/.mp3) in here.
-    sounds_dir: Path | None = None
-    #: How many shown notifications `history` remembers.
-    history_size: int = Field(100, ge=1, le=10_000)
-    #: Where logind announces resume from suspend: system (default), session, or off.
-    sleep_bus: Literal["system", "session", "off"] = "system"
-
-    @field_validator("gateway")
+    @field_validator("gateway", check_fields=False)
     @classmethod
     def _gateway_url(cls, value: str | None) -> str | None:
         if value is None or value.strip() == "":
@@ -109,36 +85,30 @@ class DaemonSettings(_Settings):
         protocol.websocket_url(value)  # raises ValueError with the reason
         return value.strip()
 
-    @property
-    def socket_path(self) -> Path:
-        return self.socket or default_socket(self.appid)
-
     def options(self, reload_argv: tuple[str, ...] = ()) -> DaemonOptions:
-        from .runtime.options import DaemonOptions
+        from .runtime import options
 
-        return DaemonOptions(
-            gateway=self.gateway,
-            appid=self.appid,
-            state_dir=self.state_dir,
-            socket_path=self.socket_path,
-            app_name=self.app_name,
-            app_command=tuple(self.app_command),
-            client_token=self.client_token,
-            embedded_port=self.embedded_port,
-            ping_interval=self.ping_interval,
-            ping_timeout=self.ping_timeout,
-            notify_timeout=self.notify_timeout,
-            flood_threshold=self.flood_threshold,
-            flood_window=self.flood_window,
-            sleep_bus=self.sleep_bus,
-            app_root=self.app_root,
-            app_icon=self.app_icon,
-            sounds_dir=self.sounds_dir,
-            history_size=self.history_size,
-            log_level=self.log_level,
-            log_format=self.log_format,
-            reload_argv=reload_argv,
-        )
+        values = {f.name: getattr(self, f.name) for f in options.DaemonOptions.settings()}
+        return options.DaemonOptions(**values, reload_argv=reload_argv)
+
+
+def _daemon_settings() -> type[_DaemonBase]:
+    """The pydantic-settings model, made from DaemonOptions: the settings are declared
+    once, there, with their defaults and rules."""
+    from .runtime.options import DaemonOptions
+
+    hints = get_type_hints(DaemonOptions)
+    declared: dict[str, Any] = {}
+    for f in DaemonOptions.settings():
+        rules: dict[str, Any] = {"description": f.metadata["doc"], **f.metadata["rules"]}
+        if f.default_factory is not MISSING:
+            declared[f.name] = (hints[f.name], Field(default_factory=f.default_factory, **rules))
+        else:
+            declared[f.name] = (hints[f.name], Field(f.default, **rules))
+    return create_model("DaemonSettings", __base__=_DaemonBase, **declared)
+
+
+DaemonSettings = _daemon_settings()
 
 
 class AppSecretsSettings(BaseModel):

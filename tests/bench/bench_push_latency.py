@@ -1,15 +1,22 @@
 """Push latency: sendMessage over HTTP until the receive event reaches a local listener.
 
-Beside it, in the same run, the baseline: a raw websocket echo round trip to a
-separate process on loopback. Prints p50/p99 of both and their ratio.
+Beside it, in the same run, two baselines: a raw websocket echo round trip to a
+separate process on loopback, and an MQTT QoS 1 publish -> subscriber receipt through a
+local mosquitto (tests/bench/mqtt_baseline.py; skipped if mosquitto is not installed).
+Prints p50/p99 of each and the ratios of ours to them.
 
-    .venv/bin/python tests/bench/bench_push_latency.py [--messages 1000]
+``--http raw`` sends sendMessage with a minimal keep-alive HTTP/1.1 client written on
+asyncio streams instead of aiohttp's ClientSession, to take the measuring client's own
+cost (about 0.1 ms a request with aiohttp) out of the number.
+
+    .venv/bin/python tests/bench/bench_push_latency.py [--messages 1000] [--http raw]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import subprocess
 import sys
@@ -22,6 +29,7 @@ from websockets.asyncio.client import connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from tests.bench.mqtt_baseline import BrokerMissing, mqtt_qos1_latency
 from tests.procs import DaemonProc, GatewayProc, free_port, wait_for
 
 from unipush_bridge.clients import PushClient
@@ -46,7 +54,45 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
     return qs[49] * 1000, qs[98] * 1000
 
 
-async def push_latency(gateway: GatewayProc, daemon: DaemonProc, n: int) -> list[float]:
+class RawHttp:
+    """Keep-alive HTTP/1.1 POSTs of JSON on one connection, nothing else: the cheapest
+    honest measuring client (it still reads the whole answer before the next request)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def __aenter__(self) -> RawHttp:
+        self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+    async def post_json(self, path: str, body: object) -> tuple[int, bytes]:
+        assert self._reader is not None and self._writer is not None
+        data = json.dumps(body).encode()
+        self._writer.write(
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n".encode()
+            + data
+        )
+        head = await self._reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        length = 0
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value)
+        return status, await self._reader.readexactly(length)
+
+
+async def push_latency(
+    gateway: GatewayProc, daemon: DaemonProc, n: int, http_client: str = "aiohttp"
+) -> list[float]:
     arrived: dict[int, float] = {}
     got = asyncio.Event()
 
@@ -57,9 +103,14 @@ async def push_latency(gateway: GatewayProc, daemon: DaemonProc, n: int) -> list
         got.set()
 
     cid = daemon.cid()
-    url = f"{gateway.http_url}/api/{daemon.appid}/sendMessage"
+    path = f"/api/{daemon.appid}/sendMessage"
+    url = f"{gateway.http_url}{path}"
     samples = []
-    async with PushClient(daemon.socket) as client, aiohttp.ClientSession() as http:
+    async with (
+        PushClient(daemon.socket) as client,
+        aiohttp.ClientSession() as http,
+        RawHttp("127.0.0.1", gateway.port) as raw,
+    ):
         await client.on_push_message(on_event)
         for i in range(-50, n):  # the first 50 warm up the path and are not counted
             got.clear()
@@ -70,8 +121,12 @@ async def push_latency(gateway: GatewayProc, daemon: DaemonProc, n: int) -> list
                 "content": "latency",
                 "payload": {"i": i},
             }
-            async with http.post(url, json=body) as resp:
-                assert resp.status == 200, await resp.text()
+            if http_client == "raw":
+                status, answer = await raw.post_json(path, body)
+                assert status == 200, answer
+            else:
+                async with http.post(url, json=body) as resp:
+                    assert resp.status == 200, await resp.text()
             while i not in arrived:
                 await asyncio.wait_for(got.wait(), 10)
                 got.clear()
@@ -96,7 +151,15 @@ async def echo_latency(port: int, n: int) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=1000)
+    parser.add_argument(
+        "--http",
+        choices=("aiohttp", "raw"),
+        default="aiohttp",
+        help="the client that sends sendMessage (default: aiohttp's ClientSession)",
+    )
     args = parser.parse_args()
+    mqtt: list[float] | None = None
+    mqtt_skipped = ""
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         gateway = GatewayProc(base / "gw", env=NO_SERVER).start()
@@ -111,7 +174,11 @@ def main() -> None:
             assert echo.stdout is not None
             wait_for(lambda: echo.stdout.readline().strip() == "ready", 10, "echo server")
             baseline = asyncio.run(echo_latency(port, args.messages))
-            pushes = asyncio.run(push_latency(gateway, daemon, args.messages))
+            try:
+                mqtt = asyncio.run(mqtt_qos1_latency(args.messages))
+            except BrokerMissing as exc:
+                mqtt_skipped = str(exc)
+            pushes = asyncio.run(push_latency(gateway, daemon, args.messages, args.http))
         finally:
             echo.kill()
             daemon.stop()
@@ -119,13 +186,24 @@ def main() -> None:
     p50, p99 = percentiles(pushes)
     b50, b99 = percentiles(baseline)
     print(
-        f"push HTTP -> receive event ({len(pushes)} messages): p50 {p50:.3f} ms, p99 {p99:.3f} ms"
+        f"push HTTP -> receive event ({len(pushes)} messages, {args.http}):"
+        f" p50 {p50:.3f} ms, p99 {p99:.3f} ms"
     )
     print(
-        f"baseline websocket echo round trip ({len(baseline)}):   p50 {b50:.3f} ms, "
+        f"baseline websocket echo round trip ({len(baseline)}):          p50 {b50:.3f} ms, "
         f"p99 {b99:.3f} ms"
     )
+    if mqtt is not None:
+        m50, m99 = percentiles(mqtt)
+        print(
+            f"baseline MQTT QoS 1 publish -> subscriber ({len(mqtt)}):   p50 {m50:.3f} ms, "
+            f"p99 {m99:.3f} ms"
+        )
+    else:
+        print(mqtt_skipped)
     print(f"ratio push/echo: p50 {p50 / b50:.1f}x, p99 {p99 / b99:.1f}x")
+    if mqtt is not None:
+        print(f"ratio push/MQTT: p50 {p50 / m50:.1f}x, p99 {p99 / m99:.1f}x")
 
 
 if __name__ == "__main__":

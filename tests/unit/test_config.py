@@ -38,7 +38,7 @@ def test_defaults_when_the_default_file_is_absent(tmp_path: Path) -> None:
     assert s.gateway is None
     assert s.embedded_port == 8787
     assert s.client_token is None
-    assert s.app_command == []
+    assert s.app_command == ()
     assert s.log_level == "info"
     assert s.state_dir == tmp_path / "state" / "unipush-bridge"
 
@@ -63,7 +63,7 @@ def test_file_values(tmp_path: Path) -> None:
     s = config.load(DaemonSettings, f, "daemon", {})
     assert s.appid == "fromfile"
     assert s.gateway == "ws://gw:1"
-    assert s.app_command == ["app", "--x"]
+    assert s.app_command == ("app", "--x")
     assert s.log_level == "debug"
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..sqlitedb import open_db, transaction
+from ..sqlitedb import Checkpointer, open_db, transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS clients (
@@ -88,10 +88,12 @@ class GatewayStore:
     def __init__(self, path: Path, clock: Callable[[], float]) -> None:
         # NORMAL: a committed message survives a killed gateway, not a power cut.
         self._db = open_db(path, "NORMAL")
+        self._checkpointer = Checkpointer(self._db, path)
         self._db.executescript(SCHEMA)
         self._clock = clock
 
     def close(self) -> None:
+        self._checkpointer.close()
         self._db.close()
 
     # clients -------------------------------------------------------------------

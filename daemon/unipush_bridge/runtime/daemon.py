@@ -74,7 +74,7 @@ def send_command(http_url: str, appid: str, cid: str) -> str:
 
 
 #: Settings SIGHUP cannot change in a running daemon (they name its identity and sockets).
-RESTART_ONLY = ("gateway", "appid", "state_dir", "socket_path", "embedded_port", "client_token")
+RESTART_ONLY = DaemonOptions.restart_only()
 
 
 def core_config(s: DaemonOptions) -> Config:

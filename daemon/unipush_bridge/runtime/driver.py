@@ -16,6 +16,7 @@ import time
 import uuid
 import webbrowser
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -97,6 +98,8 @@ class Driver:
         self._holds: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._clock_task: asyncio.Task[None] | None = None
+        #: One thread for fsyncs, so they never queue behind other thread work.
+        self._fsync = ThreadPoolExecutor(1, thread_name_prefix="store-fsync")
         self.last_message_at: float | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -127,6 +130,7 @@ class Driver:
         pending = [t for t in (*self._tasks, *self._holds) if not t.done()]
         if pending:
             await asyncio.wait(pending, timeout=timeout)
+        self._fsync.shutdown(wait=True)
 
     def reconfigure(self, config: core.Config, media: Media) -> None:
         """SIGHUP: settings that change live."""
@@ -160,6 +164,9 @@ class Driver:
         if len(fresh) < len(flags):
             log.debug("dropped redelivered messages", count=len(flags) - len(fresh))
         return fresh
+
+    async def durable(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._fsync, self.store.sync)
 
     async def hand_on(self, fresh: list[tuple[str, PushMessage]], duplicates: int = 0) -> None:
         """Route what was just recorded. Waits while too many batches are out with

@@ -108,6 +108,10 @@ class LinkPeer(Protocol):
         """Route what was recorded; may wait to slow the link down."""
         ...
 
+    async def durable(self) -> None:
+        """Return once what record() committed survives power loss."""
+        ...
+
 
 class Link:
     def __init__(
@@ -311,17 +315,22 @@ class Link:
     async def _deliver(
         self, ws: ClientConnection, session: ClientSession, batch: list[Deliver]
     ) -> None:
-        """Record, then hand on and acknowledge. What is recorded is handed on whatever
-        happens to the link meanwhile: a dead link must not strand it until a restart."""
+        """Record (a commit that survives a crash), then hand on while the fsync that
+        makes it survive power loss runs, then acknowledge: the gateway forgets only
+        what is on disk, and the listener does not wait for the disk. What is recorded
+        is handed on whatever happens to the link meanwhile: a dead link must not
+        strand it until a restart."""
         if not batch:
             return
-        fresh = self.peer.record([(d.seq, d.id, d.message) for d in batch])  # the commit
-        ack = session.recorded(max(d.seq for d in batch))
+        fresh = self.peer.record([(d.seq, d.id, d.message) for d in batch])
+        synced = asyncio.ensure_future(self.peer.durable())
         try:
+            await self.peer.hand_on(fresh, len(batch) - len(fresh))
+        finally:
+            await synced  # a failed fsync raises here: no ack
+            ack = session.recorded(max(d.seq for d in batch))
             if ack is not None:
                 await ws.send(ack)
-        finally:
-            await self.peer.hand_on(fresh, len(batch) - len(fresh))
 
     def _gateway_error(self, event: GatewayError) -> None:
         log.warning("gateway error", code=event.code, message=event.message, fatal=event.fatal)

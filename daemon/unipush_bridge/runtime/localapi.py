@@ -59,6 +59,8 @@ class ApiConnection:
         self._queued = 0  # lines ever queued
         self._written = 0  # lines ever handed to the kernel
         self._waiters: list[tuple[int, asyncio.Future[bool]]] = []
+        self._owed = 0  # lines send() wrote itself that are still in asyncio's buffer
+        self._busy = False  # the writer task is writing
         self._wake = asyncio.Event()
         self._closing = False
         self.closed = False
@@ -74,8 +76,20 @@ class ApiConnection:
             log.warning("a listener fell behind; disconnecting it", queued=MAX_QUEUE)
             self.abort()
             return
-        self._lines.append(line)
         self._queued += 1
+        transport = self._writer.transport
+        if not (self._lines or self._busy or self._owed or transport.get_write_buffer_size()):
+            # Nothing queued or being written: straight to the socket, without a loop
+            # round trip to wake the writer (this is on every push's path).
+            self._writer.write(line)
+            if transport.get_write_buffer_size() == 0:
+                self._written += 1  # all of it in the kernel already
+                self._release()
+            else:
+                self._owed = 1  # the writer waits for the rest
+                self._wake.set()
+            return
+        self._lines.append(line)
         self._wake.set()
 
     def answer(self, rid: wire.RequestId, result: dict[str, Any]) -> None:
@@ -111,16 +125,19 @@ class ApiConnection:
     async def _drain(self) -> None:
         try:
             while True:
-                if not self._lines:
+                if not self._lines and not self._owed:
                     if self._closing:
                         break
                     self._wake.clear()
                     await self._wake.wait()
                     continue
+                self._busy = True
+                owed, self._owed = self._owed, 0
                 count = len(self._lines)
                 self._writer.writelines([self._lines.popleft() for _ in range(count)])
                 await self._writer.drain()
-                self._written += count
+                self._written += count + owed
+                self._busy = False
                 self._release()
         except (ConnectionError, RuntimeError):
             pass

@@ -9,37 +9,99 @@ process about a quarter smaller (docs/architecture.md, "memory").
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields, replace
+from collections.abc import Callable
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-PATHS = ("state_dir", "socket_path", "app_root", "app_icon", "sounds_dir")
+from ..paths import APP, DEFAULT_APPID, default_socket
+
+PATHS = ("state_dir", "socket", "app_root", "app_icon", "sounds_dir")
+APPID_PATTERN = r"^[A-Za-z0-9_.\-]+$"
+
+
+def setting(
+    default: Any = MISSING,
+    *,
+    doc: str,
+    live: bool = True,
+    factory: Callable[[], Any] | None = None,
+    **rules: Any,
+) -> Any:
+    """Declare a daemon setting once: its default, what it means, whether SIGHUP can
+    change it in a running daemon (``live``), and the rules config.py has pydantic
+    check (``ge``, ``max_length``, ``pattern``, ...). config.py builds its
+    pydantic-settings model from these declarations."""
+    meta = {"doc": doc, "live": live, "rules": rules}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def default_state_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_state_dir(APP))
 
 
 @dataclass(frozen=True)
 class DaemonOptions:
-    gateway: str | None
-    appid: str
-    state_dir: Path
-    socket_path: Path
-    app_name: str
-    app_command: tuple[str, ...]
-    client_token: str | None
-    embedded_port: int
-    ping_interval: float
-    ping_timeout: float
-    notify_timeout: float
-    flood_threshold: int
-    flood_window: float
-    sleep_bus: str
-    log_level: str
-    log_format: str
-    app_root: Path | None = None
-    app_icon: Path | None = None
-    sounds_dir: Path | None = None
-    history_size: int = 100
-    #: The command that prints these options again, for SIGHUP reloads.
+    gateway: str | None = setting(
+        None, doc="gateway websocket URL; empty = start the embedded gateway", live=False
+    )
+    appid: str = setting(
+        DEFAULT_APPID,
+        doc="uni appId",
+        live=False,
+        min_length=1,
+        max_length=64,
+        pattern=APPID_PATTERN,
+    )
+    state_dir: Path = setting(doc="cid, cursor, inbox", live=False, factory=default_state_dir)
+    socket: Path | None = setting(
+        None, doc="local API socket (default: from the appid)", live=False
+    )
+    app_name: str = setting(
+        "unipush-bridge",
+        doc="title of notifications that have none; the app name servers show",
+        min_length=1,
+        max_length=64,
+    )
+    app_command: tuple[str, ...] = setting(
+        (), doc='started on a click when no app listens, e.g. ["myapp", "--from-push"]'
+    )
+    client_token: str | None = setting(
+        None, doc="token presented in hello (the gateway's client_token)", live=False
+    )
+    embedded_port: int = setting(
+        8787, doc="port of the embedded gateway (0 = any)", live=False, ge=0, le=65535
+    )
+    ping_interval: float = setting(30.0, doc="seconds between keepalive pings", gt=0)
+    ping_timeout: float = setting(20.0, doc="no pong within this many seconds: link dead", gt=0)
+    notify_timeout: float = setting(
+        5.0, doc="longest wait for the notification server", gt=0, le=60
+    )
+    flood_threshold: int = setting(
+        10, doc="more notifications than this within flood_window are summed up (0 = never)", ge=0
+    )
+    flood_window: float = setting(10.0, doc="seconds", gt=0)
+    sleep_bus: Literal["system", "session", "off"] = setting(
+        "system", doc="where logind announces resume from suspend", live=False
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = setting("info", doc="log level")
+    log_format: Literal["auto", "console", "json"] = setting(
+        "auto", doc="auto: console on a TTY, JSON lines otherwise"
+    )
+    app_root: Path | None = setting(None, doc="relative and _www/ icons resolve here")
+    app_icon: Path | None = setting(None, doc="icon of notifications without a usable one")
+    sounds_dir: Path | None = setting(None, doc="a channel's soundName is a file in here")
+    history_size: int = setting(100, doc="shown notifications remembered", ge=1, le=10_000)
+    #: The command that prints these options again, for SIGHUP reloads (not a setting).
     reload_argv: tuple[str, ...] = ()
+
+    @property
+    def socket_path(self) -> Path:
+        return self.socket or default_socket(self.appid)
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -60,6 +122,16 @@ class DaemonOptions:
         data["app_command"] = tuple(data["app_command"])
         data["reload_argv"] = tuple(data.get("reload_argv", ()))
         return cls(**data)
+
+    @classmethod
+    def settings(cls) -> list[Any]:
+        """The fields that are settings (every one but reload_argv)."""
+        return [f for f in fields(cls) if "doc" in f.metadata]
+
+    @classmethod
+    def restart_only(cls) -> tuple[str, ...]:
+        """Settings SIGHUP cannot change (they name the daemon's identity and sockets)."""
+        return tuple(f.name for f in cls.settings() if not f.metadata["live"])
 
     def keeping(self, old: DaemonOptions, keys: tuple[str, ...]) -> DaemonOptions:
         """These options with ``keys`` taken from ``old`` (settings a reload cannot change)."""

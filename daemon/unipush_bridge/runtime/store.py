@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
 
-from ..sqlitedb import open_db, transaction
+from ..sqlitedb import Checkpointer, open_db, transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS identity (
@@ -71,13 +72,27 @@ class Store:
     def __init__(self, path: Path, keep_done: int = 10_000) -> None:
         self.path = path
         self.keep_done = keep_done
-        # FULL: what the daemon acknowledges survives power loss, not just a crash.
+        # FULL: what the daemon writes survives power loss, not just a crash. The two
+        # writes on a push's path (record_batch, mark_many) commit at NORMAL instead
+        # (no fsync in the commit: ~50 us, not ~350 us) and are made durable by sync(),
+        # which the link awaits before it acknowledges.
         self._db = open_db(path, "FULL")
         self._db.executescript(SCHEMA)
         self._done_since_prune = 0
+        self._wal = os.open(f"{path}-wal", os.O_RDONLY | os.O_CLOEXEC)  # WAL mode keeps it
+        self._checkpointer = Checkpointer(self._db, path)
 
     def close(self) -> None:
+        self._checkpointer.close()
+        if self._wal >= 0:
+            os.close(self._wal)
+            self._wal = -1
         self._db.close()
+
+    def sync(self) -> None:
+        """fsync the WAL: every commit so far survives power loss, as FULL would have.
+        Blocking; the driver runs it in a thread of its own."""
+        os.fsync(self._wal)
 
     # identity and cursor -------------------------------------------------------
 
@@ -104,13 +119,14 @@ class Store:
     def record_batch(
         self, gateway: str, appid: str, pushes: list[tuple[int, str, dict[str, Any]]]
     ) -> list[bool]:
-        """Record pushes and advance the cursor in one commit: one fsync for a batch.
+        """Record pushes and advance the cursor in one commit. It survives a crash at
+        once and power loss after sync(): acknowledge only after that.
         Each flag says whether that push is new (False: a redelivery, dropped)."""
         if not pushes:
             return []
         now = time.time()
         new = []
-        with self._transaction():
+        with transaction(self._db, "NORMAL"):  # durable once sync() returns
             for seq, msg_id, body in pushes:
                 cur = self._db.execute(
                     "INSERT OR IGNORE INTO inbox (id, seq, body, received_at) VALUES (?, ?, ?, ?)",
@@ -130,7 +146,7 @@ class Store:
         """Set inbox states in one commit (one fsync for a whole batch)."""
         if not states:
             return
-        with self._transaction():
+        with transaction(self._db, "NORMAL"):  # a power cut before sync() replays: shown again
             self._db.executemany(
                 "UPDATE inbox SET state=? WHERE id=?", [(state, i) for i, state in states]
             )

@@ -113,6 +113,9 @@ class FakePeer:
     hand_on_calls: asyncio.Queue[tuple[Fresh, int]] = field(default_factory=asyncio.Queue)
     registered_calls: asyncio.Queue[tuple[str, int]] = field(default_factory=asyncio.Queue)
     on_record: Callable[[], None] | None = None
+    #: Raised by durable() while set, as a failing fsync raises.
+    fail_sync: BaseException | None = None
+    synced: int = 0
 
     def identity(self) -> tuple[str | None, int]:
         return self.cid, self.acked
@@ -140,6 +143,11 @@ class FakePeer:
     async def hand_on(self, fresh: Fresh, duplicates: int = 0) -> None:
         self.handed_on.append((fresh, duplicates))
         self.hand_on_calls.put_nowait((fresh, duplicates))
+
+    async def durable(self) -> None:
+        if self.fail_sync is not None:
+            raise self.fail_sync
+        self.synced += 1
 
     @property
     def recorded_max(self) -> int:
@@ -217,6 +225,21 @@ async def test_no_ack_for_a_batch_whose_commit_failed() -> None:
             await ws2.send(push(seq))
         acks = await ack_seqs_until(ws2, 3)
         assert acks[-1] == peer.recorded_max == 3
+
+
+async def test_no_ack_when_the_fsync_fails() -> None:
+    """The commit survives a crash, but the gateway may forget only what survives power
+    loss: a failed fsync leaves the batch unacknowledged (it is still handed on, as
+    it is recorded)."""
+    peer = FakePeer(fail_sync=OSError("fsync failed"))
+    async with running_link(peer) as h:
+        ws, _ = await h.gateway.hello()
+        await ws.send(welcome())
+        await ws.send(push(1))
+        with pytest.raises(ConnectionClosed):
+            frame = await recv_json(ws)
+            raise AssertionError(f"the link sent {frame} before the batch was durable")
+        assert peer.batches == [[1]] and len(peer.handed_on) == 1
 
 
 async def test_the_ack_names_the_highest_seq_recorded_and_follows_the_commit() -> None:

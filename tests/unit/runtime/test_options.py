@@ -14,12 +14,9 @@ import pytest
 
 from unipush_bridge import config, paths
 from unipush_bridge.config import DaemonSettings
-from unipush_bridge.runtime import options
 from unipush_bridge.runtime.options import DaemonOptions
 
 OPTION_FIELDS = {f.name for f in dataclasses.fields(DaemonOptions)}
-#: DaemonSettings fields whose option has another name.
-RENAMED = {"socket": "socket_path"}
 
 
 @pytest.fixture(autouse=True)
@@ -42,7 +39,7 @@ def sample(**changes: Any) -> DaemonOptions:
         "gateway": "ws://gw:1/ws",
         "appid": "__UNI__A",
         "state_dir": Path("/var/lib/ub state"),
-        "socket_path": Path("/run/ub/__UNI__A.sock"),
+        "socket": Path("/run/ub/__UNI__A.sock"),
         "app_name": "应用",
         "app_command": ("myapp", "--from-push"),
         "client_token": "client-token-0123456789",
@@ -69,7 +66,7 @@ def test_json_round_trip_keeps_paths_and_tuples() -> None:
     back = DaemonOptions.from_json(opts.to_json())
     assert back == opts
     assert isinstance(back.state_dir, Path)
-    assert isinstance(back.socket_path, Path)
+    assert isinstance(back.socket, Path)
     assert isinstance(back.app_command, tuple)
     assert isinstance(back.reload_argv, tuple)
 
@@ -83,7 +80,7 @@ def test_to_json_is_plain_json_with_every_field() -> None:
     data = json.loads(sample().to_json())
     assert set(data) == OPTION_FIELDS
     assert data["state_dir"] == "/var/lib/ub state"
-    assert data["socket_path"] == "/run/ub/__UNI__A.sock"
+    assert data["socket"] == "/run/ub/__UNI__A.sock"
     assert data["app_command"] == ["myapp", "--from-push"]
     assert data["app_name"] == "应用"
     assert data["gateway"] == "ws://gw:1/ws"
@@ -138,33 +135,44 @@ def test_keeping_an_unknown_key_raises() -> None:
         sample().keeping(sample(), ("nope",))
 
 
-def test_restart_only_keys_are_option_fields() -> None:
+def test_restart_only_keys_are_declared_with_the_settings() -> None:
     from unipush_bridge.runtime.daemon import RESTART_ONLY
 
-    assert set(RESTART_ONLY) <= OPTION_FIELDS
+    assert set(RESTART_ONLY) == {
+        "gateway",
+        "appid",
+        "state_dir",
+        "socket",
+        "client_token",
+        "embedded_port",
+        "sleep_bus",
+    }
 
 
 # DaemonSettings.options(): no drift between the two --------------------------------------
 
 
-def test_options_fills_every_option_field(monkeypatch: pytest.MonkeyPatch) -> None:
-    """options() passes every DaemonOptions field by name, so a field added to one
-    side and not the other fails here rather than as a default in the daemon."""
-    seen: dict[str, Any] = {}
-
-    def recorder(**kwargs: Any) -> dict[str, Any]:
-        seen.update(kwargs)
-        return kwargs
-
-    monkeypatch.setattr(options, "DaemonOptions", recorder)
-    load({}).options(("argv",))
-    assert set(seen) - {"reload_argv"} == OPTION_FIELDS - {"reload_argv"}
-    assert seen["reload_argv"] == ("argv",)
+def test_options_fills_every_option_field() -> None:
+    """options() passes every setting by name: a value set in the settings reaches the
+    daemon rather than a default there."""
+    values = {f.name: f for f in DaemonOptions.settings()}
+    opts = load({"embedded_port": 1234, "app_name": "N"}).options(("argv",))
+    assert {f.name for f in dataclasses.fields(opts)} == set(values) | {"reload_argv"}
+    assert (opts.embedded_port, opts.app_name, opts.reload_argv) == (1234, "N", ("argv",))
 
 
 def test_every_setting_reaches_an_option() -> None:
-    settings_fields = set(DaemonSettings.model_fields)
-    assert {RENAMED.get(name, name) for name in settings_fields} == OPTION_FIELDS - {"reload_argv"}
+    """DaemonSettings is built from DaemonOptions: one declaration, no drift."""
+    assert set(DaemonSettings.model_fields) == OPTION_FIELDS - {"reload_argv"}
+    port = DaemonSettings.model_fields["embedded_port"]
+    assert port.default == 8787 and port.description
+
+
+def test_settings_rules_come_from_the_declaration() -> None:
+    with pytest.raises(config.ConfigError, match=r"embedded_port.*less than or equal to 65535"):
+        load({"embedded_port": 70000})
+    with pytest.raises(config.ConfigError, match=r"appid.*pattern"):
+        load({"appid": "no spaces"})
 
 
 def test_options_carries_each_value(tmp_path: Path) -> None:
@@ -193,7 +201,7 @@ def test_options_carries_each_value(tmp_path: Path) -> None:
         gateway="ws://gw:2",
         appid="__UNI__X",
         state_dir=tmp_path / "st",
-        socket_path=tmp_path / "s.sock",
+        socket=tmp_path / "s.sock",
         app_name="Name",
         app_command=("app", "-x"),
         client_token="tok",
