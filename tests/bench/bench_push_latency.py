@@ -91,7 +91,11 @@ class RawHttp:
 
 
 async def push_latency(
-    gateway: GatewayProc, daemon: DaemonProc, n: int, http_client: str = "aiohttp"
+    gateway: GatewayProc,
+    daemon: DaemonProc,
+    n: int,
+    http_client: str = "aiohttp",
+    gap_s: float = 0.0,
 ) -> list[float]:
     arrived: dict[int, float] = {}
     got = asyncio.Event()
@@ -132,6 +136,8 @@ async def push_latency(
                 got.clear()
             if i >= 0:
                 samples.append(arrived[i] - t0)
+            if gap_s:
+                await asyncio.sleep(gap_s)
     return samples
 
 
@@ -157,6 +163,13 @@ def main() -> None:
         default="aiohttp",
         help="the client that sends sendMessage (default: aiohttp's ClientSession)",
     )
+    parser.add_argument(
+        "--gap-ms",
+        type=float,
+        default=0.0,
+        help="pause between pushes (0: back to back, each push meets the previous "
+        "one's ack, fsync and bookkeeping; a few ms: a push on a quiet system)",
+    )
     args = parser.parse_args()
     mqtt: list[float] | None = None
     mqtt_skipped = ""
@@ -178,7 +191,9 @@ def main() -> None:
                 mqtt = asyncio.run(mqtt_qos1_latency(args.messages))
             except BrokerMissing as exc:
                 mqtt_skipped = str(exc)
-            pushes = asyncio.run(push_latency(gateway, daemon, args.messages, args.http))
+            pushes = asyncio.run(
+                push_latency(gateway, daemon, args.messages, args.http, args.gap_ms / 1000)
+            )
         finally:
             echo.kill()
             daemon.stop()
