@@ -178,6 +178,20 @@ def test_cover_replaces_in_place(
     assert dunst.wait_displayed(2) == 2
 
 
+def test_cover_replaces_the_previous_notification_whatever_it_was(
+    tmp_path: Path, dunst: DunstStack, procs: list[Proc], app_root: Path
+) -> None:
+    """uni's cover is 是否覆盖上一次提示的消息: the app's previous notification, plain or
+    not, is replaced in place."""
+    daemon = start(tmp_path, procs, dunst, app_root)
+    notify(daemon, dunst, "--content", "first")
+    (first,) = dunst.wait_seen(1)
+    notify(daemon, dunst, "--content", "second", "--cover")
+    seen = dunst.wait_seen(2)
+    assert [s["id"] for s in seen] == [first["id"]] * 2
+    assert dunst.count_displayed() == 1
+
+
 def test_delay_survives_a_restart_and_fires_once(
     tmp_path: Path, dunst: DunstStack, procs: list[Proc], app_root: Path
 ) -> None:

@@ -231,6 +231,47 @@ def test_a_second_daemon_on_the_same_socket_is_refused(
     assert "another daemon is already listening" in second.stderr
 
 
+def test_a_second_run_for_the_same_appid_names_the_first_and_leaves_it_alone(
+    tmp_path: Path, procs: list[Proc]
+) -> None:
+    """One daemon per appid and state dir: the refused start names the running one and
+    touches nothing of it (its socket, its state); status still finds it."""
+    daemon = start_daemon(tmp_path, procs, None)  # with its embedded gateway
+    pid = daemon.status()["pid"]
+    port = daemon.status()["gateway"].split(":")[2].split("/")[0]
+    second = cli(
+        "run",
+        "--state-dir",
+        str(tmp_path / "daemon"),
+        "--embedded-port",
+        str(free_port()),
+        env=NO_SERVER,
+        timeout=20,
+    )
+    assert second.returncode == 1
+    assert f"pid {pid}" in second.stderr
+    assert str(daemon.socket) in second.stderr
+    assert daemon.socket.exists()
+    assert daemon.status()["pid"] == pid
+    # Another appid in the same state dir, on the first one's embedded port: the
+    # message says whose port it is.
+    third = cli(
+        "run",
+        "--appid",
+        "__UNI__OTHER",
+        "--state-dir",
+        str(tmp_path / "daemon"),
+        "--embedded-port",
+        port,
+        env=NO_SERVER,
+        timeout=20,
+    )
+    assert third.returncode == 1
+    assert f"port {port} is held by the embedded gateway of the running daemon" in third.stderr
+    assert f"pid {pid}" in third.stderr
+    assert daemon.status()["pid"] == pid
+
+
 def test_bad_config_file_exits_2_naming_the_key(tmp_path: Path) -> None:
     conf = tmp_path / "daemon.toml"
     conf.write_text('appid = "__UNI__X"\nembeded_port = 9000\n')
