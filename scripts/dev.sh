@@ -87,6 +87,9 @@ case "$cmd" in
     bench)
         ensure_venv dev
         ensure_e2e_packages
+        # mosquitto: the MQTT QoS 1 baseline of the latency benchmark (started by it)
+        command -v mosquitto >/dev/null 2>&1 || as_root_apt mosquitto ||
+            say "the MQTT baseline will be skipped"
         for bench in tests/bench/bench_*.py; do
             say "$bench"
             "$VENV/bin/python" "$bench" "$@"

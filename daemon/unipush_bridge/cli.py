@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     notify.add_argument(
         "--cover",
         action="store_true",
-        help="replace this app's previous cover notification in place",
+        help="replace this app's previous notification, whatever it was, in place",
     )
     notify.add_argument("--delay", type=float, metavar="SECONDS")
     notify.add_argument("--when", help="time to show: ms since the epoch or an ISO 8601 date")

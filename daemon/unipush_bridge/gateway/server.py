@@ -60,6 +60,8 @@ class Connection:
         self._dirty = False
         self._synced = False
         self._live: deque[tuple[int, str, str]] = deque()
+        #: Direct sends (offer_now) in progress: while one waits, others queue behind it.
+        self._direct = 0
         self._task: asyncio.Task[None] | None = None
 
     def kick(self) -> None:
@@ -78,8 +80,13 @@ class Connection:
     async def offer_now(self, seq: int, msg_id: str, body_json: str) -> None:
         """As offer(), but with the sender idle and in sync the frame goes out at once,
         before the HTTP answer and without a task to wake (a push's hot path)."""
-        if self._synced and not self._live and (self._task is None or self._task.done()):
-            await self._push(seq, msg_id, body_json)
+        idle = self._task is None or self._task.done()
+        if self._synced and idle and not self._live and not self._dirty and not self._direct:
+            self._direct += 1
+            try:
+                await self._push(seq, msg_id, body_json)
+            finally:
+                self._direct -= 1
             return
         self.offer(seq, msg_id, body_json)
 
@@ -104,8 +111,10 @@ class Connection:
         if self.ws.closed:
             return False
         if seq > self.last_sent:
-            await self.ws.send_str(wire.push_frame_raw(seq, msg_id, body_json))
+            # Moved before the send: a send that waits must not let another's cursor
+            # be overwritten with a lower one when it resumes.
             self.last_sent = seq
+            await self.ws.send_str(wire.push_frame_raw(seq, msg_id, body_json))
         return True
 
     async def close(self, code: int, message: str) -> None:
