@@ -6,13 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
-import secrets
 import time
 from collections import deque
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 import structlog
@@ -20,26 +17,19 @@ from aiohttp import WSMsgType, web
 
 from ..errors import ConfigError
 from ..wire import gateway as protocol
-from . import errors, methods
+from . import errors
 from . import session as wire
 from .access import GatewayConfig
 from .errors import UniError
 from .openapi import openapi_document
-from .ratelimit import RateLimiter
-from .send import MAX_DEVICES, Limits, SendRequest, parse_send_message
+from .service import GatewayService
 from .store import GatewayStore
 
 __all__ = ["ConfigError", "Gateway", "GatewayConfig", "serve_forever"]
 
 log = structlog.get_logger(__name__)
 
-#: How long a ttl=-1 (online only) message waits for its acknowledgement.
-ONLINE_ONLY_GRACE_S = 60.0
 HELLO_TIMEOUT_S = 10.0
-#: A cid this gateway never registered for the appId: nothing stored.
-INVALID = "target user is invalid"
-#: Past the 500-device cap, or offline with an online-only ttl: nothing stored.
-IGNORED = "successed_ignore"
 
 
 class Connection:
@@ -128,12 +118,9 @@ class Gateway:
         config.check()
         self.config = config
         self.clock = clock
-        self.limits = Limits.for_mode(config.strict_limits)
         self.store = GatewayStore(config.data_dir / "gateway.sqlite3", clock)
+        self.service = GatewayService(config, self.store, clock)
         self.connections: dict[tuple[str, str], Connection] = {}
-        self.api_rate = RateLimiter(config.rate_limit, config.rate_burst, clock)
-        per_minute = config.broadcast_per_minute
-        self.broadcast_rate = RateLimiter(per_minute / 60, per_minute, clock)
         self.app = web.Application(
             client_max_size=config.max_body_bytes, middlewares=[envelope_errors]
         )
@@ -202,14 +189,8 @@ class Gateway:
         appid = request.match_info["appid"]
         method = request.match_info["method"]
         try:
-            self._authorize(request, appid)
-            if not self.api_rate.allow(appid):
-                raise UniError(
-                    errors.RATE,
-                    "too many requests for this appId; slow down",
-                    429,
-                    retry_after=self.api_rate.retry_after(appid),
-                )
+            self.service.authorize(appid, request.headers.get("Authorization", ""))
+            self.service.admit(appid)
             body = await _json_body(request)
             data = await self.call(appid, method, body)
         except UniError as exc:
@@ -220,128 +201,16 @@ class Gateway:
         return web.json_response(data)
 
     async def call(self, appid: str, method: str, body: Any) -> dict[str, Any]:
-        """Run one server method; the answer is uni's envelope."""
-        if method == "sendMessage":
-            return await self.send_message(appid, body)
-        if method in methods.NOT_SUPPORTED:
-            raise UniError(
-                errors.PARAMS,
-                f"{method} is not supported by this gateway: {methods.NOT_SUPPORTED[method]}",
-            )
-        handler = methods.METHODS.get(method)
-        if handler is None:
-            raise UniError(errors.NOT_FOUND, f"{method} is not a uni-push server method", 404)
-        ctx = methods.Context(appid, self.store, self.online, self.clock)
-        with self.store.transaction():
-            data = handler(ctx, body)
-        return {"errCode": 0, "errMsg": "success", "data": data}
-
-    def _authorize(self, request: web.Request, appid: str) -> None:
-        try:
-            secret = self.config.secrets_for(appid).server_secret
-        except LookupError:
-            raise UniError(errors.NOT_FOUND, f"appId {appid} is not served here", 404) from None
-        if secret is None:
-            return
-        given = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {secret}".encode()):
-            raise UniError(
-                errors.AUTH, "unauthorized: send Authorization: Bearer <server_secret>", 401
-            )
+        """Run one server method and hand over what it committed for online daemons."""
+        outcome = self.service.call(appid, method, body, self.online)
+        for d in outcome.deliveries:
+            conn = self.connections.get((appid, d.cid))
+            if conn is not None:
+                await conn.offer_now(d.seq, d.msg_id, d.body_json)
+        return outcome.answer
 
     async def send_message(self, appid: str, body: Any) -> dict[str, Any]:
-        req = parse_send_message(body, self.limits)
-        store = self.store
-        if req.request_id is not None:
-            earlier = store.answer_for(appid, req.request_id)
-            if earlier is not None:
-                log.info("dropped a repeated request_id", request_id=req.request_id)
-                return earlier
-        broadcast = req.target.kind == "broadcast"
-        if broadcast and not self.broadcast_rate.allow(appid):
-            raise UniError(
-                errors.BROADCAST_RATE,
-                f"broadcasts are limited to {self.config.broadcast_per_minute} a minute",
-                429,
-                retry_after=self.broadcast_rate.retry_after(appid),
-            )
-        stamp = datetime.fromtimestamp(self.clock()).strftime("%m%d")
-        taskid = f"{'RASA' if broadcast else 'RASL'}_{stamp}_{secrets.token_hex(16)}"
-        message = json.dumps({**req.message, "taskid": taskid}, ensure_ascii=False)
-        online: list[tuple[Connection, int, str]] = []
-        with store.transaction():
-            groups = self._resolve(appid, req)
-            statuses: dict[str, str] = {}
-            reached = 0
-            for cids in groups.values():
-                for cid in cids:
-                    if cid in statuses:
-                        continue
-                    if not broadcast and reached >= MAX_DEVICES:
-                        statuses[cid] = IGNORED  # uni-push ignores devices past 500
-                        continue
-                    statuses[cid] = self._store_for(appid, cid, req, taskid, message, online)
-                    reached += statuses[cid] != INVALID
-            stored = sum(s.startswith("successed_") and s != IGNORED for s in statuses.values())
-            store.add_task(appid, taskid, req.group_name, len(statuses), stored)
-            answer = {
-                "errCode": 0,
-                "errMsg": "",
-                "data": _answer_data(req, taskid, groups, statuses),
-            }
-            if req.request_id is not None:
-                store.remember_answer(appid, req.request_id, answer)
-        for conn, seq, msg_id in online:
-            await conn.offer_now(seq, msg_id, message)
-        return answer
-
-    def _resolve(self, appid: str, req: SendRequest) -> dict[str, list[str]]:
-        """Target -> cids, grouped by alias for alias targets (uni answers per alias)."""
-        kind, values, store = req.target.kind, list(req.target.values), self.store
-        if kind == "push_clientid":
-            return {"": values}
-        if kind == "broadcast":
-            return {"": store.all_cids(appid)}
-        if kind == "getui_alias":
-            return {alias: store.cids_of_alias(appid, alias) for alias in values}
-        if kind == "getui_custom_tag":
-            return {"": store.cids_with_tag(appid, values[0])}
-        if not store.has_uniid(appid):
-            raise UniError(
-                errors.ILLEGAL,
-                f"illegal params: {kind} targets need a uni-id mapping (uniCloud's "
-                "uni-id-device / opendb-device tables), and none is registered for this "
-                "appId: register one with bindUniIdDevice, or target push_clientid",
-            )
-        resolve = {
-            "user_id": store.cids_for_users,
-            "user_tag": store.cids_for_user_tags,
-            "device_id": store.cids_for_devices,
-        }[kind]
-        return {"": resolve(appid, values)}
-
-    def _store_for(
-        self,
-        appid: str,
-        cid: str,
-        req: SendRequest,
-        taskid: str,
-        message: str,
-        online: list[tuple[Connection, int, str]],
-    ) -> str:
-        if not self.store.known(appid, cid):
-            return INVALID
-        conn = self.connections.get((appid, cid))
-        online_only = req.ttl_ms <= 0  # -1, and 0 (no time to wait at all), mean online only
-        if online_only and conn is None:
-            return IGNORED
-        ttl_s = ONLINE_ONLY_GRACE_S if online_only else req.ttl_ms / 1000
-        msg_id = secrets.token_hex(16)
-        seq = self.store.add_message(appid, cid, msg_id, taskid, message, ttl_s)
-        if conn is None:
-            return "successed_offline"
-        online.append((conn, seq, msg_id))
-        return "successed_online"
+        return await self.call(appid, "sendMessage", body)
 
     # websocket ------------------------------------------------------------------------
 
@@ -411,19 +280,6 @@ class Gateway:
             await ws.send_str(event.frame)
             await ws.close(code=event.code, message=event.reason.encode())
         return conn
-
-
-def _answer_data(
-    req: SendRequest, taskid: str, groups: dict[str, list[str]], statuses: dict[str, str]
-) -> dict[str, Any]:
-    """uni's sendMessage data: per cid, per alias and cid, or the task id for a broadcast."""
-    if req.target.kind == "broadcast":
-        return {"taskid": taskid}
-    if req.target.kind == "getui_alias":
-        return {taskid: {alias: {c: statuses[c] for c in cids} for alias, cids in groups.items()}}
-    if req.target.kind == "push_clientid":
-        return {taskid: {c: statuses[c] for c in req.target.values}}
-    return {taskid: statuses}
 
 
 @web.middleware

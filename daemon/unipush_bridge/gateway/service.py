@@ -1,0 +1,211 @@
+"""uni-push's server API as plain code over the store: what each call means, with no
+HTTP and no sockets. The aiohttp server (:mod:`.server`) authenticates, reads bodies
+and writes answers; this module decides the answer and which online connections get
+which message (the server hands them over after the commit).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from . import errors, methods
+from .access import GatewayConfig
+from .errors import UniError
+from .ratelimit import RateLimiter
+from .send import MAX_DEVICES, Limits, SendRequest, parse_send_message
+from .store import GatewayStore
+
+log = structlog.get_logger(__name__)
+
+#: How long a ttl=-1 (online only) message waits for its acknowledgement.
+ONLINE_ONLY_GRACE_S = 60.0
+#: A cid this gateway never registered for the appId: nothing stored.
+INVALID = "target user is invalid"
+#: Past the 500-device cap, or offline with an online-only ttl: nothing stored.
+IGNORED = "successed_ignore"
+
+Online = Callable[[str, str], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A committed message for a connected cid: the server hands it over."""
+
+    cid: str
+    seq: int
+    msg_id: str
+    body_json: str
+
+
+@dataclass
+class Outcome:
+    """uni's envelope to answer, and what the server hands over once it is written."""
+
+    answer: dict[str, Any]
+    deliveries: list[Delivery] = field(default_factory=list)
+
+
+class GatewayService:
+    def __init__(self, config: GatewayConfig, store: GatewayStore, clock: Callable[[], float]):
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.limits = Limits.for_mode(config.strict_limits)
+        self.api_rate = RateLimiter(config.rate_limit, config.rate_burst, clock)
+        per_minute = config.broadcast_per_minute
+        self.broadcast_rate = RateLimiter(per_minute / 60, per_minute, clock)
+
+    def authorize(self, appid: str, authorization: str) -> None:
+        """The app is served here and the caller holds its server secret, if it has one."""
+        try:
+            secret = self.config.secrets_for(appid).server_secret
+        except LookupError:
+            raise UniError(errors.NOT_FOUND, f"appId {appid} is not served here", 404) from None
+        if secret is None:
+            return
+        if not hmac.compare_digest(authorization.encode(), f"Bearer {secret}".encode()):
+            raise UniError(
+                errors.AUTH, "unauthorized: send Authorization: Bearer <server_secret>", 401
+            )
+
+    def admit(self, appid: str) -> None:
+        if not self.api_rate.allow(appid):
+            raise UniError(
+                errors.RATE,
+                "too many requests for this appId; slow down",
+                429,
+                retry_after=self.api_rate.retry_after(appid),
+            )
+
+    def call(self, appid: str, method: str, body: Any, online: Online) -> Outcome:
+        """Run one server method; the answer is uni's envelope."""
+        if method == "sendMessage":
+            return self.send_message(appid, body, online)
+        if method in methods.NOT_SUPPORTED:
+            raise UniError(
+                errors.PARAMS,
+                f"{method} is not supported by this gateway: {methods.NOT_SUPPORTED[method]}",
+            )
+        handler = methods.METHODS.get(method)
+        if handler is None:
+            raise UniError(errors.NOT_FOUND, f"{method} is not a uni-push server method", 404)
+        ctx = methods.Context(appid, self.store, online, self.clock)
+        with self.store.transaction():
+            data = handler(ctx, body)
+        return Outcome({"errCode": 0, "errMsg": "success", "data": data})
+
+    def send_message(self, appid: str, body: Any, online: Online) -> Outcome:
+        req = parse_send_message(body, self.limits)
+        store = self.store
+        if req.request_id is not None:
+            earlier = store.answer_for(appid, req.request_id)
+            if earlier is not None:
+                log.info("dropped a repeated request_id", request_id=req.request_id)
+                return Outcome(earlier)
+        broadcast = req.target.kind == "broadcast"
+        if broadcast and not self.broadcast_rate.allow(appid):
+            raise UniError(
+                errors.BROADCAST_RATE,
+                f"broadcasts are limited to {self.config.broadcast_per_minute} a minute",
+                429,
+                retry_after=self.broadcast_rate.retry_after(appid),
+            )
+        stamp = datetime.fromtimestamp(self.clock()).strftime("%m%d")
+        taskid = f"{'RASA' if broadcast else 'RASL'}_{stamp}_{secrets.token_hex(16)}"
+        message = json.dumps({**req.message, "taskid": taskid}, ensure_ascii=False)
+        deliveries: list[Delivery] = []
+        with store.transaction():
+            groups = self._resolve(appid, req)
+            statuses: dict[str, str] = {}
+            reached = 0
+            for cids in groups.values():
+                for cid in cids:
+                    if cid in statuses:
+                        continue
+                    if not broadcast and reached >= MAX_DEVICES:
+                        statuses[cid] = IGNORED  # uni-push ignores devices past 500
+                        continue
+                    statuses[cid] = self._store_for(
+                        appid, cid, req, taskid, message, online, deliveries
+                    )
+                    reached += statuses[cid] != INVALID
+            stored = sum(s.startswith("successed_") and s != IGNORED for s in statuses.values())
+            store.add_task(appid, taskid, req.group_name, len(statuses), stored)
+            answer = {
+                "errCode": 0,
+                "errMsg": "",
+                "data": _answer_data(req, taskid, groups, statuses),
+            }
+            if req.request_id is not None:
+                store.remember_answer(appid, req.request_id, answer)
+        return Outcome(answer, deliveries)
+
+    def _resolve(self, appid: str, req: SendRequest) -> dict[str, list[str]]:
+        """Target -> cids, grouped by alias for alias targets (uni answers per alias)."""
+        kind, values, store = req.target.kind, list(req.target.values), self.store
+        if kind == "push_clientid":
+            return {"": values}
+        if kind == "broadcast":
+            return {"": store.all_cids(appid)}
+        if kind == "getui_alias":
+            return {alias: store.cids_of_alias(appid, alias) for alias in values}
+        if kind == "getui_custom_tag":
+            return {"": store.cids_with_tag(appid, values[0])}
+        if not store.has_uniid(appid):
+            raise UniError(
+                errors.ILLEGAL,
+                f"illegal params: {kind} targets need a uni-id mapping (uniCloud's "
+                "uni-id-device / opendb-device tables), and none is registered for this "
+                "appId: register one with bindUniIdDevice, or target push_clientid",
+            )
+        resolve = {
+            "user_id": store.cids_for_users,
+            "user_tag": store.cids_for_user_tags,
+            "device_id": store.cids_for_devices,
+        }[kind]
+        return {"": resolve(appid, values)}
+
+    def _store_for(
+        self,
+        appid: str,
+        cid: str,
+        req: SendRequest,
+        taskid: str,
+        message: str,
+        online: Online,
+        deliveries: list[Delivery],
+    ) -> str:
+        if not self.store.known(appid, cid):
+            return INVALID
+        connected = online(appid, cid)
+        online_only = req.ttl_ms <= 0  # -1, and 0 (no time to wait at all), mean online only
+        if online_only and not connected:
+            return IGNORED
+        ttl_s = ONLINE_ONLY_GRACE_S if online_only else req.ttl_ms / 1000
+        msg_id = secrets.token_hex(16)
+        seq = self.store.add_message(appid, cid, msg_id, taskid, message, ttl_s)
+        if not connected:
+            return "successed_offline"
+        deliveries.append(Delivery(cid, seq, msg_id, message))
+        return "successed_online"
+
+
+def _answer_data(
+    req: SendRequest, taskid: str, groups: dict[str, list[str]], statuses: dict[str, str]
+) -> dict[str, Any]:
+    """uni's sendMessage data: per cid, per alias and cid, or the task id for a broadcast."""
+    if req.target.kind == "broadcast":
+        return {"taskid": taskid}
+    if req.target.kind == "getui_alias":
+        return {taskid: {alias: {c: statuses[c] for c in cids} for alias, cids in groups.items()}}
+    if req.target.kind == "push_clientid":
+        return {taskid: {c: statuses[c] for c in req.target.values}}
+    return {taskid: statuses}
