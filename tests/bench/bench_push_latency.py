@@ -29,6 +29,7 @@ from websockets.asyncio.client import connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from tests.bench.floor_baseline import floor_latency
 from tests.bench.mqtt_baseline import BrokerMissing, mqtt_qos1_latency
 from tests.procs import DaemonProc, GatewayProc, free_port, wait_for
 
@@ -187,6 +188,7 @@ def main() -> None:
             assert echo.stdout is not None
             wait_for(lambda: echo.stdout.readline().strip() == "ready", 10, "echo server")
             baseline = asyncio.run(echo_latency(port, args.messages))
+            floor = floor_latency(free_port(), args.messages)
             try:
                 mqtt = asyncio.run(mqtt_qos1_latency(args.messages))
             except BrokerMissing as exc:
@@ -207,6 +209,11 @@ def main() -> None:
     print(
         f"baseline websocket echo round trip ({len(baseline)}):          p50 {b50:.3f} ms, "
         f"p99 {b99:.3f} ms"
+    )
+    f50, f99 = percentiles(floor)
+    print(
+        f"floor: POST -> aiohttp -> websocket -> unix line, no work ({len(floor)}): "
+        f"p50 {f50:.3f} ms, p99 {f99:.3f} ms"
     )
     if mqtt is not None:
         m50, m99 = percentiles(mqtt)
