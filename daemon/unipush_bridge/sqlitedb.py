@@ -18,6 +18,8 @@ def open_db(path: Path, synchronous: str) -> sqlite3.Connection:
     os.chmod(path, 0o600)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute(f"PRAGMA synchronous={synchronous}")
+    # The checkpointer's connection may hold a lock for a moment: wait, do not fail.
+    db.execute("PRAGMA busy_timeout=10000")
     return db
 
 

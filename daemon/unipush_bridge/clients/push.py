@@ -28,7 +28,15 @@ from typing import Any, TypeVar
 
 from ..errors import DaemonUnavailable, ProtocolError, UniApiError
 from ..paths import DEFAULT_APPID, default_socket
-from ..wire.local import MAX_LINE, Event, Request, encode_request, is_fail, parse_daemon_line
+from ..wire.local import (
+    MAX_LINE,
+    Event,
+    Request,
+    encode_ack,
+    encode_request,
+    is_fail,
+    parse_daemon_line,
+)
 
 __all__ = [
     "Callback",
@@ -46,6 +54,8 @@ SEEN_IDS = 10_000
 #: How long SyncPushClient.close() waits for its loop thread to finish.
 CLOSE_TIMEOUT_S = 5.0
 T = TypeVar("T")
+#: Subscribing with acknowledgements: the daemon keeps an event until the app has it.
+SUBSCRIBE = {"ack": True}
 
 
 class _Link:
@@ -57,6 +67,19 @@ class _Link:
         self.writer = writer
         self.waiting: dict[int | str | None, asyncio.Future[dict[str, Any]]] = {}
         self.task: asyncio.Task[None] | None = None
+        #: Push ids the app has and the daemon has not been told yet (sent in one line).
+        self.acks: list[str] = []
+
+    def ack(self, push_id: str) -> None:
+        """Batched: every ack of one loop turn goes in one line."""
+        if not self.acks:
+            asyncio.get_running_loop().call_soon(self._send_acks)
+        self.acks.append(push_id)
+
+    def _send_acks(self) -> None:
+        ids, self.acks = self.acks, []
+        if ids and not self.writer.is_closing():
+            self.writer.write(encode_ack(ids))
 
     def fail(self, exc: BaseException) -> None:
         for fut in self.waiting.values():
@@ -154,7 +177,7 @@ class PushClient:
         if self._link is None:
             await self.connect()  # subscribes, as the client now has a listener
         else:
-            await self._api("onPushMessage", {}, None, None, None)
+            await self._api("onPushMessage", dict(SUBSCRIBE), None, None, None)
 
     async def off_push_message(self, callback: Callback | None = None) -> None:
         """Remove ``callback``, or every listener when called without one."""
@@ -277,7 +300,7 @@ class PushClient:
         link.task = asyncio.get_running_loop().create_task(self._read(link))
         self._link = link
         if self._listeners:  # reconnected: subscribe again, keeping the seen ids
-            result = await self._request(link, "onPushMessage", {})
+            result = await self._request(link, "onPushMessage", dict(SUBSCRIBE))
             if is_fail(result):
                 raise UniApiError(result)
 
@@ -308,7 +331,9 @@ class PushClient:
                     break
                 if isinstance(msg, Event):
                     if self._first_time(msg.push_id):
-                        self._dispatch(msg.data)
+                        self._dispatch(msg.data, msg.push_id, link)
+                    elif msg.push_id is not None:
+                        link.ack(msg.push_id)  # had it already: the daemon may forget it
                 elif (fut := link.waiting.pop(msg.id, None)) is not None and not fut.done():
                     fut.set_result(msg.result)
         finally:
@@ -329,9 +354,14 @@ class PushClient:
             self._seen.popitem(last=False)
         return True
 
-    def _dispatch(self, event: dict[str, Any]) -> None:
-        """A listener that raises is reported, not allowed to end the connection."""
+    def _dispatch(self, event: dict[str, Any], push_id: str | None, link: _Link) -> None:
+        """Every callback gets the event (with its ``push_id``, so an app can drop one
+        across its own restarts); once they all returned, it is acknowledged. A listener
+        that raises is reported, not allowed to end the connection, and counts as done."""
+        if push_id is not None:
+            event = {**event, "push_id": push_id}
         loop = asyncio.get_running_loop()
+        pending: list[asyncio.Future[Any]] = []
         for callback in list(self._listeners):
             try:
                 result = callback(event)
@@ -344,6 +374,14 @@ class PushClient:
                 task = asyncio.ensure_future(result)
                 self._callback_tasks.add(task)
                 task.add_done_callback(self._callback_done)
+                pending.append(task)
+        if push_id is None:
+            return
+        if not pending:
+            link.ack(push_id)
+            return
+        done = asyncio.gather(*pending, return_exceptions=True)
+        done.add_done_callback(lambda _: link.ack(push_id))
 
     def _callback_done(self, task: asyncio.Task[Any]) -> None:
         self._callback_tasks.discard(task)

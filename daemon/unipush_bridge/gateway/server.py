@@ -104,7 +104,10 @@ class Connection:
             # Moved before the send: a send that waits must not let another's cursor
             # be overwritten with a lower one when it resumes.
             self.last_sent = seq
-            await self.ws.send_str(wire.push_frame_raw(seq, msg_id, body_json))
+            try:
+                await self.ws.send_str(wire.push_frame_raw(seq, msg_id, body_json))
+            except ConnectionError:  # the daemon went away: the row waits in the store
+                return False
         return True
 
     async def close(self, code: int, message: str) -> None:

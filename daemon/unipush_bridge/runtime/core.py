@@ -105,11 +105,13 @@ class Send:
 
 @dataclass(frozen=True, slots=True)
 class AwaitHold:
-    """Tell the core (``held``) once these listeners hold what they were sent, or
-    which of them did not in time."""
+    """Tell the core (``held``) which of these listeners hold the events ``push_ids``
+    (they acknowledged them, or for an old client, they are in its socket buffer), and
+    which did not in time."""
 
     token: int
     listeners: tuple[Listener, ...]
+    push_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,6 +340,7 @@ class Core:
         self.scheduled: dict[str, tuple[dict[str, Any], float]] = {}
         self._tickets: OrderedDict[str, _Ticket] = OrderedDict()
         self._holds: dict[int, tuple[str, ...]] = {}
+        self._click_holds: dict[int, dict[str, Any]] = {}
         self._next_token = 0
         self._summary: _Summary | None = None
         self.counters = {"received": 0, "duplicates": 0, "notified": 0, "coalesced": 0, "clicks": 0}
@@ -458,7 +461,7 @@ class Core:
         ]
         self._next_token += 1
         self._holds[self._next_token] = tuple(msg_ids)
-        actions.append(AwaitHold(self._next_token, targets))
+        actions.append(AwaitHold(self._next_token, targets, tuple(msg_ids)))
         return actions
 
     def held(
@@ -473,6 +476,8 @@ class Core:
             actions.append(Disconnect(listener))
             actions.append(Warn("a listener stopped reading; disconnecting it"))
             actions += self.unsubscribed(listener)
+        if token in self._click_holds:
+            return actions + self._click_held(self._click_holds.pop(token), bool(holders))
         done: list[tuple[str, State]] = []
         now_held: list[str] = []
         for msg_id in msg_ids:
@@ -576,9 +581,24 @@ class Core:
             self.entries[msg_id].state = step(State.HELD, Step.TO_LISTENERS)
         actions = self._to_listeners(held, [listener])
         if self.pending_click is not None:
-            actions += [Send(listener, click_event(self.pending_click)), SavePendingClick(None)]
-            self.pending_click = None
+            # Kept on disk until the listener has it: a crash in between keeps it.
+            data, self.pending_click = self.pending_click, None
+            click_id = f"click-{self._new_id()}"
+            self._next_token += 1
+            self._click_holds[self._next_token] = data
+            actions += [
+                Send(listener, click_event(data), click_id),
+                AwaitHold(self._next_token, (listener,), (click_id,)),
+            ]
         return actions
+
+    def _click_held(self, data: dict[str, Any], held: bool) -> list[Action]:
+        if self.pending_click is not None:  # a newer click came meanwhile: it stays
+            return []
+        if held:
+            return [SavePendingClick(None)]
+        self.pending_click = data  # not taken: it waits for the next listener again
+        return []
 
     def unsubscribed(self, listener: Listener) -> list[Action]:
         if listener in self.listeners:

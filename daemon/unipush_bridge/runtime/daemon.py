@@ -156,6 +156,7 @@ class Daemon:
             gateway_key=gateway_key,
             media=media(s),
             receipts=receipt,
+            hold_timeout=s.listener_timeout,
         )
         self.link = link = Link(
             ws_url,

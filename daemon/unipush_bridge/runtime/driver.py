@@ -45,9 +45,9 @@ class Listener(Protocol):
 
     def deliver(self, event: dict[str, Any], push_id: str | None = None) -> None: ...
 
-    async def held(self) -> bool:
-        """True once what was delivered so far is beyond loss if the daemon dies now;
-        False if the connection ended before it was."""
+    async def held(self, push_ids: tuple[str, ...] = ()) -> bool:
+        """True once the app has these events (it acknowledged them; an old client:
+        they are in its socket buffer); False if the connection ended first."""
         ...
 
     def close(self) -> None: ...
@@ -348,7 +348,7 @@ class Driver:
 
     async def _await_hold(self, action: core.AwaitHold) -> None:
         waiting: dict[asyncio.Future[bool], Any] = {
-            asyncio.ensure_future(listener.held()): listener  # type: ignore[attr-defined]
+            asyncio.ensure_future(listener.held(action.push_ids)): listener  # type: ignore[attr-defined]
             for listener in action.listeners
         }
         holders: list[Any] = []

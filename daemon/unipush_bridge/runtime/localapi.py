@@ -64,6 +64,9 @@ class ApiConnection:
         self._wake = asyncio.Event()
         self._closing = False
         self.closed = False
+        #: Subscribed with {"ack": true}: an event is held once the app acknowledges it.
+        self.acks = False
+        self._unacked: dict[str, asyncio.Future[bool]] = {}
         self._task = asyncio.get_running_loop().create_task(self._drain())
 
     def send(self, line: bytes) -> None:
@@ -96,12 +99,27 @@ class ApiConnection:
         self.send(wire.encode_answer(wire.Answer(rid, result)))
 
     def deliver(self, event: dict[str, Any], push_id: str | None = None) -> None:
+        if self.acks and push_id is not None and push_id not in self._unacked:
+            waiter = asyncio.get_running_loop().create_future()
+            if self._closing:  # it will never be written, let alone acknowledged
+                waiter.set_result(False)
+            self._unacked[push_id] = waiter
         self.send(wire.encode_event(wire.Event(event, push_id)))
 
-    async def held(self) -> bool:
-        """True once every line sent so far is in the kernel's socket buffer (from
-        there the app reads it even if this daemon dies the next moment); False if
-        the connection ended first and some never got there."""
+    def acked(self, push_ids: list[str]) -> None:
+        for push_id in push_ids:
+            waiter = self._unacked.pop(push_id, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(True)
+
+    async def held(self, push_ids: tuple[str, ...] = ()) -> bool:
+        """Whether the app has these events. For a client that acknowledges: once it
+        acknowledged each of them (its callbacks returned). For one that does not:
+        once every line sent so far is in the kernel's socket buffer. False if the
+        connection ended first."""
+        if self.acks and push_ids:  # an id no longer waiting was acknowledged
+            waiting = [self._unacked[i] for i in push_ids if i in self._unacked]
+            return all(await asyncio.gather(*waiting))
         if self._written >= self._queued:
             return True
         if self.closed:
@@ -109,6 +127,12 @@ class ApiConnection:
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append((self._queued, waiter))
         return bool(await waiter)
+
+    def ended(self) -> None:
+        """The app closed its end: what it did not acknowledge is not held."""
+        for waiter in self._unacked.values():
+            if not waiter.done():
+                waiter.set_result(False)
 
     def close(self) -> None:
         """Write what is queued, then close."""
@@ -144,6 +168,9 @@ class ApiConnection:
         finally:
             self.closed = self._closing = True
             self._release(ended=True)
+            for waiter in self._unacked.values():  # never acknowledged: someone else's
+                if not waiter.done():
+                    waiter.set_result(False)
             self._writer.close()
 
     def _release(self, ended: bool = False) -> None:
@@ -173,6 +200,7 @@ class LocalApiServer:
         self._server: asyncio.Server | None = None
         self._connections: set[ApiConnection] = set()
         self._calls: set[asyncio.Task[None]] = set()
+        self._said_no_acks = False
         #: The uni calls this API answers, by name.
         self._handlers: dict[str, Handler] = {
             "getPushClientId": self._get_cid,
@@ -227,6 +255,7 @@ class LocalApiServer:
                     break
                 self._request(conn, line)
         finally:
+            conn.ended()
             self.api.unsubscribe(conn)
             self._connections.discard(conn)
             conn.close()
@@ -234,6 +263,9 @@ class LocalApiServer:
     def _request(self, conn: ApiConnection, line: bytes) -> None:
         try:
             req = wire.parse_request(line)
+            if req.method == wire.ACK:  # one-way, on every event's path: no task, no answer
+                conn.acked(wire.ack_ids(req.params))
+                return
         except wire.BadRequest as exc:
             conn.answer(exc.answer.id, exc.answer.result)
             return
@@ -265,6 +297,16 @@ class LocalApiServer:
         return {"cid": await self.api.get_push_client_id(float(timeout))}
 
     async def _on(self, conn: ApiConnection, params: dict[str, Any]) -> dict[str, Any]:
+        ack = params.get("ack", False)
+        if not isinstance(ack, bool):
+            raise ApiFail("ack must be a boolean")
+        conn.acks = ack
+        if not ack and not self._said_no_acks:
+            self._said_no_acks = True
+            log.info(
+                "a listener does not acknowledge events; they count as delivered once "
+                "written to its socket (update the client to lose nothing when it stops)"
+            )
         await self.api.subscribe(conn)
         return {}
 

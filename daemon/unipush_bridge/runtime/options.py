@@ -96,6 +96,13 @@ class DaemonOptions:
     app_icon: Path | None = setting(None, doc="icon of notifications without a usable one")
     sounds_dir: Path | None = setting(None, doc="a channel's soundName is a file in here")
     history_size: int = setting(100, doc="shown notifications remembered", ge=1, le=10_000)
+    listener_timeout: float = setting(
+        30.0,
+        doc="seconds a listener may take to acknowledge before it counts as stuck",
+        live=False,
+        gt=0,
+        le=3600,
+    )
     #: The command that prints these options again, for SIGHUP reloads (not a setting).
     reload_argv: tuple[str, ...] = ()
 

@@ -5,8 +5,14 @@
     event    {"event": "push", "push_id": "<msg id>", "data": {"type": "receive", "data": {}}}
 
 ``id`` is only ever the caller's request id, echoed in its answer. ``push_id`` names
-the push an event carries (absent for clicks and local events), so a client can drop
-one the daemon handed on twice. Every answer is uni's: ``errMsg`` is ``<api>:ok`` or
+the event (a push, or a kept click), so a client can drop one the daemon handed on
+twice and acknowledge it:
+
+    ack      {"method": "ack", "params": {"push_ids": ["<msg id>", ...]}}
+
+An ack is one-way (answered only when it is malformed); a client that subscribed with
+``{"ack": true}`` sends one after its app has each event, and the daemon hands what it
+never acknowledged to another listener. Every answer is uni's: ``errMsg`` is ``<api>:ok`` or
 ``<api>:fail <reason>``; a line that is not a request at all is answered with the
 pseudo-api ``request``. Both the server and the clients build and read lines here.
 """
@@ -23,6 +29,8 @@ from ..errors import ProtocolError
 MAX_LINE = 1024 * 1024
 #: The api named in answers to lines that are not requests.
 NOT_A_REQUEST = "request"
+#: The one-way line a client sends once the app has events: not answered (unless bad).
+ACK = "ack"
 
 RequestId = int | str | None
 
@@ -104,6 +112,19 @@ def parse_request(line: bytes | str) -> Request:
     if not isinstance(params, dict):
         raise BadRequest(rid, method, "params must be an object")
     return Request(rid, method, params)
+
+
+def encode_ack(push_ids: list[str]) -> bytes:
+    """The app has these events (its callbacks returned): the daemon may forget them."""
+    return _dumps({"method": ACK, "params": {"push_ids": push_ids}})
+
+
+def ack_ids(params: dict[str, Any]) -> list[str]:
+    """The push ids of an ack's params; raises BadRequest naming the rule."""
+    ids = params.get("push_ids")
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise BadRequest(None, ACK, "push_ids must be a list of strings")
+    return ids
 
 
 # answers and events (daemon to client) -------------------------------------------------------

@@ -61,6 +61,7 @@ class FakeDaemon:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.requests: list[Request] = []
+        self.acks: list[str] = []
         self.listeners: list[asyncio.StreamWriter] = []
         self.connections: list[asyncio.StreamWriter] = []
         #: Methods whose calls get no answer (until the daemon goes away).
@@ -115,6 +116,9 @@ class FakeDaemon:
                     writer.write(encode_answer(exc.answer))
                     continue
                 self.requests.append(req)
+                if req.method == "ack":  # one-way: never answered
+                    self.acks += req.params["push_ids"]
+                    continue
                 if req.method in self.hold:
                     continue
                 writer.write(encode_answer(Answer(req.id, self._answer(req, writer))))

@@ -23,6 +23,11 @@ def receive(payload: Any) -> dict[str, Any]:
     return {"type": "receive", "data": {**RECEIVE["data"], "payload": payload}}
 
 
+def received(payload: Any, push_id: str) -> dict[str, Any]:
+    """What a callback gets for a push: the event, with the push id beside it."""
+    return {**receive(payload), "push_id": push_id}
+
+
 async def until(cond: Callable[[], bool], timeout: float = 5.0) -> None:
     """Poll: the conditions are on other objects' state, with no event to wait on."""
     async with asyncio.timeout(timeout):
@@ -107,7 +112,7 @@ async def test_same_callback_twice_is_one_listener(daemon: FakeDaemon) -> None:
         await daemon.push(receive(1), "m1")
         await until(lambda: bool(seen))
         await asyncio.sleep(0.05)
-    assert seen == [receive(1)]
+    assert seen == [received(1, "m1")]
     assert daemon.methods().count("onPushMessage") == 1
 
 
@@ -124,7 +129,7 @@ async def test_off_with_a_callback_removes_only_that_one(daemon: FakeDaemon) -> 
         await push.off_push_message(second.append)
         await until(lambda: "offPushMessage" in daemon.methods())
     assert first == []
-    assert second == [receive(1)]
+    assert second == [received(1, "m1")]
     assert daemon.listeners == []
 
 
@@ -195,7 +200,7 @@ async def test_a_call_after_the_daemon_restarted_reconnects_and_resubscribes(
         await until(lambda: len(daemon.listeners) == 1)
         await daemon.push(receive(2), "m2")
         await until(lambda: bool(seen))
-    assert seen == [receive(2)]
+    assert seen == [received(2, "m2")]
 
 
 async def test_events_without_push_id_are_never_dropped(daemon: FakeDaemon) -> None:
@@ -210,7 +215,7 @@ async def test_events_without_push_id_are_never_dropped(daemon: FakeDaemon) -> N
         await daemon.push(receive(1), "m1")
         await until(lambda: len(seen) == 3)
         await asyncio.sleep(0.05)
-    assert seen == [click, click, receive(1)]
+    assert seen == [click, click, received(1, "m1")]
 
 
 # channels -------------------------------------------------------------------------------

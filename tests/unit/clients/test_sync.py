@@ -115,7 +115,7 @@ def test_callbacks_listeners_and_channels(threaded: ThreadedDaemon) -> None:
         ("complete", "getPushClientId:ok"),
         ("fail", "createPushMessage:fail content is required"),
     ]
-    assert seen == [event]
+    assert seen == [{**event, "push_id": "m1"}]
     assert threaded.daemon.methods().count("onPushMessage") == 1
 
 

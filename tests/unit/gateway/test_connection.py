@@ -86,3 +86,25 @@ def test_a_kick_while_hand_overs_wait_sends_nothing_twice() -> None:
     a slow send, and a store read (a kick) that sees them too."""
     seqs = asyncio.run(drive(["commit", "commit", "commit", "kick"], [True] * 10, 1))
     assert seqs == [1, 2, 3, 4]
+
+
+class DeadSocket:
+    closed = False
+
+    async def send_str(self, frame: str) -> None:
+        raise ConnectionResetError("Cannot write to closing transport")
+
+
+def test_a_daemon_gone_mid_send_does_not_fail_the_send_message_call() -> None:
+    """sendMessage hands a push straight to an idle connection; if the daemon died a
+    moment ago, the HTTP call still succeeds and the row waits in the store."""
+
+    async def run() -> None:
+        rows = Rows()
+        conn = Connection(DeadSocket(), rows, APP, CID, 0)  # type: ignore[arg-type]
+        conn.kick()
+        await asyncio.sleep(0)
+        rows.rows.append((1, "m1", "{}"))
+        await conn.offer_now(1, "m1", "{}")  # must not raise
+
+    asyncio.run(run())

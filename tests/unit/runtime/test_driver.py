@@ -55,14 +55,16 @@ class App:
         self.events: list[tuple[dict[str, Any], str | None]] = []
         self.stuck = stuck
         self.closed = False
+        #: False: the app went away before it acknowledged anything.
+        self.acked = True
 
     def deliver(self, event: dict[str, Any], push_id: str | None = None) -> None:
         self.events.append((event, push_id))
 
-    async def held(self) -> bool:
+    async def held(self, push_ids: tuple[str, ...] = ()) -> bool:
         if self.stuck:
             await asyncio.Event().wait()
-        return True
+        return self.acked
 
     def close(self) -> None:
         self.closed = True
@@ -170,6 +172,7 @@ async def test_no_listener_shows_a_notification_and_a_click_waits(
     app = App()
     await driver.subscribe(app)
     assert [e["type"] for e, _ in app.events] == ["click"]
+    await settle()  # cleared once the app has it
     assert store.pending_click(APPID) is None
 
 
@@ -185,6 +188,24 @@ async def test_no_server_and_no_listener_holds_until_one_subscribes(
     await settle()
     assert app.payloads() == [{"n": 1}, {"n": 2}]
     assert store.count(HELD) == 0 and store.count(DONE) == 2
+
+
+async def test_a_click_the_app_never_took_waits_for_the_next_listener(
+    driver: Driver, store: Store, screen: Screen
+) -> None:
+    await deliver(driver, (1, "m1", msg(1)))
+    screen.click()
+    await settle()
+    gone = App()
+    gone.acked = False  # the app died before it had the click
+    await driver.subscribe(gone)
+    await settle()
+    assert store.pending_click(APPID) is not None
+    app = App()
+    await driver.subscribe(app)
+    await settle()
+    assert [e["type"] for e, _ in app.events] == ["click"]
+    assert store.pending_click(APPID) is None
 
 
 async def test_a_stuck_listener_is_dropped_and_its_batch_held(driver: Driver, store: Store) -> None:

@@ -321,6 +321,53 @@ async def test_held_once_lines_are_in_the_kernel(client: ApiClient, api: FakeApi
         assert isinstance(got, wire.Event) and got.data["data"] == {"n": n}
 
 
+async def test_with_acks_held_waits_for_the_app_not_the_socket(
+    client: ApiClient, api: FakeApi
+) -> None:
+    """A client that acknowledges: an event in its socket buffer is not yet held; it
+    is once the app acknowledged it. Acks are one-way: no answer comes back."""
+    await client.call("onPushMessage", {"ack": True})
+    (listener,) = api.listeners
+    for n in range(3):
+        listener.deliver({"type": "receive", "data": {"n": n}}, push_id=f"m{n}")
+    held = asyncio.ensure_future(listener.held(("m0", "m1", "m2")))
+    for _ in range(3):
+        await client.line()
+    await asyncio.sleep(0.05)
+    assert not held.done()  # read, but not acknowledged
+    await client.send_line(wire.encode_ack(["m0", "m1"]))
+    await asyncio.sleep(0.05)
+    assert not held.done()
+    await client.send_line(wire.encode_ack(["m2"]))
+    assert await asyncio.wait_for(held, WAIT) is True
+    assert await listener.held(("m0",)) is True  # acknowledged before the question
+    assert (await client.call("status"))["errMsg"] == "status:ok"  # no stray answers
+
+
+async def test_with_acks_an_app_that_dies_before_acking_did_not_hold_them(
+    client: ApiClient, api: FakeApi
+) -> None:
+    await client.call("onPushMessage", {"ack": True})
+    (listener,) = api.listeners
+    listener.deliver({"type": "receive", "data": {"n": 1}}, push_id="m1")
+    listener.deliver({"type": "receive", "data": {"n": 2}}, push_id="m2")
+    await client.line()
+    await client.send_line(wire.encode_ack(["m1"]))
+    held = asyncio.ensure_future(listener.held(("m2",)))
+    await asyncio.sleep(0.05)
+    await client.close()  # killed between its callback and the ack
+    assert await asyncio.wait_for(held, WAIT) is False
+    assert await listener.held(("m1",)) is True
+
+
+async def test_a_bad_ack_is_answered_with_the_rule(client: ApiClient) -> None:
+    await client.send_line(b'{"method": "ack", "params": {"push_ids": "m1"}}\n')
+    answer = await client.answer()
+    assert answer.result == {"errMsg": "ack:fail push_ids must be a list of strings"}
+    bad = await client.call("onPushMessage", {"ack": "yes"})
+    assert bad == {"errMsg": "onPushMessage:fail ack must be a boolean"}
+
+
 async def test_not_held_when_the_app_closed_before_the_lines_were_written(
     client: ApiClient, api: FakeApi
 ) -> None:

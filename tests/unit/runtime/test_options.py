@@ -146,6 +146,7 @@ def test_restart_only_keys_are_declared_with_the_settings() -> None:
         "client_token",
         "embedded_port",
         "sleep_bus",
+        "listener_timeout",
     }
 
 
