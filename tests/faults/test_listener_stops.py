@@ -48,11 +48,13 @@ STREAM_MAX_S = 32.0
 STOPS = 20
 #: A stop comes this long after the run it stops has subscribed.
 STOP_AFTER_S = (0.2, 1.2)
-#: The longest a push can be in flight at a listener (delivered, its callback not yet
-#: returned, its ack not yet at the daemon) at this rate: a listener keeps up with
-#: 300/s with milliseconds to spare, so 0.1 s is a wide margin even on a loaded machine.
+#: How long a push stays in flight at a listener (delivered, its callback not yet
+#: returned, its ack not yet at the daemon), taken wide: a listener keeps up with the
+#: stream, so few pushes are in flight at a stop (the socket-buffer rule lost 2-3 a
+#: stop on average, 28 at most, on a loaded 2-core machine).
 IN_FLIGHT_S = 0.1
-#: Duplicates one stop may cause: the pushes in flight at that moment.
+#: Duplicates a stop may cause on average: the pushes in flight then. The bound is on
+#: the total over all stops, so one stop that lands in a burst does not fail the test.
 DUPS_PER_STOP = math.ceil(RATE * IN_FLIGHT_S)
 
 
