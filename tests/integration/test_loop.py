@@ -90,6 +90,7 @@ def test_embedded_gateway_prints_cid_and_a_send_command_that_works(
     assert sent.returncode == 0, sent.stderr
     assert statuses(json.loads(sent.stdout)) == {cid.group(1): "successed_online"}
     (event,) = listener.wait_events(1)
+    assert re.fullmatch(r"[0-9a-f]{32}", event.pop("push_id"))  # for an app to dedupe
     assert event == {
         "type": "receive",
         "data": {
@@ -363,6 +364,7 @@ client.close()
     push(gateway, daemon.cid(), payload="to python")
     seen = json.loads(proc.stdout.readline())
     assert proc.wait(10) == 0
+    assert all(re.fullmatch(r"[0-9a-f]{32}", event.pop("push_id")) for event in seen)
     assert seen == [
         {
             "type": "receive",
