@@ -199,7 +199,7 @@ class Driver:
         await self.run(self.core.subscribed(listener))
 
     def unsubscribe(self, listener: Listener) -> None:
-        self._spawn(self.run(self.core.unsubscribed(listener)))
+        self._run_now(self.core.unsubscribed(listener))
 
     @property
     def listeners(self) -> int:
@@ -260,8 +260,10 @@ class Driver:
             self.store.mark_many(states)
 
     def _run_now(self, actions: Sequence[Action]) -> None:
-        """Actions that need no waiting (no Show), from synchronous callers."""
-        self._spawn(self.run(actions))
+        """Actions that need no waiting (no Show), from synchronous callers; none at all
+        (the common case: an unsubscribe, a channel that exists) starts no task."""
+        if actions:
+            self._spawn(self.run(actions))
 
     def _do(self, action: Action) -> None:
         match action:

@@ -190,12 +190,6 @@ class Store:
     def clear_pending_click(self, appid: str) -> None:
         self._db.execute("DELETE FROM pending_click WHERE appid=?", (appid,))
 
-    def take_pending_click(self, appid: str) -> dict[str, Any] | None:
-        with self._transaction():
-            click = self.pending_click(appid)
-            self.clear_pending_click(appid)
-        return click
-
     # channels: created once, never changed ------------------------------------------
 
     def add_channel(self, channel_id: str, spec: dict[str, Any]) -> bool:

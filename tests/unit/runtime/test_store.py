@@ -252,14 +252,21 @@ def test_prune_keeps_the_newest_done_rows(path: Path, clock: Clock) -> None:
 # pending click --------------------------------------------------------------------------
 
 
+def take(db: Store, appid: str) -> dict[str, object] | None:
+    """What the driver does once a listener has the click: read it, then clear it."""
+    click = db.pending_click(appid)
+    db.clear_pending_click(appid)
+    return click
+
+
 def test_pending_click_set_and_take(db: Store) -> None:
-    assert db.take_pending_click(APP) is None
+    assert take(db, APP) is None
     db.set_pending_click(APP, {"title": "a", "payload": {"x": 1}})
     db.set_pending_click(APP, {"title": "b", "payload": "latest"})
     db.set_pending_click("__UNI__OTHER", {"title": "o"})
-    assert db.take_pending_click(APP) == {"title": "b", "payload": "latest"}
-    assert db.take_pending_click(APP) is None
-    assert db.take_pending_click("__UNI__OTHER") == {"title": "o"}
+    assert take(db, APP) == {"title": "b", "payload": "latest"}
+    assert take(db, APP) is None
+    assert take(db, "__UNI__OTHER") == {"title": "o"}
 
 
 # durability and permissions -------------------------------------------------------------
@@ -280,13 +287,13 @@ def test_state_survives_close_and_reopen(path: Path, clock: Clock) -> None:
         assert second.unfinished(HELD) == [("m1", body(1))]
         assert second.unfinished(PENDING) == [("m2", body(2))]
         assert second.record(GW, APP, 2, "m2", body(2)) is False
-        assert second.take_pending_click(APP) == {"title": "clicked"}
+        assert take(second, APP) == {"title": "clicked"}
     finally:
         second.close()
 
     third = Store(path)
     try:
-        assert third.take_pending_click(APP) is None
+        assert take(third, APP) is None
     finally:
         third.close()
 
