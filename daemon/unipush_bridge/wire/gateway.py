@@ -22,6 +22,9 @@ MAX_FRAME_BYTES = 256 * 1024
 DEFAULT_PATH = "/ws"
 
 CID_RE = re.compile(r"^[0-9a-f]{32}$")
+#: Largest seq, cursor or count on the wire: SQLite's largest integer, so no frame can
+#: carry a number the stores cannot hold (2**63 used to end in an OverflowError).
+MAX_SEQ = 2**63 - 1
 
 
 class CloseCode:
@@ -54,7 +57,15 @@ def _str(
     return value
 
 
-def _int(frame: str, raw: dict[str, Any], key: str, *, lo: int, default: int | None = None) -> int:
+def _int(
+    frame: str,
+    raw: dict[str, Any],
+    key: str,
+    *,
+    lo: int,
+    hi: int = MAX_SEQ,
+    default: int | None = None,
+) -> int:
     value = raw.get(key, default)
     if value is None:
         raise ProtocolError(f"{frame}.{key}: field required")
@@ -62,6 +73,8 @@ def _int(frame: str, raw: dict[str, Any], key: str, *, lo: int, default: int | N
         raise ProtocolError(f"{frame}.{key}: must be an integer")
     if value < lo:
         raise ProtocolError(f"{frame}.{key}: must be at least {lo}")
+    if value > hi:
+        raise ProtocolError(f"{frame}.{key}: must be at most {hi}")
     return value
 
 
