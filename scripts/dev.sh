@@ -49,10 +49,17 @@ ensure_venv() {  # ensure_venv EXTRA: create .venv and install the package (with
         say "creating $VENV"
         "$PYTHON" -m venv "$VENV"
     fi
-    stamp="$VENV/.installed-$(sha256sum pyproject.toml | cut -c1-16)-${extra:-base}"
+    # The lock pins every dependency (and the build backend) with its hashes: pip refuses
+    # a download whose hash differs. requirements/README.md says how to renew it.
+    lock="requirements/${extra:-run}.txt"
+    stamp="$VENV/.installed-$(cat pyproject.toml "$lock" | sha256sum | cut -c1-16)-${extra:-base}"
     if [ ! -e "$stamp" ]; then
+        say "installing the locked dependencies ($lock) into $VENV"
+        "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
+            --require-hashes -r "$lock"
         say "installing unipush-bridge ($spec) into $VENV"
-        "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$spec"
+        "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
+            --no-deps --no-build-isolation -e "$spec"
         touch "$stamp"
     fi
 }
