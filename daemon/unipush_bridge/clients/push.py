@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import inspect
 import itertools
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
@@ -27,7 +28,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from ..errors import DaemonUnavailable, ProtocolError, UniApiError
-from ..paths import DEFAULT_APPID, default_socket
+from ..paths import DEFAULT_APPID, UnsafePath, check_peer, check_socket_dir, default_socket
 from ..wire.local import (
     MAX_LINE,
     Event,
@@ -46,6 +47,7 @@ __all__ = [
     "SyncChannelManager",
     "SyncPushClient",
     "UniApiError",
+    "UnsafePath",
 ]
 
 Callback = Callable[[dict[str, Any]], Any]
@@ -283,6 +285,10 @@ class PushClient:
             link.waiting.pop(rid, None)
 
     async def _open(self) -> None:
+        """Connect, but only to a daemon of this user in a directory nobody else
+        controls: a squatter there would read what the app sends and could feed it a
+        fake cid and fake clicks. Raises UnsafePath before anything is written."""
+        self._check_place()
         try:
             reader, writer = await asyncio.open_unix_connection(
                 str(self._socket_path), limit=MAX_LINE
@@ -296,6 +302,16 @@ class PushClient:
             raise DaemonUnavailable(
                 f"cannot reach the daemon on {self._socket_path}: {exc}"
             ) from exc
+        try:
+            check_peer(writer.get_extra_info("socket"), f"the daemon on {self._socket_path}")
+        except UnsafePath:
+            writer.close()
+            raise
+        except OSError as exc:
+            writer.close()
+            raise DaemonUnavailable(
+                f"cannot tell who listens on {self._socket_path}: {exc}"
+            ) from exc
         link = _Link(reader, writer)
         link.task = asyncio.get_running_loop().create_task(self._read(link))
         self._link = link
@@ -303,6 +319,12 @@ class PushClient:
             result = await self._request(link, "onPushMessage", dict(SUBSCRIBE))
             if is_fail(result):
                 raise UniApiError(result)
+
+    def _check_place(self) -> None:
+        """A few lstat calls: quick enough for the loop. A missing directory is left
+        to connect(), which says no daemon is listening."""
+        if os.path.lexists(self._socket_path.parent):
+            check_socket_dir(self._socket_path)
 
     def _connected(self, task: asyncio.Task[None]) -> None:
         self._connecting = None

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from .. import paths
 from ..errors import AlreadyRunning, ApiFail
 from ..wire import local as wire
 from .localpush import Channel
@@ -215,8 +216,12 @@ class LocalApiServer:
         }
 
     async def start(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(self.path.parent, 0o700)
+        """Make the socket's directory if missing (0700, and then it is ours); an
+        existing one keeps its mode (``--socket /tmp/x.sock`` must not change /tmp) but
+        is checked: the default one must be private to us, any other one must be a
+        directory nobody else can replace entries in. Raises UnsafePath."""
+        paths.make_private_dirs(self.path.parent)
+        paths.check_socket_dir(self.path)
         if self.path.exists() or self.path.is_symlink():
             if _is_live(self.path):
                 raise AlreadyRunning(f"another daemon is already listening on {self.path}")
@@ -243,6 +248,14 @@ class LocalApiServer:
         self._server = None
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            paths.check_peer(writer.get_extra_info("socket"), "a local API client")
+        except (paths.UnsafePath, OSError) as exc:
+            # The socket is 0600, so this takes a root-made or inherited descriptor;
+            # another user must never see our cid, events or clicks.
+            log.warning("refused a local API connection", reason=str(exc))
+            writer.transport.abort()
+            return
         conn = ApiConnection(writer)
         self._connections.add(conn)
         try:

@@ -124,7 +124,7 @@ def test_for_appid_connects_to_the_default_socket(
 ) -> None:
     short = short_path().parent
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(short))
-    (short / "unipush-bridge").mkdir()
+    (short / "unipush-bridge").mkdir(mode=0o700)  # private, as the daemon makes it (item 7)
     fake = ThreadedDaemon(short / "unipush-bridge" / "__UNI__X.sock")
     try:
         client = SyncPushClient.for_appid("__UNI__X")

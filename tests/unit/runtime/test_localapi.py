@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import shutil
 import socket
 import stat
@@ -435,13 +436,16 @@ async def test_socket_is_private(server: LocalApiServer) -> None:
     assert stat.S_IMODE(server.path.parent.stat().st_mode) == 0o700
 
 
-async def test_an_existing_dir_is_made_private(api: FakeApi, sock_path: Path) -> None:
+async def test_an_existing_dir_keeps_its_mode(api: FakeApi, sock_path: Path) -> None:
+    """issue 10 item 8: only a directory the server created is made 0700; an existing
+    one that nobody else can write to is used as it is (the socket itself is 0600)."""
     sock_path.parent.mkdir(mode=0o755)
     sock_path.parent.chmod(0o755)
     srv = LocalApiServer(api, sock_path, status)
     await srv.start()
     try:
-        assert stat.S_IMODE(sock_path.parent.stat().st_mode) == 0o700
+        assert stat.S_IMODE(sock_path.parent.stat().st_mode) == 0o755
+        assert stat.S_IMODE(os.stat(sock_path).st_mode) == 0o600
     finally:
         await srv.stop()
     assert not exists(sock_path)  # a server that ran removes its own socket
