@@ -201,6 +201,7 @@ class LocalApiServer:
         self._server: asyncio.Server | None = None
         self._connections: set[ApiConnection] = set()
         self._calls: set[asyncio.Task[None]] = set()
+        self._serving: set[asyncio.Task[Any]] = set()
         self._said_no_acks = False
         #: The uni calls this API answers, by name.
         self._handlers: dict[str, Handler] = {
@@ -235,17 +236,29 @@ class LocalApiServer:
             os.umask(old)
         os.chmod(self.path, 0o600)
 
-    async def stop(self) -> None:
-        """Close; the socket file goes only if it is ours (a refused start must not
-        remove the running daemon's)."""
+    async def stop(self, grace: float = 1.0) -> None:
+        """Close, and end every connection within ``grace`` s; the socket file goes
+        only if it is ours (a refused start must not remove the running daemon's)."""
         if self._server is None:
             return
         self._server.close()
-        for conn in list(self._connections):
-            conn.close()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
         self._server = None
+        for task in list(self._calls):
+            task.cancel()
+        # Each connection ends by itself (what is queued is written, then EOF ends its
+        # reader); one that does not take its lines in time is cut. Left to asyncio.run
+        # to cancel, each would log a CancelledError traceback.
+        for conn in list(self._connections):
+            conn.close()
+        serving = [t for t in self._serving if not t.done()]
+        if serving:
+            _, late = await asyncio.wait(serving, timeout=grace)
+            if late:
+                for conn in list(self._connections):
+                    conn.abort()
+                await asyncio.wait(late, timeout=grace)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -258,6 +271,9 @@ class LocalApiServer:
             return
         conn = ApiConnection(writer)
         self._connections.add(conn)
+        task = asyncio.current_task()
+        if task is not None:
+            self._serving.add(task)
         try:
             while not conn.closed:
                 try:
@@ -267,11 +283,17 @@ class LocalApiServer:
                 if not line:
                     break
                 self._request(conn, line)
+        except asyncio.CancelledError:
+            # The loop is shutting down: this is the connection's outermost frame, and
+            # asyncio's stream callback would log the cancellation as an error.
+            pass
         finally:
             conn.ended()
             self.api.unsubscribe(conn)
             self._connections.discard(conn)
             conn.close()
+            if task is not None:
+                self._serving.discard(task)
 
     def _request(self, conn: ApiConnection, line: bytes) -> None:
         try:

@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import paths
 from ..errors import AlreadyRunning
 
 
@@ -50,7 +51,9 @@ def lock_path(state_dir: Path, appid: str) -> Path:
 
 def acquire(state_dir: Path, appid: str) -> InstanceLock:
     """Take the lock or raise AlreadyRunning naming the daemon that has it."""
-    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # 0700 for the state dir and each parent made here, whatever the umask: it holds
+    # the cid's secret and every message. An existing directory is left as it is.
+    paths.make_private_dirs(state_dir)
     path = lock_path(state_dir, appid)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
