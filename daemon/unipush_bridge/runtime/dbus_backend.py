@@ -21,12 +21,29 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+from dbus_fast.errors import DBusError
 from dbus_fast.signature import Variant
 from desktop_notifier import Icon, Notification
 from desktop_notifier.backends.dbus import DBusDesktopNotifier, get_hints_signature
 
+from .notifier import dbus_text
+
 #: Entries kept in desktop-notifier's platform-id map (clicks on older ones are lost).
 MAX_TRACKED = 1000
+
+#: D-Bus errors that mean nobody serves org.freedesktop.Notifications (or the bus is
+#: gone). Any other failure belongs to the one notification that caused it.
+GONE_ERRORS = frozenset(
+    f"org.freedesktop.DBus.Error.{name}"
+    for name in ("ServiceUnknown", "NameHasNoOwner", "NoReply", "Disconnected", "NoServer")
+)
+
+
+def server_gone(exc: BaseException | None) -> bool:
+    """True for an error that means the server (or the bus) is not there any more."""
+    if isinstance(exc, DBusError):
+        return exc.type in GONE_ERRORS
+    return isinstance(exc, OSError | EOFError)
 
 
 @dataclass(slots=True)
@@ -39,6 +56,8 @@ class NotifyCall:
     desktop_entry: str | None = None
     #: The id the server answered for this call; None until it answers.
     platform_id: int | None = None
+    #: Why the send failed (desktop-notifier logs it and swallows it).
+    error: BaseException | None = None
 
 
 _current: ContextVar[NotifyCall | None] = ContextVar("unipush_notify_call", default=None)
@@ -88,6 +107,12 @@ class _NotifyCall:
             for key, value in extra_hints.items():
                 if value is not None:
                     hints[key] = value if plain else Variant("s", value)
+        # Every string of the call, whoever built it (app name, icon and sound URIs,
+        # action labels): one that D-Bus cannot marshal fails the whole call.
+        app_name, icon = dbus_text(app_name), dbus_text(icon)
+        summary, body = dbus_text(summary), dbus_text(body)
+        actions = [dbus_text(a) for a in actions]
+        hints = {dbus_text(k): _clean_hint(v) for k, v in hints.items()}
         platform_id: int = await self._interface.call_notify(
             app_name, replaces_id, icon, summary, body, actions, hints, timeout
         )
@@ -98,6 +123,14 @@ class _NotifyCall:
                 self._backend._forget(replaces_id)
             call.platform_id = platform_id
         return platform_id
+
+
+def _clean_hint(value: Any) -> Any:
+    if isinstance(value, str):
+        return dbus_text(value)
+    if isinstance(value, Variant) and value.signature == "s":
+        return Variant("s", dbus_text(value.value))
+    return value
 
 
 class BridgeDBusBackend(DBusDesktopNotifier):
@@ -125,8 +158,31 @@ class BridgeDBusBackend(DBusDesktopNotifier):
         if identifier is not None:
             self._clear_notification_from_cache(identifier)
 
+    @property
+    def bus_connected(self) -> bool:
+        """False once a bus connection was made and then lost."""
+        bus = getattr(self, "bus", None)
+        return bus is None or bool(bus.connected)
+
+    async def check(self) -> None:
+        """Ask the server for its capabilities now, on a new connection if the old
+        one was lost; raises if nobody answers."""
+        if self.interface is None or not self.bus_connected:
+            self.interface = None
+            self._capabilities = None
+            self.interface = await self._init_dbus()
+        else:
+            caps = await self.interface.call_get_capabilities()  # type: ignore[attr-defined]
+            self.server_capabilities = frozenset(caps)
+
     async def _send(self, notification: Notification) -> None:
-        await super()._send(notification)
+        try:
+            await super()._send(notification)
+        except Exception as exc:
+            call = _current.get()
+            if call is not None:
+                call.error = exc
+            raise
         ids = self._platform_to_interface_notification_identifier
         while len(ids) > MAX_TRACKED:
             oldest = next(iter(ids))

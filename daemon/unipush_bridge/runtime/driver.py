@@ -28,7 +28,7 @@ from ..wire.gateway import PushMessage
 from . import core
 from .core import Action, Core, ReceiptEvent, State
 from .icons import IconResolver
-from .localpush import Channel, parse_channel
+from .localpush import Channel, parse_channel, well_formed
 from .notifier import NotificationRequest, Notifier
 from .store import Store
 
@@ -142,6 +142,9 @@ class Driver:
     def identity(self) -> tuple[str | None, int]:
         return self.store.identity(self.gateway_key, self.appid)
 
+    def secret(self) -> str:
+        return self.store.secret(self.gateway_key, self.appid)
+
     def registered(self, cid: str, acked: int) -> None:
         self.store.save_identity(self.gateway_key, self.appid, cid, acked)
         if cid != self._cid:
@@ -206,7 +209,7 @@ class Driver:
         return len(self.core.listeners)
 
     async def create_push_message(self, params: dict[str, Any]) -> dict[str, Any]:
-        actions = self.core.create_push_message(params, self._clock())
+        actions = self.core.create_push_message(well_formed(params), self._clock())
         answer: dict[str, Any] = {}
         for action in actions:
             if isinstance(action, core.Show):

@@ -6,6 +6,7 @@ naming the option and the rule; unknown options are ignored, as uni-app does.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,6 +40,19 @@ class LocalPush:
     when: int | None = None
     channel_id: str = DEFAULT_CHANNEL
     category: str | None = None
+
+
+def well_formed(params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` with every lone surrogate (a JavaScript string can hold one, JSON
+    carries it as an escape) replaced by U+FFFD, and split pairs joined: neither
+    SQLite nor D-Bus can store such text (issue 10 item 3)."""
+    text = json.dumps(params, ensure_ascii=False)
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        fixed = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return dict(json.loads(fixed))
+    return params
 
 
 def _opt_str(params: dict[str, Any], key: str, limit: int = 256) -> str | None:

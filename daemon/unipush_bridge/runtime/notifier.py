@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -37,6 +38,7 @@ __all__ = [
     "Notifier",
     "NotifyError",
     "clip",
+    "dbus_text",
     "render_text",
 ]
 
@@ -74,6 +76,22 @@ class Notifier(Protocol):
     async def show(self, request: NotificationRequest) -> str: ...
 
 
+#: What a D-Bus string cannot carry (NUL, lone surrogates: not UTF-8) or what only
+#: garbles a banner (C0 but tab and newline, DEL, C1, Unicode noncharacters, which old
+#: libdbus refused). Each becomes U+FFFD, so the reader sees that something was there.
+_NOT_FOR_DBUS = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef"
+    + "".join(f"{chr(plane << 16 | 0xFFFE)}{chr(plane << 16 | 0xFFFF)}" for plane in range(17))
+    + "]"
+)
+
+
+def dbus_text(text: str) -> str:
+    """``text`` made safe to marshal as a D-Bus string (issue 10 item 3): a sender's
+    NUL or lone surrogate would otherwise fail the whole Notify call."""
+    return _NOT_FOR_DBUS.sub("\ufffd", text)
+
+
 def clip(text: str, limit: int) -> str:
     """Cut ``text`` to at most ``limit`` characters, marking the cut with an ellipsis."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -85,10 +103,14 @@ def render_text(title: str, body: str, markup: bool) -> tuple[str, str]:
     Every common Linux server (dunst, GNOME, KDE, xfce) renders the body as markup,
     so text from the network must not be able to inject tags.
     """
-    title, body = clip(title, MAX_TITLE), clip(body, MAX_BODY)
+    title, body = clip(dbus_text(title), MAX_TITLE), clip(dbus_text(body), MAX_BODY)
     if markup:
         body = html.escape(body, quote=False)
     return title, body
+
+
+def _reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 class DesktopNotifierBackend:
@@ -127,9 +149,19 @@ class DesktopNotifierBackend:
     async def start(self) -> None:
         await self._probe()
 
+    def _linux_gone(self, call: NotifyCall) -> bool:
+        from .dbus_backend import server_gone
+
+        return self._linux is not None and (
+            server_gone(call.error) or not self._linux.bus_connected
+        )
+
     async def _probe(self) -> None:
         self._probed_at = time.monotonic()
         try:
+            if self._linux is not None:
+                # desktop-notifier caches its capabilities for ever: ask the server itself.
+                await asyncio.wait_for(self._linux.check(), self.timeout)
             await asyncio.wait_for(self._dn.get_capabilities(), self.timeout)
         except Exception as exc:
             self._available = False
@@ -137,7 +169,7 @@ class DesktopNotifierBackend:
                 self._said_unavailable = True
                 log.warning(
                     "no notification server; notifications are off, receive events still flow",
-                    reason=f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
+                    reason=_reason(exc),
                 )
             return
         if not self._available:
@@ -190,7 +222,8 @@ class DesktopNotifierBackend:
 
             # Read before the await: a show in flight has no answer yet to replace.
             replaces = (self._last_platform_id or 0) if request.cover else 0
-            call = NotifyCall(replaces_id=replaces, category=request.category)
+            category = dbus_text(request.category) if request.category is not None else None
+            call = NotifyCall(replaces_id=replaces, category=category)
             scope = notify_call(call)
         try:
             # wait_for's task copies the context here, so the call reaches the wrapper.
@@ -204,7 +237,13 @@ class DesktopNotifierBackend:
                 f"notification server did not answer within {self.timeout:g} s"
             ) from None
         if not dispatched:
-            # desktop-notifier logged the cause and swallowed it.
+            # desktop-notifier logged the cause and swallowed it. Only a server that is
+            # really gone switches notifications off: one bad notification must not
+            # silence the ones after it (issue 10 item 3).
+            if call is not None and call.error is not None and not self._linux_gone(call):
+                raise NotifyError(
+                    f"the notification server refused this notification: {_reason(call.error)}"
+                )
             self._available = False
             raise NotifyError("notification server refused the notification")
         if call is None:
