@@ -97,15 +97,34 @@ class ApiConnection:
         self._wake.set()
 
     def answer(self, rid: wire.RequestId, result: dict[str, Any]) -> None:
-        self.send(wire.encode_answer(wire.Answer(rid, result)))
+        try:
+            line = wire.encode_answer(wire.Answer(rid, result))
+        except (ValueError, TypeError, RecursionError) as exc:
+            api = str(result.get("errMsg", wire.NOT_A_REQUEST)).split(":", 1)[0]
+            log.warning("a local API answer cannot be encoded", api=api, error=repr(exc))
+            reason = f"internal error: the answer cannot be encoded ({type(exc).__name__})"
+            line = wire.encode_answer(wire.Answer(rid, wire.fail(api, reason)))
+        self.send(line)
 
     def deliver(self, event: dict[str, Any], push_id: str | None = None) -> None:
+        """Never raises: an event that cannot be encoded (nested too deep for the
+        encoder, NaN, ...) is logged and skipped, and counts as handled, so it neither
+        stalls the batch nor comes back for the next listener."""
+        try:
+            line = wire.encode_event(wire.Event(event, push_id))
+        except (ValueError, TypeError, RecursionError) as exc:
+            log.warning(
+                "an event cannot be encoded for the local API; skipped",
+                push_id=push_id,
+                error=f"{type(exc).__name__}: {str(exc)[:200]}",
+            )
+            return
         if self.acks and push_id is not None and push_id not in self._unacked:
             waiter = asyncio.get_running_loop().create_future()
             if self._closing:  # it will never be written, let alone acknowledged
                 waiter.set_result(False)
             self._unacked[push_id] = waiter
-        self.send(wire.encode_event(wire.Event(event, push_id)))
+        self.send(line)
 
     def acked(self, push_ids: list[str]) -> None:
         for push_id in push_ids:
@@ -278,11 +297,19 @@ class LocalApiServer:
             while not conn.closed:
                 try:
                     line = await reader.readline()
-                except (ValueError, ConnectionError):  # line over MAX_LINE, or reset
+                except ValueError:  # over MAX_LINE: no way to find where the next starts
+                    reason = f"line is over {wire.MAX_LINE} bytes; closing the connection"
+                    conn.answer(None, wire.fail(wire.NOT_A_REQUEST, reason))
+                    break
+                except ConnectionError:
                     break
                 if not line:
                     break
-                self._request(conn, line)
+                try:
+                    self._request(conn, line)
+                except Exception:  # a bug must cost one answer, not the connection
+                    log.exception("local API request failed")
+                    conn.answer(None, wire.fail(wire.NOT_A_REQUEST, "internal error"))
         except asyncio.CancelledError:
             # The loop is shutting down: this is the connection's outermost frame, and
             # asyncio's stream callback would log the cancellation as an error.

@@ -20,6 +20,7 @@ pseudo-api ``request``. Both the server and the clients build and read lines her
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,8 @@ from ..errors import ProtocolError
 
 #: Longest line either side accepts.
 MAX_LINE = 1024 * 1024
+#: Deepest nesting of objects and arrays a request may have (the request object is 1).
+MAX_DEPTH = 32
 #: The api named in answers to lines that are not requests.
 NOT_A_REQUEST = "request"
 #: The one-way line a client sends once the app has events: not answered (unless bad).
@@ -81,7 +84,69 @@ def is_fail(result: dict[str, Any]) -> bool:
 
 
 def _dumps(obj: dict[str, Any]) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+    """One line. A lone surrogate (a sender's ``\\ud800`` escape) is written as the same
+    JSON escape, so the line stays valid UTF-8 and reads back as it came."""
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return text.encode("utf-8", "backslashreplace") + b"\n"
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _decode(line: bytes | str) -> Any:
+    """json.loads, with every way a line can fail named in words: not UTF-8 (no
+    guessing of UTF-16 or UTF-32), nested too deep, a number too long, NaN."""
+    if isinstance(line, bytes):
+        try:
+            line = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(
+                f"request is not valid UTF-8 (byte 0x{line[exc.start]:02x} at offset {exc.start})"
+            ) from None
+    try:
+        raw = json.loads(line, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError(f"request is nested more than {MAX_DEPTH} levels deep") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"request is not JSON: {exc.msg}") from None
+    except ValueError as exc:
+        if "integer string conversion" in str(exc):
+            digits = sys.get_int_max_str_digits()
+            raise ValueError(f"a number in the request has more than {digits} digits") from None
+        raise ValueError(f"request is not JSON: {exc}") from None
+    _check_shape(raw)
+    return raw
+
+
+def _check_shape(value: Any) -> None:
+    """Depth at most MAX_DEPTH (uni's fields are shallow; a deep one would break the
+    encoding of every answer or event that carries it) and no lone surrogates (they
+    cannot be stored or shown). Iterative: the value may be nested deep."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            _check_text(item)
+        elif isinstance(item, dict | list):
+            if depth > MAX_DEPTH:
+                raise ValueError(f"request is nested more than {MAX_DEPTH} levels deep")
+            if isinstance(item, dict):
+                for key, sub in item.items():
+                    _check_text(key)
+                    stack.append((sub, depth + 1))
+            else:
+                stack.extend((sub, depth + 1) for sub in item)
+
+
+def _check_text(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"a string in the request holds a lone surrogate (U+{ord(text[exc.start]):04X}), "
+            "which is not text"
+        ) from None
 
 
 # requests (client to daemon) ---------------------------------------------------------------
@@ -94,10 +159,9 @@ def encode_request(request: Request) -> bytes:
 def parse_request(line: bytes | str) -> Request:
     """Raises :class:`BadRequest` with the answer to send, naming what is wrong."""
     try:
-        raw = json.loads(line)
-    except (ValueError, RecursionError) as exc:
-        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
-        raise BadRequest(None, NOT_A_REQUEST, f"request is not JSON: {reason}") from None
+        raw = _decode(line)
+    except ValueError as exc:
+        raise BadRequest(None, NOT_A_REQUEST, str(exc)) from None
     if not isinstance(raw, dict):
         raise BadRequest(None, NOT_A_REQUEST, "request must be a JSON object")
     rid = raw.get("id")
