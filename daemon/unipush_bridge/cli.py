@@ -1,5 +1,8 @@
 """The ``unipush-bridge`` command. Exit codes: 0 ok, 1 runtime failure, 2 bad usage
-or bad config; every error message names its cause."""
+or bad config; every error message names its cause.
+
+Everything printed may hold a sender's text, so it goes through :func:`logs.printable`
+or :func:`logs.json_text` first: no terminal control sequence gets through."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from typing import Any
 
 from . import __version__, config, logs
 from .clients import PushClient
+from .logs import json_text, printable
 from .errors import (
     EXIT_FAIL,
     EXIT_OK,
@@ -163,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_dispatch(args))
     except UnipushError as exc:  # the one root: each error knows its exit code
         kind = "config error: " if isinstance(exc, ConfigError) else ""
-        print(f"unipush-bridge {args.command}: {kind}{exc}", file=sys.stderr)
+        _err(f"unipush-bridge {args.command}: {kind}{exc}")
         return exc.exit_code
     except KeyboardInterrupt:
         return EXIT_OK
@@ -181,6 +185,15 @@ async def _dispatch(args: argparse.Namespace) -> int:
     }
     result: int = await handlers[args.command](args)
     return result
+
+
+def _out(text: str) -> None:
+    """One line (or block) on stdout, safe for a terminal; flushed for pipes."""
+    print(printable(text, multiline=True), flush=True)
+
+
+def _err(text: object) -> None:
+    print(printable(str(text), multiline=True), file=sys.stderr, flush=True)
 
 
 def _socket(args: argparse.Namespace) -> Path:
@@ -311,9 +324,9 @@ def cmd_send(args: argparse.Namespace) -> int:
         text = exc.read().decode()
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        print(f"unipush-bridge send: cannot reach the gateway at {base}: {reason}", file=sys.stderr)
+        _err(f"unipush-bridge send: cannot reach the gateway at {base}: {reason}")
         return EXIT_FAIL
-    print(text)
+    _out(text)
     try:
         answer = json.loads(text)
     except json.JSONDecodeError:
@@ -328,22 +341,22 @@ async def cmd_cid(args: argparse.Namespace) -> int:
     return await _uni_call(
         args,
         lambda push: push.get_push_client_id(timeout=args.timeout),
-        lambda res: print(res["cid"]),
+        lambda res: _out(str(res["cid"])),
     )
 
 
 async def cmd_listen(args: argparse.Namespace) -> int:
     def show(event: dict[str, Any]) -> None:
         if args.json:
-            print(json.dumps(event, ensure_ascii=False), flush=True)
+            print(json_text(event), flush=True)
             return
         data = event.get("data", {})
-        payload = json.dumps(data.get("payload"), ensure_ascii=False)
-        print(
-            f"{event.get('type'):8} {data.get('title', '')}: {data.get('content', '')}  "
-            f"payload={payload}",
-            flush=True,
+        # One line per event: a newline in the text is escaped too.
+        line = (
+            f"{event.get('type')!s:8} {data.get('title', '')}: {data.get('content', '')}  "
+            f"payload={json_text(data.get('payload'))}"
         )
+        print(printable(line), flush=True)
 
     # One client for every daemon run: it remembers the push ids it has shown.
     push = PushClient(_socket(args))
@@ -357,7 +370,7 @@ async def cmd_listen(args: argparse.Namespace) -> int:
             await asyncio.sleep(FOLLOW_RETRY_S)
             continue
         except UniApiError as exc:  # the restarted daemon refused the subscription
-            print(exc, file=sys.stderr)
+            _err(exc)
             await push.close()
             return EXIT_FAIL
         try:
@@ -370,14 +383,14 @@ async def cmd_listen(args: argparse.Namespace) -> int:
         except DaemonUnavailable:
             pass  # the daemon died mid-call
         except UniApiError as exc:
-            print(exc, file=sys.stderr)
+            _err(exc)
             return EXIT_FAIL
         finally:
             await push.close()
         if not args.follow:
-            print("unipush-bridge listen: the daemon went away", file=sys.stderr)
+            _err("unipush-bridge listen: the daemon went away")
             return EXIT_FAIL
-        print("unipush-bridge listen: the daemon went away; waiting for it", file=sys.stderr)
+        _err("unipush-bridge listen: the daemon went away; waiting for it")
 
 
 async def cmd_notify(args: argparse.Namespace) -> int:
@@ -412,10 +425,10 @@ async def _uni_call(
         try:
             res = await call(push)
         except UniApiError as exc:
-            print(exc, file=sys.stderr)
+            _err(exc)
             return EXIT_FAIL
     if show is None:
-        print(res["errMsg"])
+        _out(str(res["errMsg"]))
     else:
         show(res)
     return EXIT_OK
@@ -442,13 +455,14 @@ async def cmd_channel(args: argparse.Namespace) -> int:
 
     def show(channels: list[dict[str, Any]]) -> None:
         if args.json:
-            print(json.dumps(channels, ensure_ascii=False, indent=2))
+            print(json_text(channels, indent=2))
             return
         for c in channels:
-            print(
+            line = (
                 f"{c['channelId']:24} importance={c['importance']} "
                 f"sound={c['soundName'] or 'default'}  {c['channelDesc']}"
             )
+            print(printable(line))
 
     return await _uni_call(
         args, lambda push: push.get_channel_manager().get_channel_details(), show
@@ -458,15 +472,16 @@ async def cmd_channel(args: argparse.Namespace) -> int:
 async def cmd_history(args: argparse.Namespace) -> int:
     def show(entries: list[dict[str, Any]]) -> None:
         if args.json:
-            print(json.dumps(entries, ensure_ascii=False, indent=2))
+            print(json_text(entries, indent=2))
             return
         for e in entries:
             shown = datetime.fromtimestamp(e["shown_at"]).strftime("%Y-%m-%d %H:%M:%S")
             clicked = "clicked" if e["clicked"] else "       "
-            print(
+            line = (
                 f"{shown}  {clicked}  {e['source']:5} {e['channel'] or '-':16} "
                 f"{e['title']}: {e['content']}"
             )
+            print(printable(line))
 
     return await _uni_call(args, lambda push: push.history(args.limit), show)
 
@@ -474,7 +489,7 @@ async def cmd_history(args: argparse.Namespace) -> int:
 async def cmd_status(args: argparse.Namespace) -> int:
     def show(res: dict[str, Any]) -> None:
         if args.json:
-            print(json.dumps(res, ensure_ascii=False, indent=2))
+            print(json_text(res, indent=2))
             return
         conn = res.get("connection", {})
         lines = [
@@ -489,7 +504,7 @@ async def cmd_status(args: argparse.Namespace) -> int:
             f"held:           {res.get('held_for_listener')} waiting for a listener",
             f"counters:       {json.dumps(res.get('counters'))}",
         ]
-        print("\n".join(lines))
+        print("\n".join(printable(line) for line in lines))
 
     return await _uni_call(args, lambda push: push.status(), show)
 

@@ -2,15 +2,59 @@
 
 Library loggers (websockets, aiohttp, desktop-notifier, dbus-fast) go through the
 same renderer so journald and launchd get one format.
+
+Also the one place that makes text from others safe for a terminal
+(:func:`printable`, :func:`json_text`): the CLI's output and the console log use it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import sys
 from typing import Any
 
 import structlog
+
+#: What a terminal acts on instead of showing (issue 10 item 6): C0 controls (ESC
+#: starts window-title, clear-screen and clipboard-write sequences), DEL, C1 (U+009B
+#: is a one-character CSI), the bidi controls that reorder what is shown, and lone
+#: surrogates, which cannot even be encoded.
+_BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_UNSAFE = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI}\ud800-\udfff]")
+_UNSAFE_BUT_LINES = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}\ud800-\udfff]")
+#: What json.dumps leaves raw with ensure_ascii=False (it escapes C0 itself).
+_UNSAFE_IN_JSON = re.compile(f"[\x7f-\x9f{_BIDI}\ud800-\udfff]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str, multiline: bool = False) -> str:
+    """``text`` with every terminal control written as an escape (``\\x1b``,
+    ``\\u202e``); ``multiline`` keeps newlines and tabs."""
+    return (_UNSAFE_BUT_LINES if multiline else _UNSAFE).sub(_escape, text)
+
+
+def json_text(value: Any, indent: int | None = None) -> str:
+    """JSON as ``json.dumps(ensure_ascii=False)`` writes it, but with DEL, C1, bidi
+    controls and lone surrogates as ``\\uXXXX`` escapes: the same value for a JSON
+    reader, nothing for a terminal to act on."""
+    text = json.dumps(value, ensure_ascii=False, indent=indent)
+    return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _printable_values(logger: Any, name: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Console lines: string values (the message, a sender's title in a warning, a
+    traceback) cannot drive the terminal; colours are added after this."""
+    for key, value in event.items():
+        if isinstance(value, str):
+            event[key] = printable(value, multiline=key == "exception")
+    return event
+
 
 LEVELS = {
     "debug": logging.DEBUG,
@@ -46,7 +90,8 @@ def setup(level: str = "info", fmt: str = "auto", stream: Any = None) -> None:
             foreign_pre_chain=shared,
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                structlog.processors.format_exc_info if json_lines else _identity,
+                structlog.processors.format_exc_info,
+                _identity if json_lines else _printable_values,
                 renderer,
             ],
         )
