@@ -29,6 +29,8 @@ UNIPUSH_VERSION = "2.0"
 SUMMARY_DEBOUNCE_S = 1.0
 #: Shown notifications whose click we still act on (older ones are forgotten).
 MAX_TICKETS = 1000
+#: Channels an app may create (besides the default one).
+MAX_CHANNELS = 100
 
 Listener = Hashable
 ReceiptEvent = Literal["display", "click"]
@@ -685,6 +687,13 @@ class Core:
         channel = localpush.parse_channel(params)
         if channel.channel_id in self.channels:
             return False, []
+        if len(self.channels) >= MAX_CHANNELS:
+            # Channels are never deleted (as in uni): without a cap, one app could grow
+            # the store and every getAllChannels answer without end.
+            raise ApiFail(
+                f"too many channels: at most {MAX_CHANNELS} per app, and channels are "
+                "never deleted; reuse one of getAllChannels"
+            )
         self.channels[channel.channel_id] = channel
         return True, [SaveChannel(channel)]
 

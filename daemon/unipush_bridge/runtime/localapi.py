@@ -28,6 +28,9 @@ log = structlog.get_logger(__name__)
 
 #: Events a slow listener may fall behind by before it is disconnected.
 MAX_QUEUE = 10_000
+#: Bytes a connection may have waiting for the kernel (answers and events) before it
+#: is disconnected: a client that asks and never reads must not grow the daemon.
+MAX_QUEUE_BYTES = 4 * 1024 * 1024
 
 
 class Api(Protocol):
@@ -57,6 +60,7 @@ class ApiConnection:
         # line is in the kernel: what held() promises.
         writer.transport.set_write_buffer_limits(high=0)
         self._lines: deque[bytes] = deque()
+        self._bytes = 0  # in self._lines
         self._queued = 0  # lines ever queued
         self._written = 0  # lines ever handed to the kernel
         self._waiters: list[tuple[int, asyncio.Future[bool]]] = []
@@ -73,15 +77,23 @@ class ApiConnection:
     def send(self, line: bytes) -> None:
         if self._closing:
             return
-        if len(self._lines) >= MAX_QUEUE:
+        transport = self._writer.transport
+        waiting = self._bytes + transport.get_write_buffer_size()
+        if len(self._lines) >= MAX_QUEUE or (waiting and waiting + len(line) > MAX_QUEUE_BYTES):
             # Counted but never written, so held() cannot answer True for it; and cut
             # at once: a polite close would wait on the very app that does not read.
+            # (One line bigger than the cap alone still goes: only falling behind counts.)
             self._queued += 1
-            log.warning("a listener fell behind; disconnecting it", queued=MAX_QUEUE)
+            log.warning(
+                "a local API client fell behind; disconnecting it",
+                queued_lines=len(self._lines),
+                queued_bytes=waiting,
+                max_lines=MAX_QUEUE,
+                max_bytes=MAX_QUEUE_BYTES,
+            )
             self.abort()
             return
         self._queued += 1
-        transport = self._writer.transport
         if not (self._lines or self._busy or self._owed or transport.get_write_buffer_size()):
             # Nothing queued or being written: straight to the socket, without a loop
             # round trip to wake the writer (this is on every push's path).
@@ -94,6 +106,7 @@ class ApiConnection:
                 self._wake.set()
             return
         self._lines.append(line)
+        self._bytes += len(line)
         self._wake.set()
 
     def answer(self, rid: wire.RequestId, result: dict[str, Any]) -> None:
@@ -163,6 +176,7 @@ class ApiConnection:
         """Drop the connection now, with whatever it had not taken yet."""
         self._closing = True
         self._lines.clear()
+        self._bytes = 0
         self._writer.transport.abort()
         self._wake.set()
 
@@ -179,6 +193,7 @@ class ApiConnection:
                 owed, self._owed = self._owed, 0
                 count = len(self._lines)
                 self._writer.writelines([self._lines.popleft() for _ in range(count)])
+                self._bytes = 0  # all of it is in the transport's buffer now (counted there)
                 await self._writer.drain()
                 self._written += count + owed
                 self._busy = False
