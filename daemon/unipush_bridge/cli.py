@@ -21,7 +21,6 @@ from typing import Any
 
 from . import __version__, config, logs
 from .clients import PushClient
-from .logs import json_text, printable
 from .errors import (
     EXIT_FAIL,
     EXIT_OK,
@@ -31,6 +30,7 @@ from .errors import (
     UnipushError,
     UsageError,
 )
+from .logs import json_text, printable
 
 DEFAULT_GATEWAY_HTTP = "http://127.0.0.1:8787"
 #: How often `listen --follow` looks for a daemon that went away.

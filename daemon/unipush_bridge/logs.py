@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -47,7 +48,7 @@ def json_text(value: Any, indent: int | None = None) -> str:
     return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
-def _printable_values(logger: Any, name: str, event: dict[str, Any]) -> dict[str, Any]:
+def _printable_values(logger: Any, name: str, event: MutableMapping[str, Any]) -> Any:
     """Console lines: string values (the message, a sender's title in a warning, a
     traceback) cannot drive the terminal; colours are added after this."""
     for key, value in event.items():

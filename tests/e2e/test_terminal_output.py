@@ -43,7 +43,9 @@ def assert_inert(out: bytes, what: str) -> None:
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([*CLI, *args], capture_output=True, env=_env(env), timeout=30)
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, env=_env(env), timeout=30, check=False
+    )
 
 
 @pytest.fixture
