@@ -173,9 +173,11 @@ class Gateway:
     async def _purge_loop(self) -> None:
         while True:
             await asyncio.sleep(60)
-            purged = self.store.purge_expired()
+            purged, forgotten = self.service.purge(self.connections.keys())
             if purged:
                 log.info("purged expired messages", count=purged)
+            if forgotten:
+                log.info("forgot cids unseen for 90 days", count=forgotten)
 
     def online(self, appid: str, cid: str) -> bool:
         return (appid, cid) in self.connections
@@ -222,7 +224,7 @@ class Gateway:
         # per connection (620 MB for 5,000 daemons against 126 MB without).
         ws = web.WebSocketResponse(max_msg_size=protocol.MAX_FRAME_BYTES, compress=False)
         await ws.prepare(request)
-        sess = wire.ServerSession(self.config.client_token_for)
+        sess = wire.ServerSession(self.config.client_token_for, peer=request.remote or "")
         conn: Connection | None = None
         try:
             msg = await asyncio.wait_for(ws.receive(), HELLO_TIMEOUT_S)
@@ -258,7 +260,11 @@ class Gateway:
         event: wire.Event,
     ) -> Connection | None:
         if isinstance(event, wire.Register):
-            cursor = self.store.register(event.appid, event.cid, event.acked)
+            cursor = self.service.register(event)
+            if isinstance(cursor, wire.Close):  # the cid's current connection stays
+                await ws.send_str(cursor.frame)
+                await ws.close(code=cursor.code, message=cursor.reason.encode())
+                return None
             key = (event.appid, event.cid)
             previous = self.connections.get(key)
             conn = Connection(ws, self.store, event.appid, event.cid, cursor)
@@ -271,11 +277,11 @@ class Gateway:
             conn.kick()
         elif isinstance(event, wire.Acked):
             assert conn is not None
-            self.store.ack(conn.appid, conn.cid, event.seq)
+            if (refused := self.service.ack(conn.appid, conn.cid, event.seq)) is not None:
+                await ws.send_str(refused)
         elif isinstance(event, wire.Receipted):
             assert conn is not None
-            if event.taskid:
-                self.store.count_receipt(conn.appid, event.taskid, event.event)
+            self.service.receipt(conn.appid, conn.cid, event)
         elif isinstance(event, wire.Reply):
             log.warning("refused a frame from a daemon", frame=event.frame)
             await ws.send_str(event.frame)

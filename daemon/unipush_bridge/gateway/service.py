@@ -9,19 +9,21 @@ from __future__ import annotations
 import hmac
 import json
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import structlog
 
+from ..wire.gateway import CloseCode
 from . import errors, methods
 from .access import GatewayConfig
 from .errors import UniError
 from .ratelimit import RateLimiter
 from .send import MAX_DEVICES, Limits, SendRequest, parse_send_message
-from .store import GatewayStore
+from .session import Close, Receipted, Register, error_frame, refuse
+from .store import GatewayStore, secret_hash
 
 log = structlog.get_logger(__name__)
 
@@ -31,6 +33,11 @@ ONLINE_ONLY_GRACE_S = 60.0
 INVALID = "target user is invalid"
 #: Past the 500-device cap, or offline with an online-only ttl: nothing stored.
 IGNORED = "successed_ignore"
+
+#: New registrations (cids this gateway has no record of) per minute per remote address.
+NEW_CIDS_PER_MINUTE = 60
+#: A cid with no hello for this long is forgotten with its data (uni: three months).
+CID_UNSEEN_EXPIRY_S = 90 * 86_400
 
 Online = Callable[[str, str], bool]
 
@@ -62,6 +69,83 @@ class GatewayService:
         self.api_rate = RateLimiter(config.rate_limit, config.rate_burst, clock)
         per_minute = config.broadcast_per_minute
         self.broadcast_rate = RateLimiter(per_minute / 60, per_minute, clock)
+        self.new_cid_rate = RateLimiter(NEW_CIDS_PER_MINUTE / 60, NEW_CIDS_PER_MINUTE, clock)
+
+    # the websocket side: registrations, acks, receipts ------------------------------
+
+    def register(self, reg: Register) -> int | Close:
+        """Admit a hello: the cursor to resume from, or the refusal that ends the session.
+        A cid bound to a secret is only ever registered again with that secret, and the
+        connection that holds it now is left alone when a hello is refused."""
+        store = self.store
+        row = store.client(reg.appid, reg.cid)
+        presented = None if reg.secret is None else secret_hash(reg.secret)
+        if row is None:
+            if not self.new_cid_rate.allow(reg.peer):
+                log.warning("too many new registrations", appid=reg.appid, peer=reg.peer)
+                wait = self.new_cid_rate.retry_after(reg.peer)
+                return refuse(
+                    CloseCode.TOO_MANY_REGISTRATIONS,
+                    "too_many_registrations",
+                    f"hello: more than {NEW_CIDS_PER_MINUTE} new cids a minute from this "
+                    f"address; retry in {wait:.0f} s",
+                )
+        elif row.secret_hash is not None and (
+            presented is None or not hmac.compare_digest(presented, row.secret_hash)
+        ):
+            log.warning(
+                "refused a hello for a cid bound to another secret",
+                appid=reg.appid,
+                cid=reg.cid,
+                peer=reg.peer,
+                secret="missing" if presented is None else "wrong",
+            )
+            return refuse(
+                CloseCode.CID_TAKEN,
+                "cid_taken",
+                "hello.secret: "
+                + ("missing" if presented is None else "does not match")
+                + f"; cid {reg.cid} is bound to the secret of the daemon that registered it",
+            )
+        if presented is None:
+            log.warning(
+                "hello without a secret: the cid is not bound to its daemon",
+                appid=reg.appid,
+                cid=reg.cid,
+            )
+        cursor = store.register(reg.appid, reg.cid, reg.acked, presented)
+        if row is not None and reg.acked > row.issued:
+            log.warning(
+                f"cursor ahead of gateway: hello.acked {reg.acked} is past the last seq "
+                f"issued to the cid ({row.issued}); reset to {cursor}",
+                appid=reg.appid,
+                cid=reg.cid,
+            )
+        return cursor
+
+    def ack(self, appid: str, cid: str, seq: int) -> str | None:
+        """Apply an ack; an error frame to send back (non-fatal) when it is refused."""
+        row = self.store.client(appid, cid)
+        issued = 0 if row is None else row.issued
+        if seq > issued:
+            log.warning("refused an ack past the last seq issued", appid=appid, cid=cid, seq=seq)
+            return error_frame(
+                "bad_frame", f"ack.seq: {seq} is past the last seq sent to this cid ({issued})"
+            )
+        self.store.ack(appid, cid, seq)
+        return None
+
+    def receipt(self, appid: str, cid: str, receipt: Receipted) -> None:
+        """Counted once, and only for a message of that task sent to that cid."""
+        if not receipt.taskid:
+            return
+        if not self.store.count_receipt(appid, cid, receipt.id, receipt.taskid, receipt.event):
+            log.debug("receipt counted nothing", appid=appid, cid=cid, taskid=receipt.taskid)
+
+    def purge(self, keep: Iterable[tuple[str, str]]) -> tuple[int, int]:
+        """The periodic clean-up: (expired messages, unseen cids) removed; ``keep``
+        names the connected cids, which are seen now whatever their last hello."""
+        return self.store.purge_expired(), self.store.purge_unseen(CID_UNSEEN_EXPIRY_S, keep)
 
     def authorize(self, appid: str, authorization: str) -> None:
         """The app is served here and the caller holds its server secret, if it has one."""

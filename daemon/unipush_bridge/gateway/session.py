@@ -6,7 +6,7 @@ import hmac
 import json
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ProtocolError
@@ -16,10 +16,17 @@ from ..wire.gateway import CloseCode
 
 @dataclass(frozen=True, slots=True)
 class Register:
+    """A valid hello: the service decides whether the cid may be registered (its secret,
+    the new-registration limit) and where its cursor stands."""
+
     appid: str
     #: The cid to register: the client's own, or a new one the session made up.
     cid: str
     acked: int
+    #: The daemon's secret from hello.secret (None: a daemon from before secrets).
+    secret: str | None = field(default=None, repr=False)
+    #: Where the connection comes from (the remote address), for per-source limits.
+    peer: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +72,9 @@ class ServerSession:
     """``client_token(appid)`` gives the token an app's daemons must present (None: no
     token needed) and raises LookupError for an appId the gateway does not serve."""
 
-    def __init__(self, client_token: Callable[[str], str | None] = _open) -> None:
+    def __init__(self, client_token: Callable[[str], str | None] = _open, peer: str = "") -> None:
         self._token_for = client_token
+        self.peer = peer
         self.appid: str | None = None
         self.cid: str | None = None
 
@@ -115,7 +123,7 @@ class ServerSession:
             return _close(CloseCode.UNAUTHORIZED, "unauthorized", "hello.token: wrong or missing")
         self.appid = hello.appid
         self.cid = hello.cid or new_cid()
-        return Register(hello.appid, self.cid, hello.acked)
+        return Register(hello.appid, self.cid, hello.acked, hello.secret, self.peer)
 
     def welcome(self, cursor: int, backlog: int = 0) -> str:
         assert self.cid is not None
@@ -132,9 +140,16 @@ def push_frame_raw(seq: int, msg_id: str, message_json: str) -> str:
     return f'{{"type":"push","seq":{seq},"id":{json.dumps(msg_id)},"message":{message_json}}}'
 
 
-def _error(code: str, message: str, fatal: bool = False) -> str:
+def error_frame(code: str, message: str, fatal: bool = False) -> str:
     return protocol.encode(protocol.Error(code=code, message=message, fatal=fatal))
 
 
-def _close(code: int, err: str, message: str) -> Close:
+_error = error_frame
+
+
+def refuse(code: int, err: str, message: str) -> Close:
+    """A fatal error frame, then close with ``code``: the event that ends a session."""
     return Close(_error(err, message, fatal=True), code, err)
+
+
+_close = refuse

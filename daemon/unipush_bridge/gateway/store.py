@@ -1,14 +1,19 @@
 """The gateway's SQLite store: registered cids, undelivered messages, request ids.
 
 A message row lives until its cid acknowledges it or its ttl ends; ``seq`` (the
-row id) orders a cid's messages and is the cursor the daemon resumes from.
+row id) orders a cid's messages and is the cursor the daemon resumes from. A cid's
+row holds the sha256 of its daemon's secret (the proof of ownership) and the highest
+seq issued to it (no cursor is trusted beyond it); ``deliveries`` remembers which cid
+was sent which message of which task, so only real targets' receipts count.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +26,22 @@ CREATE TABLE IF NOT EXISTS clients (
     acked INTEGER NOT NULL DEFAULT 0,
     created_at REAL NOT NULL,
     last_seen REAL NOT NULL,
+    secret_hash TEXT,
+    issued INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (appid, cid)
 );
+CREATE INDEX IF NOT EXISTS clients_by_last_seen ON clients (last_seen);
+CREATE TABLE IF NOT EXISTS deliveries (
+    appid TEXT NOT NULL,
+    cid TEXT NOT NULL,
+    id TEXT NOT NULL,
+    taskid TEXT NOT NULL,
+    at REAL NOT NULL,
+    displayed INTEGER NOT NULL DEFAULT 0,
+    clicked INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (appid, cid, id)
+);
+CREATE INDEX IF NOT EXISTS deliveries_by_time ON deliveries (at);
 CREATE TABLE IF NOT EXISTS messages (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     appid TEXT NOT NULL,
@@ -84,13 +103,56 @@ CREATE TABLE IF NOT EXISTS requests (
 """
 
 
+#: A receipt counts only this long after its message was stored (ttl is 3 days at most;
+#: a notification may wait on screen for a while before it is clicked).
+RECEIPT_WINDOW_S = 30 * 86_400
+
+
+def secret_hash(secret: str) -> str:
+    """What the store keeps of a daemon's secret: its sha256, never the secret."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ClientRecord:
+    #: sha256 hex of the secret the cid is bound to; None: not bound yet (legacy).
+    secret_hash: str | None
+    acked: int
+    #: Highest seq stored for this cid: a cursor beyond it is never trusted.
+    issued: int
+
+
 class GatewayStore:
     def __init__(self, path: Path, clock: Callable[[], float]) -> None:
         # NORMAL: a committed message survives a killed gateway, not a power cut.
         self._db = open_db(path, "NORMAL")
         self._checkpointer = Checkpointer(self._db, path)
-        self._db.executescript(SCHEMA)
         self._clock = clock
+        self._db.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """A store written before cid secrets and issued seqs gets the columns. Its cids
+        stay unbound (the daemon's next hello with a secret binds them), and their issued
+        seq is the highest seq this store ever gave out: an honest cursor is at or below
+        it, and one pushed past every future seq by a hostile ack is pulled back to it."""
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(clients)").fetchall()}
+        if "issued" in columns:
+            return  # a new file (SCHEMA made it whole) or one migrated already
+        with transaction(self._db):
+            if "secret_hash" not in columns:
+                self._db.execute("ALTER TABLE clients ADD COLUMN secret_hash TEXT")
+            self._db.execute("ALTER TABLE clients ADD COLUMN issued INTEGER NOT NULL DEFAULT 0")
+            row = self._db.execute(
+                "SELECT seq FROM sqlite_sequence WHERE name='messages'"
+            ).fetchone()
+            self._db.execute("UPDATE clients SET issued=?", (int(row[0]) if row else 0,))
+            # Receipts for messages still waiting count as they would have.
+            self._db.execute(
+                "INSERT OR IGNORE INTO deliveries (appid, cid, id, taskid, at) "
+                "SELECT appid, cid, id, taskid, ? FROM messages",
+                (self._clock(),),
+            )
 
     def close(self) -> None:
         self._checkpointer.close()
@@ -104,27 +166,40 @@ class GatewayStore:
         ).fetchone()
         return row is not None
 
-    def register(self, appid: str, cid: str, acked: int) -> int:
-        """Register (or re-register) a cid; returns the cursor the session resumes from."""
+    def client(self, appid: str, cid: str) -> ClientRecord | None:
+        row = self._db.execute(
+            "SELECT secret_hash, acked, issued FROM clients WHERE appid=? AND cid=?",
+            (appid, cid),
+        ).fetchone()
+        return None if row is None else ClientRecord(row[0], int(row[1]), int(row[2]))
+
+    def register(self, appid: str, cid: str, acked: int, secret_hash: str | None = None) -> int:
+        """Register (or re-register) a cid; returns the cursor the session resumes from.
+        ``secret_hash`` binds a cid that is not bound yet; the caller has checked it
+        against a bound one (see GatewayService.register)."""
         now = self._clock()
         with self.transaction():
-            row = self._db.execute(
-                "SELECT acked FROM clients WHERE appid=? AND cid=?", (appid, cid)
-            ).fetchone()
+            row = self.client(appid, cid)
             if row is None:
                 # A cid we have no record of (new, or our data was reset): the client's
                 # cursor counts seqs of a store we no longer have, so start from zero.
                 self._db.execute(
-                    "INSERT INTO clients (appid, cid, acked, created_at, last_seen) "
-                    "VALUES (?, ?, 0, ?, ?)",
-                    (appid, cid, now, now),
+                    "INSERT INTO clients (appid, cid, acked, created_at, last_seen, "
+                    "secret_hash) VALUES (?, ?, 0, ?, ?, ?)",
+                    (appid, cid, now, now, secret_hash),
                 )
                 cursor = 0
             else:
                 self._db.execute(
-                    "UPDATE clients SET last_seen=? WHERE appid=? AND cid=?", (now, appid, cid)
+                    "UPDATE clients SET last_seen=?, secret_hash=COALESCE(secret_hash, ?) "
+                    "WHERE appid=? AND cid=?",
+                    (now, secret_hash, appid, cid),
                 )
-                cursor = max(int(row[0]), acked)
+                cursor = resume_cursor(row, acked)
+                if cursor < row.acked:  # our own cursor was past what we issued
+                    self._db.execute(
+                        "UPDATE clients SET acked=? WHERE appid=? AND cid=?", (cursor, appid, cid)
+                    )
             self._ack(appid, cid, cursor)
         return cursor
 
@@ -146,13 +221,22 @@ class GatewayStore:
     ) -> int:
         """``body`` may come encoded already (a broadcast encodes it once for all)."""
         text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
+        now = self._clock()
         cur = self._db.execute(
             "INSERT INTO messages (appid, cid, id, taskid, body, expires_at) "
             "VALUES (?, ?, ?, ?, ?, ?)",
-            (appid, cid, msg_id, taskid, text, self._clock() + ttl_s),
+            (appid, cid, msg_id, taskid, text, now + ttl_s),
         )
-        assert cur.lastrowid is not None
-        return cur.lastrowid
+        seq = cur.lastrowid
+        assert seq is not None
+        self._db.execute(
+            "UPDATE clients SET issued=MAX(issued, ?) WHERE appid=? AND cid=?", (seq, appid, cid)
+        )
+        self._db.execute(
+            "INSERT OR IGNORE INTO deliveries (appid, cid, id, taskid, at) VALUES (?, ?, ?, ?, ?)",
+            (appid, cid, msg_id, taskid, now),
+        )
+        return seq
 
     def after(
         self, appid: str, cid: str, seq: int, limit: int = 500
@@ -172,6 +256,8 @@ class GatewayStore:
         return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
 
     def ack(self, appid: str, cid: str, seq: int) -> None:
+        """Cumulative; the cursor never passes the highest seq issued to the cid (the
+        service refuses such an ack; this holds even if a caller does not)."""
         with self.transaction():
             self._ack(appid, cid, seq)
 
@@ -190,12 +276,36 @@ class GatewayStore:
             "DELETE FROM messages WHERE appid=? AND cid=? AND seq<=?", (appid, cid, seq)
         )
         self._db.execute(
-            "UPDATE clients SET acked=MAX(acked, ?) WHERE appid=? AND cid=?", (seq, appid, cid)
+            "UPDATE clients SET acked=MAX(acked, MIN(?, issued)) WHERE appid=? AND cid=?",
+            (seq, appid, cid),
         )
 
     def purge_expired(self) -> int:
-        cur = self._db.execute("DELETE FROM messages WHERE expires_at<=?", (self._clock(),))
+        """Drop expired messages (the count returned) and deliveries past the receipt
+        window."""
+        now = self._clock()
+        self._db.execute("DELETE FROM deliveries WHERE at<=?", (now - RECEIPT_WINDOW_S,))
+        cur = self._db.execute("DELETE FROM messages WHERE expires_at<=?", (now,))
         return cur.rowcount
+
+    def purge_unseen(self, max_age_s: float, keep: Iterable[tuple[str, str]] = ()) -> int:
+        """Forget cids with no hello for ``max_age_s`` (uni expires a cid after three
+        months unseen), with their messages, aliases, tags and uni-id mapping; ``keep``
+        names the (appid, cid) pairs connected now. Returns how many cids went."""
+        online = set(keep)
+        stale = [
+            (str(a), str(c))
+            for a, c in self._db.execute(
+                "SELECT appid, cid FROM clients WHERE last_seen<=?", (self._clock() - max_age_s,)
+            ).fetchall()
+            if (a, c) not in online
+        ]
+        if not stale:
+            return 0
+        with self.transaction():
+            for table in ("messages", "aliases", "tags", "uniid", "deliveries", "clients"):
+                self._db.executemany(f"DELETE FROM {table} WHERE appid=? AND cid=?", stale)
+        return len(stale)
 
     def pending_count(self, appid: str, cid: str) -> int:
         row = self._db.execute(
@@ -356,12 +466,25 @@ class GatewayStore:
             (taskid, appid, group_name, self._clock(), target_num, msg_num),
         )
 
-    def count_receipt(self, appid: str, taskid: str, event: str) -> None:
-        column = {"display": "display_num", "click": "click_num"}[event]
-        self._db.execute(
-            f"UPDATE tasks SET {column}={column}+1 WHERE taskid=? AND appid=?",
-            (taskid, appid),
-        )
+    def count_receipt(self, appid: str, cid: str, msg_id: str, taskid: str, event: str) -> bool:
+        """Count a display or click once per message, and only for a message of that
+        task that was sent to that cid; False when the receipt counted nothing."""
+        flag, column = {"display": ("displayed", "display_num"), "click": ("clicked", "click_num")}[
+            event
+        ]
+        with self.transaction():
+            cur = self._db.execute(
+                f"UPDATE deliveries SET {flag}=1 WHERE appid=? AND cid=? AND id=? AND taskid=? "
+                f"AND {flag}=0",
+                (appid, cid, msg_id, taskid),
+            )
+            if cur.rowcount != 1:
+                return False
+            self._db.execute(
+                f"UPDATE tasks SET {column}={column}+1 WHERE taskid=? AND appid=?",
+                (taskid, appid),
+            )
+        return True
 
     def report(self, appid: str, where: str, args: tuple[Any, ...]) -> dict[str, int] | None:
         """Summed counters of the app's tasks matching ``where`` (a fixed SQL fragment)."""
@@ -374,3 +497,13 @@ class GatewayStore:
             return None
         keys = ("msg_num", "target_num", "receive_num", "display_num", "click_num")
         return {k: int(v or 0) for k, v in zip(keys, row[1:], strict=True)}
+
+
+def resume_cursor(row: ClientRecord, acked: int) -> int:
+    """Where a known cid resumes: the larger of our cursor and the daemon's, but never
+    past the highest seq we issued to the cid. A daemon cursor beyond that (a hostile
+    hello, or our data restored from a backup older than the daemon's) is not trusted:
+    we resume from our own cursor, itself capped, and the daemon adopts it."""
+    if acked > row.issued:
+        return min(row.acked, row.issued)
+    return min(max(row.acked, acked), row.issued)

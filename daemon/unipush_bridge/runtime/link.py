@@ -94,6 +94,10 @@ class LinkPeer(Protocol):
         """The stored cid (None before the first registration) and cursor."""
         ...
 
+    def secret(self) -> str:
+        """This install's durable secret, sent in every hello to prove the cid is ours."""
+        ...
+
     def registered(self, cid: str, acked: int) -> None: ...
 
     def registration_failed(self, reason: str) -> None: ...
@@ -220,7 +224,7 @@ class Link:
         ) as ws:
             self._ws = ws
             cid, acked = peer.identity()
-            session = ClientSession(peer.appid, cid, acked, self.token)
+            session = ClientSession(peer.appid, cid, acked, self.token, peer.secret())
             keepalive = asyncio.get_running_loop().create_task(self._keepalive(ws))
             try:
                 await ws.send(session.hello())

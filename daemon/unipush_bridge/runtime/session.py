@@ -62,18 +62,29 @@ Event = Registered | Deliver | Refused | GatewayError
 class ClientSession:
     """One registration attempt on one connection; make a new one per connection."""
 
-    def __init__(self, appid: str, cid: str | None, acked: int, token: str | None = None) -> None:
+    def __init__(
+        self,
+        appid: str,
+        cid: str | None,
+        acked: int,
+        token: str | None = None,
+        secret: str | None = None,
+    ) -> None:
         self.appid = appid
         self.cid = cid
         self.acked = acked
         self.token = token
+        #: Proves this install owns its cid (the gateway binds the cid to it).
+        self.secret = secret
         self.state = State.IDLE
 
     def hello(self) -> str:
         if self.state is not State.IDLE:
             raise RuntimeError("hello already sent on this session")
         self.state = State.HELLO_SENT
-        frame = protocol.Hello(appid=self.appid, cid=self.cid, token=self.token, acked=self.acked)
+        frame = protocol.Hello(
+            appid=self.appid, cid=self.cid, token=self.token, acked=self.acked, secret=self.secret
+        )
         return protocol.encode(frame)
 
     def receive(self, text: str | bytes) -> list[Event]:
@@ -88,7 +99,10 @@ class ClientSession:
                 return [Refused("welcome: unexpected, hello not sent yet")]
             new_cid = frame.cid != self.cid
             self.cid = frame.cid
-            # The gateway's cursor wins: it is ours for a known cid, its own for a new one.
+            # The gateway's cursor wins: it is ours for a known cid, its own for a new one,
+            # and its own (lower) one when ours is past what it ever issued (its data came
+            # back from a backup): later pushes are then acked again, and redeliveries
+            # are dropped by message id, not by seq.
             self.acked = frame.acked
             self.state = State.REGISTERED
             return [Registered(frame.cid, new_cid, frame.acked, frame.backlog)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ CREATE TABLE IF NOT EXISTS identity (
     appid TEXT NOT NULL,
     cid TEXT,
     acked INTEGER NOT NULL DEFAULT 0,
+    -- sent in every hello: the gateway binds the cid to it (only its hash is kept there)
+    secret TEXT,
     PRIMARY KEY (gateway, appid)
 );
 CREATE TABLE IF NOT EXISTS inbox (
@@ -78,6 +81,7 @@ class Store:
         # which the link awaits before it acknowledges.
         self._db = open_db(path, "FULL")
         self._db.executescript(SCHEMA)
+        self._add_secret_column()
         self._done_since_prune = 0
         self._wal = os.open(f"{path}-wal", os.O_RDONLY | os.O_CLOEXEC)  # WAL mode keeps it
         self._checkpointer = Checkpointer(self._db, path)
@@ -101,6 +105,28 @@ class Store:
             "SELECT cid, acked FROM identity WHERE gateway=? AND appid=?", (gateway, appid)
         ).fetchone()
         return (row[0], int(row[1])) if row else (None, 0)
+
+    def _add_secret_column(self) -> None:
+        """A store from before cid secrets keeps its cid; secret() makes one on first use."""
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(identity)").fetchall()}
+        if "secret" not in columns:
+            self._db.execute("ALTER TABLE identity ADD COLUMN secret TEXT")
+
+    def secret(self, gateway: str, appid: str) -> str:
+        """This install's secret for a gateway and appid, made once and kept (committed
+        before it is first sent, so the cid it binds is never lost to a crash)."""
+        row = self._db.execute(
+            "SELECT secret FROM identity WHERE gateway=? AND appid=?", (gateway, appid)
+        ).fetchone()
+        if row is not None and row[0]:
+            return str(row[0])
+        made = secrets.token_hex(32)
+        self._db.execute(
+            "INSERT INTO identity (gateway, appid, cid, acked, secret) VALUES (?, ?, NULL, 0, ?) "
+            "ON CONFLICT (gateway, appid) DO UPDATE SET secret=COALESCE(secret, excluded.secret)",
+            (gateway, appid, made),
+        )
+        return self.secret(gateway, appid)
 
     def save_identity(self, gateway: str, appid: str, cid: str, acked: int) -> None:
         """Store the cid and the cursor the gateway resumes from."""

@@ -32,9 +32,11 @@ class CloseCode:
 
     BAD_HELLO = 4400  # first frame was not a valid hello
     UNAUTHORIZED = 4401  # wrong or missing client token
+    CID_TAKEN = 4403  # the cid is bound to another daemon's secret
     UNKNOWN_APP = 4404  # the gateway does not serve this appId
     REPLACED = 4409  # a newer connection registered the same cid
     UNSUPPORTED_VERSION = 4426  # protocol version not spoken by the gateway
+    TOO_MANY_REGISTRATIONS = 4429  # too many new cids from this address; retry later
 
 
 # Field rules ------------------------------------------------------------------------------
@@ -101,10 +103,13 @@ class Hello:
 
     appid: str
     cid: str | None = None
-    token: str | None = None
+    token: str | None = field(default=None, repr=False)
     #: Highest seq the client has durably recorded; the gateway resends what follows.
     acked: int = 0
     v: int = VERSION
+    #: The daemon's own secret: the gateway binds the cid to it at first registration,
+    #: so nobody else (not even another daemon holding the app's token) can take the cid.
+    secret: str | None = field(default=None, repr=False)
     type: ClassVar[str] = "hello"
 
     @classmethod
@@ -115,6 +120,7 @@ class Hello:
             token=_str("hello", raw, "token", lo=0, hi=256, optional=True),
             acked=_int("hello", raw, "acked", lo=0, default=0),
             v=_int("hello", raw, "v", lo=0, default=VERSION),
+            secret=_str("hello", raw, "secret", lo=16, hi=256, optional=True),
         )
 
 

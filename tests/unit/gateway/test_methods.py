@@ -562,10 +562,12 @@ def ack_all(store: GatewayStore, cid: str) -> None:
 def test_get_report_counts(ctx: Context, store: GatewayStore) -> None:
     deliver(store, "task-1", [C1, C2])
     ack_all(store, C1)
-    store.count_receipt(APP, "task-1", "display")
-    store.count_receipt(APP, "task-1", "display")
-    store.count_receipt(APP, "task-1", "click")
-    store.count_receipt(OTHER, "task-1", "click")  # another app's receipt counts nothing
+    assert store.count_receipt(APP, C1, f"m-task-1-{C1}", "task-1", "display")
+    assert store.count_receipt(APP, C2, f"m-task-1-{C2}", "task-1", "display")
+    # issue 10 item 14: a repeated receipt, and one from another app, count nothing
+    assert not store.count_receipt(APP, C1, f"m-task-1-{C1}", "task-1", "display")
+    assert store.count_receipt(APP, C1, f"m-task-1-{C1}", "task-1", "click")
+    assert not store.count_receipt(OTHER, C1, f"m-task-1-{C1}", "task-1", "click")
     expected = {"task-1": {**split(counters(2, 3, 1, 2, 1)), "actionCntMap": {}}}
     assert call(ctx, "getReport", {"taskid": "task-1"}) == expected
     assert call(ctx, "getReport", "task-1") == expected
@@ -603,8 +605,8 @@ def test_get_report_by_group_name(ctx: Context, store: GatewayStore) -> None:
     deliver(store, "task-3", [C1], group="autumn")
     deliver(store, "task-4", [C1])
     ack_all(store, C2)
-    store.count_receipt(APP, "task-1", "click")
-    store.count_receipt(APP, "task-3", "click")
+    assert store.count_receipt(APP, C1, f"m-task-1-{C1}", "task-1", "click")
+    assert store.count_receipt(APP, C1, f"m-task-3-{C1}", "task-3", "click")
     expected = {"spring": split(counters(3, 5, 1, 0, 1))}
     assert call(ctx, "getReportByGroupName", "spring") == expected
     assert call(ctx, "getReportByGroupName", {"group_name": "spring"}) == expected
@@ -634,8 +636,8 @@ def test_today_report_counts_tasks_since_local_midnight(
     store.add_task(OTHER, "other-app", None, 5, 5)
     clock.now = NOW
     ack_all(store, C1)  # receives 'yesterday' and 'at-midnight'
-    store.count_receipt(APP, "morning", "display")
-    store.count_receipt(APP, "yesterday", "click")
+    assert store.count_receipt(APP, C2, f"m-morning-{C2}", "morning", "display")
+    assert store.count_receipt(APP, C3, f"m-yesterday-{C3}", "yesterday", "click")
     for arg in (None, {}):
         assert call(ctx, "getTodayReport", arg) == {"2024-05-10": split(counters(2, 4, 1, 1, 0))}
 

@@ -120,6 +120,9 @@ class FakePeer:
     def identity(self) -> tuple[str | None, int]:
         return self.cid, self.acked
 
+    def secret(self) -> str:
+        return "s" * 64
+
     def registered(self, cid: str, acked: int) -> None:
         self.cid, self.acked = cid, acked
         self.registrations.append((cid, acked))
@@ -330,6 +333,7 @@ async def test_welcome_registers_the_cid_and_cursor_it_carries() -> None:
             "cid": CID,
             "token": "s3cret",
             "acked": 41,
+            "secret": "s" * 64,
         }
         await ws.send(welcome(NEW_CID, acked=0, backlog=4))
         assert await asyncio.wait_for(peer.registered_calls.get(), WAIT) == (NEW_CID, 0)
