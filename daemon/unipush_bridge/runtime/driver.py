@@ -352,19 +352,44 @@ class Driver:
         task.add_done_callback(self._holds.discard)
 
     async def _await_hold(self, action: core.AwaitHold) -> None:
+        """Report the batch held as soon as one listener holds it (the link, held back
+        by MAX_HOLDS, goes on at once), then watch the other listeners apart: a stuck
+        one delays nobody else's events, and is reported stuck at hold_timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.hold_timeout
         waiting: dict[asyncio.Future[bool], Any] = {
             asyncio.ensure_future(listener.held(action.push_ids)): listener  # type: ignore[attr-defined]
             for listener in action.listeners
         }
         holders: list[Any] = []
-        stuck: list[Any] = []
-        if waiting:
-            done, late = await asyncio.wait(waiting, timeout=self.hold_timeout)
-            for future in late:
-                future.cancel()
-                stuck.append(waiting[future])
-            holders = [waiting[f] for f in done if not f.cancelled() and f.result()]
-        await self.run(self.core.held(action.token, holders, stuck))
+        pending = set(waiting)
+        while pending and not holders:
+            done, pending = await asyncio.wait(
+                pending,
+                timeout=max(0.0, deadline - loop.time()),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if not done:
+                break  # the deadline passed
+            holders += [waiting[f] for f in done if not f.cancelled() and f.result()]
+        if holders and pending:
+            self._spawn(self._watch_stuck(action.token, {f: waiting[f] for f in pending}, deadline))
+            pending = set()
+        for future in pending:
+            future.cancel()
+        await self.run(self.core.held(action.token, holders, [waiting[f] for f in pending]))
+
+    async def _watch_stuck(
+        self, token: int, waiting: dict[asyncio.Future[bool], Any], deadline: float
+    ) -> None:
+        """The listeners of a batch already held elsewhere: those that do not hold it
+        by the deadline are stuck (the core disconnects them; the batch is not theirs)."""
+        loop = asyncio.get_running_loop()
+        _, late = await asyncio.wait(waiting, timeout=max(0.0, deadline - loop.time()))
+        for future in late:
+            future.cancel()
+        if late:
+            await self.run(self.core.held(token, [], [waiting[f] for f in late]))
 
     async def _keep_time(self) -> None:
         """The core's clock: wake at its next deadline (or when actions moved it)."""

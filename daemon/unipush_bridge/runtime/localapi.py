@@ -31,6 +31,8 @@ MAX_QUEUE = 10_000
 #: Bytes a connection may have waiting for the kernel (answers and events) before it
 #: is disconnected: a client that asks and never reads must not grow the daemon.
 MAX_QUEUE_BYTES = 4 * 1024 * 1024
+#: How long a closing connection may take to write what it has queued.
+CLOSE_GRACE_S = 5.0
 
 
 class Api(Protocol):
@@ -168,9 +170,17 @@ class ApiConnection:
                 waiter.set_result(False)
 
     def close(self) -> None:
-        """Write what is queued, then close."""
+        """Write what is queued, then close; cut after CLOSE_GRACE_S if the app does
+        not take it (a stuck listener's close would otherwise never end)."""
+        if not self._closing:
+            asyncio.get_running_loop().call_later(CLOSE_GRACE_S, self._cut_if_open)
         self._closing = True
         self._wake.set()
+
+    def _cut_if_open(self) -> None:
+        if not self.closed:
+            log.info("a local API client did not take its last lines; cutting it")
+            self.abort()
 
     def abort(self) -> None:
         """Drop the connection now, with whatever it had not taken yet."""

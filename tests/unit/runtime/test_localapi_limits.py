@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import socket
 import time
 from pathlib import Path
 
@@ -130,5 +131,32 @@ async def test_the_channel_limit_reads_as_uni_fail(sock_path: Path) -> None:
             "and channels are never deleted; reuse one of getAllChannels"
         )
         writer.close()
+    finally:
+        await server.stop()
+
+
+async def test_closing_a_listener_that_does_not_read_cuts_it_after_the_grace(
+    api: FakeApi, sock_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """issue 10 item 19: a stuck listener the daemon disconnects must really go (its
+    pending holds then end at once) even though it never takes its queued lines."""
+    monkeypatch.setattr(localapi, "CLOSE_GRACE_S", 0.2, raising=False)
+    server = LocalApiServer(api, sock_path, status)
+    await server.start()
+    try:
+        app = socket.socket(socket.AF_UNIX)  # reads nothing, ever
+        app.setblocking(False)
+        app.connect(str(sock_path))
+        app.send(wire.encode_request(wire.Request(1, "onPushMessage", {"ack": True})))
+        listener = await asyncio.wait_for(api.subscribed.get(), 5)
+        big = "x" * 65536
+        for n in range(40):  # more than the socket buffers take, under the byte cap
+            listener.deliver({"type": "receive", "data": {"pad": big}}, push_id=f"m{n}")
+            await asyncio.sleep(0)
+        held = asyncio.ensure_future(listener.held(("m0",)))
+        listener.close()
+        await asyncio.wait_for(listener.wait_closed(), 2)
+        assert await asyncio.wait_for(held, 1) is False
+        app.close()
     finally:
         await server.stop()
