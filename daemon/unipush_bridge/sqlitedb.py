@@ -1,25 +1,160 @@
-"""SQLite as both stores use it: a private file, WAL, explicit transactions."""
+"""SQLite as both stores use it: a private file, WAL, explicit transactions.
+
+Also what a broken store means to its user (issue 10 items 11 and 21): a damaged,
+read-only or unopenable file, a state dir that is not writable, a full disk. Each
+becomes one error that names the file and the fix, raised wherever SQLite says so
+(at open or on any later statement), instead of a traceback and a restart loop.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
+
+from .errors import EXIT_FAIL, StoreDamaged, UnipushError
+
+
+class StoreBroken(StoreDamaged, sqlite3.DatabaseError):
+    """A store file that cannot be used as it is (damaged, read-only, unopenable, or
+    in a directory this user cannot write): restarting will not fix it (exit 2)."""
+
+
+class StoreFull(UnipushError, sqlite3.OperationalError):
+    """No space left where the store lives. Freeing space fixes it without any other
+    change, so a restart may (exit 1)."""
+
+    exit_code = EXIT_FAIL
+
+
+def _uid() -> str:
+    return f"uid {os.getuid()}" if hasattr(os, "getuid") else "this user"
+
+
+def _unwritable_dir(directory: Path, detail: str) -> StoreBroken:
+    return StoreBroken(
+        f"state dir {directory} is not writable ({detail}): make it this user's ({_uid()}) "
+        "and writable (chown, chmod 700) and restart"
+    )
+
+
+def _full(path: Path, detail: str) -> StoreFull:
+    return StoreFull(f"state dir full: {path.parent} ({path.name}: {detail}); free some space")
+
+
+def store_error(path: Path, exc: BaseException) -> BaseException:
+    """The error a user can act on for ``exc`` (raised by SQLite or the file system
+    on ``path``), or ``exc`` itself when it is none of those."""
+    if isinstance(exc, StoreBroken | StoreFull):
+        return exc
+    if isinstance(exc, OSError):
+        return os_store_error(path.parent, exc, path) or exc
+    if not isinstance(exc, sqlite3.Error):
+        return exc
+    name = getattr(exc, "sqlite_errorname", "")
+    directory = path.parent
+    if name == "SQLITE_FULL" or "database or disk is full" in str(exc):
+        return _full(path, str(exc))
+    if name in ("SQLITE_CORRUPT", "SQLITE_NOTADB") or name.startswith("SQLITE_CORRUPT"):
+        return StoreBroken(
+            f"store {path} is damaged ({exc}): move it aside (mv {path} {path}.damaged) "
+            f"and restart; a new, empty one is made, the rest of {directory} is kept"
+        )
+    if name.startswith("SQLITE_READONLY"):
+        if not os.access(directory, os.W_OK):
+            return _unwritable_dir(directory, str(exc))
+        return StoreBroken(
+            f"store {path} is read-only ({exc}): make it writable for this user "
+            f"({_uid()}: chown, chmod 600, chattr -i) and restart"
+        )
+    if name.startswith("SQLITE_CANTOPEN"):
+        if path.is_dir():
+            return StoreBroken(
+                f"store {path} is a directory, not a database: move it aside and restart"
+            )
+        if not os.access(directory, os.W_OK | os.X_OK):
+            return _unwritable_dir(directory, str(exc))
+        return StoreBroken(
+            f"store {path} cannot be opened ({exc}): make it and {directory} readable and "
+            f"writable for this user ({_uid()}) and restart"
+        )
+    return exc
+
+
+def os_store_error(
+    state_dir: Path, exc: OSError, path: Path | None = None
+) -> StoreBroken | StoreFull | None:
+    """A file-system error in the state dir as the user can act on it, or None."""
+    where = Path(exc.filename) if isinstance(exc.filename, str) else (path or state_dir)
+    if exc.errno == errno.ENOSPC:
+        return _full(where if where != state_dir else state_dir / "-", exc.strerror or "full")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        if where.is_relative_to(state_dir) and where != state_dir and where.exists():
+            return StoreBroken(
+                f"{where} cannot be written ({exc.strerror}): make it this user's "
+                f"({_uid()}) and writable (chown, chmod 600, chattr -i) and restart"
+            )
+        return _unwritable_dir(state_dir, exc.strerror or str(exc))
+    return None
+
+
+class _Connection(sqlite3.Connection):
+    """A connection whose statements raise :func:`store_error`'s errors; they keep
+    sqlite3's classes as bases, so existing ``except sqlite3...`` still applies."""
+
+    store_path: Path = Path()
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        try:
+            return super().execute(sql, parameters)
+        except sqlite3.Error as exc:
+            raise store_error(self.store_path, exc) from exc
+
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> sqlite3.Cursor:
+        try:
+            return super().executemany(sql, parameters)
+        except sqlite3.Error as exc:
+            raise store_error(self.store_path, exc) from exc
+
+    def executescript(self, sql_script: str, /) -> sqlite3.Cursor:
+        try:
+            return super().executescript(sql_script)
+        except sqlite3.Error as exc:
+            raise store_error(self.store_path, exc) from exc
 
 
 def open_db(path: Path, synchronous: str) -> sqlite3.Connection:
     """Open (creating) a database only this user can read; autocommit unless a
-    transaction() is open. ``synchronous``: FULL survives power loss, NORMAL a crash."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    os.chmod(path, 0o600)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute(f"PRAGMA synchronous={synchronous}")
-    # The checkpointer's connection may hold a lock for a moment: wait, do not fail.
-    db.execute("PRAGMA busy_timeout=10000")
+    transaction() is open. ``synchronous``: FULL survives power loss, NORMAL a crash.
+    Raises :class:`StoreBroken` or :class:`StoreFull` naming the file and the fix."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        db = sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False, factory=_Connection
+        )
+    except (OSError, sqlite3.Error) as exc:
+        raise store_error(path, exc) from exc
+    assert isinstance(db, _Connection)
+    db.store_path = path
+    try:
+        os.chmod(path, 0o600)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA synchronous={synchronous}")
+        # The checkpointer's connection may hold a lock for a moment: wait, do not fail.
+        db.execute("PRAGMA busy_timeout=10000")
+        # Read the schema and take the write lock once: a damaged or read-only file
+        # fails here, at start, not on the first push.
+        db.execute("SELECT count(*) FROM sqlite_master").fetchall()
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("ROLLBACK")
+    except BaseException as exc:
+        db.close()
+        raise store_error(path, exc) from exc
     return db
 
 

@@ -312,6 +312,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"unipush-bridge run: {exc}", file=sys.stderr)
         return exc.exit_code
     except OSError as exc:
+        from ..sqlitedb import os_store_error  # a state dir it cannot write, a full disk
+
+        mapped = os_store_error(options.state_dir, exc)
+        if mapped is not None:
+            print(f"unipush-bridge run: {mapped}", file=sys.stderr)
+            return mapped.exit_code
         print(f"unipush-bridge run: {exc.strerror or exc} ({type(exc).__name__})", file=sys.stderr)
         return 1
 
