@@ -16,6 +16,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.gatewaykit import Client, Kit, running_gateway
+from unipush_bridge.gateway.ratelimit import RateLimiter
 
 MSG = {"title": "T", "content": "C", "payload": {"k": 1}}
 APP = "__UNI__A"
@@ -211,3 +212,46 @@ async def test_an_ack_past_the_last_issued_seq_is_refused(kit: Kit) -> None:
     await client.ack(seq)
     assert await push(kit, client.cid) == {client.cid: "successed_online"}
     assert (await client.next_push())["seq"] > seq
+
+
+# item 13 --------------------------------------------------------------------------------
+
+
+async def test_new_cids_from_one_address_are_limited(kit: Kit) -> None:
+    """issue 10 item 13: 3,000 cids in 4 s were registered; now an address gets a fatal
+    too_many_registrations (close 4429) past its budget, and known cids still reconnect."""
+    kit.gateway.service.new_cid_rate = RateLimiter(1 / 60, 2, kit.clock)
+    first = await kit.client()
+    await kit.client()
+    ws, frame = await raw_hello(kit)
+    assert frame["code"] == "too_many_registrations" and frame["fatal"]
+    assert await closed_with(ws) == 4429
+    ws, frame = await raw_hello(kit, cid="e" * 32)  # an invented cid is a new one too
+    assert frame["code"] == "too_many_registrations"
+    again = await kit.client(cid=first.cid)  # a reconnect is not a registration
+    assert again.cid == first.cid
+    kit.clock.advance(60)
+    assert (await kit.client()).cid not in (first.cid,)
+
+
+# item 14 --------------------------------------------------------------------------------
+
+
+async def test_receipts_count_once_and_only_from_targets(kit: Kit) -> None:
+    """issue 10 item 14: any cid could add to any task's display and click counts, as
+    often as it liked; now only the cid a message went to counts, once per kind."""
+    target = await daemon(kit, OWNER_SECRET)
+    other = await daemon(kit, THIEF_SECRET)
+    data = await kit.ok("sendMessage", {**MSG, "push_clientid": target.cid})
+    ((taskid, _),) = data.items()
+    got = await target.next_push()
+    await target.ack(got["seq"])
+    for _ in range(3):
+        await other.receipt(got, "display")
+        await other.receipt(got, "click")
+        await target.receipt(got, "display")
+        await target.receipt(got, "click")
+    await asyncio.sleep(0.2)  # receipts get no answer
+    report = await kit.ok("getReport", {"taskid": taskid})
+    total = report[taskid]["total"]
+    assert (total["display_num"], total["click_num"], total["receive_num"]) == (1, 1, 1)
