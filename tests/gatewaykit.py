@@ -135,7 +135,7 @@ class Kit:
 async def running_gateway(data_dir: Path, **config: Any) -> AsyncIterator[Kit]:
     clock = Clock()
     settings = {"host": "127.0.0.1", "port": 0, "data_dir": data_dir, **config}
-    gateway = Gateway(GatewayConfig(**settings), clock=clock)
+    gateway = Gateway(GatewayConfig(**settings), clock=clock, monotonic=clock)
     await gateway.start()
     try:
         async with aiohttp.ClientSession() as http:

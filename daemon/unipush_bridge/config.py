@@ -141,6 +141,21 @@ class GatewaySettings(_Settings):
     broadcast_per_minute: int = Field(5, ge=0)
     #: Largest HTTP request body accepted.
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    #: Web origins whose pages may call the gateway (none by default: a page in the
+    #: browser must not push to the desktop). 'null' is never allowed.
+    allowed_origins: list[str] = Field(default_factory=list)
+    #: Host names accepted besides loopback names and the bound address (DNS
+    #: rebinding guard); "*" accepts any (behind a proxy that checks Host itself).
+    allowed_hosts: list[str] = Field(default_factory=list)
+    #: Failed authentications per minute per source address, then 429 (0 = no limit).
+    auth_failures_per_minute: int = Field(10, ge=0)
+    #: Open connections at most, daemons' websockets included.
+    max_connections: int = Field(10_000, ge=1)
+    #: Seconds to send a complete request head; seconds idle between requests;
+    #: seconds for a request body to arrive.
+    header_timeout_s: float = Field(10.0, gt=0)
+    keepalive_timeout_s: float = Field(30.0, gt=0)
+    body_timeout_s: float = Field(10.0, gt=0)
 
     def gateway_config(self) -> GatewayConfig:
         from .gateway.access import AppSecrets, GatewayConfig
@@ -157,6 +172,13 @@ class GatewaySettings(_Settings):
             rate_burst=self.rate_burst,
             broadcast_per_minute=self.broadcast_per_minute,
             max_body_bytes=self.max_body_bytes,
+            allowed_origins=tuple(self.allowed_origins),
+            allowed_hosts=tuple(self.allowed_hosts),
+            auth_failures_per_minute=self.auth_failures_per_minute,
+            max_connections=self.max_connections,
+            header_timeout_s=self.header_timeout_s,
+            keepalive_timeout_s=self.keepalive_timeout_s,
+            body_timeout_s=self.body_timeout_s,
         )
 
 

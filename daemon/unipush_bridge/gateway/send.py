@@ -33,6 +33,16 @@ GROUP_NAME_RE = re.compile(r"[\w\-.\u4e00-\u9fff]+")
 MAX_MESSAGE_BYTES = 128 * 1024
 #: Fields carried to the daemon as they are (besides title, content, payload).
 CARRIED = ("force_notification", "open_url", "sound", "category", "badge", "channelId")
+#: Any request body nests at most this deep (uni's fields are flat; payload is the
+#: app's own, and 32 levels is far past any real one). Deeper bodies broke the
+#: encoders on the way (RecursionError: a 500 here, a dropped link in the daemon).
+MAX_DEPTH = 32
+#: The passed-on text fields (sound, channelId, category's values) at most.
+MAX_CARRIED_TEXT = 128
+#: category as uni's server takes it: a string, or {vendor: category} of strings.
+MAX_CATEGORY_KEYS = 16
+#: badge: a number N, or "+N" / "-N" (uni: add, subtract, set).
+BADGE_RE = re.compile(r"[+-]?\d{1,9}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +110,7 @@ def parse_send_message(body: Any, limits: Limits = STRICT) -> SendRequest:
     if not isinstance(force, bool):
         raise invalid("force_notification", "must be a boolean")
     _open_url(body.get("open_url"))
+    _carried_scalars(body)
     for key in CARRIED:
         if body.get(key) is not None:
             message[key] = body[key]
@@ -183,6 +194,82 @@ def _payload(body: dict[str, Any], limits: Limits) -> Any:
 def _too_long(limit: int, limits: Limits) -> str:
     hint = "; set strict_limits = false to relax it" if limits is STRICT else ""
     return f"must be at most {limit} characters ({limits.name}{hint})"
+
+
+def _carried_scalars(body: dict[str, Any]) -> None:
+    """badge, sound, channelId and category are flat, as uni defines them: the daemon
+    shows them, and a nested value has no meaning there (and could be 30 KB deep)."""
+    badge = body.get("badge")
+    if badge is not None and not (
+        (isinstance(badge, int) and not isinstance(badge, bool) and abs(badge) < 10**9)
+        or (isinstance(badge, str) and BADGE_RE.fullmatch(badge))
+    ):
+        raise invalid("badge", 'must be an integer or a string "N", "+N" or "-N"')
+    for key in ("sound", "channelId"):
+        value = body.get(key)
+        if value is not None and not (isinstance(value, str) and len(value) <= MAX_CARRIED_TEXT):
+            raise invalid(key, f"must be a string of at most {MAX_CARRIED_TEXT} characters")
+    category = body.get("category")
+    if category is None or (isinstance(category, str) and len(category) <= MAX_CARRIED_TEXT):
+        return
+    if (
+        isinstance(category, dict)
+        and len(category) <= MAX_CATEGORY_KEYS
+        and all(
+            len(k) <= MAX_CARRIED_TEXT and isinstance(v, str) and len(v) <= MAX_CARRIED_TEXT
+            for k, v in category.items()
+        )
+    ):
+        return
+    raise invalid(
+        "category",
+        f"must be a string, or an object of at most {MAX_CATEGORY_KEYS} vendor names to "
+        f'category strings such as {{"huawei": "EXPRESS"}} (each at most '
+        f"{MAX_CARRIED_TEXT} characters)",
+    )
+
+
+def check_json_value(value: Any, where: str, max_depth: int = MAX_DEPTH) -> None:
+    """Any method's parsed body: nesting at most ``max_depth`` deep, and every string
+    valid Unicode (JSON's \\ud800 escapes parse to lone surrogates that no encoder
+    takes later). Iterative, so the check itself cannot overflow the stack."""
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            _unicode(item, where, path)
+        elif isinstance(item, dict | list):
+            if len(path) >= max_depth:
+                raise invalid(_path(where, path), f"nests too deep: at most {max_depth} levels")
+            if isinstance(item, dict):
+                for key, child in item.items():
+                    _unicode(key, where, (*path, key))
+                    stack.append((child, (*path, key)))
+            else:
+                stack.extend((child, (*path, i)) for i, child in enumerate(item))
+
+
+def _unicode(text: str, where: str, path: tuple[str | int, ...]) -> None:
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise invalid(
+            _path(where, path),
+            f"holds a lone surrogate (U+{ord(text[exc.start]):04X}), which is not valid "
+            "Unicode: send characters, not halves of a \\u escape pair",
+        ) from None
+
+
+def _path(where: str, path: tuple[str | int, ...]) -> str:
+    """``title``, ``payload.a[2]``; the body itself by ``where``."""
+    if not path:
+        return where
+    text = where if isinstance(path[0], int) else ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
 
 
 def _open_url(value: Any) -> None:

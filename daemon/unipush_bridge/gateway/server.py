@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
+import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -15,13 +17,18 @@ from typing import Any
 import structlog
 from aiohttp import WSMsgType, web
 
+if sys.platform != "win32":
+    import resource
+
 from ..errors import ConfigError
 from ..wire import gateway as protocol
 from . import errors
 from . import session as wire
-from .access import GatewayConfig
+from .access import GatewayConfig, source_of
 from .errors import UniError
 from .openapi import openapi_document
+from .ratelimit import RateLimiter
+from .send import MAX_DEPTH, check_json_value
 from .service import GatewayService
 from .store import GatewayStore
 
@@ -117,15 +124,26 @@ class Connection:
 
 
 class Gateway:
-    def __init__(self, config: GatewayConfig, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``clock`` is the wall clock (timestamps that are stored or shown);
+        ``monotonic`` measures every duration (rate limits), so a clock step is harmless."""
         config.check()
         self.config = config
         self.clock = clock
         self.store = GatewayStore(config.data_dir / "gateway.sqlite3", clock)
-        self.service = GatewayService(config, self.store, clock)
+        self.service = GatewayService(config, self.store, clock, monotonic)
+        per_minute = config.auth_failures_per_minute
+        self.auth_failures = RateLimiter(per_minute / 60, per_minute, monotonic)
         self.connections: dict[tuple[str, str], Connection] = {}
+        self.edge = Edge(config, monotonic)
         self.app = web.Application(
-            client_max_size=config.max_body_bytes, middlewares=[envelope_errors]
+            client_max_size=config.max_body_bytes,
+            middlewares=[envelope_errors, self.edge.middleware],
         )
         self.app.add_routes(
             [
@@ -137,27 +155,44 @@ class Gateway:
         )
         self.app.on_shutdown.append(self._on_shutdown)
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
         self._purger: asyncio.Task[None] | None = None
         self.port: int | None = None
 
     # lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        loop = asyncio.get_running_loop()
+        self.edge.install(loop)
+        self._runner = web.AppRunner(
+            self.app,
+            access_log=None,
+            handle_signals=False,
+            keepalive_timeout=self.config.keepalive_timeout_s,
+            logger=_HttpLog(self.edge.warn),
+        )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.host, self.config.port)
-        await site.start()
-        server = site._server
-        assert isinstance(server, asyncio.Server)
-        self.port = int(server.sockets[0].getsockname()[1])
-        self._purger = asyncio.get_running_loop().create_task(self._purge_loop())
+        assert self._runner.server is not None
+        # Our own listener instead of a TCPSite: each connection goes through the
+        # edge's guard (connection cap, request-head deadline) on its way to aiohttp.
+        self._listener = await loop.create_server(
+            self.edge.protocol_factory(self._runner.server),
+            self.config.host,
+            self.config.port,
+            backlog=128,
+        )
+        self.port = int(self._listener.sockets[0].getsockname()[1])
+        self._purger = loop.create_task(self._purge_loop())
         log.info("gateway listening", host=self.config.host, port=self.port)
 
     async def stop(self) -> None:
         if self._purger is not None:
             self._purger.cancel()
+        if self._listener is not None:
+            self._listener.close()
         if self._runner is not None:
             await self._runner.cleanup()
+        self.edge.uninstall()
         self.store.close()
 
     @property
@@ -193,10 +228,11 @@ class Gateway:
     async def http_api(self, request: web.Request) -> web.Response:
         appid = request.match_info["appid"]
         method = request.match_info["method"]
+        source = source_of(request.remote)
         try:
-            self.service.authorize(appid, request.headers.get("Authorization", ""))
-            self.service.admit(appid)
-            body = await _json_body(request)
+            self._authorize(appid, request.headers.get("Authorization", ""), source)
+            self.service.admit(appid, source)
+            body = await _json_body(request, self.config.body_timeout_s)
             data = await self.call(appid, method, body)
         except UniError as exc:
             headers = {}
@@ -204,6 +240,33 @@ class Gateway:
                 headers["Retry-After"] = str(int(exc.retry_after) + 1)
             return web.json_response(exc.envelope(), status=exc.status, headers=headers)
         return web.json_response(data)
+
+    def _authorize(self, appid: str, authorization: str, source: str) -> None:
+        """The service's check, with failures (a wrong secret, an unknown appId) limited
+        per source address: past the limit every call from it is refused unchecked, so
+        secrets and appIds cannot be guessed at speed."""
+        limiter = self.auth_failures
+        if limiter.blocked(source):
+            raise UniError(
+                errors.RATE,
+                f"too many failed authentications from this address (more than "
+                f"{self.config.auth_failures_per_minute} a minute); wait and retry",
+                429,
+                retry_after=limiter.retry_after(source),
+            )
+        try:
+            authorization.encode()
+        except UnicodeEncodeError:
+            limiter.allow(source)
+            raise UniError(
+                errors.PARAMS, "Authorization header: must be text (ASCII or UTF-8)"
+            ) from None
+        try:
+            self.service.authorize(appid, authorization)
+        except UniError as exc:
+            if exc.status in (401, 404):
+                limiter.allow(source)
+            raise
 
     async def call(self, appid: str, method: str, body: Any) -> dict[str, Any]:
         """Run one server method and hand over what it committed for online daemons."""
@@ -311,19 +374,323 @@ async def envelope_errors(request: web.Request, handler: Any) -> web.StreamRespo
         return web.json_response(err.envelope(), status=500)
 
 
-async def _json_body(request: web.Request) -> Any:
+async def _json_body(request: web.Request, timeout_s: float) -> Any:
     try:
-        raw = await request.read()
+        async with asyncio.timeout(timeout_s):
+            raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise UniError(
             errors.PARAMS, f"request body larger than {request.app._client_max_size} bytes"
         ) from None
+    except TimeoutError:
+        raise UniError(
+            errors.PARAMS, f"request body: not complete after {timeout_s:g} s", 408
+        ) from None
     if not raw:
         return None
     try:
-        return json.loads(raw)
-    except (ValueError, RecursionError) as exc:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UniError(
+            errors.PARAMS, f"request body is not UTF-8: byte {exc.start} is invalid"
+        ) from None
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise UniError(
+            errors.PARAMS, f"request body: must nest at most {MAX_DEPTH} levels deep"
+        ) from None
+    except ValueError as exc:
         raise UniError(errors.PARAMS, f"request body is not JSON: {exc}") from None
+    check_json_value(value, "request body")
+    return value
+
+
+# the edge: what reaches aiohttp at all ---------------------------------------------
+
+#: asyncio's loop reports a failed accept() (no file descriptor left) with this text.
+ACCEPT_ERROR = "socket.accept() out of system resource"
+#: File descriptors kept free below the nofile limit for the store, logs and the rest.
+FD_RESERVE = 64
+#: A repeated warning is logged at most once in this many seconds, with a count.
+LOG_EVERY_S = 10.0
+
+
+class _Throttled:
+    """Warnings that can repeat thousands of times a second (a flood, an attack): one
+    line per event per ``every`` seconds, carrying how many were left out since."""
+
+    def __init__(self, every: float, clock: Callable[[], float]) -> None:
+        self.every = every
+        self.clock = clock
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def __call__(self, event: str, **fields: Any) -> None:
+        now = self.clock()
+        last = self._last.get(event)
+        if last is not None and now - last < self.every:
+            self._suppressed[event] = self._suppressed.get(event, 0) + 1
+            return
+        self._last[event] = now
+        log.warning(event, suppressed=self._suppressed.pop(event, 0), **fields)
+
+
+class _HttpLog(logging.Logger):
+    """aiohttp's server logger. It logs a malformed request (bad bytes in a header, a
+    duplicate Host) as an error with a traceback; that is the client's mistake, so one
+    throttled warning line says it. Handler failures are logged by envelope_errors."""
+
+    def __init__(self, warn: _Throttled) -> None:
+        super().__init__("unipush_bridge.gateway.http")
+        self.propagate = False
+        self._warn = warn
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kw: Any) -> None:
+        error = exc_info if isinstance(exc_info, BaseException) else sys.exc_info()[1]
+        self._warn("refused a malformed HTTP request", error=str(error or msg).strip())
+
+
+class _Guarded(asyncio.Protocol):
+    """One TCP connection on its way to aiohttp's handler, made only once the edge
+    admits the connection; everything else is passed through."""
+
+    def __init__(self, edge: Edge, make: Callable[[], asyncio.Protocol]) -> None:
+        self.edge = edge
+        self.make = make
+        self.inner: asyncio.Protocol | None = None
+        self.transport: asyncio.Transport | None = None
+        self.deadline: asyncio.TimerHandle | None = None
+        self.requested = False
+        self.busy = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        if not self.edge.admit(self):
+            transport.abort()
+            return
+        self.inner = self.make()
+        self.edge.bind(self.inner, self)
+        self.inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self.inner is not None:
+            self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received() if self.inner is not None else None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.edge.forget(self)
+        if self.inner is not None:
+            self.inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        if self.inner is not None:
+            self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.inner is not None:
+            self.inner.resume_writing()
+
+
+class Edge:
+    """The gateway's front door (issue 10 items 4 and 9).
+
+    - Requests: a foreign Host (DNS rebinding) is answered 421, an Origin not listed
+      (a web page) 403, a POST body that is not application/json 415, before any
+      handler runs (the websocket upgrade included).
+    - Connections: at most ``max_connections`` (clamped below the nofile limit, which
+      is raised to its hard limit at start); at the cap a new connection replaces the
+      oldest one with no request in progress, or is closed at once. A connection has
+      ``header_timeout_s`` to send its first request head; aiohttp's keep-alive
+      timeout closes one that is idle (or dripping its next head) after a request.
+    - A failed accept() is logged once per ``LOG_EVERY_S``, not once per attempt.
+    """
+
+    def __init__(self, config: GatewayConfig, monotonic: Callable[[], float]) -> None:
+        self.config = config
+        self.cap = config.max_connections
+        self.warn = _Throttled(LOG_EVERY_S, monotonic)
+        #: Admitted connections, and those of them with no request in progress
+        #: (oldest first: the first to go at the cap).
+        self._open: dict[_Guarded, None] = {}
+        self._idle: dict[_Guarded, None] = {}
+        self._by_handler: dict[asyncio.Protocol, _Guarded] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._previous: Any = None
+
+        @web.middleware
+        async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+            refused = self.refusal(request)
+            if refused is not None:
+                return refused
+            self._busy(request.protocol, +1)
+            try:
+                response: web.StreamResponse = await handler(request)
+                return response
+            finally:
+                self._busy(request.protocol, -1)
+
+        self.middleware = middleware
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._open)
+
+    # requests -------------------------------------------------------------------------
+
+    def refusal(self, request: web.Request) -> web.Response | None:
+        config = self.config
+        why = config.host_refusal(request.headers.get("Host"))
+        if why is not None:
+            return self._refuse("refused a request for a foreign Host", 421, errors.FORBIDDEN, why)
+        why = config.origin_refusal(request.headers.get("Origin"))
+        if why is not None:
+            return self._refuse("refused a request from a web page", 403, errors.FORBIDDEN, why)
+        if request.method == "POST":
+            why = content_type_refusal(request.headers.get("Content-Type"), request.body_exists)
+            if why is not None:
+                return self._refuse("refused a body that is not JSON", 415, errors.PARAMS, why)
+        return None
+
+    def _refuse(self, event: str, status: int, code: int, why: str) -> web.Response:
+        self.warn(event, reason=why)
+        response = web.json_response(UniError(code, why, status).envelope(), status=status)
+        response.force_close()  # whatever else the client meant to send, not on this link
+        return response
+
+    # connections ----------------------------------------------------------------------
+
+    def install(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Raise nofile, fit the cap below it, and take over accept() error reports."""
+        self._loop = loop
+        limit = raise_nofile_limit()
+        fits = max(1, limit - FD_RESERVE)
+        if fits < self.config.max_connections:
+            log.warning(
+                "max_connections lowered to fit the open-files limit",
+                max_connections=self.config.max_connections,
+                nofile=limit,
+                cap=fits,
+            )
+        self.cap = min(self.config.max_connections, fits)
+        self._previous = loop.get_exception_handler()
+        loop.set_exception_handler(self._on_loop_error)
+
+    def uninstall(self) -> None:
+        loop = self._loop
+        if loop is not None and loop.get_exception_handler() == self._on_loop_error:
+            loop.set_exception_handler(self._previous)
+
+    def protocol_factory(self, server: Callable[[], asyncio.Protocol]) -> Callable[[], _Guarded]:
+        return lambda: _Guarded(self, server)
+
+    def admit(self, conn: _Guarded) -> bool:
+        if len(self._open) >= self.cap:
+            oldest = next(iter(self._idle), None)
+            if oldest is None:
+                self.warn("connection cap reached: refused a connection", cap=self.cap)
+                return False
+            self.warn("connection cap reached: closed the oldest idle connection", cap=self.cap)
+            self._close(oldest)
+        self._open[conn] = None
+        self._idle[conn] = None
+        assert self._loop is not None
+        conn.deadline = self._loop.call_later(self.config.header_timeout_s, self._expire, conn)
+        return True
+
+    def bind(self, handler: asyncio.Protocol, conn: _Guarded) -> None:
+        self._by_handler[handler] = conn
+
+    def forget(self, conn: _Guarded) -> None:
+        self._open.pop(conn, None)
+        self._idle.pop(conn, None)
+        if conn.inner is not None:
+            self._by_handler.pop(conn.inner, None)
+        if conn.deadline is not None:
+            conn.deadline.cancel()
+
+    def _busy(self, handler: Any, step: int) -> None:
+        conn = self._by_handler.get(handler)
+        if conn is None:
+            return
+        conn.busy += step
+        if step > 0:
+            conn.requested = True
+            if conn.deadline is not None:
+                conn.deadline.cancel()
+                conn.deadline = None
+            self._idle.pop(conn, None)
+        elif conn.busy <= 0 and conn in self._open:
+            self._idle[conn] = None  # the newest idle one
+
+    def _expire(self, conn: _Guarded) -> None:
+        conn.deadline = None
+        if not conn.requested and conn in self._open:
+            self.warn(
+                "closed a connection that sent no complete request in time",
+                header_timeout_s=self.config.header_timeout_s,
+            )
+            self._close(conn)
+
+    def _close(self, conn: _Guarded) -> None:
+        self.forget(conn)
+        if conn.transport is not None:
+            conn.transport.abort()
+
+    def _on_loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if context.get("message") == ACCEPT_ERROR:
+            self.warn(
+                "cannot accept connections: out of file descriptors or memory",
+                error=str(context.get("exception")),
+                open_connections=len(self._open),
+            )
+            return
+        if self._previous is not None:
+            self._previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+
+def content_type_refusal(content_type: str | None, has_body: bool) -> str | None:
+    """Why a POST with a body is refused for its Content-Type, or None. A browser
+    sends text/plain or a form type without asking first (a CORS "simple request");
+    only a JSON type needs its permission, which this gateway never gives."""
+    rule = "POST bodies must be sent with Content-Type: application/json"
+    if not has_body:
+        return None  # no argument: nothing a form or a text body could smuggle
+    if content_type is None:
+        return f"Content-Type missing: {rule}"
+    mime, _, params = content_type.partition(";")
+    if mime.strip().lower() != "application/json":
+        return f"Content-Type {content_type!r} is refused: {rule}"
+    for param in params.split(";"):
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset" and value.strip().strip('"').lower() not in (
+            "utf-8",
+            "utf8",
+        ):
+            return f"Content-Type {content_type!r} is refused: JSON is UTF-8 (charset=utf-8)"
+    return None
+
+
+def raise_nofile_limit() -> int:
+    """Raise the open-files soft limit to the hard limit (many daemons, each a socket);
+    the soft limit in force after."""
+    if sys.platform == "win32":
+        return 1 << 20  # no nofile limit; Windows caps sockets otherwise
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (OSError, ValueError):
+        return 1 << 20
+    target = 1 << 20 if resource.RLIM_INFINITY in (hard, soft) else hard
+    if soft != resource.RLIM_INFINITY and soft < target:
+        with contextlib.suppress(OSError, ValueError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    return soft if soft != resource.RLIM_INFINITY else 1 << 20
 
 
 async def serve_forever(config: GatewayConfig, stop: asyncio.Event) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hmac
 import json
 import secrets
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -61,15 +62,21 @@ class Outcome:
 
 
 class GatewayService:
-    def __init__(self, config: GatewayConfig, store: GatewayStore, clock: Callable[[], float]):
+    def __init__(
+        self,
+        config: GatewayConfig,
+        store: GatewayStore,
+        clock: Callable[[], float],
+        monotonic: Callable[[], float] = time.monotonic,
+    ):
         self.config = config
         self.store = store
-        self.clock = clock
+        self.clock = clock  # wall clock: timestamps only; durations use monotonic
         self.limits = Limits.for_mode(config.strict_limits)
-        self.api_rate = RateLimiter(config.rate_limit, config.rate_burst, clock)
+        self.api_rate = RateLimiter(config.rate_limit, config.rate_burst, monotonic)
         per_minute = config.broadcast_per_minute
-        self.broadcast_rate = RateLimiter(per_minute / 60, per_minute, clock)
-        self.new_cid_rate = RateLimiter(NEW_CIDS_PER_MINUTE / 60, NEW_CIDS_PER_MINUTE, clock)
+        self.broadcast_rate = RateLimiter(per_minute / 60, per_minute, monotonic)
+        self.new_cid_rate = RateLimiter(NEW_CIDS_PER_MINUTE / 60, NEW_CIDS_PER_MINUTE, monotonic)
 
     # the websocket side: registrations, acks, receipts ------------------------------
 
@@ -160,13 +167,15 @@ class GatewayService:
                 errors.AUTH, "unauthorized: send Authorization: Bearer <server_secret>", 401
             )
 
-    def admit(self, appid: str) -> None:
-        if not self.api_rate.allow(appid):
+    def admit(self, appid: str, source: str = "unknown") -> None:
+        key = self.config.rate_key(appid, source)
+        if not self.api_rate.allow(key):
+            whose = "this appId" if self.config.apps else "this source address"
             raise UniError(
                 errors.RATE,
-                "too many requests for this appId; slow down",
+                f"too many requests for {whose}; slow down",
                 429,
-                retry_after=self.api_rate.retry_after(appid),
+                retry_after=self.api_rate.retry_after(key),
             )
 
     def call(self, appid: str, method: str, body: Any, online: Online) -> Outcome:
