@@ -198,7 +198,10 @@ def transaction(db: sqlite3.Connection, synchronous: str | None = None) -> Itera
     try:
         yield
     except BaseException:
-        db.execute("ROLLBACK")
+        # SQLite has already rolled back after some errors (SQLITE_FULL among them):
+        # a second ROLLBACK would fail and hide the error that matters.
+        if db.in_transaction:
+            db.execute("ROLLBACK")
         raise
     else:
         db.execute("COMMIT")

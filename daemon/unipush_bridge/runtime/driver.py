@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import structlog
 
 from ..errors import ApiFail, NotifyError
+from ..sqlitedb import StoreBroken, StoreFull, store_error
 from ..wire.gateway import PushMessage
 from . import core
 from .core import Action, Core, ReceiptEvent, State
@@ -169,7 +170,10 @@ class Driver:
         return fresh
 
     async def durable(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._fsync, self.store.sync)
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._fsync, self.store.sync)
+        except OSError as exc:  # ENOSPC from the fsync: "state dir full: <dir>"
+            raise store_error(self.store.path, exc) from exc
 
     async def hand_on(self, fresh: list[tuple[str, PushMessage]], duplicates: int = 0) -> None:
         """Route what was just recorded. Waits while too many batches are out with
@@ -212,15 +216,16 @@ class Driver:
         actions = self.core.create_push_message(well_formed(params), self._clock())
         answer: dict[str, Any] = {}
         for action in actions:
-            if isinstance(action, core.Show):
-                try:
+            try:
+                if isinstance(action, core.Show):
                     answer["notification_id"] = await self._show(action)
-                except NotifyError as exc:
-                    raise ApiFail(str(exc)) from None
-            else:
-                if isinstance(action, core.Schedule):
-                    answer.update(notification_id=action.sched_id, scheduled_at=action.due)
-                await self.run([action])
+                else:
+                    if isinstance(action, core.Schedule):
+                        answer.update(notification_id=action.sched_id, scheduled_at=action.due)
+                    await self.run([action])
+            except (NotifyError, StoreBroken, StoreFull) as exc:
+                # "createPushMessage:fail state dir full: <dir> ...", not an internal error.
+                raise ApiFail(str(exc)) from None
         return answer
 
     def set_push_channel(self, params: dict[str, Any]) -> dict[str, Any]:

@@ -22,6 +22,7 @@ import structlog
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
+from ..errors import UnipushError
 from ..wire import gateway as protocol
 from ..wire.gateway import PushMessage
 from .session import (
@@ -187,6 +188,10 @@ class Link:
                 self._failed(f"invalid gateway URL: {exc}")
             except (OSError, TimeoutError, InvalidHandshake) as exc:
                 self._failed(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+            except UnipushError as exc:
+                # A named condition with a fix, such as a full state dir: no traceback.
+                log.error("gateway link stopped", reason=str(exc))
+                self._failed(str(exc))
             except Exception as exc:
                 # A bug must not end the link for good: log it loudly and reconnect.
                 log.exception("unexpected error on the gateway link")
