@@ -409,3 +409,65 @@ async def test_failed_authentications_are_limited_per_source(tmp_path: Path) -> 
         async with kit.http.post(f"{kit.base}/api/__UNI__A/getTodayReport", headers=wrong) as resp:
             assert resp.status == 429
             assert int(resp.headers["Retry-After"]) >= 1
+
+
+def test_a_real_gateway_under_slowloris_with_a_low_nofile_limit(tmp_path: Path) -> None:
+    """issue 10 item 9 with a real process: nofile 128 (soft and hard), 300 connections
+    that never finish their request head. Before: accept() failed with EMFILE, asyncio
+    logged it up to 128 times a retry, and /healthz timed out. Now the connection cap
+    sits below the limit, new connections replace the oldest idle ones, /healthz
+    answers, and the log holds a few throttled lines, not a flood."""
+    import subprocess
+    import urllib.request
+
+    from tests.procs import CLI, _env, free_port, wait_for
+
+    port = free_port()
+    log_path = tmp_path / "gateway.log"
+
+    # nofile 128 for soft and hard, set in the child before it runs the gateway
+    low_nofile = (
+        "import os, resource, sys; resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128)); "
+        "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
+    )
+    env = _env({"UNIPUSH_BRIDGE_GATEWAY_HEADER_TIMEOUT_S": "30"})
+    args = ["gateway", "--host", "127.0.0.1", "--port", str(port)]
+    args += ["--data-dir", str(tmp_path / "gw"), "--log-format", "json"]
+    with log_path.open("w") as err:
+        proc = subprocess.Popen(
+            [CLI[0], "-c", low_nofile, *CLI[1:], *args],
+            stdout=err,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
+
+    def healthy() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                return bool(r.status == 200)
+        except OSError:
+            return False
+
+    slow: list[socket.socket] = []
+    try:
+        wait_for(healthy, 15, "the gateway")
+        for _ in range(300):
+            with contextlib.suppress(OSError):
+                slow.append(slow_socket(port))
+        time.sleep(1.5)  # a retry of asyncio's accept loop, were it failing
+        started = time.monotonic()
+        assert healthy()
+        assert time.monotonic() - started < 2
+    finally:
+        for s in slow:
+            s.close()
+        proc.terminate()
+        proc.wait(10)
+    lines = log_path.read_text().splitlines()
+    lowered = [json.loads(line) for line in lines if "max_connections lowered" in line]
+    assert lowered and lowered[0]["nofile"] == 128 and lowered[0]["cap"] == 64
+    assert not any("out of system resource" in line for line in lines), lines[-5:]
+    cap_lines = [line for line in lines if "connection cap reached" in line]
+    assert 1 <= len(cap_lines) <= 3, cap_lines
+    assert len(lines) < 30, lines

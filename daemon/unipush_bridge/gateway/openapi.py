@@ -130,8 +130,16 @@ def openapi_document() -> dict[str, Any]:
                         (200, "ok: errCode 0"),
                         (400, "bad argument: the errMsg names the field and the rule"),
                         (401, "missing or wrong Bearer secret"),
+                        (403, "a web page's Origin not in allowed_origins"),
                         (404, "unknown method or appId"),
-                        (429, "rate limit (uni-cloud-push-error-10005, or 30014 for broadcasts)"),
+                        (408, "the request body did not arrive within body_timeout_s"),
+                        (415, "a body sent without Content-Type: application/json"),
+                        (421, "a Host header that is not a name of this gateway"),
+                        (
+                            429,
+                            "rate limit (uni-cloud-push-error-10005, or 30014 for "
+                            "broadcasts), or too many failed authentications",
+                        ),
                     )
                 },
             }
