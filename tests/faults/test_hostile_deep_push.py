@@ -79,3 +79,33 @@ def test_a_push_too_deep_to_encode_is_skipped_and_the_rest_flow(
     )
     assert st["held_for_listener"] == 0 and st["backlog"] == 0, st
     assert not [e for e in daemon.logs() if e.get("level") in ("error", "critical")]
+
+
+def test_deep_pushes_with_no_listener_are_recorded_or_refused_not_stalled(
+    tmp_path: Path, cleanup: Cleanup
+) -> None:
+    """The other path: no listener and no notification server, so every push is recorded
+    and held for the next listener. The record step encodes the message for the store:
+    a push too deep for that must cost only itself, not the batch or the link."""
+    frames = [push(1, 0)]
+    seq = 1
+    for depth in DEPTHS:
+        seq += 1
+        frames.append(deep_push(seq, 1000 + depth, depth))
+    top = seq + 1
+    frames.append(push(top, 1))
+    gw = FakeGateway([[welcome()]]).start()
+    cleanup.add(gw.close)
+    daemon = DaemonProc(tmp_path / "daemon", f"ws://127.0.0.1:{gw.port}", env=NO_SERVER)
+    cleanup.proc(daemon)
+    start_daemon_fast(daemon)
+    wait_for(lambda: (st := quick_status(daemon)) and st["cid"] == CID, 15, "registration")
+    gw.then_send(frames)
+    wait_for(lambda: top in gw.acks(0), 15, f"the ack of seq {top}")
+    assert daemon.alive()
+    assert len(gw.hellos) == 1, "a deep push made the link drop"
+    listener = ReconnectingListener(daemon.socket, tmp_path / "listener.out").start()
+    cleanup.add(listener.stop)
+    numbers = listener.wait_numbers({0, 1}, timeout=20)
+    exactly_once([n for n in numbers if n < 1000], {0, 1})
+    assert not [e for e in daemon.logs() if e.get("level") in ("error", "critical")]
