@@ -267,9 +267,9 @@ def _path(where: str, path: tuple[str | int, ...]) -> str:
     if not path:
         return where
     text = where if isinstance(path[0], int) else ""
-    for part in path:
+    for part in path[:3] if len(path) > 6 else path:  # a deep path: its start will do
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
+    return text + ("…" if len(path) > 6 else "")
 
 
 def _open_url(value: Any) -> None:
