@@ -3,24 +3,119 @@
 uni-app accepts a path relative to the app root, ``_www/...`` (the app root too),
 an absolute path or ``file://``; http(s) icons are fetched here with a size and a
 time limit and cached by URL, so a slow or huge icon never holds up a notification.
+
+The time limit is a deadline for the whole fetch, not a socket timeout: a server that
+drips a byte a second never trips a socket timeout, and used to hold a thread of the
+shared pool for as long as it liked, until open_url and later icons timed out (issue
+10 item 18). At the deadline the fetch's socket is shut down, which ends any read in
+progress; fetches run on a small pool of their own, never the loop's default one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import hashlib
 import http.client
+import socket
+import threading
 import urllib.parse
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import structlog
 
 log = structlog.get_logger(__name__)
 
 MAX_ICON_BYTES = 1024 * 1024
+#: The whole fetch (connect, headers, body) ends by then.
 FETCH_TIMEOUT_S = 5.0
+#: Icon fetches at once; more wait their turn (each within its own deadline).
+FETCH_WORKERS = 2
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp", ".ico", ".bmp")
+
+
+@functools.cache
+def _fetch_pool() -> ThreadPoolExecutor:
+    """One small pool for every resolver (a SIGHUP makes a new resolver)."""
+    return ThreadPoolExecutor(FETCH_WORKERS, thread_name_prefix="icon-fetch")
+
+
+class _Deadline:
+    """Shuts down every socket of one fetch when its time is up."""
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            expired = self.expired
+        if expired:
+            _shut(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shut(sock)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class _HTTPConnection(http.client.HTTPConnection):
+    def __init__(self, *args: Any, deadline: _Deadline, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deadline = deadline
+
+    def connect(self) -> None:
+        super().connect()
+        self._deadline.watch(self.sock)
+
+
+class _HTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, *args: Any, deadline: _Deadline, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deadline = deadline
+
+    def connect(self) -> None:
+        super().connect()
+        self._deadline.watch(self.sock)
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, deadline: _Deadline) -> None:
+        super().__init__()
+        self._deadline = deadline
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        conn = functools.partial(_HTTPConnection, deadline=self._deadline)
+        return self.do_open(conn, req)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, deadline: _Deadline) -> None:
+        super().__init__()
+        self._deadline = deadline
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        conn = functools.partial(_HTTPSConnection, deadline=self._deadline)
+        return self.do_open(conn, req)
 
 
 class IconResolver:
@@ -34,8 +129,9 @@ class IconResolver:
             return self.app_icon
         try:
             if icon.startswith(("http://", "https://")):
+                loop = asyncio.get_running_loop()
                 path = await asyncio.wait_for(
-                    asyncio.to_thread(self._fetch, icon), FETCH_TIMEOUT_S + 1
+                    loop.run_in_executor(_fetch_pool(), self._fetch, icon), FETCH_TIMEOUT_S + 1
                 )
             else:
                 path = self._local(icon)
@@ -72,11 +168,22 @@ class IconResolver:
         if cached.is_file():
             return cached
         request = urllib.request.Request(url, headers={"User-Agent": "unipush-bridge"})
-        with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT_S) as resp:
-            length = resp.headers.get("Content-Length")
-            if length is not None and int(length) > MAX_ICON_BYTES:
-                raise ValueError(f"icon larger than {MAX_ICON_BYTES} bytes")
-            data = resp.read(MAX_ICON_BYTES + 1)
+        deadline = _Deadline(FETCH_TIMEOUT_S)
+        opener = urllib.request.build_opener(_HTTPHandler(deadline), _HTTPSHandler(deadline))
+        try:
+            with opener.open(request, timeout=FETCH_TIMEOUT_S) as resp:
+                length = resp.headers.get("Content-Length")
+                if length is not None and int(length) > MAX_ICON_BYTES:
+                    raise ValueError(f"icon larger than {MAX_ICON_BYTES} bytes")
+                data = resp.read(MAX_ICON_BYTES + 1)
+        except (OSError, http.client.HTTPException):
+            if deadline.expired:
+                raise TimeoutError(f"icon not fetched within {FETCH_TIMEOUT_S:g} s") from None
+            raise
+        finally:
+            deadline.cancel()
+        if deadline.expired:
+            raise TimeoutError(f"icon not fetched within {FETCH_TIMEOUT_S:g} s")
         if len(data) > MAX_ICON_BYTES:
             raise ValueError(f"icon larger than {MAX_ICON_BYTES} bytes")
         if length is not None and len(data) != int(length):
