@@ -39,6 +39,11 @@ log = structlog.get_logger(__name__)
 HOLD_TIMEOUT_S = 30.0
 #: Batches handed to listeners and not yet held before the link waits (back-pressure).
 MAX_HOLDS = 4
+#: While notifications are scheduled, the timer looks at the clocks at least this often,
+#: so a step of the wall clock is noticed (its waits run on the monotonic clock).
+CLOCK_CHECK_S = 5.0
+#: Wall-clock time that drifts from monotonic time by more than this has been stepped.
+CLOCK_STEP_S = 1.0
 
 
 class Listener(Protocol):
@@ -81,6 +86,7 @@ class Driver:
         receipts: ReceiptSink | None = None,
         hold_timeout: float = HOLD_TIMEOUT_S,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.core = core
         self.store = store
@@ -91,6 +97,8 @@ class Driver:
         self.hold_timeout = hold_timeout
         self._receipts = receipts
         self._clock = clock
+        self._monotonic = monotonic
+        self._clocks: tuple[float, float] | None = None
         cid, _ = store.identity(gateway_key, appid)
         self._cid = cid
         self._cid_ready = asyncio.Event()
@@ -397,10 +405,19 @@ class Driver:
             await self.run(self.core.held(token, [], [waiting[f] for f in late]))
 
     async def _keep_time(self) -> None:
-        """The core's clock: wake at its next deadline (or when actions moved it)."""
+        """The core's clock: wake at its next deadline (or when actions moved it).
+
+        Scheduled notifications are due at a wall-clock time (it survives a restart),
+        but the wait runs on the monotonic clock; so the clocks are compared at least
+        every CLOCK_CHECK_S. A step forward (or a suspend) fires what is now due; a
+        step back moves the due times back with it, so nothing waits the interval
+        twice, and nothing fires early (issue 10 item 10)."""
         while True:
+            self._check_clocks()
             deadline = self.core.next_deadline()
             timeout = None if deadline is None else max(0.0, deadline - self._clock())
+            if self.core.scheduled:
+                timeout = CLOCK_CHECK_S if timeout is None else min(timeout, CLOCK_CHECK_S)
             self._wake.clear()
             if timeout is None or timeout > 0:
                 try:
@@ -408,10 +425,33 @@ class Driver:
                     continue  # something changed: look at the deadline again
                 except TimeoutError:
                     pass
+            self._check_clocks()
             try:
                 await self.run(self.core.tick(self._clock()))
             except Exception:
                 log.exception("timer work failed")
+
+    def _check_clocks(self) -> None:
+        wall, mono = self._clock(), self._monotonic()
+        if self._clocks is not None:
+            last_wall, last_mono = self._clocks
+            step = (wall - last_wall) - (mono - last_mono)
+            if step < -CLOCK_STEP_S and self.core.scheduled:
+                self._rearm(step)
+        self._clocks = (wall, mono)
+
+    def _rearm(self, step: float) -> None:
+        """The wall clock went back by ``-step`` s: each scheduled notification keeps
+        the moment it was due at in real time (kept on disk for the next start)."""
+        for sched_id, (params, due) in list(self.core.scheduled.items()):
+            self.core.scheduled[sched_id] = (params, due + step)
+            self.store.unschedule(sched_id)
+            self.store.schedule(sched_id, params, due + step)
+        log.info(
+            "the wall clock went back; scheduled notifications keep their time",
+            seconds=round(-step, 3),
+            scheduled=len(self.core.scheduled),
+        )
 
     async def _launch(self, argv: tuple[str, ...]) -> None:
         try:

@@ -1,0 +1,110 @@
+"""issue 10 item 10 (scheduled half): delayed notifications after a wall-clock step.
+
+The driver runs on injected wall-clock and monotonic clocks (a real SQLite store, the
+recording notifier of test_driver); the timer's own waits are real but short.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.unit.runtime.test_driver import APPID, Screen
+from unipush_bridge.runtime import driver as driver_mod
+from unipush_bridge.runtime.core import Config, Core
+from unipush_bridge.runtime.driver import Driver
+from unipush_bridge.runtime.store import Store
+
+
+class Clocks:
+    def __init__(self) -> None:
+        self.wall = 1_000_000.0
+        self.mono = 50.0
+
+    def step(self, seconds: float) -> None:
+        """The wall clock is set (NTP, the user, a restored VM); no time passes."""
+        self.wall += seconds
+
+    def pass_(self, seconds: float) -> None:
+        self.wall += seconds
+        self.mono += seconds
+
+
+@pytest.fixture
+def clocks() -> Clocks:
+    return Clocks()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store(tmp_path / "state.sqlite3")
+    s.save_identity("embedded", APPID, "c" * 32, 0)
+    return s
+
+
+@pytest.fixture
+async def driver(
+    store: Store, clocks: Clocks, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[Driver, Screen]]:
+    monkeypatch.setattr(driver_mod, "CLOCK_CHECK_S", 0.01)
+    screen = Screen()
+    ids = iter(f"s{n}" for n in range(100))
+    d = Driver(
+        core=Core(Config(), lambda: next(ids)),
+        store=store,
+        notifier=screen,
+        appid=APPID,
+        gateway_key="embedded",
+        clock=lambda: clocks.wall,
+        monotonic=lambda: clocks.mono,
+    )
+    await d.start()
+    yield d, screen
+    await d.stop(0.1)
+
+
+async def soon(check: object, rounds: int = 100) -> bool:
+    for _ in range(rounds):
+        if callable(check) and check():
+            return True
+        await asyncio.sleep(0.01)
+    return False
+
+
+async def test_a_step_forward_fires_what_is_now_due(
+    driver: tuple[Driver, Screen], clocks: Clocks
+) -> None:
+    """issue 10 item 10: the wait was for an hour of monotonic time; the wall clock
+    jumping past the due time (or a resume from suspend) fires it at once."""
+    d, screen = driver
+    await d.create_push_message({"content": "in an hour", "delay": 3600})
+    await asyncio.sleep(0.05)
+    assert screen.shown == []
+    clocks.step(3601)
+    assert await soon(lambda: [r.body for r in screen.shown] == ["in an hour"])
+
+
+async def test_a_step_back_neither_fires_early_nor_waits_twice(
+    driver: tuple[Driver, Screen], clocks: Clocks, store: Store
+) -> None:
+    """issue 10 item 10: ten seconds stay ten seconds when the wall clock goes back
+    ten minutes; the new due time is kept on disk for the next start."""
+    d, screen = driver
+    await d.create_push_message({"content": "in ten seconds", "delay": 10})
+    ((_, _, due),) = store.scheduled()
+    clocks.pass_(2)
+    await asyncio.sleep(0.05)
+    clocks.step(-600)
+    await asyncio.sleep(0.05)
+    assert screen.shown == []
+    ((_, _, rearmed),) = store.scheduled()
+    assert rearmed == pytest.approx(due - 600)
+    clocks.pass_(7)
+    await asyncio.sleep(0.05)
+    assert screen.shown == []  # not early: one second to go
+    clocks.pass_(1.5)
+    assert await soon(lambda: [r.body for r in screen.shown] == ["in ten seconds"])
+    assert store.scheduled() == []
