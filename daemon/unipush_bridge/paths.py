@@ -69,11 +69,8 @@ def make_private_dirs(path: Path) -> bool:
     return bool(missing) and missing[0] == path
 
 
-def check_private_dir(path: Path, what: str = "socket directory") -> None:
-    """The directory must be a real directory (not a symlink), owned by this user, with
-    no access for group or others: anyone else who can enter it could answer in the
-    daemon's place or read what apps send it."""
-    uid = os.getuid()
+def _real_dir(path: Path, what: str) -> os.stat_result:
+    """lstat, so a symlink planted in the path's place is seen, not followed."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -82,6 +79,15 @@ def check_private_dir(path: Path, what: str = "socket directory") -> None:
         raise UnsafePath(f"{what} {path} is a symlink; it must be a real directory")
     if not stat.S_ISDIR(st.st_mode):
         raise UnsafePath(f"{what} {path} is not a directory")
+    return st
+
+
+def check_private_dir(path: Path, what: str = "socket directory") -> None:
+    """The directory must be a real directory (not a symlink), owned by this user, with
+    no access for group or others: anyone else who can enter it could answer in the
+    daemon's place or read what apps send it."""
+    uid = os.getuid()
+    st = _real_dir(path, what)
     if st.st_uid != uid:
         raise UnsafePath(
             f"{what} {path} is owned by uid {st.st_uid}, not by this user (uid {uid}); "
@@ -100,14 +106,7 @@ def check_shared_dir(path: Path, what: str = "socket directory") -> None:
     others only when sticky. The socket's own mode (0600) and the peer check do the
     rest."""
     uid = os.getuid()
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        raise UnsafePath(f"{what} {path} does not exist") from None
-    if stat.S_ISLNK(st.st_mode):
-        raise UnsafePath(f"{what} {path} is a symlink; it must be a real directory")
-    if not stat.S_ISDIR(st.st_mode):
-        raise UnsafePath(f"{what} {path} is not a directory")
+    st = _real_dir(path, what)
     if st.st_uid not in (uid, 0):
         raise UnsafePath(
             f"{what} {path} is owned by uid {st.st_uid}, neither this user (uid {uid}) "
