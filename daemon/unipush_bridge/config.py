@@ -7,10 +7,14 @@ rule; the CLI turns it into exit code 2.
 from __future__ import annotations
 
 import contextvars
+import difflib
+import os
+import sys
 import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import MISSING
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_type_hints
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args, get_type_hints
 
 import platformdirs
 from pydantic import (
@@ -189,8 +193,20 @@ def default_config_path(kind: str) -> Path:
 S = TypeVar("S", bound=_Settings)
 
 
-def load(cls: type[S], path: Path | None, kind: str, flags: dict[str, Any]) -> S:
-    """Build settings; ``path`` None means the default file, which may be absent."""
+def load(
+    cls: type[S],
+    path: Path | None,
+    kind: str,
+    flags: dict[str, Any],
+    warn: Callable[[str], None] | None = None,
+) -> S:
+    """Build settings; ``path`` None means the default file, which may be absent.
+
+    ``UNIPUSH_BRIDGE_*`` variables that are no setting are ignored by pydantic-settings;
+    each is named to ``warn`` (default: one line on stderr) with the nearest real one,
+    since a typo there would otherwise change nothing without a word."""
+    for line in unknown_env(cls, os.environ):
+        (warn or _warn_stderr)(line)
     explicit = path is not None
     file = path if path is not None else default_config_path(kind)
     values: dict[str, Any] = {}
@@ -216,10 +232,84 @@ def load(cls: type[S], path: Path | None, kind: str, flags: dict[str, Any]) -> S
 def _describe(exc: ValidationError, file: Path | None, cls: type[_Settings]) -> str:
     lines = []
     prefix = cls.model_config.get("env_prefix", "")
+    where = f"{file}: " if file else ""
     for err in exc.errors(include_url=False):
         key = ".".join(str(p) for p in err["loc"]) or "config"
-        rule = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        if err["type"] == "extra_forbidden":
+            # Only the file can hold a key that is no setting: naming a flag and a
+            # variable made from the typo would send the user to ones that do not exist.
+            lines.append(f"{where}key {key!r}: unknown key; {_hint(cls, err['loc'])}")
+            continue
         env = f"{prefix}{key.split('.')[0].upper()}"
-        where = f"{file}: " if file else ""
-        lines.append(f"{where}key {key!r} (flag, {env} or config file): {rule}")
+        lines.append(f"{where}key {key!r} (flag, {env} or config file): {err['msg']}")
     return "\n".join(lines)
+
+
+#: Variables with the prefix that are read outside the settings (``send --gateway-url``).
+OTHER_ENV = frozenset({"UNIPUSH_BRIDGE_SEND_URL"})
+ENV_PREFIX = "UNIPUSH_BRIDGE_"
+
+
+def _nearest(word: str, choices: list[str]) -> str | None:
+    found = difflib.get_close_matches(word.lower(), choices, n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def _keys_at(cls: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    """The keys a table at ``loc`` may hold (``apps."<appId>"`` holds an app's secrets)."""
+    model: Any = cls
+    rest = list(loc)
+    while rest and isinstance(model, type) and issubclass(model, BaseModel):
+        field = model.model_fields.get(str(rest.pop(0)))
+        if field is None:
+            return []
+        model = field.annotation
+        args = get_args(model)
+        if args and rest:  # dict[str, Model]: the next part is the dict's key
+            model, rest = args[-1], rest[1:]
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return list(model.model_fields)
+    return []
+
+
+def _hint(cls: type[_Settings], loc: tuple[int | str, ...]) -> str:
+    name = str(loc[-1])
+    choices = _keys_at(cls, loc[:-1])
+    near = _nearest(name, choices)
+    if near is not None:
+        return f"did you mean {near!r}?"
+    if len(loc) == 1:
+        other: type[_Settings] = DaemonSettings if cls is GatewaySettings else GatewaySettings
+        kind = "daemon" if cls is GatewaySettings else "gateway"
+        if name in other.model_fields:
+            return f"{name!r} is a {kind} setting ({kind}.toml), not one of this file's"
+    return "the keys are listed in config/daemon.toml and config/gateway.toml"
+
+
+def _env_names(cls: type[_Settings]) -> dict[str, str]:
+    """Each setting's variable name, upper case, to its key."""
+    prefix = str(cls.model_config.get("env_prefix", ""))
+    return {f"{prefix}{key}".upper(): key for key in cls.model_fields}
+
+
+def unknown_env(cls: type[_Settings], environ: Mapping[str, str]) -> list[str]:
+    """One warning per ``UNIPUSH_BRIDGE_*`` variable that no program here reads, naming
+    the nearest real one (the daemon's and the gateway's share the prefix, so a
+    variable of the other one is not a typo, and may be the one meant)."""
+    names = {**_env_names(DaemonSettings), **_env_names(GatewaySettings), **_env_names(cls)}
+    known = set(names) | OTHER_ENV
+    # Compared without the shared prefix, which would make every name look close.
+    choices = {name.removeprefix(ENV_PREFIX).lower(): name for name in names}
+    lines = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in known:
+            continue
+        near = _nearest(upper.removeprefix(ENV_PREFIX), list(choices))
+        hint = f"; did you mean {choices[near]}?" if near is not None else ""
+        lines.append(f"warning: environment variable {name} is not a setting, ignored{hint}")
+    return lines
+
+
+def _warn_stderr(line: str) -> None:
+    print(f"unipush-bridge: {line}", file=sys.stderr, flush=True)
