@@ -29,6 +29,7 @@ from .link import Link
 from .localapi import LocalApiServer
 from .notifier import DesktopNotifierBackend
 from .options import DaemonOptions
+from .sdnotify import SdNotify, status_text
 from .session import ReceiptEvent
 from .sleepwatch import SleepWatcher
 from .store import Store
@@ -97,6 +98,7 @@ class Daemon:
         self.link: Link | None = None
         self.notifier: DesktopNotifierBackend | None = None
         self._reloads: set[asyncio.Task[None]] = set()
+        self.sd = SdNotify()  # systemd Type=notify; a no-op elsewhere
 
     async def run(self) -> int:
         s = self.settings
@@ -183,7 +185,12 @@ class Daemon:
                 await sleep.start()
             link_task = loop.create_task(link.run())
             announce = loop.create_task(self._announce(driver, ws_url))
+            # Socket bound, store open, signals handled: the service is up.
+            self.sd.ready(self._sd_status(driver, link))
+            sd_task = loop.create_task(self.sd.run(lambda: self._sd_status(driver, link)))
             await self.stop_event.wait()
+            self.sd.stopping()
+            sd_task.cancel()
             log.info("stopping")
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCONT, signal.SIGHUP):
@@ -215,8 +222,19 @@ class Daemon:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await link_task
 
+    def _sd_status(self, driver: Driver, link: Link) -> str:
+        s = link.status
+        return status_text(s.state, driver.inbox()["backlog"], s.last_error)
+
+    async def _reload_notified(self) -> None:
+        self.sd.reloading()
+        try:
+            await self.reload_config()
+        finally:
+            self.sd.ready()
+
     def _spawn_reload(self) -> None:
-        task = asyncio.get_running_loop().create_task(self.reload_config())
+        task = asyncio.get_running_loop().create_task(self._reload_notified())
         self._reloads.add(task)
         task.add_done_callback(self._reloads.discard)
 
