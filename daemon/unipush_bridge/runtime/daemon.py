@@ -12,6 +12,7 @@ import shutil
 import signal
 import sys
 import time
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ import structlog
 
 from .. import __version__, logs
 from ..errors import UnipushError
+from ..paths import default_socket
 from ..wire import gateway as protocol
 from . import lock
 from .core import Config, Core
@@ -103,7 +105,7 @@ class Daemon:
     async def run(self) -> int:
         s = self.settings
         # Before anything else: a refused start must touch nothing of a running daemon.
-        instance = lock.acquire(s.state_dir, s.appid)
+        instance = lock.acquire(s.state_dir, s.appid, program())
         try:
             return await self._run(instance)
         finally:
@@ -127,7 +129,7 @@ class Daemon:
                 await self.gateway.start()
             except OSError as exc:
                 if exc.errno == errno.EADDRINUSE:
-                    raise PortTaken(s.state_dir, s.embedded_port) from exc
+                    raise PortTaken(s, s.embedded_port) from exc
                 raise
             ws_url = f"ws://127.0.0.1:{self.gateway.port}"
             gateway_key = EMBEDDED
@@ -294,23 +296,52 @@ class Daemon:
             "last_message_at": driver.last_message_at,
             "counters": dict(driver.core.counters),
             "socket": str(self.settings.socket_path),
+            "state_dir": str(self.settings.state_dir),
             "started_at": self.started_at,
         }
 
 
 class PortTaken(UnipushError):
-    """The embedded gateway's port is in use; the text says by whom, when we know."""
+    """The embedded gateway's port is in use; the text says by whom, when we know.
 
-    def __init__(self, state_dir: Path, port: int) -> None:
-        holder = lock.holder_of_port(state_dir, port)
-        if holder is not None:
+    When the holder is a daemon for this same appid (one with another state dir: the
+    instance lock stops one with the same), the way out is to use that daemon, not a
+    second one on another port with a cid of its own (issue 12 item 8)."""
+
+    def __init__(self, s: DaemonOptions, port: int) -> None:
+        holder = lock.holder_of_port(s.state_dir, port)
+        if holder is not None and holder.appid != s.appid:
             why = (
                 f"port {port} is held by the embedded gateway of the running daemon for "
                 f"appid {holder.appid} (pid {holder.pid}, socket {holder.socket})"
             )
-        else:
-            why = f"port {port} is taken by another program"
-        super().__init__(f"{why}: pass --embedded-port 0 (any free port) or another port")
+            super().__init__(f"{why}: pass --embedded-port 0 (any free port) or another port")
+            return
+        # Its socket is ours (same flags), the appid's default, or one beside it.
+        near = sorted(default_socket(s.appid).parent.glob("*.sock"))[:20]
+        running = lock.running_daemon((s.socket_path, default_socket(s.appid), *near))
+        if running is not None and _holds_port(running, s.appid, port):
+            pid, sock = int(running["pid"]), str(running["socket"])
+            where = f" with state dir {running['state_dir']}" if running.get("state_dir") else ""
+            super().__init__(
+                f"a daemon for appid {s.appid} is already running{where} (pid {pid}, "
+                f"socket {sock}) and its embedded gateway holds port {port}; "
+                f"{lock.use_it(program(), s.appid, sock, pid)}"
+            )
+            return
+        super().__init__(
+            f"port {port} is taken by another program: pass --embedded-port 0 "
+            "(any free port) or another port"
+        )
+
+
+def _holds_port(status: dict[str, Any], appid: str, port: int) -> bool:
+    """Whether a daemon's status says it is ``appid``'s with its embedded gateway on ``port``."""
+    if status.get("appid") != appid or not status.get("embedded_gateway"):
+        return False
+    with contextlib.suppress(ValueError, TypeError):
+        return urllib.parse.urlsplit(str(status.get("gateway"))).port == port
+    return False
 
 
 def main(argv: list[str] | None = None) -> int:
