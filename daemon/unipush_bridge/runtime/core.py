@@ -414,6 +414,10 @@ class Core:
                     entry.state = step(entry.state, Step.NOBODY)
                     persist.append((msg_id, State.HELD))
                 continue
+            if self._summary is not None:
+                # The window moved on while a summary waits: it goes first, so the
+                # screen never shows a newer message before the summary of older ones.
+                actions.append(self._flush_summary())
             entry.state = step(entry.state, Step.TO_SCREEN)
             actions.append(self._show_push(entry, data))
         if persist:
@@ -727,13 +731,17 @@ class Core:
             actions.append(Unschedule(sched_id))
         summary = self._summary
         if summary is not None and summary.due(self.flood.window) <= now:
-            self._summary = None
-            items = summary.items
-            latest = items[-1]
-            more = f"{len(items)} more message{'s' if len(items) > 1 else ''}"
-            notice = Notice(title=self.config.app_name, body=f"{more}: {latest['title']}")
-            actions.append(self._ticketed(_Ticket("summary", latest), notice))
+            actions.append(self._flush_summary())
         return actions
+
+    def _flush_summary(self) -> Show:
+        """The summary of what the flood left unshown, now; the click acts on the latest."""
+        assert self._summary is not None
+        items, self._summary = self._summary.items, None
+        latest = items[-1]
+        more = f"{len(items)} more message{'s' if len(items) > 1 else ''}"
+        notice = Notice(title=self.config.app_name, body=f"{more}: {latest['title']}")
+        return self._ticketed(_Ticket("summary", latest), notice)
 
     # -- what status reports ---------------------------------------------------------------
 
