@@ -31,6 +31,7 @@ from .errors import (
     UsageError,
 )
 from .logs import json_text, printable
+from .service import commands as service_commands  # argparse only; the rest loads when run
 
 DEFAULT_GATEWAY_HTTP = "http://127.0.0.1:8787"
 #: How often `listen --follow` looks for a daemon that went away.
@@ -154,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--json", action="store_true")
     status = local("status", "show the daemon's state")
     status.add_argument("--json", action="store_true")
+    service_commands.add_parsers(sub)
     return p
 
 
@@ -509,7 +511,12 @@ async def cmd_status(args: argparse.Namespace) -> int:
     return await _uni_call(args, lambda push: push.status(), show)
 
 
-SYNC_COMMANDS = {"run": cmd_run, "send": cmd_send}
+SYNC_COMMANDS = {
+    "run": cmd_run,
+    "send": cmd_send,
+    "service": service_commands.cmd_service,
+    "doctor": service_commands.cmd_doctor,
+}
 
 if __name__ == "__main__":
     sys.exit(main())
