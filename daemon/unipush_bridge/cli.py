@@ -1,59 +1,164 @@
 """The ``unipush-bridge`` command. Exit codes: 0 ok, 1 runtime failure, 2 bad usage
-or bad config; every error message names its cause.
+or bad config; every error message names its cause, and no usage or API error ends
+in a traceback.
 
 Everything printed may hold a sender's text, so it goes through :func:`logs.printable`
-or :func:`logs.json_text` first: no terminal control sequence gets through."""
+or :func:`logs.json_text` first: no terminal control sequence gets through.
+
+The local commands (cid, notify, status, history, channel) are what scripts and
+keyboard shortcuts call many times in a row, so this module imports only argparse,
+the standard library and the local API's wire module at the top; the config stack
+(pydantic), asyncio, aiohttp and the daemon load inside the commands that need them.
+A command is a parser (in :func:`build_parser`) and an entry in :data:`COMMANDS`.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
+import socket
 import sys
-import urllib.error
-import urllib.parse
-import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, NoReturn
 
-from . import __version__, config, logs
-from .clients import PushClient
+from . import __version__
 from .errors import (
     EXIT_FAIL,
     EXIT_OK,
+    EXIT_USAGE,
     ConfigError,
     DaemonUnavailable,
+    GatewayUnreachable,
+    ProtocolError,
     UniApiError,
     UnipushError,
     UsageError,
 )
 from .logs import json_text, printable
+from .paths import DEFAULT_APPID, check_peer, check_socket_dir, default_socket
 from .service import commands as service_commands  # argparse only; the rest loads when run
+from .wire.local import MAX_LINE, Answer, Request, encode_request, is_fail, parse_daemon_line
 
 DEFAULT_GATEWAY_HTTP = "http://127.0.0.1:8787"
 #: How often `listen --follow` looks for a daemon that went away.
 FOLLOW_RETRY_S = 0.2
+#: The daemon's rule for `history --limit` (runtime/localapi.py), checked here first.
+HISTORY_MAX = 10_000
+#: How long a one-shot local command waits for the daemon's answer (showing a
+#: notification waits for the notification server, which has its own timeout).
+ANSWER_TIMEOUT_S = 60.0
+#: sendMessage's answers for a target that has the message (stored or sent).
+ACCEPTED = ("successed_online", "successed_offline")
+CID_CHARS = frozenset("0123456789abcdef")
+
+COMMAND_HELP = {
+    "run": "run the daemon (with an embedded gateway if none is set)",
+    "gateway": "run the reference gateway (uni-push's server API over HTTP)",
+    "send": "call sendMessage on a gateway and print its answer",
+    "cid": "print this device's cid (getPushClientId)",
+    "listen": "print receive and click events as they come (onPushMessage)",
+    "notify": "show a local notification, now or later (createPushMessage)",
+    "channel": "create and list notification channels (getChannelManager)",
+    "history": "list the last notifications shown, newest first",
+    "status": "show the daemon's connection, cid, listeners and counters",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, except that an unknown flag is named before a missing required one:
+    ``send --bogus`` is about --bogus, not about the --to it never reached."""
+
+    #: The command line being parsed (argparse does not hand it to subparsers).
+    argv: ClassVar[list[str]] = []
+
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("the following arguments are required"):
+            unknown = self._unknown_options()
+            if unknown:
+                message = f"unrecognized arguments: {' '.join(unknown)}"
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def _unknown_options(self) -> list[str]:
+        known = self._option_string_actions
+        unknown = []
+        for token in _Parser.argv:
+            if token == "--":
+                break
+            if not token.startswith("-") or token == "-" or _is_number(token):
+                continue
+            name = token.split("=", 1)[0]
+            if name in known or (name.startswith("--") and any(k.startswith(name) for k in known)):
+                continue  # argparse accepts an unambiguous prefix
+            unknown.append(name)
+        return unknown
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+def _json_value(text: str) -> Any:
+    """--payload is JSON; a typo is shown with a caret under where parsing stopped,
+    instead of being sent on as a string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        line = text.splitlines()[exc.lineno - 1] if text.strip() else text
+        raise argparse.ArgumentTypeError(
+            f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}\n"
+            f"  {printable(line)}\n  {' ' * (exc.colno - 1)}^\n"
+            "(a string payload is written as JSON too: --payload '\"text\"')"
+        ) from None
+
+
+def _whole(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(
+                f"must be a whole number from {low} to {high}, got {text!r}"
+            )
+        return value
+
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="unipush-bridge",
-        description=("uni-push 2.0 on the desktop: a daemon, a local API and a reference gateway."),
+        description="uni-push 2.0 on the desktop: a daemon, a local API and a reference gateway.",
+        epilog="`unipush-bridge COMMAND --help` shows a command's flags. Exit codes: 0 ok, "
+        "1 runtime failure, 2 bad usage or bad config.",
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, parent: Any = sub, **kwargs: Any) -> argparse.ArgumentParser:
+        help = kwargs.pop("help", COMMAND_HELP.get(name))
+        cmd: argparse.ArgumentParser = parent.add_parser(
+            name, help=help, description=help, **kwargs
+        )
+        return cmd
 
     def logging_flags(cmd: argparse.ArgumentParser) -> None:
         cmd.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
         cmd.add_argument("--log-format", choices=["auto", "console", "json"])
 
-    run = sub.add_parser("run", help="run the daemon (with an embedded gateway if none is set)")
+    run = command("run")
     run.add_argument("--config", type=Path, help="daemon TOML file (default: user config dir)")
     run.add_argument("--gateway", help="gateway websocket URL, e.g. ws://127.0.0.1:8787")
-    run.add_argument("--appid", help=f"uni appId (default {config.DEFAULT_APPID})")
+    run.add_argument("--appid", help=f"uni appId (default {DEFAULT_APPID})")
     run.add_argument("--state-dir", type=Path)
     run.add_argument("--socket", type=Path, help="local API socket path")
     run.add_argument("--embedded-port", type=int, help="port of the embedded gateway (0 = any)")
@@ -64,15 +169,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     logging_flags(run)
 
-    gw = sub.add_parser("gateway", help="run the reference gateway")
+    gw = command("gateway")
     gw.add_argument("--config", type=Path, help="gateway TOML file (default: user config dir)")
     gw.add_argument("--host")
     gw.add_argument("--port", type=int)
     gw.add_argument("--data-dir", type=Path)
     logging_flags(gw)
 
-    send = sub.add_parser("send", help="call sendMessage on a gateway and print its answer")
-    send.add_argument("--appid", default=config.DEFAULT_APPID)
+    send = command("send")
+    send.add_argument("--appid", default=DEFAULT_APPID, help=f"default {DEFAULT_APPID}")
     send.add_argument(
         "--to",
         action="append",
@@ -84,14 +189,20 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--content", required=True)
     send.add_argument(
         "--payload",
-        default="{}",
-        help="JSON object or string (default: {}); a non-JSON value is sent as a string",
+        type=_json_value,
+        default={},
+        metavar="JSON",
+        help="JSON value (default: {}); a string is --payload '\"text\"'",
     )
     send.add_argument("--force-notification", action="store_true")
     send.add_argument("--request-id")
     send.add_argument("--ttl", type=int, metavar="MS", help="settings.ttl in ms (-1 = online only)")
     send.add_argument(
-        "--gateway-url", default=os.environ.get("UNIPUSH_BRIDGE_SEND_URL", DEFAULT_GATEWAY_HTTP)
+        "--gateway-url",
+        default=os.environ.get("UNIPUSH_BRIDGE_SEND_URL", DEFAULT_GATEWAY_HTTP),
+        metavar="URL",
+        help=f"the gateway's base HTTP URL (default $UNIPUSH_BRIDGE_SEND_URL or "
+        f"{DEFAULT_GATEWAY_HTTP})",
     )
     send.add_argument(
         "--secret",
@@ -102,16 +213,17 @@ def build_parser() -> argparse.ArgumentParser:
     daemon_options = argparse.ArgumentParser(add_help=False)
     daemon_options.add_argument("--socket", type=Path, help="daemon socket (default: from --appid)")
     daemon_options.add_argument(
-        "--appid", default=os.environ.get("UNIPUSH_BRIDGE_APPID", config.DEFAULT_APPID)
+        "--appid",
+        default=os.environ.get("UNIPUSH_BRIDGE_APPID", DEFAULT_APPID),
+        help=f"the daemon's appId (default $UNIPUSH_BRIDGE_APPID or {DEFAULT_APPID})",
     )
 
-    def local(name: str, help: str, parent: Any = sub) -> argparse.ArgumentParser:
-        cmd: argparse.ArgumentParser = parent.add_parser(name, help=help, parents=[daemon_options])
-        return cmd
+    def local(name: str, parent: Any = sub, **kwargs: Any) -> argparse.ArgumentParser:
+        return command(name, parent, parents=[daemon_options], **kwargs)
 
-    cid = local("cid", "print this device's cid (getPushClientId)")
+    cid = local("cid")
     cid.add_argument("--timeout", type=float, default=30.0)
-    listen = local("listen", "print receive and click events (onPushMessage)")
+    listen = local("listen")
     listen.add_argument("--json", action="store_true", help="one uni event per line")
     listen.add_argument(
         "--follow",
@@ -119,12 +231,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep listening across daemon restarts (waits for the daemon to come back; "
         "a push the restarted daemon hands on again is shown once)",
     )
-    notify = local("notify", "show a local notification (createPushMessage)")
+    notify = local("notify")
     notify.add_argument("--content", required=True)
     notify.add_argument("--title")
-    notify.add_argument("--payload", help="JSON value or plain string, returned in the click")
     notify.add_argument(
-        "--icon", help="relative to app_root, _www/..., absolute, file:// or http(s)://"
+        "--payload",
+        type=_json_value,
+        metavar="JSON",
+        help="JSON value returned in the click; a string is --payload '\"text\"'",
+    )
+    notify.add_argument(
+        "--icon",
+        help="relative to the app_root setting, _www/... (also under app_root), "
+        "absolute, file:// or http(s)://",
     )
     notify.add_argument("--sound", choices=["system", "none"])
     notify.add_argument(
@@ -136,10 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
     notify.add_argument("--when", help="time to show: ms since the epoch or an ISO 8601 date")
     notify.add_argument("--channel-id")
     notify.add_argument("--category")
-    channel = sub.add_parser("channel", help="notification channels (getChannelManager)")
+    channel = command("channel")
     channel_sub = channel.add_subparsers(dest="channel_command", required=True, metavar="ACTION")
     chan_set = local(
-        "set", "setPushChannel: create a channel (never changed once created)", channel_sub
+        "set", channel_sub, help="setPushChannel: create a channel (never changed once created)"
     )
     chan_set.add_argument("--channel-id", required=True)
     chan_set.add_argument("--channel-desc", required=True)
@@ -148,12 +267,14 @@ def build_parser() -> argparse.ArgumentParser:
     chan_set.add_argument("--enable-vibration", action="store_true")
     chan_set.add_argument("--importance", type=int, choices=[2, 3, 4])
     chan_set.add_argument("--lockscreen-visibility", type=int, choices=[0, 1, -1, -1000])
-    chan_list = local("list", "getAllChannels", channel_sub)
+    chan_list = local("list", channel_sub, help="getAllChannels, with each channel's settings")
     chan_list.add_argument("--json", action="store_true")
-    history = local("history", "the last notifications shown, newest first")
-    history.add_argument("--limit", type=int, default=20)
+    history = local("history")
+    history.add_argument(
+        "--limit", type=_whole(1, HISTORY_MAX), default=20, help=f"1 to {HISTORY_MAX}"
+    )
     history.add_argument("--json", action="store_true")
-    status = local("status", "show the daemon's state")
+    status = local("status")
     status.add_argument("--json", action="store_true")
     service_commands.add_parsers(sub)
     return p
@@ -161,32 +282,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    _Parser.argv = argv
     args = build_parser().parse_args(argv)
     args.argv = argv
     try:
-        if args.command in SYNC_COMMANDS:
-            return SYNC_COMMANDS[args.command](args)
-        return asyncio.run(_dispatch(args))
+        return COMMANDS[args.command](args)
     except UnipushError as exc:  # the one root: each error knows its exit code
         kind = "config error: " if isinstance(exc, ConfigError) else ""
         _err(f"unipush-bridge {args.command}: {kind}{exc}")
         return exc.exit_code
     except KeyboardInterrupt:
         return EXIT_OK
-
-
-async def _dispatch(args: argparse.Namespace) -> int:
-    handlers = {
-        "gateway": cmd_gateway,
-        "cid": cmd_cid,
-        "listen": cmd_listen,
-        "notify": cmd_notify,
-        "channel": cmd_channel,
-        "history": cmd_history,
-        "status": cmd_status,
-    }
-    result: int = await handlers[args.command](args)
-    return result
+    except BrokenPipeError:  # `... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error
+        return EXIT_OK
 
 
 def _out(text: str) -> None:
@@ -199,14 +308,7 @@ def _err(text: object) -> None:
 
 
 def _socket(args: argparse.Namespace) -> Path:
-    return args.socket if args.socket is not None else config.default_socket(args.appid)
-
-
-def _json_or_text(value: str) -> Any:
-    try:
-        return json.loads(value)
-    except json.JSONDecodeError:
-        return value
+    return args.socket if args.socket is not None else default_socket(args.appid)
 
 
 # daemon and gateway ---------------------------------------------------------------------
@@ -215,6 +317,8 @@ def _json_or_text(value: str) -> Any:
 def cmd_run(args: argparse.Namespace) -> int:
     """Validate the config here, then become the daemon process: it runs on plain
     options and never loads the validation stack (see options.py)."""
+    from . import config
+
     settings = config.load(
         config.DaemonSettings,
         args.config,
@@ -259,8 +363,10 @@ def _run_in_process(daemon_main: Any, options_json: str) -> int:
     return result
 
 
-async def cmd_gateway(args: argparse.Namespace) -> int:
-    from .gateway.server import serve_forever
+def cmd_gateway(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from . import config, logs
 
     settings = config.load(
         config.GatewaySettings,
@@ -276,32 +382,42 @@ async def cmd_gateway(args: argparse.Namespace) -> int:
     )
     logs.setup(settings.log_level, settings.log_format)
     gw = settings.gateway_config()
-
     gw.check()
-    import signal
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await serve_forever(gw, stop)
-    except OSError as exc:
-        print(
-            f"unipush-bridge gateway: cannot listen on {settings.host}:{settings.port}: "
-            f"{exc.strerror or exc}",
-            file=sys.stderr,
-        )
-        return EXIT_FAIL
-    return EXIT_OK
+    async def serve() -> int:
+        import signal
+
+        from .gateway.server import serve_forever
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await serve_forever(gw, stop)
+        except OSError as exc:
+            _err(
+                f"unipush-bridge gateway: cannot listen on {settings.host}:{settings.port}: "
+                f"{exc.strerror or exc}"
+            )
+            return EXIT_FAIL
+        return EXIT_OK
+
+    return asyncio.run(serve())
 
 
 def cmd_send(args: argparse.Namespace) -> int:
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    from .clients.pushmanager import read_envelope
+
     body: dict[str, Any] = {
         "push_clientid": args.to[0] if len(args.to) == 1 else args.to,
         "title": args.title,
         "content": args.content,
-        "payload": _json_or_text(args.payload),
+        "payload": args.payload,
     }
     if args.force_notification:
         body["force_notification"] = True
@@ -321,33 +437,146 @@ def cmd_send(args: argparse.Namespace) -> int:
     )
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
-            text = resp.read().decode()
+            status, ctype, raw = resp.status, resp.headers.get("Content-Type"), resp.read()
     except urllib.error.HTTPError as exc:
-        text = exc.read().decode()
+        status, ctype, raw = exc.code, exc.headers.get("Content-Type"), exc.read()
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        _err(f"unipush-bridge send: cannot reach the gateway at {base}: {reason}")
+        raise GatewayUnreachable(f"cannot reach the gateway at {base}: {reason}") from None
+    answer = read_envelope(url, status, ctype, raw, hint="check --gateway-url")
+    _out(json_text(answer))
+    if answer.get("errCode") != 0:
+        _err(
+            f"unipush-bridge send: the gateway refused the call (HTTP {status}): "
+            f"{answer.get('errMsg')}"
+        )
         return EXIT_FAIL
-    _out(text)
-    try:
-        answer = json.loads(text)
-    except json.JSONDecodeError:
+    return _send_outcome(answer, args.appid, base)
+
+
+def _send_outcome(answer: dict[str, Any], appid: str, base: str) -> int:
+    """Name each target that did not get the message and why; exit 1 when none did
+    (the gateway answers errCode 0 even then, as uniCloud does)."""
+    data = answer.get("data")
+    targets: dict[str, Any] = {}
+    if isinstance(data, dict):
+        for per_task in data.values():
+            if isinstance(per_task, dict):
+                targets.update(per_task)
+    missed = {cid: st for cid, st in targets.items() if st not in ACCEPTED}
+    for cid, st in missed.items():
+        _err(f"unipush-bridge send: {cid}: {st} ({_why(cid, str(st), appid, base)})")
+    if targets and len(missed) == len(targets):
+        _err("unipush-bridge send: no target accepted the message")
         return EXIT_FAIL
-    return EXIT_OK if answer.get("errCode") == 0 else EXIT_FAIL
+    return EXIT_OK
+
+
+def _why(cid: str, status: str, appid: str, base: str) -> str:
+    if status == "target user is invalid":
+        if len(cid) != 32 or not set(cid) <= CID_CHARS:
+            return "not a cid: a cid is 32 lowercase hex characters, as `unipush-bridge cid` prints"
+        return (
+            f"no daemon registered this cid for appId {appid} on {base}: check --appid "
+            "(the daemon's is in `unipush-bridge status`) and --gateway-url"
+        )
+    if status == "successed_ignore":
+        return "not stored: offline with --ttl -1 (online only), or past the 500th cid"
+    return "see docs/gateway.md, Status strings"
 
 
 # local API commands ---------------------------------------------------------------------
 
 
-async def cmd_cid(args: argparse.Namespace) -> int:
-    return await _uni_call(
+class _DaemonCall:
+    """One blocking request to the daemon for the one-shot commands: a plain socket,
+    the wire module's lines and the same checks as PushClient (a private socket dir,
+    a peer running as this user), without asyncio."""
+
+    def __init__(self, path: Path, timeout: float = ANSWER_TIMEOUT_S) -> None:
+        self.path = path
+        self.timeout = timeout
+
+    def __call__(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        if os.path.lexists(self.path.parent):
+            check_socket_dir(self.path)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(self.timeout)
+            try:
+                sock.connect(str(self.path))
+            except (FileNotFoundError, ConnectionRefusedError):
+                raise DaemonUnavailable(
+                    f"no daemon is listening on {self.path} (start one with `unipush-bridge run`)"
+                ) from None
+            except OSError as exc:
+                raise DaemonUnavailable(f"cannot reach the daemon on {self.path}: {exc}") from None
+            check_peer(sock, f"the daemon on {self.path}")
+            try:
+                sock.sendall(encode_request(Request(1, method, params)))
+                with sock.makefile("rb") as lines:
+                    return self._answer(lines)
+            except TimeoutError:
+                raise DaemonUnavailable(
+                    f"the daemon on {self.path} did not answer {method} within {self.timeout:g} s"
+                ) from None
+            except OSError as exc:
+                raise DaemonUnavailable(
+                    f"the daemon on {self.path} closed the connection: {exc}"
+                ) from None
+
+    def _answer(self, lines: Any) -> dict[str, Any]:
+        while True:
+            line = lines.readline(MAX_LINE + 1)
+            if not line:
+                raise DaemonUnavailable(f"the daemon on {self.path} closed the connection")
+            if len(line) > MAX_LINE:
+                raise ProtocolError(f"a line from the daemon is over {MAX_LINE} bytes")
+            msg = parse_daemon_line(line)
+            if isinstance(msg, Answer) and msg.id == 1:
+                return msg.result
+
+
+def _uni_call(
+    args: argparse.Namespace,
+    method: str,
+    params: dict[str, Any],
+    show: Callable[[dict[str, Any]], None] | None = None,
+    timeout: float = ANSWER_TIMEOUT_S,
+) -> int:
+    """Run one local API call and ``show`` what it answers (by default its errMsg);
+    a failed call prints its errMsg on stderr and exits 1, with no traceback."""
+    result = _DaemonCall(_socket(args), timeout)(method, params)
+    if is_fail(result):
+        _err(UniApiError(result))
+        return EXIT_FAIL
+    if show is None:
+        _out(str(result["errMsg"]))
+    else:
+        show(result)
+    return EXIT_OK
+
+
+def cmd_cid(args: argparse.Namespace) -> int:
+    return _uni_call(
         args,
-        lambda push: push.get_push_client_id(timeout=args.timeout),
+        "getPushClientId",
+        {"timeout": args.timeout},
         lambda res: _out(str(res["cid"])),
+        timeout=max(args.timeout, 0) + ANSWER_TIMEOUT_S,
     )
 
 
-async def cmd_listen(args: argparse.Namespace) -> int:
+def cmd_listen(args: argparse.Namespace) -> int:
+    import asyncio
+
+    return asyncio.run(_listen(args))
+
+
+async def _listen(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .clients import PushClient
+
     def show(event: dict[str, Any]) -> None:
         if args.json:
             print(json_text(event), flush=True)
@@ -395,10 +624,10 @@ async def cmd_listen(args: argparse.Namespace) -> int:
         _err("unipush-bridge listen: the daemon went away; waiting for it")
 
 
-async def cmd_notify(args: argparse.Namespace) -> int:
+def cmd_notify(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {"content": args.content}
     if args.payload is not None:
-        options["payload"] = _json_or_text(args.payload)
+        options["payload"] = args.payload
     if args.when is not None:
         options["when"] = int(args.when) if args.when.isdigit() else args.when
     if args.cover:
@@ -413,30 +642,10 @@ async def cmd_notify(args: argparse.Namespace) -> int:
     ):
         if getattr(args, flag) is not None:
             options[key] = getattr(args, flag)
-    return await _uni_call(args, lambda push: push.create_push_message(**options))
+    return _uni_call(args, "createPushMessage", options)
 
 
-async def _uni_call(
-    args: argparse.Namespace,
-    call: Callable[[PushClient], Awaitable[Any]],
-    show: Callable[[Any], None] | None = None,
-) -> int:
-    """Run one local API call and ``show`` what it returns (by default its errMsg);
-    a failed call prints its errMsg on stderr and exits 1, with no traceback."""
-    async with PushClient(_socket(args)) as push:
-        try:
-            res = await call(push)
-        except UniApiError as exc:
-            _err(exc)
-            return EXIT_FAIL
-    if show is None:
-        _out(str(res["errMsg"]))
-    else:
-        show(res)
-    return EXIT_OK
-
-
-async def cmd_channel(args: argparse.Namespace) -> int:
+def cmd_channel(args: argparse.Namespace) -> int:
     if args.channel_command == "set":
         options: dict[str, Any] = {
             "channelId": args.channel_id,
@@ -451,11 +660,12 @@ async def cmd_channel(args: argparse.Namespace) -> int:
         ):
             if getattr(args, flag) is not None:
                 options[key] = getattr(args, flag)
-        return await _uni_call(
-            args, lambda push: push.get_channel_manager().set_push_channel(**options)
-        )
+        return _uni_call(args, "setPushChannel", options)
 
-    def show(channels: list[dict[str, Any]]) -> None:
+    def show(res: dict[str, Any]) -> None:
+        channels = res.get("channels", [])
+        if not isinstance(channels, list) or not all(isinstance(c, dict) for c in channels):
+            raise ProtocolError("getChannelDetails must answer channels as objects")
         if args.json:
             print(json_text(channels, indent=2))
             return
@@ -466,16 +676,17 @@ async def cmd_channel(args: argparse.Namespace) -> int:
             )
             print(printable(line))
 
-    return await _uni_call(
-        args, lambda push: push.get_channel_manager().get_channel_details(), show
-    )
+    return _uni_call(args, "getChannelDetails", {}, show)
 
 
-async def cmd_history(args: argparse.Namespace) -> int:
-    def show(entries: list[dict[str, Any]]) -> None:
+def cmd_history(args: argparse.Namespace) -> int:
+    def show(res: dict[str, Any]) -> None:
+        entries: list[dict[str, Any]] = res.get("entries", [])
         if args.json:
             print(json_text(entries, indent=2))
             return
+        if not entries:
+            _err(f"no notifications shown yet by the daemon on {_socket(args)}")
         for e in entries:
             shown = datetime.fromtimestamp(e["shown_at"]).strftime("%Y-%m-%d %H:%M:%S")
             clicked = "clicked" if e["clicked"] else "       "
@@ -485,10 +696,10 @@ async def cmd_history(args: argparse.Namespace) -> int:
             )
             print(printable(line))
 
-    return await _uni_call(args, lambda push: push.history(args.limit), show)
+    return _uni_call(args, "history", {"limit": args.limit}, show)
 
 
-async def cmd_status(args: argparse.Namespace) -> int:
+def cmd_status(args: argparse.Namespace) -> int:
     def show(res: dict[str, Any]) -> None:
         if args.json:
             print(json_text(res, indent=2))
@@ -508,12 +719,20 @@ async def cmd_status(args: argparse.Namespace) -> int:
         ]
         print("\n".join(printable(line) for line in lines))
 
-    return await _uni_call(args, lambda push: push.status(), show)
+    return _uni_call(args, "status", {}, show)
 
 
-SYNC_COMMANDS = {
+#: Each command's entry point: it takes the parsed arguments and returns the exit code.
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
+    "gateway": cmd_gateway,
     "send": cmd_send,
+    "cid": cmd_cid,
+    "listen": cmd_listen,
+    "notify": cmd_notify,
+    "channel": cmd_channel,
+    "history": cmd_history,
+    "status": cmd_status,
     "service": service_commands.cmd_service,
     "doctor": service_commands.cmd_doctor,
 }

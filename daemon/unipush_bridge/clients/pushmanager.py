@@ -7,22 +7,47 @@
 
 Every method takes its argument exactly as the uniCloud method does and resolves to
 uni's ``{errCode, errMsg, data}``; a failure is an answer, not an exception, as on
-uniCloud. Only a gateway that cannot be reached raises (:class:`GatewayUnreachable`).
+uniCloud. Only a gateway that cannot be reached, or a URL where something else answers,
+raises (:class:`GatewayUnreachable`). aiohttp loads on the first call, so the CLI's
+``send`` can use :func:`read_envelope` without it.
 """
 
 from __future__ import annotations
 
+import json
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
-
-import aiohttp
 
 from ..errors import GatewayUnreachable
 
-__all__ = ["GatewayUnreachable", "PushManager", "get_push_manager"]
+if TYPE_CHECKING:
+    import aiohttp
+
+__all__ = ["GatewayUnreachable", "PushManager", "get_push_manager", "read_envelope"]
 
 Answer = dict[str, Any]
+
+
+def read_envelope(
+    url: str, status: int, content_type: str | None, body: bytes, hint: str = "check the URL"
+) -> Answer:
+    """The gateway's answer, or GatewayUnreachable naming the URL and the HTTP status
+    when what answered is not a unipush-bridge gateway (another web server, a wrong
+    path, an empty 404): every answer of the gateway, failures too, is uni's
+    ``{errCode, errMsg, data}`` envelope."""
+    try:
+        answer = json.loads(body)
+    except (ValueError, RecursionError):
+        answer = None
+    if isinstance(answer, dict) and "errCode" in answer and "errMsg" in answer:
+        return answer
+    what = f"{len(body)} bytes of {content_type}" if body else "an empty body"
+    raise GatewayUnreachable(
+        f"{url} answered HTTP {status} with {what}, not a uni envelope "
+        f"{{errCode, errMsg, data}}: this is not a unipush-bridge gateway ({hint}; "
+        "give the gateway's base URL, such as http://127.0.0.1:8787)"
+    )
 
 
 def get_push_manager(
@@ -39,13 +64,16 @@ class PushManager:
         self._http: aiohttp.ClientSession | None = None
 
     async def call(self, method: str, arg: Any = None) -> Answer:
+        import aiohttp
+
         if self._http is None:
             self._http = aiohttp.ClientSession(headers=self._headers)
         endpoint = f"{self.url}/api/{quote(self.app_id, safe='')}/{quote(method, safe='')}"
         try:
             async with self._http.post(endpoint, json=arg) as resp:
-                answer: Answer = await resp.json(content_type=None)
-                return answer
+                body = await resp.read()
+                ctype = resp.headers.get("Content-Type")
+                return read_envelope(endpoint, resp.status, ctype, body, "check the url")
         except aiohttp.ClientConnectionError as exc:
             raise GatewayUnreachable(f"cannot reach the gateway at {self.url}: {exc}") from exc
 
