@@ -145,7 +145,9 @@ class Daemon:
             )
         )
         store = Store(s.state_dir / f"{s.appid}.sqlite3")
-        self.notifier = notifier = DesktopNotifierBackend(s.app_name, timeout=s.notify_timeout)
+        self.notifier = notifier = DesktopNotifierBackend(
+            s.app_name, timeout=s.notify_timeout, desktop_entry=s.desktop_entry
+        )
         link: Link | None = None
 
         def receipt(msg_id: str, taskid: str | None, event: ReceiptEvent) -> None:
@@ -278,7 +280,9 @@ class Daemon:
         http = protocol.http_url(ws_url)
         self.announce(f"cid: {cid}")
         self.announce(f"send a push: {send_command(http, driver.appid, cid)}")
-        listen = shlex.join([program(), "listen", "--socket", str(self.settings.socket_path)])
+        listen = shlex.join(
+            [program(), "listen", "--json", "--socket", str(self.settings.socket_path)]
+        )
         self.announce(f"listen: {listen}")
 
     def status(self, driver: Driver, link: Link) -> dict[str, Any]:
@@ -292,6 +296,7 @@ class Daemon:
             "connection": link.status.as_dict(),
             "listeners": driver.listeners,
             "notifications": "available" if driver.notifier.available else "unavailable",
+            "notification_server": self.notifier.describe() if self.notifier else {},
             **driver.inbox(),
             "last_message_at": driver.last_message_at,
             "counters": dict(driver.core.counters),
