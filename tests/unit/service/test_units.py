@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import pytest
 
-from unipush_bridge.errors import UsageError
+from unipush_bridge.errors import ConfigError, StoreDamaged, UsageError
 from unipush_bridge.service import units
 from unipush_bridge.service.units import Installation
 
@@ -154,3 +154,49 @@ def test_an_appid_that_cannot_name_a_unit_is_refused() -> None:
     """issue 14 item 1: the error names --appid and the rule."""
     with pytest.raises(UsageError, match=r"--appid 'a/b'.*A-Z a-z 0-9 _ \. -"):
         Installation(python="p", appid="a/b")
+
+
+def test_the_packaged_unit_matches_the_generated_one() -> None:
+    """issue 14 item 1: packaging/systemd/unipush-bridge.service (for installing by hand) has
+    the generated unit's service settings, and both leave exit code 2 (bad config, a damaged
+    store) alone."""
+    root = Path(__file__).resolve().parents[3]
+    packaged = unit_lines((root / "packaging/systemd/unipush-bridge.service").read_text())
+    generated = unit_lines(units.systemd_unit(Installation(python="/p")))
+    for key in (
+        "Type",
+        "NotifyAccess",
+        "WatchdogSec",
+        "ExecReload",
+        "Restart",
+        "RestartPreventExitStatus",
+        "StartLimitIntervalSec",
+        "StartLimitBurst",
+        "KillMode",
+    ):
+        assert packaged[key] == generated[key], key
+    assert units.NO_RESTART_EXIT == StoreDamaged.exit_code == ConfigError.exit_code
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
+def test_systemd_analyze_verifies_the_packaged_unit(tmp_path: Path) -> None:
+    """issue 14 item 1: the hand-install copy passes `systemd-analyze --user verify` too."""
+    text = Path(__file__).resolve().parents[3] / "packaging/systemd/unipush-bridge.service"
+    unit = tmp_path / "unipush-bridge.service"
+    unit.write_text(
+        text.read_text().replace(
+            "ExecStart=%h/.local/bin/unipush-bridge",
+            f"ExecStart={sys.executable} -m unipush_bridge.cli",
+        )
+    )
+    runtime = tmp_path / "run"
+    runtime.mkdir(mode=0o700)
+    done = subprocess.run(
+        ["systemd-analyze", "--user", "verify", str(unit)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "XDG_RUNTIME_DIR": str(runtime), "XDG_CONFIG_HOME": str(tmp_path)},
+    )
+    assert done.returncode == 0 and done.stderr.strip() == "", done.stderr
