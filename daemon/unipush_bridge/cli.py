@@ -694,6 +694,8 @@ def cmd_history(args: argparse.Namespace) -> int:
                 f"{shown}  {clicked}  {e['source']:5} {e['channel'] or '-':16} "
                 f"{e['title']}: {e['content']}"
             )
+            if e.get("not_shown"):  # a delayed one that fell due with no server
+                line += f"  (not shown: {e['not_shown']})"
             print(printable(line))
 
     return _uni_call(args, "history", {"limit": args.limit}, show)

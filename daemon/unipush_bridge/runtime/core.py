@@ -31,6 +31,14 @@ SUMMARY_DEBOUNCE_S = 1.0
 MAX_TICKETS = 1000
 #: Channels an app may create (besides the default one).
 MAX_CHANNELS = 100
+#: A delayed notification that could not be shown when due (no notification server)
+#: is tried again this often (the notifier probes the server again after 30 s)...
+UNSHOWN_RETRY_S = 30.0
+#: ...until this long after it was due; a notification later than that is old news.
+UNSHOWN_GRACE_S = 600.0
+#: Kept in a retried notification's stored options: when it was first due and its
+#: history entry (a caller's own option of that name is dropped).
+RETRY_KEY = "_unshown"
 
 Listener = Hashable
 ReceiptEvent = Literal["display", "click"]
@@ -182,6 +190,8 @@ class Remember:
     title: str
     content: str
     data: dict[str, Any]
+    #: Why it could not be shown (recorded as not shown); None: it was shown.
+    not_shown: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,8 +326,16 @@ class _Ticket:
     #: Local notifications: when to show, recorded in the history.
     when: int | None = None
     notice: Notice | None = None
-    #: A delayed local notification: nobody waits for its answer, so a failure is logged.
+    #: A delayed local notification: nobody waits for its answer, so a failure is
+    #: recorded in the history and it is tried again for a while (see ``_unshown``).
     scheduled: bool = False
+    #: Its history entry when that is not the ticket (a retried delayed notification).
+    entry: str | None = None
+    #: A delayed one: when it was first due, and when this attempt was made.
+    first_due: float | None = None
+    fired_at: float | None = None
+    #: A delayed one: its createPushMessage options, for a retry.
+    params: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -345,7 +363,16 @@ class Core:
         self._click_holds: dict[int, dict[str, Any]] = {}
         self._next_token = 0
         self._summary: _Summary | None = None
-        self.counters = {"received": 0, "duplicates": 0, "notified": 0, "coalesced": 0, "clicks": 0}
+        self.counters = {
+            "received": 0,
+            "duplicates": 0,
+            "notified": 0,
+            "coalesced": 0,
+            "clicks": 0,
+            # Delayed notifications not shown when due (no server), and those shown later.
+            "not_shown": 0,
+            "shown_late": 0,
+        }
 
     # -- settings that change live ------------------------------------------------------
 
@@ -521,14 +548,21 @@ class Core:
             return []
         if info.kind == "local":
             if not ok:
-                if info.scheduled:
-                    return [Warn("scheduled notification not shown", {"reason": reason})]
-                return []
+                return self._unshown(ticket, info, reason) if info.scheduled else []
             self.counters["notified"] += 1
+            if info.entry is not None:
+                self.counters["shown_late"] += 1
             shown = {**info.data, "when": info.when} if info.when is not None else info.data
             assert info.notice is not None
             return [
-                Remember(ticket, "local", info.channel, info.notice.title, info.notice.body, shown)
+                Remember(
+                    info.entry or ticket,
+                    "local",
+                    info.channel,
+                    info.notice.title,
+                    info.notice.body,
+                    shown,
+                )
             ]
         assert info.msg_id is not None
         entry = self.entries.get(info.msg_id)
@@ -623,7 +657,7 @@ class Core:
         if info.msg_id is not None:
             actions.append(Receipt(info.msg_id, info.taskid, "click"))
         if info.kind != "summary":
-            actions.append(MarkClicked(ticket))
+            actions.append(MarkClicked(info.entry or ticket))
         if info.open_url:
             if openable(info.open_url):
                 return [*actions, OpenUrl(info.open_url)]
@@ -645,13 +679,21 @@ class Core:
         self.channel(push.channel_id, strict=True)
         if push.delay > 0:
             sched_id = self._new_id()
-            later = {**params, "delay": 0}
+            later = {k: v for k, v in params.items() if k != RETRY_KEY} | {"delay": 0}
             due = now + push.delay
             self.scheduled[sched_id] = (later, due)
             return [Schedule(sched_id, later, due)]
         return [self._show_local(push)]
 
-    def _show_local(self, push: localpush.LocalPush, scheduled: bool = False) -> Show:
+    def _show_local(
+        self,
+        push: localpush.LocalPush,
+        scheduled: bool = False,
+        entry: str | None = None,
+        first_due: float | None = None,
+        fired_at: float | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> Show:
         title = push.title if push.title is not None else self.config.app_name
         data: dict[str, Any] = {"title": title, "content": push.content}
         if push.payload is not None:
@@ -673,8 +715,49 @@ class Core:
             when=push.when,
             notice=notice,
             scheduled=scheduled,
+            entry=entry,
+            first_due=first_due,
+            fired_at=fired_at,
+            params=params,
         )
         return self._ticketed(ticket, notice)
+
+    def _unshown(self, ticket: str, info: _Ticket, reason: str) -> list[Action]:
+        """A delayed notification the server did not take when due: recorded in the
+        history as not shown (with the reason) the first time, and tried again every
+        UNSHOWN_RETRY_S until UNSHOWN_GRACE_S after it was due, so a server that comes
+        back soon still shows it; after that it stays recorded as not shown."""
+        assert info.notice is not None and info.first_due is not None
+        actions: list[Action] = []
+        entry = info.entry
+        if entry is None:  # the first attempt
+            entry = ticket
+            self.counters["not_shown"] += 1
+            shown = {**info.data, "when": info.when} if info.when is not None else info.data
+            actions.append(
+                Remember(
+                    entry, "local", info.channel, info.notice.title, info.notice.body, shown, reason
+                )
+            )
+        fired = info.fired_at if info.fired_at is not None else info.first_due
+        retry_at = fired + UNSHOWN_RETRY_S
+        if retry_at > info.first_due + UNSHOWN_GRACE_S:
+            return [
+                *actions,
+                Warn("scheduled notification not shown; gave up", {"reason": reason}),
+            ]
+        assert info.params is not None
+        params = {**info.params, RETRY_KEY: {"due": info.first_due, "entry": entry}}
+        sched_id = self._new_id()
+        self.scheduled[sched_id] = (params, retry_at)
+        return [
+            *actions,
+            Warn(
+                "scheduled notification not shown; trying again",
+                {"reason": reason, "retry_in_s": UNSHOWN_RETRY_S},
+            ),
+            Schedule(sched_id, params, retry_at),
+        ]
 
     # -- channels ------------------------------------------------------------------------
 
@@ -723,8 +806,17 @@ class Core:
             if due > now:
                 continue
             del self.scheduled[sched_id]
+            retry = params.get(RETRY_KEY)
+            entry, first_due = None, due
+            if isinstance(retry, dict):  # a retry: its first due time and history entry
+                entry, first_due = str(retry["entry"]), float(retry["due"])
             try:
-                actions.append(self._show_local(localpush.parse_local_push(params), True))
+                if entry is not None and now > first_due + UNSHOWN_GRACE_S:
+                    # A retry found after the grace (the daemon was down): too late.
+                    actions.append(Warn("scheduled notification not shown; gave up"))
+                else:
+                    push = localpush.parse_local_push(params)
+                    actions.append(self._show_local(push, True, entry, first_due, now, params))
             except ApiFail as exc:
                 actions.append(Warn("scheduled notification not shown", {"reason": str(exc)}))
             # After the show: a crash in between shows it again rather than never.

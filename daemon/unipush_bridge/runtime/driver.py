@@ -250,7 +250,14 @@ class Driver:
     def inbox(self) -> dict[str, int]:
         """What is recorded and not yet at a listener or on the screen."""
         unfinished = self.core.count(State.PENDING, State.RECEIVING, State.SHOWING, State.HELD)
-        return {"held_for_listener": self.core.count(State.HELD), "backlog": unfinished}
+        waiting = sum(core.RETRY_KEY in params for params, _ in self.core.scheduled.values())
+        return {
+            "held_for_listener": self.core.count(State.HELD),
+            "backlog": unfinished,
+            "scheduled": len(self.core.scheduled),
+            # Delayed notifications due already, tried again until a server takes them.
+            "waiting_for_notification_server": waiting,
+        }
 
     # -- carrying out actions ------------------------------------------------------------
 
@@ -299,9 +306,9 @@ class Driver:
             case core.Receipt(msg_id, taskid, event):
                 if self._receipts is not None:
                     self._receipts(msg_id, taskid, event)
-            case core.Remember(entry, source, channel, title, content, data):
+            case core.Remember(entry, source, channel, title, content, data, not_shown):
                 self.store.remember_shown(
-                    entry, source, channel, title, content, data, self.media.history_size
+                    entry, source, channel, title, content, data, self.media.history_size, not_shown
                 )
             case core.MarkClicked(entry):
                 self.store.mark_clicked(entry)

@@ -82,6 +82,7 @@ class Store:
         self._db = open_db(path, "FULL")
         self._db.executescript(SCHEMA)
         self._add_secret_column()
+        self._add_not_shown_column()
         self._done_since_prune = 0
         self._wal = os.open(f"{path}-wal", os.O_RDONLY | os.O_CLOEXEC)  # WAL mode keeps it
         self._checkpointer = Checkpointer(self._db, path)
@@ -111,6 +112,12 @@ class Store:
         columns = {r[1] for r in self._db.execute("PRAGMA table_info(identity)").fetchall()}
         if "secret" not in columns:
             self._db.execute("ALTER TABLE identity ADD COLUMN secret TEXT")
+
+    def _add_not_shown_column(self) -> None:
+        """History from before not-shown records: every row in it was shown."""
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(history)").fetchall()}
+        if "not_shown" not in columns:
+            self._db.execute("ALTER TABLE history ADD COLUMN not_shown TEXT")
 
     def secret(self, gateway: str, appid: str) -> str:
         """This install's secret for a gateway and appid, made once and kept (committed
@@ -260,11 +267,14 @@ class Store:
         content: str,
         data: dict[str, Any],
         keep: int,
+        not_shown: str | None = None,
     ) -> None:
+        """Record a notification shown now, or (``not_shown``: the reason) one that was
+        due now and could not be shown; the same id again (shown later) replaces it."""
         with self._transaction():
             self._db.execute(
                 "INSERT OR REPLACE INTO history (id, shown_at, source, channel, title, content, "
-                "data) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "data, not_shown) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     entry_id,
                     time.time(),
@@ -273,6 +283,7 @@ class Store:
                     title,
                     content,
                     json.dumps(data, ensure_ascii=False),
+                    not_shown,
                 ),
             )
             self._db.execute(
@@ -289,15 +300,27 @@ class Store:
 
     def history(self, limit: int) -> list[dict[str, Any]]:
         rows = self._db.execute(
-            "SELECT id, shown_at, source, channel, title, content, data, clicked_at "
+            "SELECT id, shown_at, source, channel, title, content, data, clicked_at, not_shown "
             "FROM history ORDER BY shown_at DESC LIMIT ?",
             (limit,),
         ).fetchall()
-        keys = ("id", "shown_at", "source", "channel", "title", "content", "data", "clicked_at")
+        keys = (
+            "id",
+            "shown_at",
+            "source",
+            "channel",
+            "title",
+            "content",
+            "data",
+            "clicked_at",
+            "not_shown",
+        )
         entries = [dict(zip(keys, row, strict=True)) for row in rows]
         for entry in entries:
             entry["data"] = json.loads(entry["data"])
             entry["clicked"] = entry["clicked_at"] is not None
+            # not_shown: why it could not be shown (shown_at is then when it was due).
+            entry["shown"] = entry["not_shown"] is None
         return entries
 
     def _transaction(self) -> contextlib.AbstractContextManager[None]:

@@ -515,11 +515,13 @@ def test_a_delayed_notification_fires_once_at_its_time() -> None:
 
 
 def test_a_scheduled_notification_not_shown_is_logged() -> None:
+    """It is logged, recorded as not shown, and tried again (issue 12 item 11)."""
     s = sim(screen_ok=False)
     s.core.scheduled["x"] = ({"content": "later"}, 1.0)
     s.run(s.core.tick(2.0))
-    assert [w.text for w in s.of(core.Warn)] == ["scheduled notification not shown"]
+    assert [w.text for w in s.of(core.Warn)] == ["scheduled notification not shown; trying again"]
     assert core.Unschedule("x") in s.done
+    assert [r.not_shown for r in s.of(core.Remember)] == ["no server"]
 
 
 def test_cover_and_when_are_passed_on() -> None:

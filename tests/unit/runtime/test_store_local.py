@@ -133,7 +133,9 @@ def test_history_entry_fields(db: Store, clock: Clock) -> None:
         "content": "内容",
         "data": data,
         "clicked_at": None,
+        "not_shown": None,
         "clicked": False,
+        "shown": True,
     }
 
 
