@@ -99,8 +99,8 @@ def check_config(req: Request, f: Findings) -> Check:
             "config", str(exc), f"edit {path}; `unipush-bridge run --print-config` checks it"
         )
     where = str(path) if path.exists() else f"defaults ({path} does not exist)"
-    gateway = f.options.gateway or "embedded"
-    return ok("config", f"{where}; appid {f.options.appid}, gateway {gateway}", file=str(path))
+    gateway = f"gateway {f.options.gateway}" if f.options.gateway else "no gateway set (embedded)"
+    return ok("config", f"{where}; appid {f.options.appid}, {gateway}", file=str(path))
 
 
 def check_state_dir(f: Findings) -> Check:
