@@ -20,7 +20,6 @@ import os
 import socket
 import sys
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, NoReturn
 
@@ -680,6 +679,8 @@ def cmd_channel(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
     def show(res: dict[str, Any]) -> None:
         entries: list[dict[str, Any]] = res.get("entries", [])
         if args.json:

@@ -10,13 +10,10 @@ Also the one place that makes text from others safe for a terminal
 from __future__ import annotations
 
 import json
-import logging
 import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any
-
-import structlog
 
 #: What a terminal acts on instead of showing (issue 10 item 6): C0 controls (ESC
 #: starts window-title, clear-screen and clipboard-write sequences), DEL, C1 (U+009B
@@ -57,15 +54,15 @@ def _printable_values(logger: Any, name: str, event: MutableMapping[str, Any]) -
     return event
 
 
-LEVELS = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-}
+#: logging's own numbers (DEBUG ... ERROR), so importing this module loads no logging.
+LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 
 
 def setup(level: str = "info", fmt: str = "auto", stream: Any = None) -> None:
+    import logging
+
+    import structlog  # here: the CLI's local commands use printable() without them (issue 13)
+
     stream = stream or sys.stderr
     json_lines = fmt == "json" or (fmt == "auto" and not stream.isatty())
     shared: list[Any] = [

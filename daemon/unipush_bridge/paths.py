@@ -15,7 +15,6 @@ import socket
 import stat
 import struct
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,8 @@ def runtime_dir() -> Path:
     base = os.environ.get("XDG_RUNTIME_DIR")
     if base:
         return Path(base) / APP
+    import tempfile  # only here: the CLI's local commands import this module (issue 13)
+
     return Path(tempfile.gettempdir()) / f"{APP}-{os.getuid()}"
 
 

@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import ProtocolError
 
@@ -38,15 +37,26 @@ ACK = "ack"
 RequestId = int | str | None
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
+# Immutable records as NamedTuples, not dataclasses: importing dataclasses pulls in
+# inspect and ast, which the CLI's one-shot commands cannot afford (issue 13).
+
+
+class _RequestFields(NamedTuple):
     id: RequestId
     method: str
-    params: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
+class Request(_RequestFields):
+    """``params`` defaults to a new empty object."""
+
+    __slots__ = ()
+
+    def __new__(cls, id: RequestId, method: str, params: dict[str, Any] | None = None) -> Request:
+        return super().__new__(cls, id, method, {} if params is None else params)
+
+
+class Answer(NamedTuple):
     id: RequestId
     result: dict[str, Any]
 
@@ -55,8 +65,7 @@ class Answer:
         return is_fail(self.result)
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(NamedTuple):
     """A uni event ``{"type": "receive" | "click", "data": {...}}`` for a listener."""
 
     data: dict[str, Any]
