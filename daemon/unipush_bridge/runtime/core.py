@@ -411,7 +411,9 @@ class Core:
     def recorded(
         self, pushes: list[tuple[str, PushMessage]], duplicates: int, now: float
     ) -> list[Action]:
-        """Pushes now durably recorded (``duplicates``: redeliveries the store dropped)."""
+        """Pushes now durably recorded (``duplicates``: redeliveries the store dropped).
+        ``now`` is only the flood's clock: the driver gives monotonic time, so a step
+        of the wall clock neither stretches nor ends a flood window."""
         self.counters["received"] += len(pushes)
         self.counters["duplicates"] += duplicates
         return self.dispatch(pushes, now)
@@ -794,13 +796,19 @@ class Core:
     # -- time --------------------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
-        """When ``tick`` has something to do (a summary, a scheduled notification)."""
-        times = [due for _, due in self.scheduled.values()]
-        if self._summary is not None:
-            times.append(self._summary.due(self.flood.window))
-        return min(times, default=None)
+        """When ``tick`` has a scheduled notification to show: wall-clock time, as
+        its due time is kept on disk across restarts."""
+        return min((due for _, due in self.scheduled.values()), default=None)
 
-    def tick(self, now: float) -> list[Action]:
+    def summary_due(self) -> float | None:
+        """When ``tick`` has a flood summary to show, on the flood's clock (the
+        monotonic one ``recorded`` is given): a duration, never a date."""
+        return None if self._summary is None else self._summary.due(self.flood.window)
+
+    def tick(self, now: float, mono: float | None = None) -> list[Action]:
+        """``now``: wall-clock time, for scheduled notifications; ``mono``: the flood's
+        clock, for its summary (``now`` when not given, as in tests of one clock)."""
+        mono = now if mono is None else mono
         actions: list[Action] = []
         for sched_id, (params, due) in sorted(self.scheduled.items(), key=lambda kv: kv[1][1]):
             if due > now:
@@ -822,7 +830,7 @@ class Core:
             # After the show: a crash in between shows it again rather than never.
             actions.append(Unschedule(sched_id))
         summary = self._summary
-        if summary is not None and summary.due(self.flood.window) <= now:
+        if summary is not None and summary.due(self.flood.window) <= mono:
             actions.append(self._flush_summary())
         return actions
 

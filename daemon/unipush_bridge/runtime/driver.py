@@ -188,7 +188,8 @@ class Driver:
         listeners that have not held them yet, so a slow app slows the link down."""
         if fresh:
             self.last_message_at = self._clock()
-        await self.run(self.core.recorded(fresh, duplicates, self._clock()))
+        # The flood's window and summary are durations: the monotonic clock.
+        await self.run(self.core.recorded(fresh, duplicates, self._monotonic()))
         while len(self._holds) >= MAX_HOLDS:
             await asyncio.wait(self._holds, return_when=asyncio.FIRST_COMPLETED)
 
@@ -418,11 +419,16 @@ class Driver:
         but the wait runs on the monotonic clock; so the clocks are compared at least
         every CLOCK_CHECK_S. A step forward (or a suspend) fires what is now due; a
         step back moves the due times back with it, so nothing waits the interval
-        twice, and nothing fires early (issue 10 item 10)."""
+        twice, and nothing fires early (issue 10 item 10). The flood's window and its
+        summary are durations, on the monotonic clock alone: a step changes neither."""
         while True:
             self._check_clocks()
-            deadline = self.core.next_deadline()
-            timeout = None if deadline is None else max(0.0, deadline - self._clock())
+            waits = []
+            if (due := self.core.next_deadline()) is not None:  # wall clock
+                waits.append(due - self._clock())
+            if (summary := self.core.summary_due()) is not None:  # monotonic
+                waits.append(summary - self._monotonic())
+            timeout = max(0.0, min(waits)) if waits else None
             if self.core.scheduled:
                 timeout = CLOCK_CHECK_S if timeout is None else min(timeout, CLOCK_CHECK_S)
             self._wake.clear()
@@ -434,7 +440,7 @@ class Driver:
                     pass
             self._check_clocks()
             try:
-                await self.run(self.core.tick(self._clock()))
+                await self.run(self.core.tick(self._clock(), self._monotonic()))
             except Exception:
                 log.exception("timer work failed")
 

@@ -454,12 +454,12 @@ def test_a_flood_is_summed_up_and_still_reaches_nobody_else() -> None:
     assert len(s.shown) == 3  # the threshold
     assert s.core.counters["coalesced"] == 7
     assert all(s.durable[f"m{n}"] is State.HELD for n in range(3, 10))
-    due = s.core.next_deadline()
+    due = s.core.summary_due()
     assert due == 101.0
     s.run(s.core.tick(due))
     summary = s.shown[-1].notice
     assert summary.title == "Desk" and summary.body == "7 more messages: t9"
-    assert s.core.next_deadline() is None
+    assert s.core.summary_due() is None
     s.listen("a")  # the summed-up messages wait for the next listener
     assert s.payloads("a") == [{"n": n} for n in range(3, 10)]
 

@@ -35,12 +35,12 @@ def test_summary_comes_before_newer_messages_when_the_window_moves_on() -> None:
     s.push(*(s.record(n) for n in range(3)), now=0.0)
     s.push(s.record(3), now=9.5)
     s.push(s.record(4), now=9.6)
-    assert s.core.next_deadline() == 10.6  # the summary waits its debounce
+    assert s.core.summary_due() == 10.6  # the summary waits its debounce
     s.push(s.record(5), now=10.1)  # the window has moved on: t5 may be shown alone
     s.push(s.record(6), now=10.2)
     s.run(s.core.tick(10.6))
     assert screen(s) == ["t0", "t1", "t2", "2 more messages: t4", "t5", "t6"]
-    assert s.core.next_deadline() is None  # the summary was shown once, not again
+    assert s.core.summary_due() is None  # the summary was shown once, not again
 
 
 def test_a_summary_stands_only_for_older_messages() -> None:
@@ -60,7 +60,7 @@ def test_in_one_batch_the_summary_goes_before_the_first_message_shown_after_it()
     s.push(*(s.record(n) for n in range(5)), now=0.0)  # t3, t4 summed up
     s.push(*(s.record(n) for n in range(5, 9)), now=10.0)  # t5..t7 shown, t8 summed up
     assert screen(s) == ["t0", "t1", "t2", "2 more messages: t4", "t5", "t6", "t7"]
-    s.run(s.core.tick(s.core.next_deadline() or 0.0))
+    s.run(s.core.tick(s.core.summary_due() or 0.0))
     assert screen(s)[-1] == "1 more message: t8"
     assert isinstance(s.shown[-1], core.Show)
 
@@ -80,6 +80,7 @@ async def test_the_driver_shows_the_summary_before_the_newer_message(tmp_path: P
         appid=APPID,
         gateway_key="embedded",
         clock=lambda: clock[0],
+        monotonic=lambda: clock[0],
     )
     await d.start()
     seq = itertools.count(1)
