@@ -28,6 +28,7 @@ with open(os.environ["STUB_LOG"], "a") as f:
     f.write(" ".join(sys.argv[1:]) + "\\n")
 if "show" in sys.argv:
     sys.stdout.write(os.environ.get("STUB_SHOW", ""))
+sys.stderr.write(os.environ.get("STUB_ERR", ""))
 sys.exit(int(os.environ.get("STUB_RC", "0")))
 """
 
@@ -169,3 +170,14 @@ def test_the_units_execstart_runs_a_daemon_that_gets_ready(
         daemon.terminate()
         assert daemon.wait(10) == 0
         notify.close()
+
+
+def test_no_user_manager_says_so(home: dict[str, str]) -> None:
+    """issue 14 item 1: without a systemd user manager (as on this machine), install says the
+    unit is written and where the daemon can be started instead (exit 1)."""
+    err = {"STUB_RC": "1", "STUB_ERR": "Failed to connect to bus: No medium found"}
+    res = cli("service", "install", "--appid", "__UNI__SVC", env={**home, **err})
+    assert res.returncode == 1
+    assert "Failed to connect to bus" in res.stderr
+    assert f"{unit_file(home)} is written, but no systemd user manager runs" in res.stderr
+    assert unit_file(home).exists()

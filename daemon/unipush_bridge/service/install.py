@@ -94,8 +94,17 @@ def install(t: Target, runner: Runner, start: bool = True) -> list[str]:
     write(t)
     done = [f"wrote {t.path}"]
     if t.kind == "systemd":
-        _must(runner, ["systemctl", "--user", "daemon-reload"])
-        _must(runner, ["systemctl", "--user", "enable", *(["--now"] if start else []), t.name])
+        try:
+            _must(runner, ["systemctl", "--user", "daemon-reload"])
+            _must(runner, ["systemctl", "--user", "enable", *(["--now"] if start else []), t.name])
+        except ServiceError as exc:
+            if "connect to bus" not in str(exc) and "not found" not in str(exc):
+                raise
+            raise ServiceError(
+                f"{exc}; {t.path} is written, but no systemd user manager runs in this "
+                "session: run this from your desktop session (or start `unipush-bridge run` "
+                "from the desktop's autostart)"
+            ) from None
         done.append(f"enabled {t.name}" + (" and started it" if start else " (not started)"))
     elif t.kind == "launchd":
         if start:
