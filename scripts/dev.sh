@@ -13,7 +13,10 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 VENV=.venv
-E2E_PACKAGES=(dbus dbus-x11 xvfb dunst libnotify-bin xdotool)
+# dunst and the e2e matrix's other servers, xfce's settings daemon (xfconf),
+# screenshots (imagemagick) and popups found with xwininfo (x11-utils); issue 11
+E2E_PACKAGES=(dbus dbus-x11 xvfb dunst libnotify-bin xdotool notification-daemon xfce4-notifyd
+              xfconf lxqt-notificationd notify-osd imagemagick x11-utils)
 
 say() { printf '[dev.sh] %s\n' "$*" >&2; }
 
@@ -67,9 +70,14 @@ ensure_venv() {  # ensure_venv EXTRA: create .venv and install the package (with
 ensure_e2e_packages() {
     local missing=() tool
     for tool in dbus-daemon:dbus dbus-launch:dbus-x11 Xvfb:xvfb dunst:dunst \
-                notify-send:libnotify-bin xdotool:xdotool; do
+                notify-send:libnotify-bin xdotool:xdotool \
+                /usr/lib/notification-daemon/notification-daemon:notification-daemon \
+                xfconf-query:xfconf lxqt-notificationd:lxqt-notificationd \
+                import:imagemagick xwininfo:x11-utils; do
         command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
     done
+    compgen -G '/usr/lib/*/xfce4/notifyd/xfce4-notifyd' >/dev/null || missing+=(xfce4-notifyd)
+    compgen -G '/usr/lib/*/notify-osd' >/dev/null || missing+=(notify-osd)
     [ ${#missing[@]} -eq 0 ] && return 0
     as_root_apt "${missing[@]}" || say "end-to-end tests will be skipped (they say why)"
 }

@@ -1,12 +1,13 @@
-"""A real notification stack for end-to-end tests: private D-Bus bus + Xvfb + dunst.
+"""A real notification stack for end-to-end tests: private D-Bus bus + Xvfb + a server.
 
 Why: desktop-notifier's behaviour (callbacks, ids, what the server really receives) can only be
 trusted when checked against a real server. This module starts one entirely from Python, with no
-shell script outside the repo, and tears it down by PID. Background and measured gotchas:
-``../shared/research/desktop-notifier-linux.md``.
+shell script outside the repo, and tears it down by PID. The server is dunst by default, or any
+of :data:`SERVERS` (notification-daemon, xfce4-notifyd, lxqt-notificationd, notify-osd: Debian
+packages); docs/notification-servers.md has what differs between them.
 
 The bus has no ``<servicedir>``: nothing is D-Bus-activated behind our back, so a test talks to
-exactly the dunst started here (or to nobody).
+exactly the server started here (or to nobody).
 """
 
 from __future__ import annotations
@@ -26,11 +27,20 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 from xml.sax.saxutils import escape as xml_escape
 
-__all__ = ["DunstStack", "StackError", "StackTimeout"]
+__all__ = [
+    "SERVERS",
+    "DunstStack",
+    "NotifStack",
+    "Popup",
+    "ServerSpec",
+    "StackError",
+    "StackTimeout",
+]
 
 T = TypeVar("T")
 
@@ -40,11 +50,106 @@ DUNST_IFACE = "org.dunstproject.cmd0"
 
 #: Tools the stack cannot run without.
 REQUIRED_TOOLS: tuple[str, ...] = ("dbus-daemon", "dbus-send", "Xvfb", "dunst", "dunstctl")
+#: Needed by the other servers of the matrix: popups are found with xwininfo, clicked with
+#: xdotool and photographed with ImageMagick's import.
+MATRIX_TOOLS: tuple[str, ...] = ("xwininfo", "xdotool", "import")
 #: Nice to have: the bus monitor log, ``notify-send`` and real mouse clicks.
 OPTIONAL_TOOLS: tuple[str, ...] = ("dbus-monitor", "notify-send", "xdotool")
 #: Debian/Ubuntu packages providing all of the above. ``dbus-x11`` satisfies dunst's session-bus
 #: dependency without pulling in systemd.
 APT_PACKAGES: tuple[str, ...] = ("dbus", "dbus-x11", "xvfb", "dunst", "libnotify-bin", "xdotool")
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """How to start one notification server and how a user clicks on it."""
+
+    key: str
+    #: The name it gives in GetServerInformation.
+    name: str
+    #: Candidate paths of its binary (the first that exists is used).
+    binaries: tuple[str, ...]
+    #: The Debian 12 package with it.
+    package: str
+    #: How a click reaches the default action: ``dunstctl`` (dunst's command line),
+    #: ``body`` (a left click on the popup), ``button`` (a click on the labelled action
+    #: button, xfce) or ``none`` (no actions capability: no click can be made).
+    click: str
+    #: Processes it needs beside it (xfconfd for xfce4-notifyd).
+    helpers: tuple[str, ...] = ()
+
+    def binary(self) -> str | None:
+        """The server's executable, or None if it is not installed."""
+        return _find(*self.binaries)
+
+
+def _find(*candidates: str) -> str | None:
+    """The first of ``candidates`` (a name on PATH or an absolute glob) that is executable."""
+    for candidate in candidates:
+        if "/" not in candidate:
+            found = shutil.which(candidate)
+            if found:
+                return found
+            continue
+        for path in sorted(Path("/").glob(candidate.lstrip("/"))):
+            if path.is_file() and os.access(path, os.X_OK):
+                return str(path)
+    return None
+
+
+#: The five servers of the e2e matrix (Debian 12 packages; dev.sh installs them).
+SERVERS: dict[str, ServerSpec] = {
+    spec.key: spec
+    for spec in (
+        ServerSpec("dunst", "dunst", ("dunst",), "dunst", "dunstctl"),
+        ServerSpec(
+            "notification-daemon",
+            "Notification Daemon",
+            ("/usr/lib/notification-daemon/notification-daemon",),
+            "notification-daemon",
+            "body",
+        ),
+        ServerSpec(
+            "xfce4-notifyd",
+            "Xfce Notify Daemon",
+            ("/usr/lib/*/xfce4/notifyd/xfce4-notifyd", "/usr/lib/xfce4/notifyd/xfce4-notifyd"),
+            "xfce4-notifyd",
+            "button",
+            helpers=("/usr/lib/*/xfce4/xfconf/xfconfd",),
+        ),
+        ServerSpec(
+            "lxqt-notificationd",
+            "lxqt-notificationd",
+            ("lxqt-notificationd",),
+            "lxqt-notificationd",
+            "body",
+        ),
+        ServerSpec("notify-osd", "notify-osd", ("/usr/lib/*/notify-osd",), "notify-osd", "none"),
+    )
+}
+#: Packages the matrix needs beyond dunst's (xfconf for xfconfd, imagemagick's import for
+#: screenshots, x11-utils' xwininfo to find popups).
+MATRIX_PACKAGES: tuple[str, ...] = (
+    "notification-daemon",
+    "xfce4-notifyd",
+    "xfconf",
+    "lxqt-notificationd",
+    "notify-osd",
+    "imagemagick",
+    "x11-utils",
+)
+
+
+@dataclass(frozen=True)
+class Popup:
+    """A popup window on the Xvfb screen (a top-level window that is viewable)."""
+
+    window: int
+    x: int
+    y: int
+    width: int
+    height: int
+
 
 #: Fields the dunst rule script records, in order (values come from dunst's DUNST_* variables).
 SEEN_FIELDS: tuple[tuple[str, str], ...] = (
@@ -347,6 +452,28 @@ class _ReplyParser:
         return values
 
 
+def _monitor_messages(text: str) -> Iterator[tuple[str, list[Any]]]:
+    """dbus-monitor's log as (header line, parsed argument values) per message."""
+    header = ""
+    body: list[str] = []
+    for line in text.split("\n"):
+        if line.startswith(("method call ", "method return ", "signal ", "error ")):
+            if header:
+                yield header, _parse_body(body)
+            header, body = line, []
+        elif header:
+            body.append(line)
+    if header:
+        yield header, _parse_body(body)
+
+
+def _parse_body(lines: list[str]) -> list[Any]:
+    try:
+        return _ReplyParser("header\n" + "\n".join(lines)).reply()
+    except ValueError:
+        return []
+
+
 class _DictEntry:
     """One ``dict entry(...)`` while parsing; arrays of them become dicts."""
 
@@ -375,12 +502,16 @@ class DunstStack:
         timeout: int = 0,
         screen: str = "1280x800x24",
         start_timeout: float = 10.0,
+        server: str = "dunst",
     ) -> None:
         """Configure; nothing runs until start().
 
         ``timeout`` is dunst's per-urgency timeout in seconds (0 = never expire, so a
         notification stays until the test acts on it). ``monitor`` runs dbus-monitor if present.
+        ``server`` is a key of :data:`SERVERS`; the dunst-only calls (``action``, ``history``,
+        ``seen``, ``count_*``) need dunst, the rest works on every server.
         """
+        self.spec = SERVERS[server]
         self._want_monitor = monitor
         self._timeout = timeout
         self._screen = screen
@@ -396,13 +527,22 @@ class DunstStack:
     # ------------------------------------------------------------ tools
 
     @staticmethod
-    def missing_tools(optional: bool = False) -> list[str]:
+    def missing_tools(optional: bool = False, server: str = "dunst") -> list[str]:
         """Names of required (or, with ``optional``, optional) tools not on PATH."""
-        names = OPTIONAL_TOOLS if optional else REQUIRED_TOOLS
-        return [t for t in names if shutil.which(t) is None]
+        if optional:
+            return [t for t in OPTIONAL_TOOLS if shutil.which(t) is None]
+        missing = [t for t in REQUIRED_TOOLS if shutil.which(t) is None]
+        if server != "dunst":
+            spec = SERVERS[server]
+            missing = [t for t in missing if not t.startswith("dunst")]
+            missing += [t for t in MATRIX_TOOLS if shutil.which(t) is None]
+            if spec.binary() is None:
+                missing.append(spec.binaries[0])
+            missing += [h for h in spec.helpers if _find(h) is None]
+        return missing
 
     @classmethod
-    def ensure_tools(cls, install: bool = True) -> str | None:
+    def ensure_tools(cls, install: bool = True, server: str = "dunst") -> str | None:
         """Make sure the required tools exist; return None if so, else the reason why not.
 
         Why return a reason instead of raising: the fixture turns it into ``pytest.skip``. If
@@ -410,10 +550,11 @@ class DunstStack:
         Debian packages are installed (``apt-get update`` + ``install --no-install-recommends``).
         Missing optional tools alone never trigger an install.
         """
-        missing = cls.missing_tools()
+        missing = cls.missing_tools(server=server)
         if not missing:
             return None
-        wanted = f"missing tools: {', '.join(missing)} (Debian packages: {' '.join(APT_PACKAGES)})"
+        packages = APT_PACKAGES if server == "dunst" else (*APT_PACKAGES, *MATRIX_PACKAGES)
+        wanted = f"missing tools: {', '.join(missing)} (Debian packages: {' '.join(packages)})"
         if not install:
             return f"{wanted}; installing is disabled"
         if os.name != "posix" or os.geteuid() != 0:
@@ -424,7 +565,7 @@ class DunstStack:
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         for cmd in (
             [apt, "update", "-qq"],
-            [apt, "install", "-y", "-qq", "--no-install-recommends", *APT_PACKAGES],
+            [apt, "install", "-y", "-qq", "--no-install-recommends", *packages],
         ):
             try:
                 res = subprocess.run(
@@ -441,7 +582,7 @@ class DunstStack:
             if res.returncode != 0:
                 out = (res.stderr or res.stdout).strip().splitlines()[-5:]
                 return f"{wanted}; `{' '.join(cmd)}` exited {res.returncode}: {' | '.join(out)}"
-        still = cls.missing_tools()
+        still = cls.missing_tools(server=server)
         if still:
             return f"still missing after apt-get install: {', '.join(still)}"
         return None
@@ -459,7 +600,7 @@ class DunstStack:
         """Start bus, Xvfb, dunst (and dbus-monitor); on any failure stop what already runs."""
         if self._started:
             raise StackError("already started")
-        missing = self.missing_tools()
+        missing = self.missing_tools(server=self.spec.key)
         if missing:
             raise StackError(f"missing tools: {', '.join(missing)} (see ensure_tools())")
         self._started = True
@@ -468,7 +609,7 @@ class DunstStack:
             self._make_dir()
             self._start_bus()
             self._start_xvfb()
-            self._start_dunst()
+            self.start_server()
             if self._want_monitor and shutil.which("dbus-monitor"):
                 self._start_monitor()
         except BaseException:
@@ -481,7 +622,8 @@ class DunstStack:
 
         Safe to call more than once and after a failed start().
         """
-        for name in ("dbus-monitor", "dunst", "Xvfb", "dbus-daemon"):
+        helpers = [n for n in self._procs if n.startswith("helper:")]
+        for name in ("dbus-monitor", "server", *helpers, "Xvfb", "dbus-daemon"):
             proc = self._procs.pop(name, None)
             if proc is not None:
                 self._terminate(proc)
@@ -510,10 +652,10 @@ class DunstStack:
 
     @property
     def running(self) -> bool:
-        """True while dbus-daemon, Xvfb and dunst are all alive."""
+        """True while dbus-daemon, Xvfb and the server are all alive."""
         return self._started and all(
             name in self._procs and self._procs[name].poll() is None
-            for name in ("dbus-daemon", "Xvfb", "dunst")
+            for name in ("dbus-daemon", "Xvfb", "server")
         )
 
     # ------------------------------------------------------------ start steps
@@ -548,13 +690,21 @@ class DunstStack:
 
     @property
     def dunst_log_path(self) -> Path:
-        """dunst's stdout/stderr."""
-        return self.dir / "dunst.log"
+        """The server's stdout/stderr (dunst's by default)."""
+        return self.dir / f"{self.spec.key}.log"
+
+    @property
+    def server_log_path(self) -> Path:
+        return self.dunst_log_path
 
     @property
     def dunst_pid(self) -> int:
-        """PID of dunst (e.g. to SIGSTOP it in a hung-server test)."""
-        return self._procs["dunst"].pid
+        """PID of the server (e.g. to SIGSTOP it in a hung-server test)."""
+        return self._procs["server"].pid
+
+    @property
+    def server_pid(self) -> int:
+        return self.dunst_pid
 
     def _spawn(
         self,
@@ -664,26 +814,108 @@ class DunstStack:
         record_sh.chmod(0o700)
         rc = self.dir / "dunstrc"
         rc.write_text(_dunstrc(record_sh, self._timeout))
-        proc = self._spawn("dunst", ["dunst", "-config", str(rc)], self.dunst_log_path, self.env)
+        proc = self._spawn("server", ["dunst", "-config", str(rc)], self.dunst_log_path, self.env)
+        self._wait_server(proc)
+
+    def _wait_server(self, proc: subprocess.Popen[bytes]) -> None:
+        """Until the server answers GetServerInformation with its own name."""
+        name, log = self.spec.name, self.dunst_log_path
 
         def ready() -> bool | None:
             if proc.poll() is not None:
-                raise StackError(f"dunst exited ({proc.returncode})\n{_tail(self.dunst_log_path)}")
+                raise StackError(f"{self.spec.key} exited ({proc.returncode})\n{_tail(log)}")
             res = self._dbus_send(
                 NOTIF_NAME + ".GetServerInformation", check=False, reply_timeout_ms=500
             )
-            return True if res.returncode == 0 and '"dunst"' in res.stdout else None
+            return True if res.returncode == 0 and f'"{name}"' in res.stdout else None
 
         try:
-            _poll(ready, self._start_timeout, "dunst to own " + NOTIF_NAME, interval=0.05)
+            _poll(ready, self._start_timeout, f"{self.spec.key} to own {NOTIF_NAME}", interval=0.05)
         except StackTimeout as exc:
-            raise StackTimeout(f"{exc}\n{_tail(self.dunst_log_path)}") from None
+            raise StackTimeout(f"{exc}\n{_tail(log)}") from None
+
+    @property
+    def server_env(self) -> dict[str, str]:
+        """The server's environment: its config and cache in the stack's dir, no a11y bus."""
+        home = self.dir / "home"
+        env = {**self.env, "HOME": str(home), "NO_AT_BRIDGE": "1"}
+        for var, sub in (
+            ("XDG_CONFIG_HOME", ".config"),
+            ("XDG_CACHE_HOME", ".cache"),
+            ("XDG_DATA_HOME", ".local/share"),
+        ):
+            (home / sub).mkdir(parents=True, exist_ok=True)
+            env[var] = str(home / sub)
+        return env
+
+    def start_server(self) -> None:
+        """Start the notification server (again, after stop_server()) and wait until it
+        owns org.freedesktop.Notifications."""
+        if "server" in self._procs and self._procs["server"].poll() is None:
+            raise StackError(f"{self.spec.key} already runs")
+        if self.spec.key == "dunst":
+            self._start_dunst()
+            return
+        for helper in self.spec.helpers:
+            name = f"helper:{Path(helper).name}"
+            if name not in self._procs or self._procs[name].poll() is not None:
+                path = _find(helper)
+                if path is None:
+                    raise StackError(f"{helper} is not installed ({self.spec.package})")
+                self._spawn(name, [path], self.dir / f"{Path(helper).name}.log", self.server_env)
+        binary = self.spec.binary()
+        if binary is None:
+            raise StackError(f"{self.spec.binaries[0]} is not installed ({self.spec.package})")
+        proc = self._spawn("server", [binary], self.dunst_log_path, self.server_env)
+        self._wait_server(proc)
+
+    def stop_server(self) -> None:
+        """Stop the server (SIGTERM, by PID) and wait until its name has no owner."""
+        proc = self._procs.pop("server", None)
+        if proc is not None:
+            self._terminate(proc)
+
+        def gone() -> bool | None:
+            res = self.run(
+                [
+                    "dbus-send",
+                    "--session",
+                    "--print-reply",
+                    "--dest=org.freedesktop.DBus",
+                    "/org/freedesktop/DBus",
+                    "org.freedesktop.DBus.NameHasOwner",
+                    f"string:{NOTIF_NAME}",
+                ],
+                check=False,
+            )
+            return True if "boolean false" in res.stdout else None
+
+        _poll(gone, self._start_timeout, f"{NOTIF_NAME} to have no owner", interval=0.05)
+
+    def restart_server(self) -> None:
+        """A new server instance: its ids start again at 1."""
+        self.stop_server()
+        if self.spec.key == "dunst":
+            # seen() drops ids up to the last reset's; the new dunst counts from 1 again.
+            self._seen_floor = 0
+            with self.seen_log.open("w"):
+                pass
+        self.start_server()
 
     def _start_monitor(self) -> None:
         log = self.monitor_log_path
         proc = self._spawn(
             "dbus-monitor",
-            ["dbus-monitor", "--address", self._bus_address, f"interface='{NOTIF_NAME}'"],
+            [
+                "dbus-monitor",
+                "--address",
+                self._bus_address,
+                f"interface='{NOTIF_NAME}'",
+                # the answers (Notify's ids) and refusals, to pair with the calls
+                "type='method_return'",
+                "type='error'",
+                f"type='signal',member='NameOwnerChanged',arg0='{NOTIF_NAME}'",
+            ],
             log,
         )
 
@@ -908,6 +1140,158 @@ class DunstStack:
         except FileNotFoundError:
             return ""
 
+    # ------------------------------------------------------------ any server
+
+    def notify_calls(self, since_reset: bool = True) -> list[dict[str, Any]]:
+        """Every Notify call on the bus (from the monitor log), oldest first, with the id
+        the server answered (``id``; None before the answer, or ``error``).
+
+        Keys: sender app_name replaces_id icon summary body actions hints timeout id.
+        """
+        calls: list[dict[str, Any]] = []
+        by_serial: dict[tuple[str, int], dict[str, Any]] = {}
+        for header, values in _monitor_messages(self.monitor_log(since_reset)):
+            if header.startswith("method call") and "member=Notify" in header:
+                fields = dict(re.findall(r"(\w+)=(\S+?)[;]?(?=\s|$)", header))
+                if len(values) != 8:
+                    continue
+                app, replaces, icon, summary, body, actions, hints, timeout = values
+                call = {
+                    "sender": fields.get("sender", ""),
+                    "app_name": app,
+                    "replaces_id": replaces,
+                    "icon": icon,
+                    "summary": summary,
+                    "body": body,
+                    "actions": actions,
+                    "hints": hints if isinstance(hints, dict) else {},
+                    "timeout": timeout,
+                    "id": None,
+                }
+                calls.append(call)
+                by_serial[(call["sender"], int(fields.get("serial", "-1")))] = call
+            elif header.startswith(("method return", "error")):
+                fields = dict(re.findall(r"(\w+)=(\S+)", header))
+                key = (fields.get("destination", ""), int(fields.get("reply_serial", "-1")))
+                call = by_serial.get(key)
+                if call is not None:
+                    if header.startswith("error"):
+                        call["error"] = fields.get("error_name", "error")
+                    elif values:
+                        call["id"] = values[0]
+        return calls
+
+    def wait_notify(
+        self, n: int = 1, timeout: float = 5.0, answered: bool = True
+    ) -> list[dict[str, Any]]:
+        """Wait until ``n`` Notify calls were made (and answered); return them all."""
+
+        def check() -> list[dict[str, Any]] | None:
+            got = self.notify_calls()
+            done = [c for c in got if not answered or c["id"] is not None or "error" in c]
+            return got if len(done) >= n else None
+
+        try:
+            return _poll(check, timeout, f"{n} Notify call(s)", interval=0.05)
+        except StackTimeout as exc:
+            raise StackTimeout(f"{exc}; calls so far: {self.notify_calls()!r}") from None
+
+    def popups(self) -> list[Popup]:
+        """Viewable top-level windows bigger than an icon, oldest window first (X ids
+        grow, so the newest popup is the last)."""
+        tree = self.run(["xwininfo", "-root", "-children"]).stdout
+        found: list[Popup] = []
+        for wid in re.findall(r"^\s+(0x[0-9a-f]+)", tree, re.M):
+            res = self.run(["xwininfo", "-id", wid], check=False)
+            if "IsViewable" not in res.stdout:
+                continue
+            num = {
+                key: int(val)
+                for key, val in re.findall(
+                    r"(Absolute upper-left X|Absolute upper-left Y|Width|Height):\s+(-?\d+)",
+                    res.stdout,
+                )
+            }
+            w, h = num.get("Width", 0), num.get("Height", 0)
+            if w > 40 and h > 20 and w < self.screen_size[0]:
+                found.append(
+                    Popup(
+                        int(wid, 16),
+                        num.get("Absolute upper-left X", 0),
+                        num.get("Absolute upper-left Y", 0),
+                        w,
+                        h,
+                    )
+                )
+        return sorted(found, key=lambda p: p.window)
+
+    def wait_popups(self, n: int, timeout: float = 5.0) -> list[Popup]:
+        """Wait until exactly ``n`` popups are on the screen."""
+        try:
+            return _poll(
+                lambda: got if len(got := self.popups()) == n else None,
+                timeout,
+                f"{n} popup(s)",
+                interval=0.1,
+            )
+        except StackTimeout as exc:
+            raise StackTimeout(f"{exc}; on screen: {self.popups()!r}") from None
+
+    @property
+    def screen_size(self) -> tuple[int, int]:
+        width, height, *_ = (int(x) for x in self._screen.split("x"))
+        return width, height
+
+    def click(self, popup: Popup | None = None, dunst_index: int = 0) -> None:
+        """Click a notification the way a user makes its default action on this server:
+        ``dunstctl action N`` on dunst (N = ``dunst_index``: dunst draws every notification
+        in one window), else a left click with xdotool on the popup's body (or on its
+        action button, xfce). ``popup`` defaults to the newest one."""
+        if self.spec.click == "dunstctl":
+            self.action(dunst_index)
+            return
+        if self.spec.click == "none":
+            raise StackError(f"{self.spec.key} has no actions: nothing to click")
+        target = popup or self.wait_popups_at_least(1)[-1]
+        x = target.x + target.width // 2
+        # xfce draws the labelled default action as a button along the bottom edge.
+        y = target.y + (target.height - 30 if self.spec.click == "button" else 20)
+        self.run(["xdotool", "mousemove", "--sync", str(x), str(y), "click", "1"])
+
+    def wait_popups_at_least(self, n: int, timeout: float = 5.0) -> list[Popup]:
+        return _poll(
+            lambda: got if len(got := self.popups()) >= n else None,
+            timeout,
+            f"at least {n} popup(s)",
+            interval=0.1,
+        )
+
+    def screenshot(self, path: Path) -> Path | None:
+        """The whole screen as a PNG (ImageMagick's import), for a failed test's report."""
+        if shutil.which("import") is None:
+            return None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        res = self.run(["import", "-window", "root", str(path)], check=False, timeout=20)
+        return path if res.returncode == 0 else None
+
+    def close_notification(self, nid: int) -> None:
+        """CloseNotification(nid), as any client may call it."""
+        self._dbus_send(NOTIF_NAME + ".CloseNotification", f"uint32:{nid}", check=False)
+
+    def clear(self) -> None:
+        """A clean screen on any server, then forget the bus traffic so far. dunst is
+        reset (:meth:`reset`); the others are restarted (0.2 to 0.3 s), since
+        notification-daemon and notify-osd ignore CloseNotification from another client."""
+        if self.spec.key == "dunst":
+            self.reset()
+            return
+        if not self.running:
+            raise StackError(f"stack is not running\n{_tail(self.dunst_log_path)}")
+        self.restart_server()
+        self.wait_popups(0, timeout=3)
+        if "dbus-monitor" in self._procs:
+            self._monitor_offset = self.monitor_log_path.stat().st_size
+
     def reset(self) -> None:
         """Give the next test a clean screen: close all, forget what was seen so far.
 
@@ -927,3 +1311,7 @@ class DunstStack:
             pass
         if "dbus-monitor" in self._procs:
             self._monitor_offset = self.monitor_log_path.stat().st_size
+
+
+#: The stack under its general name (any server of :data:`SERVERS`; dunst by default).
+NotifStack = DunstStack

@@ -1,10 +1,11 @@
 """Native notifications through desktop-notifier, made safe for a long-running daemon.
 
 desktop-notifier never raises from ``send()``, blocks forever on a hung server and
-opens a new bus connection per failed send (../shared/research/
-desktop-notifier-linux.md §5). This adapter bounds every call with a timeout, turns
-a silent failure into :class:`NotifyError`, says once that no server is there and
-then stops hammering the bus until a re-probe succeeds.
+opens a new bus connection per failed send. This adapter bounds every call with a
+timeout, turns a silent failure into :class:`NotifyError` naming the cause, says once
+per outage that no server is there (and once when one is back) and does not hammer
+the bus meanwhile. On Linux it follows the server itself (docs/notification-servers.md):
+a restarted or replaced server voids every id held and is asked again what it can do.
 
 uni's ``cover`` replaces the app's previous notification, whatever kind it was, so
 the adapter remembers the last one it showed, each show recording its own answer.
@@ -32,7 +33,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_BODY",
+    "MAX_BODY_LINES",
     "MAX_TITLE",
+    "NO_SERVER",
     "DesktopNotifierBackend",
     "NotificationRequest",
     "Notifier",
@@ -44,9 +47,23 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
-#: Longest title and body we hand to the server; longer text is cut with an ellipsis.
+#: Longest title and body we hand to the server; longer text is cut with an ellipsis
+#: (the full text stays in the event data and the history). 500 characters in at most
+#: 10 lines draw a popup that fits an 800-pixel screen on every server of the matrix:
+#: notification-daemon and LXQt grow a popup to any height (issue 11 item 8).
 MAX_TITLE = 256
-MAX_BODY = 2048
+MAX_BODY = 500
+MAX_BODY_LINES = 10
+
+#: ``sound: "system"`` as a name of the freedesktop sound naming spec (a server with
+#: the ``sound`` capability plays its theme's sound for it).
+SYSTEM_SOUND = "message-new-instant"
+#: How long a critical notification stays, in ms: uni's importance 4 is above normal
+#: but never one that does not expire (servers differ: dunst and xfce keep critical
+#: until closed when given -1, notification-daemon and LXQt drop it after 5 to 10 s).
+CRITICAL_EXPIRE_MS = 30_000
+#: The text of every "no server" failure (createPushMessage:fail no notification server).
+NO_SERVER = "no notification server"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +109,12 @@ def dbus_text(text: str) -> str:
     return _NOT_FOR_DBUS.sub("\ufffd", text)
 
 
-def clip(text: str, limit: int) -> str:
-    """Cut ``text`` to at most ``limit`` characters, marking the cut with an ellipsis."""
+def clip(text: str, limit: int, lines: int | None = None) -> str:
+    """Cut ``text`` to at most ``limit`` characters (and ``lines`` lines), marking the
+    cut with an ellipsis."""
+    if lines is not None and text.count("\n") >= lines:
+        text = "\n".join(text.split("\n")[:lines])
+        text = text[: limit - 1] + "…"
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -103,7 +124,8 @@ def render_text(title: str, body: str, markup: bool) -> tuple[str, str]:
     Every common Linux server (dunst, GNOME, KDE, xfce) renders the body as markup,
     so text from the network must not be able to inject tags.
     """
-    title, body = clip(dbus_text(title), MAX_TITLE), clip(dbus_text(body), MAX_BODY)
+    title = clip(dbus_text(title), MAX_TITLE)
+    body = clip(dbus_text(body), MAX_BODY, MAX_BODY_LINES)
     if markup:
         body = html.escape(body, quote=False)
     return title, body
@@ -116,20 +138,30 @@ def _reason(exc: BaseException) -> str:
 class DesktopNotifierBackend:
     """Adapter over ``desktop_notifier.DesktopNotifier`` (D-Bus, macOS, WinRT)."""
 
-    def __init__(self, app_name: str, timeout: float = 5.0, reprobe_after: float = 30.0) -> None:
+    def __init__(
+        self,
+        app_name: str,
+        timeout: float = 5.0,
+        reprobe_after: float = 30.0,
+        desktop_entry: str | None = None,
+    ) -> None:
         from desktop_notifier import DesktopNotifier
 
         self._dn = DesktopNotifier(app_name=app_name, app_icon=None)
-        #: On Linux, our extension of the D-Bus backend (cover, category hints).
+        #: On Linux, our extension of the D-Bus backend (cover, hints, server changes).
         self._linux: BridgeDBusBackend | None = None
         #: The last notification shown, which a cover replaces: its D-Bus id on Linux,
         #: its identifier elsewhere (macOS and Windows replace by identifier).
         self._last_platform_id: int | None = None
         self._last_identifier: str | None = None
+        #: The ``desktop-entry`` hint (GNOME and KDE group and badge by it).
+        self.desktop_entry = desktop_entry
         if sys.platform.startswith("linux"):
             from .dbus_backend import BridgeDBusBackend
 
             self._linux = BridgeDBusBackend(app_name, None)
+            self._linux.on_server_change = self._server_changed
+            self._linux.on_closed_id = self._closed
             self._dn._backend = self._linux
         self.timeout = timeout
         self._reprobe_after = reprobe_after
@@ -137,10 +169,22 @@ class DesktopNotifierBackend:
         self._probed_at = float("-inf")
         self._said_unavailable = False
         self._markup = sys.platform.startswith("linux")
+        self._tasks: set[asyncio.Task[None]] = set()
+        #: The probe a server's arrival started: a show meanwhile waits for its answer.
+        self._probing: asyncio.Task[None] | None = None
 
     @property
     def available(self) -> bool:
         return self._available
+
+    def describe(self) -> dict[str, Any]:
+        """For status: the server in use and how a click works on it (``none``: the
+        server has no actions, so no click can come)."""
+        if not self._available:
+            return {"available": False}
+        if self._linux is None or self._linux.server is None:
+            return {"available": True, "click": "body"}
+        return {"available": True, **self._linux.server.as_dict()}
 
     def set_timeout(self, timeout: float) -> None:
         """SIGHUP: a new bound for calls to the server, from the next call on."""
@@ -148,6 +192,51 @@ class DesktopNotifierBackend:
 
     async def start(self) -> None:
         await self._probe()
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._linux is not None:
+            await self._linux.close()
+
+    async def _watch(self) -> None:
+        """Follow the server's comings and goings; without a bus, the probes' back-off
+        is all there is."""
+        if self._linux is None or self._linux.watch.watching:
+            return
+        try:
+            await asyncio.wait_for(self._linux.watch.start(), self.timeout)
+        except Exception as exc:
+            log.debug("cannot watch the notification server's name", reason=_reason(exc))
+
+    def _server_changed(self, present: bool) -> None:
+        """The owner of org.freedesktop.Notifications changed: the ids we held belong to
+        a server instance that has gone (ids start at 1 again), so cover starts anew."""
+        self._last_platform_id = None
+        if not present:
+            self._set_unavailable("the notification server left the bus")
+            return
+        self._probed_at = float("-inf")
+        task = asyncio.get_running_loop().create_task(self._probe())
+        self._probing = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _closed(self, platform_id: int) -> None:
+        """A closed notification is not there to replace (and its id may be given out
+        again by some servers)."""
+        if platform_id == self._last_platform_id:
+            self._last_platform_id = None
+
+    def _set_unavailable(self, reason: str) -> None:
+        self._available = False
+        self._probed_at = time.monotonic()
+        if not self._said_unavailable:
+            self._said_unavailable = True
+            log.warning(
+                "no notification server; notifications are off, receive events still flow",
+                reason=reason,
+            )
 
     def _linux_gone(self, call: NotifyCall) -> bool:
         from .dbus_backend import server_gone
@@ -158,36 +247,40 @@ class DesktopNotifierBackend:
 
     async def _probe(self) -> None:
         self._probed_at = time.monotonic()
+        await self._watch()
+        detail: dict[str, Any] = {}
         try:
             if self._linux is not None:
-                # desktop-notifier caches its capabilities for ever: ask the server itself.
-                await asyncio.wait_for(self._linux.check(), self.timeout)
-            await asyncio.wait_for(self._dn.get_capabilities(), self.timeout)
+                # Ask the server itself, every time: never a cached answer.
+                info = await asyncio.wait_for(self._linux.check(), self.timeout)
+                detail = {"server": f"{info.name} {info.version}", "click": info.click}
+            else:
+                await asyncio.wait_for(self._dn.get_capabilities(), self.timeout)
         except Exception as exc:
-            self._available = False
-            if not self._said_unavailable:
-                self._said_unavailable = True
-                log.warning(
-                    "no notification server; notifications are off, receive events still flow",
-                    reason=_reason(exc),
-                )
+            self._set_unavailable(
+                _reason(exc)
+                if not isinstance(exc, TimeoutError)
+                else (f"the notification server did not answer within {self.timeout:g} s")
+            )
             return
         if not self._available:
-            log.info("notification server found")
+            log.info("notification server found", **detail)
         self._available = True
         self._said_unavailable = False
 
     async def show(self, request: NotificationRequest) -> str:
-        from desktop_notifier import DEFAULT_SOUND, Icon, Notification, Sound, Urgency
+        from desktop_notifier import Icon, Notification, Sound, Urgency
 
+        if not self._available and self._probing is not None and not self._probing.done():
+            await asyncio.wait({self._probing}, timeout=self.timeout)
         if not self._available:
             if time.monotonic() - self._probed_at < self._reprobe_after:
-                raise NotifyError("no notification server")
+                raise NotifyError(NO_SERVER)
             await self._probe()
             if not self._available:
-                raise NotifyError("no notification server")
+                raise NotifyError(NO_SERVER)
         markup = self._markup and (
-            self._linux is None or "body-markup" in self._linux.server_capabilities
+            self._linux is None or self._linux.server is None or (self._linux.server.markup)
         )
         title, body = render_text(request.title, request.body, markup)
         dispatched = False
@@ -200,11 +293,13 @@ class DesktopNotifierBackend:
         if isinstance(request.sound, Path):
             sound = Sound(path=request.sound)
         elif request.sound == "system":
-            sound = DEFAULT_SOUND
+            sound = Sound(name=SYSTEM_SOUND)
         extra: dict[str, Any] = {}
         if request.cover and self._linux is None and self._last_identifier is not None:
             # macOS and Windows replace a notification that reuses an identifier.
             extra["identifier"] = self._last_identifier
+        if request.urgency == "critical":
+            extra["timeout"] = CRITICAL_EXPIRE_MS // 1000
         notification = Notification(
             title=title,
             message=body,
@@ -217,35 +312,49 @@ class DesktopNotifierBackend:
         )
         call: NotifyCall | None = None
         scope: AbstractContextManager[object] = nullcontext()
+        generation = 0
         if self._linux is not None:
             from .dbus_backend import NotifyCall, notify_call
 
             # Read before the await: a show in flight has no answer yet to replace.
             replaces = (self._last_platform_id or 0) if request.cover else 0
             category = dbus_text(request.category) if request.category is not None else None
-            call = NotifyCall(replaces_id=replaces, category=category)
+            call = NotifyCall(
+                replaces_id=replaces,
+                category=category,
+                desktop_entry=self.desktop_entry,
+                silent=request.sound == "none",
+            )
             scope = notify_call(call)
+            generation = self._linux.generation
         try:
-            # wait_for's task copies the context here, so the call reaches the wrapper.
+            # wait_for's task copies the context here, so the call reaches the backend.
             with scope:
                 identifier = await asyncio.wait_for(
                     self._dn.send_notification(notification), self.timeout
                 )
         except TimeoutError:
-            self._available = False
+            self._set_unavailable(
+                f"the notification server did not answer within {self.timeout:g} s"
+            )
             raise NotifyError(
                 f"notification server did not answer within {self.timeout:g} s"
             ) from None
         if not dispatched:
-            # desktop-notifier logged the cause and swallowed it. Only a server that is
-            # really gone switches notifications off: one bad notification must not
-            # silence the ones after it (issue 10 item 3).
-            if call is not None and call.error is not None and not self._linux_gone(call):
+            # The backend kept the cause. Only a server that is really gone switches
+            # notifications off: one bad notification must not silence the ones after
+            # it (issue 10 item 3).
+            error = call.error if call is not None else None
+            if self._linux is not None and self._linux.generation != generation:
                 raise NotifyError(
-                    f"the notification server refused this notification: {_reason(call.error)}"
+                    "the notification server changed while this notification was sent"
                 )
-            self._available = False
-            raise NotifyError("notification server refused the notification")
+            if call is not None and error is not None and not self._linux_gone(call):
+                raise NotifyError(
+                    f"the notification server refused this notification: {_reason(error)}"
+                )
+            self._set_unavailable(_reason(error) if error is not None else "the send failed")
+            raise NotifyError(NO_SERVER)
         if call is None:
             self._last_identifier = str(identifier)
         elif call.platform_id is not None:

@@ -67,6 +67,12 @@ class DaemonOptions:
         min_length=1,
         max_length=64,
     )
+    desktop_entry: str | None = setting(
+        None,
+        doc="the desktop-entry hint: the app's .desktop file name without .desktop",
+        max_length=255,
+        pattern=r"^[A-Za-z0-9_.\-]+$",
+    )
     app_command: tuple[str, ...] = setting(
         (), doc='started on a click when no app listens, e.g. ["myapp", "--from-push"]'
     )
