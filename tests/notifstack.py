@@ -77,6 +77,10 @@ class ServerSpec:
     click: str
     #: Processes it needs beside it (xfconfd for xfce4-notifyd).
     helpers: tuple[str, ...] = ()
+    #: How several popups are drawn: ``window`` (a window each), ``stack`` (one window,
+    #: the newest at the bottom) or ``queue`` (one at a time: the next is drawn when the
+    #: shown one closes, notification-daemon 3.20).
+    layout: str = "window"
 
     def binary(self) -> str | None:
         """The server's executable, or None if it is not installed."""
@@ -101,13 +105,14 @@ def _find(*candidates: str) -> str | None:
 SERVERS: dict[str, ServerSpec] = {
     spec.key: spec
     for spec in (
-        ServerSpec("dunst", "dunst", ("dunst",), "dunst", "dunstctl"),
+        ServerSpec("dunst", "dunst", ("dunst",), "dunst", "dunstctl", layout="stack"),
         ServerSpec(
             "notification-daemon",
             "Notification Daemon",
             ("/usr/lib/notification-daemon/notification-daemon",),
             "notification-daemon",
             "body",
+            layout="queue",
         ),
         ServerSpec(
             "xfce4-notifyd",
@@ -123,6 +128,7 @@ SERVERS: dict[str, ServerSpec] = {
             ("lxqt-notificationd",),
             "lxqt-notificationd",
             "body",
+            layout="stack",
         ),
         ServerSpec("notify-osd", "notify-osd", ("/usr/lib/*/notify-osd",), "notify-osd", "none"),
     )
@@ -1256,7 +1262,39 @@ class DunstStack:
         x = target.x + target.width // 2
         # xfce draws the labelled default action as a button along the bottom edge.
         y = target.y + (target.height - 30 if self.spec.click == "button" else 20)
-        self.run(["xdotool", "mousemove", "--sync", str(x), str(y), "click", "1"])
+        self._xclick(x, y)
+
+    def click_newest(self, shown: int) -> None:
+        """With ``shown`` notifications on the screen, click the newest one as a user
+        would: the newest window, the bottom of a stacked window (dunst, LXQt), or, on a
+        server that shows one at a time, close the older ones first (their x button)."""
+        if self.spec.click == "none":
+            raise StackError(f"{self.spec.key} has no actions: nothing to click")
+        if self.spec.layout == "stack":
+            if self.spec.key == "dunst":
+                self.wait_displayed(shown)
+            popup = self.wait_popups_at_least(1)[0]
+            self._xclick(popup.x + popup.width // 2, popup.y + popup.height - 25)
+            return
+        if self.spec.layout == "queue":
+            for _ in range(shown - 1):
+                old = self.wait_popups_at_least(1)[-1]
+                self._xclick(old.x + old.width - 24, old.y + 28)  # its x button
+                _poll(
+                    lambda old=old: True if old not in self.popups() else None,  # type: ignore[misc]
+                    5,
+                    "the older popup to close",
+                    interval=0.1,
+                )
+            self.click(self.wait_popups_at_least(1)[-1])
+            return
+        popups = self.wait_popups_at_least(shown)
+        self.click(max(popups, key=lambda p: p.window))
+
+    def _xclick(self, x: int, y: int) -> None:
+        # Not ``mousemove --sync``: it waits for a motion event, for ever when the pointer
+        # is already there.
+        self.run(["xdotool", "mousemove", str(x), str(y), "sleep", "0.1", "click", "1"])
 
     def wait_popups_at_least(self, n: int, timeout: float = 5.0) -> list[Popup]:
         return _poll(
