@@ -21,7 +21,7 @@ import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar, NoReturn, cast
 
 from . import __version__
 from .errors import (
@@ -63,7 +63,13 @@ COMMAND_HELP = {
     "channel": "create and list notification channels (getChannelManager)",
     "history": "list the last notifications shown, newest first",
     "status": "show the daemon's connection, cid, listeners and counters",
+    # service.commands registers these two; their lines here list them in --help when
+    # another command runs (tests/cli/test_bad_inputs.py keeps the two texts equal).
+    "service": "run the daemon as a user service (systemd, launchd)",
+    "doctor": "check each part notifications need, in order",
 }
+#: Commands whose parsers service.commands builds.
+SERVICE_COMMANDS = ("service", "doctor")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -133,8 +139,59 @@ def _whole(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help layout, with the terminal width read through os: argparse's own
+    default imports shutil (with bz2, lzma and zlib) on the first add_argument."""
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        if width is None:
+            width = _columns() - 2
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
+def _columns() -> int:
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
+class _Unbuilt:
+    """Stands in for the parser of a command that is not being run: every call is
+    swallowed, so build_parser() spends nothing on flags nobody will parse."""
+
+    def __getattr__(self, name: str) -> Callable[..., _Unbuilt]:
+        return self._swallow
+
+    def _swallow(self, *args: Any, **kwargs: Any) -> _Unbuilt:
+        return self
+
+
+def _wanted(argv: list[str] | None) -> str | None:
+    """The command named on the command line, when it is one of ours; None (build
+    every parser) for --help, --version and anything argparse must explain."""
+    for token in argv or []:
+        if not token.startswith("-"):
+            return token if token in COMMAND_HELP else None
+    return None
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """Given ``argv``, only the named command's parser gets its flags; the others
+    are registered by name and help line (for --help and for argparse's choices)."""
+    wanted = _wanted(argv)
     p = _Parser(
+        formatter_class=_Formatter,
         prog="unipush-bridge",
         description="uni-push 2.0 on the desktop: a daemon, a local API and a reference gateway.",
         epilog="`unipush-bridge COMMAND --help` shows a command's flags. Exit codes: 0 ok, "
@@ -145,8 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     def command(name: str, parent: Any = sub, **kwargs: Any) -> argparse.ArgumentParser:
         help = kwargs.pop("help", COMMAND_HELP.get(name))
+        if parent is sub and wanted is not None and name != wanted:
+            parent.add_parser(name, help=help, add_help=False)
+            return cast(argparse.ArgumentParser, _Unbuilt())
+        if isinstance(parent, _Unbuilt):
+            return cast(argparse.ArgumentParser, parent)
         cmd: argparse.ArgumentParser = parent.add_parser(
-            name, help=help, description=help, **kwargs
+            name, help=help, description=help, formatter_class=_Formatter, **kwargs
         )
         return cmd
 
@@ -209,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="server secret (Bearer); default $UNIPUSH_BRIDGE_GATEWAY_SERVER_SECRET",
     )
 
-    daemon_options = argparse.ArgumentParser(add_help=False)
+    daemon_options = _Parser(add_help=False, formatter_class=_Formatter)
     daemon_options.add_argument("--socket", type=Path, help="daemon socket (default: from --appid)")
     daemon_options.add_argument(
         "--appid",
@@ -275,14 +337,18 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--json", action="store_true")
     status = local("status")
     status.add_argument("--json", action="store_true")
-    service_commands.add_parsers(sub)
+    if wanted is None or wanted in SERVICE_COMMANDS:
+        service_commands.add_parsers(sub)
+    else:
+        for name in SERVICE_COMMANDS:
+            sub.add_parser(name, help=COMMAND_HELP[name], add_help=False)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     _Parser.argv = argv
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
     args.argv = argv
     try:
         return COMMANDS[args.command](args)

@@ -5,6 +5,7 @@ gateway, listen, send)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -95,3 +96,18 @@ def test_the_probe_sees_heavy_modules_where_they_belong(tmp_path: object) -> Non
     )
     loaded = json.loads(res.stdout.strip().splitlines()[-1])
     assert "pydantic" in loaded and "unipush_bridge.config" in loaded, (loaded, res.stderr)
+
+
+def _listing(argv: list[str] | None) -> list[tuple[str, str | None]]:
+    from unipush_bridge import cli
+
+    parser = cli.build_parser(argv)
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return [(c.dest, c.help) for c in sub._choices_actions]
+
+
+@pytest.mark.parametrize("command", ["cid", "notify", "send", "doctor", "run"])
+def test_a_partly_built_parser_lists_the_same_commands(command: str) -> None:
+    """issue 13 item 1: only the named command's flags are built; the others stay
+    listed with the same help line (service and doctor's lines live in cli.py too)."""
+    assert _listing([command]) == _listing(None)
