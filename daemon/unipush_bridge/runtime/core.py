@@ -582,15 +582,19 @@ class Core:
                 ),
                 self._persist([(info.msg_id, State.DONE)]),
             ]
+        # No server: the notifier warns once per outage, not once per push (issue 12
+        # item 10); any other failure is this notification's own and is said.
+        quiet = reason == "no notification server"
+        detail = {"reason": reason}
         if self.listeners:
             entry.state = step(entry.state, Step.TO_LISTENERS)
             return [
-                Warn("notification failed, delivered as receive", {"reason": reason}),
+                *([] if quiet else [Warn("notification failed, delivered as receive", detail)]),
                 *self._to_listeners([info.msg_id], self.listeners),
             ]
         entry.state = step(entry.state, Step.NOBODY)
         return [
-            Warn("notification failed, held for the next listener", {"reason": reason}),
+            *([] if quiet else [Warn("notification failed, held for the next listener", detail)]),
             self._persist([(info.msg_id, State.HELD)]),
         ]
 

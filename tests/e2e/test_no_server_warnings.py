@@ -1,0 +1,83 @@
+"""Without a notification server the daemon says so once per outage, and once when a
+server is back (issue 12 item 10; issue 11 items 5 and 6): a real daemon, a private bus
+whose dunst is stopped, started again and stopped again while pushes arrive.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+import pytest
+
+from tests.notifstack import NotifStack
+from tests.procs import DaemonProc, post_json, wait_for
+
+NO_SERVER = "no notification server; notifications are off, receive events still flow"
+
+
+@pytest.fixture
+def stack() -> Iterator[NotifStack]:
+    """A stack of its own: this test stops and starts its dunst."""
+    install = os.environ.get("UNIPUSH_E2E_NO_INSTALL", "0") != "1"
+    reason = NotifStack.ensure_tools(install=install)
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"notification stack unavailable in CI: {reason}")
+        pytest.skip(f"notification stack unavailable: {reason}")
+    with NotifStack() as stack:
+        yield stack
+
+
+def _push(daemon: DaemonProc, title: str) -> None:
+    http = "http" + daemon.status()["gateway"].removeprefix("ws").split("/ws")[0]
+    status, answer = post_json(
+        f"{http}/api/__UNI__DESKTOP/sendMessage",
+        {"push_clientid": daemon.cid(), "title": title, "content": "c", "payload": {}},
+    )
+    assert status == 200, answer
+
+
+def _said(daemon: DaemonProc, event: str) -> int:
+    return sum(1 for line in daemon.logs() if line.get("event") == event)
+
+
+def _received(daemon: DaemonProc, n: int) -> None:
+    wait_for(lambda: daemon.status()["counters"].get("received", 0) >= n, 10, f"{n} pushes")
+
+
+def test_no_server_is_said_once_per_outage_and_once_when_back(
+    tmp_path: Path, stack: NotifStack
+) -> None:
+    """issue 12 item 10: once per outage, and again when a server returns; issue 11
+    item 5: the probe really asks (a server that went is noticed, one that came is
+    found without waiting for the back-off); item 6: one line each, no traceback."""
+    stack.stop_server()
+    env = {**stack.env, "UNIPUSH_BRIDGE_SLEEP_BUS": "off", "UNIPUSH_BRIDGE_FLOOD_THRESHOLD": "0"}
+    daemon = DaemonProc(tmp_path / "daemon", None, env=env).start()
+    try:
+        assert daemon.status()["notifications"] == "unavailable"
+        for i in range(3):
+            _push(daemon, f"dark {i}")
+        _received(daemon, 3)
+        wait_for(lambda: daemon.status()["held_for_listener"] == 3, 10, "3 held pushes")
+
+        stack.start_server()  # found at once: the daemon watches the name's owner
+        wait_for(lambda: daemon.status()["notifications"] == "available", 5, "the server")
+        _push(daemon, "lit")
+        wait_for(lambda: stack.seen(), 5, "the push on dunst")
+
+        stack.stop_server()
+        wait_for(lambda: daemon.status()["notifications"] == "unavailable", 5, "the outage")
+        for i in range(3):
+            _push(daemon, f"dark again {i}")
+        _received(daemon, 7)
+
+        warnings = [line for line in daemon.logs() if line.get("level") == "warning"]
+        assert [w["event"] for w in warnings] == [NO_SERVER, NO_SERVER], warnings
+        assert _said(daemon, "notification server found") == 1
+        text = daemon.log_path.read_text()
+        assert "Traceback" not in text and '"exception"' not in text
+        assert "refused" not in text
+    finally:
+        daemon.stop()
