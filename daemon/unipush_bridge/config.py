@@ -153,6 +153,9 @@ class GatewaySettings(_Settings):
     allowed_hosts: list[str] = Field(default_factory=list)
     #: Failed authentications per minute per source address, then 429 (0 = no limit).
     auth_failures_per_minute: int = Field(10, ge=0)
+    #: New cids a minute per source address (reconnects of known cids are free; 0 = no
+    #: limit). Raise it for a NAT or proxy in front of many first-time daemons.
+    new_cids_per_minute: int = Field(60, ge=0)
     #: Open connections at most, daemons' websockets included.
     max_connections: int = Field(10_000, ge=1)
     #: Seconds to send a complete request head; seconds idle between requests;
@@ -179,6 +182,7 @@ class GatewaySettings(_Settings):
             allowed_origins=tuple(self.allowed_origins),
             allowed_hosts=tuple(self.allowed_hosts),
             auth_failures_per_minute=self.auth_failures_per_minute,
+            new_cids_per_minute=self.new_cids_per_minute,
             max_connections=self.max_connections,
             header_timeout_s=self.header_timeout_s,
             keepalive_timeout_s=self.keepalive_timeout_s,

@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import json
 import resource
+import secrets
 import sys
 import time
 from dataclasses import dataclass, field
@@ -102,7 +103,8 @@ class Client:
                 max_size=256 * 1024,
                 compression=None if args.compression == "none" else "deflate",
             )
-            hello = {"type": "hello", "v": 1, "appid": args.appid}
+            # A secret binds the cid, as a real daemon's hello does (issue 10 item 1).
+            hello = {"type": "hello", "v": 1, "appid": args.appid, "secret": secrets.token_hex(32)}
             await self.ws.send(json.dumps(hello))
             async with asyncio.timeout(REGISTER_TIMEOUT_S):
                 frame = json.loads(await self.ws.recv())

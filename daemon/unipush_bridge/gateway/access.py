@@ -48,6 +48,8 @@ class GatewayConfig:
     #: Failed authentications (wrong secret, unknown appId) per minute per source
     #: address before every call from it is answered 429 (0 = no limit).
     auth_failures_per_minute: int = 10
+    #: New cids a minute per source address (0 = no limit); reconnects are not counted.
+    new_cids_per_minute: int = 60
     #: Open TCP connections at most (daemons' websockets included). At the cap a new
     #: connection takes the place of the oldest one that has not sent a request yet,
     #: or is closed at once.

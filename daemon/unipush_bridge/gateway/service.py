@@ -35,8 +35,6 @@ INVALID = "target user is invalid"
 #: Past the 500-device cap, or offline with an online-only ttl: nothing stored.
 IGNORED = "successed_ignore"
 
-#: New registrations (cids this gateway has no record of) per minute per remote address.
-NEW_CIDS_PER_MINUTE = 60
 #: A cid with no hello for this long is forgotten with its data (uni: three months).
 CID_UNSEEN_EXPIRY_S = 90 * 86_400
 
@@ -76,7 +74,8 @@ class GatewayService:
         self.api_rate = RateLimiter(config.rate_limit, config.rate_burst, monotonic)
         per_minute = config.broadcast_per_minute
         self.broadcast_rate = RateLimiter(per_minute / 60, per_minute, monotonic)
-        self.new_cid_rate = RateLimiter(NEW_CIDS_PER_MINUTE / 60, NEW_CIDS_PER_MINUTE, monotonic)
+        per_minute = config.new_cids_per_minute
+        self.new_cid_rate = RateLimiter(per_minute / 60, per_minute, monotonic)
 
     # the websocket side: registrations, acks, receipts ------------------------------
 
@@ -88,14 +87,14 @@ class GatewayService:
         row = store.client(reg.appid, reg.cid)
         presented = None if reg.secret is None else secret_hash(reg.secret)
         if row is None:
-            if not self.new_cid_rate.allow(reg.peer):
+            if self.config.new_cids_per_minute and not self.new_cid_rate.allow(reg.peer):
                 log.warning("too many new registrations", appid=reg.appid, peer=reg.peer)
                 wait = self.new_cid_rate.retry_after(reg.peer)
                 return refuse(
                     CloseCode.TOO_MANY_REGISTRATIONS,
                     "too_many_registrations",
-                    f"hello: more than {NEW_CIDS_PER_MINUTE} new cids a minute from this "
-                    f"address; retry in {wait:.0f} s",
+                    f"hello: more than {self.config.new_cids_per_minute} new cids a minute "
+                    f"from this address; retry in {wait:.0f} s",
                 )
         elif row.secret_hash is not None and (
             presented is None or not hmac.compare_digest(presented, row.secret_hash)

@@ -21,12 +21,14 @@ def test_edge_settings_from_a_file(tmp_path: Path) -> None:
         "header_timeout_s = 2.5\n"
         "keepalive_timeout_s = 7\n"
         "body_timeout_s = 4\n"
+        "new_cids_per_minute = 600\n"
     )
     gc = config.load(GatewaySettings, f, "gateway", {}).gateway_config()
     assert gc.allowed_origins == ("https://admin.example",)
     assert gc.allowed_hosts == ("push.example.com",)
     assert (gc.auth_failures_per_minute, gc.max_connections) == (3, 500)
     assert (gc.header_timeout_s, gc.keepalive_timeout_s, gc.body_timeout_s) == (2.5, 7, 4)
+    assert gc.new_cids_per_minute == 600
     gc.check()
 
 
@@ -34,6 +36,7 @@ def test_edge_defaults() -> None:
     gc = GatewaySettings().gateway_config()
     assert (gc.allowed_origins, gc.allowed_hosts) == ((), ())
     assert (gc.auth_failures_per_minute, gc.max_connections) == (10, 10_000)
+    assert gc.new_cids_per_minute == 60
 
 
 def test_allowed_origins_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -47,6 +50,7 @@ def test_allowed_origins_from_the_environment(monkeypatch: pytest.MonkeyPatch) -
         ("max_connections = 0\n", "max_connections"),
         ("header_timeout_s = 0\n", "header_timeout_s"),
         ("auth_failures_per_minute = -1\n", "auth_failures_per_minute"),
+        ("new_cids_per_minute = -1\n", "new_cids_per_minute"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path: Path, line: str, key: str) -> None:

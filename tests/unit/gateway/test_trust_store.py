@@ -202,6 +202,26 @@ def test_new_registrations_are_limited_per_address_not_reconnects(
     assert service.register(Register(APP, CID2, 0, SECRET, "10.0.0.1")) == 0
 
 
+@pytest.mark.parametrize("per_minute", [2, 0])
+def test_the_new_cid_budget_is_the_gateways_setting(
+    gs: GatewayStore, clock: Clock, tmp_path: Path, per_minute: int
+) -> None:
+    """new_cids_per_minute sets the budget (the bench's 5,000 daemons on loopback, a NAT
+    in front of many first-time daemons); 0 turns the limit off."""
+    config = GatewayConfig(data_dir=tmp_path, new_cids_per_minute=per_minute)
+    service = GatewayService(config, gs, clock, monotonic=clock)
+    outcomes = [
+        service.register(Register(APP, f"{n:032x}", 0, SECRET, "10.0.0.1")) for n in range(5)
+    ]
+    if per_minute:
+        assert outcomes[:2] == [0, 0]
+        code, frame = refusal(outcomes[2])
+        assert code == CloseCode.TOO_MANY_REGISTRATIONS
+        assert frame.message.startswith("hello: more than 2 new cids a minute")
+    else:
+        assert outcomes == [0] * 5
+
+
 def test_unseen_cids_expire_with_their_data(
     service: GatewayService, gs: GatewayStore, clock: Clock
 ) -> None:
