@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+
 import pytest
 
 from tests.notifstack import NotifStack
@@ -65,7 +66,7 @@ def test_no_server_is_said_once_per_outage_and_once_when_back(
         stack.start_server()  # found at once: the daemon watches the name's owner
         wait_for(lambda: daemon.status()["notifications"] == "available", 5, "the server")
         _push(daemon, "lit")
-        wait_for(lambda: stack.seen(), 5, "the push on dunst")
+        wait_for(stack.seen, 5, "the push on dunst")
 
         stack.stop_server()
         wait_for(lambda: daemon.status()["notifications"] == "unavailable", 5, "the outage")
