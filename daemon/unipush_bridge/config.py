@@ -89,6 +89,14 @@ class _DaemonBase(_Settings):
         protocol.websocket_url(value)  # raises ValueError with the reason
         return value.strip()
 
+    @field_validator("quiet_hours", check_fields=False)
+    @classmethod
+    def _quiet_span(cls, value: str | None) -> str | None:
+        from .runtime.core import parse_quiet_hours
+
+        parse_quiet_hours(value)  # raises ValueError naming the rule
+        return value or None
+
     def options(self, reload_argv: tuple[str, ...] = ()) -> DaemonOptions:
         from .runtime import options
 

@@ -36,6 +36,11 @@ MAX_CHANNELS = 100
 UNSHOWN_RETRY_S = 30.0
 #: ...until this long after it was due; a notification later than that is old news.
 UNSHOWN_GRACE_S = 600.0
+#: Why a notification held back by quiet hours is in the history unshown.
+QUIET_REASON = "quiet hours"
+#: A channel of this importance breaks through quiet hours when the user allows it.
+BREAKTHROUGH_IMPORTANCE = 4
+DAY_S = 86_400.0
 #: Kept in a retried notification's stored options: when it was first due and its
 #: history entry (a caller's own option of that name is dropped).
 RETRY_KEY = "_unshown"
@@ -217,6 +222,14 @@ class Unschedule:
 
 
 @dataclass(frozen=True, slots=True)
+class SaveQuiet:
+    """Keep the quiet hours toggle and the count held back, for the next start."""
+
+    override: bool | None
+    unread: int
+
+
+@dataclass(frozen=True, slots=True)
 class Warn:
     """Something the user should read in the log."""
 
@@ -239,6 +252,7 @@ Action = (
     | SaveChannel
     | Schedule
     | Unschedule
+    | SaveQuiet
     | Warn
 )
 
@@ -312,12 +326,56 @@ class _Summary:
         return min(self.last + SUMMARY_DEBOUNCE_S, self.started + window)
 
 
+# -- quiet hours ---------------------------------------------------------------------------
+
+
+def parse_quiet_hours(text: str | None) -> tuple[int, int] | None:
+    """``"22:00-07:00"`` as minutes after local midnight (start, end); a span over
+    midnight has end < start. Empty or None: no schedule. Raises ValueError naming
+    the rule."""
+    if not text:
+        return None
+    try:
+        start_text, end_text = text.split("-")
+        start, end = _minutes(start_text), _minutes(end_text)
+    except ValueError:
+        raise ValueError(
+            f"quiet_hours must be HH:MM-HH:MM in local time, e.g. 22:00-07:00 (got {text!r})"
+        ) from None
+    if start == end:
+        raise ValueError(f"quiet_hours must not start and end at the same time (got {text!r})")
+    return start, end
+
+
+def _minutes(text: str) -> int:
+    hours, minutes = text.strip().split(":")
+    if len(hours) != 2 or len(minutes) != 2 or not (hours + minutes).isdigit():
+        raise ValueError(text)
+    h, m = int(hours), int(minutes)
+    if h > 23 or m > 59:
+        raise ValueError(text)
+    return h * 60 + m
+
+
+def in_quiet_hours(span: tuple[int, int], local_s: float) -> bool:
+    """``local_s``: seconds after local midnight. The start is in, the end is out."""
+    start, end = span[0] * 60, span[1] * 60
+    t = local_s % DAY_S
+    return start <= t < end if start < end else t >= start or t < end
+
+
+def next_quiet_edge(span: tuple[int, int], local_s: float) -> float:
+    """Seconds from ``local_s`` to the schedule's next start or end (never 0)."""
+    t = local_s % DAY_S
+    return min(((edge * 60 - t) % DAY_S) or DAY_S for edge in span)
+
+
 # -- tickets: what a shown notification does when clicked --------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class _Ticket:
-    kind: Literal["push", "local", "summary"]
+    kind: Literal["push", "local", "summary", "quiet"]
     data: dict[str, Any]
     open_url: str | None = None
     msg_id: str | None = None
@@ -344,6 +402,10 @@ class Config:
     app_command: tuple[str, ...] = ()
     flood_threshold: int = 10
     flood_window: float = 10.0
+    #: Minutes after local midnight (start, end), see ``parse_quiet_hours``.
+    quiet_hours: tuple[int, int] | None = None
+    #: Channels of importance 4 are shown during quiet hours.
+    quiet_breakthrough: bool = False
 
 
 class Core:
@@ -363,6 +425,12 @@ class Core:
         self._click_holds: dict[int, dict[str, Any]] = {}
         self._next_token = 0
         self._summary: _Summary | None = None
+        #: The toggle: True/False until changed, None: follow the schedule.
+        self.quiet_override: bool | None = None
+        #: Whether quiet hours held notifications back at the last look at the clock.
+        self.quiet = False
+        #: Held back during this quiet time (their summary comes when it ends).
+        self.quiet_unread = 0
         self.counters = {
             "received": 0,
             "duplicates": 0,
@@ -372,6 +440,8 @@ class Core:
             # Delayed notifications not shown when due (no server), and those shown later.
             "not_shown": 0,
             "shown_late": 0,
+            # Held back by quiet hours (recorded in the history, not shown).
+            "quiet": 0,
         }
 
     # -- settings that change live ------------------------------------------------------
@@ -392,9 +462,16 @@ class Core:
         channels: Iterable[Channel] = (),
         scheduled: Iterable[tuple[str, dict[str, Any], float]] = (),
         pending_click: dict[str, Any] | None = None,
+        quiet: tuple[bool | None, int] = (None, 0),
+        local: float | None = None,
     ) -> list[Action]:
         """Take what the store holds; pending entries (recorded, never handed on) are
-        dispatched again now, held ones wait for a listener."""
+        dispatched again now, held ones wait for a listener. ``quiet``: the toggle and
+        the count quiet hours held back (it was quiet when the last run stopped if
+        any; a quiet time that ended meanwhile gives its summary now)."""
+        self.quiet_override, self.quiet_unread = quiet
+        self.quiet = self.quiet_unread > 0
+        actions = [] if local is None else self.local_time(local)
         replay: list[tuple[str, PushMessage]] = []
         for msg_id, message, state in unfinished:
             if state is State.PENDING:
@@ -404,19 +481,25 @@ class Core:
         self.channels = {c.channel_id: c for c in channels}
         self.scheduled = {sid: (params, due) for sid, params, due in scheduled}
         self.pending_click = pending_click
-        return self.dispatch(replay, now=None)
+        return actions + self.dispatch(replay, now=None)
 
     # -- pushes ------------------------------------------------------------------------------
 
     def recorded(
-        self, pushes: list[tuple[str, PushMessage]], duplicates: int, now: float
+        self,
+        pushes: list[tuple[str, PushMessage]],
+        duplicates: int,
+        now: float,
+        local: float | None = None,
     ) -> list[Action]:
         """Pushes now durably recorded (``duplicates``: redeliveries the store dropped).
         ``now`` is only the flood's clock: the driver gives monotonic time, so a step
-        of the wall clock neither stretches nor ends a flood window."""
+        of the wall clock neither stretches nor ends a flood window. ``local``: seconds
+        after local midnight, for quiet hours."""
         self.counters["received"] += len(pushes)
         self.counters["duplicates"] += duplicates
-        return self.dispatch(pushes, now)
+        actions = [] if local is None else self.local_time(local)
+        return actions + self.dispatch(pushes, now)
 
     def dispatch(self, pushes: list[tuple[str, PushMessage]], now: float | None) -> list[Action]:
         """Route each push: receive to every listener, a notification, or hold."""
@@ -433,6 +516,17 @@ class Core:
             if not wants_screen(message, len(self.listeners)):
                 entry.state = step(entry.state, Step.TO_LISTENERS)
                 receiving.append(msg_id)
+                continue
+            channel = self.channel(str(message.extra.get("channelId") or localpush.DEFAULT_CHANNEL))
+            if self._held_back(channel):
+                # Quiet: in the history with its click data, not on the screen; the
+                # listeners (forced notifications) still get it as usual.
+                entry.state = step(step(entry.state, Step.TO_SCREEN), Step.SHOWN)
+                del self.entries[msg_id]
+                persist.append((msg_id, State.DONE))
+                actions += self._quiet_record(
+                    msg_id, "push", channel.channel_id, message.title, message.content, data
+                )
                 continue
             if now is not None and not self.flood.admit(now):
                 actions += self._coalesce(data, now)
@@ -544,9 +638,9 @@ class Core:
             return []
         if not ok:
             self._tickets.pop(ticket, None)
-        if info.kind == "summary":
+        if info.kind in ("summary", "quiet"):
             if not ok:
-                return [Warn("flood summary not shown", {"reason": reason})]
+                return [Warn(f"{info.kind} summary not shown", {"reason": reason})]
             return []
         if info.kind == "local":
             if not ok:
@@ -659,6 +753,10 @@ class Core:
         if info is None:
             return []
         self.counters["clicks"] += 1
+        if info.kind == "quiet":
+            # It stands for many messages, none of them the app's click: it opens
+            # nothing and emits no click (each one's click data is in the history).
+            return []
         actions: list[Action] = []
         if info.msg_id is not None:
             actions.append(Receipt(info.msg_id, info.taskid, "click"))
@@ -679,17 +777,35 @@ class Core:
 
     # -- local notifications ------------------------------------------------------------------
 
-    def create_push_message(self, params: dict[str, Any], now: float) -> list[Action]:
-        """createPushMessage: a Show now, or a Schedule for later (raises ApiFail)."""
+    def create_push_message(
+        self, params: dict[str, Any], now: float, local: float | None = None
+    ) -> list[Action]:
+        """createPushMessage: a Show now, or a Schedule for later (raises ApiFail);
+        during quiet hours a Remember (recorded, not shown) instead of the Show."""
         push = localpush.parse_local_push(params)
-        self.channel(push.channel_id, strict=True)
+        channel = self.channel(push.channel_id, strict=True)
+        actions = [] if local is None else self.local_time(local)
         if push.delay > 0:
             sched_id = self._new_id()
             later = {k: v for k, v in params.items() if k != RETRY_KEY} | {"delay": 0}
             due = now + push.delay
             self.scheduled[sched_id] = (later, due)
-            return [Schedule(sched_id, later, due)]
-        return [self._show_local(push)]
+            return [*actions, Schedule(sched_id, later, due)]
+        if self._held_back(channel):
+            return actions + self._quiet_local(push, None)
+        return [*actions, self._show_local(push)]
+
+    def _quiet_local(self, push: localpush.LocalPush, entry: str | None) -> list[Action]:
+        """A local notification quiet hours hold back: recorded, not shown."""
+        title = push.title if push.title is not None else self.config.app_name
+        data: dict[str, Any] = {"title": title, "content": push.content}
+        if push.payload is not None:
+            data["payload"] = push.payload
+        if push.when is not None:
+            data["when"] = push.when
+        return self._quiet_record(
+            entry or self._new_id(), "local", push.channel_id, title, push.content, data
+        )
 
     def _show_local(
         self,
@@ -809,11 +925,14 @@ class Core:
         monotonic one ``recorded`` is given): a duration, never a date."""
         return None if self._summary is None else self._summary.due(self.flood.window)
 
-    def tick(self, now: float, mono: float | None = None) -> list[Action]:
+    def tick(
+        self, now: float, mono: float | None = None, local: float | None = None
+    ) -> list[Action]:
         """``now``: wall-clock time, for scheduled notifications; ``mono``: the flood's
-        clock, for its summary (``now`` when not given, as in tests of one clock)."""
+        clock, for its summary (``now`` when not given, as in tests of one clock);
+        ``local``: seconds after local midnight, for quiet hours."""
         mono = now if mono is None else mono
-        actions: list[Action] = []
+        actions: list[Action] = [] if local is None else self.local_time(local)
         for sched_id, (params, due) in sorted(self.scheduled.items(), key=lambda kv: kv[1][1]):
             if due > now:
                 continue
@@ -828,7 +947,10 @@ class Core:
                     actions.append(Warn("scheduled notification not shown; gave up"))
                 else:
                     push = localpush.parse_local_push(params)
-                    actions.append(self._show_local(push, True, entry, first_due, now, params))
+                    if self._held_back(self.channel(push.channel_id)):
+                        actions += self._quiet_local(push, entry)
+                    else:
+                        actions.append(self._show_local(push, True, entry, first_due, now, params))
             except ApiFail as exc:
                 actions.append(Warn("scheduled notification not shown", {"reason": str(exc)}))
             # After the show: a crash in between shows it again rather than never.
@@ -837,6 +959,83 @@ class Core:
         if summary is not None and summary.due(self.flood.window) <= mono:
             actions.append(self._flush_summary())
         return actions
+
+    # -- quiet hours -------------------------------------------------------------------------
+
+    def quiet_now(self, local: float) -> bool:
+        """Whether it is quiet at ``local`` (seconds after local midnight)."""
+        if self.quiet_override is not None:
+            return self.quiet_override
+        span = self.config.quiet_hours
+        return span is not None and in_quiet_hours(span, local)
+
+    def local_time(self, local: float) -> list[Action]:
+        """The local time of day, whenever the driver looks at the clock: quiet hours
+        begin or end. Level, not edge: after a clock step or a suspend the next look
+        gives the right state. When quiet ends, one summary of what it held back."""
+        quiet = self.quiet_now(local)
+        if quiet == self.quiet:
+            return []
+        self.quiet = quiet
+        if quiet or not self.quiet_unread:
+            return []
+        count, self.quiet_unread = self.quiet_unread, 0
+        notice = Notice(
+            title=self.config.app_name,
+            body=f"{count} notification{'s' if count > 1 else ''} arrived during quiet hours",
+        )
+        return [
+            SaveQuiet(self.quiet_override, 0),
+            self._ticketed(_Ticket("quiet", {"count": count}), notice),
+        ]
+
+    def set_quiet(self, on: bool | None, local: float) -> list[Action]:
+        """The toggle (tray, CLI, local API): on, off, or None to follow the schedule.
+        Kept on disk; it holds until changed again."""
+        self.quiet_override = on
+        return [SaveQuiet(on, self.quiet_unread), *self.local_time(local)]
+
+    def quiet_edge(self, local: float) -> float | None:
+        """Seconds until the schedule may change the quiet state (None: it cannot)."""
+        span = self.config.quiet_hours
+        if span is None or self.quiet_override is not None:
+            return None
+        return next_quiet_edge(span, local)
+
+    def quiet_status(self) -> dict[str, Any]:
+        span = self.config.quiet_hours
+        mode = {None: "auto", True: "on", False: "off"}[self.quiet_override]
+        return {
+            "active": self.quiet,
+            "mode": mode,
+            "schedule": None
+            if span is None
+            else f"{span[0] // 60:02d}:{span[0] % 60:02d}-{span[1] // 60:02d}:{span[1] % 60:02d}",
+            "breakthrough": self.config.quiet_breakthrough,
+            "unread": self.quiet_unread,
+        }
+
+    def _held_back(self, channel: Channel) -> bool:
+        if not self.quiet:
+            return False
+        breaks = channel.importance >= BREAKTHROUGH_IMPORTANCE
+        return not (self.config.quiet_breakthrough and breaks)
+
+    def _quiet_record(
+        self,
+        entry: str,
+        source: Literal["push", "local"],
+        channel: str | None,
+        title: str,
+        content: str,
+        data: dict[str, Any],
+    ) -> list[Action]:
+        self.counters["quiet"] += 1
+        self.quiet_unread += 1
+        return [
+            Remember(entry, source, channel, title, content, data, QUIET_REASON),
+            SaveQuiet(self.quiet_override, self.quiet_unread),
+        ]
 
     def _flush_summary(self) -> Show:
         """The summary of what the flood left unshown, now; the click acts on the latest."""

@@ -24,7 +24,7 @@ from ..errors import UnipushError
 from ..paths import default_socket
 from ..wire import gateway as protocol
 from . import lock
-from .core import Config, Core
+from .core import Config, Core, parse_quiet_hours
 from .driver import Driver, Media, new_id
 from .icons import IconResolver
 from .link import Link
@@ -81,7 +81,14 @@ RESTART_ONLY = DaemonOptions.restart_only()
 
 
 def core_config(s: DaemonOptions) -> Config:
-    return Config(s.app_name, tuple(s.app_command), s.flood_threshold, s.flood_window)
+    return Config(
+        s.app_name,
+        tuple(s.app_command),
+        s.flood_threshold,
+        s.flood_window,
+        parse_quiet_hours(s.quiet_hours),
+        s.quiet_breakthrough,
+    )
 
 
 def media(s: DaemonOptions) -> Media:
@@ -298,6 +305,7 @@ class Daemon:
             "notifications": "available" if driver.notifier.available else "unavailable",
             "notification_server": self.notifier.describe() if self.notifier else {},
             **driver.inbox(),
+            "quiet": driver.get_quiet_hours(),
             "last_message_at": driver.last_message_at,
             "counters": dict(driver.core.counters),
             "socket": str(self.settings.socket_path),

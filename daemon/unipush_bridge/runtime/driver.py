@@ -44,6 +44,15 @@ MAX_HOLDS = 4
 CLOCK_CHECK_S = 5.0
 #: Wall-clock time that drifts from monotonic time by more than this has been stepped.
 CLOCK_STEP_S = 1.0
+#: With a quiet hours schedule, the timer looks at the local time at least this often,
+#: so a step of the clock (or a change of time zone or DST) moves an edge by at most this.
+QUIET_CHECK_S = 60.0
+
+
+def local_seconds(wall: float) -> float:
+    """Seconds after local midnight at ``wall`` (time zone and DST as the system has them)."""
+    t = time.localtime(wall)
+    return t.tm_hour * 3600 + t.tm_min * 60 + t.tm_sec + (wall % 1.0)
 
 
 class Listener(Protocol):
@@ -87,6 +96,7 @@ class Driver:
         hold_timeout: float = HOLD_TIMEOUT_S,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        local: Callable[[float], float] = local_seconds,
     ) -> None:
         self.core = core
         self.store = store
@@ -98,6 +108,7 @@ class Driver:
         self._receipts = receipts
         self._clock = clock
         self._monotonic = monotonic
+        self._local = local
         self._clocks: tuple[float, float] | None = None
         cid, _ = store.identity(gateway_key, appid)
         self._cid = cid
@@ -127,6 +138,8 @@ class Driver:
             channels=channels,
             scheduled=self.store.scheduled(),
             pending_click=self.store.pending_click(self.appid),
+            quiet=self.store.quiet(),
+            local=self._local_now(),
         )
         await self.run(actions)
         self._clock_task = asyncio.get_running_loop().create_task(self._keep_time())
@@ -145,6 +158,8 @@ class Driver:
         """SIGHUP: settings that change live."""
         self.core.reconfigure(config)
         self.media = media
+        self._run_now(self.core.local_time(self._local_now()))  # a new quiet schedule
+        self._wake.set()
 
     # -- the link's side (LinkPeer) ------------------------------------------------------
 
@@ -189,7 +204,7 @@ class Driver:
         if fresh:
             self.last_message_at = self._clock()
         # The flood's window and summary are durations: the monotonic clock.
-        await self.run(self.core.recorded(fresh, duplicates, self._monotonic()))
+        await self.run(self.core.recorded(fresh, duplicates, self._monotonic(), self._local_now()))
         while len(self._holds) >= MAX_HOLDS:
             await asyncio.wait(self._holds, return_when=asyncio.FIRST_COMPLETED)
 
@@ -222,7 +237,9 @@ class Driver:
         return len(self.core.listeners)
 
     async def create_push_message(self, params: dict[str, Any]) -> dict[str, Any]:
-        actions = self.core.create_push_message(well_formed(params), self._clock())
+        actions = self.core.create_push_message(
+            well_formed(params), self._clock(), self._local_now()
+        )
         answer: dict[str, Any] = {}
         for action in actions:
             try:
@@ -231,6 +248,8 @@ class Driver:
                 else:
                     if isinstance(action, core.Schedule):
                         answer.update(notification_id=action.sched_id, scheduled_at=action.due)
+                    elif isinstance(action, core.Remember):  # held back by quiet hours
+                        answer.update(notification_id=action.entry, quiet=True)
                     await self.run([action])
             except (NotifyError, StoreBroken, StoreFull) as exc:
                 # "createPushMessage:fail state dir full: <dir> ...", not an internal error.
@@ -247,6 +266,17 @@ class Driver:
 
     def history(self, limit: int) -> list[dict[str, Any]]:
         return self.store.history(limit)
+
+    async def set_quiet_hours(self, on: bool | None) -> dict[str, Any]:
+        """The toggle: on, off, or None to follow the schedule (kept on disk)."""
+        await self.run(self.core.set_quiet(on, self._local_now()))
+        return self.get_quiet_hours()
+
+    def get_quiet_hours(self) -> dict[str, Any]:
+        return self.core.quiet_status()
+
+    def _local_now(self) -> float:
+        return self._local(self._clock())
 
     def inbox(self) -> dict[str, int]:
         """What is recorded and not yet at a listener or on the screen."""
@@ -319,6 +349,8 @@ class Driver:
                 self.store.schedule(sched_id, params, due)
             case core.Unschedule(sched_id):
                 self.store.unschedule(sched_id)
+            case core.SaveQuiet(override, unread):
+                self.store.save_quiet(override, unread)
             case core.Warn(text, detail):
                 log.warning(text, **detail)
             case _:
@@ -428,6 +460,8 @@ class Driver:
                 waits.append(due - self._clock())
             if (summary := self.core.summary_due()) is not None:  # monotonic
                 waits.append(summary - self._monotonic())
+            if (edge := self.core.quiet_edge(self._local_now())) is not None:  # local time
+                waits.append(min(edge, QUIET_CHECK_S))
             timeout = max(0.0, min(waits)) if waits else None
             if self.core.scheduled:
                 timeout = CLOCK_CHECK_S if timeout is None else min(timeout, CLOCK_CHECK_S)
@@ -440,7 +474,7 @@ class Driver:
                     pass
             self._check_clocks()
             try:
-                await self.run(self.core.tick(self._clock(), self._monotonic()))
+                await self.run(self.core.tick(self._clock(), self._monotonic(), self._local_now()))
             except Exception:
                 log.exception("timer work failed")
 

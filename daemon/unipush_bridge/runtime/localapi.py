@@ -52,6 +52,10 @@ class Api(Protocol):
 
     def history(self, limit: int) -> list[dict[str, Any]]: ...
 
+    async def set_quiet_hours(self, on: bool | None) -> dict[str, Any]: ...
+
+    def get_quiet_hours(self) -> dict[str, Any]: ...
+
 
 class ApiConnection:
     """One app connection; also a listener once it subscribes."""
@@ -257,6 +261,8 @@ class LocalApiServer:
             "getAllChannels": self._channels,
             "getChannelDetails": self._channel_details,
             "history": self._history,
+            wire.SET_QUIET: self._set_quiet,
+            wire.GET_QUIET: self._get_quiet,
             "status": self._status,
         }
 
@@ -419,6 +425,16 @@ class LocalApiServer:
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
             raise ApiFail("limit must be a whole number from 1 to 10000")
         return {"entries": self.api.history(limit)}
+
+    async def _set_quiet(self, conn: ApiConnection, params: dict[str, Any]) -> dict[str, Any]:
+        try:
+            on = wire.quiet_toggle(params)
+        except ValueError as exc:
+            raise ApiFail(str(exc)) from None
+        return {"quiet": await self.api.set_quiet_hours(on)}
+
+    async def _get_quiet(self, conn: ApiConnection, params: dict[str, Any]) -> dict[str, Any]:
+        return {"quiet": self.api.get_quiet_hours()}
 
     async def _status(self, conn: ApiConnection, params: dict[str, Any]) -> dict[str, Any]:
         return self.status()

@@ -102,6 +102,14 @@ class DaemonOptions:
     app_icon: Path | None = setting(None, doc="icon of notifications without a usable one")
     sounds_dir: Path | None = setting(None, doc="a channel's soundName is a file in here")
     history_size: int = setting(100, doc="shown notifications remembered", ge=1, le=10_000)
+    quiet_hours: str | None = setting(
+        None,
+        doc='local time when notifications are held back, e.g. "22:00-07:00" (over '
+        "midnight allowed; empty = none); checked by core.parse_quiet_hours",
+    )
+    quiet_breakthrough: bool = setting(
+        False, doc="channels of importance 4 are shown during quiet hours"
+    )
     listener_timeout: float = setting(
         30.0,
         doc="seconds a listener may take to acknowledge before it counts as stuck",

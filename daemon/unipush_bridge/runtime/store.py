@@ -57,6 +57,12 @@ CREATE TABLE IF NOT EXISTS history (
     clicked_at REAL
 );
 CREATE INDEX IF NOT EXISTS history_by_time ON history (shown_at);
+-- one row: the quiet hours toggle (NULL: follow the schedule) and what it held back
+CREATE TABLE IF NOT EXISTS quiet (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    override INTEGER,
+    unread INTEGER NOT NULL DEFAULT 0
+);
 CREATE TABLE IF NOT EXISTS pending_click (
     appid TEXT PRIMARY KEY,
     data TEXT NOT NULL,
@@ -255,6 +261,23 @@ class Store:
 
     def unschedule(self, sched_id: str) -> None:
         self._db.execute("DELETE FROM scheduled WHERE id=?", (sched_id,))
+
+    # quiet hours: the toggle and the count held back ---------------------------------
+
+    def quiet(self) -> tuple[bool | None, int]:
+        """The toggle (None: follow the schedule) and how many quiet hours held back
+        since their last summary: both survive a restart."""
+        row = self._db.execute("SELECT override, unread FROM quiet WHERE id=1").fetchone()
+        if row is None:
+            return None, 0
+        return (None if row[0] is None else bool(row[0])), int(row[1])
+
+    def save_quiet(self, override: bool | None, unread: int) -> None:
+        self._db.execute(
+            "INSERT INTO quiet (id, override, unread) VALUES (1, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET override=excluded.override, unread=excluded.unread",
+            (None if override is None else int(override), unread),
+        )
 
     # history of what was shown -----------------------------------------------------------
 

@@ -200,6 +200,24 @@ def ack_ids(params: dict[str, Any]) -> list[str]:
     return ids
 
 
+# quiet hours ---------------------------------------------------------------------------------
+
+#: The toggle's methods: setQuietHours {"on": true | false | null}, getQuietHours {}.
+SET_QUIET = "setQuietHours"
+GET_QUIET = "getQuietHours"
+
+
+def quiet_toggle(params: dict[str, Any]) -> bool | None:
+    """setQuietHours's ``on``: true (quiet now), false (not quiet), null (follow the
+    schedule). It must be given: a missing ``on`` is a mistake, not "auto"."""
+    if "on" not in params:
+        raise ValueError("on is required: true, false or null (follow the schedule)")
+    on = params["on"]
+    if on is not None and not isinstance(on, bool):
+        raise ValueError("on must be true, false or null (follow the schedule)")
+    return on
+
+
 # answers and events (daemon to client) -------------------------------------------------------
 
 

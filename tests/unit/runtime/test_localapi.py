@@ -36,6 +36,8 @@ KNOWN = (
     "getAllChannels",
     "getChannelDetails",
     "history",
+    "setQuietHours",
+    "getQuietHours",
     "status",
 )
 
