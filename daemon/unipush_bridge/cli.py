@@ -63,6 +63,7 @@ COMMAND_HELP = {
     "channel": "create and list notification channels (getChannelManager)",
     "history": "list the last notifications shown, newest first",
     "status": "show the daemon's connection, cid, listeners and counters",
+    "quiet": "quiet hours: hold notifications back (on, off, auto: the schedule) or show them",
     # service.commands registers these two; their lines here list them in --help when
     # another command runs (tests/cli/test_bad_inputs.py keeps the two texts equal).
     "service": "run the daemon as a user service (systemd, launchd)",
@@ -337,6 +338,15 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     history.add_argument("--json", action="store_true")
     status = local("status")
     status.add_argument("--json", action="store_true")
+    quiet = local("quiet")
+    quiet.add_argument(
+        "mode",
+        nargs="?",
+        default="status",
+        choices=["on", "off", "auto", "status"],
+        help="on/off until changed, auto: follow quiet_hours; status (the default) shows it",
+    )
+    quiet.add_argument("--json", action="store_true")
     if wanted is None or wanted in SERVICE_COMMANDS:
         service_commands.add_parsers(sub)
     else:
@@ -784,11 +794,33 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"listeners:      {res.get('listeners')}",
             f"notifications:  {res.get('notifications')}",
             f"held:           {res.get('held_for_listener')} waiting for a listener",
+            f"quiet hours:    {_quiet_line(res['quiet'])}" if res.get("quiet") else "",
             f"counters:       {json.dumps(res.get('counters'))}",
         ]
-        print("\n".join(printable(line) for line in lines))
+        print("\n".join(printable(line) for line in lines if line))
 
     return _uni_call(args, "status", {}, show)
+
+
+def _quiet_line(q: dict[str, Any]) -> str:
+    state = "quiet" if q.get("active") else "not quiet"
+    schedule = q.get("schedule") or "no schedule"
+    return f"{state} ({q.get('mode')}, {schedule}), {q.get('unread')} held back"
+
+
+def cmd_quiet(args: argparse.Namespace) -> int:
+    """The quiet hours toggle (setQuietHours), or its state (getQuietHours)."""
+
+    def show(res: dict[str, Any]) -> None:
+        if args.json:
+            print(json_text(res["quiet"], indent=2))
+        else:
+            print(printable(f"quiet hours: {_quiet_line(res['quiet'])}"))
+
+    if args.mode == "status":
+        return _uni_call(args, "getQuietHours", {}, show)
+    on = {"on": True, "off": False, "auto": None}[args.mode]
+    return _uni_call(args, "setQuietHours", {"on": on}, show)
 
 
 #: Each command's entry point: it takes the parsed arguments and returns the exit code.
@@ -802,6 +834,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "channel": cmd_channel,
     "history": cmd_history,
     "status": cmd_status,
+    "quiet": cmd_quiet,
     "service": service_commands.cmd_service,
     "doctor": service_commands.cmd_doctor,
 }

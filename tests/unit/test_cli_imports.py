@@ -50,6 +50,7 @@ print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in heavy or m 
         ["cid"],
         ["notify", "--content", "x", "--payload", '{"k": 1}'],
         ["status", "--json"],
+        ["quiet", "on"],  # issue 14 item 4
         ["history", "--limit", "3"],
         ["channel", "list"],
         ["channel", "set", "--channel-id", "a", "--channel-desc", "A"],
