@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from unipush_bridge.runtime import driver as driver_module
 from unipush_bridge.runtime.core import QUIET_REASON, Config, Core, parse_quiet_hours
 from unipush_bridge.runtime.driver import Driver
 from unipush_bridge.runtime.localapi import LocalApiServer
@@ -152,3 +153,28 @@ async def test_toggle_over_the_local_api_survives_a_restart(store: Store, sock_p
     finally:
         await srv.stop()
         await d2.stop(0.5)
+
+
+async def test_a_clock_step_into_and_out_of_quiet_hours_is_seen(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """issue 14 item 4: the timer waits for the next edge on the monotonic clock but
+    looks at the local time at least every QUIET_CHECK_S, so a step of the clock (or a
+    time zone change) into or out of quiet hours is seen without waiting for the edge
+    the old time pointed at."""
+    monkeypatch.setattr(driver_module, "QUIET_CHECK_S", 0.05)
+    now = {"local": 12 * H}
+    screen = Screen()
+    d = make(store, screen, lambda wall: now["local"], quiet_hours=parse_quiet_hours("22:00-07:00"))
+    await d.start()
+    try:
+        assert not d.core.quiet
+        now["local"] = 23 * H  # a step forward by 11 h: the 22:00 edge was 10 h away
+        assert await wait_for(lambda: d.core.quiet, 1.0)
+        await deliver(d, (1, "m1", msg(1)))
+        assert screen.shown == []
+        now["local"] = 8 * H
+        assert await wait_for(lambda: len(screen.shown) == 1, 1.0)
+        assert screen.shown[0].body == "1 notification arrived during quiet hours"
+    finally:
+        await d.stop(0.5)
