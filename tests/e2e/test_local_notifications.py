@@ -314,7 +314,7 @@ def test_long_text_is_cut_and_when_is_recorded(
     )
     (seen,) = dunst.wait_seen(1)
     assert seen["summary"] == "T" * 255 + "…"
-    assert seen["body"] == "b" * 2047 + "…"
+    assert seen["body"] == "b" * 499 + "…"  # issue 11 item 8: 500 characters at most
     history = json.loads(
         cli("history", "--socket", str(daemon.socket), "--json", env=dunst.env).stdout
     )
