@@ -237,6 +237,30 @@ class PushClient:
         entries: list[dict[str, Any]] = result.get("entries", [])
         return entries
 
+    async def set_quiet_hours(
+        self,
+        on: bool | None,
+        *,
+        success: Callback | None = None,
+        fail: Callback | None = None,
+        complete: Callback | None = None,
+    ) -> dict[str, Any]:
+        """Quiet hours on or off until changed, or None: follow the schedule again.
+        Returns the state after the change (as :meth:`get_quiet_hours`)."""
+        result = await self._api("setQuietHours", {"on": on}, success, fail, complete)
+        return dict(result.get("quiet", {}))
+
+    async def get_quiet_hours(
+        self,
+        *,
+        success: Callback | None = None,
+        fail: Callback | None = None,
+        complete: Callback | None = None,
+    ) -> dict[str, Any]:
+        """active, mode (on, off, auto), schedule, breakthrough, unread."""
+        result = await self._api("getQuietHours", {}, success, fail, complete)
+        return dict(result.get("quiet", {}))
+
     # plumbing -----------------------------------------------------------------------
 
     async def _api(
@@ -590,6 +614,29 @@ class SyncPushClient:
         complete: Callback | None = None,
     ) -> list[dict[str, Any]]:
         return self._run(self._client.history(limit, success=success, fail=fail, complete=complete))
+
+    def set_quiet_hours(
+        self,
+        on: bool | None,
+        *,
+        success: Callback | None = None,
+        fail: Callback | None = None,
+        complete: Callback | None = None,
+    ) -> dict[str, Any]:
+        return self._run(
+            self._client.set_quiet_hours(on, success=success, fail=fail, complete=complete)
+        )
+
+    def get_quiet_hours(
+        self,
+        *,
+        success: Callback | None = None,
+        fail: Callback | None = None,
+        complete: Callback | None = None,
+    ) -> dict[str, Any]:
+        return self._run(
+            self._client.get_quiet_hours(success=success, fail=fail, complete=complete)
+        )
 
     # plumbing -----------------------------------------------------------------------
 
