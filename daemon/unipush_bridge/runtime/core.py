@@ -519,8 +519,8 @@ class Core:
                 continue
             channel = self.channel(str(message.extra.get("channelId") or localpush.DEFAULT_CHANNEL))
             if self._held_back(channel):
-                # Quiet: in the history with its click data, not on the screen; the
-                # listeners (forced notifications) still get it as usual.
+                # Quiet: in the history with its click data, not on the screen (and
+                # no display receipt). Receive events, above, are not affected.
                 entry.state = step(step(entry.state, Step.TO_SCREEN), Step.SHOWN)
                 del self.entries[msg_id]
                 persist.append((msg_id, State.DONE))
