@@ -37,6 +37,7 @@ from dbus_fast.signature import Variant
 from desktop_notifier import Capability, Icon, Notification, Urgency
 from desktop_notifier.backends.dbus import DBusDesktopNotifier, get_hints_signature
 
+from .dbusmatch import add_match
 from .notifier import dbus_text
 
 logger = logging.getLogger(__name__)
@@ -178,16 +179,7 @@ class OwnerWatch:
         self.stop()
         bus = await MessageBus().connect()
         bus.add_message_handler(self._message)
-        reply = await bus.call(
-            Message(
-                destination="org.freedesktop.DBus",
-                path="/org/freedesktop/DBus",
-                interface="org.freedesktop.DBus",
-                member="AddMatch",
-                signature="s",
-                body=[self._RULE],
-            )
-        )
+        reply = await bus.call(add_match(self._RULE))
         if reply is None or reply.message_type is MessageType.ERROR:
             bus.disconnect()
             raise DBusError("org.freedesktop.DBus.Error.Failed", "AddMatch was refused")

@@ -32,23 +32,16 @@ class SleepWatcher:
     async def start(self, timeout: float = 2.0) -> bool:
         """Subscribe; False (and a debug line) where no bus is reachable."""
         try:
-            from dbus_fast import BusType, Message
+            from dbus_fast import BusType
             from dbus_fast.aio import MessageBus
+
+            from .dbusmatch import add_match
 
             kind = BusType.SYSTEM if self._bus_kind == "system" else BusType.SESSION
             bus = await asyncio.wait_for(MessageBus(bus_type=kind).connect(), timeout)
             bus.add_message_handler(self._handle)
             await asyncio.wait_for(
-                bus.call(
-                    Message(
-                        destination="org.freedesktop.DBus",
-                        path="/org/freedesktop/DBus",
-                        interface="org.freedesktop.DBus",
-                        member="AddMatch",
-                        signature="s",
-                        body=[MATCH],
-                    )
-                ),
+                bus.call(add_match(MATCH)),
                 timeout,
             )
         except Exception as exc:

@@ -303,6 +303,8 @@ async def test_notification(bus: Any, call: Any) -> Check:
     """Show one notification and close it, waiting for the server to say it closed."""
     from dbus_fast import Message
 
+    from ..runtime.dbusmatch import add_match
+
     closed: asyncio.Future[int] = asyncio.get_running_loop().create_future()
     wanted: list[int] = []
 
@@ -312,16 +314,7 @@ async def test_notification(bus: Any, call: Any) -> Check:
             closed.set_result(int(msg.body[1]))
 
     match = f"type='signal',interface='{NOTIFICATIONS}',member='NotificationClosed'"
-    await bus.call(
-        Message(
-            destination="org.freedesktop.DBus",
-            path="/org/freedesktop/DBus",
-            interface="org.freedesktop.DBus",
-            member="AddMatch",
-            signature="s",
-            body=[match],
-        )
-    )
+    await bus.call(add_match(match))
     bus.add_message_handler(on_message)
     try:
         (nid,) = await call(
