@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shlex
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -84,10 +85,18 @@ class Case:
     code: int
     says: list[str] = field(default_factory=list)
     never: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
 
 
 def local(*args: str) -> Callable[[Stack], list[str]]:
     return lambda s: [*args, "--socket", str(s.daemon.socket)]
+
+
+def config_file(text: str) -> str:
+    """A config file a new user wrote by hand, with the typo under test."""
+    path = Path(tempfile.mkdtemp(prefix="cli-config-")) / "config.toml"
+    path.write_text(text)
+    return str(path)
 
 
 def send(*args: str, url: str | None = None) -> Callable[[Stack], list[str]]:
@@ -170,13 +179,35 @@ CASES = [
     Case("cid-timeout", local("cid", "--timeout", "soon"), 2, ["--timeout", "soon"]),
     Case("notify-delay", local("notify", "--content", "x", "--delay", "x"), 2, ["--delay"]),
     Case("no-daemon", lambda s: ["status", "--socket", "/nonexistent/d.sock"], 1, ["/nonexistent"]),
+    # item 7: a typo'd key names the nearest real one, not a flag made from the typo
+    Case(
+        "run-config-typo",
+        lambda s: ["run", "--print-config", "--config", config_file("embeded_port = 0\n")],
+        2,
+        ["embeded_port", "did you mean 'embedded_port'"],
+        ["UNIPUSH_BRIDGE_EMBEDED_PORT", "--embeded-port"],
+    ),
+    Case(
+        "gateway-config-typo",
+        lambda s: ["gateway", "--config", config_file("prot = 8788\n")],
+        2,
+        ["prot", "did you mean 'port'"],
+    ),
+    # item 7: a typo'd variable is a warning naming the nearest one; the run goes on
+    Case(
+        "run-env-typo",
+        lambda s: ["run", "--print-config"],
+        0,
+        ["UNIPUSH_BRIDGE_EMBEDED_PORT", "UNIPUSH_BRIDGE_EMBEDDED_PORT"],
+        env={"UNIPUSH_BRIDGE_EMBEDED_PORT": "0"},
+    ),
 ]
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_bad_input(stack: Stack, case: Case) -> None:
-    """issue 12 items 2, 3, 4, 5, 6: exit code and a message naming the cause."""
-    res = cli(*case.argv(stack), env=NO_SERVER, timeout=20)
+    """issue 12 items 2, 3, 4, 5, 6, 7: exit code and a message naming the cause."""
+    res = cli(*case.argv(stack), env={**NO_SERVER, **case.env}, timeout=20)
     fill = {"{cid}": stack.cid, "{web}": stack.web, "{gw}": stack.gateway}
 
     def filled(text: str) -> str:
