@@ -7,6 +7,7 @@ recording notifier of test_driver); the timer's own waits are real but short.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -45,15 +46,15 @@ def store(tmp_path: Path) -> Store:
     return s
 
 
-@pytest.fixture
-async def driver(
-    store: Store, clocks: Clocks, monkeypatch: pytest.MonkeyPatch
+@contextlib.asynccontextmanager
+async def clocked_driver(
+    core: Core, store: Store, clocks: Clocks
 ) -> AsyncIterator[tuple[Driver, Screen]]:
-    monkeypatch.setattr(driver_mod, "CLOCK_CHECK_S", 0.01)
+    """A started driver that reads its wall-clock and monotonic time from ``clocks``;
+    the timer looks at the clocks every 10 ms (the caller patches CLOCK_CHECK_S)."""
     screen = Screen()
-    ids = iter(f"s{n}" for n in range(100))
     d = Driver(
-        core=Core(Config(), lambda: next(ids)),
+        core=core,
         store=store,
         notifier=screen,
         appid=APPID,
@@ -62,8 +63,20 @@ async def driver(
         monotonic=lambda: clocks.mono,
     )
     await d.start()
-    yield d, screen
-    await d.stop(0.1)
+    try:
+        yield d, screen
+    finally:
+        await d.stop(0.1)
+
+
+@pytest.fixture
+async def driver(
+    store: Store, clocks: Clocks, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[Driver, Screen]]:
+    monkeypatch.setattr(driver_mod, "CLOCK_CHECK_S", 0.01)
+    ids = iter(f"s{n}" for n in range(100))
+    async with clocked_driver(Core(Config(), lambda: next(ids)), store, clocks) as running:
+        yield running
 
 
 async def soon(check: object, rounds: int = 100) -> bool:

@@ -19,7 +19,7 @@ from unipush_bridge.runtime.core import Config, Core
 from unipush_bridge.runtime.driver import Driver
 from unipush_bridge.runtime.store import Store
 
-from .test_clock_steps import Clocks, soon
+from .test_clock_steps import Clocks, clocked_driver, soon
 from .test_driver import APPID, Screen, msg
 
 FLOOD = Config(app_name="Desk", flood_threshold=3, flood_window=10.0)
@@ -33,20 +33,10 @@ async def running(
     clocks = Clocks()
     store = Store(tmp_path / "state.sqlite3")
     store.save_identity("embedded", APPID, "c" * 32, 0)
-    screen = Screen()
     counter = itertools.count(1)
-    d = Driver(
-        core=Core(FLOOD, lambda: f"id{next(counter)}"),
-        store=store,
-        notifier=screen,
-        appid=APPID,
-        gateway_key="embedded",
-        clock=lambda: clocks.wall,
-        monotonic=lambda: clocks.mono,
-    )
-    await d.start()
-    yield d, screen, clocks
-    await d.stop(0.1)
+    core = Core(FLOOD, lambda: f"id{next(counter)}")
+    async with clocked_driver(core, store, clocks) as (d, screen):
+        yield d, screen, clocks
     store.close()
 
 

@@ -21,7 +21,7 @@ from unipush_bridge.runtime.core import RETRY_KEY, UNSHOWN_GRACE_S, UNSHOWN_RETR
 from unipush_bridge.runtime.driver import Driver
 from unipush_bridge.runtime.store import Store
 
-from .test_clock_steps import Clocks, soon
+from .test_clock_steps import Clocks, clocked_driver, soon
 from .test_core import Sim, ids
 from .test_driver import APPID, Screen
 
@@ -106,19 +106,8 @@ async def running(
     clocks = Clocks()
     store = Store(tmp_path / "state.sqlite3")
     store.save_identity("embedded", APPID, "c" * 32, 0)
-    screen = Screen()
-    d = Driver(
-        core=Core(Config(), ids()),
-        store=store,
-        notifier=screen,
-        appid=APPID,
-        gateway_key="embedded",
-        clock=lambda: clocks.wall,
-        monotonic=lambda: clocks.mono,
-    )
-    await d.start()
-    yield d, screen, store, clocks
-    await d.stop(0.1)
+    async with clocked_driver(Core(Config(), ids()), store, clocks) as (d, screen):
+        yield d, screen, store, clocks
     store.close()
 
 
