@@ -40,6 +40,7 @@ __all__ = [
     "ServerSpec",
     "StackError",
     "StackTimeout",
+    "require_tools",
 ]
 
 T = TypeVar("T")
@@ -1353,3 +1354,19 @@ class DunstStack:
 
 #: The stack under its general name (any server of :data:`SERVERS`; dunst by default).
 NotifStack = DunstStack
+
+
+def require_tools(server: str = "dunst") -> None:
+    """For a pytest fixture: the tools of ``server``'s stack are there (installed if
+    root may), else fail under CI, where dev.sh installs them and a skip would hide a
+    broken install step, and skip with the reason elsewhere."""
+    import pytest
+
+    install = os.environ.get("UNIPUSH_E2E_NO_INSTALL", "0") != "1"
+    reason = NotifStack.ensure_tools(install=install, server=server)
+    if reason is None:
+        return
+    what = "notification stack" if server == "dunst" else server
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} unavailable in CI: {reason}")
+    pytest.skip(f"{what} unavailable: {reason}")

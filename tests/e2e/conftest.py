@@ -7,13 +7,12 @@ tools (the tests are then skipped if they are missing).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.notifstack import DunstStack
+from tests.notifstack import DunstStack, require_tools
 
 E2E_DIR = Path(__file__).resolve().parent
 
@@ -28,13 +27,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def dunst_stack() -> Iterator[DunstStack]:
     """One real bus + Xvfb + dunst for the whole session; skipped if the tools are missing."""
-    install = os.environ.get("UNIPUSH_E2E_NO_INSTALL", "0") != "1"
-    reason = DunstStack.ensure_tools(install=install)
-    if reason is not None:
-        if os.environ.get("CI"):
-            # CI installs the stack itself; a skip there would hide a broken install step.
-            pytest.fail(f"notification stack unavailable in CI: {reason}")
-        pytest.skip(f"notification stack unavailable: {reason}")
+    require_tools()
     with DunstStack() as stack:
         yield stack
 

@@ -5,13 +5,12 @@ whose dunst is stopped, started again and stopped again while pushes arrive.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.notifstack import NotifStack
+from tests.notifstack import NotifStack, require_tools
 from tests.procs import DaemonProc, post_json, wait_for
 
 NO_SERVER = "no notification server; notifications are off, receive events still flow"
@@ -20,12 +19,7 @@ NO_SERVER = "no notification server; notifications are off, receive events still
 @pytest.fixture
 def stack() -> Iterator[NotifStack]:
     """A stack of its own: this test stops and starts its dunst."""
-    install = os.environ.get("UNIPUSH_E2E_NO_INSTALL", "0") != "1"
-    reason = NotifStack.ensure_tools(install=install)
-    if reason is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"notification stack unavailable in CI: {reason}")
-        pytest.skip(f"notification stack unavailable: {reason}")
+    require_tools()
     with NotifStack() as stack:
         yield stack
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.notifstack import SERVERS, NotifStack, Popup
+from tests.notifstack import SERVERS, NotifStack, Popup, require_tools
 from tests.procs import DaemonProc, post_json, wait_for
 from unipush_bridge.clients.push import PushClient
 
@@ -116,20 +116,10 @@ class Matrix:
         return self.stack.wait_popups_at_least(1)[-1]
 
 
-def _tools_or_fail(key: str) -> None:
-    install = os.environ.get("UNIPUSH_E2E_NO_INSTALL", "0") != "1"
-    reason = NotifStack.ensure_tools(install=install, server=key)
-    if reason is not None:
-        if os.environ.get("CI"):
-            # dev.sh installs every server of the matrix: a skip would hide a broken step.
-            pytest.fail(f"{key} unavailable in CI: {reason}")
-        pytest.skip(f"{key} unavailable: {reason}")
-
-
 @pytest.fixture(scope="module", params=list(SERVERS))
 def server(request: pytest.FixtureRequest) -> Iterator[Matrix]:
     key: str = request.param
-    _tools_or_fail(key)
+    require_tools(key)
     with NotifStack(server=key) as stack, tempfile.TemporaryDirectory() as tmp:
         state = Path(tmp) / "daemon"
         icon = Path(tmp) / "icon.png"

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.notifstack import DunstStack, _bus_conf
+from tests.notifstack import DunstStack, _bus_conf, require_tools
 from tests.procs import DaemonProc, GatewayProc, Proc, cli, wait_for
 
 STUB = """\
@@ -37,12 +37,7 @@ TOKEN = "a-client-token-of-32-characters!"
 
 @pytest.fixture(scope="module")
 def dunst() -> Iterator[DunstStack]:
-    install = os.environ.get("UNIPUSH_E2E_NO_INSTALL", "0") != "1"
-    reason = DunstStack.ensure_tools(install=install)
-    if reason is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"notification stack unavailable in CI: {reason}")
-        pytest.skip(f"notification stack unavailable: {reason}")
+    require_tools()
     with DunstStack() as stack:
         yield stack
 
