@@ -920,6 +920,15 @@ class Core:
         its due time is kept on disk across restarts."""
         return min((due for _, due in self.scheduled.values()), default=None)
 
+    def wall_clock_stepped(self, step: float) -> list[Action]:
+        """The wall clock moved by ``step`` s while no real time passed: each scheduled
+        notification keeps the moment it is due in real time, on disk too."""
+        actions: list[Action] = []
+        for sched_id, (params, due) in list(self.scheduled.items()):
+            self.scheduled[sched_id] = (params, due + step)
+            actions += [Unschedule(sched_id), Schedule(sched_id, params, due + step)]
+        return actions
+
     def summary_due(self) -> float | None:
         """When ``tick`` has a flood summary to show, on the flood's clock (the
         monotonic one ``recorded`` is given): a duration, never a date."""

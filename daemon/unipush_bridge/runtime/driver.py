@@ -490,10 +490,8 @@ class Driver:
     def _rearm(self, step: float) -> None:
         """The wall clock went back by ``-step`` s: each scheduled notification keeps
         the moment it was due at in real time (kept on disk for the next start)."""
-        for sched_id, (params, due) in list(self.core.scheduled.items()):
-            self.core.scheduled[sched_id] = (params, due + step)
-            self.store.unschedule(sched_id)
-            self.store.schedule(sched_id, params, due + step)
+        for action in self.core.wall_clock_stepped(step):
+            self._do(action)  # at once: the tick that follows must see the new rows
         log.info(
             "the wall clock went back; scheduled notifications keep their time",
             seconds=round(-step, 3),

@@ -15,7 +15,7 @@ import pytest
 
 from tests.unit.runtime.test_driver import APPID, Screen
 from unipush_bridge.runtime import driver as driver_mod
-from unipush_bridge.runtime.core import Config, Core
+from unipush_bridge.runtime.core import Config, Core, Schedule, Unschedule
 from unipush_bridge.runtime.driver import Driver
 from unipush_bridge.runtime.store import Store
 
@@ -121,3 +121,21 @@ async def test_a_step_back_neither_fires_early_nor_waits_twice(
     clocks.pass_(1.5)
     assert await soon(lambda: [r.body for r in screen.shown] == ["in ten seconds"])
     assert store.scheduled() == []
+
+
+def test_the_core_moves_every_due_time_by_the_step() -> None:
+    """The re-arm is the core's decision (it owns what is scheduled); the driver only
+    writes the rows it is given."""
+    ids = iter(f"s{n}" for n in range(10))
+    c = Core(Config(), lambda: next(ids))
+    c.create_push_message({"content": "a", "delay": 10}, 1000.0)
+    c.create_push_message({"content": "b", "delay": 20}, 1000.0)
+    actions = c.wall_clock_stepped(-600.0)
+    assert sorted(due for _, due in c.scheduled.values()) == [410.0, 420.0]
+    rows = [a for a in actions if isinstance(a, Schedule)]
+    assert sorted((a.sched_id, a.due) for a in rows) == sorted(
+        (sid, due) for sid, (_, due) in c.scheduled.items()
+    )
+    gone = [a.sched_id for a in actions if isinstance(a, Unschedule)]
+    assert sorted(gone) == sorted(c.scheduled)
+    assert Core(Config(), lambda: "x").wall_clock_stepped(5.0) == []  # nothing scheduled
