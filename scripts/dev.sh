@@ -16,7 +16,8 @@ VENV=.venv
 # dunst and the e2e matrix's other servers, xfce's settings daemon (xfconf),
 # screenshots (imagemagick) and popups found with xwininfo (x11-utils); issue 11
 E2E_PACKAGES=(dbus dbus-x11 xvfb dunst libnotify-bin xdotool notification-daemon xfce4-notifyd
-              xfconf lxqt-notificationd notify-osd imagemagick x11-utils)
+              xfconf lxqt-notificationd notify-osd imagemagick x11-utils
+              redis-server)  # the gateway's Redis store and cluster tests (issue 17)
 
 say() { printf '[dev.sh] %s\n' "$*" >&2; }
 
@@ -73,7 +74,7 @@ ensure_e2e_packages() {
                 notify-send:libnotify-bin xdotool:xdotool \
                 /usr/lib/notification-daemon/notification-daemon:notification-daemon \
                 xfconf-query:xfconf lxqt-notificationd:lxqt-notificationd \
-                import:imagemagick xwininfo:x11-utils; do
+                import:imagemagick xwininfo:x11-utils redis-server:redis-server; do
         command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
     done
     compgen -G '/usr/lib/*/xfce4/notifyd/xfce4-notifyd' >/dev/null || missing+=(xfce4-notifyd)
