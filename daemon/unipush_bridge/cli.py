@@ -68,6 +68,7 @@ COMMAND_HELP = {
     # another command runs (tests/cli/test_bad_inputs.py keeps the two texts equal).
     "service": "run the daemon as a user service (systemd, launchd)",
     "doctor": "check each part notifications need, in order",
+    "capture": "a notification server for tests: records notifications, clicks on request",
 }
 #: Commands whose parsers service.commands builds.
 SERVICE_COMMANDS = ("service", "doctor")
@@ -347,6 +348,11 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         help="on/off until changed, auto: follow quiet_hours; status (the default) shows it",
     )
     quiet.add_argument("--json", action="store_true")
+    capture = command("capture")
+    if not isinstance(capture, _Unbuilt):
+        from .testing.command import add_arguments as capture_arguments  # argparse only
+
+        capture_arguments(capture)
     if wanted is None or wanted in SERVICE_COMMANDS:
         service_commands.add_parsers(sub)
     else:
@@ -823,6 +829,12 @@ def cmd_quiet(args: argparse.Namespace) -> int:
     return _uni_call(args, "setQuietHours", {"on": on}, show)
 
 
+def cmd_capture(args: argparse.Namespace) -> int:
+    from .testing.command import run
+
+    return run(args)
+
+
 #: Each command's entry point: it takes the parsed arguments and returns the exit code.
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
@@ -837,6 +849,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "quiet": cmd_quiet,
     "service": service_commands.cmd_service,
     "doctor": service_commands.cmd_doctor,
+    "capture": cmd_capture,
 }
 
 if __name__ == "__main__":

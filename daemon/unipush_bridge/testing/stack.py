@@ -1,0 +1,303 @@
+"""Real gateway and daemon processes on loopback, with private dirs, for the plugin.
+
+Each child runs ``python -m unipush_bridge.cli`` in a process group of its own, so
+stopping it (TERM, then KILL after :data:`STOP_TIMEOUT_S`) takes whatever it started
+too. Readiness is read, not slept on: the daemon's sd_notify READY=1 datagram, then its
+local API; the gateway's /healthz. The gateway and the daemon start at the same time
+(the daemon is given the gateway's port up front and connects as soon as it listens).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+__all__ = [
+    "Child",
+    "DaemonProcess",
+    "GatewayProcess",
+    "InProcessListener",
+    "StackTimeout",
+    "child_env",
+    "free_port",
+    "wait_until",
+]
+
+T = TypeVar("T")
+#: How long a stopped child gets before SIGKILL.
+STOP_TIMEOUT_S = 3.0
+#: How long a child gets to become ready.
+START_TIMEOUT_S = 20.0
+POLL_S = 0.005
+
+
+class StackTimeout(TimeoutError):
+    """A deadline passed; the message says what was awaited and what the log said."""
+
+
+def wait_until(check: Callable[[], T | None], timeout: float, what: str) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise StackTimeout(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(POLL_S)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Child:
+    """One ``unipush-bridge`` process: stderr to ``log``, its own process group."""
+
+    def __init__(self, args: list[str], log: Path, env: Mapping[str, str]) -> None:
+        self.args = args
+        self.log_path = log
+        with log.open("ab") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "unipush_bridge.cli", *args],
+                stdin=subprocess.DEVNULL,
+                stdout=err,
+                stderr=err,
+                env=dict(env),
+                start_new_session=True,
+            )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def check_alive(self, what: str) -> None:
+        if not self.alive():
+            raise RuntimeError(f"{what} exited ({self.proc.returncode}):\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def logs(self) -> list[dict[str, Any]]:
+        """The JSON log lines so far."""
+        out = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                out.append(json.loads(line))
+        return out
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
+        """TERM the group, KILL it after ``timeout``; always reaped. Idempotent."""
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)  # what it left behind in its group
+
+
+def child_env(bus_address: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("UNIPUSH_BRIDGE_", "NOTIFY_"))}
+    env["DBUS_SESSION_BUS_ADDRESS"] = bus_address
+    env.update(extra or {})
+    return env
+
+
+class GatewayProcess:
+    """``unipush-bridge gateway`` on 127.0.0.1 with its data in ``data_dir``."""
+
+    def __init__(self, data_dir: Path, env: Mapping[str, str], port: int | None = None) -> None:
+        self.port = port or free_port()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir = data_dir
+        self.child = Child(
+            ["gateway", "--host", "127.0.0.1", "--port", str(self.port),
+             "--data-dir", str(data_dir), "--log-format", "json"],
+            data_dir / "gateway.log",
+            env,
+        )  # fmt: skip
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def wait_ready(self, timeout: float = START_TIMEOUT_S) -> GatewayProcess:
+        wait_until(self._healthy, timeout, f"the gateway on port {self.port} to answer /healthz")
+        return self
+
+    def _healthy(self) -> bool:
+        self.child.check_alive("the gateway")
+        try:
+            with urllib.request.urlopen(f"{self.http_url}/healthz", timeout=1) as r:
+                return bool(r.status == 200)
+        except OSError:
+            return False
+
+    def call(
+        self, method: str, body: Any, appid: str = "__UNI__DESKTOP"
+    ) -> tuple[int, dict[str, Any]]:
+        """POST uni-push's server API (``/api/<appid>/<method>``); (status, answer)."""
+        req = urllib.request.Request(
+            f"{self.http_url}/api/{appid}/{method}",
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    def stop(self) -> None:
+        self.child.stop()
+
+
+class DaemonProcess:
+    """``unipush-bridge run`` against a gateway, with its state and socket in ``state_dir``.
+
+    Readiness: the daemon sends sd_notify READY=1 once its socket is bound (we give it a
+    NOTIFY_SOCKET of our own), then the local API says when the cid is registered.
+    """
+
+    def __init__(
+        self,
+        state_dir: Path,
+        gateway_ws: str,
+        env: Mapping[str, str],
+        appid: str = "__UNI__DESKTOP",
+    ) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir = state_dir
+        self.socket = state_dir / "api.sock"
+        self.appid = appid
+        self._ready = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._ready.bind(str(state_dir / "notify.sock"))
+        self.child = Child(
+            ["run", "--state-dir", str(state_dir), "--socket", str(self.socket),
+             "--appid", appid, "--gateway", gateway_ws,
+             "--log-format", "json", "--log-level", "debug"],
+            state_dir / "daemon.log",
+            {**env, "NOTIFY_SOCKET": str(state_dir / "notify.sock")},
+        )  # fmt: skip
+        self.cid = ""
+
+    def wait_ready(self, timeout: float = START_TIMEOUT_S) -> DaemonProcess:
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                self.child.check_alive("the daemon")
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise StackTimeout(f"the daemon sent no READY=1 in {timeout:g}s")
+                ready, _, _ = select.select([self._ready], [], [], min(left, 0.05))
+                if ready and b"READY=1" in self._ready.recv(4096):
+                    break
+        finally:
+            self._ready.close()
+        self.cid = wait_until(
+            lambda: self._alive() and self.status().get("cid"),
+            max(deadline - time.monotonic(), 0.1),
+            "the daemon to register with the gateway (a cid)",
+        )
+        return self
+
+    def _alive(self) -> bool:
+        self.child.check_alive("the daemon")
+        return True
+
+    def call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One local API request on a connection of its own; the daemon's result."""
+        from ..wire.local import Answer, Request, encode_request, parse_daemon_line
+
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(10)
+            s.connect(str(self.socket))
+            s.sendall(encode_request(Request(1, method, params or {})))
+            with s.makefile("rb") as f:
+                while line := f.readline():
+                    parsed = parse_daemon_line(line)
+                    if isinstance(parsed, Answer):
+                        return parsed.result
+        raise RuntimeError(f"the daemon closed the socket without answering {method}")
+
+    def status(self) -> dict[str, Any]:
+        return self.call("status")
+
+    def stop(self) -> None:
+        self.child.stop()
+        with contextlib.suppress(OSError):
+            self._ready.close()
+
+
+class InProcessListener:
+    """An app listening with onPushMessage (the project's Python client, on the real
+    socket); events are kept in order and can be awaited by type."""
+
+    def __init__(self, socket_path: Path) -> None:
+        from ..clients.push import SyncPushClient
+
+        self.events: list[dict[str, Any]] = []
+        self._changed = threading.Condition()
+        self._client = SyncPushClient(socket_path)
+        self._client.on_push_message(self._on_event)
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        with self._changed:
+            self.events.append(event)
+            self._changed.notify_all()
+
+    def wait_for_event(self, kind: str | None = None, timeout: float = 10.0) -> dict[str, Any]:
+        """The first event of ``kind`` ("receive" or "click"; None: any) not yet taken."""
+
+        def first() -> dict[str, Any] | None:
+            for i, event in enumerate(self.events):
+                if kind is None or event.get("type") == kind:
+                    return self.events.pop(i)
+            return None
+
+        with self._changed:
+            found: list[dict[str, Any]] = []
+
+            def take() -> bool:
+                event = None if found else first()
+                if event is not None:
+                    found.append(event)
+                return bool(found)
+
+            ok = self._changed.wait_for(take, timeout)
+            if not ok or not found:
+                seen = [e.get("type") for e in self.events]
+                raise StackTimeout(f"no {kind or 'any'} event within {timeout:g}s (have {seen})")
+            return found[0]
+
+    def close(self) -> None:
+        self._client.close()
