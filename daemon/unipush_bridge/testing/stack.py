@@ -66,11 +66,24 @@ def free_port() -> int:
 
 
 class Child:
-    """One ``unipush-bridge`` process: stderr to ``log``, its own process group."""
+    """One ``unipush-bridge`` process: stdout/stderr to ``log``, its own process group.
+
+    Forked by the session's :mod:`.zygote` (modules already imported) where Linux has
+    pidfds, so its exit can be awaited though it is not our child; else a plain Popen.
+    ``UNIPUSH_TEST_NO_ZYGOTE=1`` forces the plain way.
+    """
 
     def __init__(self, args: list[str], log: Path, env: Mapping[str, str]) -> None:
         self.args = args
         self.log_path = log
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._pidfd = -1
+        if hasattr(os, "pidfd_open") and os.environ.get("UNIPUSH_TEST_NO_ZYGOTE") != "1":
+            from .zygote import zygote
+
+            self.pid = zygote().spawn(args, dict(env), str(log))
+            self._pidfd = os.pidfd_open(self.pid)
+            return
         with log.open("ab") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "unipush_bridge.cli", *args],
@@ -80,17 +93,29 @@ class Child:
                 env=dict(env),
                 start_new_session=True,
             )
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
+        self.pid = self.proc.pid
 
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        if self.proc is not None:
+            return self.proc.poll() is None
+        if self._pidfd < 0:
+            return False
+        return not select.select([self._pidfd], [], [], 0)[0]
+
+    def _wait(self, timeout: float) -> bool:
+        """True once it has exited (within ``timeout``)."""
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                return False
+            return True
+        return self._pidfd < 0 or bool(select.select([self._pidfd], [], [], timeout)[0])
 
     def check_alive(self, what: str) -> None:
         if not self.alive():
-            raise RuntimeError(f"{what} exited ({self.proc.returncode}):\n{self.log_tail()}")
+            code = "" if self.proc is None else f" ({self.proc.returncode})"
+            raise RuntimeError(f"{what} exited{code}:\n{self.log_tail()}")
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -109,15 +134,17 @@ class Child:
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
         """TERM the group, KILL it after ``timeout``; always reaped. Idempotent."""
         for sig in (signal.SIGTERM, signal.SIGKILL):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.proc.pid, sig)
-            try:
-                self.proc.wait(timeout)
+            if not self.alive():
                 break
-            except subprocess.TimeoutExpired:
-                continue
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, sig)
+            if self._wait(timeout):
+                break
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)  # what it left behind in its group
+            os.killpg(self.pid, signal.SIGKILL)  # what it left behind in its group
+        if self._pidfd >= 0:
+            os.close(self._pidfd)
+            self._pidfd = -1
 
 
 def child_env(bus_address: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
