@@ -7,17 +7,11 @@ from pathlib import Path
 import pytest
 
 from tests.notifstack import DunstStack
-from tests.procs import DaemonProc, GatewayProc, Listener, Proc, cli, wait_for, wait_listeners
+from tests.procs import DaemonProc, GatewayProc, Listener, Proc, wait_for, wait_listeners
+from unipush_bridge.testing.dunst import DunstBackend
+from unipush_bridge.testing.plugin import Unipush
 
-
-@pytest.fixture
-def stack(tmp_path: Path, dunst: DunstStack, procs: list[Proc]) -> tuple[GatewayProc, DaemonProc]:
-    gateway = GatewayProc(tmp_path / "gw", env=dunst.env).start()
-    procs.append(gateway)
-    daemon = DaemonProc(tmp_path / "daemon", gateway.ws_url, env=dunst.env).start()
-    procs.append(daemon)
-    wait_for(lambda: daemon.status()["notifications"] == "available", 10, "notifier")
-    return gateway, daemon
+DUNST = pytest.mark.unipush_server("dunst")
 
 
 def listen(
@@ -30,116 +24,77 @@ def listen(
     return listener
 
 
-def test_push_without_listener_becomes_a_notification_and_its_click_waits(
-    tmp_path: Path, dunst: DunstStack, procs: list[Proc], stack: tuple[GatewayProc, DaemonProc]
-) -> None:
-    gateway, daemon = stack
-    payload = {"order": 42, "path": "/pages/order?id=42"}
-    status, answer = gateway.send(
-        {
-            "push_clientid": daemon.cid(),
-            "title": "Order shipped",
-            "content": "Your order #42 is on its way",
-            "payload": payload,
-        }
-    )
-    assert status == 200, answer
-    (seen,) = dunst.wait_seen(1)
-    assert seen["summary"] == "Order shipped"
-    assert seen["body"] == "Your order #42 is on its way"
-    assert seen["appname"] == "unipush-bridge"
-    assert dunst.count_displayed() == 1
+# The plugin's fixtures on real dunst (issue 16 item 4): the same stories as before,
+# without assembling bus, gateway, daemon and listener by hand.
 
-    dunst.action(0)
-    wait_for(lambda: daemon.status()["counters"]["clicks"] == 1, 10, "the click")
-    listener = listen(tmp_path, procs, daemon, dunst)
-    (event,) = listener.wait_events(1)
-    assert event["type"] == "click"
+
+@DUNST
+def test_push_without_listener_becomes_a_notification_and_its_click_waits(
+    unipush: Unipush,
+) -> None:
+    payload = {"order": 42, "path": "/pages/order?id=42"}
+    unipush.push(title="Order shipped", content="Your order #42 is on its way", payload=payload)
+    note = unipush.notification(title="Order shipped")
+    assert note.body == "Your order #42 is on its way"
+    assert note.app_name == "unipush-bridge"
+    assert len(unipush.notifications()) == 1
+    unipush.click(note)
+    wait_for(lambda: unipush.daemon.status()["counters"]["clicks"] == 1, 10, "the click")
+    event = unipush.wait_for_event("click")
     assert event["data"]["payload"] == payload
     assert event["data"]["title"] == "Order shipped"
     assert event["data"]["unipush_version"] == "2.0"
 
 
-def test_online_push_is_a_receive_and_shows_nothing(
-    tmp_path: Path, dunst: DunstStack, procs: list[Proc], stack: tuple[GatewayProc, DaemonProc]
-) -> None:
-    gateway, daemon = stack
-    listener = listen(tmp_path, procs, daemon, dunst)
-    gateway.send({"push_clientid": daemon.cid(), "title": "t", "content": "c", "payload": "p"})
-    (event,) = listener.wait_events(1)
-    assert event["type"] == "receive"
-    assert dunst.seen() == []
-    assert dunst.count_displayed() == 0
+@DUNST
+def test_online_push_is_a_receive_and_shows_nothing(unipush: Unipush) -> None:
+    unipush.listen()
+    wait_for(lambda: unipush.daemon.status()["listeners"] == 1, 10, "the listener")
+    unipush.push(title="t", content="c", payload="p")
+    assert unipush.wait_for_event()["type"] == "receive"
+    assert unipush.notifications() == []
 
 
-def test_force_notification_skips_receive_and_clicks_to_the_listener(
-    tmp_path: Path, dunst: DunstStack, procs: list[Proc], stack: tuple[GatewayProc, DaemonProc]
-) -> None:
-    gateway, daemon = stack
-    listener = listen(tmp_path, procs, daemon, dunst)
-    gateway.send(
-        {
-            "push_clientid": daemon.cid(),
-            "title": "Forced",
-            "content": "shown anyway",
-            "payload": {"k": "v"},
-            "force_notification": True,
-        }
+@DUNST
+def test_force_notification_skips_receive_and_clicks_to_the_listener(unipush: Unipush) -> None:
+    listener = unipush.listen()
+    wait_for(lambda: unipush.daemon.status()["listeners"] == 1, 10, "the listener")
+    unipush.push(
+        title="Forced", content="shown anyway", payload={"k": "v"}, force_notification=True
     )
-    (seen,) = dunst.wait_seen(1)
-    assert (seen["summary"], seen["body"]) == ("Forced", "shown anyway")
-    assert listener.events() == []
-    dunst.action(0)
-    (event,) = listener.wait_events(1)
+    note = unipush.notification(title="Forced")
+    assert note.body == "shown anyway"
+    assert listener.events == []
+    unipush.click(note)
+    event = unipush.wait_for_event()
     assert event["type"] == "click"
     assert event["data"]["payload"] == {"k": "v"}
     assert event["data"]["force_notification"] is True
 
 
-def test_create_push_message_shows_and_clicks_back_with_the_payload(
-    tmp_path: Path, dunst: DunstStack, procs: list[Proc], stack: tuple[GatewayProc, DaemonProc]
-) -> None:
-    _, daemon = stack
-    listener = listen(tmp_path, procs, daemon, dunst)
-    res = cli(
-        "notify",
-        "--socket",
-        str(daemon.socket),
-        "--content",
-        "local body",
-        "--payload",
-        '{"local": true}',
-        env=dunst.env,
-    )
-    assert res.returncode == 0, res.stderr
-    assert res.stdout.strip() == "createPushMessage:ok"
-    (seen,) = dunst.wait_seen(1)
+@DUNST
+def test_create_push_message_shows_and_clicks_back_with_the_payload(unipush: Unipush) -> None:
+    unipush.listen()
+    answer = unipush.notify(content="local body", payload={"local": True})
+    assert answer["errMsg"] == "createPushMessage:ok"
     # No title given: uni uses the app name.
-    assert (seen["summary"], seen["body"]) == ("unipush-bridge", "local body")
-    dunst.action(0)
-    (event,) = listener.wait_events(1)
-    assert event == {
+    note = unipush.notification(title="unipush-bridge")
+    assert note.body == "local body"
+    unipush.click(note)
+    assert unipush.wait_for_event() == {
         "type": "click",
         "data": {"title": "unipush-bridge", "content": "local body", "payload": {"local": True}},
     }
 
 
-def test_markup_in_a_push_reaches_dunst_escaped(
-    dunst: DunstStack, stack: tuple[GatewayProc, DaemonProc]
-) -> None:
-    gateway, daemon = stack
-    gateway.send(
-        {
-            "push_clientid": daemon.cid(),
-            "title": "t",
-            "content": "<b>bold</b> & <i>x</i>",
-            "payload": "p",
-        }
+@DUNST
+def test_markup_in_a_push_reaches_dunst_escaped(unipush: Unipush) -> None:
+    unipush.push(title="t", content="<b>bold</b> & <i>x</i>", payload="p")
+    assert (
+        unipush.notification(title="t").body == "&lt;b&gt;bold&lt;/b&gt; &amp; &lt;i&gt;x&lt;/i&gt;"
     )
-    dunst.wait_seen(1)
-    log = dunst.monitor_log()
-    assert "&lt;b&gt;bold&lt;/b&gt; &amp; &lt;i&gt;x&lt;/i&gt;" in log
-    assert "<b>bold</b>" not in log
+    assert isinstance(unipush.server, DunstBackend)
+    assert "<b>bold</b>" not in unipush.server.stack.monitor_log()
 
 
 def test_a_flood_is_summed_up_and_nothing_is_lost(
@@ -212,20 +167,13 @@ def test_resume_from_suspend_reconnects_at_once(
     assert status["connection"]["attempts"] == 0  # no backoff on a wake
 
 
-def test_display_and_click_receipts_reach_the_gateways_report(
-    dunst: DunstStack, stack: tuple[GatewayProc, DaemonProc]
-) -> None:
-    gateway, daemon = stack
-    status, answer = gateway.send(
-        {"push_clientid": daemon.cid(), "title": "Report me", "content": "c", "payload": "p"}
-    )
-    assert status == 200
-    (taskid,) = answer["data"]
-    dunst.wait_seen(1)
-    dunst.action(0)
+@DUNST
+def test_display_and_click_receipts_reach_the_gateways_report(unipush: Unipush) -> None:
+    (taskid,) = unipush.push(title="Report me", content="c", payload="p")
+    unipush.click(unipush.notification(title="Report me"))
 
     def counters() -> dict[str, int] | None:
-        code, report = gateway.send({"taskid": taskid}, method="getReport")
+        code, report = unipush.gateway.call("getReport", {"taskid": taskid})
         total: dict[str, int] = report["data"][taskid]["total"]
         return total if code == 200 and total["click_num"] == 1 else None
 

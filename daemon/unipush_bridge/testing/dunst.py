@@ -33,11 +33,19 @@ def _shown(call: dict[str, Any]) -> Shown:
 class DunstBackend:
     """dunst as the plugin's notification server (``--unipush-server=dunst``)."""
 
-    def __init__(self) -> None:
-        require_tools()  # skips (fails under CI) with the reason when dunst is missing
-        self.stack = DunstStack(monitor=True).start()
-        self.address = self.stack.bus_address
-        self.env = {"DISPLAY": self.stack.display}
+    def __init__(self, stack: DunstStack | None = None) -> None:
+        """On ``stack`` (a session's, reset for this test: Xvfb and dunst start once),
+        else on a stack of its own that :meth:`stop` ends."""
+        if stack is None:
+            require_tools()  # skips (fails under CI) with the reason when dunst is missing
+            self._own = True
+            stack = DunstStack(monitor=True).start()
+        else:
+            self._own = False
+            stack.reset()
+        self.stack = stack
+        self.address = stack.bus_address
+        self.env = {"DISPLAY": stack.display}
 
     def notifications(self) -> list[Shown]:
         closed = {e.get("id") for e in self.stack.history()}
@@ -63,4 +71,5 @@ class DunstBackend:
         self.stack.close()
 
     def stop(self) -> None:
-        self.stack.stop()
+        if self._own:
+            self.stack.stop()

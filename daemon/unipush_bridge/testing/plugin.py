@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from .notifstack import DunstStack
     from .servers import NotificationServer, Shown
     from .stack import DaemonProcess, GatewayProcess, InProcessListener
 
@@ -45,19 +46,42 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "unipush_server(kind): the notification server for this test's unipush fixtures "
+        "(capture or dunst), whatever --unipush-server says",
+    )
+
+
 def _private_dir(prefix: str) -> Path:
     """A 0700 dir short enough for unix socket paths (~108 bytes)."""
     base = tempfile.gettempdir()
     return Path(tempfile.mkdtemp(prefix=prefix, dir=base if len(base) < 40 else "/tmp"))
 
 
+@pytest.fixture(scope="session")
+def unipush_dunst_session() -> Iterator[DunstStack]:
+    """One bus + Xvfb + dunst for the session (~0.4 s); each test gets it reset."""
+    from .notifstack import DunstStack, require_tools
+
+    require_tools()
+    with DunstStack() as stack:
+        yield stack
+
+
 @pytest.fixture
 def unipush_server(request: pytest.FixtureRequest) -> Iterator[NotificationServer]:
-    """A private session bus with a notification server on it (capture or dunst)."""
+    """A private session bus with a notification server on it: the capture server (a
+    bus of its own per test) or dunst (the session's, reset)."""
     from .servers import start_server
 
-    kind = request.config.getoption("--unipush-server")
-    server = start_server(kind)
+    marker = request.node.get_closest_marker("unipush_server")
+    kind = marker.args[0] if marker else request.config.getoption("--unipush-server")
+    if kind not in SERVERS:
+        raise pytest.UsageError(f"unipush_server: must be one of {SERVERS}, not {kind!r}")
+    stack = request.getfixturevalue("unipush_dunst_session") if kind == "dunst" else None
+    server = start_server(kind, stack)
     request.addfinalizer(server.stop)  # also when the setup of a later fixture fails
     yield server
 
@@ -130,6 +154,10 @@ class Unipush:
         assert status == 200 and answer.get("errCode") == 0, answer
         data: dict[str, Any] = answer["data"]
         return data
+
+    def notify(self, **params: Any) -> dict[str, Any]:
+        """createPushMessage through the daemon's local API (``content``, ``title``...)."""
+        return self.daemon.call("createPushMessage", params)
 
     def notifications(self) -> list[Shown]:
         """What the server shows now, oldest first."""

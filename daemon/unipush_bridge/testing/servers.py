@@ -87,10 +87,12 @@ class CaptureBackend:
         self.bus.stop()
 
 
-def start_server(kind: str) -> NotificationServer:
+def start_server(kind: str, stack: object = None) -> NotificationServer:
+    """``capture`` or ``dunst`` (on ``stack``, a running DunstStack, if given)."""
     if kind == "dunst":
         from .dunst import DunstBackend
+        from .notifstack import DunstStack
 
-        server: NotificationServer = DunstBackend()
+        server: NotificationServer = DunstBackend(stack if isinstance(stack, DunstStack) else None)
         return server
     return CaptureBackend()
