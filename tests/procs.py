@@ -1,6 +1,7 @@
 """Real processes for tests and benchmarks: the gateway and the daemon, on loopback.
 
-Each runs ``python -m unipush_bridge.cli`` as its own process, logs JSON lines to a
+Each runs ``python -m unipush_bridge.launch`` (what the installed command runs, so
+the local commands' fast path is what the tests exercise) as its own process, logs JSON lines to a
 file, and is stopped with a real signal. Helpers poll with deadlines, never sleep blind.
 """
 
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
-CLI = [sys.executable, "-m", "unipush_bridge.cli"]
+CLI = [sys.executable, "-m", "unipush_bridge.launch"]
 
 
 def wait_for(check: Callable[[], T | None], timeout: float = 10.0, what: str = "condition") -> T:

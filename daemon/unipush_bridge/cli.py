@@ -17,38 +17,31 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, NoReturn, cast
 
-from . import __version__
+from . import __version__, launch
 from .errors import (
     EXIT_FAIL,
     EXIT_OK,
     EXIT_USAGE,
-    ConfigError,
     DaemonUnavailable,
     GatewayUnreachable,
     ProtocolError,
     UniApiError,
-    UnipushError,
     UsageError,
 )
 from .logs import json_text, printable
-from .paths import DEFAULT_APPID, check_peer, check_socket_dir, default_socket
+from .paths import DEFAULT_APPID, default_socket
 from .service import commands as service_commands  # argparse only; the rest loads when run
-from .wire.local import MAX_LINE, Answer, Request, encode_request, is_fail, parse_daemon_line
 
 DEFAULT_GATEWAY_HTTP = "http://127.0.0.1:8787"
 #: How often `listen --follow` looks for a daemon that went away.
 FOLLOW_RETRY_S = 0.2
 #: The daemon's rule for `history --limit` (runtime/localapi.py), checked here first.
 HISTORY_MAX = 10_000
-#: How long a one-shot local command waits for the daemon's answer (showing a
-#: notification waits for the notification server, which has its own timeout).
-ANSWER_TIMEOUT_S = 60.0
 #: sendMessage's answers for a target that has the message (stored or sent).
 ACCEPTED = ("successed_online", "successed_offline")
 CID_CHARS = frozenset("0123456789abcdef")
@@ -366,26 +359,15 @@ def main(argv: list[str] | None = None) -> int:
     _Parser.argv = argv
     args = build_parser(argv).parse_args(argv)
     args.argv = argv
-    try:
-        return COMMANDS[args.command](args)
-    except UnipushError as exc:  # the one root: each error knows its exit code
-        kind = "config error: " if isinstance(exc, ConfigError) else ""
-        _err(f"unipush-bridge {args.command}: {kind}{exc}")
-        return exc.exit_code
-    except KeyboardInterrupt:
-        return EXIT_OK
-    except BrokenPipeError:  # `... | head`: the reader has what it wanted
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error
-        return EXIT_OK
+    return launch.guarded(args.command, lambda: COMMANDS[args.command](args))
 
 
 def _out(text: str) -> None:
-    """One line (or block) on stdout, safe for a terminal; flushed for pipes."""
-    print(printable(text, multiline=True), flush=True)
+    launch.say(text)
 
 
 def _err(text: object) -> None:
-    print(printable(str(text), multiline=True), file=sys.stderr, flush=True)
+    launch.say(text, sys.stderr)
 
 
 def _socket(args: argparse.Namespace) -> Path:
@@ -569,82 +551,19 @@ def _why(cid: str, status: str, appid: str, base: str) -> str:
 # local API commands ---------------------------------------------------------------------
 
 
-class _DaemonCall:
-    """One blocking request to the daemon for the one-shot commands: a plain socket,
-    the wire module's lines and the same checks as PushClient (a private socket dir,
-    a peer running as this user), without asyncio."""
-
-    def __init__(self, path: Path, timeout: float = ANSWER_TIMEOUT_S) -> None:
-        self.path = path
-        self.timeout = timeout
-
-    def __call__(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
-        if os.path.lexists(self.path.parent):
-            check_socket_dir(self.path)
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(self.timeout)
-            try:
-                sock.connect(str(self.path))
-            except (FileNotFoundError, ConnectionRefusedError):
-                raise DaemonUnavailable(
-                    f"no daemon is listening on {self.path} (start one with `unipush-bridge run`)"
-                ) from None
-            except OSError as exc:
-                raise DaemonUnavailable(f"cannot reach the daemon on {self.path}: {exc}") from None
-            check_peer(sock, f"the daemon on {self.path}")
-            try:
-                sock.sendall(encode_request(Request(1, method, params)))
-                with sock.makefile("rb") as lines:
-                    return self._answer(lines)
-            except TimeoutError:
-                raise DaemonUnavailable(
-                    f"the daemon on {self.path} did not answer {method} within {self.timeout:g} s"
-                ) from None
-            except OSError as exc:
-                raise DaemonUnavailable(
-                    f"the daemon on {self.path} closed the connection: {exc}"
-                ) from None
-
-    def _answer(self, lines: Any) -> dict[str, Any]:
-        while True:
-            line = lines.readline(MAX_LINE + 1)
-            if not line:
-                raise DaemonUnavailable(f"the daemon on {self.path} closed the connection")
-            if len(line) > MAX_LINE:
-                raise ProtocolError(f"a line from the daemon is over {MAX_LINE} bytes")
-            msg = parse_daemon_line(line)
-            if isinstance(msg, Answer) and msg.id == 1:
-                return msg.result
-
-
 def _uni_call(
     args: argparse.Namespace,
     method: str,
     params: dict[str, Any],
     show: Callable[[dict[str, Any]], None] | None = None,
-    timeout: float = ANSWER_TIMEOUT_S,
 ) -> int:
     """Run one local API call and ``show`` what it answers (by default its errMsg);
     a failed call prints its errMsg on stderr and exits 1, with no traceback."""
-    result = _DaemonCall(_socket(args), timeout)(method, params)
-    if is_fail(result):
-        _err(UniApiError(result))
-        return EXIT_FAIL
-    if show is None:
-        _out(str(result["errMsg"]))
-    else:
-        show(result)
-    return EXIT_OK
+    return launch.call_daemon({"socket": args.socket, "appid": args.appid}, method, params, show)
 
 
 def cmd_cid(args: argparse.Namespace) -> int:
-    return _uni_call(
-        args,
-        "getPushClientId",
-        {"timeout": args.timeout},
-        lambda res: _out(str(res["cid"])),
-        timeout=max(args.timeout, 0) + ANSWER_TIMEOUT_S,
-    )
+    return launch.cid(vars(args))
 
 
 def cmd_listen(args: argparse.Namespace) -> int:
@@ -706,24 +625,7 @@ async def _listen(args: argparse.Namespace) -> int:
 
 
 def cmd_notify(args: argparse.Namespace) -> int:
-    options: dict[str, Any] = {"content": args.content}
-    if args.payload is not None:
-        options["payload"] = args.payload
-    if args.when is not None:
-        options["when"] = int(args.when) if args.when.isdigit() else args.when
-    if args.cover:
-        options["cover"] = True
-    for flag, key in (
-        ("title", "title"),
-        ("icon", "icon"),
-        ("sound", "sound"),
-        ("delay", "delay"),
-        ("channel_id", "channelId"),
-        ("category", "category"),
-    ):
-        if getattr(args, flag) is not None:
-            options[key] = getattr(args, flag)
-    return _uni_call(args, "createPushMessage", options)
+    return launch.notify(vars(args))
 
 
 def cmd_channel(args: argparse.Namespace) -> int:

@@ -12,18 +12,23 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import MutableMapping
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is ~3 ms of a one-shot command (issue 13)
+    from collections.abc import MutableMapping
+    from typing import Any
 
 #: What a terminal acts on instead of showing (issue 10 item 6): C0 controls (ESC
 #: starts window-title, clear-screen and clipboard-write sequences), DEL, C1 (U+009B
 #: is a one-character CSI), the bidi controls that reorder what is shown, and lone
-#: surrogates, which cannot even be encoded.
+#: surrogates, which cannot even be encoded. Patterns, not compiled ones: re compiles
+#: (and caches) them on first use, which plain ASCII text never reaches; compiling the
+#: three at import was ~3 ms of every one-shot command (issue 13).
 _BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
-_UNSAFE = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI}\ud800-\udfff]")
-_UNSAFE_BUT_LINES = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}\ud800-\udfff]")
+_UNSAFE = f"[\x00-\x1f\x7f-\x9f{_BIDI}\ud800-\udfff]"
+_UNSAFE_BUT_LINES = f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}\ud800-\udfff]"
 #: What json.dumps leaves raw with ensure_ascii=False (it escapes C0 itself).
-_UNSAFE_IN_JSON = re.compile(f"[\x7f-\x9f{_BIDI}\ud800-\udfff]")
+_UNSAFE_IN_JSON = f"[\x7f-\x9f{_BIDI}\ud800-\udfff]"
 
 
 def _escape(match: re.Match[str]) -> str:
@@ -34,7 +39,10 @@ def _escape(match: re.Match[str]) -> str:
 def printable(text: str, multiline: bool = False) -> str:
     """``text`` with every terminal control written as an escape (``\\x1b``,
     ``\\u202e``); ``multiline`` keeps newlines and tabs."""
-    return (_UNSAFE_BUT_LINES if multiline else _UNSAFE).sub(_escape, text)
+    kept = text.replace("\n", "").replace("\t", "") if multiline else text
+    if kept.isascii() and kept.isprintable():
+        return text  # U+0020 to U+007E (and the kept newlines, tabs): nothing to escape
+    return re.sub(_UNSAFE_BUT_LINES if multiline else _UNSAFE, _escape, text)
 
 
 def json_text(value: Any, indent: int | None = None) -> str:
@@ -42,7 +50,9 @@ def json_text(value: Any, indent: int | None = None) -> str:
     controls and lone surrogates as ``\\uXXXX`` escapes: the same value for a JSON
     reader, nothing for a terminal to act on."""
     text = json.dumps(value, ensure_ascii=False, indent=indent)
-    return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    if text.isascii() and "\x7f" not in text:
+        return text
+    return re.sub(_UNSAFE_IN_JSON, lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def _printable_values(logger: Any, name: str, event: MutableMapping[str, Any]) -> Any:

@@ -10,15 +10,18 @@ socket (``SO_PEERCRED``).
 
 from __future__ import annotations
 
+import _socket  # socket.py's enums and selectors cost the one-shot commands ~5 ms (issue 13)
 import os
-import socket
 import stat
 import struct
 import sys
-from pathlib import Path
-from typing import Any
 
 from .errors import EXIT_USAGE, UnipushError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pathlib and typing load only where a Path is made (issue 13)
+    from pathlib import Path
+    from typing import Any
 
 APP = "unipush-bridge"
 DEFAULT_APPID = "__UNI__DESKTOP"
@@ -31,18 +34,30 @@ class UnsafePath(UnipushError):
     exit_code = EXIT_USAGE
 
 
-def runtime_dir() -> Path:
+def runtime_dir_name() -> str:
     """Where local sockets live: $XDG_RUNTIME_DIR/unipush-bridge, else a private /tmp dir."""
     base = os.environ.get("XDG_RUNTIME_DIR")
     if base:
-        return Path(base) / APP
+        return os.path.normpath(os.path.join(base, APP))
     import tempfile  # only here: the CLI's local commands import this module (issue 13)
 
-    return Path(tempfile.gettempdir()) / f"{APP}-{os.getuid()}"
+    return os.path.join(tempfile.gettempdir(), f"{APP}-{os.getuid()}")
+
+
+def default_socket_name(appid: str) -> str:
+    return os.path.join(runtime_dir_name(), f"{appid}.sock")
+
+
+def runtime_dir() -> Path:
+    from pathlib import Path
+
+    return Path(runtime_dir_name())
 
 
 def default_socket(appid: str) -> Path:
-    return runtime_dir() / f"{appid}.sock"
+    from pathlib import Path
+
+    return Path(default_socket_name(appid))
 
 
 # -- directories ---------------------------------------------------------------------------
@@ -70,7 +85,7 @@ def make_private_dirs(path: Path) -> bool:
     return bool(missing) and missing[0] == path
 
 
-def _real_dir(path: Path, what: str) -> os.stat_result:
+def _real_dir(path: str | os.PathLike[str], what: str) -> os.stat_result:
     """lstat, so a symlink planted in the path's place is seen, not followed."""
     try:
         st = os.lstat(path)
@@ -83,7 +98,7 @@ def _real_dir(path: Path, what: str) -> os.stat_result:
     return st
 
 
-def check_private_dir(path: Path, what: str = "socket directory") -> None:
+def check_private_dir(path: str | os.PathLike[str], what: str = "socket directory") -> None:
     """The directory must be a real directory (not a symlink), owned by this user, with
     no access for group or others: anyone else who can enter it could answer in the
     daemon's place or read what apps send it."""
@@ -101,7 +116,7 @@ def check_private_dir(path: Path, what: str = "socket directory") -> None:
         )
 
 
-def check_shared_dir(path: Path, what: str = "socket directory") -> None:
+def check_shared_dir(path: str | os.PathLike[str], what: str = "socket directory") -> None:
     """A directory named by ``--socket``: it may be shared (``/tmp``), but nobody else
     may replace entries in it, i.e. it is owned by this user or root and is writable by
     others only when sticky. The socket's own mode (0600) and the peer check do the
@@ -120,14 +135,20 @@ def check_shared_dir(path: Path, what: str = "socket directory") -> None:
         )
 
 
-def check_socket_dir(socket_path: Path) -> None:
+def check_socket_dir(socket_path: str | os.PathLike[str]) -> None:
     """The default place (the runtime dir) must be private; a directory given with
     ``--socket`` must at least be one nobody else can replace entries in."""
-    parent = socket_path.parent
-    if parent == runtime_dir():
+    parent = os.path.dirname(os.path.normpath(os.fspath(socket_path))) or "."
+    if _is_runtime_dir(parent):
         check_private_dir(parent)
     else:
         check_shared_dir(parent)
+
+
+def _is_runtime_dir(path: str) -> bool:
+    if not os.environ.get("XDG_RUNTIME_DIR") and os.path.basename(path) != f"{APP}-{os.getuid()}":
+        return False  # not the temp-dir fallback's name: no need to import tempfile to see it
+    return path == runtime_dir_name()
 
 
 # -- the peer -------------------------------------------------------------------------------
@@ -137,8 +158,8 @@ def peer_uid(sock: Any) -> int | None:
     """The uid of the process at the other end of a connected Unix socket (``sock``
     is a socket or asyncio's TransportSocket). None where the platform cannot tell:
     there only the file modes protect the socket."""
-    if sys.platform.startswith("linux") and hasattr(socket, "SO_PEERCRED"):
-        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    if sys.platform.startswith("linux") and hasattr(_socket, "SO_PEERCRED"):
+        raw = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, struct.calcsize("3i"))
         _pid, uid, _gid = struct.unpack("3i", raw)
         return int(uid)
     if sys.platform == "darwin":

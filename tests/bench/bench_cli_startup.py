@@ -7,7 +7,10 @@ daemon, beside `notify-send x` to the same server and `python -c pass`, in the s
 Each round runs the four commands in turn (so a drift in the machine's speed hits all
 of them alike); each process is timed from fork to reaping, and its peak memory is
 the kernel's ru_maxrss of that child. Prints each command's median, min and max, its
-median ratio to `python -c pass`, and the targets of issue 13.
+median ratio to `python -c pass`, and the targets of issue 13. Two more rows split
+the time: "imports only" is a process that starts and imports what `cid` imports
+(the console script's re included) and stops; "call, warm" is the same request made
+from this already-running process, so it is the socket round trip and the daemon's work.
 """
 
 from __future__ import annotations
@@ -39,7 +42,25 @@ TIME = Path("/usr/bin/time").is_file()
 def command() -> list[str]:
     """What a user runs: the console script beside this interpreter, if installed."""
     script = Path(sys.executable).parent / "unipush-bridge"
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "unipush_bridge.cli"]
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "unipush_bridge.launch"]
+
+
+#: What `cid` imports before it connects (the console script imports re itself).
+IMPORTS = "import re, json, unipush_bridge.launch, unipush_bridge.localcall, unipush_bridge.logs"
+
+
+def warm_calls(sock: Path, method: str, params: dict[str, object], n: int) -> list[float]:
+    """ms per request from a process that has everything loaded already."""
+    from unipush_bridge.localcall import DaemonCall
+
+    call = DaemonCall(sock)
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        result = call(method, params)
+        times.append((time.perf_counter() - start) * 1000)
+        assert str(result["errMsg"]).endswith(":ok"), result
+    return times
 
 
 def timed(argv: list[str], env: Mapping[str, str]) -> tuple[float, float, int]:
@@ -77,6 +98,7 @@ def main() -> None:
         cases = {
             "notify": [*command(), "notify", "--content", "x", *sock],
             "cid": [*command(), "cid", *sock],
+            "imports only": [sys.executable, "-c", IMPORTS],
             "python -c pass": [sys.executable, "-c", "pass"],
         }
         if shutil.which("notify-send"):
@@ -94,17 +116,23 @@ def main() -> None:
                     walls[name].append(wall)
                     peaks[name].append(peak)
                 stack.close_all()
+            walls["cid call, warm"] = warm_calls(
+                daemon.socket, "getPushClientId", {"timeout": 30}, args.rounds
+            )
+            walls["notify call, warm"] = warm_calls(
+                daemon.socket, "createPushMessage", {"content": "x"}, args.rounds
+            )
+            stack.close_all()
         finally:
             daemon.stop()
     base = statistics.median(walls["python -c pass"])
     print(f"{args.rounds} rounds, whole processes, wall ms, and peak MB (GNU time %M)")
     print(f"{'command':16} {'median':>8} {'min':>8} {'max':>8} {'x pass':>8} {'peak MB':>8}")
-    for name in cases:
-        w = walls[name]
+    for name, w in walls.items():
         med = statistics.median(w)
         print(
             f"{name:16} {med:8.1f} {min(w):8.1f} {max(w):8.1f} {med / base:8.2f} "
-            f"{max(peaks[name]):8.1f}"
+            f"{max(peaks.get(name, [float('nan')])):8.1f}"
         )
     for name, target in TARGETS.items():
         med = statistics.median(walls[name])

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.procs import CLI, GatewayProc, Proc, cli
+from tests.procs import GatewayProc, Proc, cli
 
 STUB = """\
 #!{python}
@@ -151,7 +151,7 @@ def test_the_units_execstart_runs_a_daemon_that_gets_ready(
     )
     line = next(x for x in res.stdout.splitlines() if x.startswith("ExecStart="))
     argv = [w.replace("%%", "%").replace("$$", "$") for w in shlex.split(line[len("ExecStart=") :])]
-    assert argv[:3] == [sys.executable, "-m", "unipush_bridge.cli"] == CLI
+    assert argv[:3] == [sys.executable, "-m", "unipush_bridge.cli"]
 
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(tmp_path / "notify"))

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 import structlog
+from hypothesis import given
+from hypothesis import strategies as st
 
 from unipush_bridge import logs
 
@@ -74,3 +76,17 @@ def test_json_text_is_the_same_value_with_nothing_raw() -> None:
     assert "é" in text
     for raw in (*RAW, "\ud800"):
         assert raw not in text
+
+
+@given(st.text(), st.booleans())
+def test_the_ascii_shortcut_escapes_what_the_patterns_escape(text: str, multiline: bool) -> None:
+    """issue 13: printable and json_text skip the regex for plain ASCII (so a one-shot
+    command never compiles it); the answer is the patterns' answer either way."""
+    import re
+
+    pattern = logs._UNSAFE_BUT_LINES if multiline else logs._UNSAFE
+    assert logs.printable(text, multiline) == re.sub(pattern, logs._escape, text)
+    for probe in (text, text + "\x7f"):
+        dumped = json.dumps(probe, ensure_ascii=False)
+        expected = re.sub(logs._UNSAFE_IN_JSON, lambda m: f"\\u{ord(m.group()):04x}", dumped)
+        assert logs.json_text(probe) == expected

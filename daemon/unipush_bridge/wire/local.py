@@ -21,9 +21,13 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, NamedTuple
+from collections import namedtuple
 
 from ..errors import ProtocolError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple
 
 #: Longest line either side accepts.
 MAX_LINE = 1024 * 1024
@@ -37,14 +41,30 @@ ACK = "ack"
 RequestId = int | str | None
 
 
-# Immutable records as NamedTuples, not dataclasses: importing dataclasses pulls in
-# inspect and ast, which the CLI's one-shot commands cannot afford (issue 13).
+# Immutable records as named tuples, not dataclasses: importing dataclasses pulls in
+# inspect and ast, and typing (for NamedTuple) is ~3 ms more, which the CLI's one-shot
+# commands cannot afford (issue 13). So the checker reads the typed NamedTuples and
+# the interpreter runs collections.namedtuple, with the same fields.
 
+if TYPE_CHECKING:
 
-class _RequestFields(NamedTuple):
-    id: RequestId
-    method: str
-    params: dict[str, Any]
+    class _RequestFields(NamedTuple):
+        id: RequestId
+        method: str
+        params: dict[str, Any]
+
+    class _AnswerFields(NamedTuple):
+        id: RequestId
+        result: dict[str, Any]
+
+    class _EventFields(NamedTuple):
+        data: dict[str, Any]
+        push_id: str | None = None
+
+else:
+    _RequestFields = namedtuple("Request", "id method params")
+    _AnswerFields = namedtuple("Answer", "id result")
+    _EventFields = namedtuple("Event", "data push_id", defaults=(None,))
 
 
 class Request(_RequestFields):
@@ -56,20 +76,18 @@ class Request(_RequestFields):
         return super().__new__(cls, id, method, {} if params is None else params)
 
 
-class Answer(NamedTuple):
-    id: RequestId
-    result: dict[str, Any]
+class Answer(_AnswerFields):
+    __slots__ = ()
 
     @property
     def failed(self) -> bool:
         return is_fail(self.result)
 
 
-class Event(NamedTuple):
+class Event(_EventFields):
     """A uni event ``{"type": "receive" | "click", "data": {...}}`` for a listener."""
 
-    data: dict[str, Any]
-    push_id: str | None = None
+    __slots__ = ()
 
 
 class BadRequest(ProtocolError):
