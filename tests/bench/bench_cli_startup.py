@@ -23,7 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -49,13 +49,20 @@ def command() -> list[str]:
 IMPORTS = "import re, json, unipush_bridge.launch, unipush_bridge.localcall, unipush_bridge.logs"
 
 
-def warm_calls(sock: Path, method: str, params: dict[str, object], n: int) -> list[float]:
+def warm_calls(
+    sock: Path,
+    method: str,
+    params: dict[str, object],
+    n: int,
+    between: Callable[[], object] = lambda: None,
+) -> list[float]:
     """ms per request from a process that has everything loaded already."""
     from unipush_bridge.localcall import DaemonCall
 
     call = DaemonCall(sock)
     times = []
     for _ in range(n):
+        between()  # as in the rounds: the server never redraws a stack
         start = time.perf_counter()
         result = call(method, params)
         times.append((time.perf_counter() - start) * 1000)
@@ -120,7 +127,7 @@ def main() -> None:
                 daemon.socket, "getPushClientId", {"timeout": 30}, args.rounds
             )
             walls["notify call, warm"] = warm_calls(
-                daemon.socket, "createPushMessage", {"content": "x"}, args.rounds
+                daemon.socket, "createPushMessage", {"content": "x"}, args.rounds, stack.close_all
             )
             stack.close_all()
         finally:
