@@ -7,12 +7,11 @@ tools (the tests are then skipped if they are missing).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.notifstack import DunstStack, require_tools
+from tests.notifstack import DunstStack
 
 E2E_DIR = Path(__file__).resolve().parent
 
@@ -25,11 +24,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def dunst_stack() -> Iterator[DunstStack]:
-    """One real bus + Xvfb + dunst for the whole session; skipped if the tools are missing."""
-    require_tools()
-    with DunstStack() as stack:
-        yield stack
+def dunst_stack(unipush_dunst_session: DunstStack) -> DunstStack:
+    """One real bus + Xvfb + dunst for the whole session, the same one the plugin's
+    dunst fixtures use (issue 16 item 3); skipped if the tools are missing."""
+    return unipush_dunst_session
 
 
 @pytest.fixture

@@ -68,9 +68,12 @@ class _Interface(ServiceInterface):
         hints: Annotated[dict[str, Variant], DBusSignature("a{sv}")],
         expire_timeout: Annotated[int, DBusSignature("i")],
     ) -> DBusUInt32:
-        return self._server.record(
-            app_name, replaces_id, app_icon, summary, body, actions, hints, expire_timeout
+        plain_hints = {k: plain(v) for k, v in hints.items()}
+        nid = self._server.table.notify(
+            app_name, replaces_id, app_icon, summary, body, actions, plain_hints, expire_timeout
         )
+        self._server.notified(nid)
+        return nid
 
     @dbus_method()
     def CloseNotification(
@@ -133,30 +136,10 @@ class CaptureServer:
             await self.bus.wait_for_disconnect()  # type: ignore[no-untyped-call]
             self.bus = None
 
-    def record(
-        self,
-        app_name: str,
-        replaces_id: int,
-        app_icon: str,
-        summary: str,
-        body: str,
-        actions: list[str],
-        hints: dict[str, Any],
-        expire_timeout: int,
-    ) -> int:
-        nid = self.table.notify(
-            app_name,
-            replaces_id,
-            app_icon,
-            summary,
-            body,
-            list(actions),
-            {k: plain(v) for k, v in hints.items()},
-            expire_timeout,
-        )
+    def notified(self, nid: int) -> None:
+        """After each Notify: tell whoever waits for notifications."""
         if self.on_notify is not None:
             self.on_notify(self.table.get(nid))
-        return nid
 
     def emit(self, signals: list[Signal]) -> None:
         for sig in signals:

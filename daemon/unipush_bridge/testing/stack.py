@@ -48,14 +48,16 @@ class StackTimeout(TimeoutError):
     """A deadline passed; the message says what was awaited and what the log said."""
 
 
-def wait_until(check: Callable[[], T | None], timeout: float, what: str) -> T:
+def wait_until(
+    check: Callable[[], T | None], timeout: float = 10.0, what: str = "condition"
+) -> T:
     deadline = time.monotonic() + timeout
     while True:
         value = check()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise StackTimeout(f"timed out after {timeout:g}s waiting for {what}")
+            raise StackTimeout(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(POLL_S)
 
 
