@@ -16,12 +16,17 @@ import pytest
 from dbus_fast import Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 
-from unipush_bridge.testing.bus import PrivateBus
+from unipush_bridge.testing.bus import PrivateBus, require_dbus_daemon
 from unipush_bridge.testing.capture import CAPABILITIES, SERVER_NAME, CaptureThread
 from unipush_bridge.testing.control import ControlClient, ControlError
 
 NAME = IFACE = "org.freedesktop.Notifications"
 PATH = "/org/freedesktop/Notifications"
+
+
+@pytest.fixture(autouse=True)
+def _dbus_daemon() -> None:
+    require_dbus_daemon()
 
 
 @pytest.fixture

@@ -20,7 +20,14 @@ from pathlib import Path
 from types import TracebackType
 from xml.sax.saxutils import escape as xml_escape
 
-__all__ = ["BusError", "PrivateBus", "bus_conf", "read_line", "terminate"]
+__all__ = [
+    "BusError",
+    "PrivateBus",
+    "bus_conf",
+    "read_line",
+    "require_dbus_daemon",
+    "terminate",
+]
 
 #: How long a started process gets to exit after SIGTERM before SIGKILL.
 TERM_TIMEOUT_S = 3.0
@@ -93,6 +100,19 @@ def terminate(proc: subprocess.Popen[bytes], timeout: float = TERM_TIMEOUT_S) ->
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             proc.wait()
+
+
+def require_dbus_daemon() -> None:
+    """For a pytest fixture: dbus-daemon is installed, else fail under CI (where the
+    install step put it, so a skip would hide a broken step) and skip elsewhere."""
+    if shutil.which("dbus-daemon") is not None:
+        return
+    import pytest
+
+    reason = "dbus-daemon is not installed (Debian package: dbus)"
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}; it is needed in CI")
+    pytest.skip(reason)
 
 
 class PrivateBus:

@@ -80,6 +80,10 @@ def unipush_server(request: pytest.FixtureRequest) -> Iterator[NotificationServe
     kind = marker.args[0] if marker else request.config.getoption("--unipush-server")
     if kind not in SERVERS:
         raise pytest.UsageError(f"unipush_server: must be one of {SERVERS}, not {kind!r}")
+    if kind == "capture":
+        from .bus import require_dbus_daemon
+
+        require_dbus_daemon()
     stack = request.getfixturevalue("unipush_dunst_session") if kind == "dunst" else None
     server = start_server(kind, stack)
     request.addfinalizer(server.stop)  # also when the setup of a later fixture fails
