@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -92,3 +95,61 @@ def test_a_failing_test_leaves_no_process_behind(tmp_path: Path) -> None:
     for pid in json.loads(pids.read_text()):
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_a_stuck_daemon_is_killed_after_the_timeout(unipush_daemon: DaemonProcess) -> None:
+    """issue 16 item 2: a child that does not stop on SIGTERM (here SIGSTOPped) is
+    SIGKILLed once the stop timeout passes, so a teardown never hangs."""
+    os.kill(unipush_daemon.child.pid, signal.SIGSTOP)
+    start = time.monotonic()
+    unipush_daemon.child.stop(timeout=0.3)
+    assert not unipush_daemon.child.alive()
+    assert time.monotonic() - start < 2
+
+
+def test_a_killed_pytest_leaves_no_process_behind(tmp_path: Path) -> None:
+    """issue 16 item 2: even a SIGKILLed pytest (no finalizer runs) leaves nothing: the
+    zygote sees its stdin close and kills its children; dbus-daemon has PDEATHSIG."""
+    pids = tmp_path / "pids.json"
+    (tmp_path / "test_hangs.py").write_text(
+        textwrap.dedent(
+            f"""
+            import json, time
+            def test_hangs(unipush):
+                json.dump([unipush.gateway.child.pid, unipush.daemon.child.pid,
+                           unipush.server.bus.proc.pid], open({str(pids)!r}, "w"))
+                time.sleep(60)
+            """
+        )
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not pids.exists() or not pids.read_text():
+            assert time.monotonic() < deadline and proc.poll() is None, "the test did not start"
+            time.sleep(0.02)
+    finally:
+        proc.kill()
+        proc.wait()
+    left = json.loads(pids.read_text())
+    deadline = time.monotonic() + 5
+    while left and time.monotonic() < deadline:
+        left = [pid for pid in left if _exists(pid)]
+        time.sleep(0.02)
+    assert left == []
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie (dbus-daemon was the killed pytest's child) is gone for our purpose
+    with contextlib.suppress(OSError):
+        return " Z " not in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:4]
+    return False

@@ -8,12 +8,15 @@ from ``--print-address`` on a pipe: ready the moment it is printed, no polling.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import select
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +27,7 @@ __all__ = [
     "BusError",
     "PrivateBus",
     "bus_conf",
+    "pdeathsig_preexec",
     "read_line",
     "require_dbus_daemon",
     "terminate",
@@ -53,6 +57,26 @@ def bus_conf(socket_path: Path) -> str:
   </policy>
 </busconfig>
 """
+
+
+def pdeathsig_preexec() -> Callable[[], None] | None:
+    """A preexec_fn that SIGTERMs the child if this Python process dies without stop().
+
+    Why: a SIGKILLed pytest must not leave dbus-daemon (or dunst, Xvfb) running. Linux only, best
+    effort. libc is resolved here, in the parent, so the forked child only makes one call.
+    PR_SET_PDEATHSIG follows the *thread* that forked, so it is not used off the main thread.
+    """
+    if sys.platform != "linux" or threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+    def preexec() -> None:
+        prctl(1, signal.SIGTERM)  # 1 == PR_SET_PDEATHSIG
+
+    return preexec
 
 
 def read_line(
@@ -132,7 +156,7 @@ class PrivateBus:
             raise BusError("the bus is not started")
         return self._dir
 
-    def start(self, preexec_fn: Callable[[], object] | None = None) -> PrivateBus:
+    def start(self) -> PrivateBus:
         exe = shutil.which("dbus-daemon")
         if exe is None:
             raise BusError("dbus-daemon is not installed (Debian package: dbus)")
@@ -157,7 +181,7 @@ class PrivateBus:
                     stderr=subprocess.STDOUT,
                     pass_fds=(w,),
                     close_fds=True,
-                    preexec_fn=preexec_fn,  # noqa: PLW1509
+                    preexec_fn=pdeathsig_preexec(),  # noqa: PLW1509 (one prctl call)
                 )
             os.close(w)
             w = -1

@@ -15,16 +15,13 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
 import os
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -32,6 +29,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .bus import BusError, bus_conf, read_line, terminate
+from .bus import pdeathsig_preexec as _pdeathsig_preexec
 
 __all__ = [
     "SERVERS",
@@ -221,26 +219,6 @@ def _tail(path: Path, lines: int = 20) -> str:
     except OSError:
         return ""
     return "\n".join(text.splitlines()[-lines:])
-
-
-def _pdeathsig_preexec() -> Callable[[], None] | None:
-    """A preexec_fn that SIGTERMs the child if this Python process dies without stop().
-
-    Why: a SIGKILLed pytest must not leave dunst/Xvfb/dbus-daemon running. Linux only, best
-    effort. libc is resolved here, in the parent, so the forked child only makes one call.
-    PR_SET_PDEATHSIG follows the *thread* that forked, so it is not used off the main thread.
-    """
-    if sys.platform != "linux" or threading.current_thread() is not threading.main_thread():
-        return None
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-    def preexec() -> None:
-        prctl(1, signal.SIGTERM)  # 1 == PR_SET_PDEATHSIG
-
-    return preexec
 
 
 def _sweep_stale_dirs(base: Path) -> None:
