@@ -170,3 +170,22 @@ def test_cli_private_bus_and_control_socket(tmp_path: Path) -> None:
         assert proc.wait(5) == 0
     bus_socket = Path(ready["bus"].split("path=")[1].split(",")[0])
     assert not bus_socket.exists()
+
+
+def test_cli_refusals_name_the_cause_without_a_traceback(capture: CaptureThread) -> None:
+    """issue 16 item 1: a bus that is not there, or one whose notification name is
+    taken already, ends `capture` with exit 1 and one line naming it."""
+    cases = {
+        "unix:path=/nonexistent/bus": "--bus: cannot connect to 'unix:path=/nonexistent/bus'",
+        capture.server.address: "org.freedesktop.Notifications is owned by another server",
+    }
+    for bus, message in cases.items():
+        res = subprocess.run(
+            [sys.executable, "-m", "unipush_bridge.cli", "capture", "--bus", bus],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
+        assert res.returncode == 1, res.stderr
+        assert message in res.stderr and "Traceback" not in res.stderr, res.stderr

@@ -23,6 +23,8 @@ from pathlib import Path
 from types import TracebackType
 from xml.sax.saxutils import escape as xml_escape
 
+from ..errors import UnipushError
+
 __all__ = [
     "BusError",
     "PrivateBus",
@@ -37,7 +39,7 @@ __all__ = [
 TERM_TIMEOUT_S = 3.0
 
 
-class BusError(RuntimeError):
+class BusError(UnipushError, RuntimeError):
     """dbus-daemon is missing, would not start, or did not print its address."""
 
 

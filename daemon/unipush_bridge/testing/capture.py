@@ -23,9 +23,17 @@ from dbus_fast.constants import RequestNameReply
 from dbus_fast.service import ServiceInterface, dbus_method, dbus_signal
 
 from .. import __version__
+from ..errors import UnipushError
 from .table import ActionInvoked, Notification, NotificationTable, Signal, TableError
 
-__all__ = ["CAPABILITIES", "SERVER_NAME", "CaptureServer", "CaptureThread", "TableError"]
+__all__ = [
+    "CAPABILITIES",
+    "SERVER_NAME",
+    "CaptureError",
+    "CaptureServer",
+    "CaptureThread",
+    "TableError",
+]
 
 T = TypeVar("T")
 NOTIF_NAME = "org.freedesktop.Notifications"
@@ -109,6 +117,10 @@ class _Interface(ServiceInterface):
         return [id, reason]
 
 
+class CaptureError(UnipushError, RuntimeError):
+    """The capture server could not serve: no such bus, or the name is taken (exit 1)."""
+
+
 class CaptureServer:
     """The server on one bus. Call :meth:`start`, act with the table's verbs, :meth:`stop`."""
 
@@ -121,12 +133,15 @@ class CaptureServer:
         self.on_notify: Callable[[Notification], None] | None = None
 
     async def start(self) -> CaptureServer:
-        bus = await MessageBus(bus_address=self.address).connect()
+        try:
+            bus = await MessageBus(bus_address=self.address).connect()
+        except (OSError, ValueError) as exc:
+            raise CaptureError(f"--bus: cannot connect to {self.address!r}: {exc}") from None
         bus.export(NOTIF_PATH, self._iface)
         reply = await bus.request_name(NOTIF_NAME)
         if reply not in (RequestNameReply.PRIMARY_OWNER, RequestNameReply.ALREADY_OWNER):
             bus.disconnect()
-            raise RuntimeError(f"{NOTIF_NAME} is owned by another server on {self.address}")
+            raise CaptureError(f"{NOTIF_NAME} is owned by another server on {self.address}")
         self.bus = bus
         return self
 
