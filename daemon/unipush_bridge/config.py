@@ -138,6 +138,8 @@ class GatewaySettings(_Settings):
     data_dir: Path = Field(
         default_factory=lambda: Path(platformdirs.user_state_dir(APP)) / "gateway"
     )
+    #: "" (the SQLite file in data_dir) or a Redis URL shared by a cluster's nodes.
+    store: str = ""
     #: Bearer secret for the HTTP API. Needed (with client_token) beyond loopback.
     server_secret: str | None = Field(None, min_length=16)
     #: Token daemons must present. Needed (with server_secret) beyond loopback.
@@ -179,6 +181,7 @@ class GatewaySettings(_Settings):
             host=self.host,
             port=self.port,
             data_dir=self.data_dir,
+            store=self.store,
             server_secret=self.server_secret,
             client_token=self.client_token,
             apps={k: AppSecrets(v.server_secret, v.client_token) for k, v in self.apps.items()},

@@ -26,6 +26,9 @@ class GatewayConfig:
     host: str = "127.0.0.1"
     port: int = 8787
     data_dir: Path = Path(".")
+    #: Where registrations and messages live: "" the SQLite file in data_dir, or a
+    #: redis:// (rediss://, unix://) URL shared by every node of a cluster (issue 17).
+    store: str = ""
     #: Secrets for every app without its own entry in ``apps``.
     server_secret: str | None = None
     client_token: str | None = None
@@ -137,6 +140,11 @@ class GatewayConfig:
                     f"allowed_hosts: {name!r} is not a host name or address; give a name "
                     "such as push.example.com, an address, or * for any"
                 )
+        if self.store and not self.store.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError(
+                f"store: {self.store!r} is not a Redis URL; give redis://host:port/db, "
+                "rediss://..., unix:///path/to/redis.sock, or leave it out for SQLite"
+            )
         if self.max_connections < 1:
             raise ConfigError("max_connections: must be at least 1")
         for key in ("header_timeout_s", "keepalive_timeout_s", "body_timeout_s"):

@@ -31,6 +31,7 @@ from .ratelimit import RateLimiter
 from .send import MAX_DEPTH, check_json_value
 from .service import GatewayService
 from .store import GatewayStore
+from .storeapi import open_store
 
 __all__ = ["ConfigError", "Gateway", "GatewayConfig", "serve_forever"]
 
@@ -135,7 +136,7 @@ class Gateway:
         config.check()
         self.config = config
         self.clock = clock
-        self.store = GatewayStore(config.data_dir / "gateway.sqlite3", clock)
+        self.store = open_store(config, clock)  # SQLite, or Redis (issue 17)
         self.service = GatewayService(config, self.store, clock, monotonic)
         per_minute = config.auth_failures_per_minute
         self.auth_failures = RateLimiter(per_minute / 60, per_minute, monotonic)

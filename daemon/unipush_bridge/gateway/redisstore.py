@@ -1,0 +1,527 @@
+"""The gateway's Redis store: the same Store protocol as the SQLite file, so several
+gateway nodes can share one service (docs/gateway.md, "Redis store and clusters").
+
+Layout (every key under one prefix, ``up:`` by default; ``{a}`` appid, ``{c}`` cid):
+
+- ``seq``: the one counter every message seq comes from (SQLite's AUTOINCREMENT).
+- ``c:{a}:{c}`` hash: acked, issued, created_at, last_seen, secret_hash;
+  ``seen:{a}`` sorted set cid -> last_seen (all cids of an app, and the unseen purge).
+- ``m:{a}:{c}`` sorted set seq -> seq and ``b:{a}:{c}`` hash seq -> [id, taskid, body,
+  expires_at]: a cid's undelivered messages in seq order (a range read by score is the
+  resume; a stream would need its ids in commit order across nodes, which a seq taken
+  before the commit does not give). Both keys carry Redis' own expiry, as long as their
+  newest message's ttl, so a cid nobody reads costs nothing once its messages are stale.
+- ``queued``: the set of "{a} newline {c}" with messages (what the expiry purge visits).
+- ``d:{a}:{c}`` hash msg id -> [taskid, at, displayed, clicked], expiring with the
+  receipt window; ``t:{taskid}`` hash of a task's counters, ``tg:{a}:{group}`` set and
+  ``tt:{a}`` sorted set (by creation) its report indexes.
+- ``al:{a}`` hash cid -> alias with ``ali:{a}:{alias}`` sets; ``tag:{a}:{c}`` sets with
+  ``tagi:{a}:{tag}`` sets; ``u:{a}`` hash cid -> [user_id, device_id] with ``uu``/``ud``
+  sets, ``ut:{a}:{user}`` user tags with ``uti:{a}:{tag}`` sets; ``r:{a}:{request_id}``
+  request_id answers, expiring after REQUEST_ANSWER_TTL_S.
+
+Writes inside ``transaction()`` are queued on one MULTI/EXEC pipeline, and those that
+read before they write are Lua scripts in it: the whole step is applied at once or not
+at all, as one SQLite transaction is. Reads see what is committed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import redis
+
+from .store import RECEIPT_WINDOW_S, ClientRecord, resume_cursor
+
+#: request_id answers are kept this long (uni-push dedupes a repeated request_id for
+#: a day at most; three days covers a retried batch job).
+REQUEST_ANSWER_TTL_S = 3 * 86_400
+
+_ADD_MESSAGE = """
+-- KEYS: m, b, c, d, queued; ARGV: seq, id, taskid, body, expires_at, now, ttl_s,
+-- receipt ttl, the cid's member of queued
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[1])
+redis.call('SADD', KEYS[5], ARGV[9])
+redis.call('HSET', KEYS[2], ARGV[1], cjson.encode({ARGV[2], ARGV[3], ARGV[4], ARGV[5]}))
+local issued = tonumber(redis.call('HGET', KEYS[3], 'issued') or '0')
+if redis.call('EXISTS', KEYS[3]) == 1 and tonumber(ARGV[1]) > issued then
+  redis.call('HSET', KEYS[3], 'issued', ARGV[1])
+end
+redis.call('HSETNX', KEYS[4], ARGV[2], cjson.encode({ARGV[3], ARGV[6], 0, 0}))
+-- Redis' expiry is relative (a ttl, on Redis' clock), so a gateway clock that differs
+-- from Redis' cannot expire a key early: the key lives as long as its newest message.
+local ttl = math.ceil(tonumber(ARGV[7]))
+for i = 1, 2 do
+  local t = redis.call('TTL', KEYS[i])
+  if t == -1 or t < ttl then redis.call('EXPIRE', KEYS[i], ttl) end
+end
+redis.call('EXPIRE', KEYS[4], math.ceil(tonumber(ARGV[8])))
+return 1
+"""
+
+_ACK = """
+-- KEYS: m, b, c; ARGV: seq, task key prefix. Count what the ack removes, remove it,
+-- move the cursor (never past issued).
+local seqs = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+for _, s in ipairs(seqs) do
+  local row = redis.call('HGET', KEYS[2], s)
+  if row then
+    local taskid = cjson.decode(row)[2]
+    local task = ARGV[2] .. taskid
+    if redis.call('EXISTS', task) == 1 then redis.call('HINCRBY', task, 'receive_num', 1) end
+    redis.call('HDEL', KEYS[2], s)
+  end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  local acked = tonumber(redis.call('HGET', KEYS[3], 'acked') or '0')
+  local issued = tonumber(redis.call('HGET', KEYS[3], 'issued') or '0')
+  local want = math.min(tonumber(ARGV[1]), issued)
+  if want > acked then redis.call('HSET', KEYS[3], 'acked', want) end
+end
+return #seqs
+"""
+
+_RECEIPT = """
+-- KEYS: d, t; ARGV: id, taskid, appid, flag index (3 display, 4 click), counter
+local row = redis.call('HGET', KEYS[1], ARGV[1])
+if not row then return 0 end
+local d = cjson.decode(row)
+local i = tonumber(ARGV[4])
+if d[1] ~= ARGV[2] or tonumber(d[i]) ~= 0 then return 0 end
+d[i] = 1
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(d))
+if redis.call('HGET', KEYS[2], 'appid') == ARGV[3] then
+  redis.call('HINCRBY', KEYS[2], ARGV[5], 1)
+end
+return 1
+"""
+
+_BIND_ALIAS = """
+-- KEYS: al, alias index prefix; ARGV: cid, alias
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if old then redis.call('SREM', KEYS[2] .. old, ARGV[1]) end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('SADD', KEYS[2] .. ARGV[2], ARGV[1])
+return 1
+"""
+
+_UNBIND_ALL_ALIAS = """
+-- KEYS: al, ali; ARGV: none
+for _, cid in ipairs(redis.call('SMEMBERS', KEYS[2])) do redis.call('HDEL', KEYS[1], cid) end
+redis.call('DEL', KEYS[2])
+return 1
+"""
+
+_SET_TAGS = """
+-- KEYS: a set, its index prefix; ARGV: owner, members... (a cid's custom tags, a
+-- user's uni-id tags): the set becomes the members, the index follows.
+for _, t in ipairs(redis.call('SMEMBERS', KEYS[1])) do redis.call('SREM', KEYS[2] .. t, ARGV[1]) end
+redis.call('DEL', KEYS[1])
+for i = 2, #ARGV do
+  redis.call('SADD', KEYS[1], ARGV[i])
+  redis.call('SADD', KEYS[2] .. ARGV[i], ARGV[1])
+end
+return 1
+"""
+
+_BIND_UNIID = """
+-- KEYS: u, user index prefix, device index prefix; ARGV: cid, user_id, device_id ('' none)
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if old then
+  local o = cjson.decode(old)
+  if o[1] ~= '' then redis.call('SREM', KEYS[2] .. o[1], ARGV[1]) end
+  if o[2] ~= '' then redis.call('SREM', KEYS[3] .. o[2], ARGV[1]) end
+end
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode({ARGV[2], ARGV[3]}))
+if ARGV[2] ~= '' then redis.call('SADD', KEYS[2] .. ARGV[2], ARGV[1]) end
+if ARGV[3] ~= '' then redis.call('SADD', KEYS[3] .. ARGV[3], ARGV[1]) end
+return 1
+"""
+
+_FORGET = """
+-- KEYS: c, m, b, d, tag, al, u, seen; ARGV: cid, prefix, appid
+local p, a, cid = ARGV[2], ARGV[3], ARGV[1]
+local alias = redis.call('HGET', KEYS[6], cid)
+if alias then redis.call('SREM', p .. 'ali:' .. a .. ':' .. alias, cid) end
+redis.call('HDEL', KEYS[6], cid)
+for _, t in ipairs(redis.call('SMEMBERS', KEYS[5])) do
+  redis.call('SREM', p .. 'tagi:' .. a .. ':' .. t, cid)
+end
+local u = redis.call('HGET', KEYS[7], cid)
+if u then
+  local o = cjson.decode(u)
+  if o[1] ~= '' then redis.call('SREM', p .. 'uu:' .. a .. ':' .. o[1], cid) end
+  if o[2] ~= '' then redis.call('SREM', p .. 'ud:' .. a .. ':' .. o[2], cid) end
+end
+redis.call('HDEL', KEYS[7], cid)
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+redis.call('ZREM', KEYS[8], cid)
+return 1
+"""
+
+_PURGE_EXPIRED = """
+-- KEYS: m, b, queued; ARGV: now, the cid's member of queued. Drop a cid's expired
+-- messages; how many went.
+local gone = 0
+local all = redis.call('HGETALL', KEYS[2])
+for i = 1, #all, 2 do
+  if tonumber(cjson.decode(all[i + 1])[4]) <= tonumber(ARGV[1]) then
+    redis.call('HDEL', KEYS[2], all[i])
+    redis.call('ZREM', KEYS[1], all[i])
+    gone = gone + 1
+  end
+end
+if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('SREM', KEYS[3], ARGV[2]) end
+return gone
+"""
+
+
+class RedisStore:
+    """The Store protocol (storeapi.py) on a Redis 7 server at ``url``."""
+
+    def __init__(self, url: str, clock: Callable[[], float], prefix: str = "up:") -> None:
+        # Any: redis-py types every sync call as "T | Awaitable[T]" (one class for both).
+        self._r: Any = redis.Redis.from_url(url, decode_responses=True)
+        self._clock = clock
+        self._p = prefix
+        self._pipe: Any = None  # the MULTI pipeline of the transaction() in progress
+        self._depth = 0
+        scripts = {
+            "add": _ADD_MESSAGE,
+            "ack": _ACK,
+            "receipt": _RECEIPT,
+            "alias": _BIND_ALIAS,
+            "unalias": _UNBIND_ALL_ALIAS,
+            "tags": _SET_TAGS,
+            "uniid": _BIND_UNIID,
+            "forget": _FORGET,
+            "expire": _PURGE_EXPIRED,
+        }
+        self._scripts = {name: self._r.register_script(text) for name, text in scripts.items()}
+        self._r.ping()  # a wrong url fails at start, not at the first push
+
+    def close(self) -> None:
+        self._r.close()
+
+    # plumbing ------------------------------------------------------------------
+
+    def _k(self, kind: str, *parts: str) -> str:
+        return self._p + kind + ":" + ":".join(parts)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Writes inside are queued on one MULTI and sent at the end: all or none."""
+        if self._depth == 0:
+            self._pipe = self._r.pipeline(transaction=True)
+        self._depth += 1
+        try:
+            yield
+        except BaseException:
+            if self._depth == 1:
+                self._pipe.reset()
+            raise
+        else:
+            if self._depth == 1:
+                self._pipe.execute()
+        finally:
+            self._depth -= 1
+            if self._depth == 0:
+                self._pipe = None
+
+    @contextlib.contextmanager
+    def _writes(self) -> Iterator[Any]:
+        """The pipeline a write goes on: the transaction's, or its own one-step MULTI."""
+        if self._pipe is not None:
+            yield self._pipe
+            return
+        with self.transaction():
+            yield self._pipe
+
+    def _run(self, name: str, keys: list[str], args: list[Any]) -> None:
+        with self._writes() as pipe:
+            self._scripts[name](keys=keys, args=args, client=pipe)
+
+    # clients -------------------------------------------------------------------
+
+    def known(self, appid: str, cid: str) -> bool:
+        return bool(self._r.exists(self._k("c", appid, cid)))
+
+    def client(self, appid: str, cid: str) -> ClientRecord | None:
+        row = self._r.hmget(self._k("c", appid, cid), ["secret_hash", "acked", "issued"])
+        if row[1] is None:
+            return None
+        return ClientRecord(row[0] or None, int(row[1]), int(row[2] or 0))
+
+    def register(self, appid: str, cid: str, acked: int, secret_hash: str | None = None) -> int:
+        """As GatewayStore.register: the cursor the session resumes from."""
+        now = self._clock()
+        key = self._k("c", appid, cid)
+        row = self.client(appid, cid)
+        with self._writes() as pipe:
+            if row is None:
+                mapping = {"acked": 0, "issued": 0, "created_at": now, "last_seen": now}
+                pipe.hset(key, mapping={**mapping, "secret_hash": secret_hash or ""})
+                pipe.sadd(self._p + "apps", appid)
+                cursor = 0
+            else:
+                pipe.hset(key, "last_seen", now)
+                if row.secret_hash is None and secret_hash is not None:
+                    pipe.hset(key, "secret_hash", secret_hash)
+                cursor = resume_cursor(row, acked)
+                if cursor < row.acked:  # our own cursor was past what we issued
+                    pipe.hset(key, "acked", cursor)
+            pipe.zadd(self._k("seen", appid), {cid: now})
+            self._ack_on(pipe, appid, cid, cursor)
+        return cursor
+
+    def touch(self, appid: str, cid: str) -> None:
+        if self.known(appid, cid):
+            now = self._clock()
+            with self._writes() as pipe:
+                pipe.hset(self._k("c", appid, cid), "last_seen", now)
+                pipe.zadd(self._k("seen", appid), {cid: now})
+
+    def all_cids(self, appid: str) -> list[str]:
+        return list(self._r.zrange(self._k("seen", appid), 0, -1))
+
+    def clients(self, appid: str, cids: list[str]) -> dict[str, tuple[float, float]]:
+        pipe = self._r.pipeline(transaction=False)
+        for cid in cids:
+            pipe.hmget(self._k("c", appid, cid), ["created_at", "last_seen"])
+        found: dict[str, tuple[float, float]] = {}
+        for cid, (created, seen) in zip(cids, pipe.execute(), strict=True):
+            if created is not None:
+                found[cid] = (float(created), float(seen))
+        return found
+
+    # messages ------------------------------------------------------------------
+
+    def add_message(
+        self,
+        appid: str,
+        cid: str,
+        msg_id: str,
+        taskid: str,
+        body: dict[str, Any] | str,
+        ttl_s: float,
+    ) -> int:
+        text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
+        now = self._clock()
+        seq = int(self._r.incr(self._p + "seq"))
+        keys = [self._k(k, appid, cid) for k in ("m", "b", "c", "d")] + [self._p + "queued"]
+        args = [seq, msg_id, taskid, text, repr(now + ttl_s), repr(now), ttl_s, RECEIPT_WINDOW_S]
+        args.append(appid + "\n" + cid)
+        self._run("add", keys, args)
+        return seq
+
+    def after(
+        self, appid: str, cid: str, seq: int, limit: int = 500
+    ) -> list[tuple[int, str, dict[str, Any]]]:
+        return [(s, i, json.loads(b)) for s, i, b in self.after_raw(appid, cid, seq, limit)]
+
+    def after_raw(
+        self, appid: str, cid: str, seq: int, limit: int = 500
+    ) -> list[tuple[int, str, str]]:
+        """Unexpired messages after ``seq`` in order, each body as its JSON text."""
+        now = self._clock()
+        found: list[tuple[int, str, str]] = []
+        start = f"({seq}"
+        while len(found) < limit:
+            seqs = self._r.zrangebyscore(
+                self._k("m", appid, cid), start, "+inf", start=0, num=limit
+            )
+            if not seqs:
+                break
+            rows = self._r.hmget(self._k("b", appid, cid), seqs)
+            for s, row in zip(seqs, rows, strict=True):
+                if row is None:
+                    continue  # acked or purged between the two reads
+                msg_id, _taskid, text, expires_at = json.loads(row)
+                if float(expires_at) > now:
+                    found.append((int(s), msg_id, text))
+            start = f"({seqs[-1]}"
+        return found[:limit]
+
+    def ack(self, appid: str, cid: str, seq: int) -> None:
+        with self._writes() as pipe:
+            self._ack_on(pipe, appid, cid, seq)
+
+    def _ack_on(self, pipe: Any, appid: str, cid: str, seq: int) -> None:
+        keys = [self._k(k, appid, cid) for k in ("m", "b", "c")]
+        self._scripts["ack"](keys=keys, args=[seq, self._p + "t:"], client=pipe)
+
+    def purge_expired(self) -> int:
+        """Expired messages of every cid (Redis' own expiry takes whole stale keys;
+        this takes the stale rows of keys with fresher ones). Deliveries expire by
+        themselves with the receipt window."""
+        now = self._clock()
+        gone = 0
+        queued = self._p + "queued"
+        for member in self._r.smembers(queued):
+            appid, cid = member.split("\n", 1)
+            keys = [self._k("m", appid, cid), self._k("b", appid, cid), queued]
+            gone += int(self._scripts["expire"](keys=keys, args=[repr(now), member]))
+        return gone
+
+    def purge_unseen(self, max_age_s: float, keep: Iterable[tuple[str, str]] = ()) -> int:
+        online = set(keep)
+        cutoff = self._clock() - max_age_s
+        stale = [
+            (appid, cid)
+            for appid in self._r.smembers(self._p + "apps")
+            for cid in self._r.zrangebyscore(self._k("seen", appid), "-inf", cutoff)
+            if (appid, cid) not in online
+        ]
+        if not stale:
+            return 0
+        with self.transaction():
+            for appid, cid in stale:
+                kinds = ("c", "m", "b", "d", "tag")
+                keys = [self._k(k, appid, cid) for k in kinds]
+                keys += [self._k("al", appid), self._k("u", appid), self._k("seen", appid)]
+                self._run("forget", keys, [cid, self._p, appid])
+        return len(stale)
+
+    def pending_count(self, appid: str, cid: str) -> int:
+        now = self._clock()
+        rows = self._r.hvals(self._k("b", appid, cid))
+        return sum(float(json.loads(r)[3]) > now for r in rows)
+
+    # request_id deduplication ----------------------------------------------------
+
+    def answer_for(self, appid: str, request_id: str) -> dict[str, Any] | None:
+        text = self._r.get(self._k("r", appid, request_id))
+        if text is None:
+            return None
+        answer: dict[str, Any] = json.loads(text)
+        return answer
+
+    def remember_answer(self, appid: str, request_id: str, answer: dict[str, Any]) -> None:
+        with self._writes() as pipe:
+            key = self._k("r", appid, request_id)
+            pipe.set(key, json.dumps(answer), nx=True, ex=REQUEST_ANSWER_TTL_S)
+
+    # aliases ---------------------------------------------------------------------
+
+    def alias_of(self, appid: str, cid: str) -> str | None:
+        alias = self._r.hget(self._k("al", appid), cid)
+        return None if alias is None else str(alias)
+
+    def cids_of_alias(self, appid: str, alias: str) -> list[str]:
+        return sorted(self._r.smembers(self._k("ali", appid, alias)))
+
+    def bind_alias(self, appid: str, cid: str, alias: str) -> None:
+        self._run("alias", [self._k("al", appid), self._k("ali", appid, "")], [cid, alias])
+
+    def unbind_alias(self, appid: str, cid: str, alias: str) -> None:
+        if self.alias_of(appid, cid) == alias:
+            with self._writes() as pipe:
+                pipe.hdel(self._k("al", appid), cid)
+                pipe.srem(self._k("ali", appid, alias), cid)
+
+    def unbind_all_alias(self, appid: str, alias: str) -> None:
+        self._run("unalias", [self._k("al", appid), self._k("ali", appid, alias)], [])
+
+    # custom tags -------------------------------------------------------------------
+
+    def tags_of(self, appid: str, cid: str) -> list[str]:
+        return sorted(self._r.smembers(self._k("tag", appid, cid)))
+
+    def set_tags(self, appid: str, cid: str, tags: list[str]) -> None:
+        keys = [self._k("tag", appid, cid), self._k("tagi", appid, "")]
+        self._run("tags", keys, [cid, *tags])
+
+    def add_tag(self, appid: str, cid: str, tag: str) -> None:
+        with self._writes() as pipe:
+            pipe.sadd(self._k("tag", appid, cid), tag)
+            pipe.sadd(self._k("tagi", appid, tag), cid)
+
+    def remove_tag(self, appid: str, cid: str, tag: str) -> None:
+        with self._writes() as pipe:
+            pipe.srem(self._k("tag", appid, cid), tag)
+            pipe.srem(self._k("tagi", appid, tag), cid)
+
+    def cids_with_tag(self, appid: str, tag: str) -> list[str]:
+        return sorted(self._r.smembers(self._k("tagi", appid, tag)))
+
+    # uni-id mapping ----------------------------------------------------------------
+
+    def bind_uniid(self, appid: str, cid: str, user_id: str | None, device_id: str | None) -> None:
+        keys = [self._k("u", appid), self._k("uu", appid, ""), self._k("ud", appid, "")]
+        self._run("uniid", keys, [cid, user_id or "", device_id or ""])
+
+    def set_user_tags(self, appid: str, user_id: str, tags: list[str]) -> None:
+        keys = [self._k("ut", appid, user_id), self._k("uti", appid, "")]
+        self._run("tags", keys, [user_id, *tags])
+
+    def has_uniid(self, appid: str) -> bool:
+        return bool(self._r.hlen(self._k("u", appid)))
+
+    def cids_for_users(self, appid: str, user_ids: list[str]) -> list[str]:
+        return self._union([self._k("uu", appid, u) for u in user_ids])
+
+    def cids_for_devices(self, appid: str, device_ids: list[str]) -> list[str]:
+        return self._union([self._k("ud", appid, d) for d in device_ids])
+
+    def cids_for_user_tags(self, appid: str, tags: list[str]) -> list[str]:
+        users = self._r.sunion([self._k("uti", appid, t) for t in tags]) if tags else set()
+        return self.cids_for_users(appid, sorted(users))
+
+    def _union(self, keys: list[str]) -> list[str]:
+        return sorted(self._r.sunion(keys)) if keys else []
+
+    # tasks and their counters ------------------------------------------------------
+
+    def add_task(
+        self, appid: str, taskid: str, group_name: str | None, target_num: int, msg_num: int
+    ) -> None:
+        now = self._clock()
+        task = {
+            "appid": appid,
+            "group_name": group_name or "",
+            "created_at": now,
+            "target_num": target_num,
+            "msg_num": msg_num,
+            "receive_num": 0,
+            "display_num": 0,
+            "click_num": 0,
+        }
+        with self._writes() as pipe:
+            pipe.hset(self._k("t", taskid), mapping=task)
+            pipe.zadd(self._k("tt", appid), {taskid: now})
+            if group_name is not None:
+                pipe.sadd(self._k("tg", appid, group_name), taskid)
+
+    def count_receipt(self, appid: str, cid: str, msg_id: str, taskid: str, event: str) -> bool:
+        index, column = {"display": (3, "display_num"), "click": (4, "click_num")}[event]
+        keys = [self._k("d", appid, cid), self._k("t", taskid)]
+        script = self._scripts["receipt"]
+        return bool(script(keys=keys, args=[msg_id, taskid, appid, index, column]))
+
+    def report(self, appid: str, where: str, args: tuple[Any, ...]) -> dict[str, int] | None:
+        """The SQLite store's three report filters (methods.py), on the task indexes."""
+        if where == "taskid=?":
+            taskids = [str(args[0])]
+        elif where == "group_name=?":
+            taskids = list(self._r.smembers(self._k("tg", appid, str(args[0]))))
+        elif where == "created_at>=?":
+            taskids = list(self._r.zrangebyscore(self._k("tt", appid), args[0], "+inf"))
+        else:
+            raise ValueError(f"report: where {where!r} is not one of the store's filters")
+        keys = ("msg_num", "target_num", "receive_num", "display_num", "click_num")
+        pipe = self._r.pipeline(transaction=False)
+        for taskid in taskids:
+            pipe.hmget(self._k("t", taskid), ["appid", *keys])
+        sums = dict.fromkeys(keys, 0)
+        found = 0
+        for row in pipe.execute():
+            if row[0] != appid:
+                continue
+            found += 1
+            for k, v in zip(keys, row[1:], strict=True):
+                sums[k] += int(v or 0)
+        return sums if found else None

@@ -1,0 +1,181 @@
+"""A private redis-server for the Redis store's tests (issue 17): on a unix socket in its
+own temporary directory (Redis cannot take port 0), no snapshots, appendonly as asked,
+SIGKILLed at the end; and the switch that runs the gateway suite against both stores.
+
+``gateway_store`` is autouse under tests/unit/gateway and tests/integration (their
+conftest.py imports it with pytest_generate_tests, which parametrises it with "sqlite" and
+"redis" for the modules in STORE_MODULES). With "redis", every ``GatewayStore(path,
+clock)`` a test module builds and every Gateway's store is a RedisStore on a flushed
+database: the existing tests run unchanged against both.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+#: The test modules that build a store or a gateway: each of their tests runs twice.
+STORE_MODULES = {
+    "test_store",
+    "test_methods",
+    "test_service",
+    "test_trust_store",
+    "test_resend",
+    "test_connection",
+    "test_gateway_api",
+    "test_gateway_trust",
+}
+
+#: Tests about the SQLite file itself (its mode bits, a damaged or old file, a
+#: second process on it): there is no file with Redis.
+SQLITE_ONLY = {
+    "test_file_is_private",
+    "test_only_the_hash_of_the_secret_is_stored",
+    "test_a_store_from_before_secrets_upgrades_and_keeps_its_cids",
+    "test_a_hostile_store_file_is_migrated_safely",
+}
+
+
+def redis_server_path() -> str | None:
+    return shutil.which("redis-server")
+
+
+def require_redis() -> str:
+    """redis-server, or fail under CI (dev.sh installs it) and skip elsewhere."""
+    path = redis_server_path()
+    if path is not None:
+        return path
+    reason = "redis-server not installed (apt-get install redis-server; dev.sh test does)"
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@dataclasses.dataclass
+class RedisServer:
+    """One redis-server process; restart() keeps its directory (and appendonly file)."""
+
+    directory: Path
+    appendfsync: str = "everysec"
+    appendonly: bool = False
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def socket(self) -> Path:
+        return self.directory / "redis.sock"
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}"
+
+    def start(self) -> None:
+        binary = require_redis()
+        if self.socket.exists():
+            self.socket.unlink()
+        args = [binary, "--port", "0", "--unixsocket", str(self.socket)]
+        args += ["--unixsocketperm", "700", "--dir", str(self.directory), "--save", ""]
+        args += ["--appendonly", "yes" if self.appendonly else "no"]
+        args += ["--appendfsync", self.appendfsync, "--daemonize", "no", "--loglevel", "warning"]
+        log = (self.directory / "redis.log").open("ab")
+        self.proc = subprocess.Popen(args, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not self.socket.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                text = (self.directory / "redis.log").read_text(errors="replace")
+                raise RuntimeError(f"redis-server did not start: {text[-2000:]}")
+            time.sleep(0.005)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(10)
+        self.proc = None
+
+    def restart(self, sig: int = signal.SIGKILL) -> None:
+        self.kill(sig)
+        self.start()
+
+    def flush(self) -> None:
+        import redis
+
+        with redis.Redis.from_url(self.url) as r:
+            r.flushall()
+
+
+@pytest.fixture(scope="session")
+def shared_redis() -> Iterator[RedisServer]:
+    """One server for the parametrised suite (each test flushes it first)."""
+    require_redis()
+    directory = Path(tempfile.mkdtemp(prefix="upredis-"))
+    server = RedisServer(directory)
+    server.start()
+    yield server
+    server.kill()
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A server of the test's own, appendonly, for tests that kill or restart it."""
+    require_redis()
+    directory = Path(tempfile.mkdtemp(prefix="upredis-"))
+    server = RedisServer(directory, appendonly=True)
+    server.start()
+    yield server
+    server.kill()
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Imported by a conftest.py: both stores for STORE_MODULES."""
+    if "gateway_store" not in metafunc.fixturenames:
+        return
+    module = metafunc.module.__name__.rsplit(".", 1)[-1]
+    if module not in STORE_MODULES:
+        return
+    kinds = ["sqlite"]
+    if metafunc.function.__name__ not in SQLITE_ONLY:
+        kinds.append("redis")
+    metafunc.parametrize("gateway_store", kinds, indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def gateway_store(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Autouse where a conftest.py imports it: "sqlite" leaves everything as it is;
+    "redis" makes the module's GatewayStore and every Gateway's store Redis."""
+    kind: str = getattr(request, "param", "sqlite")
+    if kind == "sqlite":
+        yield kind
+        return
+    from unipush_bridge.gateway import server as gateway_server
+    from unipush_bridge.gateway import storeapi
+    from unipush_bridge.gateway.redisstore import RedisStore
+
+    redis_srv: RedisServer = request.getfixturevalue("shared_redis")
+    redis_srv.flush()
+    url = redis_srv.url
+
+    def redis_store(_path: Path, clock: Callable[[], float], *_: Any) -> RedisStore:
+        return RedisStore(url, clock)
+
+    def open_store(config: Any, clock: Callable[[], float]) -> Any:
+        return storeapi.open_store(dataclasses.replace(config, store=url), clock)
+
+    mp = pytest.MonkeyPatch()
+    if hasattr(request.module, "GatewayStore"):
+        mp.setattr(request.module, "GatewayStore", redis_store)
+    mp.setattr(gateway_server, "open_store", open_store)
+    try:
+        yield kind
+    finally:
+        mp.undo()

@@ -1,0 +1,75 @@
+"""issue 17 item 1: what only the Redis store has to show (the rest of its behaviour is
+the whole gateway suite, which runs against it too: tests/redisstack.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from tests.redisstack import RedisServer
+from unipush_bridge.errors import ConfigError
+from unipush_bridge.gateway.access import GatewayConfig
+from unipush_bridge.gateway.redisstore import RedisStore
+from unipush_bridge.gateway.storeapi import open_store
+
+APP = "__UNI__A"
+CID = "0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture
+def rs(shared_redis: RedisServer) -> Iterator[RedisStore]:
+    shared_redis.flush()
+    store = RedisStore(shared_redis.url, lambda: 1_000.0)
+    yield store
+    store.close()
+
+
+def test_a_failed_transaction_writes_nothing(rs: RedisStore) -> None:
+    """issue 17 item 1: one SQLite transaction is one MULTI: an exception inside (a
+    sendMessage that fails half-way) leaves no message, task or answer behind."""
+    rs.register(APP, CID, 0)
+    with pytest.raises(RuntimeError), rs.transaction():
+        rs.add_message(APP, CID, "m1", "task", {"title": "t"}, 60)
+        rs.add_task(APP, "task", None, 1, 1)
+        rs.remember_answer(APP, "req-1", {"errCode": 0})
+        raise RuntimeError("half-way")
+    assert rs.after(APP, CID, 0) == []
+    assert rs.report(APP, "taskid=?", ("task",)) is None
+    assert rs.answer_for(APP, "req-1") is None
+    client = rs.client(APP, CID)
+    assert client is not None and client.issued == 0
+    with rs.transaction():
+        seq = rs.add_message(APP, CID, "m2", "task", {"title": "t"}, 60)
+    assert [s for s, _, _ in rs.after(APP, CID, 0)] == [seq]
+
+
+def test_messages_and_answers_carry_redis_own_expiry(
+    rs: RedisStore, shared_redis: RedisServer
+) -> None:
+    """issue 17 item 1: a cid's queue lives as long as its newest message's ttl, a
+    request_id answer for three days: Redis drops them even if no gateway purges."""
+    rs.register(APP, CID, 0)
+    rs.add_message(APP, CID, "m1", "task", {"title": "t"}, 60)
+    rs.add_message(APP, CID, "m2", "task", {"title": "t"}, 600)
+    rs.add_message(APP, CID, "m3", "task", {"title": "t"}, 30)
+    rs.remember_answer(APP, "req-1", {"errCode": 0})
+    with redis.Redis.from_url(shared_redis.url) as r:
+        for key in (f"up:m:{APP}:{CID}", f"up:b:{APP}:{CID}"):
+            assert 590 <= int(r.ttl(key)) <= 600
+        assert int(r.ttl(f"up:r:{APP}:req-1")) > 86_400
+        assert int(r.ttl(f"up:c:{APP}:{CID}")) == -1  # a cid goes by the unseen purge
+
+
+def test_store_setting_names_the_field_and_the_rule(tmp_path: object) -> None:
+    """issue 17 item 1: a store that is not a Redis URL is refused naming `store`."""
+    with pytest.raises(ConfigError, match=r"^store: 'mysql://x' is not a Redis URL"):
+        GatewayConfig(store="mysql://x").check()
+
+
+def test_an_unreachable_redis_names_the_setting(tmp_path: object) -> None:
+    """issue 17 item 1: a gateway pointed at no Redis stops at start, naming `store`."""
+    config = GatewayConfig(store="unix:///nonexistent/redis.sock")
+    with pytest.raises(ConfigError, match=r"^store: cannot reach Redis at"):
+        open_store(config, lambda: 0.0)
