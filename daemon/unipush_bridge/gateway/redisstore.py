@@ -42,8 +42,10 @@ REQUEST_ANSWER_TTL_S = 3 * 86_400
 
 _ADD_MESSAGE = """
 -- KEYS: m, b, c, d, queued; ARGV: seq, id, taskid, body, expires_at, now, ttl_s,
--- receipt ttl, the cid's member of queued
+-- receipt ttl, the cid's member of queued, the cluster notice ('' none; KEYS[6] its
+-- channel): published by the commit itself, so every node learns of it in commit order
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[1])
+if ARGV[10] ~= '' then redis.call('PUBLISH', KEYS[6], ARGV[10]) end
 redis.call('SADD', KEYS[5], ARGV[9])
 redis.call('HSET', KEYS[2], ARGV[1], cjson.encode({ARGV[2], ARGV[3], ARGV[4], ARGV[5]}))
 local issued = tonumber(redis.call('HGET', KEYS[3], 'issued') or '0')
@@ -188,6 +190,8 @@ class RedisStore:
         self._r: Any = redis.Redis.from_url(url, decode_responses=True)
         self._clock = clock
         self._p = prefix
+        #: Set by the cluster link (cluster.py): this node's id in the notices it publishes.
+        self.node: str | None = None
         self._pipe: Any = None  # the MULTI pipeline of the transaction() in progress
         self._depth = 0
         scripts = {
@@ -245,6 +249,12 @@ class RedisStore:
         with self._writes() as pipe:
             self._scripts[name](keys=keys, args=args, client=pipe)
 
+    def _note(self, kind: str, appid: str, cid: str, seq: int) -> str:
+        """A cluster notice (cluster.py), or '' when no cluster link listens."""
+        if self.node is None:
+            return ""
+        return json.dumps({"kind": kind, "node": self.node, "appid": appid, "cid": cid, "seq": seq})
+
     # clients -------------------------------------------------------------------
 
     def known(self, appid: str, cid: str) -> bool:
@@ -276,6 +286,8 @@ class RedisStore:
                     pipe.hset(key, "acked", cursor)
             pipe.zadd(self._k("seen", appid), {cid: now})
             self._ack_on(pipe, appid, cid, cursor)
+            if self.node is not None:  # the node holding the cid's older connection drops it
+                pipe.publish(self._p + "cluster", self._note("took", appid, cid, cursor))
         return cursor
 
     def touch(self, appid: str, cid: str) -> None:
@@ -312,9 +324,10 @@ class RedisStore:
         text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
         now = self._clock()
         seq = int(self._r.incr(self._p + "seq"))
-        keys = [self._k(k, appid, cid) for k in ("m", "b", "c", "d")] + [self._p + "queued"]
+        keys = [self._k(k, appid, cid) for k in ("m", "b", "c", "d")]
+        keys += [self._p + "queued", self._p + "cluster"]
         args = [seq, msg_id, taskid, text, repr(now + ttl_s), repr(now), ttl_s, RECEIPT_WINDOW_S]
-        args.append(appid + "\n" + cid)
+        args += [appid + "\n" + cid, self._note("push", appid, cid, seq)]
         self._run("add", keys, args)
         return seq
 

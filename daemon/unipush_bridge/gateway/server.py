@@ -31,6 +31,7 @@ from .ratelimit import RateLimiter
 from .send import MAX_DEPTH, check_json_value
 from .service import GatewayService
 from .store import GatewayStore
+from .cluster import start_cluster
 from .storeapi import open_store
 
 __all__ = ["ConfigError", "Gateway", "GatewayConfig", "serve_forever"]
@@ -184,11 +185,14 @@ class Gateway:
         )
         self.port = int(self._listener.sockets[0].getsockname()[1])
         self._purger = loop.create_task(self._purge_loop())
+        self._cluster = await start_cluster(self)  # other nodes' pushes (issue 17)
         log.info("gateway listening", host=self.config.host, port=self.port)
 
     async def stop(self) -> None:
         if self._purger is not None:
             self._purger.cancel()
+        if (link := getattr(self, "_cluster", None)) is not None:
+            await link.stop()
         if self._listener is not None:
             self._listener.close()
         if self._runner is not None:
