@@ -17,7 +17,8 @@ VENV=.venv
 # screenshots (imagemagick) and popups found with xwininfo (x11-utils); issue 11
 E2E_PACKAGES=(dbus dbus-x11 xvfb dunst libnotify-bin xdotool notification-daemon xfce4-notifyd
               xfconf lxqt-notificationd notify-osd imagemagick x11-utils
-              redis-server)  # the gateway's Redis store and cluster tests (issue 17)
+              redis-server  # the gateway's Redis store and cluster tests (issue 17)
+              haskell-status-notifier-item-utils haskell-gtk-sni-tray-utils xclip)  # the tray (issue 14)
 
 say() { printf '[dev.sh] %s\n' "$*" >&2; }
 
@@ -74,7 +75,9 @@ ensure_e2e_packages() {
                 notify-send:libnotify-bin xdotool:xdotool \
                 /usr/lib/notification-daemon/notification-daemon:notification-daemon \
                 xfconf-query:xfconf lxqt-notificationd:lxqt-notificationd \
-                import:imagemagick xwininfo:x11-utils redis-server:redis-server; do
+                import:imagemagick xwininfo:x11-utils redis-server:redis-server \
+                status-notifier-watcher:haskell-status-notifier-item-utils \
+                gtk-sni-tray-standalone:haskell-gtk-sni-tray-utils xclip:xclip; do
         command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
     done
     compgen -G '/usr/lib/*/xfce4/notifyd/xfce4-notifyd' >/dev/null || missing+=(xfce4-notifyd)

@@ -62,6 +62,7 @@ COMMAND_HELP = {
     "service": "run the daemon as a user service (systemd, launchd)",
     "doctor": "check each part notifications need, in order",
     "capture": "a notification server for tests: records notifications, clicks on request",
+    "tray": "a tray icon (StatusNotifierItem) for the daemon: state, recent notifications, quiet",
 }
 #: Commands whose parsers service.commands builds.
 SERVICE_COMMANDS = ("service", "doctor")
@@ -341,6 +342,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         help="on/off until changed, auto: follow quiet_hours; status (the default) shows it",
     )
     quiet.add_argument("--json", action="store_true")
+    tray = local("tray")
+    tray.add_argument("--config", type=Path, help="daemon TOML file: its appid and socket")
     capture = command("capture")
     if not isinstance(capture, _Unbuilt):
         from .testing.command import add_arguments as capture_arguments  # argparse only
@@ -731,6 +734,12 @@ def cmd_quiet(args: argparse.Namespace) -> int:
     return _uni_call(args, "setQuietHours", {"on": on}, show)
 
 
+def cmd_tray(args: argparse.Namespace) -> int:
+    from .tray.app import cmd_tray as run_tray  # dbus-fast: loaded only for the tray
+
+    return run_tray(args)
+
+
 def cmd_capture(args: argparse.Namespace) -> int:
     from .testing.command import run
 
@@ -752,6 +761,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "service": service_commands.cmd_service,
     "doctor": service_commands.cmd_doctor,
     "capture": cmd_capture,
+    "tray": cmd_tray,
 }
 
 if __name__ == "__main__":

@@ -136,7 +136,7 @@ def test_nothing_imports_the_cli_or_the_composition_root() -> None:
 
 
 def test_every_module_has_a_layer() -> None:
-    known = {"wire", "runtime", "gateway", "clients", "service"}
+    known = {"wire", "runtime", "gateway", "clients", "service", "tray"}
     top = {"__init__", "launch", "localcall", "cli", "config", "logs", "paths", "errors"}
     top.add("sqlitedb")
     for path in PACKAGE.rglob("*.py"):

@@ -237,6 +237,17 @@ class PushClient:
         entries: list[dict[str, Any]] = result.get("entries", [])
         return entries
 
+    async def click_history(
+        self,
+        push_id: str,
+        *,
+        success: Callback | None = None,
+        fail: Callback | None = None,
+        complete: Callback | None = None,
+    ) -> dict[str, Any]:
+        """The click of a history entry's notification, as if clicked now (the tray)."""
+        return await self._api("clickHistory", {"push_id": push_id}, success, fail, complete)
+
     async def set_quiet_hours(
         self,
         on: bool | None,

@@ -762,6 +762,18 @@ class Core:
             actions.append(Receipt(info.msg_id, info.taskid, "click"))
         if info.kind != "summary":
             actions.append(MarkClicked(info.entry or ticket))
+        return actions + self._click(info)
+
+    def history_clicked(self, entry: str, data: dict[str, Any]) -> list[Action]:
+        """A history entry chosen in the tray (issue 14 item 3): the same click as its
+        notification's, from the data the history kept (its ticket may be long gone)."""
+        self.counters["clicks"] += 1
+        return [MarkClicked(entry), *self._click(_Ticket("push", data, entry=entry))]
+
+    def _click(self, info: _Ticket) -> list[Action]:
+        """What a click on ``info`` does: open its URL, or a click to the listeners, or
+        kept for the next one (and the app launched)."""
+        actions: list[Action] = []
         if info.open_url:
             if openable(info.open_url):
                 return [*actions, OpenUrl(info.open_url)]

@@ -267,6 +267,13 @@ class Driver:
     def history(self, limit: int) -> list[dict[str, Any]]:
         return self.store.history(limit)
 
+    async def click_history(self, entry_id: str) -> None:
+        """clickHistory: the tray chose a history entry; raises ApiFail if it is gone."""
+        found = [e for e in self.store.history(self.media.history_size) if e["id"] == entry_id]
+        if not found:
+            raise ApiFail(f"push_id {entry_id!r} is not in the history")
+        await self.run(self.core.history_clicked(entry_id, found[0]["data"]))
+
     async def set_quiet_hours(self, on: bool | None) -> dict[str, Any]:
         """The toggle: on, off, or None to follow the schedule (kept on disk)."""
         await self.run(self.core.set_quiet(on, self._local_now()))

@@ -52,6 +52,8 @@ class Api(Protocol):
 
     def history(self, limit: int) -> list[dict[str, Any]]: ...
 
+    async def click_history(self, entry_id: str) -> None: ...
+
     async def set_quiet_hours(self, on: bool | None) -> dict[str, Any]: ...
 
     def get_quiet_hours(self) -> dict[str, Any]: ...
@@ -261,6 +263,7 @@ class LocalApiServer:
             "getAllChannels": self._channels,
             "getChannelDetails": self._channel_details,
             "history": self._history,
+            wire.CLICK_HISTORY: self._click_history,
             wire.SET_QUIET: self._set_quiet,
             wire.GET_QUIET: self._get_quiet,
             "status": self._status,
@@ -425,6 +428,13 @@ class LocalApiServer:
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
             raise ApiFail("limit must be a whole number from 1 to 10000")
         return {"entries": self.api.history(limit)}
+
+    async def _click_history(self, conn: ApiConnection, params: dict[str, Any]) -> dict[str, Any]:
+        push_id = params.get("push_id")
+        if not isinstance(push_id, str) or not push_id:
+            raise ApiFail("push_id must be a history entry's id (a non-empty string)")
+        await self.api.click_history(push_id)
+        return {}
 
     async def _set_quiet(self, conn: ApiConnection, params: dict[str, Any]) -> dict[str, Any]:
         try:

@@ -218,6 +218,11 @@ def ack_ids(params: dict[str, Any]) -> list[str]:
     return ids
 
 
+#: clickHistory {"push_id": <history entry id>}: the click of that entry's notification,
+#: as if it were clicked now (the tray's menu of recent notifications).
+CLICK_HISTORY = "clickHistory"
+
+
 # quiet hours ---------------------------------------------------------------------------------
 
 #: The toggle's methods: setQuietHours {"on": true | false | null}, getQuietHours {}.

@@ -36,6 +36,7 @@ KNOWN = (
     "getAllChannels",
     "getChannelDetails",
     "history",
+    "clickHistory",
     "setQuietHours",
     "getQuietHours",
     "status",

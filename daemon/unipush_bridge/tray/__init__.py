@@ -1,0 +1,1 @@
+"""The tray: a StatusNotifierItem of its own process, over the local API (issue 14)."""

@@ -1,0 +1,195 @@
+"""The tray process: polls the daemon over the local API, keeps a TrayState, and
+carries out what the menu asks. It survives the daemon restarting (offline until it
+answers again) and a tray host appearing late (see :mod:`.sni`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import structlog
+
+from ..clients.push import PushClient
+from ..errors import DaemonUnavailable, ProtocolError, UniApiError
+from . import model
+from .sni import SniConnection
+
+log = structlog.get_logger(__name__)
+
+#: How often the tray asks the daemon (s): status, quiet hours, recent history.
+POLL_S = 1.0
+#: Clipboard tools tried in order, with their arguments.
+CLIPBOARD = (("wl-copy",), ("xclip", "-selection", "clipboard"), ("xsel", "--clipboard", "--input"))
+
+
+class Tray:
+    def __init__(self, appid: str, socket_path: Path) -> None:
+        self.state = model.TrayState(appid=appid)  # nothing seen yet: unclicked is unread
+        self.socket_path = socket_path
+        self.client: PushClient | None = None
+        self.sni = SniConnection(lambda: self.state, self.command, self.opened)
+        self.stopped = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def run(self) -> int:
+        await self.sni.start()
+        try:
+            while not self.stopped.is_set():
+                await self.poll()
+                self.sni.refresh()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopped.wait(), POLL_S)
+        finally:
+            if self.client is not None:
+                await self.client.close()
+            self.sni.close()
+        return 0
+
+    async def poll(self) -> None:
+        try:
+            if self.client is None:
+                self.client = PushClient(self.socket_path, self.state.appid)
+                await self.client.connect()
+            status = await self.client.status()
+            entries = await self.client.history(model.MENU_ENTRIES)
+        except (DaemonUnavailable, ProtocolError, UniApiError, OSError) as exc:
+            if self.state.online:
+                log.info("the daemon is gone; the tray shows offline", error=str(exc))
+            if self.client is not None:
+                await self.client.close()
+            self.client = None
+            self.state = self.state._replace(online=False, link="")
+            return
+        quiet = status.get("quiet") or {}
+        connection = status.get("connection") or {}
+        self.state = self.state._replace(
+            online=True,
+            link=str(connection.get("state", "")),
+            cid=status.get("cid"),
+            quiet=bool(quiet.get("active")),
+            quiet_unread=int(quiet.get("unread") or 0),
+            entries=tuple(entries),
+        )
+
+    def opened(self) -> None:
+        self.state = self.state._replace(seen_at=time.time())
+        self.sni.refresh()
+
+    def command(self, command: model.Command) -> None:
+        """From the D-Bus handler: run it as a task, then show its effect at once."""
+        task = asyncio.get_running_loop().create_task(self._carry_out(command))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _carry_out(self, command: model.Command) -> None:
+        try:
+            match command:
+                case model.Quit():
+                    self.stopped.set()
+                    return
+                case model.ClickEntry(push_id):
+                    assert self.client is not None
+                    await self.client.click_history(push_id)
+                case model.SetQuiet(on):
+                    assert self.client is not None
+                    await self.client.set_quiet_hours(on)
+                case model.CopyCid(cid):
+                    await copy_to_clipboard(cid or "")
+                case model.OpenHistory():
+                    await open_history(self.state)
+        except (AssertionError, DaemonUnavailable, UniApiError, OSError) as exc:
+            log.warning("a tray menu action failed", action=type(command).__name__, error=str(exc))
+        await self.poll()
+        self.sni.refresh()
+
+
+async def copy_to_clipboard(text: str) -> bool:
+    """The first clipboard tool found takes the text; without one it is logged and
+    printed, so the user can copy it from there."""
+    for argv in CLIPBOARD:
+        if shutil.which(argv[0]):
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+            proc.stdin.write(text.encode())  # type: ignore[union-attr]
+            proc.stdin.close()  # type: ignore[union-attr]
+            # xclip stays to serve the selection: do not wait for it to exit.
+            log.info("cid copied to the clipboard", tool=argv[0], cid=text)
+            return True
+    log.warning("no clipboard tool (wl-copy, xclip, xsel); the cid is", cid=text)
+    print(text, flush=True)
+    return False
+
+
+def history_file(appid: str) -> Path:
+    base = os.environ.get("XDG_RUNTIME_DIR") or "/tmp"
+    return Path(base) / "unipush-bridge" / f"history-{appid}.html"
+
+
+async def open_history(state: model.TrayState) -> Path:
+    """The history as a page, opened with xdg-open (or its path printed)."""
+    path = history_file(state.appid)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.write_text(model.history_html(state), encoding="utf-8")
+    path.chmod(0o600)
+    if shutil.which("xdg-open"):
+        await asyncio.create_subprocess_exec(
+            "xdg-open",
+            str(path),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+    else:
+        print(f"history: {path}", file=sys.stderr, flush=True)
+    return path
+
+
+def main(appid: str, socket_path: Path) -> int:
+    """`unipush-bridge tray`: exit 0 when Quit is chosen (or on SIGTERM/SIGINT)."""
+    tray = Tray(appid, socket_path)
+
+    async def _main() -> int:
+        import signal
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, tray.stopped.set)
+        return await tray.run()
+
+    try:
+        return asyncio.run(_main())
+    except OSError as exc:
+        print(f"unipush-bridge tray: cannot reach the session bus: {exc}", file=sys.stderr)
+        return 1
+
+
+def cmd_tray(args: object) -> int:
+    """The CLI's entry: --appid and --socket as every local command, and --config for
+    the appid and socket the daemon's file sets (when the flags do not)."""
+    import tomllib
+
+    from ..paths import default_socket
+
+    appid: str = getattr(args, "appid")  # noqa: B009
+    socket: Path | None = getattr(args, "socket")  # noqa: B009
+    config: Path | None = getattr(args, "config")  # noqa: B009
+    argv: list[str] = getattr(args, "argv", [])
+    if config is not None:
+        try:
+            data = tomllib.loads(config.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            print(f"unipush-bridge tray: --config {config}: {exc}", file=sys.stderr)
+            return 2
+        if "--appid" not in argv and isinstance(data.get("appid"), str):
+            appid = data["appid"]
+        if socket is None and isinstance(data.get("socket"), str):
+            socket = Path(data["socket"]).expanduser()
+    return main(appid, socket if socket is not None else default_socket(appid))
