@@ -25,13 +25,13 @@ from ..wire import gateway as protocol
 from . import errors
 from . import session as wire
 from .access import GatewayConfig, source_of
+from .cluster import start_cluster
 from .errors import UniError
 from .openapi import openapi_document
 from .ratelimit import RateLimiter
 from .send import MAX_DEPTH, check_json_value
 from .service import GatewayService
 from .store import GatewayStore
-from .cluster import start_cluster
 from .storeapi import open_store
 
 __all__ = ["ConfigError", "Gateway", "GatewayConfig", "serve_forever"]

@@ -48,9 +48,7 @@ class StackTimeout(TimeoutError):
     """A deadline passed; the message says what was awaited and what the log said."""
 
 
-def wait_until(
-    check: Callable[[], T | None], timeout: float = 10.0, what: str = "condition"
-) -> T:
+def wait_until(check: Callable[[], T | None], timeout: float = 10.0, what: str = "condition") -> T:
     deadline = time.monotonic() + timeout
     while True:
         value = check()
