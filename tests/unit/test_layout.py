@@ -126,17 +126,24 @@ def test_clients_import_only_the_wire(path: Path) -> None:
             )
 
 
+WARM_ENTRIES = ("cli.py", "launch.py", "testing/zygote.py")
+
+
 def test_nothing_imports_the_cli_or_the_composition_root() -> None:
     for path in PACKAGE.rglob("*.py"):
         for name in imports(path):
-            # launch.py is the entry point: it hands what it does not answer to the CLI.
-            assert name != "unipush_bridge.cli" or path.name in ("cli.py", "launch.py"), path
+            rel = path.relative_to(PACKAGE).as_posix()
+            # launch.py is the entry point: it hands what it does not answer to the CLI;
+            # the test zygote (issue 16) imports both once, to fork gateways and daemons warm.
+            assert name != "unipush_bridge.cli" or rel in WARM_ENTRIES, rel
             if name == "unipush_bridge.runtime.daemon":
-                assert path.name == "cli.py", f"{path} imports the composition root"
+                assert rel in ("cli.py", "testing/zygote.py"), (
+                    f"{path} imports the composition root"
+                )
 
 
 def test_every_module_has_a_layer() -> None:
-    known = {"wire", "runtime", "gateway", "clients", "service", "tray"}
+    known = {"wire", "runtime", "gateway", "clients", "service", "tray", "testing"}
     top = {"__init__", "launch", "localcall", "cli", "config", "logs", "paths", "errors"}
     top.add("sqlitedb")
     for path in PACKAGE.rglob("*.py"):

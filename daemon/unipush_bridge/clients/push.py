@@ -626,6 +626,18 @@ class SyncPushClient:
     ) -> list[dict[str, Any]]:
         return self._run(self._client.history(limit, success=success, fail=fail, complete=complete))
 
+    def click_history(
+        self,
+        push_id: str,
+        *,
+        success: Callback | None = None,
+        fail: Callback | None = None,
+        complete: Callback | None = None,
+    ) -> dict[str, Any]:
+        return self._run(
+            self._client.click_history(push_id, success=success, fail=fail, complete=complete)
+        )
+
     def set_quiet_hours(
         self,
         on: bool | None,
