@@ -31,7 +31,12 @@ def add_parsers(sub: Any) -> None:
     )
     inst.add_argument("--print", action="store_true", help="show it; write and run nothing")
     inst.add_argument("--no-start", action="store_true", help="enable it but do not start it now")
-    actions.add_parser("uninstall", parents=[common], help="stop, disable and remove it")
+    inst.add_argument(
+        "--tray", action="store_true", help="also a user unit for the tray (Linux, systemd)"
+    )
+    actions.add_parser(
+        "uninstall", parents=[common], help="stop, disable and remove it (and its tray unit)"
+    )
     st = actions.add_parser("status", parents=[common], help="installed, enabled, active?")
     st.add_argument("--json", action="store_true")
 
@@ -64,16 +69,26 @@ def cmd_service(args: argparse.Namespace) -> int:
     kind = args.platform or install.detect_kind()
     t = install.target(kind, inst, os.environ)
     if args.service_command == "install":
+        targets = [t]
+        if args.tray:  # after the daemon's: its unit names the daemon's
+            targets.append(install.tray_target(kind, inst, os.environ))
         if args.print:
-            print(f"# {t.path}", file=sys.stderr)
-            sys.stdout.write(t.content.decode())
+            for one in targets:
+                print(f"# {one.path}", file=sys.stderr)
+                sys.stdout.write(one.content.decode())
             return EXIT_OK
         if kind != install.detect_kind():
             raise UsageError(f"--platform {kind} is not this system's; use it with --print")
-        for line in install.install(t, install.run_command, start=not args.no_start):
-            print(line)
+        for one in targets:
+            for line in install.install(one, install.run_command, start=not args.no_start):
+                print(line)
         return EXIT_OK
     if args.service_command == "uninstall":
+        if kind == "systemd":
+            tray = install.tray_target(kind, inst, os.environ)
+            if tray.path.exists():
+                for line in install.uninstall(tray, install.run_command):
+                    print(line)
         for line in install.uninstall(t, install.run_command):
             print(line)
         return EXIT_OK

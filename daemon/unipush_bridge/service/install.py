@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PureWindowsPath
 from typing import Literal
 
-from ..errors import UnipushError
+from ..errors import UnipushError, UsageError
 from . import units
 
 Kind = Literal["systemd", "launchd", "windows"]
@@ -66,6 +66,17 @@ def target(kind: Kind, inst: units.Installation, env: Mapping[str, str]) -> Targ
     appdata = PureWindowsPath(env.get("APPDATA") or str(Path(inst.home) / "AppData" / "Roaming"))
     path = Path(str(units.startup_path(appdata, inst)))
     return Target(kind, path.name, path, units.startup_entry(inst).encode())
+
+
+def tray_target(kind: Kind, inst: units.Installation, env: Mapping[str, str]) -> Target:
+    """The tray's unit beside the daemon's: systemd only (the tray is a D-Bus
+    StatusNotifierItem, which only Linux desktops host)."""
+    if kind != "systemd":
+        raise UsageError(f"--tray: the tray runs on Linux desktops (systemd), not {kind}")
+    config_home = Path(env.get("XDG_CONFIG_HOME") or Path(inst.home) / ".config")
+    name = units.tray_unit_name(inst)
+    path = Path(config_home / "systemd" / "user" / name)
+    return Target(kind, name, path, units.systemd_tray_unit(inst).encode())
 
 
 def write(t: Target) -> None:

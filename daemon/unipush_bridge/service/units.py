@@ -120,6 +120,46 @@ WantedBy=graphical-session.target
 """
 
 
+def tray_argv(inst: Installation) -> list[str]:
+    """The tray's command line: the same interpreter, ``tray`` for the same appid."""
+    return [inst.python, "-m", "unipush_bridge.cli", "tray", *inst.argv[4:]]
+
+
+def tray_unit_name(inst: Installation) -> str:
+    return f"{APP}-tray{inst.suffix}.service"
+
+
+def systemd_tray_unit(inst: Installation) -> str:
+    """A second user unit for the tray (issue 14 item 3): ordered after the daemon and
+    wanting it, but not bound to it, since the tray shows "offline" while the daemon
+    restarts; it needs the desktop, so it runs with graphical-session.target."""
+    exec_start = " ".join(systemd_word(w) for w in tray_argv(inst))
+    daemon = unit_name(inst)
+    return f"""\
+# Written by `unipush-bridge service install --tray --appid {inst.appid}`; `service
+# uninstall` removes it.
+
+[Unit]
+Description=unipush-bridge tray for {inst.appid}
+PartOf=graphical-session.target
+After=graphical-session.target {daemon}
+Wants={daemon}
+
+[Service]
+Type=exec
+ExecStart={exec_start}
+Restart=on-failure
+RestartSec=5
+# Exit code {NO_RESTART_EXIT} is bad usage or a bad --config: a restart cannot fix it.
+RestartPreventExitStatus={NO_RESTART_EXIT}
+SyslogIdentifier={APP}-tray
+NoNewPrivileges=yes
+
+[Install]
+WantedBy=graphical-session.target
+"""
+
+
 # -- launchd ------------------------------------------------------------------------------
 
 
