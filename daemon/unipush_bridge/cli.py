@@ -271,7 +271,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     daemon_options.add_argument("--socket", type=Path, help="daemon socket (default: from --appid)")
     daemon_options.add_argument(
         "--appid",
-        default=os.environ.get("UNIPUSH_BRIDGE_APPID", DEFAULT_APPID),
+        default=launch.default_appid(),
         help=f"the daemon's appId (default $UNIPUSH_BRIDGE_APPID or {DEFAULT_APPID})",
     )
 
@@ -279,7 +279,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         return command(name, parent, parents=[daemon_options], **kwargs)
 
     cid = local("cid")
-    cid.add_argument("--timeout", type=float, default=30.0)
+    cid.add_argument("--timeout", type=float, default=launch.CID_TIMEOUT_S)
     listen = local("listen")
     listen.add_argument("--json", action="store_true", help="one uni event per line")
     listen.add_argument(

@@ -15,6 +15,7 @@ import os
 import sys
 
 from .errors import EXIT_FAIL, EXIT_OK, ConfigError, UniApiError, UnipushError
+from .paths import DEFAULT_APPID
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -32,6 +33,15 @@ NOTIFY_OPTIONS = (
     ("channel_id", "channelId"),
     ("category", "category"),
 )
+
+
+#: How long `cid` waits for a registration under way, by default (s).
+CID_TIMEOUT_S = 30.0
+
+
+def default_appid() -> str:
+    """The local commands' appId: $UNIPUSH_BRIDGE_APPID, else uni's desktop default."""
+    return os.environ.get("UNIPUSH_BRIDGE_APPID", DEFAULT_APPID)
 
 
 class _NotHere(Exception):
@@ -169,13 +179,12 @@ def call_daemon(
     """One local API call; ``show`` what it answers (by default its errMsg). A failed
     call prints its errMsg on stderr and exits 1, with no traceback."""
     from .localcall import ANSWER_TIMEOUT_S, DaemonCall
-    from .paths import DEFAULT_APPID, default_socket_name
+    from .paths import default_socket_name
     from .wire.local import is_fail
 
     path = values.get("socket")
     if path is None:
-        appid = values.get("appid")
-        path = default_socket_name(DEFAULT_APPID if appid is None else appid)
+        path = default_socket_name(values["appid"])
     result = DaemonCall(path, ANSWER_TIMEOUT_S if timeout is None else timeout)(method, params)
     if is_fail(result):
         say(UniApiError(result), sys.stderr)
@@ -190,7 +199,7 @@ def call_daemon(
 def cid(values: Mapping[str, Any]) -> int:
     from .localcall import ANSWER_TIMEOUT_S
 
-    timeout = values.get("timeout", 30.0)
+    timeout = values.get("timeout", CID_TIMEOUT_S)
     return call_daemon(
         values,
         "getPushClientId",
@@ -212,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         from .cli import main as full
 
         return full(argv)
-    values.setdefault("appid", os.environ.get("UNIPUSH_BRIDGE_APPID"))
+    values.setdefault("appid", default_appid())
     job = cid if command == "cid" else notify
     return guarded(command, lambda: job(values))
 

@@ -10,14 +10,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .. import launch
 from ..errors import EXIT_FAIL, EXIT_OK, UsageError
-from ..paths import DEFAULT_APPID
 
 
 def add_parsers(sub: Any) -> None:
     """Add ``service install|uninstall|status`` and ``doctor`` to the CLI's subparsers."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--appid", default=os.environ.get("UNIPUSH_BRIDGE_APPID", DEFAULT_APPID))
+    common.add_argument("--appid", default=launch.default_appid())
     common.add_argument("--config", type=Path, help="daemon TOML file the service runs with")
     common.add_argument(
         "--platform",
@@ -41,7 +41,7 @@ def add_parsers(sub: Any) -> None:
     st.add_argument("--json", action="store_true")
 
     doc = sub.add_parser("doctor", help="check each part notifications need, in order")
-    doc.add_argument("--appid", default=os.environ.get("UNIPUSH_BRIDGE_APPID", DEFAULT_APPID))
+    doc.add_argument("--appid", default=launch.default_appid())
     doc.add_argument("--config", type=Path, help="daemon TOML file (default: user config dir)")
     doc.add_argument("--state-dir", type=Path)
     doc.add_argument("--socket", type=Path, help="daemon socket (default: from the config)")
