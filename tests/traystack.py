@@ -22,6 +22,7 @@ TOOLS = {
     "import": "imagemagick",
 }
 WATCHER = "org.kde.StatusNotifierWatcher"
+ITEM = "org.kde.StatusNotifierItem"
 
 
 def require_tray_tools() -> None:
@@ -97,6 +98,23 @@ def prop(address: str, dest: str, path: str, iface: str, name: str) -> Any:
         address, dest, path, "org.freedesktop.DBus.Properties", "Get", "ss", (iface, name)
     )
     return value.value
+
+
+def item_prop(address: str, name: str, prop_name: str) -> Any:
+    """A property of the tray's StatusNotifierItem, as a host reads it."""
+    return prop(address, name, "/StatusNotifierItem", ITEM, prop_name)
+
+
+def tray_name(address: str) -> str | None:
+    """The tray's well-known name on the bus (org.kde.StatusNotifierItem-PID-1), if any."""
+    names = call(
+        address,
+        "org.freedesktop.DBus",
+        "/org/freedesktop/DBus",
+        "org.freedesktop.DBus",
+        "ListNames",
+    )[0]
+    return next((n for n in names if n.startswith(ITEM + "-")), None)
 
 
 def registered_items(address: str) -> list[str]:

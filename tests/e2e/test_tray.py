@@ -12,7 +12,7 @@ import pytest
 
 from tests.procs import wait_for
 from tests.traystack import (
-    WATCHER,
+    ITEM,
     bus_env,
     call,
     prop,
@@ -22,10 +22,10 @@ from tests.traystack import (
     start,
     start_tray,
     stop,
+    tray_name,
 )
 from unipush_bridge.testing.plugin import Unipush
 
-ITEM = "org.kde.StatusNotifierItem"
 MENU = "com.canonical.dbusmenu"
 
 
@@ -48,8 +48,8 @@ def test_tray_registers_late_serves_its_menu_and_a_menu_click_reaches_the_app(
     procs = [tray]
     try:
         # The tray is up before any watcher: it waits for one.
-        wait_for(lambda: _tray_name(address) is not None, 10, "tray on the bus")
-        name = _tray_name(address)
+        wait_for(lambda: tray_name(address) is not None, 10, "tray on the bus")
+        name = tray_name(address)
         assert name is not None
         watcher = start(["status-notifier-watcher"], env, tmp_path / "watcher.log")
         procs.append(watcher)
@@ -96,17 +96,3 @@ def test_tray_registers_late_serves_its_menu_and_a_menu_click_reaches_the_app(
     finally:
         for proc in reversed(procs):
             stop(proc)
-
-
-def _tray_name(address: str) -> str | None:
-    names = call(
-        address,
-        "org.freedesktop.DBus",
-        "/org/freedesktop/DBus",
-        "org.freedesktop.DBus",
-        "ListNames",
-    )[0]
-    return next((n for n in names if n.startswith(ITEM + "-")), None)
-
-
-assert WATCHER
