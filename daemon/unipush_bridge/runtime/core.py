@@ -197,6 +197,8 @@ class Remember:
     data: dict[str, Any]
     #: Why it could not be shown (recorded as not shown); None: it was shown.
     not_shown: str | None = None
+    #: Kept so that choosing it in the tray opens it as its notification's click did.
+    open_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -525,7 +527,13 @@ class Core:
                 del self.entries[msg_id]
                 persist.append((msg_id, State.DONE))
                 actions += self._quiet_record(
-                    msg_id, "push", channel.channel_id, message.title, message.content, data
+                    msg_id,
+                    "push",
+                    channel.channel_id,
+                    message.title,
+                    message.content,
+                    data,
+                    message.open_url,
                 )
                 continue
             if now is not None and not self.flood.admit(now):
@@ -672,7 +680,13 @@ class Core:
             return [
                 Receipt(info.msg_id, info.taskid, "display"),
                 Remember(
-                    ticket, "push", info.channel, info.notice.title, info.notice.body, info.data
+                    ticket,
+                    "push",
+                    info.channel,
+                    info.notice.title,
+                    info.notice.body,
+                    info.data,
+                    open_url=info.open_url,
                 ),
                 self._persist([(info.msg_id, State.DONE)]),
             ]
@@ -764,11 +778,14 @@ class Core:
             actions.append(MarkClicked(info.entry or ticket))
         return actions + self._click(info)
 
-    def history_clicked(self, entry: str, data: dict[str, Any]) -> list[Action]:
+    def history_clicked(
+        self, entry: str, data: dict[str, Any], open_url: str | None = None
+    ) -> list[Action]:
         """A history entry chosen in the tray (issue 14 item 3): the same click as its
-        notification's, from the data the history kept (its ticket may be long gone)."""
+        notification's, from the click data and open_url the history kept (its ticket
+        may be long gone)."""
         self.counters["clicks"] += 1
-        return [MarkClicked(entry), *self._click(_Ticket("push", data, entry=entry))]
+        return [MarkClicked(entry), *self._click(_Ticket("push", data, open_url, entry=entry))]
 
     def _click(self, info: _Ticket) -> list[Action]:
         """What a click on ``info`` does: open its URL, or a click to the listeners, or
@@ -1050,11 +1067,12 @@ class Core:
         title: str,
         content: str,
         data: dict[str, Any],
+        open_url: str | None = None,
     ) -> list[Action]:
         self.counters["quiet"] += 1
         self.quiet_unread += 1
         return [
-            Remember(entry, source, channel, title, content, data, QUIET_REASON),
+            Remember(entry, source, channel, title, content, data, QUIET_REASON, open_url),
             SaveQuiet(self.quiet_override, self.quiet_unread),
         ]
 

@@ -272,7 +272,7 @@ class Driver:
         found = [e for e in self.store.history(self.media.history_size) if e["id"] == entry_id]
         if not found:
             raise ApiFail(f"push_id {entry_id!r} is not in the history")
-        await self.run(self.core.history_clicked(entry_id, found[0]["data"]))
+        await self.run(self.core.history_clicked(entry_id, found[0]["data"], found[0]["open_url"]))
 
     async def set_quiet_hours(self, on: bool | None) -> dict[str, Any]:
         """The toggle: on, off, or None to follow the schedule (kept on disk)."""
@@ -344,9 +344,17 @@ class Driver:
             case core.Receipt(msg_id, taskid, event):
                 if self._receipts is not None:
                     self._receipts(msg_id, taskid, event)
-            case core.Remember(entry, source, channel, title, content, data, not_shown):
+            case core.Remember(entry, source, channel, title, content, data, not_shown, url):
                 self.store.remember_shown(
-                    entry, source, channel, title, content, data, self.media.history_size, not_shown
+                    entry,
+                    source,
+                    channel,
+                    title,
+                    content,
+                    data,
+                    self.media.history_size,
+                    not_shown,
+                    url,
                 )
             case core.MarkClicked(entry):
                 self.store.mark_clicked(entry)

@@ -89,6 +89,7 @@ class Store:
         self._db.executescript(SCHEMA)
         self._add_secret_column()
         self._add_not_shown_column()
+        self._add_open_url_column()
         self._done_since_prune = 0
         self._wal = os.open(f"{path}-wal", os.O_RDONLY | os.O_CLOEXEC)  # WAL mode keeps it
         self._checkpointer = Checkpointer(self._db, path)
@@ -124,6 +125,12 @@ class Store:
         columns = {r[1] for r in self._db.execute("PRAGMA table_info(history)").fetchall()}
         if "not_shown" not in columns:
             self._db.execute("ALTER TABLE history ADD COLUMN not_shown TEXT")
+
+    def _add_open_url_column(self) -> None:
+        """History from before the tray's clicks: its entries open no URL when chosen."""
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(history)").fetchall()}
+        if "open_url" not in columns:
+            self._db.execute("ALTER TABLE history ADD COLUMN open_url TEXT")
 
     def secret(self, gateway: str, appid: str) -> str:
         """This install's secret for a gateway and appid, made once and kept (committed
@@ -291,13 +298,14 @@ class Store:
         data: dict[str, Any],
         keep: int,
         not_shown: str | None = None,
+        open_url: str | None = None,
     ) -> None:
         """Record a notification shown now, or (``not_shown``: the reason) one that was
         due now and could not be shown; the same id again (shown later) replaces it."""
         with self._transaction():
             self._db.execute(
                 "INSERT OR REPLACE INTO history (id, shown_at, source, channel, title, content, "
-                "data, not_shown) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "data, not_shown, open_url) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     entry_id,
                     time.time(),
@@ -307,6 +315,7 @@ class Store:
                     content,
                     json.dumps(data, ensure_ascii=False),
                     not_shown,
+                    open_url,
                 ),
             )
             self._db.execute(
@@ -323,8 +332,8 @@ class Store:
 
     def history(self, limit: int) -> list[dict[str, Any]]:
         rows = self._db.execute(
-            "SELECT id, shown_at, source, channel, title, content, data, clicked_at, not_shown "
-            "FROM history ORDER BY shown_at DESC LIMIT ?",
+            "SELECT id, shown_at, source, channel, title, content, data, clicked_at, not_shown, "
+            "open_url FROM history ORDER BY shown_at DESC LIMIT ?",
             (limit,),
         ).fetchall()
         keys = (
@@ -337,6 +346,7 @@ class Store:
             "data",
             "clicked_at",
             "not_shown",
+            "open_url",
         )
         entries = [dict(zip(keys, row, strict=True)) for row in rows]
         for entry in entries:

@@ -134,6 +134,7 @@ def test_history_entry_fields(db: Store, clock: Clock) -> None:
         "data": data,
         "clicked_at": None,
         "not_shown": None,
+        "open_url": None,
         "clicked": False,
         "shown": True,
     }
