@@ -77,7 +77,8 @@ ensure_e2e_packages() {
                 xfconf-query:xfconf lxqt-notificationd:lxqt-notificationd \
                 import:imagemagick xwininfo:x11-utils redis-server:redis-server \
                 status-notifier-watcher:haskell-status-notifier-item-utils \
-                gtk-sni-tray-standalone:haskell-gtk-sni-tray-utils xclip:xclip; do
+                gtk-sni-tray-standalone:haskell-gtk-sni-tray-utils xclip:xclip \
+                node:nodejs; do
         command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
     done
     compgen -G '/usr/lib/*/xfce4/notifyd/xfce4-notifyd' >/dev/null || missing+=(xfce4-notifyd)
