@@ -2,7 +2,7 @@
 // Kept apart from run.js so that importing them runs nothing.
 
 import { randomUUID } from "node:crypto";
-import { statSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { parseArgs } from "node:util";
@@ -109,20 +109,15 @@ export function entryFile(given) {
 /** exports.main of a CommonJS cloud function, loaded with its own require (so its
  * require('./util') and node_modules resolve from its directory). */
 export function loadMain(file) {
-  const require = createRequire(file);
-  let mod;
-  try {
-    mod = require(file);
-  } catch (exc) {
-    if (exc?.code === "ERR_REQUIRE_ESM") {
-      throw new UsageError(
-        `FUNCTION: ${file} is loaded as an ES module (a package.json with "type": "module" ` +
-          "above it); cloud functions are CommonJS: put the function's own package.json " +
-          "beside it, as uniCloud function directories have",
-      );
-    }
-    throw exc; // the function's own error at load time: reported as its throw
+  const esm = esModuleReason(file);
+  if (esm) {
+    throw new UsageError(
+      `FUNCTION: ${file} is loaded as an ES module (${esm}); cloud functions are ` +
+        "CommonJS: put the function's own package.json beside it, as uniCloud function " +
+        "directories have",
+    );
   }
+  const mod = createRequire(file)(file); // a throw at load time is the function's own
   const main = mod?.main;
   if (typeof main !== "function") {
     const has = mod && typeof mod === "object" ? Object.keys(mod) : [];
@@ -133,6 +128,33 @@ export function loadMain(file) {
     );
   }
   return main;
+}
+
+/** Why Node would load this file as an ES module (where exports.main fails with a bare
+ * "exports is not defined"), or null: a .mjs name, or a .js under a package.json that
+ * says "type": "module", the nearest package.json deciding, as Node decides. */
+export function esModuleReason(file) {
+  if (file.endsWith(".mjs")) return "its name ends in .mjs";
+  if (!file.endsWith(".js")) return null;
+  for (let dir = path.dirname(file); ; dir = path.dirname(dir)) {
+    const pkg = path.join(dir, "package.json");
+    let text = null;
+    try {
+      text = readFileSync(pkg, "utf8");
+    } catch {
+      // no package.json here: look further up
+    }
+    if (text !== null) {
+      let type;
+      try {
+        type = JSON.parse(text).type;
+      } catch {
+        return null; // Node's own error on loading says what is wrong with it
+      }
+      return type === "module" ? `${pkg} says "type": "module"` : null;
+    }
+    if (path.dirname(dir) === dir) return null;
+  }
 }
 
 /** The context fields uniCloud gives a cloud function (its cf-callfunction docs);
