@@ -5,9 +5,16 @@ The Redis store publishes on ``{prefix}cluster`` inside the very MULTI that comm
 ``push`` for each message stored (appid, cid, seq) and ``took`` for each registration.
 A node that holds the cid's websocket wakes its sender on ``push`` (which reads the
 store after its cursor, so a notice lost or repeated changes nothing but latency), and
-closes its connection on ``took`` from another node (the newest connection wins, as
-on one node). Pub/sub loses notices while a node is away; a daemon that reconnects
-resumes from its cursor in the store, so nothing is lost with them.
+closes its connection on ``took`` from another node when that registration is newer
+than its own (each registration of a cid is numbered in Redis, so when two nodes
+register one cid at once both agree which is newest, as on one node). Pub/sub loses
+notices while a node is away; a daemon that reconnects resumes from its cursor in the
+store, so nothing is lost with them.
+
+Presence: the registration also sets ``on:{appid}:{cid}`` to this node's id with a
+ttl; the link renews it for every connection it holds and drops it when the
+connection closes, so any node answers a push to a cid held elsewhere as one node
+does (successed_online, and an online-only message is stored, not ignored).
 """
 
 from __future__ import annotations
@@ -22,7 +29,8 @@ import structlog
 
 from ..wire import gateway as protocol
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # redis-py is an optional extra: imported when a link starts
+    from .redisstore import RedisStore
     from .server import Gateway
 
 log = structlog.get_logger(__name__)
@@ -34,18 +42,68 @@ class ClusterLink:
         self.url = url
         self.channel = prefix + "cluster"
         self.node = secrets.token_hex(8)
+        self.store: RedisStore = gateway.store  # type: ignore[assignment]
         self._task: asyncio.Task[None] | None = None
+        self._renew: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
     async def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._listen())
+        self.store.node = self.node
+        self.store.on_touch = self._touched
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._listen())
+        self._renew = loop.create_task(self._renew_presence())
         await asyncio.wait_for(self._ready.wait(), 10)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._renew):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    def online(self, appid: str, cid: str) -> bool:
+        """Another node holds a connection of the cid (this node's are checked first)."""
+        return self.store.present(appid, cid)
+
+    def _touched(self, appid: str, cid: str) -> None:
+        """A connection closed: once the server has let go of it (later in this loop
+        turn), the cid's presence goes unless a newer connection here holds it."""
+        asyncio.get_running_loop().call_soon(self._left, appid, cid)
+
+    def _left(self, appid: str, cid: str) -> None:
+        if (appid, cid) not in self.gateway.connections:
+            with contextlib.suppress(Exception):  # Redis away: the ttl ends it
+                self.store.leave(appid, cid)
+
+    async def _renew_presence(self) -> None:
+        """Every third of the ttl, this node's cids are "online" again for every node;
+        on its own asyncio client, so 20,000 renewals do not stall the loop."""
+        import redis.asyncio as aioredis
+
+        from .redisstore import PRESENCE_TTL_S
+
+        client: Any = aioredis.Redis.from_url(self.url, decode_responses=True)
+        try:
+            while True:
+                await asyncio.sleep(PRESENCE_TTL_S / 3)
+                held = list(self.gateway.connections)
+                for key in set(self.store.regs) - set(held):
+                    self.store.regs.pop(key, None)
+                try:
+                    await self._renew_all(client, held)
+                except Exception as exc:  # Redis restarting: the next round renews
+                    log.warning("presence renewal failed", error=str(exc))
+        finally:
+            await client.aclose()
+
+    async def _renew_all(self, client: Any, held: list[tuple[str, str]]) -> None:
+        calls = self.store.presence_refresh(held)
+        for start in range(0, len(calls), 1000):
+            pipe = client.pipeline(transaction=False)
+            for sha, args in calls[start : start + 1000]:
+                pipe.evalsha(sha, 1, *args)
+            await pipe.execute()
 
     async def _listen(self) -> None:
         import redis.asyncio as aioredis
@@ -77,7 +135,10 @@ class ClusterLink:
         if note["kind"] == "push":
             conn.kick()
         elif note["kind"] == "took":
-            self.gateway.connections.pop((note["appid"], note["cid"]), None)
+            key = (note["appid"], note["cid"])
+            if int(note.get("reg", 0)) <= self.store.regs.get(key, 0):
+                return  # an older registration than the one held here: it stays
+            self.gateway.connections.pop(key, None)
             await conn.close(protocol.CloseCode.REPLACED, "replaced by a newer connection")
 
 
@@ -86,7 +147,5 @@ async def start_cluster(gateway: Gateway) -> ClusterLink | None:
     if not gateway.config.store:
         return None
     link = ClusterLink(gateway, gateway.config.store)
-    store: Any = gateway.store
-    store.node = link.node
     await link.start()
     return link

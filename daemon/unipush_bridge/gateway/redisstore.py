@@ -3,8 +3,10 @@ gateway nodes can share one service (docs/gateway.md, "Redis store and clusters"
 
 Layout (every key under one prefix, ``up:`` by default; ``{a}`` appid, ``{c}`` cid):
 
-- ``seq``: the one counter every message seq comes from (SQLite's AUTOINCREMENT).
-- ``c:{a}:{c}`` hash: acked, issued, created_at, last_seen, secret_hash;
+- ``seq``: the one counter every message seq comes from (SQLite's AUTOINCREMENT),
+  taken inside the script that stores the message, so seqs follow commit order.
+- ``c:{a}:{c}`` hash: acked, issued, created_at, last_seen, secret_hash, reg (how many
+  registrations: the newest connection is the one with the highest);
   ``seen:{a}`` sorted set cid -> last_seen (all cids of an app, and the unseen purge).
 - ``m:{a}:{c}`` sorted set seq -> seq and ``b:{a}:{c}`` hash seq -> [id, taskid, body,
   expires_at]: a cid's undelivered messages in seq order (a range read by score is the
@@ -19,6 +21,8 @@ Layout (every key under one prefix, ``up:`` by default; ``{a}`` appid, ``{c}`` c
   ``tagi:{a}:{tag}`` sets; ``u:{a}`` hash cid -> [user_id, device_id] with ``uu``/``ud``
   sets, ``ut:{a}:{user}`` user tags with ``uti:{a}:{tag}`` sets; ``r:{a}:{request_id}``
   request_id answers, expiring after REQUEST_ANSWER_TTL_S.
+- ``on:{a}:{c}``: the node holding the cid's connection, expiring after
+  PRESENCE_TTL_S unless that node renews it (cluster.py): "online" for every node.
 
 Writes inside ``transaction()`` are queued on one MULTI/EXEC pipeline, and those that
 read before they write are Lua scripts in it: the whole step is applied at once or not
@@ -36,31 +40,66 @@ import redis
 
 from .store import RECEIPT_WINDOW_S, ClientRecord, resume_cursor
 
+#: A node renews the presence of the cids it holds every third of this; a node that
+#: dies leaves its cids "online" this long at most (docs/gateway.md).
+PRESENCE_TTL_S = 15
+
 #: request_id answers are kept this long (uni-push dedupes a repeated request_id for
 #: a day at most; three days covers a retried batch job).
 REQUEST_ANSWER_TTL_S = 3 * 86_400
 
 _ADD_MESSAGE = """
--- KEYS: m, b, c, d, queued; ARGV: seq, id, taskid, body, expires_at, now, ttl_s,
--- receipt ttl, the cid's member of queued, the cluster notice ('' none; KEYS[6] its
--- channel): published by the commit itself, so every node learns of it in commit order
-redis.call('ZADD', KEYS[1], ARGV[1], ARGV[1])
-if ARGV[10] ~= '' then redis.call('PUBLISH', KEYS[6], ARGV[10]) end
-redis.call('SADD', KEYS[5], ARGV[9])
-redis.call('HSET', KEYS[2], ARGV[1], cjson.encode({ARGV[2], ARGV[3], ARGV[4], ARGV[5]}))
-local issued = tonumber(redis.call('HGET', KEYS[3], 'issued') or '0')
-if redis.call('EXISTS', KEYS[3]) == 1 and tonumber(ARGV[1]) > issued then
-  redis.call('HSET', KEYS[3], 'issued', ARGV[1])
+-- KEYS: m, b, c, d, queued, cluster, seq; ARGV: id, taskid, body, expires_at, now,
+-- ttl_s, receipt ttl, the cid's member of queued, node ('' no cluster notice), appid,
+-- cid. The seq is taken here, in the commit that stores the message: seqs follow
+-- commit order on every node, so no message lands behind a cursor that moved on.
+local seq = redis.call('INCR', KEYS[7])
+redis.call('ZADD', KEYS[1], seq, seq)
+if ARGV[9] ~= '' then
+  local note = {kind = 'push', node = ARGV[9], appid = ARGV[10], cid = ARGV[11], seq = seq}
+  redis.call('PUBLISH', KEYS[6], cjson.encode(note))
 end
-redis.call('HSETNX', KEYS[4], ARGV[2], cjson.encode({ARGV[3], ARGV[6], 0, 0}))
+redis.call('SADD', KEYS[5], ARGV[8])
+redis.call('HSET', KEYS[2], seq, cjson.encode({ARGV[1], ARGV[2], ARGV[3], ARGV[4]}))
+local issued = tonumber(redis.call('HGET', KEYS[3], 'issued') or '0')
+if redis.call('EXISTS', KEYS[3]) == 1 and seq > issued then
+  redis.call('HSET', KEYS[3], 'issued', seq)
+end
+redis.call('HSETNX', KEYS[4], ARGV[1], cjson.encode({ARGV[2], ARGV[5], 0, 0}))
 -- Redis' expiry is relative (a ttl, on Redis' clock), so a gateway clock that differs
 -- from Redis' cannot expire a key early: the key lives as long as its newest message.
-local ttl = math.ceil(tonumber(ARGV[7]))
+local ttl = math.ceil(tonumber(ARGV[6]))
 for i = 1, 2 do
   local t = redis.call('TTL', KEYS[i])
   if t == -1 or t < ttl then redis.call('EXPIRE', KEYS[i], ttl) end
 end
-redis.call('EXPIRE', KEYS[4], math.ceil(tonumber(ARGV[8])))
+redis.call('EXPIRE', KEYS[4], math.ceil(tonumber(ARGV[7])))
+return seq
+"""
+
+_CLAIM = """
+-- KEYS: c, on, cluster; ARGV: node, appid, cid, presence ttl. A registration on this
+-- node: its number (the newest wins on every node), the cid's presence, the notice.
+local reg = redis.call('HINCRBY', KEYS[1], 'reg', 1)
+redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[4])
+local note = {kind = 'took', node = ARGV[1], appid = ARGV[2], cid = ARGV[3], reg = reg}
+redis.call('PUBLISH', KEYS[3], cjson.encode(note))
+return reg
+"""
+
+_REFRESH = """
+-- KEYS: on; ARGV: node, presence ttl. Renew this node's presence for a cid it holds,
+-- unless a newer registration on another node holds it now.
+local v = redis.call('GET', KEYS[1])
+if v and v ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 1
+"""
+
+_LEAVE = """
+-- KEYS: on; ARGV: node. The cid's connection on this node is gone: drop its presence,
+-- unless another node's registration holds it.
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
 """
 
@@ -192,8 +231,17 @@ class RedisStore:
         self._p = prefix
         #: Set by the cluster link (cluster.py): this node's id in the notices it publishes.
         self.node: str | None = None
+        #: This node's registration number of each cid it registered (cluster.py
+        #: ignores a "took" notice older than its own connection).
+        self.regs: dict[tuple[str, str], int] = {}
+        #: Called by touch() (a connection closed); set by the cluster link.
+        self.on_touch: Callable[[str, str], None] | None = None
         self._pipe: Any = None  # the MULTI pipeline of the transaction() in progress
         self._depth = 0
+        #: Run with the EXEC's results once the transaction in progress commits.
+        self._on_commit: list[Callable[[list[Any]], None]] = []
+        #: add_message's placeholders of the last transaction -> the seqs committed.
+        self._committed: dict[int, int] = {}
         scripts = {
             "add": _ADD_MESSAGE,
             "ack": _ACK,
@@ -204,12 +252,18 @@ class RedisStore:
             "uniid": _BIND_UNIID,
             "forget": _FORGET,
             "expire": _PURGE_EXPIRED,
+            "claim": _CLAIM,
+            "refresh": _REFRESH,
+            "leave": _LEAVE,
         }
         self._scripts = {name: self._r.register_script(text) for name, text in scripts.items()}
         self._r.ping()  # a wrong url fails at start, not at the first push
 
     def close(self) -> None:
         self._r.close()
+
+    async def synced(self) -> None:
+        """Nothing to wait for: each transaction() is committed by its own EXEC."""
 
     # plumbing ------------------------------------------------------------------
 
@@ -221,6 +275,8 @@ class RedisStore:
         """Writes inside are queued on one MULTI and sent at the end: all or none."""
         if self._depth == 0:
             self._pipe = self._r.pipeline(transaction=True)
+            self._on_commit = []
+            self._committed = {}
         self._depth += 1
         try:
             yield
@@ -230,11 +286,14 @@ class RedisStore:
             raise
         else:
             if self._depth == 1:
-                self._pipe.execute()
+                results = self._pipe.execute()
+                for then in self._on_commit:
+                    then(results)
         finally:
             self._depth -= 1
             if self._depth == 0:
                 self._pipe = None
+                self._on_commit = []
 
     @contextlib.contextmanager
     def _writes(self) -> Iterator[Any]:
@@ -249,11 +308,20 @@ class RedisStore:
         with self._writes() as pipe:
             self._scripts[name](keys=keys, args=args, client=pipe)
 
-    def _note(self, kind: str, appid: str, cid: str, seq: int) -> str:
-        """A cluster notice (cluster.py), or '' when no cluster link listens."""
-        if self.node is None:
-            return ""
-        return json.dumps({"kind": kind, "node": self.node, "appid": appid, "cid": cid, "seq": seq})
+    def _queue(
+        self, name: str, keys: list[str], args: list[Any], then: Callable[[Any], None]
+    ) -> None:
+        """A script on the transaction's MULTI; ``then`` gets its result at the commit."""
+        pipe = self._pipe
+        at = len(pipe)
+        self._scripts[name](keys=keys, args=args, client=pipe)
+        self._on_commit.append(lambda results: then(results[at]))
+
+    def committed_seq(self, seq: int) -> int:
+        """The seq a message of the last transaction was committed with: inside a
+        transaction add_message can only return a placeholder (below zero), since the
+        seq is taken by the commit itself. Outside one it returns the seq."""
+        return seq if seq >= 0 else self._committed[seq]
 
     # clients -------------------------------------------------------------------
 
@@ -286,9 +354,14 @@ class RedisStore:
                     pipe.hset(key, "acked", cursor)
             pipe.zadd(self._k("seen", appid), {cid: now})
             self._ack_on(pipe, appid, cid, cursor)
-            if self.node is not None:  # the node holding the cid's older connection drops it
-                pipe.publish(self._p + "cluster", self._note("took", appid, cid, cursor))
+            if (node := self.node) is not None:  # presence, and the older connection drops
+                keys = [key, self._k("on", appid, cid), self._p + "cluster"]
+                args = [node, appid, cid, PRESENCE_TTL_S]
+                self._queue("claim", keys, args, lambda reg: self._took(appid, cid, reg))
         return cursor
+
+    def _took(self, appid: str, cid: str, reg: Any) -> None:
+        self.regs[(appid, cid)] = int(reg)
 
     def touch(self, appid: str, cid: str) -> None:
         if self.known(appid, cid):
@@ -296,6 +369,26 @@ class RedisStore:
             with self._writes() as pipe:
                 pipe.hset(self._k("c", appid, cid), "last_seen", now)
                 pipe.zadd(self._k("seen", appid), {cid: now})
+        if self.on_touch is not None:
+            self.on_touch(appid, cid)
+
+    # presence (cluster.py) -------------------------------------------------------
+
+    def present(self, appid: str, cid: str) -> bool:
+        """Some node holds a connection of the cid (its presence has not expired)."""
+        return bool(self._r.exists(self._k("on", appid, cid)))
+
+    def leave(self, appid: str, cid: str) -> None:
+        """This node holds the cid no more."""
+        self.regs.pop((appid, cid), None)
+        if self.node is not None:
+            self._scripts["leave"](keys=[self._k("on", appid, cid)], args=[self.node])
+
+    def presence_refresh(self, held: Iterable[tuple[str, str]]) -> list[tuple[str, list[Any]]]:
+        """The scripts (sha, keys + args) that renew this node's presence for ``held``:
+        the cluster link runs them on its own asyncio client, not blocking the loop."""
+        sha = self._scripts["refresh"].sha
+        return [(sha, [self._k("on", a, c), self.node, PRESENCE_TTL_S]) for a, c in held]
 
     def all_cids(self, appid: str) -> list[str]:
         return list(self._r.zrange(self._k("seen", appid), 0, -1))
@@ -323,13 +416,16 @@ class RedisStore:
     ) -> int:
         text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
         now = self._clock()
-        seq = int(self._r.incr(self._p + "seq"))
         keys = [self._k(k, appid, cid) for k in ("m", "b", "c", "d")]
-        keys += [self._p + "queued", self._p + "cluster"]
-        args = [seq, msg_id, taskid, text, repr(now + ttl_s), repr(now), ttl_s, RECEIPT_WINDOW_S]
-        args += [appid + "\n" + cid, self._note("push", appid, cid, seq)]
-        self._run("add", keys, args)
-        return seq
+        keys += [self._p + "queued", self._p + "cluster", self._p + "seq"]
+        args: list[Any] = [msg_id, taskid, text, repr(now + ttl_s), repr(now), ttl_s]
+        args += [RECEIPT_WINDOW_S, appid + "\n" + cid, self.node or "", appid, cid]
+        if self._pipe is None:  # a commit of its own: the seq is known at once
+            return int(self._scripts["add"](keys=keys, args=args))
+        placeholder = -1 - len(self._committed)
+        self._committed[placeholder] = 0
+        self._queue("add", keys, args, lambda seq: self._committed.update({placeholder: int(seq)}))
+        return placeholder
 
     def after(
         self, appid: str, cid: str, seq: int, limit: int = 500
@@ -387,7 +483,7 @@ class RedisStore:
             (appid, cid)
             for appid in self._r.smembers(self._p + "apps")
             for cid in self._r.zrangebyscore(self._k("seen", appid), "-inf", cutoff)
-            if (appid, cid) not in online
+            if (appid, cid) not in online and not self.present(appid, cid)  # on another node
         ]
         if not stale:
             return 0

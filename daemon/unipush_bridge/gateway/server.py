@@ -220,7 +220,10 @@ class Gateway:
                 log.info("forgot cids unseen for 90 days", count=forgotten)
 
     def online(self, appid: str, cid: str) -> bool:
-        return (appid, cid) in self.connections
+        if (appid, cid) in self.connections:
+            return True
+        link = getattr(self, "_cluster", None)  # held by another node? (issue 17)
+        return link is not None and link.online(appid, cid)
 
     # HTTP API -------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -238,6 +238,9 @@ class GatewayService:
             }
             if req.request_id is not None:
                 store.remember_answer(appid, req.request_id, answer)
+        numbered = getattr(store, "committed_seq", None)  # Redis numbers at the commit
+        if numbered is not None:
+            deliveries = [replace(d, seq=numbered(d.seq)) for d in deliveries]
         return Outcome(answer, deliveries)
 
     def _resolve(self, appid: str, req: SendRequest) -> dict[str, list[str]]:

@@ -42,7 +42,7 @@ def test_a_failed_transaction_writes_nothing(rs: RedisStore) -> None:
     assert client is not None and client.issued == 0
     with rs.transaction():
         seq = rs.add_message(APP, CID, "m2", "task", {"title": "t"}, 60)
-    assert [s for s, _, _ in rs.after(APP, CID, 0)] == [seq]
+    assert [s for s, _, _ in rs.after(APP, CID, 0)] == [rs.committed_seq(seq)]
 
 
 def test_messages_and_answers_carry_redis_own_expiry(

@@ -1,0 +1,125 @@
+"""issue 17 (follow-up) item 1: what a cluster must answer as one node does. Real
+gateway nodes on loopback websockets and one private redis-server (tests/redisstack.py).
+
+(a) successed_online is decided for the service, not per node: a presence key in
+    Redis, set by the node that holds the cid's connection;
+(b) two nodes adding messages for one cid at once: each message gets its seq in the
+    commit that stores it, so no seq repeats and none lands behind a cursor;
+(c) a cid registered on two nodes at once resolves to the newest registration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from pathlib import Path
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+
+from tests.gatewaykit import Kit
+from tests.integration.test_cluster import two_nodes
+from tests.redisstack import RedisServer, redis_server
+from unipush_bridge.gateway.redisstore import RedisStore
+
+__all__ = ["redis_server"]
+
+APP = "__UNI__A"
+
+
+def push(cid: str, title: str, **extra: Any) -> dict[str, Any]:
+    return {"push_clientid": [cid], "title": title, "content": "c", "payload": {}, **extra}
+
+
+def status(data: dict[str, Any], cid: str) -> str:
+    ((_taskid, statuses),) = data.items()
+    return str(statuses[cid])
+
+
+async def test_a_cid_online_on_another_node_is_answered_successed_online(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """issue 17 item 1a: node A answers for a daemon held by node B as one node would:
+    successed_online while it is connected, an online-only push (ttl -1) is delivered,
+    and successed_offline once it has gone."""
+    async with two_nodes(tmp_path, redis_server) as (a, b):
+        daemon = await b.client()
+        data = await a.ok("sendMessage", push(daemon.cid, "one"))
+        assert status(data, daemon.cid) == "successed_online"
+        assert (await daemon.next_push(timeout=2))["message"]["title"] == "one"
+        data = await a.ok("sendMessage", push(daemon.cid, "now", settings={"ttl": -1}))
+        assert status(data, daemon.cid) == "successed_online"
+        assert (await daemon.next_push(timeout=2))["message"]["title"] == "now"
+        await daemon.ws.close()
+        for _ in range(100):
+            if not a.gateway.online(APP, daemon.cid):
+                break
+            await asyncio.sleep(0.01)
+        data = await a.ok("sendMessage", push(daemon.cid, "later"))
+        assert status(data, daemon.cid) == "successed_offline"
+
+
+async def test_two_nodes_adding_for_one_cid_at_once_neither_repeat_nor_reorder(
+    redis_server: RedisServer,
+) -> None:
+    """issue 17 item 1b: node A's transaction takes its seq while node B commits a
+    message for the same cid, which the daemon gets and acks; A's message must still
+    come after B's cursor (a seq taken before the commit put it behind, unread)."""
+    a = RedisStore(redis_server.url, lambda: 1_000.0)
+    b = RedisStore(redis_server.url, lambda: 1_000.0)
+    try:
+        cid = "c" * 32
+        a.register(APP, cid, 0)
+        with a.transaction():
+            a.add_message(APP, cid, "from-a", "task-a", {"title": "a"}, 600)
+            seq_b = b.add_message(APP, cid, "from-b", "task-b", {"title": "b"}, 600)
+            assert [m for _, m, _ in b.after(APP, cid, 0)] == ["from-b"]
+            b.ack(APP, cid, seq_b)  # the daemon on node B got it and acked
+        rows = b.after(APP, cid, seq_b)
+        assert [m for _, m, _ in rows] == ["from-a"], "A's message is behind B's cursor"
+        assert rows[0][0] > seq_b
+    finally:
+        a.close()
+        b.close()
+
+
+async def hello(kit: Kit, cid: str) -> ClientConnection:
+    ws = await connect(kit.ws_url, compression=None)
+    await ws.send(json.dumps({"type": "hello", "v": 1, "appid": APP, "cid": cid, "acked": 0}))
+    return ws
+
+
+async def frames_until_closed(ws: ClientConnection, wait: float) -> list[dict[str, Any]]:
+    frames: list[dict[str, Any]] = []
+    with contextlib.suppress(Exception):
+        while True:
+            frames.append(json.loads(await asyncio.wait_for(ws.recv(), wait)))
+    return frames
+
+
+async def test_a_cid_registered_on_two_nodes_at_once_keeps_one_connection(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """issue 17 item 1c: both hellos are committed before either node hears of the
+    other's: the newest registration stays (each node closed its own on the other's
+    notice, leaving the cid with no connection at all)."""
+    async with two_nodes(tmp_path, redis_server) as (a, b):
+        cid = (await a.client()).cid
+        await asyncio.sleep(0.1)
+        for _round in range(3):
+            on_a, on_b = await asyncio.gather(hello(a, cid), hello(b, cid))
+            got_a, got_b = await asyncio.gather(
+                frames_until_closed(on_a, 0.5), frames_until_closed(on_b, 0.5)
+            )
+            assert got_a[0]["type"] == got_b[0]["type"] == "welcome"
+            closed = [ws.close_code for ws in (on_a, on_b) if ws.close_code is not None]
+            assert closed == [4409], f"one connection must stay open, closed: {closed}"
+            survivor = on_b if on_a.close_code else on_a
+            data = await a.ok("sendMessage", push(cid, f"to-survivor-{_round}"))
+            assert status(data, cid) == "successed_online"
+            frame = json.loads(await asyncio.wait_for(survivor.recv(), 2))
+            assert frame["message"]["title"] == f"to-survivor-{_round}"
+            await survivor.send(json.dumps({"type": "ack", "seq": frame["seq"]}))
+            await survivor.close()
+            await asyncio.sleep(0.1)
