@@ -163,6 +163,9 @@ describe("unicloud-run's errors", () => {
     const db = await runFunction([fn("db", "exports.main = async () => uniCloud.database()\n")]);
     assert.equal(db.status, 1);
     assert.match(db.stderr, /uniCloud\.database is not provided by unicloud-run/);
+    const big = await runFunction([fn("bigint", "exports.main = async () => ({ n: 1n })\n")]);
+    assert.equal(big.status, 1);
+    assert.match(big.stderr, /the function's result is not JSON \(Do not know how to serialize a BigInt\)/);
     const timers = fn("timer", "exports.main = async () => { setInterval(() => {}, 1000); return 'done' }\n");
     const t = await runFunction([timers]);
     assert.equal(t.status, 0);

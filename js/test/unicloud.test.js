@@ -194,6 +194,24 @@ describe("what rejects: no gateway, or something else answering", () => {
     }
   });
 
+  test("issue 15 item 3: past the gateway's limit on failed authentications: a 429 resolves too", needsCli(), async () => {
+    const stack = stackDir();
+    try {
+      const gateway = await stack.gateway({ secret: SECRET });
+      const push = createUniCloud({ url: gateway.url, secret: "y".repeat(20) }).getPushManager({ appId: APPID });
+      const codes = [];
+      for (let i = 0; i < 11; i++) codes.push((await push.getTodayReport()).errCode);
+      assert.deepEqual(codes, [...Array(10).fill(`${PREFIX}401`), `${PREFIX}10005`]);
+      const good = createUniCloud({ url: gateway.url, secret: SECRET }).getPushManager({ appId: APPID });
+      const blocked = await good.getTodayReport(); // the address is blocked, the call still answers
+      assert.equal(blocked.errCode, `${PREFIX}10005`);
+      assert.match(blocked.errMsg, /too many failed authentications/);
+      assert.equal(blocked.data, null);
+    } finally {
+      await stack.close();
+    }
+  });
+
   test("issue 15 item 3: bad options fail at once, naming the option and the rule", () => {
     assert.throws(() => createUniCloud({ url: "ws://127.0.0.1:8787" }), /^TypeError: url: .* must be http/);
     assert.throws(() => createUniCloud({ url: "not a url" }), /^TypeError: url: "not a url" is not a URL/);

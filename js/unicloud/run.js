@@ -62,7 +62,12 @@ async function run(argv) {
   } catch (exc) {
     return fail(1, describe(exc));
   }
-  const text = JSON.stringify(result === undefined ? null : result, null, 2);
+  let text;
+  try {
+    text = JSON.stringify(result === undefined ? null : result, null, 2);
+  } catch (exc) {
+    return fail(1, `the function's result is not JSON (${exc.message})`);
+  }
   await new Promise((resolve) => stdout.write(`${text}\n`, resolve));
 }
 
