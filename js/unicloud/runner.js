@@ -9,7 +9,10 @@ import { parseArgs } from "node:util";
 
 import { DEFAULT_APPID, ENV, createUniCloud } from "./index.js";
 
-export const VERSION = "0.1.0";
+/** The package's version, from its package.json (one place). */
+export const VERSION = JSON.parse(
+  readFileSync(new URL("../package.json", import.meta.url), "utf8"),
+).version;
 
 export const USAGE = `usage: unicloud-run FUNCTION [--event JSON] [--appid ID] [--url URL] [--platform P]
 
