@@ -18,7 +18,8 @@ VENV=.venv
 E2E_PACKAGES=(dbus dbus-x11 xvfb dunst libnotify-bin xdotool notification-daemon xfce4-notifyd
               xfconf lxqt-notificationd notify-osd imagemagick x11-utils
               redis-server  # the gateway's Redis store and cluster tests (issue 17)
-              haskell-status-notifier-item-utils haskell-gtk-sni-tray-utils xclip)  # the tray (issue 14)
+              haskell-status-notifier-item-utils haskell-gtk-sni-tray-utils xclip  # the tray (issue 14)
+              xfce4-panel)  # the tray's second host (issue 14)
 
 say() { printf '[dev.sh] %s\n' "$*" >&2; }
 
@@ -78,6 +79,7 @@ ensure_e2e_packages() {
                 import:imagemagick xwininfo:x11-utils redis-server:redis-server \
                 status-notifier-watcher:haskell-status-notifier-item-utils \
                 gtk-sni-tray-standalone:haskell-gtk-sni-tray-utils xclip:xclip \
+                xfce4-panel:xfce4-panel \
                 node:nodejs; do
         command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
     done
