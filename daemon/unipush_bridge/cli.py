@@ -63,6 +63,7 @@ COMMAND_HELP = {
     "doctor": "check each part notifications need, in order",
     "capture": "a notification server for tests: records notifications, clicks on request",
     "tray": "a tray icon (StatusNotifierItem) for the daemon: state, recent notifications, quiet",
+    "web": "the web endpoint for browser pages: pair a page origin (docs/web.md)",
 }
 #: Commands whose parsers service.commands builds.
 SERVICE_COMMANDS = ("service", "doctor")
@@ -344,6 +345,16 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     quiet.add_argument("--json", action="store_true")
     tray = local("tray")
     tray.add_argument("--config", type=Path, help="daemon TOML file: its appid and socket")
+    web = command("web")
+    web_sub = web.add_subparsers(dest="web_command", required=True, metavar="ACTION")
+    web_pair = command("pair", web_sub, help="pair a page origin with the web endpoint: a token")
+    pairing = web_pair.add_mutually_exclusive_group(required=True)
+    pairing.add_argument("--origin", metavar="URL", help="pair this origin: prints a new token")
+    pairing.add_argument("--list", action="store_true", help="list the pairings (no tokens)")
+    pairing.add_argument("--revoke", metavar="ID|ORIGIN", help="forget a pairing, or an origin's")
+    web_pair.add_argument("--config", type=Path, help="daemon TOML file: its appid and state dir")
+    web_pair.add_argument("--appid", help="the daemon's appId (default: the config's)")
+    web_pair.add_argument("--state-dir", type=Path, help="the daemon's state dir")
     capture = command("capture")
     if not isinstance(capture, _Unbuilt):
         from .testing.command import add_arguments as capture_arguments  # argparse only
@@ -740,6 +751,12 @@ def cmd_tray(args: argparse.Namespace) -> int:
     return run_tray(args)
 
 
+def cmd_web(args: argparse.Namespace) -> int:
+    from .runtime.webpair import cmd_web_pair
+
+    return cmd_web_pair(args)
+
+
 def cmd_capture(args: argparse.Namespace) -> int:
     from .testing.command import run
 
@@ -762,6 +779,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "doctor": service_commands.cmd_doctor,
     "capture": cmd_capture,
     "tray": cmd_tray,
+    "web": cmd_web,
 }
 
 if __name__ == "__main__":

@@ -97,8 +97,36 @@ class _DaemonBase(_Settings):
         parse_quiet_hours(value)  # raises ValueError naming the rule
         return value or None
 
+    @field_validator("web_host", check_fields=False)
+    @classmethod
+    def _web_host(cls, value: str) -> str:
+        from .gateway.access import is_loopback
+
+        if not is_loopback(value.strip()):
+            raise ValueError(
+                "must be a loopback address (127.0.0.1, ::1 or localhost): the web endpoint "
+                "speaks plain ws:// and admits only loopback Host names (docs/web.md)"
+            )
+        return value.strip()
+
+    @field_validator("web_origins", check_fields=False)
+    @classmethod
+    def _web_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from .runtime.webpair import normalize_origin
+
+        try:  # raises naming the origin and the rule
+            return tuple(normalize_origin(o, "origin") for o in value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+
     def options(self, reload_argv: tuple[str, ...] = ()) -> DaemonOptions:
         from .runtime import options
+
+        if getattr(self, "web_port", None) is not None and not getattr(self, "web_origins", ()):
+            raise ConfigError(
+                "key 'web_origins': empty while web_port is set, so no page could connect; "
+                'list the origins of your pages, e.g. web_origins = ["http://localhost:5173"]'
+            )
 
         values = {f.name: getattr(self, f.name) for f in options.DaemonOptions.settings()}
         return options.DaemonOptions(**values, reload_argv=reload_argv)
@@ -289,15 +317,15 @@ def _keys_at(cls: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
 
 def _hint(cls: type[_Settings], loc: tuple[int | str, ...]) -> str:
     name = str(loc[-1])
-    choices = _keys_at(cls, loc[:-1])
-    near = _nearest(name, choices)
-    if near is not None:
-        return f"did you mean {near!r}?"
-    if len(loc) == 1:
+    if len(loc) == 1:  # the other file's exact key says more than a near one of ours
         other: type[_Settings] = DaemonSettings if cls is GatewaySettings else GatewaySettings
         kind = "daemon" if cls is GatewaySettings else "gateway"
         if name in other.model_fields:
             return f"{name!r} is a {kind} setting ({kind}.toml), not one of this file's"
+    choices = _keys_at(cls, loc[:-1])
+    near = _nearest(name, choices)
+    if near is not None:
+        return f"did you mean {near!r}?"
     return "the keys are listed in config/daemon.toml and config/gateway.toml"
 
 

@@ -38,6 +38,7 @@ from .store import Store
 
 if TYPE_CHECKING:
     from ..gateway.server import Gateway
+    from .web import WebEndpoint
 
 log = structlog.get_logger(__name__)
 
@@ -106,6 +107,7 @@ class Daemon:
         self.driver: Driver | None = None
         self.link: Link | None = None
         self.notifier: DesktopNotifierBackend | None = None
+        self.web: WebEndpoint | None = None
         self._reloads: set[asyncio.Task[None]] = set()
         self.sd = SdNotify()  # systemd Type=notify; a no-op elsewhere
 
@@ -179,6 +181,20 @@ class Daemon:
             ping_timeout=s.ping_timeout,
         )
         api = LocalApiServer(driver, s.socket_path, lambda: self.status(driver, link))
+        self.web = web = None
+        if s.web_port is not None:  # opt-in; websockets only, already loaded for the link
+            from .web import WebEndpoint
+            from .webpair import pairs_file
+
+            self.web = web = WebEndpoint(
+                api,
+                appid=s.appid,
+                host=s.web_host,
+                port=s.web_port,
+                origins=s.web_origins,
+                pairs=pairs_file(s.state_dir, s.appid),
+                rate=s.web_rate,
+            )
         sleep = SleepWatcher(lambda: link.wake("resumed from suspend"), s.sleep_bus)
         link_task: asyncio.Task[None] | None = None
         announce: asyncio.Task[None] | None = None
@@ -187,6 +203,8 @@ class Daemon:
             await notifier.start()
             await api.start()
             log.info("local API listening", socket=str(s.socket_path))
+            if web is not None:
+                await web.start()
             await driver.start()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stop_event.set)
@@ -208,6 +226,8 @@ class Daemon:
                 loop.remove_signal_handler(sig)
             await self._shutdown(link, link_task, announce)
             sleep.stop()
+            if web is not None:
+                await web.stop()
             await api.stop()
             await driver.stop(1.0)
             if self.gateway is not None:
@@ -309,6 +329,7 @@ class Daemon:
             "last_message_at": driver.last_message_at,
             "counters": dict(driver.core.counters),
             "socket": str(self.settings.socket_path),
+            "web": self.web.url if self.web is not None else None,
             "state_dir": str(self.settings.state_dir),
             "started_at": self.started_at,
         }

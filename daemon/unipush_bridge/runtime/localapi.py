@@ -240,6 +240,8 @@ class ApiConnection:
 
 StatusFn = Callable[[], dict[str, Any]]
 Handler = Callable[[ApiConnection, dict[str, Any]], Awaitable[dict[str, Any]]]
+#: Refuses a request with a reason, or lets it through (None).
+Gate = Callable[[wire.Request], str | None]
 
 
 class LocalApiServer:
@@ -322,8 +324,7 @@ class LocalApiServer:
             log.warning("refused a local API connection", reason=str(exc))
             writer.transport.abort()
             return
-        conn = ApiConnection(writer)
-        self._connections.add(conn)
+        conn = self.connect(writer)
         task = asyncio.current_task()
         if task is not None:
             self._serving.add(task)
@@ -340,7 +341,7 @@ class LocalApiServer:
                 if not line:
                     break
                 try:
-                    self._request(conn, line)
+                    self.request(conn, line)
                 except Exception:  # a bug must cost one answer, not the connection
                     log.exception("local API request failed")
                     conn.answer(None, wire.fail(wire.NOT_A_REQUEST, "internal error"))
@@ -349,32 +350,54 @@ class LocalApiServer:
             # asyncio's stream callback would log the cancellation as an error.
             pass
         finally:
-            conn.ended()
-            self.api.unsubscribe(conn)
-            self._connections.discard(conn)
-            conn.close()
+            self.disconnect(conn)
             if task is not None:
                 self._serving.discard(task)
 
-    def _request(self, conn: ApiConnection, line: bytes) -> None:
+    def connect(self, writer: asyncio.StreamWriter) -> ApiConnection:
+        """A new connection to this API: the socket's, or a web page's (runtime/web.py
+        hands its websocket in through a writer of the same surface)."""
+        conn = ApiConnection(writer)
+        self._connections.add(conn)
+        return conn
+
+    def disconnect(self, conn: ApiConnection) -> None:
+        """The connection ended: it is no listener any more, and what it did not
+        acknowledge goes to the others."""
+        conn.ended()
+        self.api.unsubscribe(conn)
+        self._connections.discard(conn)
+        conn.close()
+
+    def request(
+        self, conn: ApiConnection, line: bytes | str, gate: Gate | None = None
+    ) -> asyncio.Task[None] | None:
+        """Serve one line; the call runs as a task, which is returned. ``gate`` may
+        refuse a request (not an ack) with a reason, answered as ``<method>:fail``:
+        the web endpoint limits what a page may call, and how often."""
         try:
             req = wire.parse_request(line)
             if req.method == wire.ACK:  # one-way, on every event's path: no task, no answer
                 conn.acked(wire.ack_ids(req.params))
-                return
+                return None
         except wire.BadRequest as exc:
             conn.answer(exc.answer.id, exc.answer.result)
-            return
+            return None
         handler = self._handlers.get(req.method)
         if handler is None:
             known = ", ".join(self._handlers)
             conn.answer(req.id, wire.fail(req.method, f"unknown method; known: {known}"))
-            return
+            return None
+        refused = gate(req) if gate is not None else None
+        if refused is not None:
+            conn.answer(req.id, wire.fail(req.method, refused))
+            return None
         # Slow calls (waiting for a cid, a notification) must not hold up this
         # connection's other requests, so each runs as its own task.
         task = asyncio.get_running_loop().create_task(self._run(conn, req, handler))
         self._calls.add(task)
         task.add_done_callback(self._calls.discard)
+        return task
 
     async def _run(self, conn: ApiConnection, req: wire.Request, handler: Handler) -> None:
         try:

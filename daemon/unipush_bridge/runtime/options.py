@@ -117,6 +117,30 @@ class DaemonOptions:
         gt=0,
         le=3600,
     )
+    web_port: int | None = setting(
+        None,
+        doc="port of the web endpoint for browser pages (docs/web.md); empty = off, 0 = any",
+        live=False,
+        ge=0,
+        le=65535,
+    )
+    web_host: str = setting(
+        "127.0.0.1",
+        doc="address of the web endpoint; loopback only (127.0.0.1, ::1, localhost)",
+        live=False,
+    )
+    web_origins: tuple[str, ...] = setting(
+        (),
+        doc='origins whose pages may connect, e.g. ["http://localhost:5173"]',
+        live=False,
+    )
+    web_rate: float = setting(
+        20.0,
+        doc="requests a second one web page may make (a burst of twice that)",
+        live=False,
+        gt=0,
+        le=1000,
+    )
     #: The command that prints these options again, for SIGHUP reloads (not a setting).
     reload_argv: tuple[str, ...] = ()
 
@@ -141,6 +165,7 @@ class DaemonOptions:
             if data.get(key) is not None:
                 data[key] = Path(data[key])
         data["app_command"] = tuple(data["app_command"])
+        data["web_origins"] = tuple(data.get("web_origins", ()))
         data["reload_argv"] = tuple(data.get("reload_argv", ()))
         return cls(**data)
 

@@ -1,0 +1,393 @@
+"""The web endpoint: uni-app pages in a browser on this machine reach the local API.
+
+Opt-in (``web_port``). One loopback port serves ``GET /sdk.js`` (the browser SDK,
+js/sdk/unipush-bridge.js) and a websocket at ``/ws`` on which a page speaks the local
+API's requests, answers and events, one JSON object per text message, after a
+``hello`` that carries its pairing token. The calls go to the same
+:class:`~.localapi.LocalApiServer` the Unix socket uses; this module only decides
+who may come in (Origin, Host, token) and how much they may ask (rate, calls in
+flight, connections). docs/web.md describes it; the decisions are the plain functions
+at the top, the websocket I/O is below them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, NamedTuple, cast
+
+import structlog
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from ..gateway.ratelimit import RateLimiter
+from ..wire import local as wire
+from . import webpair
+from .localapi import LocalApiServer
+
+log = structlog.get_logger(__name__)
+
+WS_PATH = "/ws"
+SDK_PATH = "/sdk.js"
+#: The uni calls a page may make. Not: history, clickHistory, status (the state dir,
+#: the socket, other apps' notifications shown by the CLI) and the quiet hours toggle
+#: (the user's, not a page's).
+PAGE_METHODS = frozenset(
+    {
+        "getPushClientId",
+        "onPushMessage",
+        "offPushMessage",
+        "createPushMessage",
+        "setPushChannel",
+        "getAllChannels",
+        "getChannelDetails",
+    }
+)
+#: Web connections at once (each may be a listener).
+MAX_CONNECTIONS = 16
+#: Calls of one connection still running (getPushClientId waits, a notification waits
+#: for its server) before more are refused; above the rate's burst, so only slow
+#: calls that pile up reach it.
+MAX_IN_FLIGHT = 64
+#: Messages of any kind (acks too) a second, as a multiple of web_rate, past which the
+#: connection is closed: a page that floods is not slowed, it is cut.
+FLOOD_FACTOR = 10
+HELLO_TIMEOUT_S = 10.0
+#: Close codes (4000-4999 are the application's).
+CLOSE_NO_HELLO = 4400
+CLOSE_NOT_PAIRED = 4401
+CLOSE_FLOOD = 1008
+#: Loopback names a browser puts in Host for this endpoint (DNS rebinding: a hostile
+#: name resolving to 127.0.0.1 carries its own name here).
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+
+
+class Refusal(NamedTuple):
+    status: http.HTTPStatus
+    reason: str
+
+
+def sdk_file() -> Path | None:
+    """The SDK beside the package (an installed wheel) or in the checkout's js/."""
+    here = Path(__file__).resolve()
+    for candidate in (
+        here.parent / "unipush-bridge.js",
+        here.parents[3] / "js" / "sdk" / "unipush-bridge.js",
+    ):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def host_refusal(host: str | None, port: int) -> str | None:
+    """Why this Host header is not this endpoint's, or None: a loopback name with our
+    port (a browser always sends the port unless it is 80)."""
+    if host is None:
+        return "a Host header is required"
+    value = host.strip().lower()
+    names = [f"{n}:{port}" for n in LOOPBACK_NAMES]
+    if port == 80:
+        names += list(LOOPBACK_NAMES)
+    if value in names:
+        return None
+    return (
+        f"Host {host!r} is not this endpoint ({', '.join(names[:3])}): only pages that "
+        "name it by a loopback name may connect (a guard against DNS rebinding)"
+    )
+
+
+def origin_refusal(origin: str | None, allowed: frozenset[str]) -> str | None:
+    """Why a page of this Origin may not connect, or None."""
+    if origin is None:
+        return (
+            "an Origin header is required: this endpoint is for web pages; local apps "
+            "use the daemon's Unix socket"
+        )
+    try:
+        normal = webpair.normalize_origin(origin)
+    except ValueError:
+        normal = None
+    if normal is not None and normal in allowed:
+        return None
+    return f"Origin {origin!r} is not in the web_origins setting"
+
+
+def refusal(
+    request_path: str, headers: Headers, port: int, allowed: frozenset[str], connections: int
+) -> Refusal | None:
+    """The answer to a request before any websocket: None lets a websocket through."""
+    path = request_path.split("?", 1)[0]
+    why = host_refusal(headers.get("Host"), port)
+    if why is not None:
+        return Refusal(http.HTTPStatus.FORBIDDEN, why)
+    if path != WS_PATH:
+        return Refusal(http.HTTPStatus.NOT_FOUND, f"no such path; the SDK is {SDK_PATH}")
+    why = origin_refusal(headers.get("Origin"), allowed)
+    if why is not None:
+        return Refusal(http.HTTPStatus.FORBIDDEN, why)
+    if connections >= MAX_CONNECTIONS:
+        return Refusal(
+            http.HTTPStatus.SERVICE_UNAVAILABLE,
+            f"too many web connections (at most {MAX_CONNECTIONS}); close other pages",
+        )
+    return None
+
+
+def hello_refusal(text: str | bytes, pairs: Path, origin: str) -> tuple[wire.RequestId, str | None]:
+    """The hello's id and why it does not let the page in (None: it does)."""
+    try:
+        req = wire.parse_request(text)
+    except wire.BadRequest as exc:
+        return exc.answer.id, f"the first message must be a hello: {exc}"
+    if req.method != "hello":
+        return req.id, f"the first message must be a hello with the pairing token, not {req.method}"
+    return req.id, webpair.check(pairs, origin, req.params.get("token"))
+
+
+class _Outlet:
+    """The StreamWriter surface ApiConnection writes to, over a websocket: each line
+    goes out as one text message, in order, from one task. ``drain`` returns once
+    every line is handed to the websocket."""
+
+    def __init__(self, ws: ServerConnection) -> None:
+        self._ws = ws
+        self._lines: deque[bytes] = deque()
+        self._size = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._wake = asyncio.Event()
+        self._gone = False
+        self.transport = self  # ApiConnection asks its writer's transport for these
+        self._task = asyncio.get_running_loop().create_task(self._pump())
+        self._closing: asyncio.Task[None] | None = None
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+    def get_write_buffer_size(self) -> int:
+        return self._size
+
+    def write(self, line: bytes) -> None:
+        if self._gone:
+            return
+        self._lines.append(line)
+        self._size += len(line)
+        self._idle.clear()
+        self._wake.set()
+
+    def writelines(self, lines: list[bytes]) -> None:
+        for line in lines:
+            self.write(line)
+
+    async def drain(self) -> None:
+        await self._idle.wait()
+        if self._gone:
+            raise ConnectionError("the page's websocket closed")
+
+    def abort(self) -> None:
+        self._gone = True
+        self._lines.clear()
+        self._size = 0
+        self._idle.set()
+        self._ws.transport.abort()
+
+    def close(self) -> None:
+        if self._closing is None:
+            self._closing = asyncio.get_running_loop().create_task(self._ws.close())
+
+    async def _pump(self) -> None:
+        while not self._gone:
+            while self._lines:
+                line = self._lines[0]
+                try:
+                    await self._ws.send(line.rstrip(b"\n").decode("utf-8"))
+                except ConnectionClosed:
+                    self._gone = True
+                    break
+                self._lines.popleft()
+                self._size -= len(line)
+            self._idle.set()
+            if self._gone:
+                break
+            self._wake.clear()
+            await self._wake.wait()
+        self._idle.set()
+
+
+class WebEndpoint:
+    """The loopback HTTP + websocket server for pages; see the module docstring."""
+
+    def __init__(
+        self,
+        api: LocalApiServer,
+        *,
+        appid: str,
+        host: str,
+        port: int,
+        origins: tuple[str, ...],
+        pairs: Path,
+        rate: float = 20.0,
+    ) -> None:
+        self.api = api
+        self.appid = appid
+        self.host = host
+        self._port = port
+        self.origins = frozenset(webpair.normalize_origin(o, "web_origins") for o in origins)
+        self.pairs = pairs
+        self.rate = rate
+        self._requests = RateLimiter(rate, 2 * rate, time.monotonic, max_keys=4 * MAX_CONNECTIONS)
+        self._messages = RateLimiter(
+            FLOOD_FACTOR * rate, 2 * FLOOD_FACTOR * rate, time.monotonic, 4 * MAX_CONNECTIONS
+        )
+        self._server: Server | None = None
+        self._live = 0
+        self._sdk: bytes | None = None
+
+    @property
+    def port(self) -> int:
+        if self._server is not None:
+            for sock in self._server.sockets:
+                return int(sock.getsockname()[1])
+        return self._port
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"ws://{host}:{self.port}{WS_PATH}"
+
+    async def start(self) -> None:
+        self._server = await serve(
+            self._serve,
+            self.host,
+            self._port,
+            process_request=self._process_request,
+            max_size=wire.MAX_LINE,
+            max_queue=4,
+            server_header=None,
+            open_timeout=HELLO_TIMEOUT_S,
+        )
+        log.info("web endpoint listening", url=self.url, origins=sorted(self.origins))
+
+    async def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._server.wait_closed(), 2.0)
+        self._server = None
+
+    def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
+        if request.path.split("?", 1)[0] == SDK_PATH and "Upgrade" not in request.headers:
+            why = host_refusal(request.headers.get("Host"), self.port)
+            if why is not None:
+                return _text(http.HTTPStatus.FORBIDDEN, why)
+            return self._sdk_response()
+        found = refusal(request.path, request.headers, self.port, self.origins, self._live)
+        if found is None:
+            return None
+        log.info("refused a web request", path=request.path[:200], reason=found.reason)
+        return _text(found.status, found.reason)
+
+    def _sdk_response(self) -> Response:
+        if self._sdk is None:
+            path = sdk_file()
+            if path is None:
+                return _text(
+                    http.HTTPStatus.NOT_FOUND,
+                    "the SDK file is not in this installation (js/sdk/unipush-bridge.js)",
+                )
+            self._sdk = path.read_bytes()
+        # Not secret: any page may load it (an ES module import across origins needs
+        # CORS); what it connects to checks the page.
+        headers = Headers(
+            [
+                ("Content-Type", "text/javascript; charset=utf-8"),
+                ("Content-Length", str(len(self._sdk))),
+                ("Access-Control-Allow-Origin", "*"),
+                ("Cache-Control", "no-cache"),
+                ("X-Content-Type-Options", "nosniff"),
+            ]
+        )
+        return Response(200, "OK", headers, self._sdk)
+
+    async def _serve(self, ws: ServerConnection) -> None:
+        self._live += 1
+        try:
+            await self._session(ws)
+        finally:
+            self._live -= 1
+
+    async def _session(self, ws: ServerConnection) -> None:
+        assert ws.request is not None
+        origin = webpair.normalize_origin(ws.request.headers["Origin"])
+        try:
+            first = await asyncio.wait_for(ws.recv(), HELLO_TIMEOUT_S)
+        except TimeoutError:
+            await ws.close(CLOSE_NO_HELLO, "no hello")
+            return
+        except ConnectionClosed:
+            return
+        rid, why = hello_refusal(first, self.pairs, origin)
+        if why is not None:
+            log.info("a web page was refused", origin=origin, reason=why)
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(_answer(rid, wire.fail("hello", why)))
+                await ws.close(CLOSE_NOT_PAIRED, "not paired")
+            return
+        await ws.send(_answer(rid, wire.ok("hello", appid=self.appid)))
+        log.info("a web page connected", origin=origin)
+        outlet = _Outlet(ws)
+        conn = self.api.connect(cast(asyncio.StreamWriter, outlet))
+        key = str(id(conn))
+        in_flight: set[asyncio.Task[None]] = set()
+
+        def gate(req: wire.Request) -> str | None:
+            if req.method not in PAGE_METHODS:
+                return "not available to web pages (docs/web.md lists what a page may call)"
+            if not self._requests.allow(key):
+                return f"rate limit: at most {self.rate:g} calls a second from one page"
+            if len(in_flight) >= MAX_IN_FLIGHT:
+                return f"too many calls in flight (at most {MAX_IN_FLIGHT}); await the others"
+            return None
+
+        closing: asyncio.Task[None] | None = None
+        try:
+            async for message in ws:
+                if closing is not None:
+                    continue  # read to the page's close frame: a cut would reset the link
+                if not self._messages.allow(key):
+                    log.warning("a web page floods the endpoint; closing it", origin=origin)
+                    closing = asyncio.get_running_loop().create_task(
+                        ws.close(CLOSE_FLOOD, "rate limit")
+                    )
+                    continue
+                task = self.api.request(conn, message, gate)
+                if task is not None:
+                    in_flight.add(task)
+                    task.add_done_callback(in_flight.discard)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.api.disconnect(conn)
+            await conn.wait_closed()
+            if closing is not None:
+                with contextlib.suppress(ConnectionClosed):
+                    await closing
+
+
+def _answer(rid: wire.RequestId, result: dict[str, Any]) -> str:
+    return wire.encode_answer(wire.Answer(rid, result)).rstrip(b"\n").decode("utf-8")
+
+
+def _text(status: http.HTTPStatus, text: str) -> Response:
+    body = (text + "\n").encode("utf-8")
+    headers = Headers(
+        [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
+    )
+    return Response(status.value, status.phrase, headers, body)

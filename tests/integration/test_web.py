@@ -1,0 +1,258 @@
+"""The daemon's web endpoint (issue 15 item 2), on a real daemon process with its
+embedded gateway, spoken to over real loopback HTTP and websockets, as a browser
+would: the SDK file, the Origin, Host and token checks, what a page may call, the
+rate limits, pushes and the SAME local API handling the Unix socket has."""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from tests.procs import DaemonProc, cli, post_json, wait_for
+
+ORIGIN = "http://127.0.0.1:5599"
+OTHER = "http://127.0.0.1:5600"
+ROOT = Path(__file__).resolve().parents[2]
+APPID = "__UNI__DESKTOP"
+
+
+class Web:
+    def __init__(self, daemon: DaemonProc, url: str, state_dir: Path) -> None:
+        self.daemon = daemon
+        self.url = url
+        self.state_dir = state_dir
+        self.port = int(urlsplit(url).port or 0)
+
+    def pair(self, origin: str = ORIGIN) -> str:
+        res = cli("web", "pair", "--origin", origin, "--state-dir", str(self.state_dir))
+        assert res.returncode == 0, res.stderr
+        return res.stdout.strip()
+
+    def get(
+        self, path: str, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        try:
+            conn.request("GET", path, headers=headers or {})
+            resp = conn.getresponse()
+            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+        finally:
+            conn.close()
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Web]:
+    state = tmp_path_factory.mktemp("webd")
+    daemon = DaemonProc(
+        state,
+        None,
+        env={
+            "UNIPUSH_BRIDGE_WEB_PORT": "0",
+            "UNIPUSH_BRIDGE_WEB_ORIGINS": json.dumps([ORIGIN, OTHER]),
+            "UNIPUSH_BRIDGE_WEB_RATE": "20",
+            "UNIPUSH_BRIDGE_SLEEP_BUS": "off",
+        },
+    )
+    daemon.start()
+    try:
+        url = wait_for(lambda: daemon.status()["web"], 10, "the web endpoint")
+        yield Web(daemon, url, state)
+    finally:
+        daemon.kill()
+
+
+async def call(ws: ClientConnection, rid: int, method: str, **params: Any) -> dict[str, Any]:
+    await ws.send(json.dumps({"id": rid, "method": method, "params": params}))
+    while True:
+        msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        if msg.get("id") == rid and "result" in msg:
+            result: dict[str, Any] = msg["result"]
+            return result
+
+
+async def paired(web: Web, token: str, origin: str = ORIGIN) -> ClientConnection:
+    ws = await connect(web.url, origin=origin)  # type: ignore[arg-type]
+    hello = await call(ws, 0, "hello", token=token)
+    assert hello["errMsg"] == "hello:ok", hello
+    return ws
+
+
+def test_sdk_js_is_served_with_a_javascript_type(web: Web) -> None:
+    """issue 15 item 2: GET /sdk.js is the SDK file itself, loadable as a module."""
+    status, headers, body = web.get("/sdk.js", {"Host": f"127.0.0.1:{web.port}"})
+    assert status == 200
+    assert headers["content-type"] == "text/javascript; charset=utf-8"
+    assert headers["access-control-allow-origin"] == "*"
+    assert body == (ROOT / "js" / "sdk" / "unipush-bridge.js").read_bytes()
+
+
+def test_foreign_host_is_refused_dns_rebinding(web: Web) -> None:
+    """issue 15 item 2: a page on a hostile name that resolves to 127.0.0.1 sends its
+    own name as Host: 403 with the reason, for the SDK and the websocket alike."""
+    for path in ("/sdk.js", "/ws"):
+        status, _, body = web.get(path, {"Host": f"evil.example:{web.port}", "Origin": ORIGIN})
+        assert status == 403, path
+        assert b"DNS rebinding" in body
+    status, _, _ = web.get("/sdk.js", {"Host": f"localhost:{web.port}"})
+    assert status == 200
+    status, _, _ = web.get("/sdk.js", {"Host": "localhost:1"})  # not our port
+    assert status == 403
+
+
+async def test_foreign_or_missing_origin_is_refused(web: Web) -> None:
+    """issue 15 item 2: only web_origins' pages get a websocket (HTTP 403 + reason)."""
+    with pytest.raises(InvalidStatus) as refused:
+        await connect(web.url, origin="http://evil.example")  # type: ignore[arg-type]
+    assert refused.value.response.status_code == 403
+    assert b"not in the web_origins setting" in refused.value.response.body
+    with pytest.raises(InvalidStatus) as no_origin:
+        await connect(web.url)
+    assert no_origin.value.response.status_code == 403
+    assert b"Origin header is required" in no_origin.value.response.body
+
+
+async def test_hello_needs_a_token_paired_with_this_origin(web: Web) -> None:
+    """issue 15 item 2: no token, a wrong one, another origin's: hello:fail and close
+    4401; the paired one: hello:ok, then the same getPushClientId the socket answers."""
+    token = web.pair()
+    for bad, why in ((None, "pairing token is required"), ("x" * 43, "unknown or revoked")):
+        ws = await connect(web.url, origin=ORIGIN)  # type: ignore[arg-type]
+        params = {} if bad is None else {"token": bad}
+        answer = await call(ws, 1, "hello", **params)
+        assert answer["errMsg"].startswith("hello:fail ") and why in answer["errMsg"], answer
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+        assert ws.close_code == 4401
+    ws = await connect(web.url, origin=OTHER)  # type: ignore[arg-type]
+    answer = await call(ws, 1, "hello", token=token)
+    assert "paired with another origin" in answer["errMsg"]
+    ws = await connect(web.url, origin=ORIGIN)  # type: ignore[arg-type]
+    first = await call(ws, 1, "getPushClientId")
+    assert first["errMsg"].startswith("hello:fail the first message must be a hello")
+    ws = await paired(web, token)
+    got = await call(ws, 2, "getPushClientId")
+    assert got == {"errMsg": "getPushClientId:ok", "cid": web.daemon.cid()}
+    await ws.close()
+
+
+async def test_revoked_token_is_refused(web: Web) -> None:
+    """issue 15 item 2: web pair --revoke takes effect at the next hello, no restart."""
+    token = web.pair()
+    listed = cli("web", "pair", "--list", "--state-dir", str(web.state_dir))
+    assert ORIGIN in listed.stdout and token not in listed.stdout
+    pair_id = next(
+        line.split()[0] for line in reversed(listed.stdout.splitlines()) if ORIGIN in line
+    )
+    gone = cli("web", "pair", "--revoke", pair_id, "--state-dir", str(web.state_dir))
+    assert gone.returncode == 0 and pair_id in gone.stdout
+    ws = await connect(web.url, origin=ORIGIN)  # type: ignore[arg-type]
+    answer = await call(ws, 1, "hello", token=token)
+    assert "unknown or revoked" in answer["errMsg"]
+    stored = (web.state_dir / f"{APPID}.web-pairs.json").read_text()
+    assert token not in stored  # only hashes are kept
+
+
+async def test_a_page_may_not_call_what_is_not_its_business(web: Web) -> None:
+    """issue 15 item 2: no quiet hours toggle, history, clickHistory or status (the
+    state dir and socket) from a page: <method>:fail with the reason."""
+    ws = await paired(web, web.pair())
+    for i, method in enumerate(("setQuietHours", "getQuietHours", "history", "status"), 1):
+        answer = await call(ws, i, method, on=True)
+        why = "not available to web pages (docs/web.md lists what a page may call)"
+        assert answer == {"errMsg": f"{method}:fail {why}"}
+    channels = await call(ws, 9, "getAllChannels")
+    assert channels["errMsg"] == "getAllChannels:ok" and "DcloudChannelID" in channels["channels"]
+    await ws.close()
+
+
+async def test_rate_limit_per_connection(web: Web) -> None:
+    """issue 15 item 2: past web_rate (20/s, a burst of 40) calls fail with the rule;
+    a page that floods past ten times that is closed with 1008."""
+    ws = await paired(web, web.pair())
+    for i in range(60):
+        await ws.send(json.dumps({"id": i, "method": "getAllChannels"}))
+    answers = []
+    while len(answers) < 60:
+        msg = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        answers.append(msg["result"]["errMsg"])
+    limited = [a for a in answers if "rate limit" in a]
+    assert (
+        limited
+        and limited[0] == "getAllChannels:fail rate limit: at most 20 calls a second from one page"
+    )
+    assert 10 <= len(limited) <= 25, len(limited)
+    flood = json.dumps({"method": "ack", "params": {"push_ids": []}})
+    with pytest.raises(ConnectionClosed):
+        for _ in range(2000):
+            await ws.send(flood)
+        while True:
+            await asyncio.wait_for(ws.recv(), 5)
+    assert ws.close_code == 1008
+
+
+async def test_push_reaches_the_page_and_an_ack_settles_it(web: Web) -> None:
+    """issue 15 item 2: a page that subscribes is a listener like any other: a push
+    through the gateway arrives as the local API's event, and its ack is taken."""
+    ws = await paired(web, web.pair())
+    assert (await call(ws, 1, "onPushMessage", ack=True))["errMsg"] == "onPushMessage:ok"
+    wait_for(lambda: web.daemon.status()["listeners"] >= 1, 5, "the page as a listener")
+    gateway = web.daemon.status()["gateway"].replace("ws://", "http://").split("/ws")[0]
+    cid = web.daemon.cid()
+    status, body = post_json(
+        f"{gateway}/api/{APPID}/sendMessage",
+        {"push_clientid": cid, "title": "T", "content": "C", "payload": {"k": [1, 2]}},
+    )
+    assert status == 200, body
+    while True:
+        msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        if msg.get("event") == "push":
+            break
+    assert msg["data"]["type"] == "receive"
+    assert msg["data"]["data"]["payload"] == {"k": [1, 2]}
+    await ws.send(json.dumps({"method": "ack", "params": {"push_ids": [msg["push_id"]]}}))
+    wait_for(lambda: web.daemon.status()["backlog"] == 0, 5, "the push settled")
+    await ws.close()
+    wait_for(lambda: web.daemon.status()["listeners"] == 0, 5, "the page gone")
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        (
+            {"UNIPUSH_BRIDGE_WEB_PORT": "0", "UNIPUSH_BRIDGE_WEB_HOST": "0.0.0.0"},
+            "key 'web_host' (flag, UNIPUSH_BRIDGE_WEB_HOST or config file): Value error, "
+            "must be a loopback address",
+        ),
+        (
+            {"UNIPUSH_BRIDGE_WEB_PORT": "8790"},
+            "key 'web_origins': empty while web_port is set",
+        ),
+        (
+            {"UNIPUSH_BRIDGE_WEB_PORT": "0", "UNIPUSH_BRIDGE_WEB_ORIGINS": '["file:///x"]'},
+            "key 'web_origins' (flag, UNIPUSH_BRIDGE_WEB_ORIGINS or config file): Value error, "
+            "origin: 'file:///x' is not a web origin",
+        ),
+    ],
+)
+def test_bad_web_settings_name_the_key(tmp_path: Path, env: dict[str, str], expected: str) -> None:
+    """issue 15 item 2: settings errors name the key and the rule (exit 2)."""
+    res = cli("run", "--state-dir", str(tmp_path), "--print-config", env=env)
+    assert res.returncode == 2, res.stdout
+    assert expected in res.stderr, res.stderr
+
+
+def test_web_pair_refuses_what_is_not_an_origin(tmp_path: Path) -> None:
+    """issue 15 item 2: `web pair --origin` takes an origin, not a page URL or a file."""
+    res = cli("web", "pair", "--origin", "file:///index.html", "--state-dir", str(tmp_path))
+    assert res.returncode == 2
+    assert "is not a web origin" in res.stderr
+    assert not (tmp_path / f"{APPID}.web-pairs.json").exists()
