@@ -22,7 +22,9 @@ TESTS = sorted((JS / "test").glob("*.test.js"))
 def node() -> str:
     found = shutil.which("node")
     if found is None:
-        reason = "node is not installed (Debian package nodejs; bash scripts/dev.sh test installs it)"
+        reason = (
+            "node is not installed (Debian package nodejs; bash scripts/dev.sh test installs it)"
+        )
         if os.environ.get("CI"):
             pytest.fail(f"{reason}: CI must run the JS tests")
         pytest.skip(reason)
