@@ -8,6 +8,7 @@ becomes one error that names the file and the fix, raised wherever SQLite says s
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import os
@@ -208,3 +209,94 @@ def transaction(db: sqlite3.Connection, synchronous: str | None = None) -> Itera
     finally:
         if synchronous is not None:
             db.execute(f"PRAGMA synchronous={previous}")
+
+
+class GroupCommit:
+    """Units of work from concurrent requests, committed by one COMMIT (issue 17 item 5).
+
+    A unit is a SAVEPOINT inside one open transaction: it is atomic on its own (an
+    exception rolls back that unit alone), and everything the units of one event-loop
+    turn wrote is committed together by a callback scheduled after them, so sixteen
+    requests that arrive together write their shared pages (an index, the clients
+    table, the WAL header) once, not sixteen times. Reads on this connection see the
+    open transaction, so every caller sees what the others wrote before it is
+    committed; what is not committed yet is never *answered* as done: callers await
+    :meth:`synced` before they answer. Without a running loop (start-up, tools) a unit
+    commits as it ends, as a plain transaction would."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        self._depth = 0
+        #: Resolved by the commit that covers every unit ended so far.
+        self._commit: asyncio.Future[None] | None = None
+
+    @contextlib.contextmanager
+    def unit(self) -> Iterator[None]:
+        db = self._db
+        if not db.in_transaction:
+            db.execute("BEGIN IMMEDIATE")
+        self._depth += 1
+        db.execute("SAVEPOINT unit")
+        try:
+            yield
+        except BaseException as exc:
+            # SQLite has already rolled back the whole transaction after some errors
+            # (SQLITE_FULL among them): then there is no savepoint left to go back to.
+            if db.in_transaction:
+                db.execute("ROLLBACK TO unit")
+                db.execute("RELEASE unit")
+            self._depth -= 1
+            if not db.in_transaction:
+                self._failed(exc)
+            raise
+        else:
+            db.execute("RELEASE unit")
+            self._depth -= 1
+        if self._depth == 0:
+            self._schedule()
+
+    def _schedule(self) -> None:
+        if self._commit is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop: a plain transaction
+            self.flush()
+            return
+        self._commit = loop.create_future()
+        loop.call_soon(self.flush)
+
+    async def synced(self) -> None:
+        """Returns once everything written so far is committed; raises what the commit
+        raised (a full disk) if it failed, and then none of it is."""
+        if self._commit is not None:
+            await asyncio.shield(self._commit)
+
+    def flush(self) -> None:
+        """Commit now; the scheduled callback, and close() for what is left."""
+        commit, self._commit = self._commit, None
+        if self._depth or not self._db.in_transaction:
+            if commit is not None and not commit.done():
+                commit.set_result(None)
+            return
+        try:
+            self._db.execute("COMMIT")
+        except BaseException as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            if commit is not None and not commit.done():
+                commit.set_exception(exc)
+                commit.exception()  # retrieved: each caller re-raises it from synced()
+            if commit is None:
+                raise
+            return
+        if commit is not None and not commit.done():
+            commit.set_result(None)
+
+    def _failed(self, exc: BaseException) -> None:
+        """SQLite rolled the whole transaction back under the units: the others' writes
+        of this turn are gone too, and their callers must not answer them as done."""
+        commit, self._commit = self._commit, None
+        if commit is not None and not commit.done():
+            commit.set_exception(exc)
+            commit.exception()

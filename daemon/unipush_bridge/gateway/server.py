@@ -277,12 +277,17 @@ class Gateway:
             raise
 
     async def call(self, appid: str, method: str, body: Any) -> dict[str, Any]:
-        """Run one server method and hand over what it committed for online daemons."""
+        """Run one server method, hand what it stored to the online daemons, and answer
+        once it is committed. The frames leave before the commit (the commit of this
+        loop turn's requests together, GroupCommit): the daemon records the message
+        while we write ours, and the answer still waits for the commit. What a crash
+        between the two does is in docs/architecture.md's crash table."""
         outcome = self.service.call(appid, method, body, self.online)
         for d in outcome.deliveries:
             conn = self.connections.get((appid, d.cid))
             if conn is not None:
                 await conn.offer_now(d.seq, d.msg_id, d.body_json)
+        await self.store.synced()
         return outcome.answer
 
     async def send_message(self, appid: str, body: Any) -> dict[str, Any]:

@@ -6,6 +6,7 @@ which message (the server hands them over after the commit).
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import secrets
@@ -285,12 +286,23 @@ class GatewayService:
         if online_only and not connected:
             return IGNORED
         ttl_s = ONLINE_ONLY_GRACE_S if online_only else req.ttl_ms / 1000
-        msg_id = secrets.token_hex(16)
+        msg_id = message_id(appid, cid, req.request_id)
         seq = self.store.add_message(appid, cid, msg_id, taskid, message, ttl_s)
         if not connected:
             return "successed_offline"
         deliveries.append(Delivery(cid, seq, msg_id, message))
         return "successed_online"
+
+
+def message_id(appid: str, cid: str, request_id: str | None) -> str:
+    """A message's id, which the daemon drops repeats by. Derived from the request_id
+    when there is one, so a sender that retries a request whose answer it never got
+    (the gateway died after the push left, before its commit) makes the same message
+    again, and the daemon that had it already drops it (uni: a repeated request_id
+    loses the message). Random otherwise."""
+    if request_id is None:
+        return secrets.token_hex(16)
+    return hashlib.sha256(f"{appid}\0{cid}\0{request_id}".encode()).hexdigest()[:32]
 
 
 def _answer_data(

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..sqlitedb import Checkpointer, open_db, transaction
+from ..sqlitedb import Checkpointer, GroupCommit, open_db, transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS clients (
@@ -130,6 +130,7 @@ class GatewayStore:
         self._clock = clock
         self._db.executescript(SCHEMA)
         self._migrate()
+        self._group = GroupCommit(self._db)
 
     def _migrate(self) -> None:
         """A store written before cid secrets and issued seqs gets the columns. Its cids
@@ -155,6 +156,7 @@ class GatewayStore:
             )
 
     def close(self) -> None:
+        self._group.flush()
         self._checkpointer.close()
         self._db.close()
 
@@ -332,8 +334,12 @@ class GatewayStore:
         )
 
     def transaction(self) -> contextlib.AbstractContextManager[None]:
-        """One commit for all the writes inside; an exception rolls them all back."""
-        return transaction(self._db)
+        """All the writes inside, or none; committed with the others of this loop turn
+        (see GroupCommit): await synced() before answering that they are done."""
+        return self._group.unit()
+
+    async def synced(self) -> None:
+        await self._group.synced()
 
     # clients: lookups for targets and device methods ------------------------------
 
