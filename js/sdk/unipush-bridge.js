@@ -1,9 +1,12 @@
 /*
  * unipush-bridge browser SDK: uni-app's push API for a page, served by the daemon's web
- * endpoint. No import/export statements, so it loads both as a plain <script> and as an
- * ES module (sdk/index.js re-exports it); either way it sets globalThis.UniPushBridge.
+ * endpoint (GET /sdk.js; docs/web.md). No import/export statements, so it loads both as
+ * a plain <script> and as an ES module (sdk/index.js re-exports it); either way it sets
+ * globalThis.UniPushBridge.
  *
  *   UniPushBridge.install(uni, {url: "ws://127.0.0.1:8790/ws", token: "..."})
+ *   <script src="http://127.0.0.1:8790/sdk.js" data-token="..."></script>  (installs on
+ *   window.uni, the url taken from the script's own address)
  *
  * The page speaks the daemon's local API over the websocket (docs/protocol.md part 2):
  * one JSON request/answer/event per text message, first a "hello" carrying the pairing
@@ -15,6 +18,13 @@
 
   var TOKEN_KEY = "unipush-bridge-token";
   var RETRY_MS = 1000;
+  var RETRY_MAX_MS = 30000;
+  /** Close code of a hello the daemon refused (not paired): retrying cannot help. */
+  var NOT_PAIRED = 4401;
+  /** Payload objects and push ids remembered (a click hands back the page's object;
+   * a push the daemon hands on again after a reconnect is dropped). */
+  var REMEMBER = 200;
+  var DEFAULT_CHANNEL = "DcloudChannelID";
 
   var protocol = {
     /** One request message; `params` is always an object (the daemon's rule). */
@@ -61,6 +71,23 @@
       out.errMsg = String(res.errMsg).replace(/^[^:]*:/, api + ":");
       return out;
     },
+    /** createPushMessage's options as the daemon takes them: the callbacks left out, a
+     * Date `when` as its ISO string (what JSON.stringify makes of it, said outright). */
+    pushOptions: function (options) {
+      var params = {};
+      for (var k in options || {}) {
+        var v = options[k];
+        if (k === "success" || k === "fail" || k === "complete" || typeof v === "function") continue;
+        params[k] = v instanceof Date ? v.toISOString() : v;
+      }
+      return params;
+    },
+    /** The websocket URL of an endpoint from the address the SDK was loaded from. */
+    endpointOf: function (scriptUrl) {
+      var m = /^(https?):\/\/([^/?#]+)\//.exec(String(scriptUrl || ""));
+      if (!m) return null;
+      return (m[1] === "https" ? "wss" : "ws") + "://" + m[2] + "/ws";
+    },
   };
 
   /** uni's calling convention: success/fail/complete callbacks, and a Promise too. A
@@ -101,9 +128,30 @@
     }
   }
 
+  /** A bounded insertion-ordered map: the oldest entry goes first. */
+  function Recent(limit) {
+    this.limit = limit;
+    this.keys = [];
+    this.values = {};
+  }
+  Recent.prototype.has = function (key) {
+    return Object.prototype.hasOwnProperty.call(this.values, key);
+  };
+  Recent.prototype.get = function (key) {
+    return this.has(key) ? this.values[key] : undefined;
+  };
+  Recent.prototype.set = function (key, value) {
+    if (!this.has(key)) {
+      this.keys.push(key);
+      if (this.keys.length > this.limit) delete this.values[this.keys.shift()];
+    }
+    this.values[key] = value;
+  };
+
   function Bridge(opts) {
-    this.url = opts.url;
+    this.url = opts.url || root.UniPushBridge.defaultUrl || null;
     this.WebSocket = opts.WebSocket || root.WebSocket;
+    this.setTimeout = opts.setTimeout || root.setTimeout.bind(root);
     var store = storage();
     if (opts.token && store) store.setItem(TOKEN_KEY, opts.token);
     this.token = opts.token || (store && store.getItem(TOKEN_KEY)) || null;
@@ -113,27 +161,41 @@
     this.subscribed = false;
     this.ready = null;
     this.ws = null;
-    this.seen = {};
+    this.seen = new Recent(REMEMBER);
     // payload objects of the notifications this page created, by their JSON, so a click
     // hands back the very object the page passed in.
-    this.payloads = {};
+    this.payloads = new Recent(REMEMBER);
+    // events that came while the page had no listener: the next one gets them.
+    this.held = [];
     this.retry = null;
+    this.retryMs = RETRY_MS;
+    this.refused = null;
   }
 
   Bridge.prototype.open = function () {
     var self = this;
     if (this.ready) return this.ready;
+    if (this.refused) return Promise.reject(new Error(this.refused));
     if (!this.token) return Promise.reject(new Error("not paired: run `unipush-bridge web pair --origin <this origin>` and pass its token"));
     if (!this.url) return Promise.reject(new Error("no url: pass the daemon's web endpoint, such as ws://127.0.0.1:8790/ws"));
     this.ready = new Promise(function (resolve, reject) {
-      var ws = new self.WebSocket(self.url);
+      var ws;
+      try {
+        ws = new self.WebSocket(self.url);
+      } catch (e) {
+        self.ready = null;
+        reject(e);
+        return;
+      }
       self.ws = ws;
       ws.onopen = function () {
         self.send("hello", { token: self.token }).then(function (res) {
-          if (protocol.isOk(res)) resolve(ws);
-          else {
-            reject(new Error(res.errMsg.replace(/^hello:fail ?/, "")));
-            ws.close();
+          if (protocol.isOk(res)) {
+            self.retryMs = RETRY_MS;
+            resolve(ws);
+          } else {
+            self.refused = res.errMsg.replace(/^hello:fail ?/, "");
+            reject(new Error(self.refused));
           }
         });
       };
@@ -142,7 +204,9 @@
       };
       ws.onerror = function () {};
       ws.onclose = function (ev) {
-        var why = "connection closed" + (ev && ev.reason ? ": " + ev.reason : "");
+        if (self.ws !== ws) return;
+        var why = self.refused || "connection closed" + (ev && ev.reason ? ": " + ev.reason : "");
+        if (ev && ev.code === NOT_PAIRED && !self.refused) self.refused = why;
         reject(new Error(why));
         self.closed(why);
       };
@@ -158,11 +222,15 @@
     var pending = this.pending;
     this.pending = {};
     for (var id in pending) pending[id](protocol.fail(pending[id].method, why));
-    if (this.listeners.length && !this.retry) {
-      this.retry = setTimeout(function () {
+    // A page that listens wants its events back: reconnect, and subscribe again (the
+    // daemon then hands on what it held meanwhile). Not when the token was refused.
+    if (this.listeners.length && !this.retry && !this.refused) {
+      var wait = this.retryMs;
+      this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
+      this.retry = this.setTimeout(function () {
         self.retry = null;
         if (self.listeners.length) self.subscribe();
-      }, RETRY_MS);
+      }, wait);
     }
   };
 
@@ -172,7 +240,12 @@
     return new Promise(function (resolve) {
       resolve.method = method;
       self.pending[id] = resolve;
-      self.ws.send(protocol.request(id, method, params));
+      try {
+        self.ws.send(protocol.request(id, method, params));
+      } catch (e) {
+        delete self.pending[id];
+        resolve(protocol.fail(method, "connection closed"));
+      }
     });
   };
 
@@ -186,6 +259,8 @@
   Bridge.prototype.receive = function (text) {
     var msg = protocol.parse(text);
     if (msg.kind === "answer") {
+      // A refused hello is followed by the close at once: note why before it comes.
+      if (/^hello:fail/.test(msg.result.errMsg)) this.refused = msg.result.errMsg.replace(/^hello:fail ?/, "");
       var done = this.pending[msg.id];
       delete this.pending[msg.id];
       if (done) done(msg.result);
@@ -194,12 +269,28 @@
     }
   };
 
+  Bridge.prototype.acked = function (pushId) {
+    if (!pushId) return;
+    this.seen.set(pushId, true);
+    if (this.ws) {
+      try {
+        this.ws.send(protocol.ack([pushId]));
+      } catch (e) {}
+    }
+  };
+
   Bridge.prototype.dispatch = function (msg) {
-    if (msg.pushId && this.seen[msg.pushId]) return this.ws.send(protocol.ack([msg.pushId]));
+    if (msg.pushId && this.seen.has(msg.pushId)) return this.acked(msg.pushId);
+    if (!this.listeners.length) {
+      // off() came before the daemon heard of it: keep it for the next listener
+      // (uni's cold-start click waits for the next page that subscribes too).
+      this.held.push(msg);
+      return;
+    }
     var data = msg.data;
-    if (data.type === "click" && data.data && "payload" in data.data) {
-      var mine = this.payloads[JSON.stringify(data.data.payload)];
-      if (mine !== undefined) data.data.payload = mine;
+    if (data.type === "click" && data.data && typeof data.data === "object" && "payload" in data.data) {
+      var key = JSON.stringify(data.data.payload);
+      if (this.payloads.has(key)) data.data.payload = this.payloads.get(key);
     }
     var res = { type: data.type, data: data.data };
     var listeners = this.listeners.slice();
@@ -210,14 +301,14 @@
         if (root.console) root.console.error(e);
       }
     }
-    if (msg.pushId) {
-      this.seen[msg.pushId] = true;
-      if (this.ws) this.ws.send(protocol.ack([msg.pushId]));
-    }
+    this.acked(msg.pushId);
   };
 
   Bridge.prototype.subscribe = function () {
     var self = this;
+    var held = this.held;
+    this.held = [];
+    for (var i = 0; i < held.length; i++) this.dispatch(held[i]);
     if (this.subscribed) return;
     this.subscribed = true;
     this.call("onPushMessage", { ack: true }).then(
@@ -230,9 +321,15 @@
     );
   };
 
+  Bridge.prototype.unsubscribe = function () {
+    if (!this.subscribed) return;
+    this.subscribed = false;
+    if (this.ready) this.call("offPushMessage", {}).catch(function () {});
+  };
+
   /** Puts uni's push API on `uni` (the page's, or globalThis.uni, made if missing). */
   function install(uni, opts) {
-    if (uni && !opts && typeof uni.url === "string") {
+    if (uni && !opts && (typeof uni.url === "string" || typeof uni.token === "string")) {
       opts = uni;
       uni = null;
     }
@@ -246,12 +343,14 @@
       });
     };
 
+    /** uni: the same callback twice is one listener. */
     uni.onPushMessage = function (callback) {
       if (typeof callback !== "function") return;
       if (bridge.listeners.indexOf(callback) < 0) bridge.listeners.push(callback);
       bridge.subscribe();
     };
 
+    /** uni: off(cb) removes that one; off() with no argument removes all. */
     uni.offPushMessage = function (callback) {
       if (typeof callback === "function") {
         var at = bridge.listeners.indexOf(callback);
@@ -259,22 +358,14 @@
       } else {
         bridge.listeners.length = 0;
       }
-      if (!bridge.listeners.length && bridge.subscribed && bridge.ws) {
-        bridge.subscribed = false;
-        bridge.send("offPushMessage", {});
-      }
+      if (!bridge.listeners.length) bridge.unsubscribe();
     };
 
     uni.createPushMessage = function (options) {
       options = options || {};
-      var params = {};
-      for (var k in options) {
-        if (k !== "success" && k !== "fail" && k !== "complete" && typeof options[k] !== "function") {
-          params[k] = options[k] instanceof Date ? options[k].toISOString() : options[k];
-        }
-      }
+      var params = protocol.pushOptions(options);
       if (options.payload !== undefined && options.payload !== null) {
-        bridge.payloads[JSON.stringify(options.payload)] = options.payload;
+        bridge.payloads.set(JSON.stringify(options.payload), options.payload);
       }
       return settle("createPushMessage", options, function () {
         return bridge.call("createPushMessage", params);
@@ -282,25 +373,37 @@
     };
 
     function channelManager() {
-      var known = [];
+      var known = [DEFAULT_CHANNEL];
+      function add(id) {
+        if (typeof id === "string" && id && known.indexOf(id) < 0) known.push(id);
+      }
       return {
+        /** uni's is synchronous and answers nothing: the channel is listed at once (a
+         * refusal by the daemon, logged to the console, takes it back out). */
         setPushChannel: function (options) {
           options = options || {};
-          if (options.channelId && known.indexOf(options.channelId) < 0) known.push(options.channelId);
-          bridge.call("setPushChannel", options).then(function (res) {
-            if (res && res.channels) known = res.channels;
-          }, function () {});
+          var id = options.channelId;
+          var isNew = known.indexOf(id) < 0;
+          add(id);
+          bridge.call("setPushChannel", protocol.pushOptions(options)).then(
+            function (res) {
+              if (!protocol.isOk(res)) {
+                if (isNew) known.splice(known.indexOf(id), 1);
+                if (root.console) root.console.warn(protocol.rename(res, "setPushChannel").errMsg);
+              }
+            },
+            function () {}
+          );
         },
-        /** uni answers synchronously with channelId strings; the daemon's list is
-         * fetched in the background, so call refresh() and await it for the full list. */
+        /** uni answers synchronously with channelId strings (uni-app code does
+         * indexOf on them); the daemon's list is fetched in the background when the
+         * manager is made: await refresh() for the full list. */
         getAllChannels: function () {
-          var all = ["DcloudChannelID"];
-          for (var i = 0; i < known.length; i++) if (all.indexOf(known[i]) < 0) all.push(known[i]);
-          return all;
+          return known.slice();
         },
         refresh: function () {
           return bridge.call("getAllChannels", {}).then(function (res) {
-            if (protocol.isOk(res)) known = res.channels.slice();
+            if (protocol.isOk(res) && res.channels) for (var i = 0; i < res.channels.length; i++) add(res.channels[i]);
             return known.slice();
           });
         },
@@ -314,14 +417,20 @@
       }
       return manager;
     };
-    uni.getPushChannelManager = uni.getChannelManager;
+    uni.getPushChannelManager = uni.getChannelManager; // uni-app x's name, the same manager
     uni.__unipushBridge = bridge;
     return uni;
   }
 
-  root.UniPushBridge = { install: install, protocol: protocol, settle: settle, TOKEN_KEY: TOKEN_KEY };
-  if (root.document && root.document.currentScript) {
-    var s = root.document.currentScript;
-    if (s.dataset && s.dataset.url) install(root.uni, { url: s.dataset.url, token: s.dataset.token });
+  var script = root.document && root.document.currentScript;
+  root.UniPushBridge = {
+    install: install,
+    protocol: protocol,
+    settle: settle,
+    TOKEN_KEY: TOKEN_KEY,
+    defaultUrl: script ? protocol.endpointOf(script.src) : null,
+  };
+  if (script && script.dataset && (script.dataset.url || script.dataset.token || "install" in script.dataset)) {
+    install(root.uni, { url: script.dataset.url || undefined, token: script.dataset.token || undefined });
   }
 })(typeof globalThis !== "undefined" ? globalThis : this);

@@ -93,6 +93,11 @@ def test_sdk_js_is_served_with_a_javascript_type(web: Web) -> None:
     assert headers["content-type"] == "text/javascript; charset=utf-8"
     assert headers["access-control-allow-origin"] == "*"
     assert body == (ROOT / "js" / "sdk" / "unipush-bridge.js").read_bytes()
+    # the ES module entry and the file it imports beside it
+    for path, name in (("/sdk.mjs", "index.js"), ("/unipush-bridge.js", "unipush-bridge.js")):
+        status, headers, body = web.get(path, {"Host": f"localhost:{web.port}"})
+        assert (status, headers["content-type"]) == (200, "text/javascript; charset=utf-8")
+        assert body == (ROOT / "js" / "sdk" / name).read_bytes()
 
 
 def test_foreign_host_is_refused_dns_rebinding(web: Web) -> None:

@@ -73,13 +73,20 @@ class Refusal(NamedTuple):
     reason: str
 
 
-def sdk_file() -> Path | None:
-    """The SDK beside the package (an installed wheel) or in the checkout's js/."""
+#: The SDK's files by path: the classic script (also what a side-effect import loads),
+#: and the ES module entry with the file it imports beside it.
+SDK_FILES = {
+    SDK_PATH: "unipush-bridge.js",
+    "/unipush-bridge.js": "unipush-bridge.js",
+    "/sdk.mjs": "index.js",
+}
+
+
+def sdk_file(name: str) -> Path | None:
+    """An SDK file in the package (an installed wheel: runtime/sdk/) or in the
+    checkout's js/sdk/."""
     here = Path(__file__).resolve()
-    for candidate in (
-        here.parent / "unipush-bridge.js",
-        here.parents[3] / "js" / "sdk" / "unipush-bridge.js",
-    ):
+    for candidate in (here.parent / "sdk" / name, here.parents[3] / "js" / "sdk" / name):
         if candidate.is_file():
             return candidate
     return None
@@ -127,7 +134,9 @@ def refusal(
     if why is not None:
         return Refusal(http.HTTPStatus.FORBIDDEN, why)
     if path != WS_PATH:
-        return Refusal(http.HTTPStatus.NOT_FOUND, f"no such path; the SDK is {SDK_PATH}")
+        return Refusal(
+            http.HTTPStatus.NOT_FOUND, f"no such path; the SDK is {SDK_PATH} (module: /sdk.mjs)"
+        )
     why = origin_refusal(headers.get("Origin"), allowed)
     if why is not None:
         return Refusal(http.HTTPStatus.FORBIDDEN, why)
@@ -247,7 +256,7 @@ class WebEndpoint:
         )
         self._server: Server | None = None
         self._live = 0
-        self._sdk: bytes | None = None
+        self._sdk: dict[str, bytes] = {}  # read once: the daemon serves what it started with
 
     @property
     def port(self) -> int:
@@ -283,38 +292,40 @@ class WebEndpoint:
         self._server = None
 
     def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
-        if request.path.split("?", 1)[0] == SDK_PATH and "Upgrade" not in request.headers:
+        name = SDK_FILES.get(request.path.split("?", 1)[0])
+        if name is not None and "Upgrade" not in request.headers:
             why = host_refusal(request.headers.get("Host"), self.port)
             if why is not None:
                 return _text(http.HTTPStatus.FORBIDDEN, why)
-            return self._sdk_response()
+            return self._sdk_response(name)
         found = refusal(request.path, request.headers, self.port, self.origins, self._live)
         if found is None:
             return None
         log.info("refused a web request", path=request.path[:200], reason=found.reason)
         return _text(found.status, found.reason)
 
-    def _sdk_response(self) -> Response:
-        if self._sdk is None:
-            path = sdk_file()
+    def _sdk_response(self, name: str) -> Response:
+        if name not in self._sdk:
+            path = sdk_file(name)
             if path is None:
                 return _text(
                     http.HTTPStatus.NOT_FOUND,
-                    "the SDK file is not in this installation (js/sdk/unipush-bridge.js)",
+                    f"the SDK file is not in this installation (js/sdk/{name})",
                 )
-            self._sdk = path.read_bytes()
+            self._sdk[name] = path.read_bytes()
+        body = self._sdk[name]
         # Not secret: any page may load it (an ES module import across origins needs
         # CORS); what it connects to checks the page.
         headers = Headers(
             [
                 ("Content-Type", "text/javascript; charset=utf-8"),
-                ("Content-Length", str(len(self._sdk))),
+                ("Content-Length", str(len(body))),
                 ("Access-Control-Allow-Origin", "*"),
                 ("Cache-Control", "no-cache"),
                 ("X-Content-Type-Options", "nosniff"),
             ]
         )
-        return Response(200, "OK", headers, self._sdk)
+        return Response(200, "OK", headers, body)
 
     async def _serve(self, ws: ServerConnection) -> None:
         self._live += 1

@@ -1,0 +1,257 @@
+// The browser SDK (js/sdk/unipush-bridge.js) under node's test runner, with a fake
+// WebSocket and daemon (sdk-fakes.js): uni's calling convention and errMsg forms, the
+// listener rules, clicks with the page's own payload object, held and cold-start
+// clicks, reconnects (issue 15 item 1; the browser half of item 4 is
+// tests/e2e/test_browser.py).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+
+import bridge, { install, protocol } from "../sdk/index.js";
+import { FakeDaemon, settleDown } from "./sdk-fakes.js";
+
+function page(daemon, extra = {}) {
+  const uni = {};
+  install(uni, { url: "ws://127.0.0.1:8790/ws", token: "tok", WebSocket: daemon.WebSocket, ...extra });
+  return uni;
+}
+
+test("issue 15 item 1: getPushClientId: success/complete and the Promise, with uni's errMsg", async () => {
+  const daemon = new FakeDaemon();
+  const uni = page(daemon);
+  const calls = [];
+  const res = await uni.getPushClientId({
+    success: (r) => calls.push(["success", r]),
+    fail: (r) => calls.push(["fail", r]),
+    complete: (r) => calls.push(["complete", r]),
+  });
+  const want = { errMsg: "getPushClientId:ok", cid: daemon.cid };
+  assert.deepEqual(res, want);
+  assert.deepEqual(calls, [["success", want], ["complete", want]]);
+  assert.deepEqual(daemon.methods(), ["hello", "getPushClientId"]);
+  assert.deepEqual(daemon.sent[0].params, { token: "tok" });
+});
+
+test("issue 15 item 1: a failure calls fail and complete and rejects with the same object", async () => {
+  const reason = 'register fail: {"errorCode":1,"errorMsg":""}';
+  const daemon = new FakeDaemon({ answers: { getPushClientId: () => ({ errMsg: `getPushClientId:fail ${reason}` }) } });
+  const uni = page(daemon);
+  const calls = [];
+  const p = uni.getPushClientId({ fail: (r) => calls.push(["fail", r]), complete: (r) => calls.push(["complete", r]) });
+  const err = await p.then(
+    () => assert.fail("resolved"),
+    (e) => e
+  );
+  assert.equal(err.errMsg, `getPushClientId:fail ${reason}`);
+  assert.deepEqual(calls, [["fail", err], ["complete", err]]);
+  // createPushMessage's own rule comes back under its name
+  await assert.rejects(uni.createPushMessage({ title: "no content" }), { errMsg: "createPushMessage:fail content is required" });
+});
+
+test("issue 15 item 1: not paired, refused hello, no daemon: <api>:fail <reason>, no retry loop", async () => {
+  const daemon = new FakeDaemon();
+  const unpaired = {};
+  install(unpaired, { url: "ws://127.0.0.1:8790/ws", WebSocket: daemon.WebSocket });
+  await assert.rejects(unpaired.getPushClientId(), (e) => /^getPushClientId:fail not paired: run `unipush-bridge web pair/.test(e.errMsg));
+  assert.equal(daemon.sockets.length, 0);
+
+  const wrong = page(daemon, { token: "nope" });
+  let failed = null;
+  await wrong.createPushMessage({ content: "x", fail: (r) => (failed = r) }).catch(() => {});
+  assert.equal(failed.errMsg, "createPushMessage:fail unknown or revoked pairing token");
+  wrong.onPushMessage(() => {});
+  await settleDown(20);
+  assert.equal(daemon.sockets.length, 1, "a refused token is not retried");
+
+  const down = new FakeDaemon();
+  down.refuseConnect = true;
+  await assert.rejects(page(down).getPushClientId(), { errMsg: "getPushClientId:fail connection closed" });
+});
+
+test("issue 15 item 1: the same callback twice is one listener; off(cb) removes it; off() all", async () => {
+  const daemon = new FakeDaemon();
+  const uni = page(daemon);
+  const got = [];
+  const a = (res) => got.push(["a", res.type]);
+  const b = (res) => got.push(["b", res.type]);
+  uni.onPushMessage(a);
+  uni.onPushMessage(a);
+  uni.onPushMessage(b);
+  await settleDown();
+  assert.deepEqual(daemon.methods().filter((m) => m === "onPushMessage"), ["onPushMessage"]);
+  assert.deepEqual(daemon.sent.find((m) => m.method === "onPushMessage").params, { ack: true });
+  daemon.event("receive", { title: "t", content: "c" }, "p1");
+  assert.deepEqual(got, [["a", "receive"], ["b", "receive"]]);
+  uni.offPushMessage(a);
+  daemon.event("receive", { title: "t", content: "c" }, "p2");
+  assert.deepEqual(got.slice(2), [["b", "receive"]]);
+  uni.onPushMessage(a);
+  uni.offPushMessage();
+  await settleDown();
+  assert.equal(daemon.methods().at(-1), "offPushMessage");
+  // acks: one per push the listeners had, with its push_id
+  const acks = daemon.sent.filter((m) => m.method === "ack").map((m) => m.params.push_ids);
+  assert.deepEqual(acks, [["p1"], ["p2"]]);
+});
+
+test("issue 15 item 1: receive carries uni's data shape", async () => {
+  const daemon = new FakeDaemon();
+  const uni = page(daemon);
+  let seen = null;
+  uni.onPushMessage((res) => (seen = res));
+  await settleDown();
+  const data = { unipush_version: "2.0", title: "Hi", content: "there", payload: { k: 1 } };
+  daemon.event("receive", data, "p1");
+  assert.deepEqual(seen, { type: "receive", data });
+});
+
+test("issue 15 item 1: a click on the page's notification hands back the same payload object", async () => {
+  const daemon = new FakeDaemon();
+  const uni = page(daemon);
+  const payload = { chat: "42", from: { id: 7, name: "Ada" } };
+  const res = await uni.createPushMessage({ title: "Ada", content: "hello", payload });
+  assert.deepEqual(res, { errMsg: "createPushMessage:ok", notification_id: "n1" });
+  let clicked = null;
+  uni.onPushMessage((r) => (clicked = r));
+  await settleDown();
+  daemon.event("click", { title: "Ada", content: "hello", payload: JSON.parse(JSON.stringify(payload)) });
+  assert.equal(clicked.type, "click");
+  assert.equal(clicked.data.payload, payload, "the very object the page passed in");
+  // a payload the page did not create is passed on as it came
+  daemon.event("click", { title: "x", content: "y", payload: { other: true } });
+  assert.deepEqual(clicked.data.payload, { other: true });
+});
+
+test("issue 15 item 1: createPushMessage passes every uni option, a Date when as ISO, no callbacks", async () => {
+  const daemon = new FakeDaemon();
+  const uni = page(daemon);
+  const when = new Date(Date.UTC(2026, 0, 2, 3, 4, 5));
+  const options = {
+    title: "T",
+    content: "C",
+    payload: "text",
+    icon: "static/logo.png",
+    sound: "none",
+    cover: true,
+    delay: 2,
+    when,
+    channelId: "chat",
+    category: "im",
+    success() {},
+    fail() {},
+    complete() {},
+  };
+  await uni.createPushMessage(options);
+  const sent = daemon.sent.find((m) => m.method === "createPushMessage").params;
+  assert.deepEqual(sent, {
+    title: "T",
+    content: "C",
+    payload: "text",
+    icon: "static/logo.png",
+    sound: "none",
+    cover: true,
+    delay: 2,
+    when: "2026-01-02T03:04:05.000Z",
+    channelId: "chat",
+    category: "im",
+  });
+});
+
+test("issue 15 item 1: a click that comes while no listener is on waits for the next subscriber", async () => {
+  // The daemon's cold-start click: held by the daemon, sent when a listener subscribes.
+  const daemon = new FakeDaemon({
+    onSubscribe: (d) => queueMicrotask(() => d.event("click", { title: "t", content: "c", payload: { cold: 1 } }, "click-1")),
+  });
+  const uni = page(daemon);
+  const first = [];
+  uni.onPushMessage((r) => first.push(r));
+  await settleDown();
+  assert.deepEqual(first, [{ type: "click", data: { title: "t", content: "c", payload: { cold: 1 } } }]);
+  // One that the daemon sent before it heard the page's off(): kept for the next one.
+  uni.offPushMessage();
+  daemon.event("click", { title: "late", content: "c", payload: { late: 1 } }, "click-2");
+  const later = [];
+  uni.onPushMessage((r) => later.push(r.data.payload));
+  assert.deepEqual(later, [{ late: 1 }]);
+  const acked = daemon.sent.filter((m) => m.method === "ack").flatMap((m) => m.params.push_ids);
+  assert.deepEqual(acked, ["click-1", "click-2"]);
+});
+
+test("issue 15 item 1: reconnect: a listening page subscribes again; a replayed push is dropped", async () => {
+  let waiting = false;
+  const daemon = new FakeDaemon({ answers: { getPushClientId: () => (waiting ? undefined : { errMsg: "getPushClientId:ok", cid: "c" }) } });
+  const timers = [];
+  const uni = page(daemon, { setTimeout: (fn, ms) => timers.push([fn, ms]) });
+  const got = [];
+  uni.onPushMessage((r) => got.push(r.data.title));
+  await settleDown();
+  daemon.event("receive", { title: "one" }, "p1");
+  waiting = true;
+  const pending = uni.getPushClientId();
+  await settleDown();
+  daemon.socket._close(1006, "");
+  await assert.rejects(pending, { errMsg: "getPushClientId:fail connection closed" });
+  assert.deepEqual(timers.map((t) => t[1]), [1000]);
+  timers.shift()[0]();
+  await settleDown();
+  assert.equal(daemon.sockets.length, 2);
+  assert.deepEqual(daemon.methods().filter((m) => m === "hello" || m === "onPushMessage"), ["hello", "onPushMessage", "hello", "onPushMessage"]);
+  daemon.event("receive", { title: "one" }, "p1"); // the daemon hands it on again
+  daemon.event("receive", { title: "two" }, "p2");
+  assert.deepEqual(got, ["one", "two"]);
+  const acked = daemon.sent.filter((m) => m.method === "ack").flatMap((m) => m.params.push_ids);
+  assert.deepEqual(acked, ["p1", "p1", "p2"], "the replay is acknowledged, not shown");
+  // the backoff doubles while the daemon stays away, and starts over once back
+  daemon.refuseConnect = true;
+  daemon.socket._close(1006, "");
+  timers.shift()[0]();
+  await settleDown();
+  assert.deepEqual(timers.map((t) => t[1]), [2000]);
+});
+
+test("issue 15 item 1: getChannelManager and getPushChannelManager: channelId strings, indexOf", async () => {
+  const daemon = new FakeDaemon();
+  const uni = page(daemon);
+  const manager = uni.getChannelManager();
+  assert.equal(uni.getPushChannelManager(), manager);
+  assert.deepEqual(manager.getAllChannels(), ["DcloudChannelID"]);
+  // as uni-app code does it: look, then create
+  if (manager.getAllChannels().indexOf("chat") < 0) {
+    manager.setPushChannel({ channelId: "chat", channelDesc: "Chat", soundName: "ding", importance: 4 });
+  }
+  assert.ok(manager.getAllChannels().indexOf("chat") >= 0, "listed at once, as on a phone");
+  await settleDown();
+  const sent = daemon.sent.find((m) => m.method === "setPushChannel").params;
+  assert.deepEqual(sent, { channelId: "chat", channelDesc: "Chat", soundName: "ding", importance: 4 });
+  assert.deepEqual(await manager.refresh(), ["DcloudChannelID", "chat", "server-made"]);
+  // one the daemon refuses is taken back out
+  manager.setPushChannel({ channelId: "bad" });
+  assert.ok(manager.getAllChannels().includes("bad"));
+  await settleDown();
+  assert.ok(!manager.getAllChannels().includes("bad"));
+});
+
+test("issue 15 item 1: installs on the uni object given, or the global one", () => {
+  const daemon = new FakeDaemon();
+  const mine = { existing: 1 };
+  assert.equal(install(mine, { url: "ws://x/ws", token: "t", WebSocket: daemon.WebSocket }), mine);
+  for (const name of ["getPushClientId", "onPushMessage", "offPushMessage", "createPushMessage", "getChannelManager", "getPushChannelManager"]) {
+    assert.equal(typeof mine[name], "function", name);
+  }
+  delete globalThis.uni;
+  const g = install({ url: "ws://x/ws", token: "t", WebSocket: daemon.WebSocket });
+  assert.equal(g, globalThis.uni);
+  assert.equal(typeof globalThis.uni.onPushMessage, "function");
+  delete globalThis.uni;
+});
+
+test("issue 15 item 1: protocol: the I/O-free framing", () => {
+  assert.equal(protocol.request(3, "getAllChannels"), '{"id":3,"method":"getAllChannels","params":{}}');
+  assert.equal(protocol.ack(["a"]), '{"method":"ack","params":{"push_ids":["a"]}}');
+  assert.deepEqual(protocol.parse("nope"), { kind: "bad", reason: "not JSON" });
+  assert.deepEqual(protocol.fail("x", ""), { errMsg: "x:fail" });
+  assert.deepEqual(protocol.rename({ errMsg: "getAllChannels:ok", channels: [] }, "refresh"), { errMsg: "refresh:ok", channels: [] });
+  assert.equal(protocol.endpointOf("http://127.0.0.1:8790/sdk.js"), "ws://127.0.0.1:8790/ws");
+  assert.equal(protocol.endpointOf("https://localhost:8790/sdk.mjs"), "wss://localhost:8790/ws");
+  assert.equal(protocol.endpointOf("file:///x.js"), null);
+  assert.equal(bridge.TOKEN_KEY, "unipush-bridge-token");
+});
