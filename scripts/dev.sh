@@ -19,7 +19,8 @@ E2E_PACKAGES=(dbus dbus-x11 xvfb dunst libnotify-bin xdotool notification-daemon
               xfconf lxqt-notificationd notify-osd imagemagick x11-utils
               redis-server  # the gateway's Redis store and cluster tests (issue 17)
               haskell-status-notifier-item-utils haskell-gtk-sni-tray-utils xclip  # the tray (issue 14)
-              xfce4-panel)  # the tray's second host (issue 14)
+              xfce4-panel  # the tray's second host (issue 14)
+              chromium)  # the browser SDK in a real browser (issue 15)
 
 say() { printf '[dev.sh] %s\n' "$*" >&2; }
 
@@ -80,7 +81,7 @@ ensure_e2e_packages() {
                 status-notifier-watcher:haskell-status-notifier-item-utils \
                 gtk-sni-tray-standalone:haskell-gtk-sni-tray-utils xclip:xclip \
                 xfce4-panel:xfce4-panel \
-                node:nodejs; do
+                node:nodejs chromium:chromium; do  # chromium: the browser SDK's tests (issue 15)
         command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
     done
     compgen -G '/usr/lib/*/xfce4/notifyd/xfce4-notifyd' >/dev/null || missing+=(xfce4-notifyd)

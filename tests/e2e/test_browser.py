@@ -1,0 +1,244 @@
+"""A uni-app H5 page in real headless Chromium against a real daemon and dunst (issue 15
+items 3 and 4, the browser half).
+
+The page (tests/e2e/uniapp_h5/, written as uni-app apps call uni.*) is served from a
+loopback origin listed in web_origins, loads /sdk.js from the daemon's web endpoint by
+a script tag, pairs with a token from `unipush-bridge web pair`, gets the cid, takes a
+push sent through the embedded gateway, re-posts it with createPushMessage, and dunst
+shows it; a click on it (dunstctl, as a user's) reaches the page's onPushMessage as
+click with the same payload object. A page of a foreign origin is refused. Chromium is
+driven over the DevTools protocol with the websockets package: Target.createTarget,
+Runtime.evaluate with awaitPromise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.server
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.sync.client import ClientConnection, connect
+
+from tests.notifstack import DunstStack
+from tests.procs import DaemonProc, Proc, cli, free_port, post_json, wait_for
+
+PAGE_DIR = Path(__file__).resolve().parent / "uniapp_h5"
+APPID = "__UNI__DESKTOP"
+
+
+def require_chromium() -> str:
+    """dev.sh installs Debian's chromium; under CI its absence fails, elsewhere skips."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        reason = "chromium is not installed (Debian package chromium; dev.sh test installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}: CI must run the browser tests")
+        pytest.skip(reason)
+    return found
+
+
+class Chromium:
+    """Headless Chromium with a private profile, driven over the DevTools protocol."""
+
+    def __init__(self, binary: str, profile: Path) -> None:
+        self.profile = profile
+        self.log = profile.parent / "chromium.log"
+        args = [
+            binary,
+            "--headless=new",
+            "--no-sandbox",  # we run as root in CI; the sandbox refuses root
+            "--disable-gpu",
+            "--no-first-run",
+            "--no-default-browser-check",
+            "--remote-debugging-port=0",
+            f"--user-data-dir={profile}",
+            "about:blank",
+        ]
+        with self.log.open("w") as err:
+            self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=err)
+        active = profile / "DevToolsActivePort"
+        wait_for(
+            lambda: self._alive() and active.exists() and active.read_text().count("\n"),
+            20,
+            "chromium's DevToolsActivePort",
+        )
+        port, path = active.read_text().split("\n")[:2]
+        self._stack = contextlib.ExitStack()
+        self.ws: ClientConnection = self._stack.enter_context(
+            connect(f"ws://127.0.0.1:{port}{path}", max_size=None)
+        )
+        self._ids = itertools.count(1)
+
+    def _alive(self) -> bool:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"chromium exited: {self.log.read_text()[-2000:]}")
+        return True
+
+    def call(
+        self, method: str, params: dict[str, Any] | None = None, session: str | None = None
+    ) -> Any:
+        rid = next(self._ids)
+        msg: dict[str, Any] = {"id": rid, "method": method, "params": params or {}}
+        if session is not None:
+            msg["sessionId"] = session
+        self.ws.send(json.dumps(msg))
+        while True:
+            answer = json.loads(self.ws.recv(timeout=20))
+            if answer.get("id") == rid:
+                if "error" in answer:
+                    raise RuntimeError(f"{method}: {answer['error']}")
+                return answer["result"]
+
+    def open(self, url: str) -> str:
+        """A new tab on ``url``; returns its session for evaluate()."""
+        target = self.call("Target.createTarget", {"url": url})["targetId"]
+        session: str = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})[
+            "sessionId"
+        ]
+        return session
+
+    def evaluate(self, session: str, expression: str) -> Any:
+        result = self.call(
+            "Runtime.evaluate",
+            {"expression": expression, "awaitPromise": True, "returnByValue": True},
+            session,
+        )
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def wait(self, session: str, expression: str, timeout: float, what: str) -> Any:
+        return wait_for(lambda: self.evaluate(session, expression), timeout, what)
+
+    def stop(self) -> None:
+        try:
+            self._stack.close()
+        finally:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+class PageServer:
+    """The H5 build, served on a loopback port: index.html with the SDK's URL put in."""
+
+    def __init__(self, root: Path, port: int, sdk_url: str) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        shutil.copy(PAGE_DIR / "app.js", root / "app.js")
+        html = (PAGE_DIR / "index.html").read_text().replace("__SDK__", sdk_url)
+        (root / "index.html").write_text(html)
+        handler = functools.partial(QuietHandler, directory=str(root))
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self.origin = f"http://127.0.0.1:{port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Chromium]:
+    chrome = Chromium(require_chromium(), tmp_path / "profile")
+    yield chrome
+    chrome.stop()
+
+
+def test_uniapp_page_in_chromium_gets_push_notifies_and_gets_its_click(
+    tmp_path: Path, dunst: DunstStack, procs: list[Proc], browser: Chromium
+) -> None:
+    """issue 15 items 3 and 4: cid, receive, createPushMessage on dunst, the click back
+    with the same payload object; and a foreign origin's page is refused."""
+    page_port, foreign_port = free_port(), free_port()
+    origin = f"http://127.0.0.1:{page_port}"
+    daemon = DaemonProc(
+        tmp_path / "daemon",
+        None,
+        env={
+            **dunst.env,
+            "UNIPUSH_BRIDGE_WEB_PORT": "0",
+            "UNIPUSH_BRIDGE_WEB_ORIGINS": json.dumps([origin]),
+            "UNIPUSH_BRIDGE_SLEEP_BUS": "off",
+        },
+    )
+    procs.append(daemon.start())
+    wait_for(lambda: daemon.status()["notifications"] == "available", 10, "the notifier")
+    web = daemon.status()["web"]
+    sdk = web.replace("ws://", "http://").removesuffix("/ws") + "/sdk.js"
+    pages = [
+        PageServer(tmp_path / "h5", page_port, sdk),
+        PageServer(tmp_path / "foreign", foreign_port, sdk),
+    ]
+    try:
+        paired = cli("web", "pair", "--origin", origin, "--state-dir", str(tmp_path / "daemon"))
+        assert paired.returncode == 0, paired.stderr
+        token = paired.stdout.strip()
+
+        tab = browser.open(f"{origin}/index.html?token={token}")
+        cid = browser.wait(tab, "window.appState && window.appState.cid", 15, "the page's cid")
+        assert cid == daemon.cid()
+        assert browser.evaluate(tab, "localStorage.getItem('unipush-bridge-token')") == token
+        wait_for(lambda: daemon.status()["listeners"] == 1, 10, "the page as a listener")
+
+        # a push through the embedded gateway, the way server code sends one
+        gateway = daemon.status()["gateway"].replace("ws://", "http://").split("/ws")[0]
+        payload = {"chatId": "c-42", "from": {"id": 7, "name": "Ada"}}
+        status, answer = post_json(
+            f"{gateway}/api/{APPID}/sendMessage",
+            {"push_clientid": cid, "title": "Ada", "content": "Lunch at one?", "payload": payload},
+        )
+        assert status == 200 and answer["errCode"] == 0, answer
+        events = browser.wait(
+            tab,
+            "window.appState.events.length && window.appState.events",
+            10,
+            "the receive on the page",
+        )
+        assert events[0]["type"] == "receive"
+        assert events[0]["data"]["payload"] == payload
+        assert events[0]["data"]["unipush_version"] == "2.0"
+
+        # the page re-posted it with createPushMessage: dunst shows it
+        shown = dunst.wait_seen(1, timeout=10)
+        assert (shown[0]["summary"], shown[0]["body"]) == ("Ada", "Lunch at one?")
+        assert browser.evaluate(tab, "window.appState.createError || null") is None
+
+        # the user clicks it: the click reaches the page with the same payload object
+        dunst.action(0)
+        clicks = browser.wait(
+            tab,
+            "window.appState.clicks.length && window.appState.clicks",
+            10,
+            "the click on the page",
+        )
+        assert clicks == [{"payload": payload, "same": True}]
+        channels = browser.evaluate(tab, "uni.getChannelManager().getAllChannels()")
+        assert channels.index("chat") >= 0
+
+        # a page of a foreign origin, even with the token, gets nothing
+        foreign = browser.open(f"{pages[1].origin}/index.html?token={token}")
+        error = browser.wait(
+            foreign, "window.appState && window.appState.cidError", 15, "the foreign page's refusal"
+        )
+        assert error.startswith("getPushClientId:fail connection closed"), error
+        assert browser.evaluate(foreign, "window.appState.cid") is None
+        refused = [e for e in daemon.logs() if e.get("event") == "refused a web request"]
+        assert any(pages[1].origin in e.get("reason", "") for e in refused), refused
+        assert daemon.status()["listeners"] == 1  # only the paired page
+    finally:
+        for page in pages:
+            page.stop()
