@@ -79,12 +79,11 @@ def cmd_service(args: argparse.Namespace) -> int:
             return EXIT_OK
         if kind != install.detect_kind():
             raise UsageError(f"--platform {kind} is not this system's; use it with --print")
-        for one in targets:
-            for line in install.install(one, install.run_command, start=not args.no_start):
-                print(line)
+        for line in install.install(targets, install.run_command, start=not args.no_start):
+            print(line)
         return EXIT_OK
     if args.service_command == "uninstall":
-        if kind == "systemd":
+        if kind == "systemd":  # the tray's first: it wants the daemon's
             tray = install.tray_target(kind, inst, os.environ)
             if tray.path.exists():
                 for line in install.uninstall(tray, install.run_command):

@@ -99,24 +99,36 @@ def _gui(name: str = "") -> str:
     return f"gui/{os.getuid()}" + (f"/{name}" if name else "")
 
 
-def install(t: Target, runner: Runner, start: bool = True) -> list[str]:
-    """Write the definition, make the manager read it, enable it and (unless
-    ``start`` is false) start it now. Returns what was done, one line each."""
-    write(t)
-    done = [f"wrote {t.path}"]
+def install(targets: Sequence[Target], runner: Runner, start: bool = True) -> list[str]:
+    """Write the definitions, make the manager read them, enable them and (unless
+    ``start`` is false) start them now. Returns what was done, one line each.
+
+    Several targets (the daemon's unit and the tray's) are written first, then one
+    daemon-reload and one ``enable`` names them all: systemd enables both or neither,
+    and never reads one unit while the other is half there."""
+    if len({t.kind for t in targets}) != 1:
+        raise UsageError("install: the definitions must be for one service manager")
+    for t in targets:
+        write(t)
+    done = [f"wrote {t.path}" for t in targets]
+    t = targets[0]
     if t.kind == "systemd":
+        names = [one.name for one in targets]
         try:
             _must(runner, ["systemctl", "--user", "daemon-reload"])
-            _must(runner, ["systemctl", "--user", "enable", *(["--now"] if start else []), t.name])
+            _must(runner, ["systemctl", "--user", "enable", *(["--now"] if start else []), *names])
         except ServiceError as exc:
             if "connect to bus" not in str(exc) and "not found" not in str(exc):
                 raise
+            paths = " and ".join(str(one.path) for one in targets)
             raise ServiceError(
-                f"{exc}; {t.path} is written, but no systemd user manager runs in this "
-                "session: run this from your desktop session (or start `unipush-bridge run` "
-                "from the desktop's autostart)"
+                f"{exc}; {paths} {'is' if len(targets) == 1 else 'are'} written, but no systemd "
+                "user manager runs in this session: run this from your desktop session (or "
+                "start `unipush-bridge run` from the desktop's autostart)"
             ) from None
-        done.append(f"enabled {t.name}" + (" and started it" if start else " (not started)"))
+        done += [f"enabled {n}" + (" and started it" if start else " (not started)") for n in names]
+    elif len(targets) > 1:
+        raise UsageError(f"install: one {t.kind} definition at a time")
     elif t.kind == "launchd":
         if start:
             runner(["launchctl", "bootout", _gui(t.name)])  # a loaded older one; may fail
