@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -261,3 +262,29 @@ def test_web_pair_refuses_what_is_not_an_origin(tmp_path: Path) -> None:
     assert res.returncode == 2
     assert "is not a web origin" in res.stderr
     assert not (tmp_path / f"{APPID}.web-pairs.json").exists()
+
+
+def test_a_taken_web_port_names_the_setting(tmp_path: Path) -> None:
+    """issue 15 item 2: the daemon stops at start, exit 1, naming web_port and the way out."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        res = cli(
+            "run",
+            "--state-dir",
+            str(tmp_path),
+            "--socket",
+            str(tmp_path / "api.sock"),
+            "--embedded-port",
+            "0",
+            env={
+                "UNIPUSH_BRIDGE_WEB_PORT": str(port),
+                "UNIPUSH_BRIDGE_WEB_ORIGINS": json.dumps([ORIGIN]),
+                "UNIPUSH_BRIDGE_SLEEP_BUS": "off",
+                "UNIPUSH_BRIDGE_LOG_LEVEL": "error",
+            },
+        )
+    assert res.returncode == 1, res.stderr
+    assert f"web_port: port {port} on 127.0.0.1 is taken by another program" in res.stderr
+    assert not (tmp_path / "api.sock").exists()

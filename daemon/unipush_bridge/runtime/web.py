@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import http
 import time
 from collections import deque
@@ -26,6 +27,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from ..errors import UnipushError
 from ..gateway.ratelimit import RateLimiter
 from ..wire import local as wire
 from . import webpair
@@ -271,7 +273,20 @@ class WebEndpoint:
         return f"ws://{host}:{self.port}{WS_PATH}"
 
     async def start(self) -> None:
-        self._server = await serve(
+        """Raises UnipushError naming web_port when the port is taken."""
+        try:
+            self._server = await self._serve_on_port()
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            raise UnipushError(
+                f"web_port: port {self._port} on {self.host} is taken by another program; "
+                "set another web_port, or 0 for any free port (status shows the URL)"
+            ) from None
+        log.info("web endpoint listening", url=self.url, origins=sorted(self.origins))
+
+    async def _serve_on_port(self) -> Server:
+        return await serve(
             self._serve,
             self.host,
             self._port,
@@ -281,7 +296,6 @@ class WebEndpoint:
             server_header=None,
             open_timeout=HELLO_TIMEOUT_S,
         )
-        log.info("web endpoint listening", url=self.url, origins=sorted(self.origins))
 
     async def stop(self) -> None:
         if self._server is None:
