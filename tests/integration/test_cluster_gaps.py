@@ -123,3 +123,20 @@ async def test_a_cid_registered_on_two_nodes_at_once_keeps_one_connection(
             await survivor.send(json.dumps({"type": "ack", "seq": frame["seq"]}))
             await survivor.close()
             await asyncio.sleep(0.1)
+
+
+async def test_a_push_on_this_node_does_not_overtake_another_nodes_earlier_one(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """issue 17 item 1b: node A commits a message for a daemon on node B, and node B
+    commits the next one before it hears of A's: B must not hand its own over first
+    (its cursor would pass A's message, which the daemon's ack then removes unread)."""
+    async with two_nodes(tmp_path, redis_server) as (a, b):
+        daemon = await b.client()
+        await a.gateway.send_message(APP, push(daemon.cid, "first"))  # no await yields:
+        await b.gateway.send_message(APP, push(daemon.cid, "second"))  # B has not heard
+        first = await daemon.next_push(timeout=2)
+        second = await daemon.next_push(timeout=2)
+        assert [first["message"]["title"], second["message"]["title"]] == ["first", "second"]
+        assert first["seq"] < second["seq"]
+        await daemon.no_push()

@@ -46,10 +46,12 @@ class ClusterLink:
         self._task: asyncio.Task[None] | None = None
         self._renew: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
+        self._pending: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         self.store.node = self.node
         self.store.on_touch = self._touched
+        self.store.on_added = self._added
         loop = asyncio.get_running_loop()
         self._task = loop.create_task(self._listen())
         self._renew = loop.create_task(self._renew_presence())
@@ -65,6 +67,14 @@ class ClusterLink:
     def online(self, appid: str, cid: str) -> bool:
         """Another node holds a connection of the cid (this node's are checked first)."""
         return self.store.present(appid, cid)
+
+    def _added(self, appid: str, cid: str, seq: int, before: int) -> None:
+        """This node committed ``seq``; the cid's message before it may be another
+        node's that this one has not read yet: then the connection reads the store
+        before handing anything over directly, so that one is not skipped."""
+        conn = self.gateway.connections.get((appid, cid))
+        if conn is not None and before > conn.last_sent:
+            conn.resync()
 
     def _touched(self, appid: str, cid: str) -> None:
         """A connection closed: once the server has let go of it (later in this loop
@@ -108,23 +118,42 @@ class ClusterLink:
     async def _listen(self) -> None:
         import redis.asyncio as aioredis
 
+        lost = False
         while True:
+            client: Any = aioredis.Redis.from_url(self.url, decode_responses=True)
             try:
-                client: Any = aioredis.Redis.from_url(self.url, decode_responses=True)
                 async with client.pubsub() as pubsub:
                     await pubsub.subscribe(self.channel)
                     self._ready.set()
+                    if lost:  # what was committed while we heard nothing: read it now
+                        lost = False
+                        log.info("cluster link back")
+                        self._resync(client)
                     async for message in pubsub.listen():
                         if message.get("type") == "message":
                             await self._on(json.loads(message["data"]))
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # Redis restarting: kick everyone once back
-                log.warning("cluster link lost; resubscribing", error=str(exc))
+            except Exception as exc:  # Redis restarting: resubscribe, then resync
+                if not lost:
+                    log.warning("cluster link lost; resubscribing", error=str(exc))
+                lost = True
                 self._ready.set()
                 await asyncio.sleep(0.2)
-                for conn in list(self.gateway.connections.values()):
-                    conn.kick()
+            finally:
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+
+    def _resync(self, client: Any) -> None:
+        """Once subscribed again (not before: a notice between the read and the
+        subscription would be lost), every connection reads the store after its
+        cursor, and this node's presence is renewed (a Redis without its data)."""
+        for conn in list(self.gateway.connections.values()):
+            conn.kick()
+        held = list(self.gateway.connections)
+        task = asyncio.get_running_loop().create_task(self._renew_all(client, held))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
     async def _on(self, note: dict[str, Any]) -> None:
         if note.get("node") == self.node:

@@ -44,6 +44,10 @@ from .store import RECEIPT_WINDOW_S, ClientRecord, resume_cursor
 #: dies leaves its cids "online" this long at most (docs/gateway.md).
 PRESENCE_TTL_S = 15
 
+#: A store call that takes longer fails (redis.TimeoutError) instead of stalling the
+#: node's loop; a whole broadcast's MULTI of 20,000 messages takes well under a second.
+STORE_TIMEOUT_S = 10
+
 #: request_id answers are kept this long (uni-push dedupes a repeated request_id for
 #: a day at most; three days covers a retried batch job).
 REQUEST_ANSWER_TTL_S = 3 * 86_400
@@ -74,7 +78,9 @@ for i = 1, 2 do
   if t == -1 or t < ttl then redis.call('EXPIRE', KEYS[i], ttl) end
 end
 redis.call('EXPIRE', KEYS[4], math.ceil(tonumber(ARGV[7])))
-return seq
+-- and the cid's seq before it: a node that has not sent that one yet must not hand
+-- this one over directly (cluster.py), or the other node's would fall behind its cursor
+return {seq, issued}
 """
 
 _CLAIM = """
@@ -226,7 +232,10 @@ class RedisStore:
 
     def __init__(self, url: str, clock: Callable[[], float], prefix: str = "up:") -> None:
         # Any: redis-py types every sync call as "T | Awaitable[T]" (one class for both).
-        self._r: Any = redis.Redis.from_url(url, decode_responses=True)
+        # A timeout: calls are synchronous, and a Redis that hangs must not hang the node.
+        self._r: Any = redis.Redis.from_url(
+            url, decode_responses=True, socket_timeout=STORE_TIMEOUT_S, socket_connect_timeout=2
+        )
         self._clock = clock
         self._p = prefix
         #: Set by the cluster link (cluster.py): this node's id in the notices it publishes.
@@ -236,6 +245,9 @@ class RedisStore:
         self.regs: dict[tuple[str, str], int] = {}
         #: Called by touch() (a connection closed); set by the cluster link.
         self.on_touch: Callable[[str, str], None] | None = None
+        #: Called with (appid, cid, seq, the cid's seq before) once a message is
+        #: committed; set by the cluster link.
+        self.on_added: Callable[[str, str, int, int], None] | None = None
         self._pipe: Any = None  # the MULTI pipeline of the transaction() in progress
         self._depth = 0
         #: Run with the EXEC's results once the transaction in progress commits.
@@ -421,11 +433,21 @@ class RedisStore:
         args: list[Any] = [msg_id, taskid, text, repr(now + ttl_s), repr(now), ttl_s]
         args += [RECEIPT_WINDOW_S, appid + "\n" + cid, self.node or "", appid, cid]
         if self._pipe is None:  # a commit of its own: the seq is known at once
-            return int(self._scripts["add"](keys=keys, args=args))
+            return self._added(appid, cid, self._scripts["add"](keys=keys, args=args))
         placeholder = -1 - len(self._committed)
         self._committed[placeholder] = 0
-        self._queue("add", keys, args, lambda seq: self._committed.update({placeholder: int(seq)}))
+
+        def then(result: list[Any]) -> None:
+            self._committed[placeholder] = self._added(appid, cid, result)
+
+        self._queue("add", keys, args, then)
         return placeholder
+
+    def _added(self, appid: str, cid: str, result: list[Any]) -> int:
+        seq, before = int(result[0]), int(result[1])
+        if self.on_added is not None:
+            self.on_added(appid, cid, seq, before)
+        return seq
 
     def after(
         self, appid: str, cid: str, seq: int, limit: int = 500

@@ -68,6 +68,12 @@ class Connection:
         self._dirty = True
         self._ensure_sender()
 
+    def resync(self) -> None:
+        """Rows below a new message may be waiting in the store (another gateway
+        node's, issue 17): read them before handing anything over directly."""
+        self._synced = False
+        self.kick()
+
     def offer(self, seq: int, msg_id: str, body_json: str) -> None:
         """A message just committed for this cid."""
         if not self._synced:
@@ -320,11 +326,15 @@ class Gateway:
                 if ws.closed:
                     break
                 msg = await ws.receive()
+        except Exception:  # the store failed (Redis away, a full disk): it reconnects
+            log.exception("daemon session failed; closing it", cid=conn and conn.cid)
+            await ws.close(code=1011, message=b"gateway store unavailable; reconnect")
         finally:
-            if conn is not None:
-                self.store.touch(conn.appid, conn.cid)
+            if conn is not None:  # first: a failed touch must not leave it "online"
                 if self.connections.get((conn.appid, conn.cid)) is conn:
                     del self.connections[(conn.appid, conn.cid)]
+                with contextlib.suppress(Exception):  # last_seen is best effort
+                    self.store.touch(conn.appid, conn.cid)
                 log.info("daemon disconnected", appid=conn.appid, cid=conn.cid)
         return ws
 
