@@ -6,16 +6,24 @@ beside the same run's baselines (tests/bench/bench_gateway.py's load and clients
 2. TWO nodes on the same Redis against one: the same load split over both nodes, with
    the daemon on node B (every push crosses the cluster link).
 3. Broadcast through node A to N clients split over nodes A and B: time until every
-   client has it, and each node's RSS per connection.
+   client has it, and each node's RSS per connection; beside the same broadcast from a
+   bare websockets server (bench_gateway.py's baseline) to the same number.
+4. Drain: a 10,000-message backlog for one cid, the node restarted (SIGTERM, start):
+   time from the node answering /healthz again to the daemon's ack of the last message,
+   on the Redis store and on SQLite (the baseline).
 
     .venv/bin/python tests/bench/bench_cluster.py [--seconds 3] [--concurrency 16]
-        [--clients 2000]
+        [--clients 2000] [--backlog 10000]
+
+The open-files soft limit is raised to the hard one (``ulimit -Hn``); each node and
+each client process holds one socket per connection.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import shutil
 import sys
 import tempfile
@@ -72,13 +80,67 @@ def line(who: str, result: bg.Load, baseline: float) -> str:
     return f"   {who}: {result.rps:,.0f} req/s ({result.ok} ok, {result.failed} failed{ratio})"
 
 
+async def drain(ws_url: str, cid: str, last: int) -> float:
+    """Hello with cursor 0, ack every push; seconds until the ack of seq ``last``."""
+    from websockets.asyncio.client import connect
+
+    t0 = time.perf_counter()
+    async with connect(f"{ws_url}/ws", compression=None, max_size=None) as ws:
+        hello = {"type": "hello", "v": 1, "appid": bg.APPID, "cid": cid, "acked": 0}
+        await ws.send(json.dumps(hello))
+        while True:
+            frame = json.loads(await asyncio.wait_for(ws.recv(), 30))
+            if frame.get("type") != "push":
+                continue
+            await ws.send(json.dumps({"type": "ack", "seq": frame["seq"]}))
+            if frame["seq"] >= last:
+                return time.perf_counter() - t0
+
+
+async def register(ws_url: str) -> str:
+    """A new cid with no secret (the drain's daemon says hello again with it)."""
+    from websockets.asyncio.client import connect
+
+    async with connect(f"{ws_url}/ws", compression=None) as ws:
+        await ws.send(json.dumps({"type": "hello", "v": 1, "appid": bg.APPID, "acked": 0}))
+        return str(json.loads(await asyncio.wait_for(ws.recv(), 10))["cid"])
+
+
+def drain_after_restart(base: Path, name: str, store: str, backlog: int) -> float:
+    """Register a cid, fill its backlog straight into the store with the node down,
+    restart the node; from /healthz answering to the last ack."""
+    from unipush_bridge.gateway.access import GatewayConfig
+    from unipush_bridge.gateway.storeapi import open_store
+
+    gw = node(base, name, store)
+    try:
+        cid = asyncio.run(register(gw.ws_url))
+    finally:
+        gw.stop()
+    config = GatewayConfig(data_dir=base / name, store=store)
+    st = open_store(config, time.time)
+    body = json.dumps({"title": "t", "content": "c", "payload": {}, "taskid": "RASL_x"})
+    last = 0
+    with st.transaction():
+        for n in range(backlog):
+            last = st.add_message(bg.APPID, cid, f"{n:032x}", "RASL_x", body, 3600)
+    last = getattr(st, "committed_seq", lambda s: s)(last)
+    st.close()
+    gw = node(base, name, store)  # start() returns once /healthz answers
+    try:
+        return asyncio.run(drain(gw.ws_url, cid, last))
+    finally:
+        gw.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--clients", type=int, default=2000)
+    parser.add_argument("--backlog", type=int, default=10_000)
     args = parser.parse_args()
-    bg.raise_nofile()
+    nofile = bg.raise_nofile()
     base = Path(tempfile.mkdtemp(prefix="bench-cluster-"))
     redis_dir = Path(tempfile.mkdtemp(prefix="upredis-"))
     server = RedisServer(redis_dir, appendonly=True)
@@ -139,6 +201,16 @@ def main() -> None:
         finally:
             a.stop()
             b.stop()
+        out.append(f"   (open files: soft limit raised to the hard limit, {nofile})")
+        ns = argparse.Namespace(clients=args.clients, batch=200, compression="none")
+        out += bg.broadcast_baseline(ns)
+
+        out.append(f"4. drain of a {args.backlog}-message backlog after a node restart")
+        server.flush()
+        on_redis = drain_after_restart(base, "drain-redis", server.url, args.backlog)
+        on_sqlite = drain_after_restart(base, "drain-sqlite", "", args.backlog)
+        out.append(f"   SQLite store (baseline): {on_sqlite:.2f} s")
+        out.append(f"   Redis store: {on_redis:.2f} s ({on_redis / on_sqlite:.2f} of SQLite)")
     finally:
         server.kill()
         shutil.rmtree(base, ignore_errors=True)
