@@ -142,18 +142,9 @@ test("issue 15 item 1: createPushMessage passes every uni option, a Date when as
   };
   await uni.createPushMessage(options);
   const sent = daemon.sent.find((m) => m.method === "createPushMessage").params;
-  assert.deepEqual(sent, {
-    title: "T",
-    content: "C",
-    payload: "text",
-    icon: "static/logo.png",
-    sound: "none",
-    cover: true,
-    delay: 2,
-    when: "2026-01-02T03:04:05.000Z",
-    channelId: "chat",
-    category: "im",
-  });
+  const { success, fail, complete, ...uniOptions } = options;
+  assert.deepEqual(sent, { ...uniOptions, when: "2026-01-02T03:04:05.000Z" });
+  assert.deepEqual(Object.keys(sent).sort(), ["category", "channelId", "content", "cover", "delay", "icon", "payload", "sound", "title", "when"]);
 });
 
 test("issue 15 item 1: a click that comes while no listener is on waits for the next subscriber", async () => {
