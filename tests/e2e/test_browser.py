@@ -158,13 +158,11 @@ def browser(tmp_path: Path) -> Iterator[Chromium]:
     chrome.stop()
 
 
-def test_uniapp_page_in_chromium_gets_push_notifies_and_gets_its_click(
-    tmp_path: Path, dunst: DunstStack, procs: list[Proc], browser: Chromium
-) -> None:
-    """issue 15 items 3 and 4: cid, receive, createPushMessage on dunst, the click back
-    with the same payload object; and a foreign origin's page is refused."""
-    page_port, foreign_port = free_port(), free_port()
-    origin = f"http://127.0.0.1:{page_port}"
+def web_daemon(
+    tmp_path: Path, dunst: DunstStack, procs: list[Proc], origin: str
+) -> tuple[DaemonProc, str]:
+    """A daemon with its embedded gateway and a web endpoint for ``origin``; returns it
+    and its /sdk.js URL."""
     daemon = DaemonProc(
         tmp_path / "daemon",
         None,
@@ -178,15 +176,36 @@ def test_uniapp_page_in_chromium_gets_push_notifies_and_gets_its_click(
     procs.append(daemon.start())
     wait_for(lambda: daemon.status()["notifications"] == "available", 10, "the notifier")
     web = daemon.status()["web"]
-    sdk = web.replace("ws://", "http://").removesuffix("/ws") + "/sdk.js"
+    return daemon, web.replace("ws://", "http://").removesuffix("/ws") + "/sdk.js"
+
+
+def send(daemon: DaemonProc, body: dict[str, Any]) -> None:
+    """sendMessage through the embedded gateway, the way server code calls it."""
+    gateway = daemon.status()["gateway"].replace("ws://", "http://").split("/ws")[0]
+    status, answer = post_json(f"{gateway}/api/{APPID}/sendMessage", body)
+    assert status == 200 and answer["errCode"] == 0, answer
+
+
+def pair(daemon: DaemonProc, origin: str) -> str:
+    paired = cli("web", "pair", "--origin", origin, "--state-dir", str(daemon.socket.parent))
+    assert paired.returncode == 0, paired.stderr
+    return paired.stdout.strip()
+
+
+def test_uniapp_page_in_chromium_gets_push_notifies_and_gets_its_click(
+    tmp_path: Path, dunst: DunstStack, procs: list[Proc], browser: Chromium
+) -> None:
+    """issue 15 items 3 and 4: cid, receive, createPushMessage on dunst, the click back
+    with the same payload object; and a foreign origin's page is refused."""
+    page_port, foreign_port = free_port(), free_port()
+    origin = f"http://127.0.0.1:{page_port}"
+    daemon, sdk = web_daemon(tmp_path, dunst, procs, origin)
     pages = [
         PageServer(tmp_path / "h5", page_port, sdk),
         PageServer(tmp_path / "foreign", foreign_port, sdk),
     ]
     try:
-        paired = cli("web", "pair", "--origin", origin, "--state-dir", str(tmp_path / "daemon"))
-        assert paired.returncode == 0, paired.stderr
-        token = paired.stdout.strip()
+        token = pair(daemon, origin)
 
         tab = browser.open(f"{origin}/index.html?token={token}")
         cid = browser.wait(tab, "window.appState && window.appState.cid", 15, "the page's cid")
@@ -195,13 +214,11 @@ def test_uniapp_page_in_chromium_gets_push_notifies_and_gets_its_click(
         wait_for(lambda: daemon.status()["listeners"] == 1, 10, "the page as a listener")
 
         # a push through the embedded gateway, the way server code sends one
-        gateway = daemon.status()["gateway"].replace("ws://", "http://").split("/ws")[0]
         payload = {"chatId": "c-42", "from": {"id": 7, "name": "Ada"}}
-        status, answer = post_json(
-            f"{gateway}/api/{APPID}/sendMessage",
+        send(
+            daemon,
             {"push_clientid": cid, "title": "Ada", "content": "Lunch at one?", "payload": payload},
         )
-        assert status == 200 and answer["errCode"] == 0, answer
         events = browser.wait(
             tab,
             "window.appState.events.length && window.appState.events",
@@ -242,3 +259,41 @@ def test_uniapp_page_in_chromium_gets_push_notifies_and_gets_its_click(
     finally:
         for page in pages:
             page.stop()
+
+
+def test_a_click_while_no_page_is_open_reaches_the_next_page(
+    tmp_path: Path, dunst: DunstStack, procs: list[Proc], browser: Chromium
+) -> None:
+    """issue 15 items 1 and 4: the cold-start click. A push while no page listens is a
+    desktop notification; the user clicks it; the page opened afterwards gets that
+    click in its onPushMessage, with the push's payload."""
+    page_port = free_port()
+    origin = f"http://127.0.0.1:{page_port}"
+    daemon, sdk = web_daemon(tmp_path, dunst, procs, origin)
+    page = PageServer(tmp_path / "h5", page_port, sdk)
+    try:
+        token = pair(daemon, origin)
+        payload = {"url": "/pages/chat/chat?id=9"}
+        send(
+            daemon,
+            {"push_clientid": daemon.cid(), "title": "Bo", "content": "ping", "payload": payload},
+        )
+        shown = dunst.wait_seen(1, timeout=10)
+        assert (shown[0]["summary"], shown[0]["body"]) == ("Bo", "ping")
+        dunst.action(0)
+        wait_for(lambda: daemon.status()["counters"]["clicks"] >= 1, 10, "the click")
+
+        tab = browser.open(f"{origin}/index.html?token={token}")
+        events = browser.wait(
+            tab,
+            "window.appState && window.appState.events.length && window.appState.events",
+            15,
+            "the held click on the page",
+        )
+        assert events[0]["type"] == "click"
+        assert events[0]["data"]["payload"] == payload
+        assert browser.evaluate(tab, "window.appState.clicks") == [
+            {"payload": payload, "same": False}  # not a notification this page made
+        ]
+    finally:
+        page.stop()
