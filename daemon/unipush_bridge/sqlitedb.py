@@ -248,6 +248,8 @@ class GroupCommit:
             self._depth -= 1
             if not db.in_transaction:
                 self._failed(exc)
+            elif self._depth == 0:
+                self._schedule()  # the others' units, or an empty BEGIN, end too
             raise
         else:
             db.execute("RELEASE unit")

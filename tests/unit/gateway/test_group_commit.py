@@ -221,3 +221,12 @@ def test_message_ids_are_per_request_and_cid_and_random_without_a_request_id() -
         == 3
     )
     assert message_id(APP, "c1", None) != message_id(APP, "c1", None)
+
+
+def test_a_failed_unit_alone_does_not_leave_the_transaction_open(
+    db: sqlite3.Connection,
+) -> None:
+    group = GroupCommit(db)
+    with pytest.raises(sqlite3.IntegrityError), group.unit():
+        db.execute("INSERT INTO t VALUES ('x', NULL)")
+    assert not db.in_transaction  # the write lock is not held past the failure
