@@ -39,6 +39,7 @@ from tests.redisstack import RedisServer
 
 def node(base: Path, name: str, store: str) -> bg.BenchGateway:
     env = {**bg.GATEWAY_ENV, "UNIPUSH_BRIDGE_GATEWAY_STORE": store}
+    env["UNIPUSH_BRIDGE_GATEWAY_MAX_CONNECTIONS"] = "1000000"  # clamped below nofile
     return bg.BenchGateway(base / name, env=env, extra=["--log-level", "warning"]).start()
 
 
