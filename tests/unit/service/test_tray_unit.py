@@ -3,15 +3,14 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from tests.procs import cli
+from tests.unit.service.systemdkit import systemd_verify
 from unipush_bridge.errors import UsageError
 from unipush_bridge.service import install, units
 from unipush_bridge.service.units import Installation
@@ -42,17 +41,7 @@ def test_systemd_analyze_verifies_the_tray_unit(tmp_path: Path) -> None:
     unit = tmp_path / units.tray_unit_name(inst)
     unit.write_text(units.systemd_tray_unit(inst))
     (tmp_path / units.unit_name(inst)).write_text(units.systemd_unit(inst))
-    runtime = tmp_path / "run"
-    runtime.mkdir(mode=0o700)
-    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "XDG_CONFIG_HOME": str(tmp_path)}
-    done = subprocess.run(
-        ["systemd-analyze", "--user", "verify", str(unit)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    done = systemd_verify(tmp_path, unit)
     assert done.returncode == 0, done.stderr
     assert done.stderr.strip() == "", done.stderr
 

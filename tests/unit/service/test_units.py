@@ -4,15 +4,14 @@ Windows Startup entry word for word."""
 
 from __future__ import annotations
 
-import os
 import plistlib
 import shutil
-import subprocess
 import sys
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import pytest
 
+from tests.unit.service.systemdkit import systemd_verify
 from unipush_bridge.errors import ConfigError, StoreDamaged, UsageError
 from unipush_bridge.service import units
 from unipush_bridge.service.units import Installation
@@ -64,29 +63,12 @@ def test_systemd_analyze_verifies_the_unit(tmp_path: Path, config: str | None) -
     inst = Installation(python=sys.executable, appid="__UNI__VERIFY", config=conf, home=tmp_path)
     unit = tmp_path / units.unit_name(inst)
     unit.write_text(units.systemd_unit(inst))
-    runtime = tmp_path / "run"
-    runtime.mkdir(mode=0o700)
-    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "XDG_CONFIG_HOME": str(tmp_path)}
-    done = subprocess.run(
-        ["systemd-analyze", "--user", "verify", str(unit)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    done = systemd_verify(tmp_path, unit)
     assert done.returncode == 0, done.stderr
     assert done.stderr.strip() == "", done.stderr
     # And it does catch a broken unit (so the empty stderr above means something).
     unit.write_text(units.systemd_unit(inst).replace("WatchdogSec=30", "WatchdogSec=soon"))
-    bad = subprocess.run(
-        ["systemd-analyze", "--user", "verify", str(unit)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    bad = systemd_verify(tmp_path, unit)
     assert "WatchdogSec" in bad.stderr or "sec value" in bad.stderr
 
 
@@ -189,14 +171,5 @@ def test_systemd_analyze_verifies_the_packaged_unit(tmp_path: Path) -> None:
             f"ExecStart={sys.executable} -m unipush_bridge.cli",
         )
     )
-    runtime = tmp_path / "run"
-    runtime.mkdir(mode=0o700)
-    done = subprocess.run(
-        ["systemd-analyze", "--user", "verify", str(unit)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ, "XDG_RUNTIME_DIR": str(runtime), "XDG_CONFIG_HOME": str(tmp_path)},
-    )
+    done = systemd_verify(tmp_path, unit)
     assert done.returncode == 0 and done.stderr.strip() == "", done.stderr
