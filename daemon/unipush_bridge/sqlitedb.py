@@ -278,27 +278,32 @@ class GroupCommit:
         """Commit now; the scheduled callback, and close() for what is left."""
         commit, self._commit = self._commit, None
         if self._depth or not self._db.in_transaction:
-            if commit is not None and not commit.done():
-                commit.set_result(None)
+            _settle(commit, None)
             return
         try:
             self._db.execute("COMMIT")
         except BaseException as exc:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
-            if commit is not None and not commit.done():
-                commit.set_exception(exc)
-                commit.exception()  # retrieved: each caller re-raises it from synced()
             if commit is None:
                 raise
+            _settle(commit, exc)
             return
-        if commit is not None and not commit.done():
-            commit.set_result(None)
+        _settle(commit, None)
 
     def _failed(self, exc: BaseException) -> None:
         """SQLite rolled the whole transaction back under the units: the others' writes
         of this turn are gone too, and their callers must not answer them as done."""
         commit, self._commit = self._commit, None
-        if commit is not None and not commit.done():
-            commit.set_exception(exc)
-            commit.exception()
+        _settle(commit, exc)
+
+
+def _settle(commit: asyncio.Future[None] | None, exc: BaseException | None) -> None:
+    """Tell a turn's callers how its commit went."""
+    if commit is None or commit.done():
+        return
+    if exc is None:
+        commit.set_result(None)
+    else:
+        commit.set_exception(exc)
+        commit.exception()  # retrieved: each caller re-raises it from synced()
