@@ -13,13 +13,15 @@ import shutil
 import signal
 import socket
 import stat
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.procs import DaemonProc, Proc, wait_for, wait_listeners
+from tests.procs import DaemonProc, Proc, cli, wait_for, wait_listeners
 from unipush_bridge.wire import local as wire
 
 
@@ -88,3 +90,44 @@ def test_sigterm_with_clients_attached_logs_no_traceback(base: Path, procs: list
     assert '"stopped"' in err
     for c in clients:
         c.close()
+
+
+#: Runs the daemon in this process (as ``run`` does after it execs) with one start step
+#: wrapped to SIGTERM the process the moment that step is done.
+_SELF_TERM = """
+import os, signal, sys
+from unipush_bridge.cli import _run_in_process
+from unipush_bridge.gateway.server import Gateway
+from unipush_bridge.runtime.daemon import main
+from unipush_bridge.runtime.driver import Driver
+from unipush_bridge.runtime.localapi import LocalApiServer
+cls = {"gateway": Gateway, "socket": LocalApiServer, "store": Driver}[sys.argv[1]]
+start = cls.start
+async def start_then_term(self):
+    await start(self)
+    os.kill(os.getpid(), signal.SIGTERM)
+cls.start = start_then_term
+sys.exit(_run_in_process(main, sys.argv[2]))
+"""
+
+
+@pytest.mark.parametrize("step", ["gateway", "socket", "store"])
+def test_sigterm_while_starting_stops_cleanly(base: Path, step: str) -> None:
+    """A SIGTERM that lands while the daemon is still coming up (the CI run that saw
+    -15 from the test above) exits 0 through the normal shutdown: the signal handlers
+    go in before the first thing that is started, not after the socket is bound."""
+    sock = base / "api.sock"
+    args = ["run", "--state-dir", str(base / "state"), "--socket", str(sock)]
+    options = cli(*args, "--embedded-port", "0", "--log-format", "json", "--print-config")
+    assert options.returncode == 0, options.stderr
+    proc = subprocess.run(
+        [sys.executable, "-c", _SELF_TERM, step, options.stdout],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert '"stopped"' in proc.stderr
+    assert not sock.exists()

@@ -115,9 +115,16 @@ class Daemon:
         s = self.settings
         # Before anything else: a refused start must touch nothing of a running daemon.
         instance = lock.acquire(s.state_dir, s.appid, program())
+        # Then the stop signals: one that lands while the gateway, the socket or the
+        # store are still coming up must stop cleanly, not kill the process half-made.
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop_event.set)
         try:
             return await self._run(instance)
         finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
             instance.release()
 
     async def _run(self, instance: lock.InstanceLock) -> int:
@@ -206,8 +213,6 @@ class Daemon:
             if web is not None:
                 await web.start()
             await driver.start()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, self.stop_event.set)
             loop.add_signal_handler(signal.SIGCONT, link.wake, "SIGCONT (resumed)")
             loop.add_signal_handler(signal.SIGHUP, self._spawn_reload)
             if s.sleep_bus != "off":
@@ -222,7 +227,7 @@ class Daemon:
             sd_task.cancel()
             log.info("stopping")
         finally:
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCONT, signal.SIGHUP):
+            for sig in (signal.SIGCONT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
             await self._shutdown(link, link_task, announce)
             sleep.stop()
