@@ -189,12 +189,8 @@ class Checkpointer:
 
 
 @contextlib.contextmanager
-def transaction(db: sqlite3.Connection, synchronous: str | None = None) -> Iterator[None]:
-    """One commit for everything inside; any exception rolls it all back.
-    ``synchronous`` sets the level for this commit only (the connection's is restored)."""
-    if synchronous is not None:
-        (previous,) = db.execute("PRAGMA synchronous").fetchone()
-        db.execute(f"PRAGMA synchronous={synchronous}")
+def transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """One commit for everything inside; any exception rolls it all back."""
     db.execute("BEGIN IMMEDIATE")
     try:
         yield
@@ -206,9 +202,6 @@ def transaction(db: sqlite3.Connection, synchronous: str | None = None) -> Itera
         raise
     else:
         db.execute("COMMIT")
-    finally:
-        if synchronous is not None:
-            db.execute(f"PRAGMA synchronous={previous}")
 
 
 class GroupCommit:

@@ -25,6 +25,7 @@ from ..wire import gateway as protocol
 from . import errors
 from . import session as wire
 from .access import GatewayConfig, source_of
+from .acks import DeferredAcks
 from .cluster import start_cluster
 from .errors import UniError
 from .openapi import openapi_document
@@ -148,6 +149,7 @@ class Gateway:
         per_minute = config.auth_failures_per_minute
         self.auth_failures = RateLimiter(per_minute / 60, per_minute, monotonic)
         self.connections: dict[tuple[str, str], Connection] = {}
+        self.acks = DeferredAcks(self.service.ack)
         self.edge = Edge(config, monotonic)
         self.app = web.Application(
             client_max_size=config.max_body_bytes,
@@ -204,6 +206,7 @@ class Gateway:
         if self._runner is not None:
             await self._runner.cleanup()
         self.edge.uninstall()
+        self.acks.flush()
         self.store.close()
 
     @property
@@ -333,6 +336,7 @@ class Gateway:
             if conn is not None:  # first: a failed touch must not leave it "online"
                 if self.connections.get((conn.appid, conn.cid)) is conn:
                     del self.connections[(conn.appid, conn.cid)]
+                self.acks.flush_one(conn.appid, conn.cid)
                 with contextlib.suppress(Exception):  # last_seen is best effort
                     self.store.touch(conn.appid, conn.cid)
                 log.info("daemon disconnected", appid=conn.appid, cid=conn.cid)
@@ -346,6 +350,7 @@ class Gateway:
         event: wire.Event,
     ) -> Connection | None:
         if isinstance(event, wire.Register):
+            self.acks.flush_one(event.appid, event.cid)  # the cursor it resumes from
             cursor = self.service.register(event)
             if isinstance(cursor, wire.Close):  # the cid's current connection stays
                 await ws.send_str(cursor.frame)
@@ -363,7 +368,9 @@ class Gateway:
             conn.kick()
         elif isinstance(event, wire.Acked):
             assert conn is not None
-            if (refused := self.service.ack(conn.appid, conn.cid, event.seq)) is not None:
+            if event.seq <= conn.last_sent:  # sent, so issued: applied with others soon
+                self.acks.add(conn.appid, conn.cid, event.seq)
+            elif (refused := self.service.ack(conn.appid, conn.cid, event.seq)) is not None:
                 await ws.send_str(refused)
         elif isinstance(event, wire.Receipted):
             assert conn is not None

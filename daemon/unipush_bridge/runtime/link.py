@@ -14,7 +14,7 @@ import contextlib
 import json
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -262,9 +262,11 @@ class Link:
 
     async def _read(self, ws: ClientConnection, session: ClientSession) -> None:
         """Handle frames in batches: everything already received is recorded in one
-        commit and acknowledged with one ack before any of it is handed on."""
+        commit and handed on; its ack follows the fsync that covers it, which does not
+        hold up the next batch."""
         frames: asyncio.Queue[str | bytes | None] = asyncio.Queue(READ_AHEAD)
         reader = asyncio.get_running_loop().create_task(self._reader(ws, frames))
+        acks = DurableAcks(ws, session, self.peer.durable, lambda why: self._abort(ws, why))
         try:
             while not self._stopping:
                 first = await frames.get()
@@ -275,10 +277,12 @@ class Link:
                     batch.append(frames.get_nowait())
                 done = batch[-1] is None
                 events = [e for text in batch if text is not None for e in session.receive(text)]
-                await self._handle(ws, session, events)
+                await self._handle(session, events, acks)
                 if done:
                     break
+            await acks.drain()  # the last ack out, or the fsync's error raised here
         finally:
+            acks.cancel()
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader  # re-raises how reading ended (ConnectionClosedError, ...)
@@ -293,20 +297,18 @@ class Link:
             with contextlib.suppress(asyncio.CancelledError):
                 await frames.put(None)
 
-    async def _handle(
-        self, ws: ClientConnection, session: ClientSession, events: list[Event]
-    ) -> None:
+    async def _handle(self, session: ClientSession, events: list[Event], acks: DurableAcks) -> None:
         peer = self.peer
         pending: list[Deliver] = []
         for event in events:
             if isinstance(event, Deliver):
                 pending.append(event)
                 continue
-            await self._deliver(ws, session, pending)
+            await self._deliver(pending, acks)
             pending = []
             if isinstance(event, Registered):
                 peer.registered(event.cid, event.acked)
-                self._live = (ws, session)
+                self._live = (acks.ws, session)
                 self.status.state = "connected"
                 self.status.attempts = 0
                 self.status.connected_since = time.time()
@@ -319,27 +321,19 @@ class Link:
                 log.warning("refused a frame from the gateway", reason=event.reason)
             else:
                 self._gateway_error(event)
-        await self._deliver(ws, session, pending)
+        await self._deliver(pending, acks)
 
-    async def _deliver(
-        self, ws: ClientConnection, session: ClientSession, batch: list[Deliver]
-    ) -> None:
+    async def _deliver(self, batch: list[Deliver], acks: DurableAcks) -> None:
         """Record (a commit that survives a crash), then hand on while the fsync that
-        makes it survive power loss runs, then acknowledge: the gateway forgets only
-        what is on disk, and the listener does not wait for the disk. What is recorded
-        is handed on whatever happens to the link meanwhile: a dead link must not
-        strand it until a restart."""
+        makes it survive power loss runs; the ack waits for that fsync: the gateway
+        forgets only what is on disk, and neither the listener nor the next batch waits
+        for the disk. What is recorded is handed on whatever happens to the link
+        meanwhile: a dead link must not strand it until a restart."""
         if not batch:
             return
         fresh = self.peer.record([(d.seq, d.id, d.message) for d in batch])
-        synced = asyncio.ensure_future(self.peer.durable())
-        try:
-            await self.peer.hand_on(fresh, len(batch) - len(fresh))
-        finally:
-            await synced  # a failed fsync raises here: no ack
-            ack = session.recorded(max(d.seq for d in batch))
-            if ack is not None:
-                await ws.send(ack)
+        acks.recorded(max(d.seq for d in batch))
+        await self.peer.hand_on(fresh, len(batch) - len(fresh))
 
     def _gateway_error(self, event: GatewayError) -> None:
         log.warning("gateway error", code=event.code, message=event.message, fatal=event.fatal)
@@ -364,6 +358,59 @@ class Link:
     async def _send_quietly(ws: ClientConnection, frame: str) -> None:
         with contextlib.suppress(ConnectionClosed):
             await ws.send(frame)
+
+
+class DurableAcks:
+    """Acks that follow the fsync covering their commit, one fsync in flight at a time:
+    batches committed while it runs are covered by the next one, so a stream gets one
+    fsync and one ack per disk round trip, not per batch, and acks leave in seq order."""
+
+    def __init__(
+        self,
+        ws: ClientConnection,
+        session: ClientSession,
+        durable: Callable[[], Awaitable[None]],
+        abort: Callable[[str], None],
+    ) -> None:
+        self.ws = ws
+        self._session = session
+        self._durable = durable
+        self._abort = abort
+        self._recorded = 0  # the highest seq committed on this connection
+        self._task: asyncio.Task[None] | None = None
+
+    def recorded(self, seq: int) -> None:
+        """``seq`` is committed: ack it once an fsync that started after it returns."""
+        self._recorded = max(self._recorded, seq)
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+            self._task.add_done_callback(self._ended)
+
+    async def _run(self) -> None:
+        acked = 0
+        while acked < self._recorded:
+            target = self._recorded
+            await self._durable()  # a failed fsync raises: no ack
+            ack = self._session.recorded(target)
+            if ack is not None:
+                await self.ws.send(ack)
+            acked = target
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        if task.exception() is None:
+            self._task = None  # the next commit starts the next fsync
+        elif not isinstance(task.exception(), ConnectionClosed):
+            self._abort(f"no ack: {task.exception()}")  # drain() raises it
+
+    async def drain(self) -> None:
+        if self._task is not None:
+            await self._task
+
+    def cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
 
 
 def _describe_close(exc: ConnectionClosed) -> str:

@@ -108,11 +108,12 @@ def test_mark_moves_between_states(db: Store) -> None:
 
 
 class Statements:
-    """Counts the transactions a store runs (each COMMIT is one fsync)."""
+    """Counts the transactions a store runs on both its connections."""
 
     def __init__(self, db: Store) -> None:
         self.seen: list[str] = []
         db._db.set_trace_callback(self.seen.append)
+        db._hot.set_trace_callback(self.seen.append)
 
     def count(self, verb: str) -> int:
         return sum(stmt.strip().upper().startswith(verb) for stmt in self.seen)

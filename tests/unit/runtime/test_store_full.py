@@ -24,9 +24,11 @@ __all__ = ["APPID"]
 
 
 def capped(store: Store) -> Store:
-    """No more pages than it has: the next write that needs one is SQLITE_FULL."""
+    """No more pages than it has: the next write that needs one is SQLITE_FULL (on
+    either connection: the push path's has its own)."""
     (pages,) = store._db.execute("PRAGMA page_count").fetchone()
-    store._db.execute(f"PRAGMA max_page_count={pages}")
+    for db in (store._db, store._hot):
+        db.execute(f"PRAGMA max_page_count={pages}")
     return store
 
 

@@ -1,0 +1,70 @@
+"""Daemons' acks, applied to the store a few milliseconds late and together.
+
+An ack only lets the gateway forget what a daemon already has on disk. Applied at
+once, its statements (count the task's receipts, delete the rows, move the cursor)
+run between one push and the next sendMessage, which then waits for them; applied
+together once per short window, they leave that path, and a stream's many acks
+become one per cid. A crash inside the window loses nothing: the messages are sent
+again from the older cursor and the daemon drops them by message id (the crash table
+in docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+#: How long an ack may wait for others before it is applied (s).
+ACK_WINDOW_S = 0.005
+
+Key = tuple[str, str]  # (appid, cid)
+
+
+class DeferredAcks:
+    """The highest pending ack per cid, applied by one timer per window."""
+
+    def __init__(
+        self, apply: Callable[[str, str, int], object], window_s: float = ACK_WINDOW_S
+    ) -> None:
+        self._apply = apply
+        self._window_s = window_s
+        self._due: dict[Key, int] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    def __len__(self) -> int:
+        return len(self._due)
+
+    def add(self, appid: str, cid: str, seq: int) -> None:
+        """An ack the caller has checked (``seq`` was sent to this cid): acks are
+        cumulative, so only the highest of a window is applied."""
+        key = (appid, cid)
+        if seq <= self._due.get(key, 0):
+            return
+        self._due[key] = seq
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self._window_s, self.flush)
+
+    def flush_one(self, appid: str, cid: str) -> None:
+        """Now, for one cid: its link closes, or it registers again and its cursor is read."""
+        seq = self._due.pop((appid, cid), None)
+        if seq is not None:
+            self._run(appid, cid, seq)
+
+    def flush(self) -> None:
+        """Now, for every cid (the timer, and the gateway's stop)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        due, self._due = self._due, {}
+        for (appid, cid), seq in due.items():
+            self._run(appid, cid, seq)
+
+    def _run(self, appid: str, cid: str, seq: int) -> None:
+        try:
+            self._apply(appid, cid, seq)
+        except Exception:  # the store failed: the cursor stays, the messages come again
+            log.exception("could not apply an ack; its messages will be sent again", cid=cid)

@@ -1,0 +1,73 @@
+"""The gateway applies daemons' acks late and together (issue 8 item 10): off the path
+between one push and the next sendMessage, one application per cid per window."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from unipush_bridge.gateway.acks import DeferredAcks
+
+Applied = list[tuple[str, str, int]]
+
+
+def recorder(applied: Applied, fail: set[str] | None = None) -> DeferredAcks:
+    def apply(appid: str, cid: str, seq: int) -> None:
+        if fail and cid in fail:
+            raise OSError("disk I/O error")
+        applied.append((appid, cid, seq))
+
+    return DeferredAcks(apply, window_s=0.02)
+
+
+async def test_a_windows_acks_are_applied_once_per_cid_with_the_highest_seq() -> None:
+    applied: Applied = []
+    acks = recorder(applied)
+    for seq in (1, 2, 5, 3):  # cumulative: a lower one after a higher one changes nothing
+        acks.add("app", "c1", seq)
+    acks.add("app", "c2", 7)
+    assert applied == []  # not on the caller's path
+    await asyncio.sleep(0.05)
+    assert sorted(applied) == [("app", "c1", 5), ("app", "c2", 7)]
+    acks.add("app", "c1", 9)  # the next window has a timer of its own
+    await asyncio.sleep(0.05)
+    assert applied[-1] == ("app", "c1", 9) and len(applied) == 3
+
+
+async def test_flush_one_applies_that_cids_ack_now_and_only_once() -> None:
+    """A link that closes, or a cid that registers again, reads its cursor after its
+    acks: nothing waits for the timer."""
+    applied: Applied = []
+    acks = recorder(applied)
+    acks.add("app", "c1", 4)
+    acks.add("app", "c2", 6)
+    acks.flush_one("app", "c1")
+    assert applied == [("app", "c1", 4)]
+    acks.flush_one("app", "c1")  # nothing left for it
+    await asyncio.sleep(0.05)
+    assert applied == [("app", "c1", 4), ("app", "c2", 6)]
+
+
+async def test_flush_applies_everything_and_cancels_the_timer() -> None:
+    applied: Applied = []
+    acks = recorder(applied)
+    acks.add("app", "c1", 2)
+    acks.flush()  # the gateway stops
+    assert applied == [("app", "c1", 2)] and len(acks) == 0
+    await asyncio.sleep(0.05)
+    assert applied == [("app", "c1", 2)]
+
+
+async def test_a_failed_ack_is_logged_and_the_others_still_apply(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A store that fails leaves that cursor where it was (the messages are sent again
+    and the daemon drops them by id); the other cids' acks go in."""
+    applied: Applied = []
+    acks = recorder(applied, fail={"bad"})
+    acks.add("app", "bad", 3)
+    acks.add("app", "good", 8)
+    acks.flush()
+    assert applied == [("app", "good", 8)]
+    assert "could not apply an ack" in capsys.readouterr().out
