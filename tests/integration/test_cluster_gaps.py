@@ -140,3 +140,30 @@ async def test_a_push_on_this_node_does_not_overtake_another_nodes_earlier_one(
         assert [first["message"]["title"], second["message"]["title"]] == ["first", "second"]
         assert first["seq"] < second["seq"]
         await daemon.no_push()
+
+
+async def test_presence_is_renewed_on_a_redis_that_lost_its_scripts(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """A restarted Redis has no Lua scripts: the presence renewal loaded none and
+    failed with NoScriptError on every round (a fault run caught it), so the daemons a
+    node held read as offline on the other nodes once their keys ran out."""
+    import redis
+    import redis.asyncio as aioredis
+
+    async with two_nodes(tmp_path, redis_server) as (a, b):
+        daemon = await b.client()
+        assert a.gateway.online(APP, daemon.cid)
+        with redis.Redis.from_url(redis_server.url) as r:
+            r.script_flush()  # what a restart leaves
+            for key in r.scan_iter(match="*on:*"):
+                r.delete(key)  # and the presence key's ttl ran out
+        assert not a.gateway.online(APP, daemon.cid)
+        link = b.gateway._cluster
+        assert link is not None
+        client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+        try:
+            await link._renew_all(client, list(b.gateway.connections))
+        finally:
+            await client.aclose()
+        assert a.gateway.online(APP, daemon.cid)

@@ -28,9 +28,13 @@ class DeferredAcks:
     """The highest pending ack per cid, applied by one timer per window."""
 
     def __init__(
-        self, apply: Callable[[str, str, int], object], window_s: float = ACK_WINDOW_S
+        self,
+        apply: Callable[[str, str, int], object],
+        failed: Callable[[str, str], object] = lambda appid, cid: None,
+        window_s: float = ACK_WINDOW_S,
     ) -> None:
         self._apply = apply
+        self._failed = failed
         self._window_s = window_s
         self._due: dict[Key, int] = {}
         self._timer: asyncio.TimerHandle | None = None
@@ -68,3 +72,4 @@ class DeferredAcks:
             self._apply(appid, cid, seq)
         except Exception:  # the store failed: the cursor stays, the messages come again
             log.exception("could not apply an ack; its messages will be sent again", cid=cid)
+            self._failed(appid, cid)

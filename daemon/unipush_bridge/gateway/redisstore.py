@@ -402,6 +402,11 @@ class RedisStore:
         sha = self._scripts["refresh"].sha
         return [(sha, [self._k("on", a, c), self.node, PRESENCE_TTL_S]) for a, c in held]
 
+    def presence_script(self) -> str:
+        """The text behind presence_refresh()'s sha, for a Redis that has lost its
+        scripts (a restart): SCRIPT LOAD it, then run the calls again."""
+        return str(self._scripts["refresh"].script)
+
     def all_cids(self, appid: str) -> list[str]:
         return list(self._r.zrange(self._k("seen", appid), 0, -1))
 

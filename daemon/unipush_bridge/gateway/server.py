@@ -40,6 +40,8 @@ __all__ = ["ConfigError", "Gateway", "GatewayConfig", "serve_forever"]
 log = structlog.get_logger(__name__)
 
 HELLO_TIMEOUT_S = 10.0
+#: The close reason when the store fails under a daemon's session (code 1011).
+STORE_AWAY = "gateway store unavailable; reconnect"
 
 
 class Connection:
@@ -101,6 +103,16 @@ class Connection:
             self._task = asyncio.get_running_loop().create_task(self._send())
 
     async def _send(self) -> None:
+        """The store failing under a read (Redis restarting) closes the link as the
+        session does, so the daemon resumes from its cursor: a sender that just died
+        left the rows it had not read waiting for the next push to this cid."""
+        try:
+            await self._send_all()
+        except Exception:
+            log.exception("could not read a daemon's messages; closing its link", cid=self.cid)
+            await self.ws.close(code=1011, message=STORE_AWAY.encode())
+
+    async def _send_all(self) -> None:
         while self._dirty or self._live:
             if self._dirty:
                 self._dirty = False
@@ -149,7 +161,8 @@ class Gateway:
         per_minute = config.auth_failures_per_minute
         self.auth_failures = RateLimiter(per_minute / 60, per_minute, monotonic)
         self.connections: dict[tuple[str, str], Connection] = {}
-        self.acks = DeferredAcks(self.service.ack)
+        self._closing: set[asyncio.Task[None]] = set()
+        self.acks = DeferredAcks(self.service.ack, self._store_failed)
         self.edge = Edge(config, monotonic)
         self.app = web.Application(
             client_max_size=config.max_body_bytes,
@@ -296,6 +309,9 @@ class Gateway:
             conn = self.connections.get((appid, d.cid))
             if conn is not None:
                 await conn.offer_now(d.seq, d.msg_id, d.body_json)
+        for cid in outcome.recheck:
+            if (conn := self.connections.get((appid, cid))) is not None:
+                conn.kick()
         await self.store.synced()
         return outcome.answer
 
@@ -331,7 +347,7 @@ class Gateway:
                 msg = await ws.receive()
         except Exception:  # the store failed (Redis away, a full disk): it reconnects
             log.exception("daemon session failed; closing it", cid=conn and conn.cid)
-            await ws.close(code=1011, message=b"gateway store unavailable; reconnect")
+            await ws.close(code=1011, message=STORE_AWAY.encode())
         finally:
             if conn is not None:  # first: a failed touch must not leave it "online"
                 if self.connections.get((conn.appid, conn.cid)) is conn:
@@ -341,6 +357,14 @@ class Gateway:
                     self.store.touch(conn.appid, conn.cid)
                 log.info("daemon disconnected", appid=conn.appid, cid=conn.cid)
         return ws
+
+    def _store_failed(self, appid: str, cid: str) -> None:
+        """As a failure inside the session: the link closes and the daemon resumes from
+        its cursor, so nothing waits on a notice the store's outage swallowed."""
+        if (conn := self.connections.get((appid, cid))) is not None:
+            task = asyncio.get_running_loop().create_task(conn.close(1011, STORE_AWAY))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     async def _handle(
         self,

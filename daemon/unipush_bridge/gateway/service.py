@@ -58,6 +58,10 @@ class Outcome:
 
     answer: dict[str, Any]
     deliveries: list[Delivery] = field(default_factory=list)
+    #: Cids whose connections should read the store again: a repeated request_id is
+    #: answered from memory, and the first try's commit may have gone in with its
+    #: answer lost (the store failed mid-reply), its push never sent.
+    recheck: list[str] = field(default_factory=list)
 
 
 class GatewayService:
@@ -202,7 +206,9 @@ class GatewayService:
             earlier = store.answer_for(appid, req.request_id)
             if earlier is not None:
                 log.info("dropped a repeated request_id", request_id=req.request_id)
-                return Outcome(earlier)
+                data = earlier.get("data") or {}
+                cids = store.all_cids(appid) if "taskid" in data else _answered_cids(data)
+                return Outcome(earlier, recheck=cids)
         broadcast = req.target.kind == "broadcast"
         if broadcast and not self.broadcast_rate.allow(appid):
             raise UniError(
@@ -316,3 +322,13 @@ def _answer_data(
     if req.target.kind == "push_clientid":
         return {taskid: {c: statuses[c] for c in req.target.values}}
     return {taskid: statuses}
+
+
+def _answered_cids(data: dict[str, Any]) -> list[str]:
+    """The cids a sendMessage answer's data names: ``{taskid: {cid: status}}``, or per
+    alias ``{taskid: {alias: {cid: status}}}``."""
+    cids: list[str] = []
+    for per_task in data.values():
+        for key, value in (per_task if isinstance(per_task, dict) else {}).items():
+            cids.extend(value if isinstance(value, dict) else [key])
+    return cids

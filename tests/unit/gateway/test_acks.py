@@ -12,13 +12,19 @@ from unipush_bridge.gateway.acks import DeferredAcks
 Applied = list[tuple[str, str, int]]
 
 
-def recorder(applied: Applied, fail: set[str] | None = None) -> DeferredAcks:
+def recorder(
+    applied: Applied, fail: set[str] | None = None, failed: list[str] | None = None
+) -> DeferredAcks:
     def apply(appid: str, cid: str, seq: int) -> None:
         if fail and cid in fail:
             raise OSError("disk I/O error")
         applied.append((appid, cid, seq))
 
-    return DeferredAcks(apply, window_s=0.02)
+    def on_failure(appid: str, cid: str) -> None:
+        if failed is not None:
+            failed.append(cid)
+
+    return DeferredAcks(apply, on_failure, window_s=0.02)
 
 
 async def test_a_windows_acks_are_applied_once_per_cid_with_the_highest_seq() -> None:
@@ -63,11 +69,14 @@ async def test_a_failed_ack_is_logged_and_the_others_still_apply(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A store that fails leaves that cursor where it was (the messages are sent again
-    and the daemon drops them by id); the other cids' acks go in."""
+    and the daemon drops them by id) and is reported, so the gateway closes that cid's
+    link as a failure inside its session does; the other cids' acks go in."""
     applied: Applied = []
-    acks = recorder(applied, fail={"bad"})
+    failed: list[str] = []
+    acks = recorder(applied, fail={"bad"}, failed=failed)
     acks.add("app", "bad", 3)
     acks.add("app", "good", 8)
     acks.flush()
     assert applied == [("app", "good", 8)]
+    assert failed == ["bad"]
     assert "could not apply an ack" in capsys.readouterr().out

@@ -14,6 +14,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from tests.gatewaykit import Client, Kit, running_gateway
+from unipush_bridge.gateway.server import Connection
 
 APP = "__UNI__A"
 
@@ -34,8 +35,10 @@ async def send(kit: Kit, cid: str, n: int, ttl: int | None = None) -> None:
 
 
 async def acked(client: Client, seq: int) -> None:
-    """Ack ``seq`` and wait until the gateway has applied it: frames are handled in
-    order, so the answer to a bad frame sent after the ack means the ack is done."""
+    """Ack ``seq`` and wait until the gateway has handled it: frames are handled in
+    order, so the answer to a bad frame sent after the ack means the ack is applied or
+    in the gateway's ack window (gateway/acks.py), which a close or a hello of the
+    cid applies before anything else."""
     await client.ack(seq)
     await client.ws.send(json.dumps({"type": "ack", "seq": 0}))
     frame = json.loads(await asyncio.wait_for(client.ws.recv(), 5))
@@ -201,3 +204,28 @@ async def test_a_message_sent_while_a_replaced_connection_closes_comes_after_wel
         assert [f["type"] for f in frames] == ["welcome", "push"]
     finally:
         await new.close()
+
+
+async def test_a_repeated_request_id_pushes_what_its_first_try_committed(
+    kit: Kit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first try that committed but whose push never left (on Redis: the reply to
+    its EXEC lost as the server went away, so the node pushed nothing) is answered
+    from memory on the retry; the retry makes the connection read the store, so the
+    message does not wait for the next push to the cid (a fault run left the last
+    message of a stream stuck that way)."""
+    client = await kit.client()
+
+    async def lost(self: Connection, seq: int, msg_id: str, body_json: str) -> None:
+        return None
+
+    body = {"push_clientid": client.cid, "title": "once", "content": "c", "payload": {}}
+    body["request_id"] = "req-0000000042"
+    monkeypatch.setattr(Connection, "offer_now", lost)
+    first = await kit.gateway.send_message(APP, body)
+    await client.no_push()
+    monkeypatch.undo()
+    assert await kit.gateway.send_message(APP, body) == first
+    push = await client.next_push()
+    assert push["message"]["title"] == "once"
+    await client.no_push()
