@@ -53,7 +53,7 @@ async def test_a_cid_online_on_another_node_is_answered_successed_online(
         assert (await daemon.next_push(timeout=2))["message"]["title"] == "now"
         await daemon.ws.close()
         for _ in range(100):
-            if not a.gateway.online(APP, daemon.cid):
+            if daemon.cid not in a.gateway.online(APP, [daemon.cid]):
                 break
             await asyncio.sleep(0.01)
         data = await a.ok("sendMessage", push(daemon.cid, "later"))
@@ -153,12 +153,12 @@ async def test_presence_is_renewed_on_a_redis_that_lost_its_scripts(
 
     async with two_nodes(tmp_path, redis_server) as (a, b):
         daemon = await b.client()
-        assert a.gateway.online(APP, daemon.cid)
+        assert daemon.cid in a.gateway.online(APP, [daemon.cid])
         with redis.Redis.from_url(redis_server.url) as r:
             r.script_flush()  # what a restart leaves
             for key in r.scan_iter(match="*on:*"):
                 r.delete(key)  # and the presence key's ttl ran out
-        assert not a.gateway.online(APP, daemon.cid)
+        assert daemon.cid not in a.gateway.online(APP, [daemon.cid])
         link = b.gateway._cluster
         assert link is not None
         client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
@@ -166,4 +166,4 @@ async def test_presence_is_renewed_on_a_redis_that_lost_its_scripts(
             await link._renew_all(client, list(b.gateway.connections))
         finally:
             await client.aclose()
-        assert a.gateway.online(APP, daemon.cid)
+        assert daemon.cid in a.gateway.online(APP, [daemon.cid])

@@ -182,7 +182,7 @@ async def test_a_cursor_past_every_seq_is_reset_and_pushes_still_arrive(tmp_path
         assert got["seq"] > seq
         await hostile.ws.close()
         for _ in range(100):
-            if not kit.gateway.online(APP, first.cid):
+            if first.cid not in kit.gateway.online(APP, [first.cid]):
                 break
             await asyncio.sleep(0.01)
         assert await push(kit, first.cid) == {first.cid: "successed_offline"}

@@ -2,9 +2,11 @@
 and this listener carries what one node commits to the daemons held by the others.
 
 The Redis store publishes on ``{prefix}cluster`` inside the very MULTI that commits:
-``push`` for each message stored (appid, cid, seq) and ``took`` for each registration.
-A node that holds the cid's websocket wakes its sender on ``push`` (which reads the
-store after its cursor, so a notice lost or repeated changes nothing but latency), and
+``push`` for each message stored (appid, cid, seq, the cid's seq before it, and the
+body when it is short) and ``took`` for each registration. A node that holds the
+cid's websocket sends the message on ``push`` when it has sent the one before, and
+otherwise (or with no body) wakes its sender, which reads the store after its cursor:
+so a notice lost or repeated changes nothing but latency. It
 closes its connection on ``took`` from another node when that registration is newer
 than its own (each registration of a cid is numbered in Redis, so when two nodes
 register one cid at once both agree which is newest, as on one node). Pub/sub loses
@@ -64,9 +66,9 @@ class ClusterLink:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
-    def online(self, appid: str, cid: str) -> bool:
-        """Another node holds a connection of the cid (this node's are checked first)."""
-        return self.store.present(appid, cid)
+    def online(self, appid: str, cids: list[str]) -> set[str]:
+        """Which of these cids another node holds (this node's are checked first)."""
+        return self.store.present_many(appid, cids)
 
     def _added(self, appid: str, cid: str, seq: int, before: int) -> None:
         """This node committed ``seq``; the cid's message before it may be another
@@ -176,7 +178,11 @@ class ClusterLink:
         if conn is None:
             return
         if note["kind"] == "push":
-            conn.kick()
+            body = note.get("body")
+            if body is None:  # a long body: read from the store
+                conn.kick()
+            else:
+                conn.offer_after(int(note["before"]), int(note["seq"]), note["id"], body)
         elif note["kind"] == "took":
             key = (note["appid"], note["cid"])
             if int(note.get("reg", 0)) <= self.store.regs.get(key, 0):

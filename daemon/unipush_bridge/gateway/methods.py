@@ -48,7 +48,8 @@ NOT_SUPPORTED = {
 class Context:
     appid: str
     store: GatewayStore
-    online: Callable[[str, str], bool]
+    #: Which of these cids hold a connection (service.Online).
+    online: Callable[[str, list[str]], set[str]]
     clock: Callable[[], float] = time.time
 
 
@@ -208,10 +209,11 @@ def search_custom_tag_by_cid(ctx: Context, arg: Any) -> dict[str, list[str]]:
 def get_client_status_by_cid(ctx: Context, arg: Any) -> dict[str, Any]:
     cids = _cid_list(_field(arg, "cid"), "cid", MAX_STATUS_CIDS)
     known = ctx.store.clients(ctx.appid, cids)
+    online = ctx.online(ctx.appid, list(known))
     return {
         cid: {
             "last_login_time": str(int(seen * 1000)),
-            "status": "online" if ctx.online(ctx.appid, cid) else "offline",
+            "status": "online" if cid in online else "offline",
         }
         for cid, (_, seen) in known.items()
     }
@@ -220,6 +222,7 @@ def get_client_status_by_cid(ctx: Context, arg: Any) -> dict[str, Any]:
 def get_client_detail_by_cid(ctx: Context, arg: Any) -> dict[str, Any]:
     cids = _cid_list(_field(arg, "cid"), "cid", MAX_STATUS_CIDS)
     known = ctx.store.clients(ctx.appid, cids)
+    online = ctx.online(ctx.appid, list(known))
     valid = {
         cid: {
             "client_app_id": ctx.appid,
@@ -230,7 +233,7 @@ def get_client_detail_by_cid(ctx: Context, arg: Any) -> dict[str, Any]:
             "notificationSwitch": True,
             "createTime": datetime.fromtimestamp(created).strftime("%Y-%m-%d %H:%M:%S"),
             "loginFreq": 0,
-            "online": ctx.online(ctx.appid, cid),
+            "online": cid in online,
             "alias": ctx.store.alias_of(ctx.appid, cid),
             "custom_tag": ctx.store.tags_of(ctx.appid, cid),
         }

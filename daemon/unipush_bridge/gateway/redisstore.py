@@ -48,6 +48,12 @@ PRESENCE_TTL_S = 15
 #: node's loop; a whole broadcast's MULTI of 20,000 messages takes well under a second.
 STORE_TIMEOUT_S = 10
 
+#: A message body up to this long rides in its cluster notice, so the node holding the
+#: cid sends it without reading the store (a broadcast to 20,000: no read per cid).
+#: Longer ones are read: 20,000 notices stay well inside Redis' pub/sub output buffer
+#: limit (client-output-buffer-limit pubsub, 8 MB soft by default).
+NOTICE_BODY_MAX = 2048
+
 #: request_id answers are kept this long (uni-push dedupes a repeated request_id for
 #: a day at most; three days covers a retried batch job).
 REQUEST_ANSWER_TTL_S = 3 * 86_400
@@ -55,14 +61,11 @@ REQUEST_ANSWER_TTL_S = 3 * 86_400
 _ADD_MESSAGE = """
 -- KEYS: m, b, c, d, queued, cluster, seq; ARGV: id, taskid, body, expires_at, now,
 -- ttl_s, receipt ttl, the cid's member of queued, node ('' no cluster notice), appid,
--- cid. The seq is taken here, in the commit that stores the message: seqs follow
--- commit order on every node, so no message lands behind a cursor that moved on.
+-- cid, '1' to carry the body in the notice. The seq is taken here, in the commit that
+-- stores the message: seqs follow commit order on every node, so no message lands
+-- behind a cursor that moved on.
 local seq = redis.call('INCR', KEYS[7])
 redis.call('ZADD', KEYS[1], seq, seq)
-if ARGV[9] ~= '' then
-  local note = {kind = 'push', node = ARGV[9], appid = ARGV[10], cid = ARGV[11], seq = seq}
-  redis.call('PUBLISH', KEYS[6], cjson.encode(note))
-end
 redis.call('SADD', KEYS[5], ARGV[8])
 redis.call('HSET', KEYS[2], seq, cjson.encode({ARGV[1], ARGV[2], ARGV[3], ARGV[4]}))
 local issued = tonumber(redis.call('HGET', KEYS[3], 'issued') or '0')
@@ -78,8 +81,15 @@ for i = 1, 2 do
   if t == -1 or t < ttl then redis.call('EXPIRE', KEYS[i], ttl) end
 end
 redis.call('EXPIRE', KEYS[4], math.ceil(tonumber(ARGV[7])))
--- and the cid's seq before it: a node that has not sent that one yet must not hand
--- this one over directly (cluster.py), or the other node's would fall behind its cursor
+-- The notice names the cid's seq before this one: a node that has sent that one
+-- hands this over as it is (the body rides along when it is short), one that has not
+-- reads the store first, so no message falls behind its cursor (cluster.py).
+if ARGV[9] ~= '' then
+  local note = {kind = 'push', node = ARGV[9], appid = ARGV[10], cid = ARGV[11], seq = seq,
+                id = ARGV[1], before = issued}
+  if ARGV[12] == '1' then note.body = ARGV[3] end
+  redis.call('PUBLISH', KEYS[6], cjson.encode(note))
+end
 return {seq, issued}
 """
 
@@ -340,6 +350,17 @@ class RedisStore:
     def known(self, appid: str, cid: str) -> bool:
         return bool(self._r.exists(self._k("c", appid, cid)))
 
+    def known_many(self, appid: str, cids: list[str]) -> set[str]:
+        return self._exist(cids, lambda cid: self._k("c", appid, cid))
+
+    def _exist(self, cids: list[str], key: Callable[[str], str]) -> set[str]:
+        """The cids whose key exists: one pipelined round trip, not one per cid (a
+        broadcast to 20,000 cids spent most of its time in single EXISTS calls)."""
+        pipe = self._r.pipeline(transaction=False)
+        for cid in cids:
+            pipe.exists(key(cid))
+        return {cid for cid, n in zip(cids, pipe.execute(), strict=True) if n}
+
     def client(self, appid: str, cid: str) -> ClientRecord | None:
         row = self._r.hmget(self._k("c", appid, cid), ["secret_hash", "acked", "issued"])
         if row[1] is None:
@@ -386,9 +407,9 @@ class RedisStore:
 
     # presence (cluster.py) -------------------------------------------------------
 
-    def present(self, appid: str, cid: str) -> bool:
-        """Some node holds a connection of the cid (its presence has not expired)."""
-        return bool(self._r.exists(self._k("on", appid, cid)))
+    def present_many(self, appid: str, cids: list[str]) -> set[str]:
+        """The cids some node holds a connection of (their presence has not expired)."""
+        return self._exist(cids, lambda cid: self._k("on", appid, cid))
 
     def leave(self, appid: str, cid: str) -> None:
         """This node holds the cid no more."""
@@ -437,6 +458,7 @@ class RedisStore:
         keys += [self._p + "queued", self._p + "cluster", self._p + "seq"]
         args: list[Any] = [msg_id, taskid, text, repr(now + ttl_s), repr(now), ttl_s]
         args += [RECEIPT_WINDOW_S, appid + "\n" + cid, self.node or "", appid, cid]
+        args.append("1" if len(text) <= NOTICE_BODY_MAX else "0")
         if self._pipe is None:  # a commit of its own: the seq is known at once
             return self._added(appid, cid, self._scripts["add"](keys=keys, args=args))
         placeholder = -1 - len(self._committed)
@@ -483,8 +505,12 @@ class RedisStore:
         return found[:limit]
 
     def ack(self, appid: str, cid: str, seq: int) -> None:
+        self.ack_many([(appid, cid, seq)])
+
+    def ack_many(self, acks: Iterable[tuple[str, str, int]]) -> None:
         with self._writes() as pipe:
-            self._ack_on(pipe, appid, cid, seq)
+            for appid, cid, seq in acks:
+                self._ack_on(pipe, appid, cid, seq)
 
     def _ack_on(self, pipe: Any, appid: str, cid: str, seq: int) -> None:
         keys = [self._k(k, appid, cid) for k in ("m", "b", "c")]
@@ -506,12 +532,12 @@ class RedisStore:
     def purge_unseen(self, max_age_s: float, keep: Iterable[tuple[str, str]] = ()) -> int:
         online = set(keep)
         cutoff = self._clock() - max_age_s
-        stale = [
-            (appid, cid)
-            for appid in self._r.smembers(self._p + "apps")
-            for cid in self._r.zrangebyscore(self._k("seen", appid), "-inf", cutoff)
-            if (appid, cid) not in online and not self.present(appid, cid)  # on another node
-        ]
+        stale: list[tuple[str, str]] = []
+        for appid in self._r.smembers(self._p + "apps"):
+            old = self._r.zrangebyscore(self._k("seen", appid), "-inf", cutoff)
+            old = [cid for cid in old if (appid, cid) not in online]
+            held = self.present_many(appid, old)  # on another node
+            stale += [(appid, cid) for cid in old if cid not in held]
         if not stale:
             return 0
         with self.transaction():

@@ -26,7 +26,7 @@ from . import errors
 from . import session as wire
 from .access import GatewayConfig, source_of
 from .acks import DeferredAcks
-from .cluster import start_cluster
+from .cluster import ClusterLink, start_cluster
 from .errors import UniError
 from .openapi import openapi_document
 from .ratelimit import RateLimiter
@@ -84,6 +84,15 @@ class Connection:
             return
         self._live.append((seq, msg_id, body_json))
         self._ensure_sender()
+
+    def offer_after(self, before: int, seq: int, msg_id: str, body_json: str) -> None:
+        """A message another node committed, with the cid's seq before it: handed over
+        as it is when that one is sent or queued here, else read with the others."""
+        top = self._live[-1][0] if self._live else self.last_sent
+        if self._synced and before <= top:
+            self.offer(seq, msg_id, body_json)
+        else:
+            self.resync()
 
     async def offer_now(self, seq: int, msg_id: str, body_json: str) -> None:
         """As offer(), but with the sender idle and in sync the frame goes out at once,
@@ -162,7 +171,7 @@ class Gateway:
         self.auth_failures = RateLimiter(per_minute / 60, per_minute, monotonic)
         self.connections: dict[tuple[str, str], Connection] = {}
         self._closing: set[asyncio.Task[None]] = set()
-        self.acks = DeferredAcks(self.service.ack, self._store_failed)
+        self.acks = DeferredAcks(self.service.ack_many, self._store_failed)
         self.edge = Edge(config, monotonic)
         self.app = web.Application(
             client_max_size=config.max_body_bytes,
@@ -180,6 +189,7 @@ class Gateway:
         self._runner: web.AppRunner | None = None
         self._listener: asyncio.Server | None = None
         self._purger: asyncio.Task[None] | None = None
+        self._cluster: ClusterLink | None = None
         self.port: int | None = None
 
     # lifecycle ----------------------------------------------------------------------
@@ -212,7 +222,7 @@ class Gateway:
     async def stop(self) -> None:
         if self._purger is not None:
             self._purger.cancel()
-        if (link := getattr(self, "_cluster", None)) is not None:
+        if (link := self._cluster) is not None:
             await link.stop()
         if self._listener is not None:
             self._listener.close()
@@ -241,11 +251,14 @@ class Gateway:
             if forgotten:
                 log.info("forgot cids unseen for 90 days", count=forgotten)
 
-    def online(self, appid: str, cid: str) -> bool:
-        if (appid, cid) in self.connections:
-            return True
-        link = getattr(self, "_cluster", None)  # held by another node? (issue 17)
-        return link is not None and link.online(appid, cid)
+    def online(self, appid: str, cids: list[str]) -> set[str]:
+        """service.Online: this node's connections, then the cluster's presence for
+        the others (one round trip for all of them, issue 17)."""
+        here = {c for c in cids if (appid, c) in self.connections}
+        link = self._cluster
+        if link is None or len(here) == len(cids):
+            return here
+        return here | link.online(appid, [c for c in cids if c not in here])
 
     # HTTP API -------------------------------------------------------------------------
 

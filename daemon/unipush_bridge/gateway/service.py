@@ -39,7 +39,9 @@ IGNORED = "successed_ignore"
 #: A cid with no hello for this long is forgotten with its data (uni: three months).
 CID_UNSEEN_EXPIRY_S = 90 * 86_400
 
-Online = Callable[[str, str], bool]
+#: Which of these cids of an app hold a connection (here, or on another node): asked
+#: once for all of a request's cids, as one Redis round trip does it for a broadcast.
+Online = Callable[[str, list[str]], set[str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,8 +145,12 @@ class GatewayService:
             return error_frame(
                 "bad_frame", f"ack.seq: {seq} is past the last seq sent to this cid ({issued})"
             )
-        self.store.ack(appid, cid, seq)
+        self.store.ack_many([(appid, cid, seq)])
         return None
+
+    def ack_many(self, acks: list[tuple[str, str, int]]) -> None:
+        """Acks the server has checked (each seq was sent to its cid, so issued)."""
+        self.store.ack_many(acks)
 
     def receipt(self, appid: str, cid: str, receipt: Receipted) -> None:
         """Counted once, and only for a message of that task sent to that cid."""
@@ -224,18 +230,26 @@ class GatewayService:
         with store.transaction():
             groups = self._resolve(appid, req)
             statuses: dict[str, str] = {}
-            reached = 0
+            targets: list[str] = []
             for cids in groups.values():
                 for cid in cids:
                     if cid in statuses:
                         continue
-                    if not broadcast and reached >= MAX_DEVICES:
-                        statuses[cid] = IGNORED  # uni-push ignores devices past 500
-                        continue
+                    statuses[cid] = ""  # decided below, in this order
+                    targets.append(cid)
+            known = store.known_many(appid, targets)
+            connected = online(appid, [c for c in targets if c in known])
+            reached = 0
+            for cid in targets:
+                if cid not in known:
+                    statuses[cid] = INVALID
+                elif not broadcast and reached >= MAX_DEVICES:
+                    statuses[cid] = IGNORED  # uni-push ignores devices past 500
+                else:
+                    reached += 1
                     statuses[cid] = self._store_for(
-                        appid, cid, req, taskid, message, online, deliveries
+                        appid, cid, req, taskid, message, cid in connected, deliveries
                     )
-                    reached += statuses[cid] != INVALID
             stored = sum(s.startswith("successed_") and s != IGNORED for s in statuses.values())
             store.add_task(appid, taskid, req.group_name, len(statuses), stored)
             answer = {
@@ -282,12 +296,9 @@ class GatewayService:
         req: SendRequest,
         taskid: str,
         message: str,
-        online: Online,
+        connected: bool,
         deliveries: list[Delivery],
     ) -> str:
-        if not self.store.known(appid, cid):
-            return INVALID
-        connected = online(appid, cid)
         online_only = req.ttl_ms <= 0  # -1, and 0 (no time to wait at all), mean online only
         if online_only and not connected:
             return IGNORED

@@ -168,6 +168,9 @@ class GatewayStore:
         ).fetchone()
         return row is not None
 
+    def known_many(self, appid: str, cids: list[str]) -> set[str]:
+        return {cid for cid in cids if self.known(appid, cid)}
+
     def client(self, appid: str, cid: str) -> ClientRecord | None:
         row = self._db.execute(
             "SELECT secret_hash, acked, issued FROM clients WHERE appid=? AND cid=?",
@@ -260,8 +263,13 @@ class GatewayStore:
     def ack(self, appid: str, cid: str, seq: int) -> None:
         """Cumulative; the cursor never passes the highest seq issued to the cid (the
         service refuses such an ack; this holds even if a caller does not)."""
+        self.ack_many([(appid, cid, seq)])
+
+    def ack_many(self, acks: Iterable[tuple[str, str, int]]) -> None:
+        """As ack() for each (appid, cid, seq), in one transaction."""
         with self.transaction():
-            self._ack(appid, cid, seq)
+            for appid, cid, seq in acks:
+                self._ack(appid, cid, seq)
 
     def _ack(self, appid: str, cid: str, seq: int) -> None:
         # What an ack removes was received: count it for the reports first.

@@ -13,12 +13,17 @@ Applied = list[tuple[str, str, int]]
 
 
 def recorder(
-    applied: Applied, fail: set[str] | None = None, failed: list[str] | None = None
+    applied: Applied,
+    fail: set[str] | None = None,
+    failed: list[str] | None = None,
+    calls: list[int] | None = None,
 ) -> DeferredAcks:
-    def apply(appid: str, cid: str, seq: int) -> None:
-        if fail and cid in fail:
-            raise OSError("disk I/O error")
-        applied.append((appid, cid, seq))
+    def apply(acks: Applied) -> None:
+        if calls is not None:
+            calls.append(len(acks))
+        if fail and any(cid in fail for _, cid, _ in acks):
+            raise OSError("disk I/O error")  # the whole call: nothing of it applied
+        applied.extend(acks)
 
     def on_failure(appid: str, cid: str) -> None:
         if failed is not None:
@@ -39,6 +44,18 @@ async def test_a_windows_acks_are_applied_once_per_cid_with_the_highest_seq() ->
     acks.add("app", "c1", 9)  # the next window has a timer of its own
     await asyncio.sleep(0.05)
     assert applied[-1] == ("app", "c1", 9) and len(applied) == 3
+
+
+async def test_a_windows_acks_go_to_the_store_in_one_call() -> None:
+    """20,000 daemons acking a broadcast: one commit (one Redis round trip), not one
+    per cid."""
+    applied: Applied = []
+    calls: list[int] = []
+    acks = recorder(applied, calls=calls)
+    for n in range(500):
+        acks.add("app", f"c{n}", n + 1)
+    await asyncio.sleep(0.05)
+    assert calls == [500] and len(applied) == 500
 
 
 async def test_flush_one_applies_that_cids_ack_now_and_only_once() -> None:
@@ -73,10 +90,12 @@ async def test_a_failed_ack_is_logged_and_the_others_still_apply(
     link as a failure inside its session does; the other cids' acks go in."""
     applied: Applied = []
     failed: list[str] = []
-    acks = recorder(applied, fail={"bad"}, failed=failed)
+    calls: list[int] = []
+    acks = recorder(applied, fail={"bad"}, failed=failed, calls=calls)
     acks.add("app", "bad", 3)
     acks.add("app", "good", 8)
     acks.flush()
     assert applied == [("app", "good", 8)]
     assert failed == ["bad"]
+    assert calls == [2, 1, 1]  # the window's call failed: each ack again on its own
     assert "could not apply an ack" in capsys.readouterr().out

@@ -67,7 +67,7 @@ def online() -> set[tuple[str, str]]:
 
 @pytest.fixture
 def ctx(store: GatewayStore, online: set[tuple[str, str]], clock: Clock) -> Context:
-    return Context(APP, store, lambda appid, cid: (appid, cid) in online, clock)
+    return Context(APP, store, lambda appid, cids: {c for c in cids if (appid, c) in online}, clock)
 
 
 def call(ctx: Context, name: str, arg: Any = None) -> Any:
@@ -445,16 +445,16 @@ def test_client_status_forms(ctx: Context, online: set) -> None:
 
 
 def test_client_status_asks_the_online_callable(store: GatewayStore, clock: Clock) -> None:
-    asked: list[tuple[str, str]] = []
+    asked: list[tuple[str, list[str]]] = []
 
-    def online(appid: str, cid: str) -> bool:
-        asked.append((appid, cid))
-        return True
+    def online(appid: str, cids: list[str]) -> set[str]:
+        asked.append((appid, cids))
+        return set(cids)
 
     ctx = Context(APP, store, online, clock)
     result = call(ctx, "getClientStatusByCid", [C2, "unknown"])
     assert result[C2]["status"] == "online"
-    assert asked == [(APP, C2)]
+    assert asked == [(APP, [C2])]  # the known cids, asked once for all
 
 
 def test_last_login_time_follows_registration(

@@ -25,8 +25,8 @@ def service(tmp_path: Path) -> GatewayService:
     return GatewayService(GatewayConfig(data_dir=tmp_path), store, lambda: 1_800_000_000.0)
 
 
-def online(appid: str, cid: str) -> bool:
-    return cid == ON
+def online(appid: str, cids: list[str]) -> set[str]:
+    return {ON} & set(cids)
 
 
 def body(**extra: object) -> dict[str, object]:
