@@ -1,17 +1,20 @@
 """Several gateway nodes, one service (issue 17 item 2): the nodes share a Redis store,
 and this listener carries what one node commits to the daemons held by the others.
 
-The Redis store publishes on ``{prefix}cluster`` inside the very MULTI that commits:
-``push`` for each message stored (appid, cid, seq, the cid's seq before it, and the
-body when it is short) and ``took`` for each registration. A node that holds the
-cid's websocket sends the message on ``push`` when it has sent the one before, and
+The Redis store publishes inside the very MULTI that commits: ``took`` for each
+registration on ``{prefix}cluster``, which every node hears, and ``push`` for each
+message stored (appid, cid, seq, the cid's seq before it, and the body when it is
+short) on ``{prefix}cluster:{node}`` of the node whose presence holds the cid (on
+``{prefix}cluster`` when no presence does; none when it is the committing node), so a
+broadcast to 20,000 does not make every node parse 20,000 notices. A node that holds
+the cid's websocket sends the message on ``push`` when it has sent the one before, and
 otherwise (or with no body) wakes its sender, which reads the store after its cursor:
-so a notice lost or repeated changes nothing but latency. It
-closes its connection on ``took`` from another node when that registration is newer
-than its own (each registration of a cid is numbered in Redis, so when two nodes
-register one cid at once both agree which is newest, as on one node). Pub/sub loses
-notices while a node is away; a daemon that reconnects resumes from its cursor in the
-store, so nothing is lost with them.
+so a notice lost or repeated changes nothing but latency. It closes its connection on
+``took`` from another node when that registration is newer than its own (each
+registration of a cid is numbered in Redis, so when two nodes register one cid at
+once both agree which is newest, as on one node). Pub/sub loses notices while a node
+is away; a daemon that reconnects resumes from its cursor in the store, so nothing is
+lost with them.
 
 Presence: the registration also sets ``on:{appid}:{cid}`` to this node's id with a
 ttl; the link renews it for every connection it holds and drops it when the
@@ -139,7 +142,8 @@ class ClusterLink:
             client: Any = aioredis.Redis.from_url(self.url, decode_responses=True)
             try:
                 async with client.pubsub() as pubsub:
-                    await pubsub.subscribe(self.channel)
+                    # the cluster's notices, and the pushes to the cids held here
+                    await pubsub.subscribe(self.channel, f"{self.channel}:{self.node}")
                     self._ready.set()
                     if lost:  # what was committed while we heard nothing: read it now
                         lost = False
