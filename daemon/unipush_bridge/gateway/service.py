@@ -12,7 +12,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -259,9 +259,8 @@ class GatewayService:
             }
             if req.request_id is not None:
                 store.remember_answer(appid, req.request_id, answer)
-        numbered = getattr(store, "committed_seq", None)  # Redis numbers at the commit
-        if numbered is not None:
-            deliveries = [replace(d, seq=numbered(d.seq)) for d in deliveries]
+        numbered = store.committed_seq  # Redis numbers the messages at the commit
+        deliveries = [Delivery(d.cid, numbered(d.seq), d.msg_id, d.body_json) for d in deliveries]
         return Outcome(answer, deliveries)
 
     def _resolve(self, appid: str, req: SendRequest) -> dict[str, list[str]]:

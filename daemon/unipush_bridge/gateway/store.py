@@ -243,6 +243,10 @@ class GatewayStore:
         )
         return seq
 
+    def committed_seq(self, seq: int) -> int:
+        """add_message's seq is the row id, known before the commit."""
+        return seq
+
     def after(
         self, appid: str, cid: str, seq: int, limit: int = 500
     ) -> list[tuple[int, str, dict[str, Any]]]:

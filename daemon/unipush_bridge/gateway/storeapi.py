@@ -42,6 +42,10 @@ class Store(Protocol):
         body: dict[str, Any] | str,
         ttl_s: float,
     ) -> int: ...
+    def committed_seq(self, seq: int) -> int:
+        """The seq add_message's answer stands for, once its transaction committed."""
+        ...
+
     def after(
         self, appid: str, cid: str, seq: int, limit: int = 500
     ) -> list[tuple[int, str, dict[str, Any]]]: ...
