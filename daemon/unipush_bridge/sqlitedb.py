@@ -129,9 +129,10 @@ class _Connection(sqlite3.Connection):
             raise store_error(self.store_path, exc) from exc
 
 
-def open_db(path: Path, synchronous: str) -> sqlite3.Connection:
+def open_db(path: Path, synchronous: str, cache_mb: int = 2) -> sqlite3.Connection:
     """Open (creating) a database only this user can read; autocommit unless a
     transaction() is open. ``synchronous``: FULL survives power loss, NORMAL a crash.
+    ``cache_mb``: SQLite's page cache (2 MB is its default).
     Raises :class:`StoreBroken` or :class:`StoreFull` naming the file and the fix."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -146,6 +147,7 @@ def open_db(path: Path, synchronous: str) -> sqlite3.Connection:
         os.chmod(path, 0o600)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={synchronous}")
+        db.execute(f"PRAGMA cache_size=-{cache_mb * 1024}")
         # The checkpointer's connection may hold a lock for a moment: wait, do not fail.
         db.execute("PRAGMA busy_timeout=10000")
         # Read the schema and take the write lock once: a damaged or read-only file

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from ..wire.gateway import CloseCode
 from . import errors, methods
 from .access import GatewayConfig
 from .errors import UniError
+from .ids import ordered_id
 from .ratelimit import RateLimiter
 from .send import MAX_DEVICES, Limits, SendRequest, parse_send_message
 from .session import Close, Receipted, Register, error_frame, refuse
@@ -224,7 +224,7 @@ class GatewayService:
                 retry_after=self.broadcast_rate.retry_after(appid),
             )
         stamp = datetime.fromtimestamp(self.clock()).strftime("%m%d")
-        taskid = f"{'RASA' if broadcast else 'RASL'}_{stamp}_{secrets.token_hex(16)}"
+        taskid = f"{'RASA' if broadcast else 'RASL'}_{stamp}_{ordered_id()}"
         message = json.dumps({**req.message, "taskid": taskid}, ensure_ascii=False)
         deliveries: list[Delivery] = []
         with store.transaction():
@@ -315,9 +315,9 @@ def message_id(appid: str, cid: str, request_id: str | None) -> str:
     when there is one, so a sender that retries a request whose answer it never got
     (the gateway died after the push left, before its commit) makes the same message
     again, and the daemon that had it already drops it (uni: a repeated request_id
-    loses the message). Random otherwise."""
+    loses the message). Random otherwise, time first (ids.py)."""
     if request_id is None:
-        return secrets.token_hex(16)
+        return ordered_id()
     return hashlib.sha256(f"{appid}\0{cid}\0{request_id}".encode()).hexdigest()[:32]
 
 

@@ -91,7 +91,11 @@ CREATE TABLE IF NOT EXISTS tasks (
     display_num INTEGER NOT NULL DEFAULT 0,
     click_num INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS tasks_by_group ON tasks (appid, group_name);
+-- Only tasks with a group: most have none, and a NULL entry would cost every
+-- sendMessage a write for a report nobody can ask for.
+DROP INDEX IF EXISTS tasks_by_group;
+CREATE INDEX IF NOT EXISTS tasks_by_group_name ON tasks (appid, group_name)
+    WHERE group_name IS NOT NULL;
 CREATE INDEX IF NOT EXISTS tasks_by_time ON tasks (appid, created_at);
 CREATE TABLE IF NOT EXISTS requests (
     appid TEXT NOT NULL,
@@ -125,7 +129,10 @@ class ClientRecord:
 class GatewayStore:
     def __init__(self, path: Path, clock: Callable[[], float]) -> None:
         # NORMAL: a committed message survives a killed gateway, not a power cut.
-        self._db = open_db(path, "NORMAL")
+        # 32 MB of page cache: past SQLite's 2 MB default (about 10,000 waiting
+        # messages) every sendMessage read index pages back from the OS (issue 17
+        # item 5: 116 against 80 us of store work per request at 20,000 waiting).
+        self._db = open_db(path, "NORMAL", cache_mb=32)
         self._checkpointer = Checkpointer(self._db, path)
         self._clock = clock
         self._db.executescript(SCHEMA)

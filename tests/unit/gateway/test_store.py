@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -202,3 +203,31 @@ def test_file_is_private(tmp_path: Path, clock: Clock) -> None:
     GatewayStore(path, clock).close()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
+def test_an_older_file_loses_the_index_of_null_groups(tmp_path: Path, clock: Clock) -> None:
+    """A store from before issue 17 had every task in tasks_by_group (NULL groups too:
+    a write per sendMessage); it is dropped for the index of named groups only, and
+    group reports still find their tasks."""
+    path = tmp_path / "gateway.sqlite3"
+    GatewayStore(path, clock).close()
+    db = sqlite3.connect(path)
+    db.execute("DROP INDEX tasks_by_group_name")
+    db.execute("CREATE INDEX tasks_by_group ON tasks (appid, group_name)")
+    db.commit()
+    db.close()
+    gs = GatewayStore(path, clock)
+    try:
+        names = {r[0] for r in gs._db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+        assert "tasks_by_group" not in names and "tasks_by_group_name" in names
+        gs.add_task(APP, "t1", "promo", 1, 1)
+        gs.add_task(APP, "t2", None, 1, 1)
+        assert gs.report(APP, "group_name=?", ("promo",)) == {
+            "msg_num": 1,
+            "target_num": 1,
+            "receive_num": 0,
+            "display_num": 0,
+            "click_num": 0,
+        }
+    finally:
+        gs.close()
