@@ -167,3 +167,109 @@ async def test_presence_is_renewed_on_a_redis_that_lost_its_scripts(
         finally:
             await client.aclose()
         assert daemon.cid in a.gateway.online(APP, [daemon.cid])
+
+
+class Reads:
+    """Counts a store's after_raw calls (the store read a notice should spare)."""
+
+    def __init__(self, store: Any) -> None:
+        self.calls = 0
+        self._inner = store.after_raw
+        store.after_raw = self
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        return self._inner(*args, **kwargs)
+
+
+async def test_a_short_push_from_another_node_is_sent_without_a_store_read(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """The notice carries id, body and the seq before it: node B hands the message
+    over as node A committed it (a broadcast to 20,000 read each cid's row back)."""
+    async with two_nodes(tmp_path, redis_server) as (a, b):
+        daemon = await b.client()
+        await daemon.no_push(0.1)  # the registration's backlog read is over
+        reads = Reads(b.gateway.store)
+        for title in ("one", "two", "three"):
+            await a.ok("sendMessage", push(daemon.cid, title))
+        got = [(await daemon.next_push(timeout=2))["message"]["title"] for _ in range(3)]
+        assert got == ["one", "two", "three"]
+        assert reads.calls == 0
+
+
+async def test_a_long_push_from_another_node_is_read_from_the_store(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """Past NOTICE_BODY_MAX the body stays out of the notice (Redis' pub/sub buffer
+    limit), and node B reads it: it arrives whole all the same. (uni's own limits keep
+    a body under it: this needs strict_limits = false.)"""
+    from tests.gatewaykit import running_gateway
+    from unipush_bridge.gateway.redisstore import NOTICE_BODY_MAX
+
+    relaxed = {"store": redis_server.url, "strict_limits": False}
+    async with (
+        running_gateway(tmp_path / "a", **relaxed) as a,
+        running_gateway(tmp_path / "b", **relaxed) as b,
+    ):
+        daemon = await b.client()
+        await daemon.no_push(0.1)
+        reads = Reads(b.gateway.store)
+        text = "x" * NOTICE_BODY_MAX
+        await a.ok("sendMessage", push(daemon.cid, "long", payload={"text": text}))
+        frame = await daemon.next_push(timeout=2)
+        assert frame["message"]["payload"] == {"text": text}
+        assert reads.calls >= 1
+
+
+async def test_a_push_notice_goes_only_to_the_node_that_holds_the_cid(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """Three nodes, the daemon on B, pushes through A: C parses none of them, and A
+    publishes none to itself."""
+    from tests.gatewaykit import running_gateway
+
+    async with (
+        two_nodes(tmp_path, redis_server) as (a, b),
+        running_gateway(tmp_path / "c", store=redis_server.url) as c,
+    ):
+        heard: dict[str, list[str]] = {"a": [], "b": [], "c": []}
+        for name, kit in (("a", a), ("b", b), ("c", c)):
+            link = kit.gateway._cluster
+            assert link is not None
+            inner = link._on
+
+            async def on(note: dict[str, Any], name: str = name, inner: Any = inner) -> None:
+                heard[name].append(note["kind"])
+                await inner(note)
+
+            link._on = on  # type: ignore[method-assign]
+        daemon = await b.client()
+        await daemon.no_push(0.1)
+        for notes in heard.values():
+            notes.clear()  # the registration's "took" reached every node
+        for title in ("one", "two"):
+            await a.ok("sendMessage", push(daemon.cid, title))
+        for _ in range(2):
+            await daemon.next_push(timeout=2)
+        await asyncio.sleep(0.1)
+        assert heard == {"a": [], "b": ["push", "push"], "c": []}
+
+
+async def test_a_push_while_no_presence_names_the_cid_still_reaches_it(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """A Redis that restarted without its data has no presence keys until the nodes
+    renew them: the notice then goes to every node, and the one holding the cid sends
+    it (with presence-only notices it would wait for the daemon's next push)."""
+    import redis
+
+    async with two_nodes(tmp_path, redis_server) as (a, b):
+        daemon = await b.client()
+        await daemon.no_push(0.1)
+        with redis.Redis.from_url(redis_server.url) as r:
+            for key in r.scan_iter(match="*on:*"):
+                r.delete(key)
+        data = await a.ok("sendMessage", push(daemon.cid, "orphan"))
+        assert status(data, daemon.cid) == "successed_offline"  # as far as A can tell
+        assert (await daemon.next_push(timeout=2))["message"]["title"] == "orphan"

@@ -108,3 +108,71 @@ def test_a_daemon_gone_mid_send_does_not_fail_the_send_message_call() -> None:
         await conn.offer_now(1, "m1", "{}")  # must not raise
 
     asyncio.run(run())
+
+
+async def drive_cluster(steps: list[str], waits: list[bool]) -> list[int]:
+    """Two nodes: "local" commits here (the Redis store's on_added check, then the
+    hand-over); "remote" commits on another node, whose notice (with the cid's seq
+    before it) arrives at a later "notice" step, or at the end."""
+    rows = Rows()
+    sock = SlowSocket(waits)
+    conn = Connection(sock, rows, APP, CID, 0)  # type: ignore[arg-type]
+    conn.kick()
+    notices: list[tuple[int, int]] = []
+    pending: list[asyncio.Task[None]] = []
+    seq = 0
+    for step in steps:
+        if step in ("local", "remote"):
+            before, seq = seq, seq + 1
+            rows.rows.append((seq, f"m{seq}", "{}"))
+            if step == "remote":
+                notices.append((before, seq))
+                continue
+            if before > conn.last_sent:  # cluster.py's _added
+                conn.resync()
+            pending.append(asyncio.ensure_future(conn.offer_now(seq, f"m{seq}", "{}")))
+        elif step == "notice" and notices:
+            before, s = notices.pop(0)
+            conn.offer_after(before, s, f"m{s}", "{}")
+        else:
+            await asyncio.sleep(0)
+    for before, s in notices:
+        conn.offer_after(before, s, f"m{s}", "{}")
+    for _ in range(200):
+        await asyncio.sleep(0)
+    await asyncio.gather(*pending)
+    return sock.seqs
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    steps=st.lists(st.sampled_from(["local", "remote", "notice", "yield"]), max_size=30),
+    waits=st.lists(st.booleans(), max_size=40),
+)
+def test_notices_from_another_node_send_each_seq_once_in_order(
+    steps: list[str], waits: list[bool]
+) -> None:
+    """A notice carries the message: handed over as it is when the one before it is
+    sent or queued here, read from the store with the others when it is not."""
+    seqs = asyncio.run(drive_cluster(steps, waits))
+    total = steps.count("local") + steps.count("remote")
+    assert seqs == list(range(1, total + 1))
+
+
+def test_a_notice_after_a_gap_reads_the_store_instead() -> None:
+    """Seq 2's notice arrives before seq 1's: 2 must not go out ahead of 1."""
+
+    async def run() -> list[int]:
+        rows = Rows()
+        sock = SlowSocket([])
+        conn = Connection(sock, rows, APP, CID, 0)  # type: ignore[arg-type]
+        conn.kick()
+        await asyncio.sleep(0)
+        rows.rows += [(1, "m1", "{}"), (2, "m2", "{}")]
+        conn.offer_after(1, 2, "m2", "{}")  # seq 1 not sent: read both from the store
+        conn.offer_after(0, 1, "m1", "{}")  # late: sent already, not again
+        for _ in range(20):
+            await asyncio.sleep(0)
+        return sock.seqs
+
+    assert asyncio.run(run()) == [1, 2]
