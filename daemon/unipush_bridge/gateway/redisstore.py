@@ -314,6 +314,7 @@ class RedisStore:
             "refresh": _REFRESH,
             "leave": _LEAVE,
         }
+        self._texts = scripts
         self._scripts = {name: self._r.register_script(text) for name, text in scripts.items()}
         self._r.ping()  # a wrong url fails at start, not at the first push
 
@@ -367,7 +368,15 @@ class RedisStore:
 
     def _run(self, name: str, keys: list[str], args: list[Any]) -> None:
         with self._writes() as pipe:
-            self._scripts[name](keys=keys, args=args, client=pipe)
+            self._script_on(pipe, name, keys, args)
+
+    def _script_on(self, pipe: Any, name: str, keys: list[str], args: list[Any]) -> None:
+        """A script inside the MULTI by EVAL with its text, not EVALSHA: redis-py sends
+        SCRIPT EXISTS before every pipeline that holds an EVALSHA (one more round trip
+        per sendMessage), and an EVALSHA that Redis does not know (restarted, flushed)
+        fails alone at EXEC while the rest of the MULTI is applied. Redis caches the
+        compiled script by its hash, so EVAL costs the text's bytes, not a compile."""
+        pipe.eval(self._texts[name], len(keys), *keys, *args)
 
     def _queue(
         self, name: str, keys: list[str], args: list[Any], then: Callable[[Any], None]
@@ -376,7 +385,7 @@ class RedisStore:
         self._flush_adds()
         pipe = self._pipe
         at = len(pipe)
-        self._scripts[name](keys=keys, args=args, client=pipe)
+        self._script_on(pipe, name, keys, args)
         self._on_commit.append(lambda results: then(results[at]))
 
     def committed_seq(self, seq: int) -> int:
@@ -577,7 +586,7 @@ class RedisStore:
 
     def _ack_on(self, pipe: Any, appid: str, cid: str, seq: int) -> None:
         keys = [self._k(k, appid, cid) for k in ("m", "b", "c")]
-        self._scripts["ack"](keys=keys, args=[seq, self._p + "t:"], client=pipe)
+        self._script_on(pipe, "ack", keys, [seq, self._p + "t:"])
 
     def purge_expired(self) -> int:
         """Expired messages of every cid (Redis' own expiry takes whole stale keys;

@@ -73,3 +73,32 @@ def test_an_unreachable_redis_names_the_setting(tmp_path: object) -> None:
     config = GatewayConfig(store="unix:///nonexistent/redis.sock")
     with pytest.raises(ConfigError, match=r"^store: cannot reach Redis at"):
         open_store(config, lambda: 0.0)
+
+
+def calls(r: redis.Redis) -> dict[str, int]:
+    stats: dict[str, dict[str, int]] = r.info("commandstats")  # type: ignore[assignment]
+    return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
+
+
+def test_a_send_is_one_multi_with_no_script_checks_and_one_script_per_body(
+    rs: RedisStore, shared_redis: RedisServer
+) -> None:
+    """issue 17 item 5: redis-py sent SCRIPT EXISTS before every pipeline holding an
+    EVALSHA (a round trip per sendMessage), and a broadcast made one script call per
+    cid. Now the scripts go by EVAL inside the MULTI, and a transaction's messages with
+    one body are one call: a broadcast's 3,000 cost one."""
+    cids = [f"{n:032x}" for n in range(3000)]
+    for cid in cids:
+        rs.register(APP, cid, 0)
+    with redis.Redis.from_url(shared_redis.url) as r:
+        r.script_flush()  # what a restarted Redis leaves: EVAL does not care
+        r.config_resetstat()
+        with rs.transaction():
+            seqs = [rs.add_message(APP, cid, f"m{cid}", "task", "{}", 60) for cid in cids]
+            rs.add_task(APP, "task", None, len(cids), len(cids))
+        seen = calls(r)
+    assert "script|exists" not in seen and "script" not in seen and "evalsha" not in seen
+    assert seen["eval"] == 1 and seen["exec"] == 1
+    numbered = sorted(rs.committed_seq(s) for s in seqs)
+    assert numbered == list(range(numbered[0], numbered[0] + len(cids)))
+    assert [s for s, _, _ in rs.after(APP, cids[-1], 0)] == [numbered[-1]]
