@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from .store import RECEIPT_WINDOW_S, ClientRecord, resume_cursor
 
@@ -276,8 +278,19 @@ class RedisStore:
     def __init__(self, url: str, clock: Callable[[], float], prefix: str = "up:") -> None:
         # Any: redis-py types every sync call as "T | Awaitable[T]" (one class for both).
         # A timeout: calls are synchronous, and a Redis that hangs must not hang the node.
+        # No retries: redis-py sends a whole MULTI again after a connection error or a
+        # timeout, and one that Redis had applied before the link broke would be applied
+        # twice (every message of a sendMessage stored again, under new seqs). The call
+        # fails instead and the sender retries with its request_id, answered once.
+        # One connection: the pool's fork check (a getpid() per command) was 10 % of a
+        # sendMessage; the store is used from the event loop's thread only.
         self._r: Any = redis.Redis.from_url(
-            url, decode_responses=True, socket_timeout=STORE_TIMEOUT_S, socket_connect_timeout=2
+            url,
+            decode_responses=True,
+            socket_timeout=STORE_TIMEOUT_S,
+            socket_connect_timeout=2,
+            retry=Retry(NoBackoff(), 0),
+            single_connection_client=True,
         )
         self._clock = clock
         self._p = prefix
