@@ -113,25 +113,12 @@ class ClusterLink:
             await client.aclose()
 
     async def _renew_all(self, client: Any, held: list[tuple[str, str]]) -> None:
-        """A Redis that restarted has no scripts: load it and renew again (without
-        this, every renewal failed until the node restarted and its cids went
+        """By EVAL, one call per few thousand cids: a Redis that restarted has no
+        scripts, and an EVALSHA failed with NoScriptError on every round (the cids went
         "offline" for the other nodes 15 s after a Redis restart)."""
-        from redis.exceptions import NoScriptError
-
-        calls = self.store.presence_refresh(held)
-        for start in range(0, len(calls), 1000):
-            chunk = calls[start : start + 1000]
-            try:
-                await self._evalsha_all(client, chunk)
-            except NoScriptError:
-                await client.script_load(self.store.presence_script())
-                await self._evalsha_all(client, chunk)
-
-    @staticmethod
-    async def _evalsha_all(client: Any, calls: list[tuple[str, list[Any]]]) -> None:
         pipe = client.pipeline(transaction=False)
-        for sha, args in calls:
-            pipe.evalsha(sha, 1, *args)
+        for text, keys, args in self.store.presence_refresh(held):
+            pipe.eval(text, len(keys), *keys, *args)
         await pipe.execute()
 
     async def _listen(self) -> None:

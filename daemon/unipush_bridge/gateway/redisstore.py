@@ -124,12 +124,17 @@ return reg
 """
 
 _REFRESH = """
--- KEYS: on; ARGV: node, presence ttl. Renew this node's presence for a cid it holds,
--- unless a newer registration on another node holds it now.
-local v = redis.call('GET', KEYS[1])
-if v and v ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-return 1
+-- KEYS: the presence keys of cids this node holds; ARGV: node, presence ttl. Renew
+-- each, unless a newer registration on another node holds that cid now.
+local renewed = 0
+for _, k in ipairs(KEYS) do
+  local v = redis.call('GET', k)
+  if not v or v == ARGV[1] then
+    redis.call('SET', k, ARGV[1], 'EX', ARGV[2])
+    renewed = renewed + 1
+  end
+end
+return renewed
 """
 
 _LEAVE = """
@@ -140,26 +145,34 @@ return 1
 """
 
 _ACK = """
--- KEYS: m, b, c; ARGV: seq, task key prefix. Count what the ack removes, remove it,
--- move the cursor (never past issued).
-local seqs = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-for _, s in ipairs(seqs) do
-  local row = redis.call('HGET', KEYS[2], s)
-  if row then
-    local taskid = cjson.decode(row)[2]
-    local task = ARGV[2] .. taskid
-    if redis.call('EXISTS', task) == 1 then redis.call('HINCRBY', task, 'receive_num', 1) end
-    redis.call('HDEL', KEYS[2], s)
+-- ARGV: prefix, task key prefix, then (appid, cid, seq) triples: one ack, or a 5 ms
+-- window's acks of 20,000 daemons in one call. For each: count what the ack removes,
+-- remove it, move the cursor (never past issued).
+local p, tp = ARGV[1], ARGV[2]
+local removed = 0
+for i = 3, #ARGV, 3 do
+  local at = ARGV[i] .. ':' .. ARGV[i + 1]
+  local m, b, c = p .. 'm:' .. at, p .. 'b:' .. at, p .. 'c:' .. at
+  local seq = ARGV[i + 2]
+  local seqs = redis.call('ZRANGEBYSCORE', m, '-inf', seq)
+  for _, s in ipairs(seqs) do
+    local row = redis.call('HGET', b, s)
+    if row then
+      local task = tp .. cjson.decode(row)[2]
+      if redis.call('EXISTS', task) == 1 then redis.call('HINCRBY', task, 'receive_num', 1) end
+      redis.call('HDEL', b, s)
+    end
   end
+  redis.call('ZREMRANGEBYSCORE', m, '-inf', seq)
+  if redis.call('EXISTS', c) == 1 then
+    local acked = tonumber(redis.call('HGET', c, 'acked') or '0')
+    local issued = tonumber(redis.call('HGET', c, 'issued') or '0')
+    local want = math.min(tonumber(seq), issued)
+    if want > acked then redis.call('HSET', c, 'acked', want) end
+  end
+  removed = removed + #seqs
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-if redis.call('EXISTS', KEYS[3]) == 1 then
-  local acked = tonumber(redis.call('HGET', KEYS[3], 'acked') or '0')
-  local issued = tonumber(redis.call('HGET', KEYS[3], 'issued') or '0')
-  local want = math.min(tonumber(ARGV[1]), issued)
-  if want > acked then redis.call('HSET', KEYS[3], 'acked', want) end
-end
-return #seqs
+return removed
 """
 
 _RECEIPT = """
@@ -451,7 +464,7 @@ class RedisStore:
                 if cursor < row.acked:  # our own cursor was past what we issued
                     pipe.hset(key, "acked", cursor)
             pipe.zadd(self._k("seen", appid), {cid: now})
-            self._ack_on(pipe, appid, cid, cursor)
+            self._acks_on(pipe, [(appid, cid, cursor)])
             if (node := self.node) is not None:  # presence, and the older connection drops
                 keys = [key, self._k("on", appid, cid), self._p + "cluster"]
                 args = [node, appid, cid, PRESENCE_TTL_S]
@@ -484,16 +497,16 @@ class RedisStore:
         if self.node is not None:
             self._scripts["leave"](keys=[self._k("on", appid, cid)], args=[self.node])
 
-    def presence_refresh(self, held: Iterable[tuple[str, str]]) -> list[tuple[str, list[Any]]]:
-        """The scripts (sha, keys + args) that renew this node's presence for ``held``:
-        the cluster link runs them on its own asyncio client, not blocking the loop."""
-        sha = self._scripts["refresh"].sha
-        return [(sha, [self._k("on", a, c), self.node, PRESENCE_TTL_S]) for a, c in held]
-
-    def presence_script(self) -> str:
-        """The text behind presence_refresh()'s sha, for a Redis that has lost its
-        scripts (a restart): SCRIPT LOAD it, then run the calls again."""
-        return str(self._scripts["refresh"].script)
+    def presence_refresh(
+        self, held: list[tuple[str, str]]
+    ) -> list[tuple[str, list[str], list[Any]]]:
+        """The script calls (text, keys, args), one per LOOKUP_CHUNK cids, that renew
+        this node's presence for ``held``: the cluster link runs them by EVAL on its own
+        asyncio client, not blocking the loop (EVAL: a Redis that restarted without its
+        scripts needs nothing loaded first)."""
+        keys = [self._k("on", a, c) for a, c in held]
+        text, args = self._texts["refresh"], [self.node, PRESENCE_TTL_S]
+        return [(text, keys[i : i + LOOKUP_CHUNK], args) for i in range(0, len(keys), LOOKUP_CHUNK)]
 
     def all_cids(self, appid: str) -> list[str]:
         return list(self._r.zrange(self._k("seen", appid), 0, -1))
@@ -594,12 +607,16 @@ class RedisStore:
 
     def ack_many(self, acks: Iterable[tuple[str, str, int]]) -> None:
         with self._writes() as pipe:
-            for appid, cid, seq in acks:
-                self._ack_on(pipe, appid, cid, seq)
+            self._acks_on(pipe, list(acks))
 
-    def _ack_on(self, pipe: Any, appid: str, cid: str, seq: int) -> None:
-        keys = [self._k(k, appid, cid) for k in ("m", "b", "c")]
-        self._script_on(pipe, "ack", keys, [seq, self._p + "t:"])
+    def _acks_on(self, pipe: Any, acks: list[tuple[str, str, int]]) -> None:
+        """One script call per ADD_BATCH acks (not one each: 20,000 daemons acking a
+        broadcast sent the script's text 20,000 times)."""
+        for start in range(0, len(acks), ADD_BATCH):
+            args: list[Any] = [self._p, self._p + "t:"]
+            for appid, cid, seq in acks[start : start + ADD_BATCH]:
+                args += [appid, cid, seq]
+            self._script_on(pipe, "ack", [], args)
 
     def purge_expired(self) -> int:
         """Expired messages of every cid (Redis' own expiry takes whole stale keys;
