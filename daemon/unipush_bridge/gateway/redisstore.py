@@ -35,7 +35,7 @@ import contextlib
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 from redis.backoff import NoBackoff
@@ -270,10 +270,17 @@ return gone
 """
 
 
+T = TypeVar("T")
+
 #: Cids per ZMSCORE or MGET of a lookup for many.
 LOOKUP_CHUNK = 5000
 #: At most this many messages per script call: Redis runs one call without a break.
 ADD_BATCH = 5000
+
+
+def _chunks(items: list[T], size: int) -> Iterator[list[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 @dataclass
@@ -295,8 +302,9 @@ class RedisStore:
         # timeout, and one that Redis had applied before the link broke would be applied
         # twice (every message of a sendMessage stored again, under new seqs). The call
         # fails instead and the sender retries with its request_id, answered once.
-        # One connection: the pool's fork check (a getpid() per command) was 10 % of a
-        # sendMessage; the store is used from the event loop's thread only.
+        # One connection for direct calls: they skip the pool's fork check (a getpid()
+        # per command); pipelines still take theirs from the pool. The store is used
+        # from the event loop's thread only.
         self._r: Any = redis.Redis.from_url(
             url,
             decode_responses=True,
@@ -341,7 +349,6 @@ class RedisStore:
             "leave": _LEAVE,
         }
         self._texts = scripts
-        self._scripts = {name: self._r.register_script(text) for name, text in scripts.items()}
         self._r.ping()  # a wrong url fails at start, not at the first push
 
     def close(self) -> None:
@@ -394,15 +401,16 @@ class RedisStore:
 
     def _run(self, name: str, keys: list[str], args: list[Any]) -> None:
         with self._writes() as pipe:
-            self._script_on(pipe, name, keys, args)
+            self._eval(pipe, name, keys, args)
 
-    def _script_on(self, pipe: Any, name: str, keys: list[str], args: list[Any]) -> None:
-        """A script inside the MULTI by EVAL with its text, not EVALSHA: redis-py sends
-        SCRIPT EXISTS before every pipeline that holds an EVALSHA (one more round trip
-        per sendMessage), and an EVALSHA that Redis does not know (restarted, flushed)
-        fails alone at EXEC while the rest of the MULTI is applied. Redis caches the
-        compiled script by its hash, so EVAL costs the text's bytes, not a compile."""
-        pipe.eval(self._texts[name], len(keys), *keys, *args)
+    def _eval(self, client: Any, name: str, keys: list[str], args: list[Any]) -> Any:
+        """A script by EVAL with its text, on the MULTI or (``self._r``) on its own; not
+        EVALSHA: redis-py sends SCRIPT EXISTS before every pipeline that holds an
+        EVALSHA (one more round trip per sendMessage), and an EVALSHA that Redis does
+        not know (restarted, flushed) fails alone at EXEC while the rest of the MULTI
+        is applied. Redis caches the compiled script by its hash, so EVAL costs the
+        text's bytes, not a compile."""
+        return client.eval(self._texts[name], len(keys), *keys, *args)
 
     def _queue(
         self, name: str, keys: list[str], args: list[Any], then: Callable[[Any], None]
@@ -411,7 +419,7 @@ class RedisStore:
         self._flush_adds()
         pipe = self._pipe
         at = len(pipe)
-        self._script_on(pipe, name, keys, args)
+        self._eval(pipe, name, keys, args)
         self._on_commit.append(lambda results: then(results[at]))
 
     def committed_seq(self, seq: int) -> int:
@@ -434,8 +442,7 @@ class RedisStore:
 
     def _found(self, cids: list[str], read: Callable[[list[str]], list[Any]]) -> set[str]:
         found: set[str] = set()
-        for start in range(0, len(cids), LOOKUP_CHUNK):
-            chunk = cids[start : start + LOOKUP_CHUNK]
+        for chunk in _chunks(cids, LOOKUP_CHUNK):
             found.update(cid for cid, v in zip(chunk, read(chunk), strict=True) if v is not None)
         return found
 
@@ -495,7 +502,7 @@ class RedisStore:
         """This node holds the cid no more."""
         self.regs.pop((appid, cid), None)
         if self.node is not None:
-            self._scripts["leave"](keys=[self._k("on", appid, cid)], args=[self.node])
+            self._eval(self._r, "leave", [self._k("on", appid, cid)], [self.node])
 
     def presence_refresh(
         self, held: list[tuple[str, str]]
@@ -506,7 +513,7 @@ class RedisStore:
         scripts needs nothing loaded first)."""
         keys = [self._k("on", a, c) for a, c in held]
         text, args = self._texts["refresh"], [self.node, PRESENCE_TTL_S]
-        return [(text, keys[i : i + LOOKUP_CHUNK], args) for i in range(0, len(keys), LOOKUP_CHUNK)]
+        return [(text, chunk, args) for chunk in _chunks(keys, LOOKUP_CHUNK)]
 
     def all_cids(self, appid: str) -> list[str]:
         return list(self._r.zrange(self._k("seen", appid), 0, -1))
@@ -612,11 +619,11 @@ class RedisStore:
     def _acks_on(self, pipe: Any, acks: list[tuple[str, str, int]]) -> None:
         """One script call per ADD_BATCH acks (not one each: 20,000 daemons acking a
         broadcast sent the script's text 20,000 times)."""
-        for start in range(0, len(acks), ADD_BATCH):
+        for chunk in _chunks(acks, ADD_BATCH):
             args: list[Any] = [self._p, self._p + "t:"]
-            for appid, cid, seq in acks[start : start + ADD_BATCH]:
+            for appid, cid, seq in chunk:
                 args += [appid, cid, seq]
-            self._script_on(pipe, "ack", [], args)
+            self._eval(pipe, "ack", [], args)
 
     def purge_expired(self) -> int:
         """Expired messages of every cid (Redis' own expiry takes whole stale keys;
@@ -628,7 +635,7 @@ class RedisStore:
         for member in self._r.smembers(queued):
             appid, cid = member.split("\n", 1)
             keys = [self._k("m", appid, cid), self._k("b", appid, cid), queued]
-            gone += int(self._scripts["expire"](keys=keys, args=[repr(now), member]))
+            gone += int(self._eval(self._r, "expire", keys, [repr(now), member]))
         return gone
 
     def purge_unseen(self, max_age_s: float, keep: Iterable[tuple[str, str]] = ()) -> int:
@@ -763,8 +770,7 @@ class RedisStore:
     def count_receipt(self, appid: str, cid: str, msg_id: str, taskid: str, event: str) -> bool:
         index, column = {"display": (3, "display_num"), "click": (4, "click_num")}[event]
         keys = [self._k("d", appid, cid), self._k("t", taskid)]
-        script = self._scripts["receipt"]
-        return bool(script(keys=keys, args=[msg_id, taskid, appid, index, column]))
+        return bool(self._eval(self._r, "receipt", keys, [msg_id, taskid, appid, index, column]))
 
     def report(self, appid: str, where: str, args: tuple[Any, ...]) -> dict[str, int] | None:
         """The SQLite store's three report filters (methods.py), on the task indexes."""

@@ -145,7 +145,7 @@ class GatewayService:
             return error_frame(
                 "bad_frame", f"ack.seq: {seq} is past the last seq sent to this cid ({issued})"
             )
-        self.store.ack_many([(appid, cid, seq)])
+        self.store.ack(appid, cid, seq)
         return None
 
     def ack_many(self, acks: list[tuple[str, str, int]]) -> None:
@@ -229,14 +229,8 @@ class GatewayService:
         deliveries: list[Delivery] = []
         with store.transaction():
             groups = self._resolve(appid, req)
+            targets = list(dict.fromkeys(c for cids in groups.values() for c in cids))
             statuses: dict[str, str] = {}
-            targets: list[str] = []
-            for cids in groups.values():
-                for cid in cids:
-                    if cid in statuses:
-                        continue
-                    statuses[cid] = ""  # decided below, in this order
-                    targets.append(cid)
             known = store.known_many(appid, targets)
             connected = online(appid, [c for c in targets if c in known])
             reached = 0

@@ -45,6 +45,14 @@ class SlowSocket:
             await asyncio.sleep(0)
 
 
+async def settle(pending: list[asyncio.Task[None]], sock: SlowSocket) -> list[int]:
+    """Let the senders finish, then what went out."""
+    for _ in range(200):
+        await asyncio.sleep(0)
+    await asyncio.gather(*pending)
+    return sock.seqs
+
+
 async def drive(steps: list[str], waits: list[bool], backlog: int) -> list[int]:
     rows = Rows()
     for seq in range(1, backlog + 1):
@@ -63,10 +71,7 @@ async def drive(steps: list[str], waits: list[bool], backlog: int) -> list[int]:
             conn.kick()
         else:
             await asyncio.sleep(0)
-    for _ in range(200):
-        await asyncio.sleep(0)
-    await asyncio.gather(*pending)
-    return sock.seqs
+    return await settle(pending, sock)
 
 
 @settings(max_examples=300, deadline=None)
@@ -138,10 +143,7 @@ async def drive_cluster(steps: list[str], waits: list[bool]) -> list[int]:
             await asyncio.sleep(0)
     for before, s in notices:
         conn.offer_after(before, s, f"m{s}", "{}")
-    for _ in range(200):
-        await asyncio.sleep(0)
-    await asyncio.gather(*pending)
-    return sock.seqs
+    return await settle(pending, sock)
 
 
 @settings(max_examples=300, deadline=None)
