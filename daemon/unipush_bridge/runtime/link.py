@@ -170,6 +170,11 @@ class Link:
     def _abort(self, ws: ClientConnection, reason: str) -> None:
         self._dead_reason = reason
         ws.transport.abort()
+        if self._ws is ws:
+            # Tearing the old link down takes loop turns (its last acks, the close):
+            # until the next one registers, the status must not call it connected.
+            self.status.state = "connecting"
+            self.status.connected_since = None
 
     # main loop -------------------------------------------------------------------------
 

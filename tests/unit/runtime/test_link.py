@@ -469,6 +469,22 @@ async def test_wake_reconnects_at_once_without_the_backoff() -> None:
         assert h.link.status.last_error == "resumed from suspend: reconnecting"
 
 
+async def test_an_aborted_link_stops_saying_connected_at_once() -> None:
+    """The old link's teardown (its last acks, the close) takes loop turns: the status
+    must not call a link connected that was just aborted, or a caller that waits for
+    "connected" sees the dead link and not the new one."""
+    async with running_link(backoff=Backoff(initial=60.0)) as h:
+        await h.gateway.registered()
+        await asyncio.wait_for(h.peer.registered_calls.get(), WAIT)
+        assert h.link.status.state == "connected"
+        h.link.wake("SIGCONT (resumed)")
+        assert h.link.status.state == "connecting"
+        assert h.link.status.connected_since is None
+        await h.gateway.registered()
+        await asyncio.wait_for(h.peer.registered_calls.get(), WAIT)
+        assert h.link.status.state == "connected"
+
+
 async def test_a_dropped_connection_is_retried_with_backoff() -> None:
     async with running_link(backoff=Backoff(initial=0.05)) as h:
         ws, _ = await h.gateway.hello()
