@@ -125,7 +125,7 @@ class Kit:
         client = await self.client(appid)
         await client.ws.close()
         for _ in range(100):
-            if client.cid not in self.gateway.online(appid, [client.cid]):
+            if client.cid not in await self.gateway.online(appid, [client.cid]):
                 break
             await asyncio.sleep(0.01)
         return client.cid

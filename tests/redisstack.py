@@ -4,9 +4,9 @@ SIGKILLed at the end; and the switch that runs the gateway suite against both st
 
 ``gateway_store`` is autouse under tests/unit/gateway and tests/integration (their
 conftest.py imports it with pytest_generate_tests, which parametrises it with "sqlite" and
-"redis" for the modules in STORE_MODULES). With "redis", every ``GatewayStore(path,
-clock)`` a test module builds and every Gateway's store is a RedisStore on a flushed
-database: the existing tests run unchanged against both.
+"redis" for the modules in STORE_MODULES). With "redis", every ``SqliteStore(path,
+clock)`` a test module builds (the awaited Store protocol) and every Gateway's store is
+a RedisStore on a flushed database: the same tests run against both.
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture(autouse=True)
 def gateway_store(request: pytest.FixtureRequest) -> Iterator[str]:
     """Autouse where a conftest.py imports it: "sqlite" leaves everything as it is;
-    "redis" makes the module's GatewayStore and every Gateway's store Redis."""
+    "redis" makes the module's SqliteStore and every Gateway's store Redis."""
     kind: str = getattr(request, "param", "sqlite")
     if kind == "sqlite":
         yield kind
@@ -173,8 +173,8 @@ def gateway_store(request: pytest.FixtureRequest) -> Iterator[str]:
         return storeapi.open_store(dataclasses.replace(config, store=url), clock)
 
     mp = pytest.MonkeyPatch()
-    if hasattr(request.module, "GatewayStore"):
-        mp.setattr(request.module, "GatewayStore", redis_store)
+    if hasattr(request.module, "SqliteStore"):
+        mp.setattr(request.module, "SqliteStore", redis_store)
     mp.setattr(gateway_server, "open_store", open_store)
     try:
         yield kind

@@ -119,14 +119,19 @@ def drain_after_restart(base: Path, name: str, store: str, backlog: int) -> floa
     finally:
         gw.stop()
     config = GatewayConfig(data_dir=base / name, store=store)
-    st = open_store(config, time.time)
-    body = json.dumps({"title": "t", "content": "c", "payload": {}, "taskid": "RASL_x"})
-    last = 0
-    with st.transaction():
-        for n in range(backlog):
-            last = st.add_message(bg.APPID, cid, f"{n:032x}", "RASL_x", body, 3600)
-    last = st.committed_seq(last)
-    st.close()
+
+    async def fill() -> int:
+        st = open_store(config, time.time)
+        body = json.dumps({"title": "t", "content": "c", "payload": {}, "taskid": "RASL_x"})
+        last = 0
+        async with st.transaction():
+            for n in range(backlog):
+                last = await st.add_message(bg.APPID, cid, f"{n:032x}", "RASL_x", body, 3600)
+        last = st.committed(last)[0]
+        await st.close()
+        return last
+
+    last = asyncio.run(fill())
     gw = node(base, name, store)  # start() returns once /healthz answers
     try:
         return asyncio.run(drain(gw.ws_url, cid, last))

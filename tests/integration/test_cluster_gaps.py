@@ -53,7 +53,7 @@ async def test_a_cid_online_on_another_node_is_answered_successed_online(
         assert (await daemon.next_push(timeout=2))["message"]["title"] == "now"
         await daemon.ws.close()
         for _ in range(100):
-            if daemon.cid not in a.gateway.online(APP, [daemon.cid]):
+            if daemon.cid not in await a.gateway.online(APP, [daemon.cid]):
                 break
             await asyncio.sleep(0.01)
         data = await a.ok("sendMessage", push(daemon.cid, "later"))
@@ -70,18 +70,18 @@ async def test_two_nodes_adding_for_one_cid_at_once_neither_repeat_nor_reorder(
     b = RedisStore(redis_server.url, lambda: 1_000.0)
     try:
         cid = "c" * 32
-        a.register(APP, cid, 0)
-        with a.transaction():
-            a.add_message(APP, cid, "from-a", "task-a", {"title": "a"}, 600)
-            seq_b = b.add_message(APP, cid, "from-b", "task-b", {"title": "b"}, 600)
-            assert [m for _, m, _ in b.after(APP, cid, 0)] == ["from-b"]
-            b.ack(APP, cid, seq_b)  # the daemon on node B got it and acked
-        rows = b.after(APP, cid, seq_b)
+        await a.register(APP, cid, 0)
+        async with a.transaction():
+            await a.add_message(APP, cid, "from-a", "task-a", {"title": "a"}, 600)
+            seq_b = await b.add_message(APP, cid, "from-b", "task-b", {"title": "b"}, 600)
+            assert [m for _, m, _ in await b.after(APP, cid, 0)] == ["from-b"]
+            await b.ack(APP, cid, seq_b)  # the daemon on node B got it and acked
+        rows = await b.after(APP, cid, seq_b)
         assert [m for _, m, _ in rows] == ["from-a"], "A's message is behind B's cursor"
         assert rows[0][0] > seq_b
     finally:
-        a.close()
-        b.close()
+        await a.close()
+        await b.close()
 
 
 async def hello(kit: Kit, cid: str) -> ClientConnection:
@@ -153,12 +153,12 @@ async def test_presence_is_renewed_on_a_redis_that_lost_its_scripts(
 
     async with two_nodes(tmp_path, redis_server) as (a, b):
         daemon = await b.client()
-        assert daemon.cid in a.gateway.online(APP, [daemon.cid])
+        assert daemon.cid in await a.gateway.online(APP, [daemon.cid])
         with redis.Redis.from_url(redis_server.url) as r:
             r.script_flush()  # what a restart leaves
             for key in r.scan_iter(match="*on:*"):
                 r.delete(key)  # and the presence key's ttl ran out
-        assert daemon.cid not in a.gateway.online(APP, [daemon.cid])
+        assert daemon.cid not in await a.gateway.online(APP, [daemon.cid])
         link = b.gateway._cluster
         assert link is not None
         client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
@@ -166,7 +166,7 @@ async def test_presence_is_renewed_on_a_redis_that_lost_its_scripts(
             await link._renew_all(client, list(b.gateway.connections))
         finally:
             await client.aclose()
-        assert daemon.cid in a.gateway.online(APP, [daemon.cid])
+        assert daemon.cid in await a.gateway.online(APP, [daemon.cid])
 
 
 class Reads:

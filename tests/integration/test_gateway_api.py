@@ -120,7 +120,7 @@ async def test_uni_id_targets_need_a_mapping(kit: Kit) -> None:
 async def test_only_500_devices_are_reached_per_call(kit: Kit) -> None:
     cids = [f"{i:032x}" for i in range(1, 503)]
     for cid in cids:
-        kit.gateway.store.register("__UNI__A", cid, 0)
+        await kit.gateway.store.register("__UNI__A", cid, 0)
     data = await kit.ok("sendMessage", {**MSG, "push_clientid": cids})
     _, statuses = only_task(data)
     assert isinstance(statuses, dict)
@@ -162,7 +162,7 @@ async def test_ttl_expiry_and_purge(kit: Kit) -> None:
     )
     await kit.ok("sendMessage", {**MSG, "push_clientid": cid, "payload": "default ttl"})
     kit.clock.advance(2)
-    assert kit.gateway.store.purge_expired() == 1
+    assert await kit.gateway.store.purge_expired() == 1
     back = await kit.client(cid=cid)
     assert (await back.next_push())["message"]["payload"] == "default ttl"
     await back.no_push()
@@ -172,9 +172,9 @@ async def test_ttl_default_is_one_hour(kit: Kit) -> None:
     cid = await kit.offline_cid()
     await kit.ok("sendMessage", {**MSG, "push_clientid": cid})
     kit.clock.advance(3599)
-    assert kit.gateway.store.pending_count("__UNI__A", cid) == 1
+    assert await kit.gateway.store.pending_count("__UNI__A", cid) == 1
     kit.clock.advance(2)
-    assert kit.gateway.store.pending_count("__UNI__A", cid) == 0
+    assert await kit.gateway.store.pending_count("__UNI__A", cid) == 0
 
 
 async def test_ttl_minus_one_is_online_only(kit: Kit) -> None:

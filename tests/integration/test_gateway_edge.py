@@ -353,7 +353,7 @@ async def test_a_wall_clock_step_back_does_not_block_callers(tmp_path: Path) -> 
         await gateway.stop()
 
 
-def test_the_gateway_measures_durations_with_time_monotonic(tmp_path: Path) -> None:
+async def test_the_gateway_measures_durations_with_time_monotonic(tmp_path: Path) -> None:
     """issue 10 item 10: the defaults, as the CLI and the daemon build the gateway."""
     gateway = Gateway(GatewayConfig(port=0, data_dir=tmp_path))
     try:
@@ -361,7 +361,7 @@ def test_the_gateway_measures_durations_with_time_monotonic(tmp_path: Path) -> N
         assert gateway.service.broadcast_rate._clock is time.monotonic
         assert gateway.auth_failures._clock is time.monotonic
     finally:
-        gateway.store.close()
+        await gateway.store.close()
 
 
 # item 12: buckets, unknown appIds, failed authentication -----------------------------

@@ -123,7 +123,7 @@ async def test_a_thief_with_the_token_cannot_take_a_bound_cid(
     assert OWNER_SECRET not in frame["message"]
     assert await closed_with(thief) == 4403
 
-    assert kit.gateway.store.pending_count(APP, owner.cid) == 1  # nothing acked away
+    assert await kit.gateway.store.pending_count(APP, owner.cid) == 1  # nothing acked away
     assert await push(kit, owner.cid) == {owner.cid: "successed_online"}
     later = await owner.next_push()
     assert later["seq"] > pending["seq"]
@@ -182,7 +182,7 @@ async def test_a_cursor_past_every_seq_is_reset_and_pushes_still_arrive(tmp_path
         assert got["seq"] > seq
         await hostile.ws.close()
         for _ in range(100):
-            if first.cid not in kit.gateway.online(APP, [first.cid]):
+            if first.cid not in await kit.gateway.online(APP, [first.cid]):
                 break
             await asyncio.sleep(0.01)
         assert await push(kit, first.cid) == {first.cid: "successed_offline"}
@@ -208,7 +208,7 @@ async def test_an_ack_past_the_last_issued_seq_is_refused(kit: Kit) -> None:
         "message": f"ack.seq: {2**63 - 1} is past the last seq sent to this cid ({seq})",
         "fatal": False,
     }
-    assert kit.gateway.store.pending_count(APP, client.cid) == 1
+    assert await kit.gateway.store.pending_count(APP, client.cid) == 1
     await client.ack(seq)
     assert await push(kit, client.cid) == {client.cid: "successed_online"}
     assert (await client.next_push())["seq"] > seq

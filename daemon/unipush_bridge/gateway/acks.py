@@ -12,7 +12,7 @@ in docs/architecture.md).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import structlog
 
@@ -32,7 +32,7 @@ class DeferredAcks:
 
     def __init__(
         self,
-        apply: Callable[[list[Ack]], object],
+        apply: Callable[[list[Ack]], Awaitable[object]],
         failed: Callable[[str, str], object] = lambda appid, cid: None,
         window_s: float = ACK_WINDOW_S,
     ) -> None:
@@ -41,6 +41,8 @@ class DeferredAcks:
         self._window_s = window_s
         self._due: dict[Key, int] = {}
         self._timer: asyncio.TimerHandle | None = None
+        #: Windows being applied (a Redis round trip): a cursor read waits for them.
+        self._applying: set[asyncio.Task[None]] = set()
 
     def __len__(self) -> int:
         return len(self._due)
@@ -53,30 +55,40 @@ class DeferredAcks:
             return
         self._due[key] = seq
         if self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self._window_s, self.flush)
+            self._timer = asyncio.get_running_loop().call_later(self._window_s, self._fire)
 
-    def flush_one(self, appid: str, cid: str) -> None:
-        """Now, for one cid: its link closes, or it registers again and its cursor is read."""
+    async def flush_one(self, appid: str, cid: str) -> None:
+        """Now, for one cid: its link closes, or it registers again and its cursor is
+        read, which must see every ack taken so far (a window's too, if it is on its
+        way to the store)."""
         seq = self._due.pop((appid, cid), None)
         if seq is not None:
-            self._run([(appid, cid, seq)])
+            await self._run([(appid, cid, seq)])
+        if self._applying:
+            await asyncio.wait(list(self._applying))
 
-    def flush(self) -> None:
+    def _fire(self) -> None:
+        self._timer = None
+        task = asyncio.get_running_loop().create_task(self.flush())
+        self._applying.add(task)
+        task.add_done_callback(self._applying.discard)
+
+    async def flush(self) -> None:
         """Now, for every cid (the timer, and the gateway's stop)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         due, self._due = self._due, {}
         if due:
-            self._run([(appid, cid, seq) for (appid, cid), seq in due.items()])
+            await self._run([(appid, cid, seq) for (appid, cid), seq in due.items()])
 
-    def _run(self, acks: list[Ack]) -> None:
+    async def _run(self, acks: list[Ack]) -> None:
         try:
-            self._apply(acks)
+            await self._apply(acks)
         except Exception:
             if len(acks) > 1:  # one bad ack must not cost the others theirs
                 for ack in acks:
-                    self._run([ack])
+                    await self._run([ack])
                 return
             # the store failed: the cursor stays, the messages come again
             appid, cid, _ = acks[0]

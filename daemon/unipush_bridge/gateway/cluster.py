@@ -52,6 +52,10 @@ class ClusterLink:
         self._renew: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._pending: set[asyncio.Task[None]] = set()
+        #: The newest registration number heard from other nodes, per cid: one heard
+        #: while this node's own registration of that cid awaited its EXEC could not
+        #: be compared yet (superseded() does it once the EXEC has answered).
+        self._heard: dict[tuple[str, str], int] = {}
 
     async def start(self) -> None:
         self.store.node = self.node
@@ -69,9 +73,9 @@ class ClusterLink:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
-    def online(self, appid: str, cids: list[str]) -> set[str]:
+    async def online(self, appid: str, cids: list[str]) -> set[str]:
         """Which of these cids another node holds (this node's are checked first)."""
-        return self.store.present_many(appid, cids)
+        return await self.store.present_many(appid, cids)
 
     def _added(self, appid: str, cid: str, seq: int, before: int) -> None:
         """This node committed ``seq``; the cid's message before it may be another
@@ -84,12 +88,15 @@ class ClusterLink:
     def _touched(self, appid: str, cid: str) -> None:
         """A connection closed: once the server has let go of it (later in this loop
         turn), the cid's presence goes unless a newer connection here holds it."""
-        asyncio.get_running_loop().call_soon(self._left, appid, cid)
+        task = asyncio.get_running_loop().create_task(self._left(appid, cid))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
-    def _left(self, appid: str, cid: str) -> None:
+    async def _left(self, appid: str, cid: str) -> None:
+        await asyncio.sleep(0)
         if (appid, cid) not in self.gateway.connections:
             with contextlib.suppress(Exception):  # Redis away: the ttl ends it
-                self.store.leave(appid, cid)
+                await self.store.leave(appid, cid)
 
     async def _renew_presence(self) -> None:
         """Every third of the ttl, this node's cids are "online" again for every node;
@@ -105,6 +112,8 @@ class ClusterLink:
                 held = list(self.gateway.connections)
                 for key in set(self.store.regs) - set(held):
                     self.store.regs.pop(key, None)
+                for key in set(self._heard) - set(held):
+                    self._heard.pop(key, None)
                 try:
                     await self._renew_all(client, held)
                 except Exception as exc:  # Redis restarting: the next round renews
@@ -165,7 +174,10 @@ class ClusterLink:
     async def _on(self, note: dict[str, Any]) -> None:
         if note.get("node") == self.node:
             return
-        conn = self.gateway.connections.get((note["appid"], note["cid"]))
+        key = (note["appid"], note["cid"])
+        if note["kind"] == "took":  # heard even with no connection here yet
+            self._heard[key] = max(int(note.get("reg", 0)), self._heard.get(key, 0))
+        conn = self.gateway.connections.get(key)
         if conn is None:
             return
         if note["kind"] == "push":
@@ -175,11 +187,15 @@ class ClusterLink:
             else:
                 conn.offer_after(int(note["before"]), int(note["seq"]), note["id"], body)
         elif note["kind"] == "took":
-            key = (note["appid"], note["cid"])
             if int(note.get("reg", 0)) <= self.store.regs.get(key, 0):
                 return  # an older registration than the one held here: it stays
             self.gateway.connections.pop(key, None)
             await conn.close(protocol.CloseCode.REPLACED, "replaced by a newer connection")
+
+    def superseded(self, appid: str, cid: str) -> bool:
+        """Another node registered the cid after this node's registration did."""
+        key = (appid, cid)
+        return self._heard.get(key, 0) > self.store.regs.get(key, 0)
 
 
 async def start_cluster(gateway: Gateway) -> ClusterLink | None:

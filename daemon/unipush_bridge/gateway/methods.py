@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from .errors import ILLEGAL, UniError, invalid
-from .store import GatewayStore
+from .storeapi import Store
 
 ALIAS_RE = re.compile(r"[0-9A-Za-z_\u4e00-\u9fff]{1,39}")
 MAX_CIDS_PER_ALIAS = 10
@@ -47,13 +47,13 @@ NOT_SUPPORTED = {
 @dataclass(frozen=True)
 class Context:
     appid: str
-    store: GatewayStore
+    store: Store
     #: Which of these cids hold a connection (service.Online).
-    online: Callable[[str, list[str]], set[str]]
+    online: Callable[[str, list[str]], Awaitable[set[str]]]
     clock: Callable[[], float] = time.time
 
 
-Method = Callable[[Context, Any], Any]
+Method = Callable[[Context, Any], Awaitable[Any]]
 
 
 # argument helpers -----------------------------------------------------------------------
@@ -112,48 +112,48 @@ def _tag(value: Any, field: str) -> str:
     return tag
 
 
-def _known(ctx: Context, cid: str, field: str = "cid") -> None:
-    if not ctx.store.known(ctx.appid, cid):
+async def _known(ctx: Context, cid: str, field: str = "cid") -> None:
+    if not await ctx.store.known(ctx.appid, cid):
         raise UniError(ILLEGAL, f"illegal params: {field} {cid} is not registered for this appId")
 
 
 # aliases ----------------------------------------------------------------------------------
 
 
-def cid_bind_alias(ctx: Context, arg: Any) -> None:
+async def cid_bind_alias(ctx: Context, arg: Any) -> None:
     pairs = _pairs(arg)
     store = ctx.store
     for cid, alias in pairs:
-        _known(ctx, cid)
-        others = [c for c in store.cids_of_alias(ctx.appid, alias) if c != cid]
+        await _known(ctx, cid)
+        others = [c for c in await store.cids_of_alias(ctx.appid, alias) if c != cid]
         if len(others) >= MAX_CIDS_PER_ALIAS:
             raise invalid(alias, f"already has {MAX_CIDS_PER_ALIAS} cids bound (the most)")
-        store.bind_alias(ctx.appid, cid, alias)  # one alias per cid: rebinding moves it
+        await store.bind_alias(ctx.appid, cid, alias)  # one alias per cid: rebinding moves it
 
 
-def get_alias_by_cid(ctx: Context, arg: Any) -> dict[str, Any]:
+async def get_alias_by_cid(ctx: Context, arg: Any) -> dict[str, Any]:
     cid = _str(_field(arg, "cid"), "cid")
-    return {"alias": ctx.store.alias_of(ctx.appid, cid)}
+    return {"alias": await ctx.store.alias_of(ctx.appid, cid)}
 
 
-def get_cid_by_alias(ctx: Context, arg: Any) -> dict[str, Any]:
+async def get_cid_by_alias(ctx: Context, arg: Any) -> dict[str, Any]:
     alias = _str(_field(arg, "alias"), "alias")
-    return {"cid": ctx.store.cids_of_alias(ctx.appid, alias)}
+    return {"cid": await ctx.store.cids_of_alias(ctx.appid, alias)}
 
 
-def unbound_alias(ctx: Context, arg: Any) -> None:
+async def unbound_alias(ctx: Context, arg: Any) -> None:
     for cid, alias in _pairs(arg):
-        ctx.store.unbind_alias(ctx.appid, cid, alias)
+        await ctx.store.unbind_alias(ctx.appid, cid, alias)
 
 
-def unbound_all_alias(ctx: Context, arg: Any) -> None:
-    ctx.store.unbind_all_alias(ctx.appid, _str(_field(arg, "alias"), "alias"))
+async def unbound_all_alias(ctx: Context, arg: Any) -> None:
+    await ctx.store.unbind_all_alias(ctx.appid, _str(_field(arg, "alias"), "alias"))
 
 
 # custom tags ------------------------------------------------------------------------------
 
 
-def cid_bind_custom_tags(ctx: Context, arg: Any) -> None:
+async def cid_bind_custom_tags(ctx: Context, arg: Any) -> None:
     if not isinstance(arg, dict):
         raise invalid("argument", "must be an object {cid, custom_tag}")
     cid = _str(arg.get("cid"), "cid")
@@ -163,53 +163,53 @@ def cid_bind_custom_tags(ctx: Context, arg: Any) -> None:
     if len(tags) > MAX_TAGS:
         raise invalid("custom_tag", f"must have at most {MAX_TAGS} tags")
     clean = [_tag(t, f"custom_tag[{i}]") for i, t in enumerate(tags)]
-    _known(ctx, cid)
-    ctx.store.set_tags(ctx.appid, cid, clean)
+    await _known(ctx, cid)
+    await ctx.store.set_tags(ctx.appid, cid, clean)
 
 
-def _cids_and_tag(ctx: Context, arg: Any) -> tuple[list[str], str]:
+def _cids_and_tag(arg: Any) -> tuple[list[str], str]:
     if not isinstance(arg, dict):
         raise invalid("argument", "must be an object {cids, custom_tag}")
     cids = arg.get("cids", arg.get("cid"))  # the docs spell it both ways
     return _cid_list(cids, "cids", MAX_BIND_ITEMS), _tag(arg.get("custom_tag"), "custom_tag")
 
 
-def cids_bind_custom_tag(ctx: Context, arg: Any) -> dict[str, str]:
-    cids, tag = _cids_and_tag(ctx, arg)
+async def cids_bind_custom_tag(ctx: Context, arg: Any) -> dict[str, str]:
+    cids, tag = _cids_and_tag(arg)
     result = {}
     for cid in cids:
-        if ctx.store.known(ctx.appid, cid):
-            ctx.store.add_tag(ctx.appid, cid, tag)
+        if await ctx.store.known(ctx.appid, cid):
+            await ctx.store.add_tag(ctx.appid, cid, tag)
             result[cid] = "true"
         else:
             result[cid] = "false"
     return result
 
 
-def cids_unbound_custom_tag(ctx: Context, arg: Any) -> dict[str, str]:
-    cids, tag = _cids_and_tag(ctx, arg)
+async def cids_unbound_custom_tag(ctx: Context, arg: Any) -> dict[str, str]:
+    cids, tag = _cids_and_tag(arg)
     result = {}
     for cid in cids:
-        ctx.store.remove_tag(ctx.appid, cid, tag)
+        await ctx.store.remove_tag(ctx.appid, cid, tag)
         result[cid] = "true"
     return result
 
 
-def search_custom_tag_by_cid(ctx: Context, arg: Any) -> dict[str, list[str]]:
+async def search_custom_tag_by_cid(ctx: Context, arg: Any) -> dict[str, list[str]]:
     cid = _field(arg, "cid")
     if isinstance(cid, list) and len(cid) == 1:
         cid = cid[0]
     cid = _str(cid, "cid")
-    return {cid: ctx.store.tags_of(ctx.appid, cid)}
+    return {cid: await ctx.store.tags_of(ctx.appid, cid)}
 
 
 # devices ----------------------------------------------------------------------------------
 
 
-def get_client_status_by_cid(ctx: Context, arg: Any) -> dict[str, Any]:
+async def get_client_status_by_cid(ctx: Context, arg: Any) -> dict[str, Any]:
     cids = _cid_list(_field(arg, "cid"), "cid", MAX_STATUS_CIDS)
-    known = ctx.store.clients(ctx.appid, cids)
-    online = ctx.online(ctx.appid, list(known))
+    known = await ctx.store.clients(ctx.appid, cids)
+    online = await ctx.online(ctx.appid, list(known))
     return {
         cid: {
             "last_login_time": str(int(seen * 1000)),
@@ -219,10 +219,10 @@ def get_client_status_by_cid(ctx: Context, arg: Any) -> dict[str, Any]:
     }
 
 
-def get_client_detail_by_cid(ctx: Context, arg: Any) -> dict[str, Any]:
+async def get_client_detail_by_cid(ctx: Context, arg: Any) -> dict[str, Any]:
     cids = _cid_list(_field(arg, "cid"), "cid", MAX_STATUS_CIDS)
-    known = ctx.store.clients(ctx.appid, cids)
-    online = ctx.online(ctx.appid, list(known))
+    known = await ctx.store.clients(ctx.appid, cids)
+    online = await ctx.online(ctx.appid, list(known))
     valid = {
         cid: {
             "client_app_id": ctx.appid,
@@ -234,8 +234,8 @@ def get_client_detail_by_cid(ctx: Context, arg: Any) -> dict[str, Any]:
             "createTime": datetime.fromtimestamp(created).strftime("%Y-%m-%d %H:%M:%S"),
             "loginFreq": 0,
             "online": cid in online,
-            "alias": ctx.store.alias_of(ctx.appid, cid),
-            "custom_tag": ctx.store.tags_of(ctx.appid, cid),
+            "alias": await ctx.store.alias_of(ctx.appid, cid),
+            "custom_tag": await ctx.store.tags_of(ctx.appid, cid),
         }
         for cid, (created, _) in known.items()
     }
@@ -251,11 +251,11 @@ def _split(counters: dict[str, int]) -> dict[str, Any]:
     return {"total": dict(counters), "gt": gt}
 
 
-def get_report(ctx: Context, arg: Any) -> dict[str, Any]:
+async def get_report(ctx: Context, arg: Any) -> dict[str, Any]:
     taskids = _cid_list(_field(arg, "taskid"), "taskid", MAX_REPORT_TASKS)
     result = {}
     for taskid in taskids:
-        counters = ctx.store.report(ctx.appid, "taskid=?", (taskid,))
+        counters = await ctx.store.report(ctx.appid, "taskid=?", (taskid,))
         if counters is not None:
             result[taskid] = {**_split(counters), "actionCntMap": {}}
     if not result:
@@ -263,32 +263,32 @@ def get_report(ctx: Context, arg: Any) -> dict[str, Any]:
     return result
 
 
-def get_report_by_group_name(ctx: Context, arg: Any) -> dict[str, Any]:
+async def get_report_by_group_name(ctx: Context, arg: Any) -> dict[str, Any]:
     group = _str(_field(arg, "group_name"), "group_name")
-    counters = ctx.store.report(ctx.appid, "group_name=?", (group,))
+    counters = await ctx.store.report(ctx.appid, "group_name=?", (group,))
     if counters is None:
         raise invalid("group_name", "matches no task of this appId")
     return {group: _split(counters)}
 
 
-def get_today_report(ctx: Context, arg: Any) -> dict[str, Any]:
+async def get_today_report(ctx: Context, arg: Any) -> dict[str, Any]:
     now = datetime.fromtimestamp(ctx.clock())
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
     empty = dict.fromkeys(("msg_num", "target_num", "receive_num", "display_num", "click_num"), 0)
-    counters = ctx.store.report(ctx.appid, "created_at>=?", (midnight,)) or empty
+    counters = await ctx.store.report(ctx.appid, "created_at>=?", (midnight,)) or empty
     return {now.strftime("%Y-%m-%d"): _split(counters)}
 
 
 # the uni-id mapping (a gateway extension, not a uni-push method) --------------------------
 
 
-def bind_uni_id_device(ctx: Context, arg: Any) -> None:
+async def bind_uni_id_device(ctx: Context, arg: Any) -> None:
     """Stand-in for uniCloud's uni-id-device and opendb-device tables, so that
     user_id, user_tag and device_id targets can be resolved to cids."""
     if not isinstance(arg, dict):
         raise invalid("argument", "must be an object {push_clientid, user_id, device_id, ...}")
     cid = _str(arg.get("push_clientid"), "push_clientid")
-    _known(ctx, cid, "push_clientid")
+    await _known(ctx, cid, "push_clientid")
     user_id = arg.get("user_id")
     device_id = arg.get("device_id")
     if user_id is None and device_id is None:
@@ -297,14 +297,14 @@ def bind_uni_id_device(ctx: Context, arg: Any) -> None:
         user_id = _str(user_id, "user_id")
     if device_id is not None:
         device_id = _str(device_id, "device_id")
-    ctx.store.bind_uniid(ctx.appid, cid, user_id, device_id)
+    await ctx.store.bind_uniid(ctx.appid, cid, user_id, device_id)
     tags = arg.get("user_tag")
     if tags is not None:
         if user_id is None:
             raise invalid("user_tag", "needs a user_id")
         if not isinstance(tags, list):
             raise invalid("user_tag", "must be an array of tags")
-        ctx.store.set_user_tags(ctx.appid, user_id, [_str(t, "user_tag") for t in tags])
+        await ctx.store.set_user_tags(ctx.appid, user_id, [_str(t, "user_tag") for t in tags])
 
 
 METHODS: dict[str, Method] = {

@@ -27,19 +27,27 @@ Layout (every key under one prefix, ``up:`` by default; ``{a}`` appid, ``{c}`` c
 Writes inside ``transaction()`` are queued on one MULTI/EXEC pipeline, and those that
 read before they write are Lua scripts in it: the whole step is applied at once or not
 at all, as one SQLite transaction is. Reads see what is committed.
+
+Every call is a round trip on redis-py's asyncio client, so requests interleave while
+they wait: each task's transaction is its own (a context variable holds it), and the
+seqs of two requests' EXECs may be answered out of order, which committed() reports
+with the seq before each message (server.Connection reads the store across a gap).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import contextvars
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import redis
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from .store import RECEIPT_WINDOW_S, ClientRecord, resume_cursor
 
@@ -47,8 +55,9 @@ from .store import RECEIPT_WINDOW_S, ClientRecord, resume_cursor
 #: dies leaves its cids "online" this long at most (docs/gateway.md).
 PRESENCE_TTL_S = 15
 
-#: A store call that takes longer fails (redis.TimeoutError) instead of stalling the
-#: node's loop; a whole broadcast's MULTI of 20,000 messages takes well under a second.
+#: A store call that takes longer fails (redis.TimeoutError): its request is answered
+#: with an error and its session reconnects, instead of waiting on a Redis that hangs;
+#: a whole broadcast's MULTI of 20,000 messages takes well under a second.
 STORE_TIMEOUT_S = 10
 
 #: A message body up to this long rides in its cluster notice, so the node holding the
@@ -292,26 +301,44 @@ class _Adds:
     items: list[tuple[str, str, int]] = field(default_factory=list)  # cid, id, placeholder
 
 
+@dataclass
+class _Tx:
+    """One task's transaction() in progress: its MULTI, and what waits for its EXEC."""
+
+    pipe: Any
+    #: A task made inside the transaction inherits the context variable, not the
+    #: transaction: its writes are its own.
+    owner: asyncio.Task[Any] | None
+    depth: int = 0
+    #: add_message calls not on the MULTI yet: those in a row with one body go as
+    #: one script call (a broadcast's 20,000 cost one, not 20,000).
+    adds: _Adds | None = None
+    #: Run with the EXEC's results once the transaction commits.
+    on_commit: list[Callable[[list[Any]], None]] = field(default_factory=list)
+    #: add_message's placeholders -> (seq, the cid's seq before), filled at the commit.
+    committed: dict[int, tuple[int, int]] = field(default_factory=dict)
+
+
 class RedisStore:
     """The Store protocol (storeapi.py) on a Redis 7 server at ``url``."""
 
     def __init__(self, url: str, clock: Callable[[], float], prefix: str = "up:") -> None:
-        # Any: redis-py types every sync call as "T | Awaitable[T]" (one class for both).
-        # A timeout: calls are synchronous, and a Redis that hangs must not hang the node.
+        # A wrong url fails at start, not at the first push: one synchronous PING
+        # (the asyncio client's pool connects on its first call, inside the loop).
+        with redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2) as probe:
+            probe.ping()
+        # Any: redis-py types its calls loosely ("T | Awaitable[T]").
+        # A timeout: a Redis that hangs must not hold a request or a session for ever.
         # No retries: redis-py sends a whole MULTI again after a connection error or a
         # timeout, and one that Redis had applied before the link broke would be applied
         # twice (every message of a sendMessage stored again, under new seqs). The call
         # fails instead and the sender retries with its request_id, answered once.
-        # One connection for direct calls: they skip the pool's fork check (a getpid()
-        # per command); pipelines still take theirs from the pool. The store is used
-        # from the event loop's thread only.
-        self._r: Any = redis.Redis.from_url(
+        self._r: Any = aioredis.Redis.from_url(
             url,
             decode_responses=True,
             socket_timeout=STORE_TIMEOUT_S,
             socket_connect_timeout=2,
             retry=Retry(NoBackoff(), 0),
-            single_connection_client=True,
         )
         self._clock = clock
         self._p = prefix
@@ -325,15 +352,13 @@ class RedisStore:
         #: Called with (appid, cid, seq, the cid's seq before) once a message is
         #: committed; set by the cluster link.
         self.on_added: Callable[[str, str, int, int], None] | None = None
-        self._pipe: Any = None  # the MULTI pipeline of the transaction() in progress
-        #: add_message calls not on the MULTI yet: those in a row with one body go as
-        #: one script call (a broadcast's 20,000 cost one, not 20,000).
-        self._adds: _Adds | None = None
-        self._depth = 0
-        #: Run with the EXEC's results once the transaction in progress commits.
-        self._on_commit: list[Callable[[list[Any]], None]] = []
-        #: add_message's placeholders of the last transaction -> the seqs committed.
-        self._committed: dict[int, int] = {}
+        #: This task's transaction() in progress, and its last one committed.
+        self._tx: contextvars.ContextVar[_Tx | None] = contextvars.ContextVar(
+            f"redis_tx_{id(self)}", default=None
+        )
+        self._last: contextvars.ContextVar[_Tx | None] = contextvars.ContextVar(
+            f"redis_last_{id(self)}", default=None
+        )
         scripts = {
             "add": _ADD_MESSAGES,
             "ack": _ACK,
@@ -349,10 +374,9 @@ class RedisStore:
             "leave": _LEAVE,
         }
         self._texts = scripts
-        self._r.ping()  # a wrong url fails at start, not at the first push
 
-    def close(self) -> None:
-        self._r.close()
+    async def close(self) -> None:
+        await self._r.aclose()
 
     async def synced(self) -> None:
         """Nothing to wait for: each transaction() is committed by its own EXEC."""
@@ -362,51 +386,60 @@ class RedisStore:
     def _k(self, kind: str, *parts: str) -> str:
         return self._p + kind + ":" + ":".join(parts)
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
         """Writes inside are queued on one MULTI and sent at the end: all or none."""
-        if self._depth == 0:
-            self._pipe = self._r.pipeline(transaction=True)
-            self._on_commit = []
-            self._committed = {}
-        self._depth += 1
+        tx = self._open_tx()
+        if tx is None:
+            tx = _Tx(self._r.pipeline(transaction=True), asyncio.current_task())
+            self._tx.set(tx)
+        tx.depth += 1
         try:
             yield
-        except BaseException:
-            if self._depth == 1:
-                self._adds = None
-                self._pipe.reset()
-            raise
-        else:
-            if self._depth == 1:
-                self._flush_adds()
-                results = self._pipe.execute()
-                for then in self._on_commit:
+            if tx.depth == 1:
+                self._flush_adds(tx)
+                results = await tx.pipe.execute()
+                for then in tx.on_commit:
                     then(results)
+                self._last.set(tx)
+        except BaseException:
+            if tx.depth == 1:
+                tx.adds = None
+                await tx.pipe.reset()
+            raise
         finally:
-            self._depth -= 1
-            if self._depth == 0:
-                self._pipe = None
-                self._on_commit = []
+            tx.depth -= 1
+            if tx.depth == 0:
+                self._tx.set(None)
 
-    @contextlib.contextmanager
-    def _writes(self) -> Iterator[Any]:
+    @contextlib.asynccontextmanager
+    async def _writes(self) -> AsyncIterator[Any]:
         """The pipeline a write goes on: the transaction's, or its own one-step MULTI."""
-        if self._pipe is not None:
-            self._flush_adds()  # writes reach the MULTI in the order they were made
-            yield self._pipe
+        tx = self._open_tx()
+        if tx is not None:
+            self._flush_adds(tx)  # writes reach the MULTI in the order they were made
+            yield tx.pipe
             return
-        with self.transaction():
-            yield self._pipe
+        async with self.transaction():
+            yield self._current().pipe
 
-    def _run(self, name: str, keys: list[str], args: list[Any]) -> None:
-        with self._writes() as pipe:
+    def _open_tx(self) -> _Tx | None:
+        tx = self._tx.get()
+        return tx if tx is not None and tx.owner is asyncio.current_task() else None
+
+    def _current(self) -> _Tx:
+        tx = self._open_tx()
+        assert tx is not None, "inside transaction()"
+        return tx
+
+    async def _run(self, name: str, keys: list[str], args: list[Any]) -> None:
+        async with self._writes() as pipe:
             self._eval(pipe, name, keys, args)
 
     def _eval(self, client: Any, name: str, keys: list[str], args: list[Any]) -> Any:
-        """A script by EVAL with its text, on the MULTI or (``self._r``) on its own; not
-        EVALSHA: redis-py sends SCRIPT EXISTS before every pipeline that holds an
-        EVALSHA (one more round trip per sendMessage), and an EVALSHA that Redis does
+        """A script by EVAL with its text, on the MULTI or (``self._r``, awaited) on its
+        own; not EVALSHA: redis-py sends SCRIPT EXISTS before every pipeline that holds
+        an EVALSHA (one more round trip per sendMessage), and an EVALSHA that Redis does
         not know (restarted, flushed) fails alone at EXEC while the rest of the MULTI
         is applied. Redis caches the compiled script by its hash, so EVAL costs the
         text's bytes, not a compile."""
@@ -416,48 +449,57 @@ class RedisStore:
         self, name: str, keys: list[str], args: list[Any], then: Callable[[Any], None]
     ) -> None:
         """A script on the transaction's MULTI; ``then`` gets its result at the commit."""
-        self._flush_adds()
-        pipe = self._pipe
-        at = len(pipe)
-        self._eval(pipe, name, keys, args)
-        self._on_commit.append(lambda results: then(results[at]))
+        tx = self._current()
+        self._flush_adds(tx)
+        at = len(tx.pipe)
+        self._eval(tx.pipe, name, keys, args)
+        tx.on_commit.append(lambda results: then(results[at]))
 
-    def committed_seq(self, seq: int) -> int:
-        """The seq a message of the last transaction was committed with: inside a
-        transaction add_message can only return a placeholder (below zero), since the
-        seq is taken by the commit itself. Outside one it returns the seq."""
-        return seq if seq >= 0 else self._committed[seq]
+    def committed(self, seq: int) -> tuple[int, int]:
+        """(seq, the cid's seq before) of a message of this task's last transaction:
+        inside a transaction add_message can only return a placeholder (below zero),
+        since the seq is taken by the commit itself."""
+        if seq >= 0:
+            return seq, 0
+        last = self._last.get()
+        assert last is not None, "committed() after the transaction's commit"
+        return last.committed[seq]
 
     # clients -------------------------------------------------------------------
 
-    def known(self, appid: str, cid: str) -> bool:
-        return bool(self._r.exists(self._k("c", appid, cid)))
+    async def known(self, appid: str, cid: str) -> bool:
+        return bool(await self._r.exists(self._k("c", appid, cid)))
 
-    def known_many(self, appid: str, cids: list[str]) -> set[str]:
+    async def known_many(self, appid: str, cids: list[str]) -> set[str]:
         """One ZMSCORE on the app's ``seen`` set per few thousand cids (every registered
         cid is in it), not an EXISTS per cid: a broadcast to 20,000 spent most of its
         time in those."""
         key = self._k("seen", appid)
-        return self._found(cids, lambda chunk: self._r.zmscore(key, chunk))
+        return await self._found(cids, lambda chunk: self._r.zmscore(key, chunk))
 
-    def _found(self, cids: list[str], read: Callable[[list[str]], list[Any]]) -> set[str]:
+    async def _found(
+        self, cids: list[str], read: Callable[[list[str]], Awaitable[list[Any]]]
+    ) -> set[str]:
         found: set[str] = set()
         for chunk in _chunks(cids, LOOKUP_CHUNK):
-            found.update(cid for cid, v in zip(chunk, read(chunk), strict=True) if v is not None)
+            values = await read(chunk)
+            found.update(cid for cid, v in zip(chunk, values, strict=True) if v is not None)
         return found
 
-    def client(self, appid: str, cid: str) -> ClientRecord | None:
-        row = self._r.hmget(self._k("c", appid, cid), ["secret_hash", "acked", "issued"])
+    async def client(self, appid: str, cid: str) -> ClientRecord | None:
+        row = await self._r.hmget(self._k("c", appid, cid), ["secret_hash", "acked", "issued"])
         if row[1] is None:
             return None
         return ClientRecord(row[0] or None, int(row[1]), int(row[2] or 0))
 
-    def register(self, appid: str, cid: str, acked: int, secret_hash: str | None = None) -> int:
+    async def register(
+        self, appid: str, cid: str, acked: int, secret_hash: str | None = None
+    ) -> int:
         """As GatewayStore.register: the cursor the session resumes from."""
         now = self._clock()
         key = self._k("c", appid, cid)
-        row = self.client(appid, cid)
-        with self._writes() as pipe:
+        row = await self.client(appid, cid)
+        async with self._writes() as pipe:
             if row is None:
                 mapping = {"acked": 0, "issued": 0, "created_at": now, "last_seen": now}
                 pipe.hset(key, mapping={**mapping, "secret_hash": secret_hash or ""})
@@ -481,10 +523,10 @@ class RedisStore:
     def _took(self, appid: str, cid: str, reg: Any) -> None:
         self.regs[(appid, cid)] = int(reg)
 
-    def touch(self, appid: str, cid: str) -> None:
-        if self.known(appid, cid):
+    async def touch(self, appid: str, cid: str) -> None:
+        if await self.known(appid, cid):
             now = self._clock()
-            with self._writes() as pipe:
+            async with self._writes() as pipe:
                 pipe.hset(self._k("c", appid, cid), "last_seen", now)
                 pipe.zadd(self._k("seen", appid), {cid: now})
         if self.on_touch is not None:
@@ -492,17 +534,17 @@ class RedisStore:
 
     # presence (cluster.py) -------------------------------------------------------
 
-    def present_many(self, appid: str, cids: list[str]) -> set[str]:
+    async def present_many(self, appid: str, cids: list[str]) -> set[str]:
         """The cids some node holds a connection of (their presence has not expired)."""
-        return self._found(
+        return await self._found(
             cids, lambda chunk: self._r.mget([self._k("on", appid, c) for c in chunk])
         )
 
-    def leave(self, appid: str, cid: str) -> None:
+    async def leave(self, appid: str, cid: str) -> None:
         """This node holds the cid no more."""
         self.regs.pop((appid, cid), None)
         if self.node is not None:
-            self._eval(self._r, "leave", [self._k("on", appid, cid)], [self.node])
+            await self._eval(self._r, "leave", [self._k("on", appid, cid)], [self.node])
 
     def presence_refresh(
         self, held: list[tuple[str, str]]
@@ -515,22 +557,22 @@ class RedisStore:
         text, args = self._texts["refresh"], [self.node, PRESENCE_TTL_S]
         return [(text, chunk, args) for chunk in _chunks(keys, LOOKUP_CHUNK)]
 
-    def all_cids(self, appid: str) -> list[str]:
-        return list(self._r.zrange(self._k("seen", appid), 0, -1))
+    async def all_cids(self, appid: str) -> list[str]:
+        return list(await self._r.zrange(self._k("seen", appid), 0, -1))
 
-    def clients(self, appid: str, cids: list[str]) -> dict[str, tuple[float, float]]:
+    async def clients(self, appid: str, cids: list[str]) -> dict[str, tuple[float, float]]:
         pipe = self._r.pipeline(transaction=False)
         for cid in cids:
             pipe.hmget(self._k("c", appid, cid), ["created_at", "last_seen"])
         found: dict[str, tuple[float, float]] = {}
-        for cid, (created, seen) in zip(cids, pipe.execute(), strict=True):
+        for cid, (created, seen) in zip(cids, await pipe.execute(), strict=True):
             if created is not None:
                 found[cid] = (float(created), float(seen))
         return found
 
     # messages ------------------------------------------------------------------
 
-    def add_message(
+    async def add_message(
         self,
         appid: str,
         cid: str,
@@ -540,23 +582,24 @@ class RedisStore:
         ttl_s: float,
     ) -> int:
         text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
-        if self._pipe is None:  # a commit of its own: the seq is known at once
-            with self.transaction():
-                placeholder = self.add_message(appid, cid, msg_id, taskid, text, ttl_s)
-            return self._committed[placeholder]
+        tx = self._open_tx()
+        if tx is None:  # a commit of its own: the seq is known at once
+            async with self.transaction():
+                placeholder = await self.add_message(appid, cid, msg_id, taskid, text, ttl_s)
+            return self.committed(placeholder)[0]
         shared = (appid, taskid, text, ttl_s)
-        adds = self._adds
+        adds = tx.adds
         if adds is None or adds.shared != shared or len(adds.items) >= ADD_BATCH:
-            self._flush_adds()
-            adds = self._adds = _Adds(shared, self._clock())
-        placeholder = -1 - len(self._committed)
-        self._committed[placeholder] = 0
+            self._flush_adds(tx)
+            adds = tx.adds = _Adds(shared, self._clock())
+        placeholder = -1 - len(tx.committed)
+        tx.committed[placeholder] = (0, 0)
         adds.items.append((cid, msg_id, placeholder))
         return placeholder
 
-    def _flush_adds(self) -> None:
+    def _flush_adds(self, tx: _Tx) -> None:
         """The pending add_message calls onto the MULTI, as one script call."""
-        adds, self._adds = self._adds, None
+        adds, tx.adds = tx.adds, None
         if adds is None:
             return
         appid, taskid, text, ttl_s = adds.shared
@@ -570,23 +613,22 @@ class RedisStore:
 
         def then(result: list[Any]) -> None:
             for n, (cid, _, placeholder) in enumerate(adds.items):
-                done = self._added(appid, cid, result[2 * n : 2 * n + 2])
-                self._committed[placeholder] = done
+                tx.committed[placeholder] = self._added(appid, cid, result[2 * n : 2 * n + 2])
 
         self._queue("add", keys, args, then)
 
-    def _added(self, appid: str, cid: str, result: list[Any]) -> int:
+    def _added(self, appid: str, cid: str, result: list[Any]) -> tuple[int, int]:
         seq, before = int(result[0]), int(result[1])
         if self.on_added is not None:
             self.on_added(appid, cid, seq, before)
-        return seq
+        return seq, before
 
-    def after(
+    async def after(
         self, appid: str, cid: str, seq: int, limit: int = 500
     ) -> list[tuple[int, str, dict[str, Any]]]:
-        return [(s, i, json.loads(b)) for s, i, b in self.after_raw(appid, cid, seq, limit)]
+        return [(s, i, json.loads(b)) for s, i, b in await self.after_raw(appid, cid, seq, limit)]
 
-    def after_raw(
+    async def after_raw(
         self, appid: str, cid: str, seq: int, limit: int = 500
     ) -> list[tuple[int, str, str]]:
         """Unexpired messages after ``seq`` in order, each body as its JSON text."""
@@ -594,12 +636,12 @@ class RedisStore:
         found: list[tuple[int, str, str]] = []
         start = f"({seq}"
         while len(found) < limit:
-            seqs = self._r.zrangebyscore(
+            seqs = await self._r.zrangebyscore(
                 self._k("m", appid, cid), start, "+inf", start=0, num=limit
             )
             if not seqs:
                 break
-            rows = self._r.hmget(self._k("b", appid, cid), seqs)
+            rows = await self._r.hmget(self._k("b", appid, cid), seqs)
             for s, row in zip(seqs, rows, strict=True):
                 if row is None:
                     continue  # acked or purged between the two reads
@@ -609,11 +651,11 @@ class RedisStore:
             start = f"({seqs[-1]}"
         return found[:limit]
 
-    def ack(self, appid: str, cid: str, seq: int) -> None:
-        self.ack_many([(appid, cid, seq)])
+    async def ack(self, appid: str, cid: str, seq: int) -> None:
+        await self.ack_many([(appid, cid, seq)])
 
-    def ack_many(self, acks: Iterable[tuple[str, str, int]]) -> None:
-        with self._writes() as pipe:
+    async def ack_many(self, acks: Iterable[tuple[str, str, int]]) -> None:
+        async with self._writes() as pipe:
             self._acks_on(pipe, list(acks))
 
     def _acks_on(self, pipe: Any, acks: list[tuple[str, str, int]]) -> None:
@@ -625,129 +667,131 @@ class RedisStore:
                 args += [appid, cid, seq]
             self._eval(pipe, "ack", [], args)
 
-    def purge_expired(self) -> int:
+    async def purge_expired(self) -> int:
         """Expired messages of every cid (Redis' own expiry takes whole stale keys;
         this takes the stale rows of keys with fresher ones). Deliveries expire by
         themselves with the receipt window."""
         now = self._clock()
         gone = 0
         queued = self._p + "queued"
-        for member in self._r.smembers(queued):
+        for member in await self._r.smembers(queued):
             appid, cid = member.split("\n", 1)
             keys = [self._k("m", appid, cid), self._k("b", appid, cid), queued]
-            gone += int(self._eval(self._r, "expire", keys, [repr(now), member]))
+            gone += int(await self._eval(self._r, "expire", keys, [repr(now), member]))
         return gone
 
-    def purge_unseen(self, max_age_s: float, keep: Iterable[tuple[str, str]] = ()) -> int:
+    async def purge_unseen(self, max_age_s: float, keep: Iterable[tuple[str, str]] = ()) -> int:
         online = set(keep)
         cutoff = self._clock() - max_age_s
         stale: list[tuple[str, str]] = []
-        for appid in self._r.smembers(self._p + "apps"):
-            old = self._r.zrangebyscore(self._k("seen", appid), "-inf", cutoff)
+        for appid in await self._r.smembers(self._p + "apps"):
+            old = await self._r.zrangebyscore(self._k("seen", appid), "-inf", cutoff)
             old = [cid for cid in old if (appid, cid) not in online]
-            held = self.present_many(appid, old)  # on another node
+            held = await self.present_many(appid, old)  # on another node
             stale += [(appid, cid) for cid in old if cid not in held]
         if not stale:
             return 0
-        with self.transaction():
+        async with self.transaction():
             for appid, cid in stale:
                 kinds = ("c", "m", "b", "d", "tag")
                 keys = [self._k(k, appid, cid) for k in kinds]
                 keys += [self._k("al", appid), self._k("u", appid), self._k("seen", appid)]
-                self._run("forget", keys, [cid, self._p, appid])
+                await self._run("forget", keys, [cid, self._p, appid])
         return len(stale)
 
-    def pending_count(self, appid: str, cid: str) -> int:
+    async def pending_count(self, appid: str, cid: str) -> int:
         now = self._clock()
-        rows = self._r.hvals(self._k("b", appid, cid))
+        rows = await self._r.hvals(self._k("b", appid, cid))
         return sum(float(json.loads(r)[3]) > now for r in rows)
 
     # request_id deduplication ----------------------------------------------------
 
-    def answer_for(self, appid: str, request_id: str) -> dict[str, Any] | None:
-        text = self._r.get(self._k("r", appid, request_id))
+    async def answer_for(self, appid: str, request_id: str) -> dict[str, Any] | None:
+        text = await self._r.get(self._k("r", appid, request_id))
         if text is None:
             return None
         answer: dict[str, Any] = json.loads(text)
         return answer
 
-    def remember_answer(self, appid: str, request_id: str, answer: dict[str, Any]) -> None:
-        with self._writes() as pipe:
+    async def remember_answer(self, appid: str, request_id: str, answer: dict[str, Any]) -> None:
+        async with self._writes() as pipe:
             key = self._k("r", appid, request_id)
             pipe.set(key, json.dumps(answer), nx=True, ex=REQUEST_ANSWER_TTL_S)
 
     # aliases ---------------------------------------------------------------------
 
-    def alias_of(self, appid: str, cid: str) -> str | None:
-        alias = self._r.hget(self._k("al", appid), cid)
+    async def alias_of(self, appid: str, cid: str) -> str | None:
+        alias = await self._r.hget(self._k("al", appid), cid)
         return None if alias is None else str(alias)
 
-    def cids_of_alias(self, appid: str, alias: str) -> list[str]:
-        return sorted(self._r.smembers(self._k("ali", appid, alias)))
+    async def cids_of_alias(self, appid: str, alias: str) -> list[str]:
+        return sorted(await self._r.smembers(self._k("ali", appid, alias)))
 
-    def bind_alias(self, appid: str, cid: str, alias: str) -> None:
-        self._run("alias", [self._k("al", appid), self._k("ali", appid, "")], [cid, alias])
+    async def bind_alias(self, appid: str, cid: str, alias: str) -> None:
+        await self._run("alias", [self._k("al", appid), self._k("ali", appid, "")], [cid, alias])
 
-    def unbind_alias(self, appid: str, cid: str, alias: str) -> None:
-        if self.alias_of(appid, cid) == alias:
-            with self._writes() as pipe:
+    async def unbind_alias(self, appid: str, cid: str, alias: str) -> None:
+        if await self.alias_of(appid, cid) == alias:
+            async with self._writes() as pipe:
                 pipe.hdel(self._k("al", appid), cid)
                 pipe.srem(self._k("ali", appid, alias), cid)
 
-    def unbind_all_alias(self, appid: str, alias: str) -> None:
-        self._run("unalias", [self._k("al", appid), self._k("ali", appid, alias)], [])
+    async def unbind_all_alias(self, appid: str, alias: str) -> None:
+        await self._run("unalias", [self._k("al", appid), self._k("ali", appid, alias)], [])
 
     # custom tags -------------------------------------------------------------------
 
-    def tags_of(self, appid: str, cid: str) -> list[str]:
-        return sorted(self._r.smembers(self._k("tag", appid, cid)))
+    async def tags_of(self, appid: str, cid: str) -> list[str]:
+        return sorted(await self._r.smembers(self._k("tag", appid, cid)))
 
-    def set_tags(self, appid: str, cid: str, tags: list[str]) -> None:
+    async def set_tags(self, appid: str, cid: str, tags: list[str]) -> None:
         keys = [self._k("tag", appid, cid), self._k("tagi", appid, "")]
-        self._run("tags", keys, [cid, *tags])
+        await self._run("tags", keys, [cid, *tags])
 
-    def add_tag(self, appid: str, cid: str, tag: str) -> None:
-        with self._writes() as pipe:
+    async def add_tag(self, appid: str, cid: str, tag: str) -> None:
+        async with self._writes() as pipe:
             pipe.sadd(self._k("tag", appid, cid), tag)
             pipe.sadd(self._k("tagi", appid, tag), cid)
 
-    def remove_tag(self, appid: str, cid: str, tag: str) -> None:
-        with self._writes() as pipe:
+    async def remove_tag(self, appid: str, cid: str, tag: str) -> None:
+        async with self._writes() as pipe:
             pipe.srem(self._k("tag", appid, cid), tag)
             pipe.srem(self._k("tagi", appid, tag), cid)
 
-    def cids_with_tag(self, appid: str, tag: str) -> list[str]:
-        return sorted(self._r.smembers(self._k("tagi", appid, tag)))
+    async def cids_with_tag(self, appid: str, tag: str) -> list[str]:
+        return sorted(await self._r.smembers(self._k("tagi", appid, tag)))
 
     # uni-id mapping ----------------------------------------------------------------
 
-    def bind_uniid(self, appid: str, cid: str, user_id: str | None, device_id: str | None) -> None:
+    async def bind_uniid(
+        self, appid: str, cid: str, user_id: str | None, device_id: str | None
+    ) -> None:
         keys = [self._k("u", appid), self._k("uu", appid, ""), self._k("ud", appid, "")]
-        self._run("uniid", keys, [cid, user_id or "", device_id or ""])
+        await self._run("uniid", keys, [cid, user_id or "", device_id or ""])
 
-    def set_user_tags(self, appid: str, user_id: str, tags: list[str]) -> None:
+    async def set_user_tags(self, appid: str, user_id: str, tags: list[str]) -> None:
         keys = [self._k("ut", appid, user_id), self._k("uti", appid, "")]
-        self._run("tags", keys, [user_id, *tags])
+        await self._run("tags", keys, [user_id, *tags])
 
-    def has_uniid(self, appid: str) -> bool:
-        return bool(self._r.hlen(self._k("u", appid)))
+    async def has_uniid(self, appid: str) -> bool:
+        return bool(await self._r.hlen(self._k("u", appid)))
 
-    def cids_for_users(self, appid: str, user_ids: list[str]) -> list[str]:
-        return self._union([self._k("uu", appid, u) for u in user_ids])
+    async def cids_for_users(self, appid: str, user_ids: list[str]) -> list[str]:
+        return await self._union([self._k("uu", appid, u) for u in user_ids])
 
-    def cids_for_devices(self, appid: str, device_ids: list[str]) -> list[str]:
-        return self._union([self._k("ud", appid, d) for d in device_ids])
+    async def cids_for_devices(self, appid: str, device_ids: list[str]) -> list[str]:
+        return await self._union([self._k("ud", appid, d) for d in device_ids])
 
-    def cids_for_user_tags(self, appid: str, tags: list[str]) -> list[str]:
-        users = self._r.sunion([self._k("uti", appid, t) for t in tags]) if tags else set()
-        return self.cids_for_users(appid, sorted(users))
+    async def cids_for_user_tags(self, appid: str, tags: list[str]) -> list[str]:
+        users = await self._r.sunion([self._k("uti", appid, t) for t in tags]) if tags else set()
+        return await self.cids_for_users(appid, sorted(users))
 
-    def _union(self, keys: list[str]) -> list[str]:
-        return sorted(self._r.sunion(keys)) if keys else []
+    async def _union(self, keys: list[str]) -> list[str]:
+        return sorted(await self._r.sunion(keys)) if keys else []
 
     # tasks and their counters ------------------------------------------------------
 
-    def add_task(
+    async def add_task(
         self, appid: str, taskid: str, group_name: str | None, target_num: int, msg_num: int
     ) -> None:
         now = self._clock()
@@ -761,25 +805,29 @@ class RedisStore:
             "display_num": 0,
             "click_num": 0,
         }
-        with self._writes() as pipe:
+        async with self._writes() as pipe:
             pipe.hset(self._k("t", taskid), mapping=task)
             pipe.zadd(self._k("tt", appid), {taskid: now})
             if group_name is not None:
                 pipe.sadd(self._k("tg", appid, group_name), taskid)
 
-    def count_receipt(self, appid: str, cid: str, msg_id: str, taskid: str, event: str) -> bool:
+    async def count_receipt(
+        self, appid: str, cid: str, msg_id: str, taskid: str, event: str
+    ) -> bool:
         index, column = {"display": (3, "display_num"), "click": (4, "click_num")}[event]
         keys = [self._k("d", appid, cid), self._k("t", taskid)]
-        return bool(self._eval(self._r, "receipt", keys, [msg_id, taskid, appid, index, column]))
+        return bool(
+            await self._eval(self._r, "receipt", keys, [msg_id, taskid, appid, index, column])
+        )
 
-    def report(self, appid: str, where: str, args: tuple[Any, ...]) -> dict[str, int] | None:
+    async def report(self, appid: str, where: str, args: tuple[Any, ...]) -> dict[str, int] | None:
         """The SQLite store's three report filters (methods.py), on the task indexes."""
         if where == "taskid=?":
             taskids = [str(args[0])]
         elif where == "group_name=?":
-            taskids = list(self._r.smembers(self._k("tg", appid, str(args[0]))))
+            taskids = list(await self._r.smembers(self._k("tg", appid, str(args[0]))))
         elif where == "created_at>=?":
-            taskids = list(self._r.zrangebyscore(self._k("tt", appid), args[0], "+inf"))
+            taskids = list(await self._r.zrangebyscore(self._k("tt", appid), args[0], "+inf"))
         else:
             raise ValueError(f"report: where {where!r} is not one of the store's filters")
         keys = ("msg_num", "target_num", "receive_num", "display_num", "click_num")
@@ -788,7 +836,7 @@ class RedisStore:
             pipe.hmget(self._k("t", taskid), ["appid", *keys])
         sums = dict.fromkeys(keys, 0)
         found = 0
-        for row in pipe.execute():
+        for row in await pipe.execute():
             if row[0] != appid:
                 continue
             found += 1

@@ -32,8 +32,7 @@ from .openapi import openapi_document
 from .ratelimit import RateLimiter
 from .send import MAX_DEPTH, check_json_value
 from .service import GatewayService
-from .store import GatewayStore
-from .storeapi import open_store
+from .storeapi import Store, open_store
 
 __all__ = ["ConfigError", "Gateway", "GatewayConfig", "serve_forever"]
 
@@ -52,7 +51,7 @@ class Connection:
     """
 
     def __init__(
-        self, ws: web.WebSocketResponse, store: GatewayStore, appid: str, cid: str, cursor: int
+        self, ws: web.WebSocketResponse, store: Store, appid: str, cid: str, cursor: int
     ) -> None:
         self.ws = ws
         self.store = store
@@ -65,6 +64,9 @@ class Connection:
         #: Direct sends (offer_now) in progress: while one waits, others queue behind it.
         self._direct = 0
         self._task: asyncio.Task[None] | None = None
+        #: Set once the welcome is sent (or could not be): a newer registration on
+        #: another node closes this one after its welcome, never before it.
+        self.welcomed = asyncio.Event()
 
     def kick(self) -> None:
         """Rows may be waiting in the store; one sender runs at a time, so order holds."""
@@ -94,18 +96,26 @@ class Connection:
         else:
             self.resync()
 
-    async def offer_now(self, seq: int, msg_id: str, body_json: str) -> None:
-        """As offer(), but with the sender idle and in sync the frame goes out at once,
-        before the HTTP answer and without a task to wake (a push's hot path)."""
+    async def offer_now(self, before: int, seq: int, msg_id: str, body_json: str) -> None:
+        """As offer_after(), but with the sender idle and in sync and ``before`` sent,
+        the frame goes out at once, before the HTTP answer and without a task to wake
+        (a push's hot path). ``before`` 0: the store commits in seq order (SQLite)."""
         idle = self._task is None or self._task.done()
-        if self._synced and idle and not self._live and not self._dirty and not self._direct:
+        if (
+            self._synced
+            and idle
+            and not self._live
+            and not self._dirty
+            and not self._direct
+            and before <= self.last_sent
+        ):
             self._direct += 1
             try:
                 await self._push(seq, msg_id, body_json)
             finally:
                 self._direct -= 1
             return
-        self.offer(seq, msg_id, body_json)
+        self.offer_after(before, seq, msg_id, body_json)
 
     def _ensure_sender(self) -> None:
         if self._task is None or self._task.done():
@@ -125,7 +135,7 @@ class Connection:
         while self._dirty or self._live:
             if self._dirty:
                 self._dirty = False
-                while rows := self.store.after_raw(self.appid, self.cid, self.last_sent):
+                while rows := await self.store.after_raw(self.appid, self.cid, self.last_sent):
                     for row in rows:
                         if not await self._push(*row):
                             return
@@ -148,6 +158,7 @@ class Connection:
         return True
 
     async def close(self, code: int, message: str) -> None:
+        await self.welcomed.wait()
         if self._task is not None:
             self._task.cancel()
         await self.ws.close(code=code, message=message.encode())
@@ -229,8 +240,8 @@ class Gateway:
         if self._runner is not None:
             await self._runner.cleanup()
         self.edge.uninstall()
-        self.acks.flush()
-        self.store.close()
+        await self.acks.flush()
+        await self.store.close()
 
     @property
     def http_url(self) -> str:
@@ -245,20 +256,20 @@ class Gateway:
     async def _purge_loop(self) -> None:
         while True:
             await asyncio.sleep(60)
-            purged, forgotten = self.service.purge(self.connections.keys())
+            purged, forgotten = await self.service.purge(list(self.connections))
             if purged:
                 log.info("purged expired messages", count=purged)
             if forgotten:
                 log.info("forgot cids unseen for 90 days", count=forgotten)
 
-    def online(self, appid: str, cids: list[str]) -> set[str]:
+    async def online(self, appid: str, cids: list[str]) -> set[str]:
         """service.Online: this node's connections, then the cluster's presence for
         the others (one round trip for all of them, issue 17)."""
         here = {c for c in cids if (appid, c) in self.connections}
         link = self._cluster
         if link is None or len(here) == len(cids):
             return here
-        return here | link.online(appid, [c for c in cids if c not in here])
+        return here | await link.online(appid, [c for c in cids if c not in here])
 
     # HTTP API -------------------------------------------------------------------------
 
@@ -317,11 +328,11 @@ class Gateway:
         loop turn's requests together, GroupCommit): the daemon records the message
         while we write ours, and the answer still waits for the commit. What a crash
         between the two does is in docs/architecture.md's crash table."""
-        outcome = self.service.call(appid, method, body, self.online)
+        outcome = await self.service.call(appid, method, body, self.online)
         for d in outcome.deliveries:
             conn = self.connections.get((appid, d.cid))
             if conn is not None:
-                await conn.offer_now(d.seq, d.msg_id, d.body_json)
+                await conn.offer_now(d.before, d.seq, d.msg_id, d.body_json)
         for cid in outcome.recheck:
             if (conn := self.connections.get((appid, cid))) is not None:
                 conn.kick()
@@ -365,9 +376,9 @@ class Gateway:
             if conn is not None:  # first: a failed touch must not leave it "online"
                 if self.connections.get((conn.appid, conn.cid)) is conn:
                     del self.connections[(conn.appid, conn.cid)]
-                self.acks.flush_one(conn.appid, conn.cid)
                 with contextlib.suppress(Exception):  # last_seen is best effort
-                    self.store.touch(conn.appid, conn.cid)
+                    await self.acks.flush_one(conn.appid, conn.cid)
+                    await self.store.touch(conn.appid, conn.cid)
                 log.info("daemon disconnected", appid=conn.appid, cid=conn.cid)
         return ws
 
@@ -387,8 +398,8 @@ class Gateway:
         event: wire.Event,
     ) -> Connection | None:
         if isinstance(event, wire.Register):
-            self.acks.flush_one(event.appid, event.cid)  # the cursor it resumes from
-            cursor = self.service.register(event)
+            await self.acks.flush_one(event.appid, event.cid)  # the cursor it resumes from
+            cursor = await self.service.register(event)
             if isinstance(cursor, wire.Close):  # the cid's current connection stays
                 await ws.send_str(cursor.frame)
                 await ws.close(code=cursor.code, message=cursor.reason.encode())
@@ -397,21 +408,33 @@ class Gateway:
             previous = self.connections.get(key)
             conn = Connection(ws, self.store, event.appid, event.cid, cursor)
             self.connections[key] = conn
-            if previous is not None:
-                await previous.close(protocol.CloseCode.REPLACED, "replaced by a newer connection")
-            backlog = self.store.pending_count(event.appid, event.cid)
-            await ws.send_str(sess.welcome(cursor, backlog))
+            try:
+                if previous is not None:
+                    await previous.close(
+                        protocol.CloseCode.REPLACED, "replaced by a newer connection"
+                    )
+                backlog = await self.store.pending_count(event.appid, event.cid)
+                await ws.send_str(sess.welcome(cursor, backlog))
+            finally:
+                conn.welcomed.set()
+            link = self._cluster
+            if link is not None and link.superseded(event.appid, event.cid):
+                # a newer registration's notice came while ours awaited its commit
+                if self.connections.get(key) is conn:
+                    del self.connections[key]
+                await conn.close(protocol.CloseCode.REPLACED, "replaced by a newer connection")
+                return None
             log.info("daemon registered", appid=event.appid, cid=event.cid, cursor=cursor)
             conn.kick()
         elif isinstance(event, wire.Acked):
             assert conn is not None
             if event.seq <= conn.last_sent:  # sent, so issued: applied with others soon
                 self.acks.add(conn.appid, conn.cid, event.seq)
-            elif (refused := self.service.ack(conn.appid, conn.cid, event.seq)) is not None:
+            elif (refused := await self.service.ack(conn.appid, conn.cid, event.seq)) is not None:
                 await ws.send_str(refused)
         elif isinstance(event, wire.Receipted):
             assert conn is not None
-            self.service.receipt(conn.appid, conn.cid, event)
+            await self.service.receipt(conn.appid, conn.cid, event)
         elif isinstance(event, wire.Reply):
             log.warning("refused a frame from a daemon", frame=event.frame)
             await ws.send_str(event.frame)

@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -25,7 +25,8 @@ from .ids import ordered_id
 from .ratelimit import RateLimiter
 from .send import MAX_DEVICES, Limits, SendRequest, parse_send_message
 from .session import Close, Receipted, Register, error_frame, refuse
-from .store import GatewayStore, secret_hash
+from .store import secret_hash
+from .storeapi import Store
 
 log = structlog.get_logger(__name__)
 
@@ -41,7 +42,7 @@ CID_UNSEEN_EXPIRY_S = 90 * 86_400
 
 #: Which of these cids of an app hold a connection (here, or on another node): asked
 #: once for all of a request's cids, as one Redis round trip does it for a broadcast.
-Online = Callable[[str, list[str]], set[str]]
+Online = Callable[[str, list[str]], Awaitable[set[str]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,8 @@ class Delivery:
     seq: int
     msg_id: str
     body_json: str
+    #: The cid's seq before this one (0: commits arrive in order, see Store.committed).
+    before: int = 0
 
 
 @dataclass
@@ -70,7 +73,7 @@ class GatewayService:
     def __init__(
         self,
         config: GatewayConfig,
-        store: GatewayStore,
+        store: Store,
         clock: Callable[[], float],
         monotonic: Callable[[], float] = time.monotonic,
     ):
@@ -86,12 +89,12 @@ class GatewayService:
 
     # the websocket side: registrations, acks, receipts ------------------------------
 
-    def register(self, reg: Register) -> int | Close:
+    async def register(self, reg: Register) -> int | Close:
         """Admit a hello: the cursor to resume from, or the refusal that ends the session.
         A cid bound to a secret is only ever registered again with that secret, and the
         connection that holds it now is left alone when a hello is refused."""
         store = self.store
-        row = store.client(reg.appid, reg.cid)
+        row = await store.client(reg.appid, reg.cid)
         presented = None if reg.secret is None else secret_hash(reg.secret)
         if row is None:
             if self.config.new_cids_per_minute and not self.new_cid_rate.allow(reg.peer):
@@ -126,7 +129,7 @@ class GatewayService:
                 appid=reg.appid,
                 cid=reg.cid,
             )
-        cursor = store.register(reg.appid, reg.cid, reg.acked, presented)
+        cursor = await store.register(reg.appid, reg.cid, reg.acked, presented)
         if row is not None and reg.acked > row.issued:
             log.warning(
                 f"cursor ahead of gateway: hello.acked {reg.acked} is past the last seq "
@@ -136,33 +139,36 @@ class GatewayService:
             )
         return cursor
 
-    def ack(self, appid: str, cid: str, seq: int) -> str | None:
+    async def ack(self, appid: str, cid: str, seq: int) -> str | None:
         """Apply an ack; an error frame to send back (non-fatal) when it is refused."""
-        row = self.store.client(appid, cid)
+        row = await self.store.client(appid, cid)
         issued = 0 if row is None else row.issued
         if seq > issued:
             log.warning("refused an ack past the last seq issued", appid=appid, cid=cid, seq=seq)
             return error_frame(
                 "bad_frame", f"ack.seq: {seq} is past the last seq sent to this cid ({issued})"
             )
-        self.store.ack(appid, cid, seq)
+        await self.store.ack(appid, cid, seq)
         return None
 
-    def ack_many(self, acks: list[tuple[str, str, int]]) -> None:
+    async def ack_many(self, acks: list[tuple[str, str, int]]) -> None:
         """Acks the server has checked (each seq was sent to its cid, so issued)."""
-        self.store.ack_many(acks)
+        await self.store.ack_many(acks)
 
-    def receipt(self, appid: str, cid: str, receipt: Receipted) -> None:
+    async def receipt(self, appid: str, cid: str, receipt: Receipted) -> None:
         """Counted once, and only for a message of that task sent to that cid."""
         if not receipt.taskid:
             return
-        if not self.store.count_receipt(appid, cid, receipt.id, receipt.taskid, receipt.event):
+        if not await self.store.count_receipt(
+            appid, cid, receipt.id, receipt.taskid, receipt.event
+        ):
             log.debug("receipt counted nothing", appid=appid, cid=cid, taskid=receipt.taskid)
 
-    def purge(self, keep: Iterable[tuple[str, str]]) -> tuple[int, int]:
+    async def purge(self, keep: Iterable[tuple[str, str]]) -> tuple[int, int]:
         """The periodic clean-up: (expired messages, unseen cids) removed; ``keep``
         names the connected cids, which are seen now whatever their last hello."""
-        return self.store.purge_expired(), self.store.purge_unseen(CID_UNSEEN_EXPIRY_S, keep)
+        expired = await self.store.purge_expired()
+        return expired, await self.store.purge_unseen(CID_UNSEEN_EXPIRY_S, keep)
 
     def authorize(self, appid: str, authorization: str) -> None:
         """The app is served here and the caller holds its server secret, if it has one."""
@@ -188,10 +194,10 @@ class GatewayService:
                 retry_after=self.api_rate.retry_after(key),
             )
 
-    def call(self, appid: str, method: str, body: Any, online: Online) -> Outcome:
+    async def call(self, appid: str, method: str, body: Any, online: Online) -> Outcome:
         """Run one server method; the answer is uni's envelope."""
         if method == "sendMessage":
-            return self.send_message(appid, body, online)
+            return await self.send_message(appid, body, online)
         if method in methods.NOT_SUPPORTED:
             raise UniError(
                 errors.PARAMS,
@@ -201,19 +207,19 @@ class GatewayService:
         if handler is None:
             raise UniError(errors.NOT_FOUND, f"{method} is not a uni-push server method", 404)
         ctx = methods.Context(appid, self.store, online, self.clock)
-        with self.store.transaction():
-            data = handler(ctx, body)
+        async with self.store.transaction():
+            data = await handler(ctx, body)
         return Outcome({"errCode": 0, "errMsg": "success", "data": data})
 
-    def send_message(self, appid: str, body: Any, online: Online) -> Outcome:
+    async def send_message(self, appid: str, body: Any, online: Online) -> Outcome:
         req = parse_send_message(body, self.limits)
         store = self.store
         if req.request_id is not None:
-            earlier = store.answer_for(appid, req.request_id)
+            earlier = await store.answer_for(appid, req.request_id)
             if earlier is not None:
                 log.info("dropped a repeated request_id", request_id=req.request_id)
                 data = earlier.get("data") or {}
-                cids = store.all_cids(appid) if "taskid" in data else _answered_cids(data)
+                cids = await store.all_cids(appid) if "taskid" in data else _answered_cids(data)
                 return Outcome(earlier, recheck=cids)
         broadcast = req.target.kind == "broadcast"
         if broadcast and not self.broadcast_rate.allow(appid):
@@ -227,12 +233,12 @@ class GatewayService:
         taskid = f"{'RASA' if broadcast else 'RASL'}_{stamp}_{ordered_id()}"
         message = json.dumps({**req.message, "taskid": taskid}, ensure_ascii=False)
         deliveries: list[Delivery] = []
-        with store.transaction():
-            groups = self._resolve(appid, req)
+        async with store.transaction():
+            groups = await self._resolve(appid, req)
             targets = list(dict.fromkeys(c for cids in groups.values() for c in cids))
             statuses: dict[str, str] = {}
-            known = store.known_many(appid, targets)
-            connected = online(appid, [c for c in targets if c in known])
+            known = await store.known_many(appid, targets)
+            connected = await online(appid, [c for c in targets if c in known])
             reached = 0
             for cid in targets:
                 if cid not in known:
@@ -241,34 +247,37 @@ class GatewayService:
                     statuses[cid] = IGNORED  # uni-push ignores devices past 500
                 else:
                     reached += 1
-                    statuses[cid] = self._store_for(
+                    statuses[cid] = await self._store_for(
                         appid, cid, req, taskid, message, cid in connected, deliveries
                     )
             stored = sum(s.startswith("successed_") and s != IGNORED for s in statuses.values())
-            store.add_task(appid, taskid, req.group_name, len(statuses), stored)
+            await store.add_task(appid, taskid, req.group_name, len(statuses), stored)
             answer = {
                 "errCode": 0,
                 "errMsg": "",
                 "data": _answer_data(req, taskid, groups, statuses),
             }
             if req.request_id is not None:
-                store.remember_answer(appid, req.request_id, answer)
-        numbered = store.committed_seq  # Redis numbers the messages at the commit
-        deliveries = [Delivery(d.cid, numbered(d.seq), d.msg_id, d.body_json) for d in deliveries]
+                await store.remember_answer(appid, req.request_id, answer)
+        numbered = []
+        for d in deliveries:
+            seq, before = store.committed(d.seq)  # Redis numbers the messages at the commit
+            numbered.append(Delivery(d.cid, seq, d.msg_id, d.body_json, before))
+        deliveries = numbered
         return Outcome(answer, deliveries)
 
-    def _resolve(self, appid: str, req: SendRequest) -> dict[str, list[str]]:
+    async def _resolve(self, appid: str, req: SendRequest) -> dict[str, list[str]]:
         """Target -> cids, grouped by alias for alias targets (uni answers per alias)."""
         kind, values, store = req.target.kind, list(req.target.values), self.store
         if kind == "push_clientid":
             return {"": values}
         if kind == "broadcast":
-            return {"": store.all_cids(appid)}
+            return {"": await store.all_cids(appid)}
         if kind == "getui_alias":
-            return {alias: store.cids_of_alias(appid, alias) for alias in values}
+            return {alias: await store.cids_of_alias(appid, alias) for alias in values}
         if kind == "getui_custom_tag":
-            return {"": store.cids_with_tag(appid, values[0])}
-        if not store.has_uniid(appid):
+            return {"": await store.cids_with_tag(appid, values[0])}
+        if not await store.has_uniid(appid):
             raise UniError(
                 errors.ILLEGAL,
                 f"illegal params: {kind} targets need a uni-id mapping (uniCloud's "
@@ -280,9 +289,9 @@ class GatewayService:
             "user_tag": store.cids_for_user_tags,
             "device_id": store.cids_for_devices,
         }[kind]
-        return {"": resolve(appid, values)}
+        return {"": await resolve(appid, values)}
 
-    def _store_for(
+    async def _store_for(
         self,
         appid: str,
         cid: str,
@@ -297,7 +306,7 @@ class GatewayService:
             return IGNORED
         ttl_s = ONLINE_ONLY_GRACE_S if online_only else req.ttl_ms / 1000
         msg_id = message_id(appid, cid, req.request_id)
-        seq = self.store.add_message(appid, cid, msg_id, taskid, message, ttl_s)
+        seq = await self.store.add_message(appid, cid, msg_id, taskid, message, ttl_s)
         if not connected:
             return "successed_offline"
         deliveries.append(Delivery(cid, seq, msg_id, message))

@@ -18,7 +18,7 @@ def recorder(
     failed: list[str] | None = None,
     calls: list[int] | None = None,
 ) -> DeferredAcks:
-    def apply(acks: Applied) -> None:
+    async def apply(acks: Applied) -> None:
         if calls is not None:
             calls.append(len(acks))
         if fail and any(cid in fail for _, cid, _ in acks):
@@ -65,9 +65,9 @@ async def test_flush_one_applies_that_cids_ack_now_and_only_once() -> None:
     acks = recorder(applied)
     acks.add("app", "c1", 4)
     acks.add("app", "c2", 6)
-    acks.flush_one("app", "c1")
+    await acks.flush_one("app", "c1")
     assert applied == [("app", "c1", 4)]
-    acks.flush_one("app", "c1")  # nothing left for it
+    await acks.flush_one("app", "c1")  # nothing left for it
     await asyncio.sleep(0.05)
     assert applied == [("app", "c1", 4), ("app", "c2", 6)]
 
@@ -76,7 +76,7 @@ async def test_flush_applies_everything_and_cancels_the_timer() -> None:
     applied: Applied = []
     acks = recorder(applied)
     acks.add("app", "c1", 2)
-    acks.flush()  # the gateway stops
+    await acks.flush()  # the gateway stops
     assert applied == [("app", "c1", 2)] and len(acks) == 0
     await asyncio.sleep(0.05)
     assert applied == [("app", "c1", 2)]
@@ -94,7 +94,7 @@ async def test_a_failed_ack_is_logged_and_the_others_still_apply(
     acks = recorder(applied, fail={"bad"}, failed=failed, calls=calls)
     acks.add("app", "bad", 3)
     acks.add("app", "good", 8)
-    acks.flush()
+    await acks.flush()
     assert applied == [("app", "good", 8)]
     assert failed == ["bad"]
     assert calls == [2, 1, 1]  # the window's call failed: each ack again on its own

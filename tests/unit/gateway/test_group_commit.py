@@ -15,6 +15,7 @@ import pytest
 
 from tests.gatewaykit import Kit, running_gateway
 from unipush_bridge.gateway.service import message_id
+from unipush_bridge.gateway.sqlitestore import SqliteStore
 from unipush_bridge.sqlitedb import GroupCommit, open_db
 
 APP = "__UNI__A"
@@ -137,7 +138,9 @@ async def kit(tmp_path: Path) -> AsyncIterator[Kit]:
 def hold_commits(kit: Kit) -> tuple[asyncio.Event, list[Callable[[], None]]]:
     """Commits wait until the returned event is set: the window between a push leaving
     and its commit, held open."""
-    group: Any = kit.gateway.store._group  # type: ignore[attr-defined]
+    store = kit.gateway.store
+    assert isinstance(store, SqliteStore)
+    group: Any = store.sync._group
     release = asyncio.Event()
     held: list[Callable[[], None]] = []
     real = group.flush
@@ -193,8 +196,9 @@ async def test_a_retry_after_a_crash_before_the_commit_is_the_same_message(
         release, _ = hold_commits(kit)
         sending = asyncio.ensure_future(kit.call("sendMessage", body(cid, request_id=request_id)))
         first = await client.next_push()
-        store: Any = kit.gateway.store
-        store._db.execute("ROLLBACK")  # the crash: the commit never happens
+        store = kit.gateway.store
+        assert isinstance(store, SqliteStore)
+        store.sync._db.execute("ROLLBACK")  # the crash: the commit never happens
         sending.cancel()
         release.set()  # (lets the handler end, so the gateway stops at once)
         await client.ws.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,8 @@ from unipush_bridge.gateway.methods import (
     NOT_SUPPORTED,
     Context,
 )
-from unipush_bridge.gateway.store import GatewayStore
+from unipush_bridge.gateway.sqlitestore import SqliteStore
+from unipush_bridge.gateway.storeapi import Store
 
 APP = "__UNI__A"
 OTHER = "__UNI__B"
@@ -50,14 +51,16 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def store(tmp_path: Path, clock: Clock) -> Iterator[GatewayStore]:
-    s = GatewayStore(tmp_path / "gw" / "gateway.sqlite3", clock)
-    s.register(APP, C1, 0)
-    s.register(APP, C2, 0)
-    s.register(APP, C3, 0)
-    s.register(OTHER, GHOST, 0)  # known to another app only
-    yield s
-    s.close()
+async def store(tmp_path: Path, clock: Clock) -> AsyncIterator[Store]:
+    s = SqliteStore(tmp_path / "gw" / "gateway.sqlite3", clock)
+    try:
+        await s.register(APP, C1, 0)
+        await s.register(APP, C2, 0)
+        await s.register(APP, C3, 0)
+        await s.register(OTHER, GHOST, 0)  # known to another app only
+        yield s
+    finally:
+        await s.close()
 
 
 @pytest.fixture
@@ -66,21 +69,24 @@ def online() -> set[tuple[str, str]]:
 
 
 @pytest.fixture
-def ctx(store: GatewayStore, online: set[tuple[str, str]], clock: Clock) -> Context:
-    return Context(APP, store, lambda appid, cids: {c for c in cids if (appid, c) in online}, clock)
+def ctx(store: Store, online: set[tuple[str, str]], clock: Clock) -> Context:
+    async def is_online(appid: str, cids: list[str]) -> set[str]:
+        return {c for c in cids if (appid, c) in online}
+
+    return Context(APP, store, is_online, clock)
 
 
-def call(ctx: Context, name: str, arg: Any = None) -> Any:
-    return METHODS[name](ctx, arg)
+async def call(ctx: Context, name: str, arg: Any = None) -> Any:
+    return await METHODS[name](ctx, arg)
 
 
 class RollBack(Exception):
     """Ends a test's transaction the way a refusing method ends the server's."""
 
 
-def refused(ctx: Context, name: str, arg: Any) -> UniError:
+async def refused(ctx: Context, name: str, arg: Any) -> UniError:
     with pytest.raises(UniError) as info:
-        call(ctx, name, arg)
+        await call(ctx, name, arg)
     err = info.value
     assert err.err_code == ILLEGAL
     assert err.status == 400
@@ -95,7 +101,7 @@ def other(ctx: Context) -> Context:
 # the tables -----------------------------------------------------------------------------
 
 
-def test_method_names() -> None:
+async def test_method_names() -> None:
     assert set(METHODS) == {
         "cidBindAlias",
         "getAliasByCid",
@@ -116,7 +122,7 @@ def test_method_names() -> None:
     assert all(callable(m) for m in METHODS.values())
 
 
-def test_not_supported_has_a_reason_for_each_name() -> None:
+async def test_not_supported_has_a_reason_for_each_name() -> None:
     assert "stopTaskByTaskid" in NOT_SUPPORTED
     assert "getReportByDate" in NOT_SUPPORTED
     for name, reason in NOT_SUPPORTED.items():
@@ -124,38 +130,43 @@ def test_not_supported_has_a_reason_for_each_name() -> None:
         assert reason.strip(), name
 
 
-def test_methods_and_not_supported_do_not_overlap() -> None:
+async def test_methods_and_not_supported_do_not_overlap() -> None:
     assert not set(METHODS) & set(NOT_SUPPORTED)
     assert "sendMessage" not in METHODS
     assert "sendMessage" not in NOT_SUPPORTED
 
 
-def test_context_clock_defaults_to_time(store: GatewayStore) -> None:
-    assert Context(APP, store, lambda a, c: False).clock is time.time
+async def test_context_clock_defaults_to_time(store: Store) -> None:
+    async def nobody(appid: str, cids: list[str]) -> set[str]:
+        return set()
+
+    assert Context(APP, store, nobody).clock is time.time
 
 
 # aliases --------------------------------------------------------------------------------
 
 
-def test_bind_alias_array(ctx: Context) -> None:
+async def test_bind_alias_array(ctx: Context) -> None:
     assert (
-        call(ctx, "cidBindAlias", [{"cid": C2, "alias": "alice"}, {"cid": C1, "alias": "alice"}])
+        await call(
+            ctx, "cidBindAlias", [{"cid": C2, "alias": "alice"}, {"cid": C1, "alias": "alice"}]
+        )
         is None
     )
-    assert call(ctx, "getCidByAlias", "alice") == {"cid": [C1, C2]}
-    assert call(ctx, "getAliasByCid", C1) == {"alias": "alice"}
-    assert call(ctx, "getAliasByCid", {"cid": C2}) == {"alias": "alice"}
+    assert await call(ctx, "getCidByAlias", "alice") == {"cid": [C1, C2]}
+    assert await call(ctx, "getAliasByCid", C1) == {"alias": "alice"}
+    assert await call(ctx, "getAliasByCid", {"cid": C2}) == {"alias": "alice"}
 
 
-def test_bind_alias_data_list(ctx: Context) -> None:
-    call(ctx, "cidBindAlias", {"data_list": [{"cid": C1, "alias": "bob_1"}]})
-    assert call(ctx, "getCidByAlias", {"alias": "bob_1"}) == {"cid": [C1]}
+async def test_bind_alias_data_list(ctx: Context) -> None:
+    await call(ctx, "cidBindAlias", {"data_list": [{"cid": C1, "alias": "bob_1"}]})
+    assert await call(ctx, "getCidByAlias", {"alias": "bob_1"}) == {"cid": [C1]}
 
 
 @pytest.mark.parametrize("alias", ["a", "A_9", "a" * 39, "张三", "user_张三_1"])
-def test_alias_accepted(ctx: Context, alias: str) -> None:
-    call(ctx, "cidBindAlias", [{"cid": C1, "alias": alias}])
-    assert call(ctx, "getAliasByCid", C1) == {"alias": alias}
+async def test_alias_accepted(ctx: Context, alias: str) -> None:
+    await call(ctx, "cidBindAlias", [{"cid": C1, "alias": alias}])
+    assert await call(ctx, "getAliasByCid", C1) == {"alias": alias}
 
 
 ALIAS_RULE = "must be under 40 letters, digits, '_' or Chinese characters"
@@ -186,132 +197,139 @@ PAIRS_RULE = "must be a non-empty array of {cid, alias}"
         ([{"cid": C1, "alias": "ok"}, {"cid": C2, "alias": "no!"}], f"[1].alias {ALIAS_RULE}"),
     ],
 )
-def test_bind_alias_rules(ctx: Context, arg: Any, err_msg: str) -> None:
-    assert refused(ctx, "cidBindAlias", arg).err_msg == f"illegal params: {err_msg}"
-    assert call(ctx, "getAliasByCid", C1) == {"alias": None}  # checked before any write
+async def test_bind_alias_rules(ctx: Context, arg: Any, err_msg: str) -> None:
+    assert (await refused(ctx, "cidBindAlias", arg)).err_msg == f"illegal params: {err_msg}"
+    assert await call(ctx, "getAliasByCid", C1) == {"alias": None}  # checked before any write
 
 
-def test_alias_with_a_trailing_newline_is_refused(ctx: Context) -> None:
-    err = refused(ctx, "cidBindAlias", [{"cid": C1, "alias": "x" * 39 + "\n"}])
+async def test_alias_with_a_trailing_newline_is_refused(ctx: Context) -> None:
+    err = await refused(ctx, "cidBindAlias", [{"cid": C1, "alias": "x" * 39 + "\n"}])
     assert err.err_msg == f"illegal params: [0].alias {ALIAS_RULE}"
 
 
 @pytest.mark.parametrize("cid", [GHOST, "never-registered"])
-def test_bind_alias_to_an_unknown_cid(ctx: Context, cid: str) -> None:
-    err = refused(ctx, "cidBindAlias", [{"cid": cid, "alias": "alice"}])
+async def test_bind_alias_to_an_unknown_cid(ctx: Context, cid: str) -> None:
+    err = await refused(ctx, "cidBindAlias", [{"cid": cid, "alias": "alice"}])
     assert err.err_msg == f"illegal params: cid {cid} is not registered for this appId"
-    assert call(ctx, "getCidByAlias", "alice") == {"cid": []}
+    assert await call(ctx, "getCidByAlias", "alice") == {"cid": []}
 
 
-def test_rebinding_moves_the_alias(ctx: Context) -> None:
-    call(ctx, "cidBindAlias", [{"cid": C1, "alias": "alice"}, {"cid": C2, "alias": "alice"}])
-    call(ctx, "cidBindAlias", [{"cid": C1, "alias": "bob"}])
-    assert call(ctx, "getAliasByCid", C1) == {"alias": "bob"}
-    assert call(ctx, "getCidByAlias", "alice") == {"cid": [C2]}
-    assert call(ctx, "getCidByAlias", "bob") == {"cid": [C1]}
+async def test_rebinding_moves_the_alias(ctx: Context) -> None:
+    await call(ctx, "cidBindAlias", [{"cid": C1, "alias": "alice"}, {"cid": C2, "alias": "alice"}])
+    await call(ctx, "cidBindAlias", [{"cid": C1, "alias": "bob"}])
+    assert await call(ctx, "getAliasByCid", C1) == {"alias": "bob"}
+    assert await call(ctx, "getCidByAlias", "alice") == {"cid": [C2]}
+    assert await call(ctx, "getCidByAlias", "bob") == {"cid": [C1]}
 
 
-def test_eleventh_cid_on_one_alias_is_refused(ctx: Context, store: GatewayStore) -> None:
+async def test_eleventh_cid_on_one_alias_is_refused(ctx: Context, store: Store) -> None:
     assert MAX_CIDS_PER_ALIAS == 10
     cids = [f"{i:032x}" for i in range(11)]
     for cid in cids:
-        store.register(APP, cid, 0)
-    call(ctx, "cidBindAlias", [{"cid": c, "alias": "team"} for c in cids[:10]])
-    err = refused(ctx, "cidBindAlias", [{"cid": cids[10], "alias": "team"}])
+        await store.register(APP, cid, 0)
+    await call(ctx, "cidBindAlias", [{"cid": c, "alias": "team"} for c in cids[:10]])
+    err = await refused(ctx, "cidBindAlias", [{"cid": cids[10], "alias": "team"}])
     assert err.err_msg == "illegal params: team already has 10 cids bound (the most)"
-    assert call(ctx, "getAliasByCid", cids[10]) == {"alias": None}
-    assert call(ctx, "getCidByAlias", "team") == {"cid": cids[:10]}
+    assert await call(ctx, "getAliasByCid", cids[10]) == {"alias": None}
+    assert await call(ctx, "getCidByAlias", "team") == {"cid": cids[:10]}
     # A cid already on the alias binds again without counting twice.
-    call(ctx, "cidBindAlias", [{"cid": cids[0], "alias": "team"}])
+    await call(ctx, "cidBindAlias", [{"cid": cids[0], "alias": "team"}])
     # Moving one away makes room.
-    call(ctx, "cidBindAlias", [{"cid": cids[0], "alias": "elsewhere"}])
-    call(ctx, "cidBindAlias", [{"cid": cids[10], "alias": "team"}])
-    assert call(ctx, "getCidByAlias", "team") == {"cid": cids[1:]}
+    await call(ctx, "cidBindAlias", [{"cid": cids[0], "alias": "elsewhere"}])
+    await call(ctx, "cidBindAlias", [{"cid": cids[10], "alias": "team"}])
+    assert await call(ctx, "getCidByAlias", "team") == {"cid": cids[1:]}
 
 
-def test_aliases_are_per_app(ctx: Context, store: GatewayStore) -> None:
-    call(ctx, "cidBindAlias", [{"cid": C1, "alias": "alice"}])
-    assert call(other(ctx), "getCidByAlias", "alice") == {"cid": []}
-    assert call(other(ctx), "getAliasByCid", C1) == {"alias": None}
-    call(other(ctx), "cidBindAlias", [{"cid": GHOST, "alias": "alice"}])
-    assert call(ctx, "getCidByAlias", "alice") == {"cid": [C1]}
+async def test_aliases_are_per_app(ctx: Context, store: Store) -> None:
+    await call(ctx, "cidBindAlias", [{"cid": C1, "alias": "alice"}])
+    assert await call(other(ctx), "getCidByAlias", "alice") == {"cid": []}
+    assert await call(other(ctx), "getAliasByCid", C1) == {"alias": None}
+    await call(other(ctx), "cidBindAlias", [{"cid": GHOST, "alias": "alice"}])
+    assert await call(ctx, "getCidByAlias", "alice") == {"cid": [C1]}
 
 
 @pytest.mark.parametrize("arg", [None, "", 5, {"cid": ""}, {"cid": 5}, {}, [C1]])
-def test_get_alias_by_cid_rule(ctx: Context, arg: Any) -> None:
+async def test_get_alias_by_cid_rule(ctx: Context, arg: Any) -> None:
     assert (
-        refused(ctx, "getAliasByCid", arg).err_msg
-        == "illegal params: cid must be a non-empty string"
-    )
+        await refused(ctx, "getAliasByCid", arg)
+    ).err_msg == "illegal params: cid must be a non-empty string"
 
 
-def test_get_alias_of_an_unbound_or_unknown_cid(ctx: Context) -> None:
-    assert call(ctx, "getAliasByCid", C1) == {"alias": None}
-    assert call(ctx, "getAliasByCid", "nobody") == {"alias": None}
+async def test_get_alias_of_an_unbound_or_unknown_cid(ctx: Context) -> None:
+    assert await call(ctx, "getAliasByCid", C1) == {"alias": None}
+    assert await call(ctx, "getAliasByCid", "nobody") == {"alias": None}
 
 
 @pytest.mark.parametrize("arg", [None, "", 5, {"alias": ""}, {}, ["alice"]])
-def test_get_cid_by_alias_rule(ctx: Context, arg: Any) -> None:
-    err = refused(ctx, "getCidByAlias", arg)
+async def test_get_cid_by_alias_rule(ctx: Context, arg: Any) -> None:
+    err = await refused(ctx, "getCidByAlias", arg)
     assert err.err_msg == "illegal params: alias must be a non-empty string"
 
 
-def test_unbound_alias(ctx: Context) -> None:
-    call(
+async def test_unbound_alias(ctx: Context) -> None:
+    await call(
         ctx,
         "cidBindAlias",
         [{"cid": C1, "alias": "alice"}, {"cid": C2, "alias": "alice"}, {"cid": C3, "alias": "bob"}],
     )
-    assert call(ctx, "unboundAlias", [{"cid": C1, "alias": "alice"}]) is None
-    assert call(ctx, "getCidByAlias", "alice") == {"cid": [C2]}
+    assert await call(ctx, "unboundAlias", [{"cid": C1, "alias": "alice"}]) is None
+    assert await call(ctx, "getCidByAlias", "alice") == {"cid": [C2]}
     # A pair that is not bound changes nothing.
-    call(ctx, "unboundAlias", {"data_list": [{"cid": C3, "alias": "alice"}]})
-    assert call(ctx, "getAliasByCid", C3) == {"alias": "bob"}
-    call(ctx, "unboundAlias", {"data_list": [{"cid": C3, "alias": "bob"}]})
-    assert call(ctx, "getAliasByCid", C3) == {"alias": None}
+    await call(ctx, "unboundAlias", {"data_list": [{"cid": C3, "alias": "alice"}]})
+    assert await call(ctx, "getAliasByCid", C3) == {"alias": "bob"}
+    await call(ctx, "unboundAlias", {"data_list": [{"cid": C3, "alias": "bob"}]})
+    assert await call(ctx, "getAliasByCid", C3) == {"alias": None}
 
 
-def test_unbound_alias_rules(ctx: Context) -> None:
-    assert refused(ctx, "unboundAlias", []).err_msg == f"illegal params: data_list {PAIRS_RULE}"
-    err = refused(ctx, "unboundAlias", [{"cid": C1, "alias": "a b"}])
+async def test_unbound_alias_rules(ctx: Context) -> None:
+    assert (
+        await refused(ctx, "unboundAlias", [])
+    ).err_msg == f"illegal params: data_list {PAIRS_RULE}"
+    err = await refused(ctx, "unboundAlias", [{"cid": C1, "alias": "a b"}])
     assert err.err_msg == f"illegal params: [0].alias {ALIAS_RULE}"
 
 
 @pytest.mark.parametrize("form", ["string", "object"])
-def test_unbound_all_alias(ctx: Context, form: str) -> None:
-    call(
+async def test_unbound_all_alias(ctx: Context, form: str) -> None:
+    await call(
         ctx,
         "cidBindAlias",
         [{"cid": C1, "alias": "alice"}, {"cid": C2, "alias": "alice"}, {"cid": C3, "alias": "bob"}],
     )
-    assert call(ctx, "unboundAllAlias", "alice" if form == "string" else {"alias": "alice"}) is None
-    assert call(ctx, "getCidByAlias", "alice") == {"cid": []}
-    assert call(ctx, "getAliasByCid", C1) == {"alias": None}
-    assert call(ctx, "getCidByAlias", "bob") == {"cid": [C3]}
+    assert (
+        await call(ctx, "unboundAllAlias", "alice" if form == "string" else {"alias": "alice"})
+        is None
+    )
+    assert await call(ctx, "getCidByAlias", "alice") == {"cid": []}
+    assert await call(ctx, "getAliasByCid", C1) == {"alias": None}
+    assert await call(ctx, "getCidByAlias", "bob") == {"cid": [C3]}
 
 
-def test_unbound_all_alias_rule(ctx: Context) -> None:
-    err = refused(ctx, "unboundAllAlias", {"alias": None})
+async def test_unbound_all_alias_rule(ctx: Context) -> None:
+    err = await refused(ctx, "unboundAllAlias", {"alias": None})
     assert err.err_msg == "illegal params: alias must be a non-empty string"
 
 
 # custom tags ----------------------------------------------------------------------------
 
 
-def test_bind_custom_tags_overwrites(ctx: Context) -> None:
-    assert call(ctx, "cidBindCustomTags", {"cid": C1, "custom_tag": ["vip", "beta", "vip"]}) is None
-    assert call(ctx, "searchCustomTagByCid", C1) == {C1: ["beta", "vip"]}
-    call(ctx, "cidBindCustomTags", {"cid": C1, "custom_tag": ["gold"]})
-    assert call(ctx, "searchCustomTagByCid", C1) == {C1: ["gold"]}
-    call(ctx, "cidBindCustomTags", {"cid": C1, "custom_tag": []})
-    assert call(ctx, "searchCustomTagByCid", C1) == {C1: []}
+async def test_bind_custom_tags_overwrites(ctx: Context) -> None:
+    assert (
+        await call(ctx, "cidBindCustomTags", {"cid": C1, "custom_tag": ["vip", "beta", "vip"]})
+        is None
+    )
+    assert await call(ctx, "searchCustomTagByCid", C1) == {C1: ["beta", "vip"]}
+    await call(ctx, "cidBindCustomTags", {"cid": C1, "custom_tag": ["gold"]})
+    assert await call(ctx, "searchCustomTagByCid", C1) == {C1: ["gold"]}
+    await call(ctx, "cidBindCustomTags", {"cid": C1, "custom_tag": []})
+    assert await call(ctx, "searchCustomTagByCid", C1) == {C1: []}
 
 
-def test_bind_custom_tags_limits_are_inclusive(ctx: Context) -> None:
+async def test_bind_custom_tags_limits_are_inclusive(ctx: Context) -> None:
     tags = [f"t{i:031d}" for i in range(100)]
     assert all(len(t) == 32 for t in tags)
-    call(ctx, "cidBindCustomTags", {"cid": C1, "custom_tag": tags})
-    assert call(ctx, "searchCustomTagByCid", C1) == {C1: sorted(tags)}
+    await call(ctx, "cidBindCustomTags", {"cid": C1, "custom_tag": tags})
+    assert await call(ctx, "searchCustomTagByCid", C1) == {C1: sorted(tags)}
 
 
 TAG_RULE = "must be at most 32 characters without spaces"
@@ -334,24 +352,26 @@ TAG_RULE = "must be at most 32 characters without spaces"
         ({"cid": GHOST, "custom_tag": ["vip"]}, f"cid {GHOST} is not registered for this appId"),
     ],
 )
-def test_bind_custom_tags_rules(ctx: Context, arg: Any, err_msg: str) -> None:
-    call(ctx, "cidBindCustomTags", {"cid": C1, "custom_tag": ["before"]})
-    assert refused(ctx, "cidBindCustomTags", arg).err_msg == f"illegal params: {err_msg}"
-    assert call(ctx, "searchCustomTagByCid", C1) == {C1: ["before"]}
+async def test_bind_custom_tags_rules(ctx: Context, arg: Any, err_msg: str) -> None:
+    await call(ctx, "cidBindCustomTags", {"cid": C1, "custom_tag": ["before"]})
+    assert (await refused(ctx, "cidBindCustomTags", arg)).err_msg == f"illegal params: {err_msg}"
+    assert await call(ctx, "searchCustomTagByCid", C1) == {C1: ["before"]}
 
 
 @pytest.mark.parametrize("key", ["cids", "cid"])
-def test_cids_bind_custom_tag(ctx: Context, key: str) -> None:
-    call(ctx, "cidBindCustomTags", {"cid": C1, "custom_tag": ["old"]})
-    result = call(ctx, "cidsBindCustomTag", {key: [C1, C2, GHOST], "custom_tag": "vip"})
+async def test_cids_bind_custom_tag(ctx: Context, key: str) -> None:
+    await call(ctx, "cidBindCustomTags", {"cid": C1, "custom_tag": ["old"]})
+    result = await call(ctx, "cidsBindCustomTag", {key: [C1, C2, GHOST], "custom_tag": "vip"})
     assert result == {C1: "true", C2: "true", GHOST: "false"}
-    assert call(ctx, "searchCustomTagByCid", C1) == {C1: ["old", "vip"]}  # added, not replaced
-    assert call(ctx, "searchCustomTagByCid", C2) == {C2: ["vip"]}
-    assert call(other(ctx), "searchCustomTagByCid", GHOST) == {GHOST: []}
+    assert await call(ctx, "searchCustomTagByCid", C1) == {
+        C1: ["old", "vip"]
+    }  # added, not replaced
+    assert await call(ctx, "searchCustomTagByCid", C2) == {C2: ["vip"]}
+    assert await call(other(ctx), "searchCustomTagByCid", GHOST) == {GHOST: []}
 
 
-def test_cids_bind_custom_tag_takes_a_comma_separated_string(ctx: Context) -> None:
-    result = call(ctx, "cidsBindCustomTag", {"cids": f"{C1}, {C2},{C1}", "custom_tag": "vip"})
+async def test_cids_bind_custom_tag_takes_a_comma_separated_string(ctx: Context) -> None:
+    result = await call(ctx, "cidsBindCustomTag", {"cids": f"{C1}, {C2},{C1}", "custom_tag": "vip"})
     assert result == {C1: "true", C2: "true"}
 
 
@@ -381,49 +401,51 @@ def test_cids_bind_custom_tag_takes_a_comma_separated_string(ctx: Context) -> No
     ],
 )
 @pytest.mark.parametrize("name", ["cidsBindCustomTag", "cidsUnboundCustomTag"])
-def test_cids_custom_tag_rules(ctx: Context, name: str, arg: Any, err_msg: str) -> None:
-    assert refused(ctx, name, arg).err_msg == f"illegal params: {err_msg}"
+async def test_cids_custom_tag_rules(ctx: Context, name: str, arg: Any, err_msg: str) -> None:
+    assert (await refused(ctx, name, arg)).err_msg == f"illegal params: {err_msg}"
 
 
-def test_cids_unbound_custom_tag(ctx: Context) -> None:
-    call(ctx, "cidBindCustomTags", {"cid": C1, "custom_tag": ["vip", "beta"]})
-    call(ctx, "cidBindCustomTags", {"cid": C2, "custom_tag": ["vip"]})
-    result = call(
+async def test_cids_unbound_custom_tag(ctx: Context) -> None:
+    await call(ctx, "cidBindCustomTags", {"cid": C1, "custom_tag": ["vip", "beta"]})
+    await call(ctx, "cidBindCustomTags", {"cid": C2, "custom_tag": ["vip"]})
+    result = await call(
         ctx, "cidsUnboundCustomTag", {"cids": [C1, C2, C3, "unknown"], "custom_tag": "vip"}
     )
     assert result == {C1: "true", C2: "true", C3: "true", "unknown": "true"}
-    assert call(ctx, "searchCustomTagByCid", C1) == {C1: ["beta"]}
-    assert call(ctx, "searchCustomTagByCid", C2) == {C2: []}
-    assert call(ctx, "cidsUnboundCustomTag", {"cid": C1, "custom_tag": "beta"}) == {C1: "true"}
-    assert call(ctx, "searchCustomTagByCid", C1) == {C1: []}
+    assert await call(ctx, "searchCustomTagByCid", C1) == {C1: ["beta"]}
+    assert await call(ctx, "searchCustomTagByCid", C2) == {C2: []}
+    assert await call(ctx, "cidsUnboundCustomTag", {"cid": C1, "custom_tag": "beta"}) == {
+        C1: "true"
+    }
+    assert await call(ctx, "searchCustomTagByCid", C1) == {C1: []}
 
 
 @pytest.mark.parametrize("form", ["string", "object", "list"])
-def test_search_custom_tag_by_cid_forms(ctx: Context, form: str) -> None:
-    call(ctx, "cidBindCustomTags", {"cid": C1, "custom_tag": ["vip"]})
+async def test_search_custom_tag_by_cid_forms(ctx: Context, form: str) -> None:
+    await call(ctx, "cidBindCustomTags", {"cid": C1, "custom_tag": ["vip"]})
     arg = {"string": C1, "object": {"cid": C1}, "list": [C1]}[form]
-    assert call(ctx, "searchCustomTagByCid", arg) == {C1: ["vip"]}
+    assert await call(ctx, "searchCustomTagByCid", arg) == {C1: ["vip"]}
 
 
-def test_search_custom_tag_of_an_unknown_cid(ctx: Context) -> None:
-    assert call(ctx, "searchCustomTagByCid", "unknown") == {"unknown": []}
+async def test_search_custom_tag_of_an_unknown_cid(ctx: Context) -> None:
+    assert await call(ctx, "searchCustomTagByCid", "unknown") == {"unknown": []}
 
 
 @pytest.mark.parametrize("arg", [None, "", [C1, C2], [], {"cid": 5}, 5])
-def test_search_custom_tag_rule(ctx: Context, arg: Any) -> None:
-    err = refused(ctx, "searchCustomTagByCid", arg)
+async def test_search_custom_tag_rule(ctx: Context, arg: Any) -> None:
+    err = await refused(ctx, "searchCustomTagByCid", arg)
     assert err.err_msg == "illegal params: cid must be a non-empty string"
 
 
 # devices --------------------------------------------------------------------------------
 
 
-def test_client_status(ctx: Context, store: GatewayStore, clock: Clock, online: set) -> None:
+async def test_client_status(ctx: Context, store: Store, clock: Clock, online: set) -> None:
     clock.now = NOW + 60
-    store.touch(APP, C2)  # C2 was last seen a minute later
+    await store.touch(APP, C2)  # C2 was last seen a minute later
     online.add((APP, C1))
     online.add((OTHER, C2))  # online for another app only
-    result = call(ctx, "getClientStatusByCid", f"{C1},{C2}, unknown ,{GHOST}")
+    result = await call(ctx, "getClientStatusByCid", f"{C1},{C2}, unknown ,{GHOST}")
     assert result == {
         C1: {"last_login_time": ms(NOW), "status": "online"},
         C2: {"last_login_time": ms(NOW + 60), "status": "offline"},
@@ -431,38 +453,38 @@ def test_client_status(ctx: Context, store: GatewayStore, clock: Clock, online: 
     assert re.fullmatch(r"1715\d{6}500", result[C1]["last_login_time"])  # ms since the epoch
 
 
-def test_client_status_forms(ctx: Context, online: set) -> None:
+async def test_client_status_forms(ctx: Context, online: set) -> None:
     online.add((APP, C3))
     expected = {
         C1: {"last_login_time": ms(NOW), "status": "offline"},
         C3: {"last_login_time": ms(NOW), "status": "online"},
     }
-    assert call(ctx, "getClientStatusByCid", [C1, C3, C1]) == expected
-    assert call(ctx, "getClientStatusByCid", {"cid": [C1, C3]}) == expected
-    assert call(ctx, "getClientStatusByCid", {"cid": f"{C1},{C3}"}) == expected
-    assert call(ctx, "getClientStatusByCid", C1) == {C1: expected[C1]}
-    assert call(ctx, "getClientStatusByCid", "unknown") == {}
+    assert await call(ctx, "getClientStatusByCid", [C1, C3, C1]) == expected
+    assert await call(ctx, "getClientStatusByCid", {"cid": [C1, C3]}) == expected
+    assert await call(ctx, "getClientStatusByCid", {"cid": f"{C1},{C3}"}) == expected
+    assert await call(ctx, "getClientStatusByCid", C1) == {C1: expected[C1]}
+    assert await call(ctx, "getClientStatusByCid", "unknown") == {}
 
 
-def test_client_status_asks_the_online_callable(store: GatewayStore, clock: Clock) -> None:
+async def test_client_status_asks_the_online_callable(store: Store, clock: Clock) -> None:
     asked: list[tuple[str, list[str]]] = []
 
-    def online(appid: str, cids: list[str]) -> set[str]:
+    async def online(appid: str, cids: list[str]) -> set[str]:
         asked.append((appid, cids))
         return set(cids)
 
     ctx = Context(APP, store, online, clock)
-    result = call(ctx, "getClientStatusByCid", [C2, "unknown"])
+    result = await call(ctx, "getClientStatusByCid", [C2, "unknown"])
     assert result[C2]["status"] == "online"
     assert asked == [(APP, [C2])]  # the known cids, asked once for all
 
 
-def test_last_login_time_follows_registration(
-    ctx: Context, store: GatewayStore, clock: Clock
+async def test_last_login_time_follows_registration(
+    ctx: Context, store: Store, clock: Clock
 ) -> None:
     clock.now = NOW + 3600
-    store.register(APP, C1, 0)
-    assert call(ctx, "getClientStatusByCid", C1)[C1]["last_login_time"] == ms(NOW + 3600)
+    await store.register(APP, C1, 0)
+    assert (await call(ctx, "getClientStatusByCid", C1))[C1]["last_login_time"] == ms(NOW + 3600)
 
 
 CID_LIST_RULE = "must be a cid, a comma-separated string of cids or an array"
@@ -484,22 +506,22 @@ CID_LIST_RULE = "must be a cid, a comma-separated string of cids or an array"
     ],
 )
 @pytest.mark.parametrize("name", ["getClientStatusByCid", "getClientDetailByCid"])
-def test_cid_list_rules(ctx: Context, name: str, arg: Any, err_msg: str) -> None:
-    assert refused(ctx, name, arg).err_msg == f"illegal params: {err_msg}"
+async def test_cid_list_rules(ctx: Context, name: str, arg: Any, err_msg: str) -> None:
+    assert (await refused(ctx, name, arg)).err_msg == f"illegal params: {err_msg}"
 
 
-def test_client_status_takes_1000_cids(ctx: Context) -> None:
+async def test_client_status_takes_1000_cids(ctx: Context) -> None:
     cids = [f"{i:032x}" for i in range(999)] + [C1]
-    assert list(call(ctx, "getClientStatusByCid", cids)) == [C1]
+    assert list(await call(ctx, "getClientStatusByCid", cids)) == [C1]
 
 
-def test_client_detail(ctx: Context, online: set, clock: Clock, store: GatewayStore) -> None:
+async def test_client_detail(ctx: Context, online: set, clock: Clock, store: Store) -> None:
     online.add((APP, C1))
-    call(ctx, "cidBindAlias", [{"cid": C1, "alias": "alice"}])
-    call(ctx, "cidBindCustomTags", {"cid": C1, "custom_tag": ["vip", "beta"]})
+    await call(ctx, "cidBindAlias", [{"cid": C1, "alias": "alice"}])
+    await call(ctx, "cidBindCustomTags", {"cid": C1, "custom_tag": ["vip", "beta"]})
     clock.now = NOW + 86_400
-    store.register(APP, C2, 0)  # re-registering keeps the creation time
-    result = call(ctx, "getClientDetailByCid", [GHOST, C1, "unknown", C2])
+    await store.register(APP, C2, 0)  # re-registering keeps the creation time
+    result = await call(ctx, "getClientDetailByCid", [GHOST, C1, "unknown", C2])
     assert result["invalidCids"] == [GHOST, "unknown"]
     valid = result["validCids"]
     assert list(valid) == [C1, C2]
@@ -522,10 +544,13 @@ def test_client_detail(ctx: Context, online: set, clock: Clock, store: GatewaySt
     assert valid[C2]["createTime"] == "2024-05-10 10:00:00"
 
 
-def test_client_detail_forms(ctx: Context) -> None:
-    assert call(ctx, "getClientDetailByCid", f"{C1},nope")["invalidCids"] == ["nope"]
-    assert list(call(ctx, "getClientDetailByCid", {"cid": C1})["validCids"]) == [C1]
-    assert call(ctx, "getClientDetailByCid", "nope") == {"validCids": {}, "invalidCids": ["nope"]}
+async def test_client_detail_forms(ctx: Context) -> None:
+    assert (await call(ctx, "getClientDetailByCid", f"{C1},nope"))["invalidCids"] == ["nope"]
+    assert list((await call(ctx, "getClientDetailByCid", {"cid": C1}))["validCids"]) == [C1]
+    assert await call(ctx, "getClientDetailByCid", "nope") == {
+        "validCids": {},
+        "invalidCids": ["nope"],
+    }
 
 
 # reports --------------------------------------------------------------------------------
@@ -547,148 +572,152 @@ def counters(msg: int, target: int, receive: int, display: int, click: int) -> d
     }
 
 
-def deliver(store: GatewayStore, taskid: str, cids: list[str], group: str | None = None) -> None:
+async def deliver(store: Store, taskid: str, cids: list[str], group: str | None = None) -> None:
     """What sendMessage stores: one row per cid, and the task with its counters."""
     for cid in cids:
-        store.add_message(APP, cid, f"m-{taskid}-{cid}", taskid, {"title": "t"}, 259_200)
-    store.add_task(APP, taskid, group, target_num=len(cids) + 1, msg_num=len(cids))
+        await store.add_message(APP, cid, f"m-{taskid}-{cid}", taskid, {"title": "t"}, 259_200)
+    await store.add_task(APP, taskid, group, target_num=len(cids) + 1, msg_num=len(cids))
 
 
-def ack_all(store: GatewayStore, cid: str) -> None:
-    rows = store.after(APP, cid, 0)
-    store.ack(APP, cid, rows[-1][0])
+async def ack_all(store: Store, cid: str) -> None:
+    rows = await store.after(APP, cid, 0)
+    await store.ack(APP, cid, rows[-1][0])
 
 
-def test_get_report_counts(ctx: Context, store: GatewayStore) -> None:
-    deliver(store, "task-1", [C1, C2])
-    ack_all(store, C1)
-    assert store.count_receipt(APP, C1, f"m-task-1-{C1}", "task-1", "display")
-    assert store.count_receipt(APP, C2, f"m-task-1-{C2}", "task-1", "display")
+async def test_get_report_counts(ctx: Context, store: Store) -> None:
+    await deliver(store, "task-1", [C1, C2])
+    await ack_all(store, C1)
+    assert await store.count_receipt(APP, C1, f"m-task-1-{C1}", "task-1", "display")
+    assert await store.count_receipt(APP, C2, f"m-task-1-{C2}", "task-1", "display")
     # issue 10 item 14: a repeated receipt, and one from another app, count nothing
-    assert not store.count_receipt(APP, C1, f"m-task-1-{C1}", "task-1", "display")
-    assert store.count_receipt(APP, C1, f"m-task-1-{C1}", "task-1", "click")
-    assert not store.count_receipt(OTHER, C1, f"m-task-1-{C1}", "task-1", "click")
+    assert not await store.count_receipt(APP, C1, f"m-task-1-{C1}", "task-1", "display")
+    assert await store.count_receipt(APP, C1, f"m-task-1-{C1}", "task-1", "click")
+    assert not await store.count_receipt(OTHER, C1, f"m-task-1-{C1}", "task-1", "click")
     expected = {"task-1": {**split(counters(2, 3, 1, 2, 1)), "actionCntMap": {}}}
-    assert call(ctx, "getReport", {"taskid": "task-1"}) == expected
-    assert call(ctx, "getReport", "task-1") == expected
-    ack_all(store, C2)
-    assert call(ctx, "getReport", "task-1")["task-1"]["total"]["receive_num"] == 2
+    assert await call(ctx, "getReport", {"taskid": "task-1"}) == expected
+    assert await call(ctx, "getReport", "task-1") == expected
+    await ack_all(store, C2)
+    assert (await call(ctx, "getReport", "task-1"))["task-1"]["total"]["receive_num"] == 2
 
 
-def test_get_report_of_several_tasks(ctx: Context, store: GatewayStore) -> None:
-    deliver(store, "task-1", [C1])
-    deliver(store, "task-2", [C1, C2])
-    ack_all(store, C1)  # receives one message of each task
-    result = call(ctx, "getReport", {"taskid": "task-1,task-2,unknown", "actionIdList": []})
+async def test_get_report_of_several_tasks(ctx: Context, store: Store) -> None:
+    await deliver(store, "task-1", [C1])
+    await deliver(store, "task-2", [C1, C2])
+    await ack_all(store, C1)  # receives one message of each task
+    result = await call(ctx, "getReport", {"taskid": "task-1,task-2,unknown", "actionIdList": []})
     assert result == {
         "task-1": {**split(counters(1, 2, 1, 0, 0)), "actionCntMap": {}},
         "task-2": {**split(counters(2, 3, 1, 0, 0)), "actionCntMap": {}},
     }
-    assert list(call(ctx, "getReport", {"taskid": ["task-2", "nope"]})) == ["task-2"]
+    assert list(await call(ctx, "getReport", {"taskid": ["task-2", "nope"]})) == ["task-2"]
 
 
-def test_get_report_of_an_unknown_task(ctx: Context, store: GatewayStore) -> None:
-    store.add_task(OTHER, "task-of-b", None, 1, 1)
+async def test_get_report_of_an_unknown_task(ctx: Context, store: Store) -> None:
+    await store.add_task(OTHER, "task-of-b", None, 1, 1)
     for arg in ("unknown", {"taskid": ["a", "b"]}, "task-of-b"):
-        err = refused(ctx, "getReport", arg)
+        err = await refused(ctx, "getReport", arg)
         assert err.err_msg == "illegal params: taskid matches no task of this appId"
 
 
 @pytest.mark.parametrize("arg", [None, {}, 5, {"taskid": ""}, {"taskid": []}])
-def test_get_report_rule(ctx: Context, arg: Any) -> None:
-    assert refused(ctx, "getReport", arg).err_msg.startswith("illegal params: taskid ")
+async def test_get_report_rule(ctx: Context, arg: Any) -> None:
+    assert (await refused(ctx, "getReport", arg)).err_msg.startswith("illegal params: taskid ")
 
 
-def test_get_report_by_group_name(ctx: Context, store: GatewayStore) -> None:
-    deliver(store, "task-1", [C1], group="spring")
-    deliver(store, "task-2", [C2, C3], group="spring")
-    deliver(store, "task-3", [C1], group="autumn")
-    deliver(store, "task-4", [C1])
-    ack_all(store, C2)
-    assert store.count_receipt(APP, C1, f"m-task-1-{C1}", "task-1", "click")
-    assert store.count_receipt(APP, C1, f"m-task-3-{C1}", "task-3", "click")
+async def test_get_report_by_group_name(ctx: Context, store: Store) -> None:
+    await deliver(store, "task-1", [C1], group="spring")
+    await deliver(store, "task-2", [C2, C3], group="spring")
+    await deliver(store, "task-3", [C1], group="autumn")
+    await deliver(store, "task-4", [C1])
+    await ack_all(store, C2)
+    assert await store.count_receipt(APP, C1, f"m-task-1-{C1}", "task-1", "click")
+    assert await store.count_receipt(APP, C1, f"m-task-3-{C1}", "task-3", "click")
     expected = {"spring": split(counters(3, 5, 1, 0, 1))}
-    assert call(ctx, "getReportByGroupName", "spring") == expected
-    assert call(ctx, "getReportByGroupName", {"group_name": "spring"}) == expected
-    err = refused(ctx, "getReportByGroupName", "winter")
+    assert await call(ctx, "getReportByGroupName", "spring") == expected
+    assert await call(ctx, "getReportByGroupName", {"group_name": "spring"}) == expected
+    err = await refused(ctx, "getReportByGroupName", "winter")
     assert err.err_msg == "illegal params: group_name matches no task of this appId"
-    assert refused(other(ctx), "getReportByGroupName", "spring").err_msg.endswith(
+    assert (await refused(other(ctx), "getReportByGroupName", "spring")).err_msg.endswith(
         "no task of this appId"
     )
 
 
 @pytest.mark.parametrize("arg", [None, "", {"group_name": 5}, ["spring"]])
-def test_get_report_by_group_name_rule(ctx: Context, arg: Any) -> None:
-    err = refused(ctx, "getReportByGroupName", arg)
+async def test_get_report_by_group_name_rule(ctx: Context, arg: Any) -> None:
+    err = await refused(ctx, "getReportByGroupName", arg)
     assert err.err_msg == "illegal params: group_name must be a non-empty string"
 
 
-def test_today_report_counts_tasks_since_local_midnight(
-    ctx: Context, store: GatewayStore, clock: Clock
+async def test_today_report_counts_tasks_since_local_midnight(
+    ctx: Context, store: Store, clock: Clock
 ) -> None:
     midnight = datetime(2024, 5, 10).timestamp()
     clock.now = midnight - 1  # yesterday 23:59:59
-    deliver(store, "yesterday", [C1, C2, C3])
+    await deliver(store, "yesterday", [C1, C2, C3])
     clock.now = midnight  # the first instant of today counts
-    deliver(store, "at-midnight", [C1])
+    await deliver(store, "at-midnight", [C1])
     clock.now = midnight + 9 * 3600
-    deliver(store, "morning", [C2])
-    store.add_task(OTHER, "other-app", None, 5, 5)
+    await deliver(store, "morning", [C2])
+    await store.add_task(OTHER, "other-app", None, 5, 5)
     clock.now = NOW
-    ack_all(store, C1)  # receives 'yesterday' and 'at-midnight'
-    assert store.count_receipt(APP, C2, f"m-morning-{C2}", "morning", "display")
-    assert store.count_receipt(APP, C3, f"m-yesterday-{C3}", "yesterday", "click")
+    await ack_all(store, C1)  # receives 'yesterday' and 'at-midnight'
+    assert await store.count_receipt(APP, C2, f"m-morning-{C2}", "morning", "display")
+    assert await store.count_receipt(APP, C3, f"m-yesterday-{C3}", "yesterday", "click")
     for arg in (None, {}):
-        assert call(ctx, "getTodayReport", arg) == {"2024-05-10": split(counters(2, 4, 1, 1, 0))}
+        assert await call(ctx, "getTodayReport", arg) == {
+            "2024-05-10": split(counters(2, 4, 1, 1, 0))
+        }
 
 
-def test_today_report_of_a_day_without_tasks(
-    ctx: Context, store: GatewayStore, clock: Clock
+async def test_today_report_of_a_day_without_tasks(
+    ctx: Context, store: Store, clock: Clock
 ) -> None:
-    deliver(store, "today", [C1])
+    await deliver(store, "today", [C1])
     clock.now = datetime(2024, 5, 11, 0, 0, 1).timestamp()
-    assert call(ctx, "getTodayReport") == {"2024-05-11": split(dict(ZERO))}
+    assert await call(ctx, "getTodayReport") == {"2024-05-11": split(dict(ZERO))}
 
 
 # uni-id mapping -------------------------------------------------------------------------
 
 
-def test_bind_uni_id_device(ctx: Context, store: GatewayStore) -> None:
-    assert not store.has_uniid(APP)
-    assert call(ctx, "bindUniIdDevice", {"push_clientid": C1, "user_id": "u1"}) is None
-    call(ctx, "bindUniIdDevice", {"push_clientid": C2, "user_id": "u1", "device_id": "d2"})
-    call(ctx, "bindUniIdDevice", {"push_clientid": C3, "device_id": "d3"})
-    assert store.has_uniid(APP)
-    assert not store.has_uniid(OTHER)
-    assert store.cids_for_users(APP, ["u1"]) == [C1, C2]
-    assert store.cids_for_users(APP, ["u1", "nobody"]) == [C1, C2]
-    assert store.cids_for_users(APP, ["nobody"]) == []
-    assert store.cids_for_devices(APP, ["d2", "d3"]) == [C2, C3]
-    assert store.cids_for_devices(APP, ["d1"]) == []
-    assert store.cids_for_users(OTHER, ["u1"]) == []
+async def test_bind_uni_id_device(ctx: Context, store: Store) -> None:
+    assert not await store.has_uniid(APP)
+    assert await call(ctx, "bindUniIdDevice", {"push_clientid": C1, "user_id": "u1"}) is None
+    await call(ctx, "bindUniIdDevice", {"push_clientid": C2, "user_id": "u1", "device_id": "d2"})
+    await call(ctx, "bindUniIdDevice", {"push_clientid": C3, "device_id": "d3"})
+    assert await store.has_uniid(APP)
+    assert not await store.has_uniid(OTHER)
+    assert await store.cids_for_users(APP, ["u1"]) == [C1, C2]
+    assert await store.cids_for_users(APP, ["u1", "nobody"]) == [C1, C2]
+    assert await store.cids_for_users(APP, ["nobody"]) == []
+    assert await store.cids_for_devices(APP, ["d2", "d3"]) == [C2, C3]
+    assert await store.cids_for_devices(APP, ["d1"]) == []
+    assert await store.cids_for_users(OTHER, ["u1"]) == []
 
 
-def test_bind_uni_id_device_user_tags(ctx: Context, store: GatewayStore) -> None:
-    call(ctx, "bindUniIdDevice", {"push_clientid": C1, "user_id": "u1", "user_tag": ["vip", "cn"]})
-    call(ctx, "bindUniIdDevice", {"push_clientid": C2, "user_id": "u2", "user_tag": ["vip"]})
-    call(ctx, "bindUniIdDevice", {"push_clientid": C3, "user_id": "u1"})  # u1's second device
-    assert store.cids_for_user_tags(APP, ["vip"]) == [C1, C2, C3]
-    assert store.cids_for_user_tags(APP, ["cn"]) == [C1, C3]
-    assert store.cids_for_user_tags(APP, ["cn", "vip"]) == [C1, C2, C3]
-    assert store.cids_for_user_tags(APP, ["none"]) == []
+async def test_bind_uni_id_device_user_tags(ctx: Context, store: Store) -> None:
+    await call(
+        ctx, "bindUniIdDevice", {"push_clientid": C1, "user_id": "u1", "user_tag": ["vip", "cn"]}
+    )
+    await call(ctx, "bindUniIdDevice", {"push_clientid": C2, "user_id": "u2", "user_tag": ["vip"]})
+    await call(ctx, "bindUniIdDevice", {"push_clientid": C3, "user_id": "u1"})  # u1's second device
+    assert await store.cids_for_user_tags(APP, ["vip"]) == [C1, C2, C3]
+    assert await store.cids_for_user_tags(APP, ["cn"]) == [C1, C3]
+    assert await store.cids_for_user_tags(APP, ["cn", "vip"]) == [C1, C2, C3]
+    assert await store.cids_for_user_tags(APP, ["none"]) == []
     # Tags belong to the user and are replaced as a whole.
-    call(ctx, "bindUniIdDevice", {"push_clientid": C1, "user_id": "u1", "user_tag": ["cn"]})
-    assert store.cids_for_user_tags(APP, ["vip"]) == [C2]
-    assert store.cids_for_user_tags(OTHER, ["vip"]) == []
+    await call(ctx, "bindUniIdDevice", {"push_clientid": C1, "user_id": "u1", "user_tag": ["cn"]})
+    assert await store.cids_for_user_tags(APP, ["vip"]) == [C2]
+    assert await store.cids_for_user_tags(OTHER, ["vip"]) == []
 
 
-def test_bind_uni_id_device_rebinding_moves_the_cid(ctx: Context, store: GatewayStore) -> None:
-    call(ctx, "bindUniIdDevice", {"push_clientid": C1, "user_id": "u1", "device_id": "d1"})
-    call(ctx, "bindUniIdDevice", {"push_clientid": C1, "user_id": "u2", "device_id": "d9"})
-    assert store.cids_for_users(APP, ["u1"]) == []
-    assert store.cids_for_users(APP, ["u2"]) == [C1]
-    assert store.cids_for_devices(APP, ["d1"]) == []
-    assert store.cids_for_devices(APP, ["d9"]) == [C1]
+async def test_bind_uni_id_device_rebinding_moves_the_cid(ctx: Context, store: Store) -> None:
+    await call(ctx, "bindUniIdDevice", {"push_clientid": C1, "user_id": "u1", "device_id": "d1"})
+    await call(ctx, "bindUniIdDevice", {"push_clientid": C1, "user_id": "u2", "device_id": "d9"})
+    assert await store.cids_for_users(APP, ["u1"]) == []
+    assert await store.cids_for_users(APP, ["u2"]) == [C1]
+    assert await store.cids_for_devices(APP, ["d1"]) == []
+    assert await store.cids_for_devices(APP, ["d9"]) == [C1]
 
 
 @pytest.mark.parametrize(
@@ -709,11 +738,9 @@ def test_bind_uni_id_device_rebinding_moves_the_cid(ctx: Context, store: Gateway
         ({"push_clientid": C1, "device_id": ["d"]}, "device_id must be a non-empty string"),
     ],
 )
-def test_bind_uni_id_device_rules(
-    ctx: Context, store: GatewayStore, arg: Any, err_msg: str
-) -> None:
-    assert refused(ctx, "bindUniIdDevice", arg).err_msg == f"illegal params: {err_msg}"
-    assert not store.has_uniid(APP)
+async def test_bind_uni_id_device_rules(ctx: Context, store: Store, arg: Any, err_msg: str) -> None:
+    assert (await refused(ctx, "bindUniIdDevice", arg)).err_msg == f"illegal params: {err_msg}"
+    assert not await store.has_uniid(APP)
 
 
 @pytest.mark.parametrize(
@@ -730,12 +757,14 @@ def test_bind_uni_id_device_rules(
         ),
     ],
 )
-def test_bind_uni_id_device_user_tag_rules(
-    ctx: Context, store: GatewayStore, arg: Any, err_msg: str
+async def test_bind_uni_id_device_user_tag_rules(
+    ctx: Context, store: Store, arg: Any, err_msg: str
 ) -> None:
     # The server runs each method in a transaction, so a refusal leaves nothing behind.
-    with pytest.raises(RollBack), store.transaction():
-        assert refused(ctx, "bindUniIdDevice", arg).err_msg == f"illegal params: {err_msg}"
-        raise RollBack  # as the server does when a method refuses
-    assert not store.has_uniid(APP)
-    assert store.cids_for_user_tags(APP, ["vip"]) == []
+    with pytest.raises(RollBack):
+        async with store.transaction():
+            err = await refused(ctx, "bindUniIdDevice", arg)
+            assert err.err_msg == f"illegal params: {err_msg}"
+            raise RollBack  # as the server does when a method refuses
+    assert not await store.has_uniid(APP)
+    assert await store.cids_for_user_tags(APP, ["vip"]) == []

@@ -3,7 +3,7 @@ the whole gateway suite, which runs against it too: tests/redisstack.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 import redis
@@ -19,42 +19,43 @@ CID = "0123456789abcdef0123456789abcdef"
 
 
 @pytest.fixture
-def rs(shared_redis: RedisServer) -> Iterator[RedisStore]:
+async def rs(shared_redis: RedisServer) -> AsyncIterator[RedisStore]:
     shared_redis.flush()
     store = RedisStore(shared_redis.url, lambda: 1_000.0)
     yield store
-    store.close()
+    await store.close()
 
 
-def test_a_failed_transaction_writes_nothing(rs: RedisStore) -> None:
+async def test_a_failed_transaction_writes_nothing(rs: RedisStore) -> None:
     """issue 17 item 1: one SQLite transaction is one MULTI: an exception inside (a
     sendMessage that fails half-way) leaves no message, task or answer behind."""
-    rs.register(APP, CID, 0)
-    with pytest.raises(RuntimeError), rs.transaction():
-        rs.add_message(APP, CID, "m1", "task", {"title": "t"}, 60)
-        rs.add_task(APP, "task", None, 1, 1)
-        rs.remember_answer(APP, "req-1", {"errCode": 0})
-        raise RuntimeError("half-way")
-    assert rs.after(APP, CID, 0) == []
-    assert rs.report(APP, "taskid=?", ("task",)) is None
-    assert rs.answer_for(APP, "req-1") is None
-    client = rs.client(APP, CID)
+    await rs.register(APP, CID, 0)
+    with pytest.raises(RuntimeError):
+        async with rs.transaction():
+            await rs.add_message(APP, CID, "m1", "task", {"title": "t"}, 60)
+            await rs.add_task(APP, "task", None, 1, 1)
+            await rs.remember_answer(APP, "req-1", {"errCode": 0})
+            raise RuntimeError("half-way")
+    assert await rs.after(APP, CID, 0) == []
+    assert await rs.report(APP, "taskid=?", ("task",)) is None
+    assert await rs.answer_for(APP, "req-1") is None
+    client = await rs.client(APP, CID)
     assert client is not None and client.issued == 0
-    with rs.transaction():
-        seq = rs.add_message(APP, CID, "m2", "task", {"title": "t"}, 60)
-    assert [s for s, _, _ in rs.after(APP, CID, 0)] == [rs.committed_seq(seq)]
+    async with rs.transaction():
+        seq = await rs.add_message(APP, CID, "m2", "task", {"title": "t"}, 60)
+    assert [s for s, _, _ in await rs.after(APP, CID, 0)] == [rs.committed(seq)[0]]
 
 
-def test_messages_and_answers_carry_redis_own_expiry(
+async def test_messages_and_answers_carry_redis_own_expiry(
     rs: RedisStore, shared_redis: RedisServer
 ) -> None:
     """issue 17 item 1: a cid's queue lives as long as its newest message's ttl, a
     request_id answer for three days: Redis drops them even if no gateway purges."""
-    rs.register(APP, CID, 0)
-    rs.add_message(APP, CID, "m1", "task", {"title": "t"}, 60)
-    rs.add_message(APP, CID, "m2", "task", {"title": "t"}, 600)
-    rs.add_message(APP, CID, "m3", "task", {"title": "t"}, 30)
-    rs.remember_answer(APP, "req-1", {"errCode": 0})
+    await rs.register(APP, CID, 0)
+    await rs.add_message(APP, CID, "m1", "task", {"title": "t"}, 60)
+    await rs.add_message(APP, CID, "m2", "task", {"title": "t"}, 600)
+    await rs.add_message(APP, CID, "m3", "task", {"title": "t"}, 30)
+    await rs.remember_answer(APP, "req-1", {"errCode": 0})
     with redis.Redis.from_url(shared_redis.url) as r:
         for key in (f"up:m:{APP}:{CID}", f"up:b:{APP}:{CID}"):
             assert 590 <= int(r.ttl(key)) <= 600
@@ -80,7 +81,7 @@ def calls(r: redis.Redis) -> dict[str, int]:
     return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
 
 
-def test_a_send_is_one_multi_with_no_script_checks_and_one_script_per_body(
+async def test_a_send_is_one_multi_with_no_script_checks_and_one_script_per_body(
     rs: RedisStore, shared_redis: RedisServer
 ) -> None:
     """issue 17 item 5: redis-py sent SCRIPT EXISTS before every pipeline holding an
@@ -89,16 +90,16 @@ def test_a_send_is_one_multi_with_no_script_checks_and_one_script_per_body(
     one body are one call: a broadcast's 3,000 cost one."""
     cids = [f"{n:032x}" for n in range(3000)]
     for cid in cids:
-        rs.register(APP, cid, 0)
+        await rs.register(APP, cid, 0)
     with redis.Redis.from_url(shared_redis.url) as r:
         r.script_flush()  # what a restarted Redis leaves: EVAL does not care
         r.config_resetstat()
-        with rs.transaction():
-            seqs = [rs.add_message(APP, cid, f"m{cid}", "task", "{}", 60) for cid in cids]
-            rs.add_task(APP, "task", None, len(cids), len(cids))
+        async with rs.transaction():
+            seqs = [await rs.add_message(APP, cid, f"m{cid}", "task", "{}", 60) for cid in cids]
+            await rs.add_task(APP, "task", None, len(cids), len(cids))
         seen = calls(r)
     assert "script|exists" not in seen and "script" not in seen and "evalsha" not in seen
     assert seen["eval"] == 1 and seen["exec"] == 1
-    numbered = sorted(rs.committed_seq(s) for s in seqs)
+    numbered = sorted(rs.committed(s)[0] for s in seqs)
     assert numbered == list(range(numbered[0], numbered[0] + len(cids)))
-    assert [s for s, _, _ in rs.after(APP, cids[-1], 0)] == [numbered[-1]]
+    assert [s for s, _, _ in await rs.after(APP, cids[-1], 0)] == [numbered[-1]]

@@ -48,7 +48,7 @@ async def acked(client: Client, seq: int) -> None:
 async def leave(kit: Kit, client: Client) -> None:
     await client.ws.close()
     for _ in range(200):
-        if not kit.gateway.online(APP, client.cid):
+        if client.cid not in await kit.gateway.online(APP, [client.cid]):
             return
         await asyncio.sleep(0.005)
     raise AssertionError("the gateway still has the connection")
@@ -216,7 +216,7 @@ async def test_a_repeated_request_id_pushes_what_its_first_try_committed(
     message of a stream stuck that way)."""
     client = await kit.client()
 
-    async def lost(self: Connection, seq: int, msg_id: str, body_json: str) -> None:
+    async def lost(self: Connection, before: int, seq: int, msg_id: str, body_json: str) -> None:
         return None
 
     body = {"push_clientid": client.cid, "title": "once", "content": "c", "payload": {}}

@@ -5,7 +5,7 @@ target, unseen cids expiring, and a store from before all that (issue 10 items 1
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -14,13 +14,16 @@ from unipush_bridge.gateway.access import GatewayConfig
 from unipush_bridge.gateway.ratelimit import RateLimiter
 from unipush_bridge.gateway.service import CID_UNSEEN_EXPIRY_S, GatewayService
 from unipush_bridge.gateway.session import Close, Receipted, Register
+from unipush_bridge.gateway.sqlitestore import SqliteStore
 from unipush_bridge.gateway.store import GatewayStore, secret_hash
+from unipush_bridge.gateway.storeapi import Store
 from unipush_bridge.wire.gateway import CloseCode, Error, parse_server_frame
 
 APP = "__UNI__A"
 CID = "0123456789abcdef0123456789abcdef"
 CID2 = "fedcba9876543210fedcba9876543210"
 SECRET = "a" * 64
+BODY = {"title": "t", "content": "c"}
 
 
 class Clock:
@@ -37,19 +40,23 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def gs(tmp_path: Path, clock: Clock) -> Iterator[GatewayStore]:
-    s = GatewayStore(tmp_path / "gateway.sqlite3", clock)
+async def gs(tmp_path: Path, clock: Clock) -> AsyncIterator[Store]:
+    s: Store = SqliteStore(tmp_path / "gateway.sqlite3", clock)
     yield s
-    s.close()
+    await s.close()
 
 
 @pytest.fixture
-def service(gs: GatewayStore, clock: Clock, tmp_path: Path) -> GatewayService:
+def service(gs: Store, clock: Clock, tmp_path: Path) -> GatewayService:
     return GatewayService(GatewayConfig(data_dir=tmp_path), gs, clock)
 
 
-def add(gs: GatewayStore, cid: str = CID, taskid: str = "task", n: int = 1) -> int:
-    return gs.add_message(APP, cid, f"m{n}-{cid}", taskid, {"title": "t", "content": "c"}, 3600)
+async def add(gs: Store, cid: str = CID, taskid: str = "task", n: int = 1) -> int:
+    return await gs.add_message(APP, cid, f"m{n}-{cid}", taskid, BODY, 3600)
+
+
+def add_sync(gs: GatewayStore, cid: str = CID) -> int:
+    return gs.add_message(APP, cid, f"m1-{cid}", "task", BODY, 3600)
 
 
 def refusal(outcome: int | Close) -> tuple[int, Error]:
@@ -62,31 +69,32 @@ def refusal(outcome: int | Close) -> tuple[int, Error]:
 # item 1 ---------------------------------------------------------------------------------
 
 
-def test_only_the_hash_of_the_secret_is_stored(gs: GatewayStore, tmp_path: Path) -> None:
+def test_only_the_hash_of_the_secret_is_stored(tmp_path: Path, clock: Clock) -> None:
     """issue 10 item 1: the gateway's file never holds a daemon's secret."""
+    gs = GatewayStore(tmp_path / "gateway.sqlite3", clock)
     gs.register(APP, CID, 0, secret_hash(SECRET))
     record = gs.client(APP, CID)
     assert record is not None and record.secret_hash == secret_hash(SECRET)
     assert SECRET not in (tmp_path / "gateway.sqlite3").read_bytes().decode("latin-1")
 
 
-def test_a_bound_cid_refuses_a_missing_or_wrong_secret(service: GatewayService) -> None:
+async def test_a_bound_cid_refuses_a_missing_or_wrong_secret(service: GatewayService) -> None:
     """issue 10 item 1: first registration binds; later hellos must match."""
-    assert service.register(Register(APP, CID, 0, SECRET)) == 0
+    assert await service.register(Register(APP, CID, 0, SECRET)) == 0
     for secret in (None, "b" * 64):
-        code, frame = refusal(service.register(Register(APP, CID, 0, secret)))
+        code, frame = refusal(await service.register(Register(APP, CID, 0, secret)))
         assert code == CloseCode.CID_TAKEN == 4403
         assert frame.code == "cid_taken" and frame.message.startswith("hello.secret: ")
-    assert service.register(Register(APP, CID, 0, SECRET)) == 0
+    assert await service.register(Register(APP, CID, 0, SECRET)) == 0
 
 
-def test_a_legacy_hello_is_accepted_while_the_cid_is_unbound(service: GatewayService) -> None:
+async def test_a_legacy_hello_is_accepted_while_the_cid_is_unbound(service: GatewayService) -> None:
     """issue 10 item 1: a daemon from before secrets keeps working until its cid is
     bound; the first secret binds it."""
-    assert service.register(Register(APP, CID, 0)) == 0
-    assert service.register(Register(APP, CID, 0)) == 0
-    assert service.register(Register(APP, CID, 0, SECRET)) == 0
-    assert isinstance(service.register(Register(APP, CID, 0)), Close)
+    assert await service.register(Register(APP, CID, 0)) == 0
+    assert await service.register(Register(APP, CID, 0)) == 0
+    assert await service.register(Register(APP, CID, 0, SECRET)) == 0
+    assert isinstance(await service.register(Register(APP, CID, 0)), Close)
 
 
 def old_store(path: Path, acked: int) -> None:
@@ -131,7 +139,7 @@ def test_a_store_from_before_secrets_upgrades_and_keeps_its_cids(
         assert gs.register(APP, CID, 3, secret_hash(SECRET)) == 3
         assert gs.client(APP, CID).secret_hash == secret_hash(SECRET)  # type: ignore[union-attr]
         assert [s for s, _, _ in gs.after(APP, CID2, 0)] == [4, 5]
-        assert add(gs, CID) == 6
+        assert add_sync(gs, CID) == 6
     finally:
         gs.close()
     hostile = tmp_path / "hostile.sqlite3"
@@ -139,7 +147,7 @@ def test_a_store_from_before_secrets_upgrades_and_keeps_its_cids(
     gs = GatewayStore(hostile, clock)
     try:
         assert gs.register(APP, CID, 0) == 5
-        seq = add(gs, CID)
+        seq = add_sync(gs, CID)
         assert [s for s, _, _ in gs.after(APP, CID, gs.register(APP, CID, 0))] == [seq]
     finally:
         gs.close()
@@ -148,40 +156,40 @@ def test_a_store_from_before_secrets_upgrades_and_keeps_its_cids(
 # item 2 ---------------------------------------------------------------------------------
 
 
-def test_the_cursor_is_capped_at_the_highest_seq_issued(gs: GatewayStore) -> None:
+async def test_the_cursor_is_capped_at_the_highest_seq_issued(gs: Store) -> None:
     """issue 10 item 2: max(stored, hello.acked) had no upper bound."""
-    gs.register(APP, CID, 0)
-    s1, s2 = add(gs, n=1), add(gs, n=2)
-    add(gs, CID2, n=3)  # issued to another cid: not ours to count
-    assert gs.register(APP, CID, 2**63 - 1) == 0  # ahead of us: our own cursor
-    assert gs.register(APP, CID, s1) == s1  # an honest cursor is taken
-    assert gs.register(APP, CID, s2 + 1) == s1
-    gs.ack(APP, CID, 2**63 - 1)  # the store caps even if a caller does not check
-    assert gs.client(APP, CID).acked == s2  # type: ignore[union-attr]
-    s4 = add(gs, n=4)
-    assert [s for s, _, _ in gs.after(APP, CID, gs.register(APP, CID, 0))] == [s4]
+    await gs.register(APP, CID, 0)
+    s1, s2 = await add(gs, n=1), await add(gs, n=2)
+    await add(gs, CID2, n=3)  # issued to another cid: not ours to count
+    assert await gs.register(APP, CID, 2**63 - 1) == 0  # ahead of us: our own cursor
+    assert await gs.register(APP, CID, s1) == s1  # an honest cursor is taken
+    assert await gs.register(APP, CID, s2 + 1) == s1
+    await gs.ack(APP, CID, 2**63 - 1)  # the store caps even if a caller does not check
+    assert (await gs.client(APP, CID)).acked == s2  # type: ignore[union-attr]
+    s4 = await add(gs, n=4)
+    assert [s for s, _, _ in await gs.after(APP, CID, await gs.register(APP, CID, 0))] == [s4]
 
 
-def test_the_service_refuses_an_ack_past_the_last_issued_seq(
-    service: GatewayService, gs: GatewayStore
+async def test_the_service_refuses_an_ack_past_the_last_issued_seq(
+    service: GatewayService, gs: Store
 ) -> None:
     """issue 10 item 2: refused with a non-fatal bad_frame; nothing is deleted."""
-    service.register(Register(APP, CID, 0, SECRET))
-    seq = add(gs)
-    refused = service.ack(APP, CID, seq + 1)
+    await service.register(Register(APP, CID, 0, SECRET))
+    seq = await add(gs)
+    refused = await service.ack(APP, CID, seq + 1)
     assert refused is not None
     frame = parse_server_frame(refused)
     assert isinstance(frame, Error) and frame.code == "bad_frame" and not frame.fatal
     assert frame.message == f"ack.seq: {seq + 1} is past the last seq sent to this cid ({seq})"
-    assert gs.pending_count(APP, CID) == 1
-    assert service.ack(APP, CID, seq) is None
-    assert gs.pending_count(APP, CID) == 0
+    assert await gs.pending_count(APP, CID) == 1
+    assert await service.ack(APP, CID, seq) is None
+    assert await gs.pending_count(APP, CID) == 0
 
 
 # item 13 --------------------------------------------------------------------------------
 
 
-def test_new_registrations_are_limited_per_address_not_reconnects(
+async def test_new_registrations_are_limited_per_address_not_reconnects(
     service: GatewayService, clock: Clock
 ) -> None:
     """issue 10 item 13: 3,000 cids in 4 s were accepted; now 60 new cids a minute per
@@ -189,29 +197,29 @@ def test_new_registrations_are_limited_per_address_not_reconnects(
     service.new_cid_rate = RateLimiter(1.0, 3, clock)  # 3 at once, then one a second
     cids = [f"{n:032x}" for n in range(4)]
     for cid in cids[:3]:
-        assert service.register(Register(APP, cid, 0, SECRET, "10.0.0.1")) == 0
-    code, frame = refusal(service.register(Register(APP, cids[3], 0, SECRET, "10.0.0.1")))
+        assert await service.register(Register(APP, cid, 0, SECRET, "10.0.0.1")) == 0
+    code, frame = refusal(await service.register(Register(APP, cids[3], 0, SECRET, "10.0.0.1")))
     assert code == CloseCode.TOO_MANY_REGISTRATIONS == 4429
     assert frame.code == "too_many_registrations"
     assert frame.message.startswith("hello: more than 60 new cids a minute from this address")
-    assert not service.store.known(APP, cids[3])
+    assert not await service.store.known(APP, cids[3])
     for _ in range(5):  # a known cid is a reconnect, not a registration
-        assert service.register(Register(APP, cids[0], 0, SECRET, "10.0.0.1")) == 0
-    assert service.register(Register(APP, cids[3], 0, SECRET, "10.0.0.2")) == 0
+        assert await service.register(Register(APP, cids[0], 0, SECRET, "10.0.0.1")) == 0
+    assert await service.register(Register(APP, cids[3], 0, SECRET, "10.0.0.2")) == 0
     clock.now += 1
-    assert service.register(Register(APP, CID2, 0, SECRET, "10.0.0.1")) == 0
+    assert await service.register(Register(APP, CID2, 0, SECRET, "10.0.0.1")) == 0
 
 
 @pytest.mark.parametrize("per_minute", [2, 0])
-def test_the_new_cid_budget_is_the_gateways_setting(
-    gs: GatewayStore, clock: Clock, tmp_path: Path, per_minute: int
+async def test_the_new_cid_budget_is_the_gateways_setting(
+    gs: Store, clock: Clock, tmp_path: Path, per_minute: int
 ) -> None:
     """new_cids_per_minute sets the budget (the bench's 5,000 daemons on loopback, a NAT
     in front of many first-time daemons); 0 turns the limit off."""
     config = GatewayConfig(data_dir=tmp_path, new_cids_per_minute=per_minute)
     service = GatewayService(config, gs, clock, monotonic=clock)
     outcomes = [
-        service.register(Register(APP, f"{n:032x}", 0, SECRET, "10.0.0.1")) for n in range(5)
+        await service.register(Register(APP, f"{n:032x}", 0, SECRET, "10.0.0.1")) for n in range(5)
     ]
     if per_minute:
         assert outcomes[:2] == [0, 0]
@@ -222,54 +230,54 @@ def test_the_new_cid_budget_is_the_gateways_setting(
         assert outcomes == [0] * 5
 
 
-def test_unseen_cids_expire_with_their_data(
-    service: GatewayService, gs: GatewayStore, clock: Clock
+async def test_unseen_cids_expire_with_their_data(
+    service: GatewayService, gs: Store, clock: Clock
 ) -> None:
     """issue 10 item 13: registrations were permanent; a cid not seen for 90 days goes
     with its messages, alias, tags and uni-id mapping; a connected one stays."""
     online = "1" * 32
     for cid in (CID, CID2, online):
-        service.register(Register(APP, cid, 0, SECRET))
-        gs.add_message(APP, cid, f"m-{cid}", "task", {"title": "t"}, 10**9)
-        gs.bind_alias(APP, cid, f"alias-{cid[:4]}")
-        gs.add_tag(APP, cid, "vip")
-        gs.bind_uniid(APP, cid, "user-1", None)
+        await service.register(Register(APP, cid, 0, SECRET))
+        await gs.add_message(APP, cid, f"m-{cid}", "task", {"title": "t"}, 10**9)
+        await gs.bind_alias(APP, cid, f"alias-{cid[:4]}")
+        await gs.add_tag(APP, cid, "vip")
+        await gs.bind_uniid(APP, cid, "user-1", None)
     clock.now += CID_UNSEEN_EXPIRY_S - 10
-    service.register(Register(APP, CID2, 0, SECRET))  # seen again: its 90 days restart
-    assert service.purge(keep=()) == (0, 0)
+    await service.register(Register(APP, CID2, 0, SECRET))  # seen again: its 90 days restart
+    assert await service.purge(keep=()) == (0, 0)
     clock.now += 10
-    assert service.purge(keep=[(APP, online)]) == (0, 1)
-    assert not gs.known(APP, CID)
-    assert gs.after(APP, CID, 0) == [] and gs.alias_of(APP, CID) is None
-    assert gs.tags_of(APP, CID) == [] and gs.cids_for_users(APP, ["user-1"]) == sorted(
+    assert await service.purge(keep=[(APP, online)]) == (0, 1)
+    assert not await gs.known(APP, CID)
+    assert await gs.after(APP, CID, 0) == [] and await gs.alias_of(APP, CID) is None
+    assert await gs.tags_of(APP, CID) == [] and await gs.cids_for_users(APP, ["user-1"]) == sorted(
         [CID2, online]
     )
-    assert gs.known(APP, CID2) and gs.known(APP, online)
-    assert gs.cids_with_tag(APP, "vip") == sorted([CID2, online])
+    assert await gs.known(APP, CID2) and await gs.known(APP, online)
+    assert await gs.cids_with_tag(APP, "vip") == sorted([CID2, online])
 
 
 # item 14 --------------------------------------------------------------------------------
 
 
-def test_a_receipt_counts_once_and_only_from_a_target(
-    service: GatewayService, gs: GatewayStore
+async def test_a_receipt_counts_once_and_only_from_a_target(
+    service: GatewayService, gs: Store
 ) -> None:
     """issue 10 item 14: receipts counted for any task of the app, from any cid, each
     time they came; now once per message, from the cid it was sent to."""
     for cid in (CID, CID2):
-        service.register(Register(APP, cid, 0, SECRET))
-    add(gs, CID, taskid="task-1")
-    gs.add_task(APP, "task-1", None, 1, 1)
+        await service.register(Register(APP, cid, 0, SECRET))
+    await add(gs, CID, taskid="task-1")
+    await gs.add_task(APP, "task-1", None, 1, 1)
     mine = Receipted(f"m1-{CID}", "task-1", "display")
-    service.receipt(APP, CID2, mine)  # not a target of task-1
-    service.receipt(APP, CID2, Receipted(f"m1-{CID2}", "task-1", "click"))
-    assert gs.report(APP, "taskid=?", ("task-1",)) == {
+    await service.receipt(APP, CID2, mine)  # not a target of task-1
+    await service.receipt(APP, CID2, Receipted(f"m1-{CID2}", "task-1", "click"))
+    assert await gs.report(APP, "taskid=?", ("task-1",)) == {
         "msg_num": 1, "target_num": 1, "receive_num": 0, "display_num": 0, "click_num": 0
     }  # fmt: skip
-    service.receipt(APP, CID, mine)
-    service.receipt(APP, CID, mine)  # repeated
-    service.receipt(APP, CID, Receipted(f"m1-{CID}", "task-2", "display"))  # wrong task
-    service.receipt(APP, CID, Receipted(f"m1-{CID}", "task-1", "click"))
-    service.receipt(APP, CID, Receipted(f"m1-{CID}", "task-1", "click"))
-    report = gs.report(APP, "taskid=?", ("task-1",))
+    await service.receipt(APP, CID, mine)
+    await service.receipt(APP, CID, mine)  # repeated
+    await service.receipt(APP, CID, Receipted(f"m1-{CID}", "task-2", "display"))  # wrong task
+    await service.receipt(APP, CID, Receipted(f"m1-{CID}", "task-1", "click"))
+    await service.receipt(APP, CID, Receipted(f"m1-{CID}", "task-1", "click"))
+    report = await gs.report(APP, "taskid=?", ("task-1",))
     assert report is not None and (report["display_num"], report["click_num"]) == (1, 1)
