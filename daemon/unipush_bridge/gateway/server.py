@@ -124,7 +124,11 @@ class Connection:
     async def _send(self) -> None:
         """The store failing under a read (Redis restarting) closes the link as the
         session does, so the daemon resumes from its cursor: a sender that just died
-        left the rows it had not read waiting for the next push to this cid."""
+        left the rows it had not read waiting for the next push to this cid. Nothing
+        goes before the welcome: a push committed while the hello is handled (its
+        replaced connection closing, its registration awaiting Redis) would be refused
+        by the daemon and then covered by its next ack."""
+        await self.welcomed.wait()
         try:
             await self._send_all()
         except Exception:

@@ -45,6 +45,12 @@ class SlowSocket:
             await asyncio.sleep(0)
 
 
+def welcomed(conn: Connection) -> Connection:
+    """As the hello's handler leaves it: the sender waits for the welcome."""
+    conn.welcomed.set()
+    return conn
+
+
 async def settle(pending: list[asyncio.Task[None]], sock: SlowSocket) -> list[int]:
     """Let the senders finish, then what went out."""
     for _ in range(200):
@@ -58,7 +64,7 @@ async def drive(steps: list[str], waits: list[bool], backlog: int) -> list[int]:
     for seq in range(1, backlog + 1):
         rows.rows.append((seq, f"m{seq}", "{}"))
     sock = SlowSocket(waits)
-    conn = Connection(sock, rows, APP, CID, 0)  # type: ignore[arg-type]
+    conn = welcomed(Connection(sock, rows, APP, CID, 0))  # type: ignore[arg-type]
     conn.kick()  # registration
     pending: list[asyncio.Task[None]] = []
     seq = backlog
@@ -107,7 +113,7 @@ def test_a_daemon_gone_mid_send_does_not_fail_the_send_message_call() -> None:
 
     async def run() -> None:
         rows = Rows()
-        conn = Connection(DeadSocket(), rows, APP, CID, 0)  # type: ignore[arg-type]
+        conn = welcomed(Connection(DeadSocket(), rows, APP, CID, 0))  # type: ignore[arg-type]
         conn.kick()
         await asyncio.sleep(0)
         rows.rows.append((1, "m1", "{}"))
@@ -126,7 +132,7 @@ async def drive_cluster(steps: list[str], waits: list[bool], added: bool = True)
     (cluster.py's _added) is left out: offer_now's ``before`` check alone keeps order."""
     rows = Rows()
     sock = SlowSocket(waits)
-    conn = Connection(sock, rows, APP, CID, 0)  # type: ignore[arg-type]
+    conn = welcomed(Connection(sock, rows, APP, CID, 0))  # type: ignore[arg-type]
     conn.kick()
     notices: list[tuple[int, int]] = []
     held: list[tuple[int, int]] = []
@@ -183,7 +189,7 @@ def test_a_notice_after_a_gap_reads_the_store_instead() -> None:
     async def run() -> list[int]:
         rows = Rows()
         sock = SlowSocket([])
-        conn = Connection(sock, rows, APP, CID, 0)  # type: ignore[arg-type]
+        conn = welcomed(Connection(sock, rows, APP, CID, 0))  # type: ignore[arg-type]
         conn.kick()
         await asyncio.sleep(0)
         rows.rows += [(1, "m1", "{}"), (2, "m2", "{}")]
@@ -223,7 +229,7 @@ def test_a_later_commit_answered_first_waits_for_the_earlier_seq() -> None:
     async def run() -> tuple[list[int], list[int]]:
         rows = Rows()
         sock = SlowSocket([])
-        conn = Connection(sock, rows, APP, CID, 0)  # type: ignore[arg-type]
+        conn = welcomed(Connection(sock, rows, APP, CID, 0))  # type: ignore[arg-type]
         conn.kick()
         await asyncio.sleep(0)  # registered: the backlog (none) is read, idle and in sync
         rows.rows += [(1, "m1", "{}"), (2, "m2", "{}")]  # both EXECs applied

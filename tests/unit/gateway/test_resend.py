@@ -206,6 +206,40 @@ async def test_a_message_sent_while_a_replaced_connection_closes_comes_after_wel
         await new.close()
 
 
+async def test_a_message_committed_while_the_hello_awaits_the_store_comes_after_welcome(
+    kit: Kit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hello's last store call (the backlog for its welcome) suspends, as a Redis
+    round trip does, with the connection already registered: a push committed then
+    must wait for the welcome, not go out first (the daemon refuses a push before its
+    welcome, and its next ack covers the refused seq: lost)."""
+    old = await kit.client()
+    await leave(kit, old)
+    store = kit.gateway.store
+    pending_count = store.pending_count
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_pending_count(appid: str, cid: str) -> int:
+        held.set()
+        await release.wait()
+        return await pending_count(appid, cid)
+
+    monkeypatch.setattr(store, "pending_count", slow_pending_count)
+    new = await connect(kit.ws_url, compression=None)
+    try:
+        await new.send(json.dumps({"type": "hello", "v": 1, "appid": APP, "cid": old.cid}))
+        await asyncio.wait_for(held.wait(), 5)
+        assert (APP, old.cid) in kit.gateway.connections  # registered, not welcomed
+        await send(kit, old.cid, 1)
+        await asyncio.sleep(0.05)  # the sender's turn, if it did not wait
+        release.set()
+        frames = [json.loads(await asyncio.wait_for(new.recv(), 5)) for _ in range(2)]
+        assert [f["type"] for f in frames] == ["welcome", "push"]
+        assert frames[1]["message"]["title"] == "t1"
+    finally:
+        await new.close()
+
+
 async def test_a_repeated_request_id_pushes_what_its_first_try_committed(
     kit: Kit, monkeypatch: pytest.MonkeyPatch
 ) -> None:
