@@ -224,6 +224,9 @@ class GroupCommit:
         self._depth = 0
         #: Resolved by the commit that covers every unit ended so far.
         self._commit: asyncio.Future[None] | None = None
+        #: The scheduled flush: cancelled by an earlier one (close() commits what is
+        #: left, and the callback must not run on the closed connection after it).
+        self._pending: asyncio.Handle | None = None
 
     @contextlib.contextmanager
     def unit(self) -> Iterator[None]:
@@ -261,7 +264,7 @@ class GroupCommit:
             self.flush()
             return
         self._commit = loop.create_future()
-        loop.call_soon(self.flush)
+        self._pending = loop.call_soon(self.flush)
 
     async def synced(self) -> None:
         """Returns once everything written so far is committed; raises what the commit
@@ -271,6 +274,9 @@ class GroupCommit:
 
     def flush(self) -> None:
         """Commit now; the scheduled callback, and close() for what is left."""
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
         commit, self._commit = self._commit, None
         if self._depth or not self._db.in_transaction:
             _settle(commit, None)

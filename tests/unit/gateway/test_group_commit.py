@@ -43,6 +43,24 @@ def count_commits(db: sqlite3.Connection) -> list[str]:
     return seen
 
 
+async def test_a_close_in_the_units_turn_commits_them_and_leaves_no_callback(
+    tmp_path: Path,
+) -> None:
+    """The gateway's stop applies the last acks and closes the store in one turn: the
+    flush scheduled for the acks' unit ran after the close, on a closed connection."""
+    errors: list[dict[str, Any]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: errors.append(ctx))
+    store = SqliteStore(tmp_path / "gateway.sqlite3", lambda: 1_000.0)
+    async with store.transaction():
+        await store.register(APP, "0" * 32, 0)
+    await store.close()
+    await asyncio.sleep(0.01)
+    assert errors == []
+    again = SqliteStore(tmp_path / "gateway.sqlite3", lambda: 1_000.0)
+    assert await again.known(APP, "0" * 32)
+    await again.close()
+
+
 async def test_units_of_one_loop_turn_share_one_commit(
     db: sqlite3.Connection, tmp_path: Path
 ) -> None:
