@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.gatewaykit import Kit
@@ -149,7 +150,6 @@ async def test_presence_is_renewed_on_a_redis_that_lost_its_scripts(
     failed with NoScriptError on every round (a fault run caught it), so the daemons a
     node held read as offline on the other nodes once their keys ran out."""
     import redis
-    import redis.asyncio as aioredis
 
     async with two_nodes(tmp_path, redis_server) as (a, b):
         daemon = await b.client()
@@ -159,13 +159,9 @@ async def test_presence_is_renewed_on_a_redis_that_lost_its_scripts(
             for key in r.scan_iter(match="*on:*"):
                 r.delete(key)  # and the presence key's ttl ran out
         assert daemon.cid not in await a.gateway.online(APP, [daemon.cid])
-        link = b.gateway._cluster
-        assert link is not None
-        client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
-        try:
-            await link._renew_all(client, list(b.gateway.connections))
-        finally:
-            await client.aclose()
+        store = b.gateway.store
+        assert isinstance(store, RedisStore)
+        await store.renew_presence(list(b.gateway.connections))
         assert daemon.cid in await a.gateway.online(APP, [daemon.cid])
 
 
@@ -273,3 +269,36 @@ async def test_a_push_while_no_presence_names_the_cid_still_reaches_it(
         data = await a.ok("sendMessage", push(daemon.cid, "orphan"))
         assert status(data, daemon.cid) == "successed_offline"  # as far as A can tell
         assert (await daemon.next_push(timeout=2))["message"]["title"] == "orphan"
+
+
+async def test_a_daemon_back_on_the_node_while_its_old_presence_is_dropped_stays_online(
+    tmp_path: Path, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A daemon's link closes and it says hello to the same node again while the
+    close's presence delete is on its way to Redis: the delete landed after the new
+    registration's claim and took its presence (node B answered successed_offline and
+    dropped an online-only push for a connected daemon), and its registration number
+    (a newer 'took' elsewhere was compared with 0)."""
+    async with two_nodes(tmp_path, redis_server) as (a, b):
+        first = await a.client()
+        store = a.gateway.store
+        assert isinstance(store, RedisStore)
+        leave = store.leave
+        leaving, release = asyncio.Event(), asyncio.Event()
+
+        async def slow_leave(appid: str, cid: str) -> None:
+            leaving.set()
+            await release.wait()
+            await leave(appid, cid)
+
+        monkeypatch.setattr(store, "leave", slow_leave)
+        await first.ws.close()
+        await asyncio.wait_for(leaving.wait(), 5)
+        again = await a.client(cid=first.cid)  # registered and welcomed on A again
+        reg = store.regs[(APP, first.cid)]
+        release.set()
+        await asyncio.sleep(0.2)  # the delete lands, and what follows it
+        assert store.regs.get((APP, first.cid)) == reg
+        data = await b.ok("sendMessage", push(first.cid, "now", settings={"ttl": -1}))
+        assert status(data, first.cid) == "successed_online"
+        assert (await again.next_push(timeout=2))["message"]["title"] == "now"

@@ -94,41 +94,31 @@ class ClusterLink:
 
     async def _left(self, appid: str, cid: str) -> None:
         await asyncio.sleep(0)
-        if (appid, cid) not in self.gateway.connections:
-            with contextlib.suppress(Exception):  # Redis away: the ttl ends it
-                await self.store.leave(appid, cid)
+        key = (appid, cid)
+        if key in self.gateway.connections:
+            return
+        with contextlib.suppress(Exception):  # Redis away: the ttl ends it
+            await self.store.leave(appid, cid)
+            if key in self.gateway.connections:
+                # It said hello here again while the delete was on its way, and the
+                # delete may have landed after that registration's claim: claim again.
+                await self.store.renew_presence([key])
 
     async def _renew_presence(self) -> None:
-        """Every third of the ttl, this node's cids are "online" again for every node;
-        on its own asyncio client, so 20,000 renewals do not stall the loop."""
-        import redis.asyncio as aioredis
-
+        """Every third of the ttl, this node's cids are "online" again for every node."""
         from .redisstore import PRESENCE_TTL_S
 
-        client: Any = aioredis.Redis.from_url(self.url, decode_responses=True)
-        try:
-            while True:
-                await asyncio.sleep(PRESENCE_TTL_S / 3)
-                held = list(self.gateway.connections)
-                for key in set(self.store.regs) - set(held):
-                    self.store.regs.pop(key, None)
-                for key in set(self._heard) - set(held):
-                    self._heard.pop(key, None)
-                try:
-                    await self._renew_all(client, held)
-                except Exception as exc:  # Redis restarting: the next round renews
-                    log.warning("presence renewal failed", error=str(exc))
-        finally:
-            await client.aclose()
-
-    async def _renew_all(self, client: Any, held: list[tuple[str, str]]) -> None:
-        """By EVAL, one call per few thousand cids: a Redis that restarted has no
-        scripts, and an EVALSHA failed with NoScriptError on every round (the cids went
-        "offline" for the other nodes 15 s after a Redis restart)."""
-        pipe = client.pipeline(transaction=False)
-        for text, keys, args in self.store.presence_refresh(held):
-            pipe.eval(text, len(keys), *keys, *args)
-        await pipe.execute()
+        while True:
+            await asyncio.sleep(PRESENCE_TTL_S / 3)
+            held = list(self.gateway.connections)
+            for key in set(self.store.regs) - set(held):
+                self.store.regs.pop(key, None)
+            for key in set(self._heard) - set(held):
+                self._heard.pop(key, None)
+            try:
+                await self.store.renew_presence(held)
+            except Exception as exc:  # Redis restarting: the next round renews
+                log.warning("presence renewal failed", error=str(exc))
 
     async def _listen(self) -> None:
         import redis.asyncio as aioredis
@@ -144,7 +134,7 @@ class ClusterLink:
                     if lost:  # what was committed while we heard nothing: read it now
                         lost = False
                         log.info("cluster link back")
-                        self._resync(client)
+                        self._resync()
                     async for message in pubsub.listen():
                         if message.get("type") == "message":
                             await self._on(json.loads(message["data"]))
@@ -160,14 +150,14 @@ class ClusterLink:
                 with contextlib.suppress(Exception):
                     await client.aclose()
 
-    def _resync(self, client: Any) -> None:
+    def _resync(self) -> None:
         """Once subscribed again (not before: a notice between the read and the
         subscription would be lost), every connection reads the store after its
         cursor, and this node's presence is renewed (a Redis without its data)."""
         for conn in list(self.gateway.connections.values()):
             conn.kick()
         held = list(self.gateway.connections)
-        task = asyncio.get_running_loop().create_task(self._renew_all(client, held))
+        task = asyncio.get_running_loop().create_task(self.store.renew_presence(held))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 

@@ -541,21 +541,22 @@ class RedisStore:
         )
 
     async def leave(self, appid: str, cid: str) -> None:
-        """This node holds the cid no more."""
-        self.regs.pop((appid, cid), None)
+        """This node holds the cid no more. Its registration number stays in ``regs``
+        (the cluster's renewal prunes it): a hello to this node while the delete is on
+        its way has replaced it with its own, which must not be dropped."""
         if self.node is not None:
             await self._eval(self._r, "leave", [self._k("on", appid, cid)], [self.node])
 
-    def presence_refresh(
-        self, held: list[tuple[str, str]]
-    ) -> list[tuple[str, list[str], list[Any]]]:
-        """The script calls (text, keys, args), one per LOOKUP_CHUNK cids, that renew
-        this node's presence for ``held``: the cluster link runs them by EVAL on its own
-        asyncio client, not blocking the loop (EVAL: a Redis that restarted without its
-        scripts needs nothing loaded first)."""
+    async def renew_presence(self, held: list[tuple[str, str]]) -> None:
+        """This node holds these cids: "online" for every node for another ttl. By
+        EVAL, one call per LOOKUP_CHUNK cids: a Redis that restarted has no scripts,
+        and an EVALSHA failed with NoScriptError on every round (the cids went
+        "offline" for the other nodes 15 s after a Redis restart)."""
         keys = [self._k("on", a, c) for a, c in held]
-        text, args = self._texts["refresh"], [self.node, PRESENCE_TTL_S]
-        return [(text, chunk, args) for chunk in _chunks(keys, LOOKUP_CHUNK)]
+        pipe = self._r.pipeline(transaction=False)
+        for chunk in _chunks(keys, LOOKUP_CHUNK):
+            self._eval(pipe, "refresh", chunk, [self.node, PRESENCE_TTL_S])
+        await pipe.execute()
 
     async def all_cids(self, appid: str) -> list[str]:
         return list(await self._r.zrange(self._k("seen", appid), 0, -1))
