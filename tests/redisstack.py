@@ -34,6 +34,7 @@ STORE_MODULES = {
     "test_connection",
     "test_gateway_api",
     "test_gateway_trust",
+    "test_slow_daemon",
 }
 
 #: Tests about the SQLite file itself (its mode bits, a damaged or old file, a

@@ -39,6 +39,9 @@ __all__ = ["ConfigError", "Gateway", "GatewayConfig", "serve_forever"]
 log = structlog.get_logger(__name__)
 
 HELLO_TIMEOUT_S = 10.0
+#: How long a push's direct hand-over waits for a daemon's link to drain before it
+#: leaves the rest to the connection's sender (tests/integration/test_slow_daemon.py).
+DIRECT_DRAIN_S = 0.05
 #: The close reason when the store fails under a daemon's session (code 1011).
 STORE_AWAY = "gateway store unavailable; reconnect"
 
@@ -51,9 +54,18 @@ class Connection:
     """
 
     def __init__(
-        self, ws: web.WebSocketResponse, store: Store, appid: str, cid: str, cursor: int
+        self,
+        ws: web.WebSocketResponse,
+        store: Store,
+        appid: str,
+        cid: str,
+        cursor: int,
+        paused: Callable[[], bool] = lambda: False,
     ) -> None:
         self.ws = ws
+        #: The daemon is not reading what we send: the socket's buffers are full
+        #: (the request's protocol has paused writing).
+        self.paused = paused
         self.store = store
         self.appid = appid
         self.cid = cid
@@ -77,12 +89,15 @@ class Connection:
         """Rows below a new message may be waiting in the store (another gateway
         node's, issue 17): read them before handing anything over directly."""
         self._synced = False
+        self._live.clear()  # committed, so read back with the rest
         self.kick()
 
     def offer(self, seq: int, msg_id: str, body_json: str) -> None:
-        """A message just committed for this cid."""
-        if not self._synced:
-            self.kick()
+        """A message just committed for this cid. To a daemon that is not reading, it
+        waits in the store, not here: read back when the link drains, so memory
+        does not grow with every push to a link that never will."""
+        if not self._synced or self.paused():
+            self.resync()
             return
         self._live.append((seq, msg_id, body_json))
         self._ensure_sender()
@@ -99,10 +114,14 @@ class Connection:
     async def offer_now(self, before: int, seq: int, msg_id: str, body_json: str) -> None:
         """As offer_after(), but with the sender idle and in sync and ``before`` sent,
         the frame goes out at once, before the HTTP answer and without a task to wake
-        (a push's hot path). ``before`` 0: the store commits in seq order (SQLite)."""
+        (a push's hot path). ``before`` 0: the store commits in seq order (SQLite).
+        The frame is written at once; its drain is waited for DIRECT_DRAIN_S at most,
+        so a daemon that stopped reading holds up neither the answer nor the push's
+        other targets (its next messages go by the sender, which waits alone)."""
         idle = self._task is None or self._task.done()
         if (
-            self._synced
+            not self.paused()
+            and self._synced
             and idle
             and not self._live
             and not self._dirty
@@ -111,7 +130,12 @@ class Connection:
         ):
             self._direct += 1
             try:
-                await self._push(seq, msg_id, body_json)
+                # send_str writes an uncompressed frame before it waits for the drain
+                # (aiohttp's writer), so a timeout here cuts only that wait.
+                async with asyncio.timeout(DIRECT_DRAIN_S):
+                    await self._push(seq, msg_id, body_json)
+            except TimeoutError:
+                log.info("a daemon is not reading its link", appid=self.appid, cid=self.cid)
             finally:
                 self._direct -= 1
             return
@@ -354,6 +378,11 @@ class Gateway:
         ws = web.WebSocketResponse(max_msg_size=protocol.MAX_FRAME_BYTES, compress=False)
         await ws.prepare(request)
         sess = wire.ServerSession(self.config.client_token_for, peer=request.remote or "")
+        handler = request.protocol
+
+        def paused() -> bool:
+            return handler.writing_paused
+
         conn: Connection | None = None
         try:
             msg = await asyncio.wait_for(ws.receive(), HELLO_TIMEOUT_S)
@@ -369,7 +398,7 @@ class Gateway:
             ):
                 data = msg.data if msg.type == WSMsgType.TEXT else b"binary"
                 for event in sess.receive(data):
-                    conn = await self._handle(ws, sess, conn, event)
+                    conn = await self._handle(ws, sess, conn, event, paused)
                 if ws.closed:
                     break
                 msg = await ws.receive()
@@ -400,6 +429,7 @@ class Gateway:
         sess: wire.ServerSession,
         conn: Connection | None,
         event: wire.Event,
+        paused: Callable[[], bool],
     ) -> Connection | None:
         if isinstance(event, wire.Register):
             await self.acks.flush_one(event.appid, event.cid)  # the cursor it resumes from
@@ -410,7 +440,7 @@ class Gateway:
                 return None
             key = (event.appid, event.cid)
             previous = self.connections.get(key)
-            conn = Connection(ws, self.store, event.appid, event.cid, cursor)
+            conn = Connection(ws, self.store, event.appid, event.cid, cursor, paused)
             self.connections[key] = conn
             try:
                 if previous is not None:

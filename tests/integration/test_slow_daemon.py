@@ -1,0 +1,89 @@
+"""A daemon that stops reading its websocket (hostile, or a laptop whose network went
+quiet with the TCP link still up) must hold up nobody but itself: not the sendMessage
+answer of a push that names it with others, not the other daemons of a broadcast, not
+pushes to other cids. Its messages wait in the store and in its socket's buffers and
+reach it, once each and in order, when it reads again. A real Gateway on loopback
+(tests/gatewaykit.py), both stores."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.gatewaykit import Client, Kit, running_gateway
+
+APP = "__UNI__A"
+FILLER = "x" * 700
+#: Pushes naming the stuck daemon after its link is full.
+ROUNDS = 20
+
+
+@pytest.fixture
+async def kit(tmp_path: Path) -> AsyncIterator[Kit]:
+    async with running_gateway(tmp_path, rate_limit=0, broadcast_per_minute=0) as k:
+        yield k
+
+
+def push(cids: list[str], title: str, payload: Any = None) -> dict[str, Any]:
+    return {"push_clientid": cids, "title": title, "content": "c", "payload": payload or {}}
+
+
+async def stop_reading(kit: Kit, slow: Client) -> int:
+    """Pause the daemon's reading and push to it until the gateway's side of its link
+    is full (an answer that took long, or the write buffer paused); the pushes made."""
+    conn = kit.gateway.connections[(APP, slow.cid)]
+    # Small kernel buffers on both ends: the link fills after tens of pushes, not
+    # thousands (the behaviour is the same, the test is quicker).
+    conn.ws.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    slow.ws.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    slow.ws.transport.pause_reading()
+    n = 0
+    while n < 20_000:
+        started = time.monotonic()
+        answer = await asyncio.wait_for(
+            kit.ok("sendMessage", push([slow.cid], f"f{n}", FILLER)), 30
+        )
+        n += 1
+        assert answer
+        if time.monotonic() - started > 1.0 or conn.paused():
+            return n
+    raise AssertionError("the gateway's write side never filled")
+
+
+async def test_a_daemon_that_stops_reading_holds_up_nobody_else(kit: Kit) -> None:
+    slow = await kit.client()
+    others = [await kit.client() for _ in range(3)]
+    filled = await stop_reading(kit, slow)
+    # Pushes naming the stuck daemon first, then the others; broadcasts.
+    slowest = {"named": 0.0, "broadcast": 0.0}
+    for n in range(ROUNDS):
+        for kind, body in (
+            ("named", push([slow.cid] + [o.cid for o in others], f"all{n}")),
+            ("broadcast", {"title": f"b{n}", "content": "c", "payload": {}}),
+        ):
+            started = time.monotonic()
+            await asyncio.wait_for(kit.ok("sendMessage", body), 5)
+            slowest[kind] = max(slowest[kind], time.monotonic() - started)
+            for o in others:
+                assert (await o.next_push(timeout=2))["message"]["title"] == body["title"]
+    print(f"{filled} pushes filled the link; slowest answers then: {slowest}")
+    assert max(slowest.values()) < 1.0, slowest
+    # It reads again: everything, once each, in order.
+    slow.ws.transport.resume_reading()
+    titles: list[str] = []
+    seqs: list[int] = []
+    while len(titles) < filled + 2 * ROUNDS:
+        frame = await slow.next_push(timeout=10)
+        titles.append(frame["message"]["title"])
+        seqs.append(frame["seq"])
+        await slow.ack(frame["seq"])
+    rounds = [title for n in range(ROUNDS) for title in (f"all{n}", f"b{n}")]
+    assert titles == [f"f{n}" for n in range(filled)] + rounds
+    assert seqs == sorted(set(seqs))
+    await slow.no_push()
