@@ -82,6 +82,13 @@ class DeferredAcks:
         if due:
             await self._run([(appid, cid, seq) for (appid, cid), seq in due.items()])
 
+    async def close(self) -> None:
+        """The gateway stops: every ack applied, a window on its way too, before the
+        store closes under it."""
+        await self.flush()
+        if self._applying:
+            await asyncio.wait(list(self._applying))
+
     async def _run(self, acks: list[Ack]) -> None:
         try:
             await self._apply(acks)

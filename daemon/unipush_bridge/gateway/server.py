@@ -268,7 +268,7 @@ class Gateway:
         if self._runner is not None:
             await self._runner.cleanup()
         self.edge.uninstall()
-        await self.acks.flush()
+        await self.acks.close()
         await self.store.close()
 
     @property

@@ -99,3 +99,26 @@ async def test_a_failed_ack_is_logged_and_the_others_still_apply(
     assert failed == ["bad"]
     assert calls == [2, 1, 1]  # the window's call failed: each ack again on its own
     assert "could not apply an ack" in capsys.readouterr().out
+
+
+async def test_close_waits_for_a_window_on_its_way_to_the_store() -> None:
+    """The gateway's stop closes the store after acks.close(): a window whose apply is
+    still waiting for Redis must be finished by then, not cut off under it."""
+    applied: Applied = []
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def apply(acks: Applied) -> None:
+        started.set()
+        await release.wait()
+        applied.extend(acks)
+
+    acks = DeferredAcks(apply, window_s=0.001)
+    acks.add("app", "c1", 3)
+    await asyncio.wait_for(started.wait(), 2)  # the window fired; its apply waits
+    acks.add("app", "c2", 4)  # a new window's ack, not yet due
+    closing = asyncio.create_task(acks.close())
+    await asyncio.sleep(0.01)
+    assert not closing.done()
+    release.set()
+    await asyncio.wait_for(closing, 2)
+    assert sorted(applied) == [("app", "c1", 3), ("app", "c2", 4)]
