@@ -21,6 +21,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from tests.gatewaykit import Kit
 from tests.integration.test_cluster import two_nodes
+from tests.integration.test_slow_daemon import fill_link
 from tests.redisstack import RedisServer, redis_server
 from unipush_bridge.gateway.redisstore import RedisStore
 
@@ -302,3 +303,27 @@ async def test_a_daemon_back_on_the_node_while_its_old_presence_is_dropped_stays
         data = await b.ok("sendMessage", push(first.cid, "now", settings={"ttl": -1}))
         assert status(data, first.cid) == "successed_online"
         assert (await again.next_push(timeout=2))["message"]["title"] == "now"
+
+
+async def test_a_half_open_connection_replaced_from_another_node_holds_up_no_notice(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """Node A closes its connection of a cid that registered on node B ('took'). That
+    close waits for a daemon that no longer answers (its close handshake times out):
+    the notices behind it, pushes from B for A's other daemons, waited with it. A
+    hostile daemon could stall a node's cross-node deliveries for good, by
+    registering its cid on the other node every few seconds."""
+    async with two_nodes(tmp_path, redis_server) as (a, b):
+        stuck = await a.client()
+        other = await a.client()
+        await fill_link(a, stuck)  # it stopped reading: even its close frame waits
+        newer = await b.client(cid=stuck.cid)  # A hears 'took' and closes its own
+        await asyncio.sleep(0.1)
+        started = asyncio.get_running_loop().time()
+        data = await b.ok("sendMessage", push(other.cid, "meanwhile"))
+        assert status(data, other.cid) == "successed_online"
+        assert (await other.next_push(timeout=2))["message"]["title"] == "meanwhile"
+        assert asyncio.get_running_loop().time() - started < 1.0
+        await newer.ws.close()
+        stuck.ws.transport.resume_reading()
+        await stuck.ws.close()

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.gatewaykit import Client, Kit, running_gateway
+from unipush_bridge.gateway.server import CLOSE_WAIT_S
 
 APP = "__UNI__A"
 FILLER = "x" * 700
@@ -34,7 +35,7 @@ def push(cids: list[str], title: str, payload: Any = None) -> dict[str, Any]:
     return {"push_clientid": cids, "title": title, "content": "c", "payload": payload or {}}
 
 
-async def stop_reading(kit: Kit, slow: Client) -> int:
+async def fill_link(kit: Kit, slow: Client) -> int:
     """Pause the daemon's reading and push to it until the gateway's side of its link
     is full (an answer that took long, or the write buffer paused); the pushes made."""
     conn = kit.gateway.connections[(APP, slow.cid)]
@@ -59,7 +60,7 @@ async def stop_reading(kit: Kit, slow: Client) -> int:
 async def test_a_daemon_that_stops_reading_holds_up_nobody_else(kit: Kit) -> None:
     slow = await kit.client()
     others = [await kit.client() for _ in range(3)]
-    filled = await stop_reading(kit, slow)
+    filled = await fill_link(kit, slow)
     # Pushes naming the stuck daemon first, then the others; broadcasts.
     slowest = {"named": 0.0, "broadcast": 0.0}
     for n in range(ROUNDS):
@@ -87,3 +88,26 @@ async def test_a_daemon_that_stops_reading_holds_up_nobody_else(kit: Kit) -> Non
     assert titles == [f"f{n}" for n in range(filled)] + rounds
     assert seqs == sorted(set(seqs))
     await slow.no_push()
+
+
+async def test_a_daemon_back_on_a_new_link_is_not_held_up_by_its_stuck_old_one(
+    kit: Kit,
+) -> None:
+    """A laptop that changed networks says hello on a new link while the gateway still
+    holds the old one, full (nothing reads it any more). Replacing it waited for its
+    close handshake, whose close frame could not even be written: the new link never
+    got its welcome. The close now waits CLOSE_WAIT_S and then cuts the old link."""
+    old = await kit.client()
+    await fill_link(kit, old)
+    started = time.monotonic()
+    new = await kit.client(cid=old.cid)  # asserts the welcome
+    took = time.monotonic() - started
+    assert took < CLOSE_WAIT_S + 1.0, took
+    assert kit.gateway.connections[(APP, old.cid)].ws is not None
+    await kit.ok("sendMessage", push([old.cid], "on the new link"))
+    titles = []
+    while "on the new link" not in titles:
+        frame = await new.next_push(timeout=5)
+        titles.append(frame["message"]["title"])
+        await new.ack(frame["seq"])
+    assert titles[-1] == "on the new link" and len(titles) == len(set(titles))

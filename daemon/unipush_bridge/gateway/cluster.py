@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import json
 import secrets
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -67,7 +68,7 @@ class ClusterLink:
         await asyncio.wait_for(self._ready.wait(), 10)
 
     async def stop(self) -> None:
-        for task in (self._task, self._renew):
+        for task in (self._task, self._renew, *self._pending):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -88,9 +89,7 @@ class ClusterLink:
     def _touched(self, appid: str, cid: str) -> None:
         """A connection closed: once the server has let go of it (later in this loop
         turn), the cid's presence goes unless a newer connection here holds it."""
-        task = asyncio.get_running_loop().create_task(self._left(appid, cid))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        self._spawn(self._left(appid, cid))
 
     async def _left(self, appid: str, cid: str) -> None:
         await asyncio.sleep(0)
@@ -157,9 +156,7 @@ class ClusterLink:
         for conn in list(self.gateway.connections.values()):
             conn.kick()
         held = list(self.gateway.connections)
-        task = asyncio.get_running_loop().create_task(self.store.renew_presence(held))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        self._spawn(self.store.renew_presence(held))
 
     async def _on(self, note: dict[str, Any]) -> None:
         if note.get("node") == self.node:
@@ -180,7 +177,15 @@ class ClusterLink:
             if int(note.get("reg", 0)) <= self.store.regs.get(key, 0):
                 return  # an older registration than the one held here: it stays
             self.gateway.connections.pop(key, None)
-            await conn.close(protocol.CloseCode.REPLACED, "replaced by a newer connection")
+            # Not awaited here: a close waits for the welcome and the handshake, and
+            # the notices behind this one (other daemons' pushes) must not wait too.
+            self._spawn(conn.close(protocol.CloseCode.REPLACED, "replaced by a newer connection"))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Work the link does not wait for, kept until done (and cancelled at stop)."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
     def superseded(self, appid: str, cid: str) -> bool:
         """Another node registered the cid after this node's registration did."""

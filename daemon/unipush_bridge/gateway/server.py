@@ -42,6 +42,9 @@ HELLO_TIMEOUT_S = 10.0
 #: How long a push's direct hand-over waits for a daemon's link to drain before it
 #: leaves the rest to the connection's sender (tests/integration/test_slow_daemon.py).
 DIRECT_DRAIN_S = 0.05
+#: How long closing a daemon's link (replaced, the store away) waits for the close
+#: handshake before it cuts the link.
+CLOSE_WAIT_S = 2.0
 #: The close reason when the store fails under a daemon's session (code 1011).
 STORE_AWAY = "gateway store unavailable; reconnect"
 
@@ -60,12 +63,12 @@ class Connection:
         appid: str,
         cid: str,
         cursor: int,
-        paused: Callable[[], bool] = lambda: False,
+        link: web.RequestHandler | None = None,
     ) -> None:
         self.ws = ws
-        #: The daemon is not reading what we send: the socket's buffers are full
-        #: (the request's protocol has paused writing).
-        self.paused = paused
+        #: The HTTP connection under the websocket: whether writing to it is paused,
+        #: and its transport to abort (None: a test's stand-in socket).
+        self._link = link
         self.store = store
         self.appid = appid
         self.cid = cid
@@ -79,6 +82,10 @@ class Connection:
         #: Set once the welcome is sent (or could not be): a newer registration on
         #: another node closes this one after its welcome, never before it.
         self.welcomed = asyncio.Event()
+
+    def paused(self) -> bool:
+        """The daemon is not reading what we send: the socket's buffers are full."""
+        return self._link is not None and self._link.writing_paused
 
     def kick(self) -> None:
         """Rows may be waiting in the store; one sender runs at a time, so order holds."""
@@ -186,10 +193,18 @@ class Connection:
         return True
 
     async def close(self, code: int, message: str) -> None:
+        """The close handshake waits CLOSE_WAIT_S at most: a daemon that stopped
+        reading may never take the close frame, and its link is then cut."""
         await self.welcomed.wait()
         if self._task is not None:
             self._task.cancel()
-        await self.ws.close(code=code, message=message.encode())
+        try:
+            async with asyncio.timeout(CLOSE_WAIT_S):
+                await self.ws.close(code=code, message=message.encode())
+        except TimeoutError:
+            transport = self._link.transport if self._link is not None else None
+            if transport is not None:
+                transport.abort()
 
 
 class Gateway:
@@ -378,10 +393,6 @@ class Gateway:
         ws = web.WebSocketResponse(max_msg_size=protocol.MAX_FRAME_BYTES, compress=False)
         await ws.prepare(request)
         sess = wire.ServerSession(self.config.client_token_for, peer=request.remote or "")
-        handler = request.protocol
-
-        def paused() -> bool:
-            return handler.writing_paused
 
         conn: Connection | None = None
         try:
@@ -398,7 +409,7 @@ class Gateway:
             ):
                 data = msg.data if msg.type == WSMsgType.TEXT else b"binary"
                 for event in sess.receive(data):
-                    conn = await self._handle(ws, sess, conn, event, paused)
+                    conn = await self._handle(ws, sess, conn, event, request.protocol)
                 if ws.closed:
                     break
                 msg = await ws.receive()
@@ -429,7 +440,7 @@ class Gateway:
         sess: wire.ServerSession,
         conn: Connection | None,
         event: wire.Event,
-        paused: Callable[[], bool],
+        http: web.RequestHandler,
     ) -> Connection | None:
         if isinstance(event, wire.Register):
             await self.acks.flush_one(event.appid, event.cid)  # the cursor it resumes from
@@ -440,7 +451,7 @@ class Gateway:
                 return None
             key = (event.appid, event.cid)
             previous = self.connections.get(key)
-            conn = Connection(ws, self.store, event.appid, event.cid, cursor, paused)
+            conn = Connection(ws, self.store, event.appid, event.cid, cursor, http)
             self.connections[key] = conn
             try:
                 if previous is not None:
