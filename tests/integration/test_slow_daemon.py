@@ -111,3 +111,16 @@ async def test_a_daemon_back_on_a_new_link_is_not_held_up_by_its_stuck_old_one(
         titles.append(frame["message"]["title"])
         await new.ack(frame["seq"])
     assert titles[-1] == "on the new link" and len(titles) == len(set(titles))
+
+
+async def test_a_stop_with_stuck_daemons_takes_one_close_wait_not_one_each(
+    tmp_path: Path,
+) -> None:
+    """The gateway's stop closed its links one after the other, each waiting for its
+    handshake: three stuck daemons held a stop for three close waits."""
+    async with running_gateway(tmp_path, rate_limit=0) as kit:
+        for _ in range(3):
+            await fill_link(kit, await kit.client())
+        started = time.monotonic()
+    took = time.monotonic() - started
+    assert took < CLOSE_WAIT_S + 1.5, took

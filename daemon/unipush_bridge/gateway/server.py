@@ -293,8 +293,10 @@ class Gateway:
         return f"http://{host}:{self.port}"
 
     async def _on_shutdown(self, app: web.Application) -> None:
-        for conn in list(self.connections.values()):
-            await conn.close(1001, "gateway shutting down")
+        """All at once: each close may wait CLOSE_WAIT_S for a daemon that stopped
+        reading, and a stop must not take that long once per such daemon."""
+        closes = [conn.close(1001, "gateway shutting down") for conn in self.connections.values()]
+        await asyncio.gather(*closes, return_exceptions=True)
 
     async def _purge_loop(self) -> None:
         while True:
