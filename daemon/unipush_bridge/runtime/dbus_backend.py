@@ -13,6 +13,10 @@ restart). :class:`OwnerWatch` follows the owner of ``org.freedesktop.Notificatio
 (NameOwnerChanged); when it changes, every id held (cover's, the click map) is
 dropped and the server is read again (docs/notification-servers.md).
 
+A click or close can reach us before the Notify answer that tells us its id (dbus-fast
+runs a signal's handler as it reads it, the awaiting send a loop turn later): such a
+signal is kept while a Notify is in flight and replayed once an answer gives its id.
+
 Per-call state travels in a :class:`NotifyCall` held by a context variable, never in
 attributes of the shared backend: several sends can be in flight at once, and
 desktop-notifier awaits the Notify call in the sending task, so the task's context
@@ -46,6 +50,8 @@ NOTIF_NAME = "org.freedesktop.Notifications"
 
 #: Entries kept in desktop-notifier's platform-id map (clicks on older ones are lost).
 MAX_TRACKED = 1000
+#: Signals kept per id while its Notify answer may still come (a click, then a close).
+MAX_EARLY_SIGNALS = 4
 
 #: D-Bus errors that mean nobody serves org.freedesktop.Notifications (or the bus is
 #: gone). Any other failure belongs to the one notification that caused it.
@@ -218,6 +224,13 @@ class BridgeDBusBackend(DBusDesktopNotifier):
         #: Told of each NotificationClosed (the id is void from then on).
         self.on_closed_id: Callable[[int], None] | None = None
         self.watch = OwnerWatch(self._owner_changed)
+        #: Notify calls not answered yet, and the signals that came meanwhile for ids
+        #: nothing is mapped to (yet): replayed when an answer gives that id.
+        self._sending = 0
+        self._early: dict[int, list[Callable[[], None]]] = {}
+        #: Those signals, by the notification an answer gave their id to; send() runs
+        #: them once the notification is in the library's cache.
+        self._replay: dict[str, list[Callable[[], None]]] = {}
 
     @property
     def server_capabilities(self) -> frozenset[str]:
@@ -253,7 +266,24 @@ class BridgeDBusBackend(DBusDesktopNotifier):
         if self.on_server_change is not None:
             self.on_server_change(bool(new))
 
+    def _held_back(self, nid: int, handle: Callable[[], None]) -> bool:
+        """A signal can reach us before the Notify answer that gives its id: both in
+        one read of the bus socket, dbus-fast runs the signal's handler at once and
+        the awaiting send a loop turn later. Kept for that answer, while one may come."""
+        if nid in self._platform_to_interface_notification_identifier or not self._sending:
+            return False
+        early = self._early.setdefault(nid, [])
+        if len(early) < MAX_EARLY_SIGNALS:
+            early.append(handle)
+        return True
+
+    def _on_action(self, nid: int, action_key: str) -> None:
+        if not self._held_back(nid, lambda: self._on_action(nid, action_key)):
+            super()._on_action(nid, action_key)
+
     def _on_closed(self, nid: int, reason: int) -> None:
+        if self._held_back(nid, lambda: self._on_closed(nid, reason)):
+            return
         super()._on_closed(nid, reason)
         if self.on_closed_id is not None:
             self.on_closed_id(nid)
@@ -301,6 +331,9 @@ class BridgeDBusBackend(DBusDesktopNotifier):
             return
         self._notification_cache[notification.identifier] = notification
         self.handle_dispatched(notification.identifier, notification)
+        # Its click or close came before the Notify answer: now it finds its callbacks.
+        for handle in self._replay.pop(notification.identifier, []):
+            handle()
 
     async def _get_capabilities(self) -> frozenset[Capability]:
         server = await self.check()
@@ -355,16 +388,23 @@ class BridgeDBusBackend(DBusDesktopNotifier):
             icon = notification.icon.as_name() if named else notification.icon.as_uri()
         timeout = notification.timeout * 1000 if notification.timeout != -1 else -1
         # Every string of the call: one that D-Bus cannot marshal fails the whole call.
-        platform_id: int = await interface.call_notify(  # type: ignore[union-attr]
-            dbus_text(self.app_name),
-            call.replaces_id,
-            dbus_text(icon),
-            dbus_text(notification.title),
-            dbus_text(notification.message),
-            [dbus_text(a) for a in actions],
-            sent_hints,
-            timeout,
-        )
+        self._sending += 1
+        try:
+            platform_id: int = await interface.call_notify(  # type: ignore[union-attr]
+                dbus_text(self.app_name),
+                call.replaces_id,
+                dbus_text(icon),
+                dbus_text(notification.title),
+                dbus_text(notification.message),
+                [dbus_text(a) for a in actions],
+                sent_hints,
+                timeout,
+            )
+        finally:
+            self._sending -= 1
+        early = self._early.pop(platform_id, [])
+        if not self._sending:
+            self._early.clear()  # other apps' ids, or answers that never came
         # What the id meant before this answer is replaced or gone.
         self._forget(platform_id)
         if call.replaces_id:
@@ -380,6 +420,8 @@ class BridgeDBusBackend(DBusDesktopNotifier):
         while len(ids) > MAX_TRACKED:
             oldest = next(iter(ids))
             self._clear_notification_from_cache(ids.pop(oldest))
+        if early:
+            self._replay[notification.identifier] = early
 
     async def close(self) -> None:
         """Stop watching and drop the connection (the daemon is stopping)."""

@@ -473,3 +473,26 @@ async def test_cover_reuses_the_previous_identifier_off_linux() -> None:
     assert plain != first
     assert again == plain
     assert [n.identifier for n in fake.sent] == [first, first, plain, plain]
+
+
+async def test_a_click_that_comes_before_the_notify_answer_is_not_lost(
+    backend: DesktopNotifierBackend, server: FakeServer
+) -> None:
+    """A server's signal can reach us before its answer to Notify: both in one read of
+    the bus socket, the signal's handler runs at once and the awaiting send only a turn
+    later. A click the moment a notification appears (a test's click, a server that
+    acts on its own) found no id mapped yet and was dropped; so was a close."""
+    clicked: list[str] = []
+    answer = server.hold("fast")
+    showing = asyncio.create_task(
+        backend.show(req("fast", on_clicked=lambda: clicked.append("fast")))
+    )
+    await until(lambda: bool(server.calls))
+    server.click(1)  # before the answer that tells us the id is 1
+    answer.set()
+    await showing
+    await until(lambda: clicked == ["fast"])
+    # A signal for an id none of our calls is given stays unclaimed, and is dropped
+    # once no call is in flight.
+    server.click(99)
+    assert clicked == ["fast"]
