@@ -33,8 +33,6 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from ..wire import gateway as protocol
-
 if TYPE_CHECKING:  # redis-py is an optional extra: imported when a link starts
     from .redisstore import RedisStore
     from .server import Gateway
@@ -179,7 +177,7 @@ class ClusterLink:
             self.gateway.connections.pop(key, None)
             # Not awaited here: a close waits for the welcome and the handshake, and
             # the notices behind this one (other daemons' pushes) must not wait too.
-            self._spawn(conn.close(protocol.CloseCode.REPLACED, "replaced by a newer connection"))
+            self._spawn(conn.replaced())
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Work the link does not wait for, kept until done (and cancelled at stop)."""

@@ -192,6 +192,10 @@ class Connection:
                 return False
         return True
 
+    async def replaced(self) -> None:
+        """A newer registration of the cid (here, or on another node) holds it now."""
+        await self.close(protocol.CloseCode.REPLACED, "replaced by a newer connection")
+
     async def close(self, code: int, message: str) -> None:
         """The close handshake waits CLOSE_WAIT_S at most: a daemon that stopped
         reading may never take the close frame, and its link is then cut."""
@@ -457,9 +461,7 @@ class Gateway:
             self.connections[key] = conn
             try:
                 if previous is not None:
-                    await previous.close(
-                        protocol.CloseCode.REPLACED, "replaced by a newer connection"
-                    )
+                    await previous.replaced()
                 backlog = await self.store.pending_count(event.appid, event.cid)
                 await ws.send_str(sess.welcome(cursor, backlog))
             finally:
@@ -469,7 +471,7 @@ class Gateway:
                 # a newer registration's notice came while ours awaited its commit
                 if self.connections.get(key) is conn:
                     del self.connections[key]
-                await conn.close(protocol.CloseCode.REPLACED, "replaced by a newer connection")
+                await conn.replaced()
                 return None
             log.info("daemon registered", appid=event.appid, cid=event.cid, cursor=cursor)
             conn.kick()
