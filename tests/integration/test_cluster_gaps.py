@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -250,7 +251,65 @@ async def test_a_push_notice_goes_only_to_the_node_that_holds_the_cid(
         for _ in range(2):
             await daemon.next_push(timeout=2)
         await asyncio.sleep(0.1)
-        assert heard == {"a": [], "b": ["push", "push"], "c": []}
+        assert heard == {"a": [], "b": ["pushes", "pushes"], "c": []}
+
+
+async def test_a_broadcast_is_one_notice_per_node_not_one_per_daemon(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """A broadcast through A to three daemons on B and one on A: B parses one notice
+    naming its three (with the body once), and each daemon gets the message once."""
+    async with two_nodes(tmp_path, redis_server) as (a, b):
+        link = b.gateway._cluster
+        assert link is not None
+        heard: list[dict[str, Any]] = []
+        inner = link._on
+
+        async def on(note: dict[str, Any]) -> None:
+            heard.append(note)
+            await inner(note)
+
+        link._on = on  # type: ignore[method-assign]
+        on_b = [await b.client() for _ in range(3)]
+        on_a = await a.client()
+        await asyncio.sleep(0.1)
+        heard.clear()  # the registrations' "took"
+        await a.ok("sendMessage", {"title": "all", "content": "c", "payload": {}})
+        for daemon in (*on_b, on_a):
+            assert (await daemon.next_push(timeout=2))["message"]["title"] == "all"
+            await daemon.no_push(0.1)
+        assert [n["kind"] for n in heard] == ["pushes"]
+        assert sorted(item[0] for item in heard[0]["items"]) == sorted(d.cid for d in on_b)
+        assert json.loads(heard[0]["body"])["title"] == "all"
+
+
+async def test_a_single_push_notice_from_an_older_node_is_still_delivered(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """During a rolling upgrade a node of the previous version publishes one ``push``
+    notice per message: the newer node hands it over as before."""
+    import redis
+
+    async with two_nodes(tmp_path, redis_server) as (_a, b):
+        daemon = await b.client()
+        await daemon.no_push(0.1)
+        store = RedisStore(redis_server.url, time.time)  # no node: it publishes nothing
+        try:
+            body = {"title": "old"}
+            seq = await store.add_message(APP, daemon.cid, "f" * 32, "RASL_x", body, 600)
+        finally:
+            await store.close()
+        await daemon.no_push(0.1)
+        link = b.gateway._cluster
+        assert link is not None
+        note = {"kind": "push", "node": "old-node", "appid": APP, "cid": daemon.cid}
+        note |= {"seq": seq, "id": "f" * 32, "before": seq - 1}
+        note["body"] = json.dumps({"title": "old"})
+        with redis.Redis.from_url(redis_server.url) as r:
+            r.publish(f"{link.channel}:{link.node}", json.dumps(note))
+        frame = await daemon.next_push(timeout=2)
+        assert (frame["seq"], frame["message"]["title"]) == (seq, "old")
+        await daemon.no_push(0.2)
 
 
 async def test_a_push_while_no_presence_names_the_cid_still_reaches_it(

@@ -2,19 +2,20 @@
 and this listener carries what one node commits to the daemons held by the others.
 
 The Redis store publishes inside the very MULTI that commits: ``took`` for each
-registration on ``{prefix}cluster``, which every node hears, and ``push`` for each
-message stored (appid, cid, seq, the cid's seq before it, and the body when it is
-short) on ``{prefix}cluster:{node}`` of the node whose presence holds the cid (on
-``{prefix}cluster`` when no presence does; none when it is the committing node), so a
-broadcast to 20,000 does not make every node parse 20,000 notices. A node that holds
-the cid's websocket sends the message on ``push`` when it has sent the one before, and
-otherwise (or with no body) wakes its sender, which reads the store after its cursor:
-so a notice lost or repeated changes nothing but latency. It closes its connection on
-``took`` from another node when that registration is newer than its own (each
-registration of a cid is numbered in Redis, so when two nodes register one cid at
-once both agree which is newest, as on one node). Pub/sub loses notices while a node
-is away; a daemon that reconnects resumes from its cursor in the store, so nothing is
-lost with them.
+registration on ``{prefix}cluster``, which every node hears, and ``pushes`` for each
+call that stores messages: the appid, the body when it is short, and per message its
+cid, seq and the cid's seq before it. That notice goes on ``{prefix}cluster:{node}``
+of each node whose presence holds some of the cids (on ``{prefix}cluster`` for cids no
+presence holds; to none for the committing node's own), so a broadcast to 20,000 is
+one notice per node, not 20,000 for every node to parse. A node that holds the cid's
+websocket hands the message over when it has sent the one before, and otherwise (or
+with no body) wakes its sender, which reads the store after its cursor: so a notice
+lost or repeated changes nothing but latency. It closes its connection on ``took``
+from another node when that registration is newer than its own (each registration of
+a cid is numbered in Redis, so when two nodes register one cid at once both agree
+which is newest, as on one node). Pub/sub loses notices while a node is away; a
+daemon that reconnects resumes from its cursor in the store, so nothing is lost with
+them.
 
 Presence: the registration also sets ``on:{appid}:{cid}`` to this node's id with a
 ttl; the link renews it for every connection it holds and drops it when the
@@ -159,25 +160,38 @@ class ClusterLink:
     async def _on(self, note: dict[str, Any]) -> None:
         if note.get("node") == self.node:
             return
-        key = (note["appid"], note["cid"])
-        if note["kind"] == "took":  # heard even with no connection here yet
-            self._heard[key] = max(int(note.get("reg", 0)), self._heard.get(key, 0))
-        conn = self.gateway.connections.get(key)
-        if conn is None:
+        if note["kind"] == "pushes":
+            self._pushes(note["appid"], note["items"], note.get("body"))
             return
-        if note["kind"] == "push":
-            body = note.get("body")
-            if body is None:  # a long body: read from the store
-                conn.kick()
-            else:
-                conn.offer_after(int(note["before"]), int(note["seq"]), note["id"], body)
-        elif note["kind"] == "took":
-            if int(note.get("reg", 0)) <= self.store.regs.get(key, 0):
-                return  # an older registration than the one held here: it stays
+        if note["kind"] == "push":  # one per message, from a node of an older version
+            items = [[note["cid"], note["seq"], note["id"], note["before"]]]
+            self._pushes(note["appid"], items, note.get("body"))
+            return
+        if note["kind"] != "took":
+            return
+        key = (note["appid"], note["cid"])
+        reg = int(note.get("reg", 0))
+        self._heard[key] = max(reg, self._heard.get(key, 0))  # even with no connection yet
+        conn = self.gateway.connections.get(key)
+        if conn is not None and reg > self.store.regs.get(key, 0):
+            # a newer registration than the one held here (an older one: it stays)
             self.gateway.connections.pop(key, None)
             # Not awaited here: a close waits for the welcome and the handshake, and
             # the notices behind this one (other daemons' pushes) must not wait too.
             self._spawn(conn.replaced())
+
+    def _pushes(self, appid: str, items: list[list[Any]], body: str | None) -> None:
+        """One committed call's messages for the cids held here: [cid, seq, id, the
+        cid's seq before] each, and the body they share when it is short."""
+        connections = self.gateway.connections
+        for cid, seq, msg_id, before in items:
+            conn = connections.get((appid, cid))
+            if conn is None:
+                continue
+            if body is None:  # a long body: read from the store
+                conn.kick()
+            else:
+                conn.offer_after(int(before), int(seq), msg_id, body)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Work the link does not wait for, kept until done (and cancelled at stop)."""

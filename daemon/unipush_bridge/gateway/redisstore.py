@@ -76,26 +76,38 @@ _ADD_MESSAGES = """
 -- (cid, id) pairs: one message, or a broadcast's 20,000 with the body sent once.
 -- Each seq is taken here, in the commit that stores the message: seqs follow commit
 -- order on every node, so no message lands behind a cursor that moved on.
+-- What is the same for every cid (the body row after its id, the delivery row) is
+-- encoded once: a broadcast's EXEC spent most of its time re-encoding the body.
 local p, a, taskid, body = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local ttl, rttl = math.ceil(tonumber(ARGV[7])), math.ceil(tonumber(ARGV[8]))
 local node = ARGV[9]
-local out = {}
+local tail = string.sub(cjson.encode({'', taskid, body, ARGV[5]}), 4)
+local delivery = cjson.encode({taskid, ARGV[6], 0, 0})
+local count = (#ARGV - 10) / 2
+local seq = redis.call('INCRBY', KEYS[3], count) - count
+local notes, queued, out = {}, {}, {}
 for i = 11, #ARGV, 2 do
   local cid, id = ARGV[i], ARGV[i + 1]
   local at = a .. ':' .. cid
   local m, b, c, d = p .. 'm:' .. at, p .. 'b:' .. at, p .. 'c:' .. at, p .. 'd:' .. at
-  local seq = redis.call('INCR', KEYS[3])
+  seq = seq + 1
   redis.call('ZADD', m, seq, seq)
-  redis.call('SADD', KEYS[1], a .. '\\n' .. cid)
-  redis.call('HSET', b, seq, cjson.encode({id, taskid, body, ARGV[5]}))
-  local issued = tonumber(redis.call('HGET', c, 'issued') or '0')
-  if redis.call('EXISTS', c) == 1 and seq > issued then redis.call('HSET', c, 'issued', seq) end
-  redis.call('HSETNX', d, id, cjson.encode({taskid, ARGV[6], 0, 0}))
+  queued[#queued + 1] = a .. '\\n' .. cid
+  redis.call('HSET', b, seq, '[' .. cjson.encode(id) .. tail)
+  local issued = redis.call('HGET', c, 'issued')
+  if issued then
+    issued = tonumber(issued)
+    if seq > issued then redis.call('HSET', c, 'issued', seq) end
+  else
+    issued = 0
+    if redis.call('EXISTS', c) == 1 then redis.call('HSET', c, 'issued', seq) end
+  end
+  redis.call('HSETNX', d, id, delivery)
   -- Redis' expiry is relative (a ttl, on Redis' clock), so a gateway clock that
-  -- differs from Redis' cannot expire a key early: it lives as long as its newest message.
+  -- differs from Redis' cannot expire a key early: it lives as long as its newest
+  -- message (NX: a new key; GT: a longer ttl than the key has).
   for _, k in ipairs({m, b}) do
-    local t = redis.call('TTL', k)
-    if t == -1 or t < ttl then redis.call('EXPIRE', k, ttl) end
+    if redis.call('EXPIRE', k, ttl, 'NX') == 0 then redis.call('EXPIRE', k, ttl, 'GT') end
   end
   redis.call('EXPIRE', d, rttl)
   -- The notice goes to the node whose presence holds the cid (to every node when none
@@ -104,20 +116,29 @@ for i = 11, #ARGV, 2 do
   -- the store, so a message committed in between is read or noticed, never neither.
   -- It names the cid's seq before this one: a node that has sent that one hands this
   -- over as it is (the body rides along when it is short), one that has not reads the
-  -- store first, so no message falls behind its cursor (cluster.py).
+  -- store first, so no message falls behind its cursor (cluster.py). One notice per
+  -- node for the whole call, not one per cid.
   if node ~= '' then
     local holder = redis.call('GET', p .. 'on:' .. at)
     if holder ~= node then
-      local note = {kind = 'push', node = node, appid = a, cid = cid, seq = seq, id = id,
-                    before = issued}
-      if ARGV[10] == '1' then note.body = body end
       local channel = KEYS[2]
       if holder then channel = channel .. ':' .. holder end
-      redis.call('PUBLISH', channel, cjson.encode(note))
+      local items = notes[channel]
+      if not items then
+        items = {}
+        notes[channel] = items
+      end
+      items[#items + 1] = {cid, seq, id, issued}
     end
   end
   out[#out + 1] = seq
   out[#out + 1] = issued
+end
+redis.call('SADD', KEYS[1], unpack(queued))
+for channel, items in pairs(notes) do
+  local note = {kind = 'pushes', node = node, appid = a, items = items}
+  if ARGV[10] == '1' then note.body = body end
+  redis.call('PUBLISH', channel, cjson.encode(note))
 end
 return out
 """
@@ -156,30 +177,40 @@ return 1
 _ACK = """
 -- ARGV: prefix, task key prefix, then (appid, cid, seq) triples: one ack, or a 5 ms
 -- window's acks of 20,000 daemons in one call. For each: count what the ack removes,
--- remove it, move the cursor (never past issued).
+-- remove it, move the cursor (never past issued). The task counters are added once
+-- per task at the end: a broadcast's 20,000 acks are one HINCRBY, not 20,000.
 local p, tp = ARGV[1], ARGV[2]
 local removed = 0
+local received = {}
 for i = 3, #ARGV, 3 do
   local at = ARGV[i] .. ':' .. ARGV[i + 1]
   local m, b, c = p .. 'm:' .. at, p .. 'b:' .. at, p .. 'c:' .. at
   local seq = ARGV[i + 2]
   local seqs = redis.call('ZRANGEBYSCORE', m, '-inf', seq)
-  for _, s in ipairs(seqs) do
-    local row = redis.call('HGET', b, s)
-    if row then
-      local task = tp .. cjson.decode(row)[2]
-      if redis.call('EXISTS', task) == 1 then redis.call('HINCRBY', task, 'receive_num', 1) end
-      redis.call('HDEL', b, s)
+  if #seqs > 0 then
+    for _, s in ipairs(seqs) do
+      local row = redis.call('HGET', b, s)
+      if row then
+        -- [id, taskid, ...]: ids and task ids are ours (no quote, no escape), so the
+        -- task id is read without decoding the body behind it
+        local taskid = string.match(row, '^%["[^"\\\\]*","([^"\\\\]*)"')
+        if not taskid then taskid = cjson.decode(row)[2] end
+        received[taskid] = (received[taskid] or 0) + 1
+        redis.call('HDEL', b, s)
+      end
     end
+    redis.call('ZREMRANGEBYSCORE', m, '-inf', seq)
   end
-  redis.call('ZREMRANGEBYSCORE', m, '-inf', seq)
-  if redis.call('EXISTS', c) == 1 then
-    local acked = tonumber(redis.call('HGET', c, 'acked') or '0')
-    local issued = tonumber(redis.call('HGET', c, 'issued') or '0')
-    local want = math.min(tonumber(seq), issued)
-    if want > acked then redis.call('HSET', c, 'acked', want) end
+  local cursor = redis.call('HMGET', c, 'acked', 'issued')
+  if cursor[2] then
+    local want = math.min(tonumber(seq), tonumber(cursor[2]))
+    if want > tonumber(cursor[1] or '0') then redis.call('HSET', c, 'acked', want) end
   end
   removed = removed + #seqs
+end
+for taskid, n in pairs(received) do
+  local task = tp .. taskid
+  if redis.call('EXISTS', task) == 1 then redis.call('HINCRBY', task, 'receive_num', n) end
 end
 return removed
 """
@@ -284,6 +315,7 @@ T = TypeVar("T")
 #: Cids per ZMSCORE or MGET of a lookup for many.
 LOOKUP_CHUNK = 5000
 #: At most this many messages per script call: Redis runs one call without a break.
+#: Below Lua's 8,000 for unpack(): the add script's SADD takes them all at once.
 ADD_BATCH = 5000
 
 

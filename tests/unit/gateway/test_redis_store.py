@@ -103,3 +103,31 @@ async def test_a_send_is_one_multi_with_no_script_checks_and_one_script_per_body
     numbered = sorted(rs.committed(s)[0] for s in seqs)
     assert numbered == list(range(numbered[0], numbered[0] + len(cids)))
     assert [s for s, _, _ in await rs.after(APP, cids[-1], 0)] == [numbered[-1]]
+
+
+async def test_a_broadcast_publishes_one_notice_per_node_and_counts_acks_per_task(
+    rs: RedisStore, shared_redis: RedisServer
+) -> None:
+    """A broadcast's add and its acks, per cid, once cost a PUBLISH (with the body), a
+    seq INCR and a task counter update each: now one PUBLISH per node holding cids, one
+    INCRBY, and one HINCRBY per task for a window of acks."""
+    rs.node = "node-a"
+    cids = [f"{n:032x}" for n in range(1000)]
+    for cid in cids:
+        await rs.register(APP, cid, 0)
+    with redis.Redis.from_url(shared_redis.url) as r:
+        for n, cid in enumerate(cids):  # held by node B and node C, and by A itself
+            r.set(f"up:on:{APP}:{cid}", ("node-b", "node-c", "node-a")[n % 3], ex=60)
+        r.config_resetstat()
+        async with rs.transaction():
+            seqs = [await rs.add_message(APP, cid, f"m{cid}", "task", "{}", 60) for cid in cids]
+            await rs.add_task(APP, "task", None, len(cids), len(cids))
+        seen = calls(r)
+        assert seen["publish"] == 2 and seen["incrby"] == 1 and "incr" not in seen
+        r.config_resetstat()
+        acks = [(APP, cid, rs.committed(s)[0]) for cid, s in zip(cids, seqs, strict=True)]
+        await rs.ack_many(acks)
+        seen = calls(r)
+        assert seen["hincrby"] == 1
+    report = await rs.report(APP, "taskid=?", ("task",))
+    assert report is not None and report["receive_num"] == len(cids)

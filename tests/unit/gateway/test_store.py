@@ -127,6 +127,33 @@ async def test_ack_deletes_up_to_and_including_seq(gs: Store) -> None:
     assert await gs.register(APP, CID, 0) == s2
 
 
+async def test_acks_count_receipts_per_task_in_one_window(gs: Store) -> None:
+    """One window of acks for several cids and tasks: each task's receive_num counts
+    its own messages once (the Redis script adds them up per task), whatever its task
+    id holds (a quote or a backslash cannot hide it from the count)."""
+    odd = 'RASL_"odd\\task'
+    cids = [f"{n:032x}" for n in range(3)]
+    for cid in cids:
+        await gs.register(APP, cid, 0)
+    await gs.add_task(APP, "task-a", None, 3, 3)
+    await gs.add_task(APP, odd, None, 1, 1)
+    acks = []
+    for n, cid in enumerate(cids):
+        seq = await gs.add_message(APP, cid, f"a{n}", "task-a", msg(n), 600)
+        if n == 0:
+            seq = await gs.add_message(APP, cid, "odd", odd, msg(9), 600)
+        acks.append((APP, cid, seq))
+    await gs.ack_many(acks)
+    again = await gs.report(APP, "taskid=?", ("task-a",))
+    assert again is not None and again["receive_num"] == 3
+    odd_report = await gs.report(APP, "taskid=?", (odd,))
+    assert odd_report is not None and odd_report["receive_num"] == 1
+    await gs.ack_many(acks)  # a repeated window counts nothing again
+    again = await gs.report(APP, "taskid=?", ("task-a",))
+    assert again is not None and again["receive_num"] == 3
+    assert all([await seqs(gs, cid) == [] for cid in cids])
+
+
 async def test_expired_rows_are_hidden_then_purged(gs: Store, clock: Clock) -> None:
     short = await add(gs, 1, ttl_s=10)
     long = await add(gs, 2, ttl_s=100)
