@@ -168,6 +168,33 @@ async def test_ttl_expiry_and_purge(kit: Kit) -> None:
     await back.no_push()
 
 
+async def test_a_failed_purge_is_tried_again_at_the_next_round(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The periodic purge ended at its first error (a Redis restarting, a full disk),
+    and nothing was purged again until the gateway restarted."""
+    from unipush_bridge.gateway import server
+
+    monkeypatch.setattr(server, "PURGE_EVERY_S", 0.02)
+    async with running_gateway(tmp_path, rate_limit=0) as kit:
+        purge = kit.gateway.service.purge
+        rounds: list[str] = []
+
+        async def flaky(keep: object) -> tuple[int, int]:
+            if not rounds:
+                rounds.append("failed")
+                raise OSError("database or disk is full")
+            rounds.append("ran")
+            return await purge(keep)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(kit.gateway.service, "purge", flaky)
+        for _ in range(200):
+            if len(rounds) >= 2:
+                break
+            await asyncio.sleep(0.01)
+        assert rounds[:2] == ["failed", "ran"]
+
+
 async def test_ttl_default_is_one_hour(kit: Kit) -> None:
     cid = await kit.offline_cid()
     await kit.ok("sendMessage", {**MSG, "push_clientid": cid})

@@ -13,7 +13,9 @@ Layout (every key under one prefix, ``up:`` by default; ``{a}`` appid, ``{c}`` c
   resume; a stream would need its ids in commit order across nodes, which a seq taken
   before the commit does not give). Both keys carry Redis' own expiry, as long as their
   newest message's ttl, so a cid nobody reads costs nothing once its messages are stale.
-- ``queued``: the set of "{a} newline {c}" with messages (what the expiry purge visits).
+- ``due`` sorted set "{a} newline {c}" -> the earliest expires_at among the cid's
+  messages: the expiry purge visits the cids whose first message is due, not every
+  cid with messages (the ``queued`` set of earlier versions is folded into it).
 - ``d:{a}:{c}`` hash msg id -> [taskid, at, displayed, clicked], expiring with the
   receipt window; ``t:{taskid}`` hash of a task's counters, ``tg:{a}:{group}`` set and
   ``tt:{a}`` sorted set (by creation) its report indexes.
@@ -71,7 +73,7 @@ NOTICE_BODY_MAX = 2048
 REQUEST_ANSWER_TTL_S = 3 * 86_400
 
 _ADD_MESSAGES = """
--- KEYS: queued, cluster, seq; ARGV: prefix, appid, taskid, body, expires_at, now, ttl_s,
+-- KEYS: due, cluster, seq; ARGV: prefix, appid, taskid, body, expires_at, now, ttl_s,
 -- receipt ttl, node ('' no cluster notice), '1' to carry the body in the notice, then
 -- (cid, id) pairs: one message, or a broadcast's 20,000 with the body sent once.
 -- Each seq is taken here, in the commit that stores the message: seqs follow commit
@@ -85,14 +87,18 @@ local tail = string.sub(cjson.encode({'', taskid, body, ARGV[5]}), 4)
 local delivery = cjson.encode({taskid, ARGV[6], 0, 0})
 local count = (#ARGV - 10) / 2
 local seq = redis.call('INCRBY', KEYS[3], count) - count
-local notes, queued, out = {}, {}, {}
+local notes, due, out = {}, {}, {}
 for i = 11, #ARGV, 2 do
   local cid, id = ARGV[i], ARGV[i + 1]
   local at = a .. ':' .. cid
   local m, b, c, d = p .. 'm:' .. at, p .. 'b:' .. at, p .. 'c:' .. at, p .. 'd:' .. at
   seq = seq + 1
   redis.call('ZADD', m, seq, seq)
-  queued[#queued + 1] = a .. '\\n' .. cid
+  local member = a .. '\\n' .. cid
+  if not due[member] then
+    due[member] = true
+    due[#due + 1] = member
+  end
   redis.call('HSET', b, seq, '[' .. cjson.encode(id) .. tail)
   local issued = redis.call('HGET', c, 'issued')
   if issued then
@@ -134,7 +140,16 @@ for i = 11, #ARGV, 2 do
   out[#out + 1] = seq
   out[#out + 1] = issued
 end
-redis.call('SADD', KEYS[1], unpack(queued))
+-- LT: a cid's entry keeps its earliest expiry (new entries are added); 1,000 per
+-- ZADD, under Lua's limit for unpack()
+for from = 1, #due, 1000 do
+  local args = {}
+  for j = from, math.min(from + 999, #due) do
+    args[#args + 1] = ARGV[5]
+    args[#args + 1] = due[j]
+  end
+  redis.call('ZADD', KEYS[1], 'LT', unpack(args))
+end
 for channel, items in pairs(notes) do
   local note = {kind = 'pushes', node = node, appid = a, items = items}
   if ARGV[10] == '1' then note.body = body end
@@ -294,19 +309,45 @@ return 1
 """
 
 _PURGE_EXPIRED = """
--- KEYS: m, b, queued; ARGV: now, the cid's member of queued. Drop a cid's expired
--- messages; how many went.
+-- KEYS: due; ARGV: prefix, now, then members of due ("{a} newline {c}") whose earliest
+-- message has expired. Drop each one's expired messages and move it to its next
+-- expiry (out of due when none is left); how many messages went. The expiry is read
+-- from the row's end without decoding the body before it.
+local p, now = ARGV[1], tonumber(ARGV[2])
 local gone = 0
-local all = redis.call('HGETALL', KEYS[2])
-for i = 1, #all, 2 do
-  if tonumber(cjson.decode(all[i + 1])[4]) <= tonumber(ARGV[1]) then
-    redis.call('HDEL', KEYS[2], all[i])
-    redis.call('ZREM', KEYS[1], all[i])
-    gone = gone + 1
+for i = 3, #ARGV do
+  local member = ARGV[i]
+  local at = string.gsub(member, '\\n', ':', 1)
+  local m, b = p .. 'm:' .. at, p .. 'b:' .. at
+  local all = redis.call('HGETALL', b)
+  local soonest = nil
+  for j = 1, #all, 2 do
+    local row = all[j + 1]
+    local expires = tonumber(string.match(row, '"([^"\\\\]*)"%]$') or '')
+    if not expires then expires = tonumber(cjson.decode(row)[4]) end
+    if expires <= now then
+      redis.call('HDEL', b, all[j])
+      redis.call('ZREM', m, all[j])
+      gone = gone + 1
+    elseif not soonest or expires < soonest then
+      soonest = expires
+    end
+  end
+  if soonest then
+    redis.call('ZADD', KEYS[1], soonest, member)
+  else
+    redis.call('ZREM', KEYS[1], member)
   end
 end
-if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('SREM', KEYS[3], ARGV[2]) end
 return gone
+"""
+
+_FOLD_QUEUED = """
+-- KEYS: queued (the set earlier versions kept of the cids with messages), due. Move
+-- up to 1,000 of its members into due, to be visited at the next purge; how many.
+local members = redis.call('SPOP', KEYS[1], 1000)
+for _, member in ipairs(members) do redis.call('ZADD', KEYS[2], 'NX', 0, member) end
+return #members
 """
 
 
@@ -314,6 +355,8 @@ T = TypeVar("T")
 
 #: Cids per ZMSCORE or MGET of a lookup for many.
 LOOKUP_CHUNK = 5000
+#: Cids per call of the expiry purge's script.
+PURGE_BATCH = 500
 #: At most this many messages per script call: Redis runs one call without a break.
 #: Below Lua's 8,000 for unpack(): the add script's SADD takes them all at once.
 ADD_BATCH = 5000
@@ -401,6 +444,7 @@ class RedisStore:
             "uniid": _BIND_UNIID,
             "forget": _FORGET,
             "expire": _PURGE_EXPIRED,
+            "fold": _FOLD_QUEUED,
             "claim": _CLAIM,
             "refresh": _REFRESH,
             "leave": _LEAVE,
@@ -637,7 +681,7 @@ class RedisStore:
             return
         appid, taskid, text, ttl_s = adds.shared
         now = adds.now
-        keys = [self._p + "queued", self._p + "cluster", self._p + "seq"]
+        keys = [self._p + "due", self._p + "cluster", self._p + "seq"]
         args: list[Any] = [self._p, appid, taskid, text, repr(now + ttl_s), repr(now), ttl_s]
         args += [RECEIPT_WINDOW_S, self.node or ""]
         args.append("1" if len(text) <= NOTICE_BODY_MAX else "0")
@@ -701,16 +745,19 @@ class RedisStore:
             self._eval(pipe, "ack", [], args)
 
     async def purge_expired(self) -> int:
-        """Expired messages of every cid (Redis' own expiry takes whole stale keys;
-        this takes the stale rows of keys with fresher ones). Deliveries expire by
-        themselves with the receipt window."""
-        now = self._clock()
+        """Expired messages (Redis' own expiry takes whole stale keys; this takes the
+        stale rows of keys with fresher ones), visiting only the cids whose earliest
+        message is due: every node once read every cid with messages, one script call
+        each, every minute. Deliveries expire by themselves with the receipt window."""
+        due = self._p + "due"
+        while await self._eval(self._r, "fold", [self._p + "queued", due], []):
+            pass
+        now = repr(self._clock())
         gone = 0
-        queued = self._p + "queued"
-        for member in await self._r.smembers(queued):
-            appid, cid = member.split("\n", 1)
-            keys = [self._k("m", appid, cid), self._k("b", appid, cid), queued]
-            gone += int(await self._eval(self._r, "expire", keys, [repr(now), member]))
+        while members := await self._r.zrangebyscore(due, "-inf", now, start=0, num=PURGE_BATCH):
+            gone += int(await self._eval(self._r, "expire", [due], [self._p, now, *members]))
+            if len(members) < PURGE_BATCH:
+                break
         return gone
 
     async def purge_unseen(self, max_age_s: float, keep: Iterable[tuple[str, str]] = ()) -> int:

@@ -45,6 +45,8 @@ DIRECT_DRAIN_S = 0.05
 #: How long closing a daemon's link (replaced, the store away) waits for the close
 #: handshake before it cuts the link.
 CLOSE_WAIT_S = 2.0
+#: Expired messages and cids unseen for 90 days are removed this often.
+PURGE_EVERY_S = 60.0
 #: The close reason when the store fails under a daemon's session (code 1011).
 STORE_AWAY = "gateway store unavailable; reconnect"
 
@@ -303,9 +305,16 @@ class Gateway:
         await asyncio.gather(*closes, return_exceptions=True)
 
     async def _purge_loop(self) -> None:
+        """A purge that fails (Redis restarting, the disk full) is tried again at the
+        next round: the loop once ended at the first error, and nothing was purged
+        again until the gateway restarted."""
         while True:
-            await asyncio.sleep(60)
-            purged, forgotten = await self.service.purge(list(self.connections))
+            await asyncio.sleep(PURGE_EVERY_S)
+            try:
+                purged, forgotten = await self.service.purge(list(self.connections))
+            except Exception as exc:
+                log.warning("the periodic purge failed; trying again later", error=str(exc))
+                continue
             if purged:
                 log.info("purged expired messages", count=purged)
             if forgotten:

@@ -131,3 +131,59 @@ async def test_a_broadcast_publishes_one_notice_per_node_and_counts_acks_per_tas
         assert seen["hincrby"] == 1
     report = await rs.report(APP, "taskid=?", ("task",))
     assert report is not None and report["receive_num"] == len(cids)
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_the_expiry_purge_visits_only_the_cids_with_a_message_due(
+    shared_redis: RedisServer,
+) -> None:
+    """Every node's purge once read every cid with messages (one script call and a
+    decode of every body, each minute): now only the cids whose earliest message has
+    expired, each moved on to its next expiry, and out of the index once empty."""
+    shared_redis.flush()
+    clock = Clock(1_000.0)
+    rs = RedisStore(shared_redis.url, clock)
+    try:
+        quiet = [f"{n:032x}" for n in range(300)]
+        for cid in quiet:
+            await rs.add_message(APP, cid, f"q{cid}", "task", {"title": "long"}, 3600)
+        await rs.add_message(APP, CID, "short", "task", {"title": "short"}, 10)
+        await rs.add_message(APP, CID, "later", "task", {"title": "later"}, 100)
+        with redis.Redis.from_url(shared_redis.url) as r:
+            clock.now += 50
+            r.config_resetstat()
+            assert await rs.purge_expired() == 1
+            assert calls(r)["hgetall"] == 1  # CID alone, not the 300 others
+            assert [m for _, m, _ in await rs.after(APP, CID, 0)] == ["later"]
+            assert r.zscore("up:due", f"{APP}\n{CID}") == pytest.approx(1_100.0)
+            clock.now += 100
+            assert await rs.purge_expired() == 1
+            assert r.zscore("up:due", f"{APP}\n{CID}") is None
+            assert await rs.purge_expired() == 0
+            assert r.zcard("up:due") == len(quiet)
+    finally:
+        await rs.close()
+
+
+async def test_the_purge_takes_over_the_queued_set_of_earlier_versions(
+    rs: RedisStore, shared_redis: RedisServer
+) -> None:
+    """A Redis written by an earlier version lists the cids with messages in a plain
+    set, ``queued``: the first purge folds it into the index and purges its cids."""
+    seq = await rs.add_message(APP, CID, "m1", "task", {"title": "t"}, 10)
+    with redis.Redis.from_url(shared_redis.url) as r:
+        r.delete("up:due")
+        r.sadd("up:queued", f"{APP}\n{CID}", f"{APP}\n{'f' * 32}")
+    rs._clock = lambda: 2_000.0
+    assert [s for s, _, _ in await rs.after(APP, CID, 0)] == []  # hidden already
+    assert await rs.purge_expired() == 1
+    with redis.Redis.from_url(shared_redis.url) as r:
+        assert not r.exists("up:queued") and r.zcard("up:due") == 0
+        assert not r.exists(f"up:b:{APP}:{CID}") and seq > 0
