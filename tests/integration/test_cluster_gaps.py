@@ -387,3 +387,60 @@ async def test_a_half_open_connection_replaced_from_another_node_holds_up_no_not
         # nothing): a close handshake would wait for it. Cut them.
         for client in (newer, stuck):
             client.ws.transport.abort()
+
+
+async def test_a_dead_nodes_cids_go_offline_when_its_liveness_key_ends(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """A cid is online while its presence names a node that is alive: node B stops
+    renewing (it died) and its liveness key runs out; A then answers its daemon
+    offline, though the cid's own presence key still names B for up to an hour."""
+    import redis
+
+    from unipush_bridge.gateway.redisstore import HOLD_TTL_S
+
+    async with two_nodes(tmp_path, redis_server) as (a, b):
+        daemon = await b.client()
+        assert daemon.cid in await a.gateway.online(APP, [daemon.cid])
+        link = b.gateway._cluster
+        assert link is not None and link._renew is not None
+        link._renew.cancel()
+        with redis.Redis.from_url(redis_server.url) as r:
+            presence = f"up:on:{APP}:{daemon.cid}"
+            assert HOLD_TTL_S - 5 < int(r.ttl(presence)) <= HOLD_TTL_S
+            r.delete(f"up:node:{link.node}")  # what its ttl does 15 s after the death
+            assert r.get(presence) == link.node.encode()
+        assert daemon.cid not in await a.gateway.online(APP, [daemon.cid])
+        data = await a.ok("sendMessage", push(daemon.cid, "later"))
+        assert status(data, daemon.cid) == "successed_offline"
+
+
+async def test_a_renewal_round_is_one_command_not_one_per_daemon(
+    tmp_path: Path, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each node renewed every cid's presence key every 5 s (a GET and a SET per
+    connected desktop). Now a round is one SET of the node's liveness key, and the
+    cids' keys are renewed every third of HOLD_TTL_S (time scaled down: a round every
+    third of a second, the cids' keys renewed every second)."""
+    import redis
+
+    from unipush_bridge.gateway import redisstore
+
+    monkeypatch.setattr(redisstore, "PRESENCE_TTL_S", 1)
+    monkeypatch.setattr(redisstore, "HOLD_TTL_S", 3)
+    async with two_nodes(tmp_path, redis_server) as (a, b):
+        daemons = [await b.client() for _ in range(5)]
+        with redis.Redis.from_url(redis_server.url) as r:
+            r.config_resetstat()
+            await asyncio.sleep(0.8)  # two rounds of each node, no cid renewal yet
+            beats = calls(r)
+            await asyncio.sleep(0.6)  # past 1 s: B renews its five cids' keys
+            renewed = calls(r)
+        assert 2 <= beats.get("set", 0) <= 6 and "eval" not in beats
+        assert renewed.get("eval", 0) >= 1
+        assert {d.cid for d in daemons} <= await a.gateway.online(APP, [d.cid for d in daemons])
+
+
+def calls(r: Any) -> dict[str, int]:
+    stats = r.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}

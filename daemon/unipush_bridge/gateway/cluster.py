@@ -17,16 +17,18 @@ which is newest, as on one node). Pub/sub loses notices while a node is away; a
 daemon that reconnects resumes from its cursor in the store, so nothing is lost with
 them.
 
-Presence: the registration also sets ``on:{appid}:{cid}`` to this node's id with a
-ttl; the link renews it for every connection it holds and drops it when the
-connection closes, so any node answers a push to a cid held elsewhere as one node
-does (successed_online, and an online-only message is stored, not ignored).
+Presence: the registration also sets ``on:{appid}:{cid}`` to this node's id; the
+link drops it when the connection closes, and keeps ``node:{id}`` alive with a short
+ttl (a cid is online while its presence names a live node), so any node answers a
+push to a cid held elsewhere as one node does (successed_online, and an online-only
+message is stored, not ignored).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import secrets
 from collections.abc import Coroutine
@@ -61,6 +63,8 @@ class ClusterLink:
         self.store.node = self.node
         self.store.on_touch = self._touched
         self.store.on_added = self._added
+        with contextlib.suppress(Exception):  # Redis away: the renewal loop tries again
+            await self.store.heartbeat()  # before any registration here claims a cid
         loop = asyncio.get_running_loop()
         self._task = loop.create_task(self._listen())
         self._renew = loop.create_task(self._renew_presence())
@@ -72,6 +76,8 @@ class ClusterLink:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        with contextlib.suppress(Exception):  # Redis away: the key's ttl ends it
+            await self.store.flatline()
 
     async def online(self, appid: str, cids: list[str]) -> set[str]:
         """Which of these cids another node holds (this node's are checked first)."""
@@ -103,18 +109,24 @@ class ClusterLink:
                 await self.store.renew_presence([key])
 
     async def _renew_presence(self) -> None:
-        """Every third of the ttl, this node's cids are "online" again for every node."""
-        from .redisstore import PRESENCE_TTL_S
+        """Every third of PRESENCE_TTL_S this node is alive again (one SET), and every
+        third of HOLD_TTL_S its cids' presence keys are renewed too."""
+        from .redisstore import HOLD_TTL_S, PRESENCE_TTL_S
 
-        while True:
-            await asyncio.sleep(PRESENCE_TTL_S / 3)
+        beat = PRESENCE_TTL_S / 3
+        every = max(1, round(HOLD_TTL_S / 3 / beat))
+        for n in itertools.count(1):
+            await asyncio.sleep(beat)
             held = list(self.gateway.connections)
             for key in set(self.store.regs) - set(held):
                 self.store.regs.pop(key, None)
             for key in set(self._heard) - set(held):
                 self._heard.pop(key, None)
             try:
-                await self.store.renew_presence(held)
+                if n % every:
+                    await self.store.heartbeat()
+                else:
+                    await self.store.renew_presence(held)
             except Exception as exc:  # Redis restarting: the next round renews
                 log.warning("presence renewal failed", error=str(exc))
 

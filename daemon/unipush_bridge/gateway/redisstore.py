@@ -23,8 +23,10 @@ Layout (every key under one prefix, ``up:`` by default; ``{a}`` appid, ``{c}`` c
   ``tagi:{a}:{tag}`` sets; ``u:{a}`` hash cid -> [user_id, device_id] with ``uu``/``ud``
   sets, ``ut:{a}:{user}`` user tags with ``uti:{a}:{tag}`` sets; ``r:{a}:{request_id}``
   request_id answers, expiring after REQUEST_ANSWER_TTL_S.
-- ``on:{a}:{c}``: the node holding the cid's connection, expiring after
-  PRESENCE_TTL_S unless that node renews it (cluster.py): "online" for every node.
+- ``on:{a}:{c}``: the node holding the cid's connection, expiring after HOLD_TTL_S
+  unless that node renews it; ``node:{id}``: that node is alive, expiring after
+  PRESENCE_TTL_S unless it renews it (cluster.py). A cid is "online" for every node
+  while its presence names a node that is alive.
 
 Writes inside ``transaction()`` are queued on one MULTI/EXEC pipeline, and those that
 read before they write are Lua scripts in it: the whole step is applied at once or not
@@ -53,9 +55,14 @@ from redis.backoff import NoBackoff
 
 from .store import RECEIPT_WINDOW_S, ClientRecord, resume_cursor
 
-#: A node renews the presence of the cids it holds every third of this; a node that
-#: dies leaves its cids "online" this long at most (docs/gateway.md).
+#: A node renews its own liveness key every third of this; a node that dies leaves
+#: its cids "online" this long at most (docs/gateway.md).
 PRESENCE_TTL_S = 15
+#: A node renews the presence keys of the cids it holds every third of this. Their
+#: liveness is the node's key: renewing every cid's key every 5 s cost Redis a GET and
+#: a SET per connected desktop (a million: 400,000 commands a second, for nothing).
+#: This ttl only clears the keys of a node that died, for cids that never came back.
+HOLD_TTL_S = 3600
 
 #: A store call that takes longer fails (redis.TimeoutError): its request is answered
 #: with an error and its session reconnects, instead of waiting on a Redis that hangs;
@@ -592,7 +599,7 @@ class RedisStore:
             self._acks_on(pipe, [(appid, cid, cursor)])
             if (node := self.node) is not None:  # presence, and the older connection drops
                 keys = [key, self._k("on", appid, cid), self._p + "cluster"]
-                args = [node, appid, cid, PRESENCE_TTL_S]
+                args = [node, appid, cid, HOLD_TTL_S]
                 self._queue("claim", keys, args, lambda reg: self._took(appid, cid, reg))
         return cursor
 
@@ -611,10 +618,27 @@ class RedisStore:
     # presence (cluster.py) -------------------------------------------------------
 
     async def present_many(self, appid: str, cids: list[str]) -> set[str]:
-        """The cids some node holds a connection of (their presence has not expired)."""
-        return await self._found(
-            cids, lambda chunk: self._r.mget([self._k("on", appid, c) for c in chunk])
-        )
+        """The cids a live node holds a connection of: their presence keys, then the
+        liveness keys of the nodes those name (a few, whatever the cids' number)."""
+        holders: dict[str, str] = {}
+        for chunk in _chunks(cids, LOOKUP_CHUNK):
+            values = await self._r.mget([self._k("on", appid, c) for c in chunk])
+            holders.update((c, v) for c, v in zip(chunk, values, strict=True) if v is not None)
+        nodes = list(set(holders.values()))
+        if not nodes:
+            return set()
+        alive = await self._r.mget([self._k("node", n) for n in nodes])
+        live = {n for n, up in zip(nodes, alive, strict=True) if up is not None}
+        return {c for c, n in holders.items() if n in live}
+
+    async def heartbeat(self) -> None:
+        """This node is alive for another PRESENCE_TTL_S: every cid it holds counts as
+        online on every node (one SET, however many it holds)."""
+        await self._r.set(self._k("node", str(self.node)), 1, ex=PRESENCE_TTL_S)
+
+    async def flatline(self) -> None:
+        """This node stops: its cids are offline for the others at once."""
+        await self._r.delete(self._k("node", str(self.node)))
 
     async def leave(self, appid: str, cid: str) -> None:
         """This node holds the cid no more. Its registration number stays in ``regs``
@@ -624,14 +648,15 @@ class RedisStore:
             await self._eval(self._r, "leave", [self._k("on", appid, cid)], [self.node])
 
     async def renew_presence(self, held: list[tuple[str, str]]) -> None:
-        """This node holds these cids: "online" for every node for another ttl. By
-        EVAL, one call per LOOKUP_CHUNK cids: a Redis that restarted has no scripts,
-        and an EVALSHA failed with NoScriptError on every round (the cids went
-        "offline" for the other nodes 15 s after a Redis restart)."""
+        """This node holds these cids: their presence keys name it for another
+        HOLD_TTL_S, and it is alive. By EVAL, one call per LOOKUP_CHUNK cids: a Redis
+        that restarted has no scripts, and an EVALSHA failed with NoScriptError on every
+        round (the cids went "offline" for the other nodes after a Redis restart)."""
         keys = [self._k("on", a, c) for a, c in held]
         pipe = self._r.pipeline(transaction=False)
+        pipe.set(self._k("node", str(self.node)), 1, ex=PRESENCE_TTL_S)
         for chunk in _chunks(keys, LOOKUP_CHUNK):
-            self._eval(pipe, "refresh", chunk, [self.node, PRESENCE_TTL_S])
+            self._eval(pipe, "refresh", chunk, [self.node, HOLD_TTL_S])
         await pipe.execute()
 
     async def all_cids(self, appid: str) -> list[str]:
