@@ -444,3 +444,21 @@ async def test_a_renewal_round_is_one_command_not_one_per_daemon(
 def calls(r: Any) -> dict[str, int]:
     stats = r.info("commandstats")
     return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
+
+
+async def test_a_daemon_on_a_node_of_an_earlier_version_is_still_online(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """During a rolling upgrade a node of the earlier version keeps no liveness key;
+    it renews its cids' presence keys with a 15 s ttl instead: those count as online
+    (an online-only push to its daemon is not dropped as offline)."""
+    import redis
+
+    async with two_nodes(tmp_path, redis_server) as (a, _b):
+        held = "e" * 32
+        await a.gateway.store.register(APP, held, 0)
+        with redis.Redis.from_url(redis_server.url) as r:
+            r.set(f"up:on:{APP}:{held}", "old-node", ex=15)
+            assert held in await a.gateway.online(APP, [held])
+            r.set(f"up:on:{APP}:{held}", "dead-new-node", ex=3600)
+            assert held not in await a.gateway.online(APP, [held])

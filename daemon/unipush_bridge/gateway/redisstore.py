@@ -629,7 +629,19 @@ class RedisStore:
             return set()
         alive = await self._r.mget([self._k("node", n) for n in nodes])
         live = {n for n, up in zip(nodes, alive, strict=True) if up is not None}
-        return {c for c, n in holders.items() if n in live}
+        found = {c for c, n in holders.items() if n in live}
+        # A node of an earlier version keeps no liveness key: its presence keys live
+        # PRESENCE_TTL_S and it renews them while it lives (a rolling upgrade). A
+        # newer node's keys live HOLD_TTL_S, so a dead one's cids stay offline.
+        unsure = [c for c in holders if c not in found]
+        for chunk in _chunks(unsure, LOOKUP_CHUNK):
+            pipe = self._r.pipeline(transaction=False)
+            for c in chunk:
+                pipe.pttl(self._k("on", appid, c))
+            ttls = await pipe.execute()
+            limit = PRESENCE_TTL_S * 1000
+            found.update(c for c, ms in zip(chunk, ttls, strict=True) if 0 < ms <= limit)
+        return found
 
     async def heartbeat(self) -> None:
         """This node is alive for another PRESENCE_TTL_S: every cid it holds counts as
