@@ -462,3 +462,49 @@ async def test_a_daemon_on_a_node_of_an_earlier_version_is_still_online(
             assert held in await a.gateway.online(APP, [held])
             r.set(f"up:on:{APP}:{held}", "dead-new-node", ex=3600)
             assert held not in await a.gateway.online(APP, [held])
+
+
+async def test_a_stuck_daemon_on_the_other_node_holds_up_none_of_its_neighbours(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """Node B hands a notice's messages over in one task: a daemon there that stopped
+    reading (its link full) must hold up neither the other daemons of the same notice
+    nor later notices, and gets everything once, in order, when it reads again."""
+    import socket
+
+    filler = "x" * 700
+    async with two_nodes(tmp_path, redis_server) as (a, b):
+        slow = await b.client()
+        others = [await b.client() for _ in range(3)]
+        conn = b.gateway.connections[(APP, slow.cid)]
+        conn.ws.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        sock = slow.ws.transport.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.ws.transport.pause_reading()
+        filled = 0
+        while not conn.paused():
+            assert filled < 5000, "B's side of the link never filled"
+            await a.ok("sendMessage", push(slow.cid, f"f{filled}", payload={"x": filler}))
+            filled += 1
+            await asyncio.sleep(0.002)
+        titles = []
+        for n in range(10):
+            # one notice to B for the four of them, the stuck one first
+            body = push(slow.cid, f"all{n}")
+            body["push_clientid"] += [o.cid for o in others]
+            await a.ok("sendMessage", body)
+            titles.append(body["title"])
+            for o in others:
+                frame = await o.next_push(timeout=1)
+                assert frame["message"]["title"] == body["title"]
+        slow.ws.transport.resume_reading()
+        got: list[str] = []
+        seqs: list[int] = []
+        while len(got) < filled + len(titles):
+            frame = await slow.next_push(timeout=10)
+            got.append(frame["message"]["title"])
+            seqs.append(frame["seq"])
+            await slow.ack(frame["seq"])
+        assert got == [f"f{n}" for n in range(filled)] + titles
+        assert seqs == sorted(set(seqs))
+        await slow.no_push(0.2)

@@ -195,15 +195,23 @@ class ClusterLink:
     def _pushes(self, appid: str, items: list[list[Any]], body: str | None) -> None:
         """One committed call's messages for the cids held here: [cid, seq, id, the
         cid's seq before] each, and the body they share when it is short."""
+        if body is None:  # a long body: each reads it from the store
+            for cid, *_ in items:
+                if (conn := self.gateway.connections.get((appid, cid))) is not None:
+                    conn.kick()
+            return
+        self._spawn(self._hand_over(appid, items, body))
+
+    async def _hand_over(self, appid: str, items: list[list[Any]], body: str) -> None:
+        """Handed over as node A hands over its own (Connection.offer_now: at once to an
+        idle link that has sent the seq before, else by its sender), in one task for
+        the notice: a sender task woken per daemon cost a broadcast's other node more
+        than its writes. Beside the notice loop, so a daemon that stopped reading holds
+        up neither it nor the next notice."""
         connections = self.gateway.connections
         for cid, seq, msg_id, before in items:
-            conn = connections.get((appid, cid))
-            if conn is None:
-                continue
-            if body is None:  # a long body: read from the store
-                conn.kick()
-            else:
-                conn.offer_after(int(before), int(seq), msg_id, body)
+            if (conn := connections.get((appid, cid))) is not None:
+                await conn.offer_now(int(before), int(seq), msg_id, body)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Work the link does not wait for, kept until done (and cancelled at stop)."""
