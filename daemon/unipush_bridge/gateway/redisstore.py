@@ -69,10 +69,12 @@ HOLD_TTL_S = 3600
 #: a whole broadcast's MULTI of 20,000 messages takes well under a second.
 STORE_TIMEOUT_S = 10
 
-#: A message body up to this long rides in its cluster notice, so the node holding the
-#: cid sends it without reading the store (a broadcast to 20,000: no read per cid).
-#: Longer ones are read: 20,000 notices stay well inside Redis' pub/sub output buffer
-#: limit (client-output-buffer-limit pubsub, 8 MB soft by default).
+#: A message body up to this long rides in its cluster notice, once per notice, so the
+#: node holding the cid sends it without reading the store (a broadcast to 20,000: no
+#: read per cid). Longer ones are read. A notice names up to ADD_BATCH messages at about
+#: 90 bytes each, so a 20,000 broadcast is under 2 MB of notices in all, inside Redis'
+#: pub/sub output buffer limits (client-output-buffer-limit pubsub: 32 MB at once, 8 MB
+#: for a minute); with the body in every per-cid notice it was up to 40 MB.
 NOTICE_BODY_MAX = 2048
 
 #: request_id answers are kept this long (uni-push dedupes a repeated request_id for
