@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from websockets.exceptions import ConnectionClosed
 
 from tests.gatewaykit import Client, Kit, running_gateway
 from unipush_bridge.gateway.server import CLOSE_WAIT_S
@@ -124,3 +125,29 @@ async def test_a_stop_with_stuck_daemons_takes_one_close_wait_not_one_each(
         started = time.monotonic()
     took = time.monotonic() - started
     assert took < CLOSE_WAIT_S + 1.5, took
+
+
+async def test_a_hand_over_that_fails_after_the_commit_still_answers_success(
+    kit: Kit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever breaks while a committed push is handed over (a bug, a library error)
+    must not answer the push as failed (its sender would retry and store it again), nor
+    cost the push's other targets theirs: that daemon's link is cut, and it resumes from
+    its cursor on its next hello."""
+    broken = await kit.client()
+    fine = await kit.client()
+    conn = kit.gateway.connections[(APP, broken.cid)]
+
+    async def boom(data: str, compress: int | None = None) -> None:
+        raise RuntimeError("a writer that failed")
+
+    monkeypatch.setattr(conn.ws, "send_str", boom)
+    data = await kit.ok("sendMessage", push([broken.cid, fine.cid], "once"))
+    ((_taskid, statuses),) = data.items()
+    assert statuses == {broken.cid: "successed_online", fine.cid: "successed_online"}
+    assert (await fine.next_push(timeout=2))["message"]["title"] == "once"
+    with pytest.raises(ConnectionClosed):
+        await broken.next_push(timeout=2)
+    back = await kit.client(cid=broken.cid)
+    assert (await back.next_push(timeout=2))["message"]["title"] == "once"
+    await back.no_push()

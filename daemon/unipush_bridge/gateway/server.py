@@ -145,6 +145,12 @@ class Connection:
                     await self._push(seq, msg_id, body_json)
             except TimeoutError:
                 log.info("a daemon is not reading its link", appid=self.appid, cid=self.cid)
+            except Exception:
+                # The message is committed: its answer must not turn into an error
+                # (a sender would retry and store it again), nor the push's other
+                # targets miss theirs. The daemon reconnects and resumes from its cursor.
+                log.exception("could not hand a push over; cutting the link", cid=self.cid)
+                self.cut()
             finally:
                 self._direct -= 1
             return
@@ -208,9 +214,13 @@ class Connection:
             async with asyncio.timeout(CLOSE_WAIT_S):
                 await self.ws.close(code=code, message=message.encode())
         except TimeoutError:
-            transport = self._link.transport if self._link is not None else None
-            if transport is not None:
-                transport.abort()
+            self.cut()
+
+    def cut(self) -> None:
+        """Drop the link without a close handshake (the daemon reconnects)."""
+        transport = self._link.transport if self._link is not None else None
+        if transport is not None:
+            transport.abort()
 
 
 class Gateway:
