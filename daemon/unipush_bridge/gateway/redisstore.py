@@ -297,8 +297,11 @@ return 1
 """
 
 _FORGET = """
--- KEYS: c, m, b, d, tag, al, u, seen; ARGV: cid, prefix, appid
+-- KEYS: c, m, b, d, tag, al, u, seen; ARGV: cid, prefix, appid, cutoff. A cid seen
+-- since the cutoff (a hello on some node after the purge chose it) stays.
 local p, a, cid = ARGV[2], ARGV[3], ARGV[1]
+local seen = redis.call('ZSCORE', KEYS[8], cid)
+if seen and tonumber(seen) > tonumber(ARGV[4]) then return 0 end
 local alias = redis.call('HGET', KEYS[6], cid)
 if alias then redis.call('SREM', p .. 'ali:' .. a .. ':' .. alias, cid) end
 redis.call('HDEL', KEYS[6], cid)
@@ -364,7 +367,7 @@ T = TypeVar("T")
 
 #: Cids per ZMSCORE or MGET of a lookup for many.
 LOOKUP_CHUNK = 5000
-#: Cids per call of the expiry purge's script.
+#: Cids per call of the expiry purge's script, and per MULTI of the unseen purge.
 PURGE_BATCH = 500
 #: At most this many messages per script call: Redis runs one call without a break.
 #: Below Lua's 8,000 for unpack(): the add script's SADD takes them all at once.
@@ -808,15 +811,18 @@ class RedisStore:
             old = [cid for cid in old if (appid, cid) not in online]
             held = await self.present_many(appid, old)  # on another node
             stale += [(appid, cid) for cid in old if cid not in held]
-        if not stale:
-            return 0
-        async with self.transaction():
-            for appid, cid in stale:
+        forgotten = 0
+        # PURGE_BATCH cids per MULTI: a day that leaves 100,000 cids unseen must not
+        # become one transaction that holds Redis for seconds.
+        for chunk in _chunks(stale, PURGE_BATCH):
+            pipe = self._r.pipeline(transaction=True)
+            for appid, cid in chunk:
                 kinds = ("c", "m", "b", "d", "tag")
                 keys = [self._k(k, appid, cid) for k in kinds]
                 keys += [self._k("al", appid), self._k("u", appid), self._k("seen", appid)]
-                await self._run("forget", keys, [cid, self._p, appid])
-        return len(stale)
+                self._eval(pipe, "forget", keys, [cid, self._p, appid, repr(cutoff)])
+            forgotten += sum(int(n) for n in await pipe.execute())
+        return forgotten
 
     async def pending_count(self, appid: str, cid: str) -> int:
         now = self._clock()

@@ -187,3 +187,35 @@ async def test_the_purge_takes_over_the_queued_set_of_earlier_versions(
     with redis.Redis.from_url(shared_redis.url) as r:
         assert not r.exists("up:queued") and r.zcard("up:due") == 0
         assert not r.exists(f"up:b:{APP}:{CID}") and seq > 0
+
+
+async def test_the_unseen_purge_forgets_in_batches_and_spares_a_cid_seen_meanwhile(
+    shared_redis: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cids unseen for 90 days go 500 per MULTI (not all in one transaction that holds
+    Redis), and a cid that says hello on some node after the purge chose it, before its
+    batch is applied, is kept (the script checks its last hello again)."""
+    shared_redis.flush()
+    clock = Clock(1_000.0)
+    rs = RedisStore(shared_redis.url, clock)
+    try:
+        cids = [f"{n:032x}" for n in range(1200)]
+        for cid in cids:
+            await rs.register(APP, cid, 0)
+        clock.now += 100 * 86_400
+        back = cids[700]
+        present_many = rs.present_many
+
+        async def hello_meanwhile(appid: str, some: list[str]) -> set[str]:
+            await rs.register(APP, back, 0)  # another node's hello, just now
+            return await present_many(appid, some)
+
+        monkeypatch.setattr(rs, "present_many", hello_meanwhile)
+        with redis.Redis.from_url(shared_redis.url) as r:
+            r.config_resetstat()
+            assert await rs.purge_unseen(90 * 86_400) == len(cids) - 1
+            assert calls(r)["exec"] == 3 + 1  # three batches, and the hello's own MULTI
+        assert await rs.known(APP, back)
+        assert not await rs.known(APP, cids[0]) and not await rs.known(APP, cids[-1])
+    finally:
+        await rs.close()
