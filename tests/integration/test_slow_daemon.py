@@ -151,3 +151,34 @@ async def test_a_hand_over_that_fails_after_the_commit_still_answers_success(
     back = await kit.client(cid=broken.cid)
     assert (await back.next_push(timeout=2))["message"]["title"] == "once"
     await back.no_push()
+
+
+async def test_daemons_that_fill_their_links_as_a_push_reaches_them_cost_it_four_waits(
+    kit: Kit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hostile fleet of daemons, each reading just enough that its link fills as the
+    push is written to it, cost the push a drain wait each: twelve of them held its
+    answer 12 x 50 ms. Now a push waits MAX_DRAIN_WAITS times at most; the rest of its
+    daemons get it by their senders, and everyone gets it once."""
+    from unipush_bridge.gateway import server
+
+    slow = [await kit.client() for _ in range(12)]
+    fine = await kit.client()
+    for daemon in slow:
+        conn = kit.gateway.connections[(APP, daemon.cid)]
+        real = conn._push
+
+        async def write_then_stall(seq: int, msg_id: str, body: str, real: Any = real) -> bool:
+            sent = await real(seq, msg_id, body)  # the frame is written, then
+            await asyncio.sleep(0.5)  # the link's drain takes long
+            return bool(sent)
+
+        monkeypatch.setattr(conn, "_push", write_then_stall)
+    started = time.monotonic()
+    await kit.ok("sendMessage", push([d.cid for d in slow] + [fine.cid], "all"))
+    took = time.monotonic() - started
+    assert server.MAX_DRAIN_WAITS * server.DIRECT_DRAIN_S <= 0.2
+    assert took < 0.45, took  # twelve waits: 0.6 s
+    for daemon in (*slow, fine):
+        assert (await daemon.next_push(timeout=3))["message"]["title"] == "all"
+        await daemon.no_push(0.05)

@@ -203,15 +203,12 @@ class ClusterLink:
         self._spawn(self._hand_over(appid, items, body))
 
     async def _hand_over(self, appid: str, items: list[list[Any]], body: str) -> None:
-        """Handed over as node A hands over its own (Connection.offer_now: at once to an
-        idle link that has sent the seq before, else by its sender), in one task for
-        the notice: a sender task woken per daemon cost a broadcast's other node more
-        than its writes. Beside the notice loop, so a daemon that stopped reading holds
-        up neither it nor the next notice."""
-        connections = self.gateway.connections
-        for cid, seq, msg_id, before in items:
-            if (conn := connections.get((appid, cid))) is not None:
-                await conn.offer_now(int(before), int(seq), msg_id, body)
+        """Handed over as the committing node hands over its own (Gateway.hand_over),
+        in one task for the notice: a sender task woken per daemon cost a broadcast's
+        other node more than its writes. Beside the notice loop, so a daemon that
+        stopped reading holds up neither it nor the next notice."""
+        pushes = ((cid, int(before), int(seq), msg_id, body) for cid, seq, msg_id, before in items)
+        await self.gateway.hand_over(appid, pushes)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Work the link does not wait for, kept until done (and cancelled at stop)."""

@@ -11,7 +11,7 @@ import logging
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import structlog
@@ -42,6 +42,10 @@ HELLO_TIMEOUT_S = 10.0
 #: How long a push's direct hand-over waits for a daemon's link to drain before it
 #: leaves the rest to the connection's sender (tests/integration/test_slow_daemon.py).
 DIRECT_DRAIN_S = 0.05
+#: How many of those waits one push (or one notice from another node) spends at most;
+#: the rest of its daemons get it by their senders. Daemons that each fill their link
+#: just as a broadcast reaches them cost its answer this many waits, not one each.
+MAX_DRAIN_WAITS = 4
 #: How long closing a daemon's link (replaced, the store away) waits for the close
 #: handshake before it cuts the link.
 CLOSE_WAIT_S = 2.0
@@ -120,13 +124,14 @@ class Connection:
         else:
             self.resync()
 
-    async def offer_now(self, before: int, seq: int, msg_id: str, body_json: str) -> None:
+    async def offer_now(self, before: int, seq: int, msg_id: str, body_json: str) -> bool:
         """As offer_after(), but with the sender idle and in sync and ``before`` sent,
         the frame goes out at once, before the HTTP answer and without a task to wake
         (a push's hot path). ``before`` 0: the store commits in seq order (SQLite).
         The frame is written at once; its drain is waited for DIRECT_DRAIN_S at most,
         so a daemon that stopped reading holds up neither the answer nor the push's
-        other targets (its next messages go by the sender, which waits alone)."""
+        other targets (its next messages go by the sender, which waits alone). True:
+        the drain was waited for in vain."""
         idle = self._task is None or self._task.done()
         if (
             not self.paused()
@@ -145,6 +150,7 @@ class Connection:
                     await self._push(seq, msg_id, body_json)
             except TimeoutError:
                 log.info("a daemon is not reading its link", appid=self.appid, cid=self.cid)
+                return True
             except Exception:
                 # The message is committed: its answer must not turn into an error
                 # (a sender would retry and store it again), nor the push's other
@@ -153,8 +159,9 @@ class Connection:
                 self.cut()
             finally:
                 self._direct -= 1
-            return
+            return False
         self.offer_after(before, seq, msg_id, body_json)
+        return False
 
     def _ensure_sender(self) -> None:
         if self._task is None or self._task.done():
@@ -397,15 +404,27 @@ class Gateway:
         while we write ours, and the answer still waits for the commit. What a crash
         between the two does is in docs/architecture.md's crash table."""
         outcome = await self.service.call(appid, method, body, self.online)
-        for d in outcome.deliveries:
-            conn = self.connections.get((appid, d.cid))
-            if conn is not None:
-                await conn.offer_now(d.before, d.seq, d.msg_id, d.body_json)
+        pushes = ((d.cid, d.before, d.seq, d.msg_id, d.body_json) for d in outcome.deliveries)
+        await self.hand_over(appid, pushes)
         for cid in outcome.recheck:
             if (conn := self.connections.get((appid, cid))) is not None:
                 conn.kick()
         await self.store.synced()
         return outcome.answer
+
+    async def hand_over(self, appid: str, pushes: Iterable[tuple[str, int, int, str, str]]) -> None:
+        """Committed messages (cid, the cid's seq before, seq, id, body) to the daemons
+        connected here: directly while at most MAX_DRAIN_WAITS drains were waited for
+        in vain, then by each daemon's sender."""
+        waits = 0
+        for cid, before, seq, msg_id, body in pushes:
+            if (conn := self.connections.get((appid, cid))) is None:
+                continue
+            if waits < MAX_DRAIN_WAITS:
+                if await conn.offer_now(before, seq, msg_id, body):
+                    waits += 1
+            else:
+                conn.offer_after(before, seq, msg_id, body)
 
     async def send_message(self, appid: str, body: Any) -> dict[str, Any]:
         return await self.call(appid, "sendMessage", body)
