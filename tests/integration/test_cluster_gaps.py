@@ -421,24 +421,26 @@ async def test_a_renewal_round_is_one_command_not_one_per_daemon(
     """Each node renewed every cid's presence key every 5 s (a GET and a SET per
     connected desktop). Now a round is one SET of the node's liveness key, and the
     cids' keys are renewed every third of HOLD_TTL_S (time scaled down: a round every
-    third of a second, the cids' keys renewed every second)."""
+    third of a second; the cids' keys every 10 s, then at every round)."""
     import redis
 
     from unipush_bridge.gateway import redisstore
 
     monkeypatch.setattr(redisstore, "PRESENCE_TTL_S", 1)
-    monkeypatch.setattr(redisstore, "HOLD_TTL_S", 3)
-    async with two_nodes(tmp_path, redis_server) as (a, b):
-        daemons = [await b.client() for _ in range(5)]
-        with redis.Redis.from_url(redis_server.url) as r:
-            r.config_resetstat()
-            await asyncio.sleep(0.8)  # two rounds of each node, no cid renewal yet
-            beats = calls(r)
-            await asyncio.sleep(0.6)  # past 1 s: B renews its five cids' keys
-            renewed = calls(r)
-        assert 2 <= beats.get("set", 0) <= 6 and "eval" not in beats
-        assert renewed.get("eval", 0) >= 1
-        assert {d.cid for d in daemons} <= await a.gateway.online(APP, [d.cid for d in daemons])
+    for hold_s, cid_renewals in ((30, False), (1, True)):
+        monkeypatch.setattr(redisstore, "HOLD_TTL_S", hold_s)
+        async with two_nodes(tmp_path / str(hold_s), redis_server) as (a, b):
+            daemons = [await b.client() for _ in range(5)]
+            with redis.Redis.from_url(redis_server.url) as r:
+                r.config_resetstat()
+                await asyncio.sleep(1.0)  # about three rounds of each node
+                seen = calls(r)
+            if cid_renewals:  # the script's GET and SET per cid, every round
+                assert seen.get("eval", 0) >= 2 and seen.get("get", 0) >= 10, seen
+            else:  # one SET per round and node, nothing per cid
+                assert 2 <= seen.get("set", 0) <= 10 and "eval" not in seen, seen
+            cids = [d.cid for d in daemons]
+            assert set(cids) <= await a.gateway.online(APP, cids)
 
 
 def calls(r: Any) -> dict[str, int]:
