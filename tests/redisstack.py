@@ -181,3 +181,10 @@ def gateway_store(request: pytest.FixtureRequest) -> Iterator[str]:
         yield kind
     finally:
         mp.undo()
+
+
+def command_calls(r: Any) -> dict[str, int]:
+    """How many times Redis ran each command since CONFIG RESETSTAT (INFO commandstats;
+    the commands a script runs count too)."""
+    stats = r.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}

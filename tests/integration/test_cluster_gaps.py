@@ -23,7 +23,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from tests.gatewaykit import Kit
 from tests.integration.test_cluster import two_nodes
 from tests.integration.test_slow_daemon import fill_link
-from tests.redisstack import RedisServer, redis_server
+from tests.redisstack import RedisServer, command_calls, redis_server
 from unipush_bridge.gateway.redisstore import RedisStore
 
 __all__ = ["redis_server"]
@@ -434,18 +434,13 @@ async def test_a_renewal_round_is_one_command_not_one_per_daemon(
             with redis.Redis.from_url(redis_server.url) as r:
                 r.config_resetstat()
                 await asyncio.sleep(1.0)  # about three rounds of each node
-                seen = calls(r)
+                seen = command_calls(r)
             if cid_renewals:  # the script's GET and SET per cid, every round
                 assert seen.get("eval", 0) >= 2 and seen.get("get", 0) >= 10, seen
             else:  # one SET per round and node, nothing per cid
                 assert 2 <= seen.get("set", 0) <= 10 and "eval" not in seen, seen
             cids = [d.cid for d in daemons]
             assert set(cids) <= await a.gateway.online(APP, cids)
-
-
-def calls(r: Any) -> dict[str, int]:
-    stats = r.info("commandstats")
-    return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
 
 
 async def test_a_daemon_on_a_node_of_an_earlier_version_is_still_online(

@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 import redis
 
-from tests.redisstack import RedisServer
+from tests.gatewaykit import Clock
+from tests.redisstack import RedisServer, command_calls
 from unipush_bridge.errors import ConfigError
 from unipush_bridge.gateway.access import GatewayConfig
 from unipush_bridge.gateway.redisstore import RedisStore
@@ -19,9 +20,14 @@ CID = "0123456789abcdef0123456789abcdef"
 
 
 @pytest.fixture
-async def rs(shared_redis: RedisServer) -> AsyncIterator[RedisStore]:
+def clock() -> Clock:
+    return Clock(1_000.0)
+
+
+@pytest.fixture
+async def rs(shared_redis: RedisServer, clock: Clock) -> AsyncIterator[RedisStore]:
     shared_redis.flush()
-    store = RedisStore(shared_redis.url, lambda: 1_000.0)
+    store = RedisStore(shared_redis.url, clock)
     yield store
     await store.close()
 
@@ -76,11 +82,6 @@ def test_an_unreachable_redis_names_the_setting(tmp_path: object) -> None:
         open_store(config, lambda: 0.0)
 
 
-def calls(r: redis.Redis) -> dict[str, int]:
-    stats: dict[str, dict[str, int]] = r.info("commandstats")  # type: ignore[assignment]
-    return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
-
-
 async def test_a_send_is_one_multi_with_no_script_checks_and_one_script_per_body(
     rs: RedisStore, shared_redis: RedisServer
 ) -> None:
@@ -97,7 +98,7 @@ async def test_a_send_is_one_multi_with_no_script_checks_and_one_script_per_body
         async with rs.transaction():
             seqs = [await rs.add_message(APP, cid, f"m{cid}", "task", "{}", 60) for cid in cids]
             await rs.add_task(APP, "task", None, len(cids), len(cids))
-        seen = calls(r)
+        seen = command_calls(r)
     assert "script|exists" not in seen and "script" not in seen and "evalsha" not in seen
     assert seen["eval"] == 1 and seen["exec"] == 1
     numbered = sorted(rs.committed(s)[0] for s in seqs)
@@ -122,58 +123,44 @@ async def test_a_broadcast_publishes_one_notice_per_node_and_counts_acks_per_tas
         async with rs.transaction():
             seqs = [await rs.add_message(APP, cid, f"m{cid}", "task", "{}", 60) for cid in cids]
             await rs.add_task(APP, "task", None, len(cids), len(cids))
-        seen = calls(r)
+        seen = command_calls(r)
         assert seen["publish"] == 2 and seen["incrby"] == 1 and "incr" not in seen
         r.config_resetstat()
         acks = [(APP, cid, rs.committed(s)[0]) for cid, s in zip(cids, seqs, strict=True)]
         await rs.ack_many(acks)
-        seen = calls(r)
+        seen = command_calls(r)
         assert seen["hincrby"] == 1
     report = await rs.report(APP, "taskid=?", ("task",))
     assert report is not None and report["receive_num"] == len(cids)
 
 
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 async def test_the_expiry_purge_visits_only_the_cids_with_a_message_due(
-    shared_redis: RedisServer,
+    rs: RedisStore, shared_redis: RedisServer, clock: Clock
 ) -> None:
     """Every node's purge once read every cid with messages (one script call and a
     decode of every body, each minute): now only the cids whose earliest message has
     expired, each moved on to its next expiry, and out of the index once empty."""
-    shared_redis.flush()
-    clock = Clock(1_000.0)
-    rs = RedisStore(shared_redis.url, clock)
-    try:
-        quiet = [f"{n:032x}" for n in range(300)]
-        for cid in quiet:
-            await rs.add_message(APP, cid, f"q{cid}", "task", {"title": "long"}, 3600)
-        await rs.add_message(APP, CID, "short", "task", {"title": "short"}, 10)
-        await rs.add_message(APP, CID, "later", "task", {"title": "later"}, 100)
-        with redis.Redis.from_url(shared_redis.url) as r:
-            clock.now += 50
-            r.config_resetstat()
-            assert await rs.purge_expired() == 1
-            assert calls(r)["hgetall"] == 1  # CID alone, not the 300 others
-            assert [m for _, m, _ in await rs.after(APP, CID, 0)] == ["later"]
-            assert r.zscore("up:due", f"{APP}\n{CID}") == pytest.approx(1_100.0)
-            clock.now += 100
-            assert await rs.purge_expired() == 1
-            assert r.zscore("up:due", f"{APP}\n{CID}") is None
-            assert await rs.purge_expired() == 0
-            assert r.zcard("up:due") == len(quiet)
-    finally:
-        await rs.close()
+    quiet = [f"{n:032x}" for n in range(300)]
+    for cid in quiet:
+        await rs.add_message(APP, cid, f"q{cid}", "task", {"title": "long"}, 3600)
+    await rs.add_message(APP, CID, "short", "task", {"title": "short"}, 10)
+    await rs.add_message(APP, CID, "later", "task", {"title": "later"}, 100)
+    with redis.Redis.from_url(shared_redis.url) as r:
+        clock.now += 50
+        r.config_resetstat()
+        assert await rs.purge_expired() == 1
+        assert command_calls(r)["hgetall"] == 1  # CID alone, not the 300 others
+        assert [m for _, m, _ in await rs.after(APP, CID, 0)] == ["later"]
+        assert r.zscore("up:due", f"{APP}\n{CID}") == pytest.approx(1_100.0)
+        clock.now += 100
+        assert await rs.purge_expired() == 1
+        assert r.zscore("up:due", f"{APP}\n{CID}") is None
+        assert await rs.purge_expired() == 0
+        assert r.zcard("up:due") == len(quiet)
 
 
 async def test_the_purge_takes_over_the_queued_set_of_earlier_versions(
-    rs: RedisStore, shared_redis: RedisServer
+    rs: RedisStore, shared_redis: RedisServer, clock: Clock
 ) -> None:
     """A Redis written by an earlier version lists the cids with messages in a plain
     set, ``queued``: the first purge folds it into the index and purges its cids."""
@@ -181,7 +168,7 @@ async def test_the_purge_takes_over_the_queued_set_of_earlier_versions(
     with redis.Redis.from_url(shared_redis.url) as r:
         r.delete("up:due")
         r.sadd("up:queued", f"{APP}\n{CID}", f"{APP}\n{'f' * 32}")
-    rs._clock = lambda: 2_000.0
+    clock.now = 2_000.0
     assert [s for s, _, _ in await rs.after(APP, CID, 0)] == []  # hidden already
     assert await rs.purge_expired() == 1
     with redis.Redis.from_url(shared_redis.url) as r:
@@ -190,32 +177,26 @@ async def test_the_purge_takes_over_the_queued_set_of_earlier_versions(
 
 
 async def test_the_unseen_purge_forgets_in_batches_and_spares_a_cid_seen_meanwhile(
-    shared_redis: RedisServer, monkeypatch: pytest.MonkeyPatch
+    rs: RedisStore, clock: Clock, shared_redis: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Cids unseen for 90 days go 500 per MULTI (not all in one transaction that holds
     Redis), and a cid that says hello on some node after the purge chose it, before its
     batch is applied, is kept (the script checks its last hello again)."""
-    shared_redis.flush()
-    clock = Clock(1_000.0)
-    rs = RedisStore(shared_redis.url, clock)
-    try:
-        cids = [f"{n:032x}" for n in range(1200)]
-        for cid in cids:
-            await rs.register(APP, cid, 0)
-        clock.now += 100 * 86_400
-        back = cids[700]
-        present_many = rs.present_many
+    cids = [f"{n:032x}" for n in range(1200)]
+    for cid in cids:
+        await rs.register(APP, cid, 0)
+    clock.now += 100 * 86_400
+    back = cids[700]
+    present_many = rs.present_many
 
-        async def hello_meanwhile(appid: str, some: list[str]) -> set[str]:
-            await rs.register(APP, back, 0)  # another node's hello, just now
-            return await present_many(appid, some)
+    async def hello_meanwhile(appid: str, some: list[str]) -> set[str]:
+        await rs.register(APP, back, 0)  # another node's hello, just now
+        return await present_many(appid, some)
 
-        monkeypatch.setattr(rs, "present_many", hello_meanwhile)
-        with redis.Redis.from_url(shared_redis.url) as r:
-            r.config_resetstat()
-            assert await rs.purge_unseen(90 * 86_400) == len(cids) - 1
-            assert calls(r)["exec"] == 3 + 1  # three batches, and the hello's own MULTI
-        assert await rs.known(APP, back)
-        assert not await rs.known(APP, cids[0]) and not await rs.known(APP, cids[-1])
-    finally:
-        await rs.close()
+    monkeypatch.setattr(rs, "present_many", hello_meanwhile)
+    with redis.Redis.from_url(shared_redis.url) as r:
+        r.config_resetstat()
+        assert await rs.purge_unseen(90 * 86_400) == len(cids) - 1
+        assert command_calls(r)["exec"] == 3 + 1  # three batches, and the hello's own MULTI
+    assert await rs.known(APP, back)
+    assert not await rs.known(APP, cids[0]) and not await rs.known(APP, cids[-1])
