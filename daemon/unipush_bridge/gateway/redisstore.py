@@ -639,19 +639,23 @@ class RedisStore:
         # PRESENCE_TTL_S and it renews them while it lives (a rolling upgrade). A
         # newer node's keys live HOLD_TTL_S, so a dead one's cids stay offline.
         unsure = [c for c in holders if c not in found]
+        limit = PRESENCE_TTL_S * 1000
         for chunk in _chunks(unsure, LOOKUP_CHUNK):
             pipe = self._r.pipeline(transaction=False)
             for c in chunk:
                 pipe.pttl(self._k("on", appid, c))
             ttls = await pipe.execute()
-            limit = PRESENCE_TTL_S * 1000
             found.update(c for c, ms in zip(chunk, ttls, strict=True) if 0 < ms <= limit)
         return found
 
     async def heartbeat(self) -> None:
         """This node is alive for another PRESENCE_TTL_S: every cid it holds counts as
         online on every node (one SET, however many it holds)."""
-        await self._r.set(self._k("node", str(self.node)), 1, ex=PRESENCE_TTL_S)
+        await self._beat(self._r)
+
+    def _beat(self, client: Any) -> Any:
+        """The liveness SET, on the client or on a pipeline."""
+        return client.set(self._k("node", str(self.node)), 1, ex=PRESENCE_TTL_S)
 
     async def flatline(self) -> None:
         """This node stops: its cids are offline for the others at once."""
@@ -671,7 +675,7 @@ class RedisStore:
         round (the cids went "offline" for the other nodes after a Redis restart)."""
         keys = [self._k("on", a, c) for a, c in held]
         pipe = self._r.pipeline(transaction=False)
-        pipe.set(self._k("node", str(self.node)), 1, ex=PRESENCE_TTL_S)
+        self._beat(pipe)
         for chunk in _chunks(keys, LOOKUP_CHUNK):
             self._eval(pipe, "refresh", chunk, [self.node, HOLD_TTL_S])
         await pipe.execute()
