@@ -44,6 +44,8 @@ FOLLOW_RETRY_S = 0.2
 HISTORY_MAX = 10_000
 #: sendMessage's answers for a target that has the message (stored or sent).
 ACCEPTED = ("successed_online", "successed_offline")
+#: uni's status for a cid it does not know, and its errMsg when it knows none of them.
+INVALID_TARGET = "target user is invalid"
 CID_CHARS = frozenset("0123456789abcdef")
 
 COMMAND_HELP = {
@@ -522,6 +524,11 @@ def cmd_send(args: argparse.Namespace) -> int:
         raise GatewayUnreachable(f"cannot reach the gateway at {base}: {reason}") from None
     answer = read_envelope(url, status, ctype, raw, hint="check --gateway-url")
     _out(json_text(answer))
+    if answer.get("errMsg") == INVALID_TARGET:
+        # uni fails a call none of whose cids is registered: name each and why.
+        return _send_outcome(
+            {"data": {"": dict.fromkeys(args.to, INVALID_TARGET)}}, args.appid, base
+        )
     if answer.get("errCode") != 0:
         _err(
             f"unipush-bridge send: the gateway refused the call (HTTP {status}): "
@@ -532,8 +539,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 
 def _send_outcome(answer: dict[str, Any], appid: str, base: str) -> int:
-    """Name each target that did not get the message and why; exit 1 when none did
-    (the gateway answers errCode 0 even then, as uniCloud does)."""
+    """Name each target that did not get the message and why; exit 1 when none did."""
     data = answer.get("data")
     targets: dict[str, Any] = {}
     if isinstance(data, dict):
@@ -550,7 +556,7 @@ def _send_outcome(answer: dict[str, Any], appid: str, base: str) -> int:
 
 
 def _why(cid: str, status: str, appid: str, base: str) -> str:
-    if status == "target user is invalid":
+    if status == INVALID_TARGET:
         if len(cid) != 32 or not set(cid) <= CID_CHARS:
             return "not a cid: a cid is 32 lowercase hex characters, as `unipush-bridge cid` prints"
         return (

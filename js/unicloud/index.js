@@ -49,6 +49,7 @@ export const UNSUPPORTED_METHODS = Object.freeze([
   "getReportByDate",
   "getClientReportByDate",
   "getTodayOnlineClientReport",
+  "getAdminUrl",
 ]);
 
 export const DEFAULT_URL = "http://127.0.0.1:8787";

@@ -117,6 +117,66 @@ async def test_uni_id_targets_need_a_mapping(kit: Kit) -> None:
         await client.next_push()
 
 
+async def test_no_registered_device_fails_as_unicloud_does(kit: Kit) -> None:
+    """uni-im's sendPushMsg checks for exactly these two answers (the user's message
+    waits in its database instead), over real HTTP, on both stores."""
+    client = await kit.client()
+    status, answer = await kit.call("sendMessage", {**MSG, "push_clientid": ["e" * 32, "f" * 32]})
+    assert (status, answer) == (
+        400,
+        {"errCode": "uni-cloud-push-error-20001", "errMsg": "target user is invalid", "data": None},
+    )
+    await kit.ok("bindUniIdDevice", {"push_clientid": client.cid, "user_id": "u1"})
+    status, answer = await kit.call("sendMessage", {**MSG, "user_id": "gone-for-months"})
+    assert status == 400 and answer["errCode"] == "uni-push-user-invalid"
+    await client.no_push()
+
+
+async def test_uni_push_admins_whole_form_reaches_the_daemon(kit: Kit) -> None:
+    """uni-push-admin posts every field of its page; the unused ones are "" and the
+    tag target is a list of one (its text box split by lines)."""
+    client = await kit.client()
+    await kit.ok("cidBindCustomTags", {"cid": client.cid, "custom_tag": ["vip"]})
+    form = {
+        "platform": "ALL",
+        "title": "Sale",
+        "content": "Today only",
+        "open_url": "",
+        "payload": {"page": "/pages/sale"},
+        "badge": "+1",
+        "sound": "",
+        "content_available": 0,
+        "force_notification": False,
+        "appId": "__UNI__A",
+        "options": "",
+        "channel": {"hw": None, "xm": None, "vivo": None, "oppo": None},
+        "must_report": True,
+        "getui_custom_tag": ["vip"],
+    }
+    data = await kit.ok("sendMessage", form)
+    assert only_task(data)[1] == {client.cid: "successed_online"}
+    message = (await client.next_push())["message"]
+    assert message["payload"] == {"page": "/pages/sale"}
+    assert "open_url" not in message and "sound" not in message
+
+
+async def test_a_uni_id_target_pages_with_before_id(kit: Kit) -> None:
+    cids = [f"{i:032x}" for i in range(1, 603)]
+    for cid in cids:
+        await kit.gateway.store.register("__UNI__A", cid, 0)
+        await kit.gateway.store.bind_uniid("__UNI__A", cid, "crowd", None)
+    first = await kit.call("sendMessage", {**MSG, "user_id": "crowd"})
+    assert first[0] == 200
+    _, statuses = only_task(first[1]["data"])
+    assert isinstance(statuses, dict) and len(statuses) == 500
+    assert first[1]["before_id"] == cids[499]
+    second = await kit.call("sendMessage", {**MSG, "user_id": "crowd", "before_id": cids[499]})
+    assert "before_id" not in second[1]
+    _, rest = only_task(second[1]["data"])
+    assert isinstance(rest, dict) and list(rest) == cids[500:]
+    assert set(rest.values()) == {"successed_offline"}
+
+
 async def test_only_500_devices_are_reached_per_call(kit: Kit) -> None:
     cids = [f"{i:032x}" for i in range(1, 503)]
     for cid in cids:
@@ -139,8 +199,8 @@ async def test_exclusive_targets_and_limits_are_uni_errors(kit: Kit) -> None:
         "errMsg": "illegal params: push_clientid, getui_alias are exclusive "
         "targets: give only one of them",
     }
-    status, answer = await kit.call("sendMessage", {**MSG, "push_clientid": "a", "title": "x" * 20})
-    assert status == 400 and "title must be at most 19 characters" in answer["errMsg"]
+    status, answer = await kit.call("sendMessage", {**MSG, "push_clientid": "a", "title": "x" * 21})
+    assert status == 400 and "title must be at most 20 characters" in answer["errMsg"]
     status, answer = await kit.call("sendMessage", [1, 2])
     assert status == 400 and answer["errCode"] == "uni-cloud-push-error-1"
 

@@ -35,7 +35,7 @@ class GatewayConfig:
     client_token: str | None = None
     #: Per-app secrets. When not empty, only these appIds are served.
     apps: Mapping[str, AppSecrets] = field(default_factory=lambda: MappingProxyType({}))
-    #: uni-push's text limits (title < 20, content < 50, payload < 800); off = roomier.
+    #: uni-push's text limits (title 20, content 50, payload 3072); off = roomier.
     strict_limits: bool = True
     #: API calls per second per app (0 = no limit) and the burst allowed above it.
     rate_limit: float = 1000.0

@@ -17,13 +17,19 @@ ILLEGAL = 20001
 TAG_FAILED = 23001
 BROADCAST_RATE = 30014  # broadcasts per minute over the limit
 PREFIX = "uni-cloud-push-error-"
+#: uni's own code (not Getui's) when a uni-id target has no device to push to.
+USER_INVALID = "uni-push-user-invalid"
 
 
 class UniError(Exception):
     """An answer in uni's envelope with an HTTP status for its class."""
 
     def __init__(
-        self, err_code: int, err_msg: str, status: int = 400, retry_after: float | None = None
+        self,
+        err_code: int | str,
+        err_msg: str,
+        status: int = 400,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(err_msg)
         self.err_code = err_code
@@ -33,7 +39,8 @@ class UniError(Exception):
         self.retry_after = retry_after
 
     def envelope(self) -> dict[str, Any]:
-        return {"errCode": f"{PREFIX}{self.err_code}", "errMsg": self.err_msg, "data": None}
+        code = self.err_code if isinstance(self.err_code, str) else f"{PREFIX}{self.err_code}"
+        return {"errCode": code, "errMsg": self.err_msg, "data": None}
 
 
 def invalid(field: str, rule: str) -> UniError:

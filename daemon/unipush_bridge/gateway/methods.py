@@ -41,6 +41,8 @@ NOT_SUPPORTED = {
     "getReportByDate": "use getTodayReport or getReportByGroupName",
     "getClientReportByDate": "client statistics are not recorded",
     "getTodayOnlineClientReport": "client statistics are not recorded",
+    "getAdminUrl": "there is no uni-push web console: reports come from getReport and "
+    "getTodayReport",
 }
 
 

@@ -18,15 +18,16 @@ _STRINGS = {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "s
 SEND_MESSAGE: dict[str, Any] = {
     "type": "object",
     "description": "Exactly the object uniCloud.getPushManager({appId}).sendMessage takes. "
-    "At most one target; none means every cid ever registered for the appId.",
-    "required": ["title", "content", "payload"],
+    "At most one target; none means every cid ever registered for the appId. "
+    'null or "" counts as not given; with no title and no content (a transparent '
+    "message) a payload is required.",
     "properties": {
         "push_clientid": {
             **_STRINGS,
             "description": f"≤ {MAX_LIST['push_clientid']} cids; devices past 500 are ignored",
         },
         "getui_alias": {**_STRINGS, "description": f"≤ {MAX_LIST['getui_alias']} aliases"},
-        "getui_custom_tag": {"type": "string"},
+        "getui_custom_tag": {**_STRINGS, "description": "one tag (a list of one string)"},
         "user_id": {**_STRINGS, "description": "needs a uni-id mapping (bindUniIdDevice)"},
         "user_tag": {**_STRINGS, "description": "needs a uni-id mapping (bindUniIdDevice)"},
         "device_id": {**_STRINGS, "description": "needs a uni-id mapping (bindUniIdDevice)"},
@@ -38,6 +39,10 @@ SEND_MESSAGE: dict[str, Any] = {
         "content": {"type": "string", "maxLength": STRICT.content},
         "payload": {"oneOf": [{"type": "string", "maxLength": STRICT.payload}, {"type": "object"}]},
         "force_notification": {"type": "boolean", "default": False},
+        "before_id": {
+            "type": "string",
+            "description": "a uni-id target's next 500 devices: the previous answer's before_id",
+        },
         "request_id": {
             "type": "string",
             "minLength": 10,

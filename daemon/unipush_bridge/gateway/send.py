@@ -59,9 +59,14 @@ class Limits:
         return STRICT if strict else RELAXED
 
 
-#: uni-push: title shorter than 20, content shorter than 50, payload shorter than 800.
-STRICT = Limits(title=19, content=49, payload=799, name="uni-push's limit")
+#: uni-push's as DCloud's own server code meets them: uni-im cuts a title to 20
+#: characters and the text to 50 (``title.slice(0, 20)``) and sends payloads past the
+#: docs' 800; uni-push-admin takes payloads of up to 3072 (Getui's transparent limit).
+STRICT = Limits(title=20, content=50, payload=3072, name="uni-push's limit")
 RELAXED = Limits(title=256, content=2048, payload=16_384, name="this gateway's limit")
+
+#: Targets that uni maps through uni-id's tables, and pages through with before_id.
+UNIID_TARGETS = ("user_id", "user_tag", "device_id")
 
 #: Target selectors, mutually exclusive; none at all means broadcast.
 TARGET_KEYS = (
@@ -91,6 +96,9 @@ class SendRequest:
     #: -1 means deliver only to a cid that is online now.
     ttl_ms: int
     group_name: str | None = None
+    #: A uni-id target reaches its devices 500 at a time, in cid order: the answer's
+    #: ``before_id`` is where the next call (with it) starts (uni-push-admin's uni-push-co).
+    before_id: str | None = None
 
     @property
     def cids(self) -> tuple[str, ...]:
@@ -100,12 +108,21 @@ class SendRequest:
 def parse_send_message(body: Any, limits: Limits = STRICT) -> SendRequest:
     if not isinstance(body, dict):
         raise UniError(NOT_OBJECT, "the argument must be an object")
+    # uni reads an empty string as unset: uni-push-admin sends its whole form, with
+    # open_url, sound, badge and payload left "" (and a Go client sends null).
+    body = {k: v for k, v in body.items() if v is not None and v != ""}
     target = _target(body)
+    # title and content may both be left out: a transparent message, as uni-im sends
+    # when it wants no notification (it deletes them); the daemon then raises a
+    # receive event and shows nothing unless force_notification asks.
     message: dict[str, Any] = {
         "title": _text(body, "title", limits.title, limits),
         "content": _text(body, "content", limits.content, limits),
-        "payload": _payload(body, limits),
     }
+    if "payload" in body:
+        message["payload"] = _payload(body["payload"], limits)
+    elif not (message["title"] or message["content"]):
+        raise invalid("payload", "is required when title and content are left out")
     force = body.get("force_notification", False)
     if not isinstance(force, bool):
         raise invalid("force_notification", "must be a boolean")
@@ -137,7 +154,12 @@ def parse_send_message(body: Any, limits: Limits = STRICT) -> SendRequest:
             f"must be 1 to {MAX_GROUP_NAME} letters, digits, '_', '-' or '.' "
             "(no special characters)",
         )
-    return SendRequest(target, message, request_id, _ttl(body.get("settings")), group_name)
+    before_id = body.get("before_id")
+    if before_id is not None and not (isinstance(before_id, str) and len(before_id) <= 64):
+        raise invalid("before_id", "must be the before_id string of the previous answer")
+    return SendRequest(
+        target, message, request_id, _ttl(body.get("settings")), group_name, before_id
+    )
 
 
 def _target(body: dict[str, Any]) -> Target:
@@ -151,8 +173,11 @@ def _target(body: dict[str, Any]) -> Target:
     if key == "getui_big_data_tag":
         raise UniError(ILLEGAL, "illegal params: getui_big_data_tag is not supported here")
     if key == "getui_custom_tag":
-        if not isinstance(value, str):
-            raise invalid(key, "must be a string")
+        # One tag a call; uni-push-admin sends it as a one-element list.
+        if isinstance(value, list) and len(value) == 1:
+            value = value[0]
+        if not isinstance(value, str) or not value:
+            raise invalid(key, "must be one tag: a string, or a list of one string")
         return Target(key, (value,))
     return Target(key, _strings(key, value, MAX_LIST[key]))
 
@@ -167,9 +192,7 @@ def _strings(key: str, value: Any, limit: int) -> tuple[str, ...]:
 
 
 def _text(body: dict[str, Any], field: str, limit: int, limits: Limits) -> str:
-    value = body.get(field)
-    if value is None or value == "":
-        raise invalid(field, "is required")
+    value = body.get(field, "")
     if not isinstance(value, str):
         raise invalid(field, "must be a string")
     if len(value) > limit:
@@ -177,10 +200,7 @@ def _text(body: dict[str, Any], field: str, limit: int, limits: Limits) -> str:
     return value
 
 
-def _payload(body: dict[str, Any], limits: Limits) -> Any:
-    value = body.get("payload")
-    if value is None or value == "":
-        raise invalid("payload", "is required (a string or an object)")
+def _payload(value: Any, limits: Limits) -> Any:
     if not isinstance(value, str | dict):
         raise invalid("payload", "must be a string or an object")
     # Measured as the compact JSON that travels (and that uniCloud's JSON.stringify makes).

@@ -23,7 +23,7 @@ from .access import GatewayConfig
 from .errors import UniError
 from .ids import ordered_id
 from .ratelimit import RateLimiter
-from .send import MAX_DEVICES, Limits, SendRequest, parse_send_message
+from .send import MAX_DEVICES, UNIID_TARGETS, Limits, SendRequest, parse_send_message
 from .session import Close, Receipted, Register, error_frame, refuse
 from .store import secret_hash
 from .storeapi import Store
@@ -236,8 +236,14 @@ class GatewayService:
         async with store.transaction():
             groups = await self._resolve(appid, req)
             targets = list(dict.fromkeys(c for cids in groups.values() for c in cids))
+            before_id = None
+            if req.target.kind in UNIID_TARGETS:
+                targets, before_id = _page(targets, req.before_id)
+                groups = {"": targets}
             statuses: dict[str, str] = {}
             known = await store.known_many(appid, targets)
+            if not known:
+                _no_target(req)
             connected = await online(appid, [c for c in targets if c in known])
             reached = 0
             for cid in targets:
@@ -257,6 +263,8 @@ class GatewayService:
                 "errMsg": "",
                 "data": _answer_data(req, taskid, groups, statuses),
             }
+            if before_id is not None:
+                answer["before_id"] = before_id
             if req.request_id is not None:
                 await store.remember_answer(appid, req.request_id, answer)
         numbered = []
@@ -311,6 +319,29 @@ class GatewayService:
             return "successed_offline"
         deliveries.append(Delivery(cid, seq, msg_id, message))
         return "successed_online"
+
+
+def _page(cids: list[str], before_id: str | None) -> tuple[list[str], str | None]:
+    """A uni-id target's devices after ``before_id``, 500 in cid order, and the
+    before_id of the next page if there is one (uni pages these; a list of cids it
+    cuts at 500 instead)."""
+    after = sorted(c for c in cids if before_id is None or c > before_id)
+    if len(after) <= MAX_DEVICES:
+        return after, None
+    return after[:MAX_DEVICES], after[MAX_DEVICES - 1]
+
+
+def _no_target(req: SendRequest) -> None:
+    """uni fails a call that names no registered device (uni-im tells these errors
+    apart from the others: the user's messages wait in its database instead)."""
+    kind = req.target.kind
+    if kind == "push_clientid":
+        raise UniError(errors.ILLEGAL, INVALID)
+    if kind in UNIID_TARGETS:
+        raise UniError(
+            errors.USER_INVALID,
+            f"{INVALID}: no device registered here for this {kind} (uni-id-device)",
+        )
 
 
 def message_id(appid: str, cid: str, request_id: str | None) -> str:

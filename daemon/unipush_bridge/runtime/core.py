@@ -519,6 +519,12 @@ class Core:
                 entry.state = step(entry.state, Step.TO_LISTENERS)
                 receiving.append(msg_id)
                 continue
+            if not (message.title or message.content or message.force_notification):
+                # A transparent message (no title, no text): nothing to show, as a
+                # phone's vendor channel shows nothing; the next listener gets it.
+                entry.state = step(entry.state, Step.NOBODY)
+                persist.append((msg_id, State.HELD))
+                continue
             channel = self.channel(str(message.extra.get("channelId") or localpush.DEFAULT_CHANNEL))
             if self._held_back(channel):
                 # Quiet: in the history with its click data, not on the screen (and

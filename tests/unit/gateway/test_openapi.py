@@ -110,7 +110,8 @@ def test_send_message_schema(doc: dict[str, Any]) -> None:
     schema = op["requestBody"]["content"]["application/json"]["schema"]
     assert schema == SEND_MESSAGE == doc["components"]["schemas"]["SendMessage"]
     assert schema["type"] == "object"
-    assert set(schema["required"]) == {"title", "content", "payload"}
+    assert "required" not in schema  # a transparent message has no title or content
+    assert "transparent" in schema["description"]
     props = schema["properties"]
     for key in ("push_clientid", "getui_alias", "user_id", "user_tag", "device_id"):
         assert key in props
@@ -122,6 +123,7 @@ def test_send_message_schema(doc: dict[str, Any]) -> None:
     assert props["settings"]["properties"]["ttl"]["maximum"] == MAX_TTL_MS
     assert str(MAX_LIST["push_clientid"]) in props["push_clientid"]["description"]
     assert "getui_big_data_tag" not in props
+    assert "before_id" in props
 
 
 def test_envelope_schema(doc: dict[str, Any]) -> None:

@@ -69,6 +69,7 @@ STRICT_HINT = "(uni-push's limit; set strict_limits = false to relax it)"
 GROUP_RULE = "must be 1 to 100 letters, digits, '_', '-' or '.' (no special characters)"
 URL_SCHEME = "must be an http:// or https:// URL"
 URL_LENGTH = "must be shorter than 300 characters"
+TAG_RULE = "must be one tag: a string, or a list of one string"
 
 
 def ids(n: int) -> list[str]:
@@ -109,45 +110,41 @@ def ids(n: int) -> list[str]:
         ({"push_clientid": DROP, "user_id": 7}, f"user_id {LIST_RULE}"),
         ({"push_clientid": DROP, "user_tag": [""]}, f"user_tag {LIST_RULE}"),
         ({"push_clientid": DROP, "device_id": {"d": 1}}, f"device_id {LIST_RULE}"),
-        ({"push_clientid": DROP, "getui_custom_tag": ["vip"]}, "getui_custom_tag must be a string"),
-        ({"push_clientid": DROP, "getui_custom_tag": 5}, "getui_custom_tag must be a string"),
+        (
+            {"push_clientid": DROP, "getui_custom_tag": ["vip", "gold"]},
+            f"getui_custom_tag {TAG_RULE}",
+        ),
+        ({"push_clientid": DROP, "getui_custom_tag": 5}, f"getui_custom_tag {TAG_RULE}"),
+        ({"push_clientid": DROP, "getui_custom_tag": [""]}, f"getui_custom_tag {TAG_RULE}"),
         # texts
-        ({"title": DROP}, "title is required"),
-        ({"title": ""}, "title is required"),
-        ({"title": None}, "title is required"),
+        (
+            {"title": DROP, "content": "", "payload": DROP},
+            "payload is required when title and content are left out",
+        ),
         ({"title": 5}, "title must be a string"),
         ({"title": ["t"]}, "title must be a string"),
-        ({"content": DROP}, "content is required"),
-        ({"content": None}, "content is required"),
         ({"content": {"x": 1}}, "content must be a string"),
-        ({"payload": DROP}, "payload is required (a string or an object)"),
-        ({"payload": ""}, "payload is required (a string or an object)"),
-        ({"payload": None}, "payload is required (a string or an object)"),
         ({"payload": 5}, "payload must be a string or an object"),
         ({"payload": [1, 2]}, "payload must be a string or an object"),
         ({"payload": True}, "payload must be a string or an object"),
-        ({"title": "x" * 20}, f"title must be at most 19 characters {STRICT_HINT}"),
-        ({"content": "x" * 50}, f"content must be at most 49 characters {STRICT_HINT}"),
+        ({"title": "x" * 21}, f"title must be at most 20 characters {STRICT_HINT}"),
+        ({"content": "x" * 51}, f"content must be at most 50 characters {STRICT_HINT}"),
         (
-            {"payload": "x" * 800},
-            f"payload must be at most 799 characters {STRICT_HINT} (as JSON text)",
+            {"payload": "x" * 3073},
+            f"payload must be at most 3072 characters {STRICT_HINT} (as JSON text)",
         ),
         # options
         ({"force_notification": "true"}, "force_notification must be a boolean"),
         ({"force_notification": 1}, "force_notification must be a boolean"),
-        ({"force_notification": None}, "force_notification must be a boolean"),
         ({"open_url": "ftp://example.org"}, f"open_url {URL_SCHEME}"),
         ({"open_url": "example.org"}, f"open_url {URL_SCHEME}"),
         ({"open_url": "HTTP//x"}, f"open_url {URL_SCHEME}"),
         ({"open_url": "javascript:alert(1)"}, f"open_url {URL_SCHEME}"),
         ({"open_url": 5}, f"open_url {URL_SCHEME}"),
-        ({"open_url": ""}, f"open_url {URL_SCHEME}"),
         ({"open_url": "https://" + "a" * 292}, f"open_url {URL_LENGTH}"),
         ({"request_id": "a" * 9}, f"request_id {RID_RULE}"),
         ({"request_id": "a" * 33}, f"request_id {RID_RULE}"),
-        ({"request_id": ""}, f"request_id {RID_RULE}"),
         ({"request_id": 12345678901}, f"request_id {RID_RULE}"),
-        ({"group_name": ""}, f"group_name {GROUP_RULE}"),
         ({"group_name": "g" * 101}, f"group_name {GROUP_RULE}"),
         ({"group_name": "a b"}, f"group_name {GROUP_RULE}"),
         ({"group_name": "a/b"}, f"group_name {GROUP_RULE}"),
@@ -199,9 +196,9 @@ def test_string_payload() -> None:
 
 
 def test_default_limits_are_strict() -> None:
-    parse_send_message(body(title="x" * 19))
+    parse_send_message(body(title="x" * 20))
     with pytest.raises(UniError):
-        parse_send_message(body(title="x" * 20))
+        parse_send_message(body(title="x" * 21))
 
 
 # targets --------------------------------------------------------------------------------
@@ -261,6 +258,96 @@ def test_custom_tag_target() -> None:
     req = parse_send_message(untargeted(getui_custom_tag="vip"))
     assert req.target == Target("getui_custom_tag", ("vip",))
     assert req.cids == ()
+    # uni-push-admin splits its text box into a list: one tag is still one tag.
+    assert parse_send_message(untargeted(getui_custom_tag=["vip"])).target == req.target
+
+
+def test_uni_push_admins_form_is_taken() -> None:
+    """uni-push-admin's sendMessage page sends every field of its form, the unused
+    ones as "" (and the vendor channels as nulls): uni reads those as unset."""
+    form = {
+        "platform": "ALL",
+        "title": "Sale",
+        "content": "Today only",
+        "open_url": "",
+        "payload": {"page": "/pages/sale"},
+        "badge": "+1",
+        "sound": "",
+        "content_available": 0,
+        "force_notification": False,
+        "appId": "__UNI__DESKTOP",
+        "options": "",
+        "channel": {"hw": None, "xm": None, "vivo": None, "oppo": None},
+        "must_report": True,
+        "user_id": ["u1", "u2"],
+    }
+    req = parse_send_message(form)
+    assert req.target == Target("user_id", ("u1", "u2"))
+    assert req.message == {
+        "title": "Sale",
+        "content": "Today only",
+        "payload": {"page": "/pages/sale"},
+        "force_notification": False,
+        "badge": "+1",
+    }
+    # App platforms only: the page lets the payload be left empty.
+    assert "payload" not in parse_send_message({**form, "payload": ""}).message
+
+
+def test_uni_ims_push_is_taken() -> None:
+    """uni-im (DCloud's chat) cuts the title to 20 characters and the text to 50, and
+    its payload carries the whole message record, past the docs' 800 characters."""
+    record = {
+        "body": "字" * 250,
+        "type": "text",
+        "from_uid": "6" * 24,
+        "to_uid": "7" * 24,
+        "is_read": False,
+        "create_time": 1_764_000_000_000,
+        "update_time": 1_764_000_000_000,
+        "conversation_id": "single_" + "a" * 32,
+        "appid": "__UNI__DESKTOP",
+        "call_uid": [],
+        "reader_list": [],
+        "_id": "8" * 24,
+    }
+    req = parse_send_message(
+        {
+            "user_id": "7" * 24,
+            "check_token": True,
+            "title": "名" * 20,
+            "content": "字" * 50,
+            "payload": {
+                "type": "uni-im",
+                "data": record,
+                "title": "名" * 20,
+                "content": "字" * 250,
+                "avatar_file": {"extname": "png", "name": "a.png", "url": "https://x/" + "p" * 90},
+                "device_id": "d" * 36,
+            },
+            "settings": {"ttl": -1, "strategy": {"default": 3}},
+            "channel": {"HW": "NORMAL", "XM": "114240", "OP": "114240", "VV": 1},
+            "options": {"HW": {"/message/android/category": "IM"}, "VV": {"/category": "IM"}},
+        }
+    )
+    assert len(json.dumps(req.message["payload"], ensure_ascii=False)) > 800
+    assert req.ttl_ms == -1
+
+
+def test_a_transparent_message_needs_no_title_or_content() -> None:
+    """uni-im deletes title and content when it wants no notification at all."""
+    req = parse_send_message(body(title=DROP, content=DROP))
+    assert req.message == {"title": "", "content": "", "payload": {"k": "v"}}
+    assert parse_send_message(body(title=None, content="")).message["title"] == ""
+
+
+def test_before_id() -> None:
+    assert parse_send_message(untargeted(user_id="u")).before_id is None
+    assert parse_send_message(untargeted(user_id="u", before_id=CID)).before_id == CID
+    err = refused(untargeted(user_id="u", before_id=5))
+    assert_illegal(
+        err, "illegal params: before_id must be the before_id string of the previous answer"
+    )
 
 
 @pytest.mark.parametrize(
@@ -310,7 +397,7 @@ def test_an_empty_selector_does_not_count_as_a_second_target() -> None:
 
 
 def test_limit_tables() -> None:
-    assert (STRICT.title, STRICT.content, STRICT.payload) == (19, 49, 799)
+    assert (STRICT.title, STRICT.content, STRICT.payload) == (20, 50, 3072)
     assert (RELAXED.title, RELAXED.content, RELAXED.payload) == (256, 2048, 16_384)
     assert Limits.for_mode(True) is STRICT
     assert Limits.for_mode(False) is RELAXED
@@ -356,32 +443,32 @@ def test_relaxed_messages_do_not_mention_strict_limits(
 
 
 def test_relaxed_accepts_what_strict_refuses() -> None:
-    roomy = body(title="x" * 20, content="x" * 50, payload="x" * 800)
+    roomy = body(title="x" * 21, content="x" * 51, payload="x" * 3073)
     assert "strict_limits = false" in refused(roomy, STRICT).err_msg
-    assert parse_send_message(roomy, RELAXED).message["title"] == "x" * 20
+    assert parse_send_message(roomy, RELAXED).message["title"] == "x" * 21
 
 
 def test_object_payload_is_measured_as_json_text() -> None:
-    # 795 characters of value: short enough as a string, too long as an object's JSON.
-    assert parse_send_message(body(payload="x" * 795)).message["payload"] == "x" * 795
-    err = refused(body(payload={"key": "x" * 795}))
+    # 3068 characters of value: short enough as a string, too long as an object's JSON.
+    assert parse_send_message(body(payload="x" * 3068)).message["payload"] == "x" * 3068
+    err = refused(body(payload={"key": "x" * 3068}))
     assert_illegal(
-        err, f"illegal params: payload must be at most 799 characters {STRICT_HINT} (as JSON text)"
+        err, f"illegal params: payload must be at most 3072 characters {STRICT_HINT} (as JSON text)"
     )
-    assert parse_send_message(body(payload={"key": "x" * 780})).message["payload"] == {
-        "key": "x" * 780
+    assert parse_send_message(body(payload={"key": "x" * 3060})).message["payload"] == {
+        "key": "x" * 3060
     }
 
 
 def test_object_payload_counts_characters_not_escapes() -> None:
-    # 780 CJK characters: 788 characters of JSON, ~4,700 if escaped as \uXXXX.
-    payload = {"k": "中" * 780}
+    # 3000 CJK characters: 3008 characters of JSON, ~18,000 if escaped as \uXXXX.
+    payload = {"k": "中" * 3000}
     assert parse_send_message(body(payload=payload)).message["payload"] == payload
 
 
 def test_object_payload_is_measured_as_compact_json() -> None:
-    payload = {"a": "x" * 791}
-    assert len(json.dumps(payload, separators=(",", ":"))) == 799
+    payload = {"a": "x" * 3064}
+    assert len(json.dumps(payload, separators=(",", ":"))) == 3072
     assert parse_send_message(body(payload=payload)).message["payload"] == payload
 
 

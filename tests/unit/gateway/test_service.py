@@ -90,3 +90,57 @@ async def test_authorize_names_what_to_send(tmp_path: Path) -> None:
             service.authorize(APP, "Bearer wrong")
     finally:
         await store.close()
+
+
+async def test_no_registered_cid_fails_the_call_as_uni_does(service: GatewayService) -> None:
+    """uni-im tells these failures apart from the others by errMsg "target user is
+    invalid" (a cid) and errCode uni-push-user-invalid (a uni-id user): the user's
+    messages then wait in its own database."""
+    with pytest.raises(UniError) as info:
+        await service.send_message(APP, body(push_clientid=[NEVER, "d" * 32]), online)
+    assert info.value.envelope() == {
+        "errCode": "uni-cloud-push-error-20001",
+        "errMsg": "target user is invalid",
+        "data": None,
+    }
+    await service.store.bind_uniid(APP, ON, "alice", None)
+    await service.store.bind_uniid(APP, NEVER, "carol", None)  # a cid it then forgot
+    for target in ({"user_id": "bob"}, {"user_id": "carol"}, {"user_tag": "nobody"}):
+        with pytest.raises(UniError) as info:
+            await service.send_message(APP, body(push_clientid=None, **target), online)
+        assert info.value.envelope()["errCode"] == "uni-push-user-invalid"
+        assert info.value.err_msg.startswith("target user is invalid: no device registered")
+    # Nothing was stored or counted for the refused calls.
+    assert await service.store.after_raw(APP, ON, 0) == []
+    # One registered cid among unknown ones: a success that names each.
+    outcome = await service.send_message(APP, body(push_clientid=[NEVER, ON]), online)
+    ((_, statuses),) = outcome.answer["data"].items()
+    assert statuses == {NEVER: "target user is invalid", ON: "successed_online"}
+
+
+async def test_a_uni_id_target_pages_500_devices_at_a_time(service: GatewayService) -> None:
+    """uni-push-admin's uni-push-co sends again with the answer's before_id until none
+    comes back; every device is reached once."""
+    cids = [f"{i:032x}" for i in range(1, 1_201)]
+    for cid in cids:
+        await service.store.register(APP, cid, 0)
+        await service.store.bind_uniid(APP, cid, "crowd", None)
+    reached: list[str] = []
+    before_id = None
+    pages = 0
+    while True:
+        extra = {} if before_id is None else {"before_id": before_id}
+        outcome = await service.send_message(
+            APP, body(push_clientid=None, user_id="crowd", **extra), online
+        )
+        ((_, statuses),) = outcome.answer["data"].items()
+        assert set(statuses.values()) == {"successed_offline"}
+        assert len(statuses) <= 500
+        reached += statuses
+        pages += 1
+        before_id = outcome.answer.get("before_id")
+        if before_id is None:
+            break
+        assert before_id == reached[-1]
+    assert pages == 3
+    assert reached == cids

@@ -353,6 +353,23 @@ def test_held_survives_a_restart_and_goes_to_the_next_listener() -> None:
     assert restarted.durable["m1"] is State.DONE
 
 
+def test_a_transparent_message_is_not_shown_but_kept_for_the_next_listener() -> None:
+    """uni-im leaves out title and content when it wants no notification: with no
+    listener the daemon shows nothing (a blank banner helps nobody) and the next
+    listener gets the receive; a forced one is still shown."""
+    s = sim()
+    s.push(s.record(1, title="", content=""))
+    assert s.shown == []
+    assert s.durable["m1"] is State.HELD
+    s.push(s.record(2, title="", content="", force_notification=True))
+    assert len(s.shown) == 1
+    restarted = s.restart()
+    assert restarted.shown == []
+    restarted.listen("a")
+    assert restarted.payloads("a") == [{"n": 1}]
+    assert restarted.durable["m1"] is State.DONE
+
+
 def test_pending_click_survives_a_restart() -> None:
     s = sim()
     s.push(s.record(1))
