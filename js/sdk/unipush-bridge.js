@@ -90,10 +90,12 @@
     },
   };
 
-  /** uni's calling convention: success/fail/complete callbacks, and a Promise too. A
-   * page that passes fail or complete has handled the failure, so its Promise rejects
-   * without an "unhandled rejection" warning. */
+  /** uni's calling convention (its promisify): a call given any of success, fail or
+   * complete answers through them and returns nothing, so a failure with no fail
+   * callback goes unseen, as in uni; a call with none returns a Promise that rejects
+   * on failure. */
   function settle(api, options, work) {
+    var callbacks = hasCallback(options);
     options = options || {};
     var p = Promise.resolve()
       .then(work)
@@ -114,10 +116,21 @@
         if (!ok) throw res;
         return res;
       });
-    if (typeof options.fail === "function" || typeof options.complete === "function") {
+    if (callbacks) {
       p.catch(function () {});
+      return undefined;
     }
     return p;
+  }
+
+  function hasCallback(options) {
+    return (
+      !!options &&
+      typeof options === "object" &&
+      (typeof options.success === "function" ||
+        typeof options.fail === "function" ||
+        typeof options.complete === "function")
+    );
   }
 
   function storage() {
@@ -300,6 +313,8 @@
       } catch (e) {
         if (root.console) root.console.error(e);
       }
+      // uni: a listener that sets res.stopped keeps a receive from the later ones.
+      if (res.stopped && res.type === "receive") break;
     }
     this.acked(msg.pushId);
   };
@@ -350,13 +365,14 @@
       bridge.subscribe();
     };
 
-    /** uni: off(cb) removes that one; off() with no argument removes all. */
+    /** uni: off(cb) removes that one; off() with no argument removes all; anything
+     * else (off("receive")) is not a listener and removes nothing. */
     uni.offPushMessage = function (callback) {
-      if (typeof callback === "function") {
+      if (!callback) {
+        bridge.listeners.length = 0;
+      } else {
         var at = bridge.listeners.indexOf(callback);
         if (at >= 0) bridge.listeners.splice(at, 1);
-      } else {
-        bridge.listeners.length = 0;
       }
       if (!bridge.listeners.length) bridge.unsubscribe();
     };

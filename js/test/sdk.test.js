@@ -15,34 +15,47 @@ function page(daemon, extra = {}) {
   return uni;
 }
 
-test("issue 15 item 1: getPushClientId: success/complete and the Promise, with uni's errMsg", async () => {
+test("issue 15 item 1: getPushClientId: success/complete or the Promise, with uni's errMsg", async () => {
   const daemon = new FakeDaemon();
   const uni = page(daemon);
   const calls = [];
-  const res = await uni.getPushClientId({
+  // uni's promisify: a call with callbacks answers through them and returns nothing.
+  const returned = uni.getPushClientId({
     success: (r) => calls.push(["success", r]),
     fail: (r) => calls.push(["fail", r]),
     complete: (r) => calls.push(["complete", r]),
   });
+  assert.equal(returned, undefined);
+  await settleDown(20);
   const want = { errMsg: "getPushClientId:ok", cid: daemon.cid };
-  assert.deepEqual(res, want);
   assert.deepEqual(calls, [["success", want], ["complete", want]]);
-  assert.deepEqual(daemon.methods(), ["hello", "getPushClientId"]);
+  assert.deepEqual(await uni.getPushClientId(), want);
+  assert.deepEqual(await uni.getPushClientId({}), want);
+  assert.deepEqual(daemon.methods(), ["hello", "getPushClientId", "getPushClientId", "getPushClientId"]);
   assert.deepEqual(daemon.sent[0].params, { token: "tok" });
 });
 
-test("issue 15 item 1: a failure calls fail and complete and rejects with the same object", async () => {
+test("issue 15 item 1: a failure calls fail and complete, or rejects the Promise", async () => {
   const reason = 'register fail: {"errorCode":1,"errorMsg":""}';
   const daemon = new FakeDaemon({ answers: { getPushClientId: () => ({ errMsg: `getPushClientId:fail ${reason}` }) } });
   const uni = page(daemon);
   const calls = [];
-  const p = uni.getPushClientId({ fail: (r) => calls.push(["fail", r]), complete: (r) => calls.push(["complete", r]) });
-  const err = await p.then(
+  uni.getPushClientId({ fail: (r) => calls.push(["fail", r]), complete: (r) => calls.push(["complete", r]) });
+  const err = await uni.getPushClientId().then(
     () => assert.fail("resolved"),
     (e) => e
   );
   assert.equal(err.errMsg, `getPushClientId:fail ${reason}`);
   assert.deepEqual(calls, [["fail", err], ["complete", err]]);
+  // Only success given, as most pages write it: the failure goes unseen (no Promise,
+  // so no unhandled rejection), as in uni.
+  const unhandled = [];
+  const onUnhandled = (e) => unhandled.push(e);
+  process.on("unhandledRejection", onUnhandled);
+  assert.equal(uni.createPushMessage({ title: "no content", success() {} }), undefined);
+  await settleDown(20);
+  process.off("unhandledRejection", onUnhandled);
+  assert.deepEqual(unhandled, []);
   // createPushMessage's own rule comes back under its name
   await assert.rejects(uni.createPushMessage({ title: "no content" }), { errMsg: "createPushMessage:fail content is required" });
 });
@@ -56,7 +69,8 @@ test("issue 15 item 1: not paired, refused hello, no daemon: <api>:fail <reason>
 
   const wrong = page(daemon, { token: "nope" });
   let failed = null;
-  await wrong.createPushMessage({ content: "x", fail: (r) => (failed = r) }).catch(() => {});
+  wrong.createPushMessage({ content: "x", fail: (r) => (failed = r) });
+  await settleDown(20);
   assert.equal(failed.errMsg, "createPushMessage:fail unknown or revoked pairing token");
   wrong.onPushMessage(() => {});
   await settleDown(20);
@@ -85,12 +99,31 @@ test("issue 15 item 1: the same callback twice is one listener; off(cb) removes 
   daemon.event("receive", { title: "t", content: "c" }, "p2");
   assert.deepEqual(got.slice(2), [["b", "receive"]]);
   uni.onPushMessage(a);
+  // Not a listener: uni's off("receive") finds nothing to remove.
+  uni.offPushMessage("receive");
+  daemon.event("receive", { title: "t", content: "c" }, "p3");
+  assert.deepEqual(got.slice(3), [["b", "receive"], ["a", "receive"]]);
   uni.offPushMessage();
   await settleDown();
   assert.equal(daemon.methods().at(-1), "offPushMessage");
   // acks: one per push the listeners had, with its push_id
   const acks = daemon.sent.filter((m) => m.method === "ack").map((m) => m.params.push_ids);
-  assert.deepEqual(acks, [["p1"], ["p2"]]);
+  assert.deepEqual(acks, [["p1"], ["p2"], ["p3"]]);
+});
+
+test("a listener that sets res.stopped keeps a receive from the later ones, as in uni", async () => {
+  const daemon = new FakeDaemon();
+  const uni = page(daemon);
+  const got = [];
+  uni.onPushMessage((res) => {
+    got.push(["first", res.type]);
+    res.stopped = true;
+  });
+  uni.onPushMessage((res) => got.push(["second", res.type]));
+  await settleDown();
+  daemon.event("receive", { title: "t", content: "c" }, "p1");
+  daemon.event("click", { title: "t", content: "c" }, "p2");
+  assert.deepEqual(got, [["first", "receive"], ["first", "click"], ["second", "click"]]);
 });
 
 test("issue 15 item 1: receive carries uni's data shape", async () => {
@@ -140,7 +173,8 @@ test("issue 15 item 1: createPushMessage passes every uni option, a Date when as
     fail() {},
     complete() {},
   };
-  await uni.createPushMessage(options);
+  assert.equal(uni.createPushMessage(options), undefined);
+  await settleDown(20);
   const sent = daemon.sent.find((m) => m.method === "createPushMessage").params;
   const { success, fail, complete, ...uniOptions } = options;
   assert.deepEqual(sent, { ...uniOptions, when: "2026-01-02T03:04:05.000Z" });

@@ -112,11 +112,14 @@ describe("getPushManager against a real gateway", needsCli(), () => {
   });
 
   test("issue 15 item 3: a failed call RESOLVES with {errCode, errMsg, data}, never throws", async () => {
-    const res = await push.sendMessage({ push_clientid: daemon.cid, content: "no title", payload: {} });
+    const res = await push.sendMessage({ push_clientid: daemon.cid, title: "x".repeat(21), content: "c", payload: {} });
     assert.deepEqual(Object.keys(res).sort(), ["data", "errCode", "errMsg"]);
     assert.equal(typeof res.errCode, "string");
     assert.ok(res.errCode.startsWith(PREFIX), res.errCode);
     assert.match(res.errMsg, /title/);
+    // uni-im's check for a cid that is gone: errMsg exactly "target user is invalid".
+    const gone = await push.sendMessage({ push_clientid: "f".repeat(32), title: "t", content: "c", payload: {} });
+    assert.deepEqual(gone, { errCode: `${PREFIX}20001`, errMsg: "target user is invalid", data: null });
     assert.equal(res.data, null);
     const bad = await push.cidBindAlias([{ cid: daemon.cid, alias: "has space" }]);
     assert.equal(bad.errCode, `${PREFIX}20001`);

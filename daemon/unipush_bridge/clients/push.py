@@ -6,9 +6,9 @@
         await push.create_push_message(content="hello", payload={"k": 1})
         if "news" not in await push.get_channel_manager().get_all_channels(): ...
 
-Each call takes uni's optional ``success``/``fail``/``complete`` callbacks. Without
-a ``fail`` callback a failed call raises :class:`UniApiError`, as uni's promise
-rejects. :class:`SyncPushClient` offers the same calls without asyncio. Every line
+Each call takes uni's optional ``success``/``fail``/``complete`` callbacks. A failed
+call that neither ``fail`` nor ``complete`` saw raises :class:`UniApiError`, as uni's
+promise rejects. :class:`SyncPushClient` offers the same calls without asyncio. Every line
 on the socket is built and read by :mod:`..wire.local`.
 """
 
@@ -282,8 +282,8 @@ class PushClient:
         fail: Callback | None,
         complete: Callback | None,
     ) -> dict[str, Any]:
-        """uni's callback rule: success or fail, then complete; a failure with no
-        ``fail`` callback raises, as uni's promise rejects."""
+        """uni's callback rule: success or fail, then complete; a failure that no
+        ``fail`` or ``complete`` callback saw raises, as uni's promise rejects."""
         result = await self._call(method, params)
         failed = is_fail(result)
         cb = fail if failed else success
@@ -291,7 +291,7 @@ class PushClient:
             await _maybe_await(cb(result))
         if complete is not None:
             await _maybe_await(complete(result))
-        if failed and fail is None:
+        if failed and fail is None and complete is None:
             raise UniApiError(result)
         return result
 

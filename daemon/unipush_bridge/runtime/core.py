@@ -818,8 +818,16 @@ class Core:
         """createPushMessage: a Show now, or a Schedule for later (raises ApiFail);
         during quiet hours a Remember (recorded, not shown) instead of the Show."""
         push = localpush.parse_local_push(params)
-        channel = self.channel(push.channel_id, strict=True)
+        channel = self.channel(push.channel_id)
         actions = [] if local is None else self.local_time(local)
+        if channel.channel_id != push.channel_id:
+            actions.append(
+                Warn(
+                    "createPushMessage: no such channel; shown on the default one (create "
+                    "it with setPushChannel)",
+                    {"channelId": push.channel_id},
+                )
+            )
         if push.delay > 0:
             sched_id = self._new_id()
             later = {k: v for k, v in params.items() if k != RETRY_KEY} | {"delay": 0}
@@ -832,15 +840,27 @@ class Core:
 
     def _quiet_local(self, push: localpush.LocalPush, entry: str | None) -> list[Action]:
         """A local notification quiet hours hold back: recorded, not shown."""
-        title = push.title if push.title is not None else self.config.app_name
-        data: dict[str, Any] = {"title": title, "content": push.content}
-        if push.payload is not None:
-            data["payload"] = push.payload
+        title, data = self._local_data(push)
         if push.when is not None:
             data["when"] = push.when
         return self._quiet_record(
             entry or self._new_id(), "local", push.channel_id, title, push.content, data
         )
+
+    def _local_data(self, push: localpush.LocalPush) -> tuple[str, dict[str, Any]]:
+        """The title shown and the click's data: uni's PushMessage carries the page's
+        ``path``, and ``channelId`` and ``category`` when the page set them."""
+        title = push.title if push.title is not None else self.config.app_name
+        data: dict[str, Any] = {"title": title, "content": push.content}
+        if push.payload is not None:
+            data["payload"] = push.payload
+        if push.path is not None:
+            data["path"] = push.path
+        if push.channel_id != localpush.DEFAULT_CHANNEL:
+            data["channelId"] = push.channel_id
+        if push.category is not None:
+            data["category"] = push.category
+        return title, data
 
     def _show_local(
         self,
@@ -851,10 +871,7 @@ class Core:
         fired_at: float | None = None,
         params: dict[str, Any] | None = None,
     ) -> Show:
-        title = push.title if push.title is not None else self.config.app_name
-        data: dict[str, Any] = {"title": title, "content": push.content}
-        if push.payload is not None:
-            data["payload"] = push.payload
+        title, data = self._local_data(push)
         channel = self.channel(push.channel_id)
         notice = Notice(
             title=title,
@@ -918,13 +935,9 @@ class Core:
 
     # -- channels ------------------------------------------------------------------------
 
-    def channel(self, channel_id: str, strict: bool = False) -> Channel:
-        found = self.channels.get(channel_id)
-        if found is not None:
-            return found
-        if channel_id == localpush.DEFAULT_CHANNEL or not strict:
-            return localpush.DEFAULT
-        raise ApiFail(f"channel {channel_id} does not exist; create it with setPushChannel")
+    def channel(self, channel_id: str) -> Channel:
+        """An app's channel, or the default one for an id it never created."""
+        return self.channels.get(channel_id, localpush.DEFAULT)
 
     def set_push_channel(self, params: dict[str, Any]) -> tuple[bool, list[Action]]:
         """A channel never changes once created: a second call with its id is a no-op."""

@@ -40,6 +40,8 @@ class LocalPush:
     when: int | None = None
     channel_id: str = DEFAULT_CHANNEL
     category: str | None = None
+    #: The page to open (uni's ``path``): carried into the click's data.
+    path: str | None = None
 
 
 def well_formed(params: dict[str, Any]) -> dict[str, Any]:
@@ -67,34 +69,60 @@ def _opt_str(params: dict[str, Any], key: str, limit: int = 256) -> str | None:
 
 
 def parse_local_push(params: dict[str, Any]) -> LocalPush:
+    """uni checks only ``content``; the other options follow uni-app x, which reads
+    each with a default (``getNumber("delay") ?? 0``), so a page that hands a receive's
+    data straight back (``createPushMessage(res.data)``, as uni-app itself does for
+    force_notification) is shown, whatever sound or category the sender set."""
     content = params.get("content")
     if content is None or content == "":
         raise OptionError("content is required")
     if not isinstance(content, str):
         raise OptionError("content must be a string")
-    sound = params.get("sound", "system")
-    if sound not in ("system", "none"):
+    sound = params.get("sound")
+    if sound is not None and not isinstance(sound, str):
         raise OptionError("sound must be 'system' or 'none'")
-    cover = params.get("cover", False)
-    if not isinstance(cover, bool):
-        raise OptionError("cover must be a boolean")
-    delay = params.get("delay", 0)
-    if isinstance(delay, bool) or not isinstance(delay, int | float) or not delay >= 0:
-        raise OptionError("delay must be a number of seconds, 0 or more")
-    if delay > MAX_DELAY_S:
-        raise OptionError(f"delay must be at most {MAX_DELAY_S} seconds (30 days)")
     return LocalPush(
         content=content,
         title=_opt_str(params, "title", MAX_TEXT),
         payload=params.get("payload"),
         icon=_opt_str(params, "icon", 2048),
-        sound=sound,
-        cover=cover,
-        delay=float(delay),
+        # uni-app x: anything but "none" is the system sound (a sender's "pushsound").
+        sound="none" if sound == "none" else "system",
+        cover=_cover(params.get("cover")),
+        delay=_delay(params.get("delay")),
         when=_when(params.get("when")),
         channel_id=_opt_str(params, "channelId", 64) or DEFAULT_CHANNEL,
-        category=_opt_str(params, "category", 64),
+        # A sender's vendor object ({"huawei": "IM"}) has no meaning for a desktop.
+        category=_opt_str(params, "category", 64)
+        if isinstance(params.get("category"), str)
+        else None,
+        path=_opt_str(params, "path", 2048) or None,
     )
+
+
+def _cover(value: Any) -> bool:
+    if value is None:
+        return False
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    if not isinstance(value, bool):
+        raise OptionError("cover must be a boolean")
+    return value
+
+
+def _delay(value: Any) -> float:
+    if value is None:
+        return 0.0
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise OptionError("delay must be a number of seconds, 0 or more") from None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise OptionError("delay must be a number of seconds, 0 or more")
+    if value > MAX_DELAY_S:
+        raise OptionError(f"delay must be at most {MAX_DELAY_S} seconds (30 days)")
+    return float(value)
 
 
 def _when(value: Any) -> int | None:
@@ -105,6 +133,8 @@ def _when(value: Any) -> int | None:
         raise OptionError("when must be a time: ms since the epoch or an ISO 8601 date")
     if isinstance(value, int | float) and math.isfinite(value):
         return int(value)
+    if isinstance(value, str) and value.isdigit():
+        return int(value)  # ms, as a string (a Date.now() that went through a form)
     if isinstance(value, str):
         try:
             return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
@@ -161,12 +191,12 @@ def parse_channel(params: dict[str, Any]) -> Channel:
             raise OptionError(f"{key} must be a boolean")
         flags[key] = value
     importance = params.get("importance", 3)
-    if (
-        not isinstance(importance, int)
-        or isinstance(importance, bool)
-        or (importance not in IMPORTANCE_URGENCY)
-    ):
-        raise OptionError("importance must be 2 (low), 3 (default) or 4 (high)")
+    if not isinstance(importance, int) or isinstance(importance, bool) or not 0 <= importance <= 5:
+        raise OptionError(
+            "importance must be one of Android's 0 to 5: 2 (low), 3 (default), 4 (high)"
+        )
+    # Android's 0 (none) and 1 (min) are low too, its 5 (max) is high.
+    importance = min(max(importance, 2), 4)
     lockscreen = params.get("lockscreenVisibility", -1000)
     if (
         not isinstance(lockscreen, int)

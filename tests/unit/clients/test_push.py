@@ -63,14 +63,23 @@ async def test_fail_callback_takes_the_failure_instead_of_raising(daemon: FakeDa
     assert calls == [("fail", msg), ("complete", msg)]
 
 
-async def test_failure_without_fail_callback_raises_after_complete(daemon: FakeDaemon) -> None:
+async def test_a_failure_complete_saw_is_returned_not_raised(daemon: FakeDaemon) -> None:
+    """uni: a call with callbacks answers through them (no promise rejects)."""
     completed: list[str] = []
     async with PushClient(daemon.path) as push:
+        res = await push.create_push_message(complete=lambda r: completed.append(r["errMsg"]))
+    assert res == {"errMsg": "createPushMessage:fail content is required"}
+    assert completed == ["createPushMessage:fail content is required"]
+
+
+async def test_a_failure_no_callback_saw_raises(daemon: FakeDaemon) -> None:
+    succeeded: list[str] = []
+    async with PushClient(daemon.path) as push:
         with pytest.raises(UniApiError) as info:
-            await push.create_push_message(complete=lambda r: completed.append(r["errMsg"]))
+            await push.create_push_message(success=lambda r: succeeded.append(r["errMsg"]))
     assert str(info.value) == "createPushMessage:fail content is required"
     assert info.value.result == {"errMsg": "createPushMessage:fail content is required"}
-    assert completed == ["createPushMessage:fail content is required"]
+    assert succeeded == []
 
 
 async def test_async_callbacks_are_awaited(daemon: FakeDaemon) -> None:

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from unipush_bridge.errors import ApiFail
 from unipush_bridge.runtime import core
 from unipush_bridge.runtime.core import (
     DURABLE,
@@ -514,9 +513,33 @@ def test_create_push_message_shows_with_defaults() -> None:
     }
 
 
-def test_create_push_message_on_an_unknown_channel_fails() -> None:
-    with pytest.raises(ApiFail, match="channel nope does not exist"):
-        sim().core.create_push_message({"content": "x", "channelId": "nope"}, now=0)
+def test_create_push_message_on_an_unknown_channel_shows_on_the_default_one() -> None:
+    """A receive's data handed back (createPushMessage(res.data)) may name a channel the
+    sender uses on phones: shown all the same, with a warning in the log."""
+    s = sim()
+    s.run(s.core.create_push_message({"content": "x", "channelId": "nope"}, now=0))
+    (show,) = s.shown
+    assert show.notice.urgency == "normal"
+    (warn,) = s.of(core.Warn)
+    assert "no such channel" in warn.text and warn.detail == {"channelId": "nope"}
+
+
+def test_a_local_click_carries_path_channel_and_category() -> None:
+    """uni's PushMessage gives the click the page's path, and channelId and category
+    when the page set them."""
+    s = sim()
+    s.run(s.core.set_push_channel({"channelId": "im", "channelDesc": "Chat"})[1])
+    params = {"content": "x", "path": "/pages/chat?id=7", "channelId": "im", "category": "IM"}
+    s.run(s.core.create_push_message({**params, "payload": {"k": 1}}, now=0))
+    (remember,) = s.of(core.Remember)
+    assert remember.data == {
+        "title": "Desk",
+        "content": "x",
+        "payload": {"k": 1},
+        "path": "/pages/chat?id=7",
+        "channelId": "im",
+        "category": "IM",
+    }
 
 
 def test_a_delayed_notification_fires_once_at_its_time() -> None:

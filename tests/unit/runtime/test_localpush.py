@@ -79,8 +79,18 @@ def test_every_option_is_taken() -> None:
 
 
 def test_unknown_options_are_ignored() -> None:
-    push = parse_local_push({"content": "x", "path": "/pages/a", "success": None, "zzz": [1]})
+    push = parse_local_push({"content": "x", "success": None, "zzz": [1]})
     assert push == LocalPush(content="x")
+
+
+def test_path_is_kept_for_the_click() -> None:
+    assert parse_local_push({"content": "x", "path": "/pages/a?id=1"}).path == "/pages/a?id=1"
+
+
+@pytest.mark.parametrize("category", [{"huawei": "IM"}, 7, ["IM"]])
+def test_a_category_that_is_not_a_string_is_ignored(category: Any) -> None:
+    """A sender's vendor object ({"huawei": "IM"}), as a receive's data carries it."""
+    assert parse_local_push({"content": "x", "category": category}).category is None
 
 
 @pytest.mark.parametrize("payload", ["text", 0, False, [1], {"a": {"b": None}}])
@@ -137,8 +147,15 @@ def test_sound_system_or_none(sound: str) -> None:
     assert parse_local_push({"content": "x", "sound": sound}).sound == sound
 
 
-@pytest.mark.parametrize("sound", ["default", "ding", "", "SYSTEM", 1, True, None])
-def test_sound_other_values_fail(sound: Any) -> None:
+@pytest.mark.parametrize("sound", ["default", "pushsound", "", "SYSTEM", None])
+def test_any_other_sound_is_the_system_one(sound: Any) -> None:
+    """uni-app x: anything but "none" plays the system sound, so a receive's data
+    with the sender's ringtone name can go straight back to createPushMessage."""
+    assert parse_local_push({"content": "x", "sound": sound}).sound == "system"
+
+
+@pytest.mark.parametrize("sound", [1, True, ["none"]])
+def test_sound_that_is_not_a_string_fails(sound: Any) -> None:
     assert reason({"content": "x", "sound": sound}) == "sound must be 'system' or 'none'"
 
 
@@ -147,7 +164,12 @@ def test_cover_boolean(cover: bool) -> None:
     assert parse_local_push({"content": "x", "cover": cover}).cover is cover
 
 
-@pytest.mark.parametrize("cover", [1, 0, "true", None, []])
+@pytest.mark.parametrize(("cover", "means"), [(None, False), ("true", True), ("False", False)])
+def test_cover_unset_or_as_text(cover: Any, means: bool) -> None:
+    assert parse_local_push({"content": "x", "cover": cover}).cover is means
+
+
+@pytest.mark.parametrize("cover", [1, 0, "yes", []])
 def test_cover_must_be_a_boolean(cover: Any) -> None:
     assert reason({"content": "x", "cover": cover}) == "cover must be a boolean"
 
@@ -160,11 +182,16 @@ def test_delay_accepted(delay: float) -> None:
     assert parse_local_push({"content": "x", "delay": delay}).delay == float(delay)
 
 
+@pytest.mark.parametrize(("delay", "seconds"), [(None, 0.0), ("3", 3.0), ("0.5", 0.5)])
+def test_delay_unset_or_as_text(delay: Any, seconds: float) -> None:
+    assert parse_local_push({"content": "x", "delay": delay}).delay == seconds
+
+
 def test_delay_limit_is_30_days() -> None:
     assert MAX_DELAY_S == 30 * 24 * 3600
 
 
-@pytest.mark.parametrize("delay", [-1, -0.001, "3", True, False, None, [3], {"s": 3}])
+@pytest.mark.parametrize("delay", [-1, -0.001, "soon", "-3", True, False, [3], {"s": 3}])
 def test_delay_negative_or_not_a_number_fails(delay: Any) -> None:
     assert reason({"content": "x", "delay": delay}) == (
         "delay must be a number of seconds, 0 or more"
@@ -197,6 +224,7 @@ def test_delay_nan_fails() -> None:
         ("2026-01-02T03:04:05.123Z", 1767323045123),
         ("2026-01-02T03:04:05+00:00", 1767323045000),
         ("2026-01-02T11:04:05+08:00", 1767323045000),
+        ("1767323045000", 1767323045000),
     ],
 )
 def test_when_as_ms_or_iso(when: Any, ms: int) -> None:
@@ -239,7 +267,7 @@ def test_string_limits(key: str, limit: int) -> None:
     )
 
 
-@pytest.mark.parametrize("key", ["channelId", "category", "icon"])
+@pytest.mark.parametrize("key", ["channelId", "icon", "path"])
 def test_strings_must_be_strings(key: str) -> None:
     assert reason({"content": "x", key: 7}) == f"{key} must be a string"
 
@@ -329,17 +357,26 @@ def test_importance_to_urgency(importance: int, urgency: str) -> None:
     assert channel.urgency == urgency
 
 
-@pytest.mark.parametrize("importance", [0, 1, 5, -1, "3", None, True, False, 2.5])
+IMPORTANCE_RULE = "importance must be one of Android's 0 to 5: 2 (low), 3 (default), 4 (high)"
+
+
+@pytest.mark.parametrize(("importance", "kept"), [(0, 2), (1, 2), (5, 4)])
+def test_androids_other_importances_are_low_or_high(importance: int, kept: int) -> None:
+    channel = parse_channel({"channelId": "c", "channelDesc": "d", "importance": importance})
+    assert channel.importance == kept
+
+
+@pytest.mark.parametrize("importance", [6, -1, "3", None, True, False, 2.5])
 def test_importance_other_values_fail(importance: Any) -> None:
     assert channel_reason({"channelId": "c", "channelDesc": "d", "importance": importance}) == (
-        "importance must be 2 (low), 3 (default) or 4 (high)"
+        IMPORTANCE_RULE
     )
 
 
 @pytest.mark.parametrize("importance", [[3], {"v": 3}])
 def test_importance_unhashable_fails_with_the_reason(importance: Any) -> None:
     assert channel_reason({"channelId": "c", "channelDesc": "d", "importance": importance}) == (
-        "importance must be 2 (low), 3 (default) or 4 (high)"
+        IMPORTANCE_RULE
     )
 
 
