@@ -56,6 +56,23 @@ def test_online_push_is_a_receive_and_shows_nothing(unipush: Unipush) -> None:
 
 
 @DUNST
+def test_a_transparent_push_shows_nothing_and_waits_for_the_next_listener(
+    unipush: Unipush,
+) -> None:
+    """uni-im leaves out title and content when it wants no notification: nothing on
+    the screen, and the app's next listener gets the receive."""
+    body = {"push_clientid": unipush.daemon.cid, "payload": {"sync": 7}}
+    status, answer = unipush.gateway.call("sendMessage", body, unipush.daemon.appid)
+    assert status == 200 and answer["errCode"] == 0, answer
+    unipush.push(title="After", content="a fence: shown once the first was handled")
+    unipush.notification(title="After")
+    assert [n.summary for n in unipush.notifications()] == ["After"]
+    event = unipush.wait_for_event("receive")
+    assert event["data"]["payload"] == {"sync": 7}
+    assert (event["data"]["title"], event["data"]["content"]) == ("", "")
+
+
+@DUNST
 def test_force_notification_skips_receive_and_clicks_to_the_listener(unipush: Unipush) -> None:
     listener = unipush.listen()
     wait_for(lambda: unipush.daemon.status()["listeners"] == 1, 10, "the listener")
