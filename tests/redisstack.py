@@ -15,6 +15,7 @@ import dataclasses
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -91,11 +92,21 @@ class RedisServer:
         log = (self.directory / "redis.log").open("ab")
         self.proc = subprocess.Popen(args, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
-        while not self.socket.exists():
+        # The socket file appears at bind(), before listen(): wait for a connection,
+        # not for the file (a busy machine showed "Connection refused" in between).
+        while not self._accepts():
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 text = (self.directory / "redis.log").read_text(errors="replace")
                 raise RuntimeError(f"redis-server did not start: {text[-2000:]}")
             time.sleep(0.005)
+
+    def _accepts(self) -> bool:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            try:
+                sock.connect(str(self.socket))
+            except OSError:
+                return False
+        return True
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -111,6 +111,8 @@ def parse_send_message(body: Any, limits: Limits = STRICT) -> SendRequest:
     # uni reads an empty string as unset: uni-push-admin sends its whole form, with
     # open_url, sound, badge and payload left "" (and a Go client sends null).
     body = {k: v for k, v in body.items() if v is not None and v != ""}
+    if "forceNotification" in body:  # the spelling of uni's own sendMessage table
+        body.setdefault("force_notification", body.pop("forceNotification"))
     target = _target(body)
     # title and content may both be left out: a transparent message, as uni-im sends
     # when it wants no notification (it deletes them); the daemon then raises a

@@ -341,6 +341,16 @@ def test_a_transparent_message_needs_no_title_or_content() -> None:
     assert parse_send_message(body(title=None, content="")).message["title"] == ""
 
 
+def test_force_notification_in_the_spelling_of_unis_docs() -> None:
+    """uni's sendMessage table spells it forceNotification; its samples force_notification."""
+    assert parse_send_message(body(forceNotification=True)).message["force_notification"] is True
+    assert "forceNotification" not in parse_send_message(body(forceNotification=True)).message
+    assert_illegal(
+        refused(body(forceNotification="yes")),
+        "illegal params: force_notification must be a boolean",
+    )
+
+
 def test_before_id() -> None:
     assert parse_send_message(untargeted(user_id="u")).before_id is None
     assert parse_send_message(untargeted(user_id="u", before_id=CID)).before_id == CID
