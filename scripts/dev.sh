@@ -105,7 +105,9 @@ case "$cmd" in
         say "mypy"; "$VENV/bin/mypy"
         say "pytest"
         # pytest exits 5 when it collected no test: that fails this script too.
-        exec "$VENV/bin/pytest" -q -p no:cacheprovider "$@"
+        # Two workers, each test file on one of them (its module fixtures stay shared);
+        # pass -n 0 to run it in one process.
+        exec "$VENV/bin/pytest" -q -p no:cacheprovider -n 2 --dist loadfile "$@"
         ;;
     bench)
         ensure_venv dev

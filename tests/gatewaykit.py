@@ -17,6 +17,24 @@ from websockets.asyncio.client import ClientConnection, connect
 from unipush_bridge.gateway.access import GatewayConfig
 from unipush_bridge.gateway.server import Gateway
 
+#: The body uni-push-admin's sendMessage page posts with its defaults: every field of
+#: its form, the unused ones "" and the vendor channels null (no target: add one).
+UNI_PUSH_ADMIN_FORM: dict[str, Any] = {
+    "platform": "ALL",
+    "title": "Sale",
+    "content": "Today only",
+    "open_url": "",
+    "payload": {"page": "/pages/sale"},
+    "badge": "+1",
+    "sound": "",
+    "content_available": 0,
+    "force_notification": False,
+    "appId": "__UNI__A",
+    "options": "",
+    "channel": {"hw": None, "xm": None, "vivo": None, "oppo": None},
+    "must_report": True,
+}
+
 
 @dataclass
 class Clock:

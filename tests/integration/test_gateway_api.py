@@ -12,7 +12,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.gatewaykit import Kit, running_gateway
+from tests.gatewaykit import UNI_PUSH_ADMIN_FORM, Kit, running_gateway
 from unipush_bridge.clients.pushmanager import get_push_manager
 from unipush_bridge.gateway.access import AppSecrets
 
@@ -137,22 +137,7 @@ async def test_uni_push_admins_whole_form_reaches_the_daemon(kit: Kit) -> None:
     tag target is a list of one (its text box split by lines)."""
     client = await kit.client()
     await kit.ok("cidBindCustomTags", {"cid": client.cid, "custom_tag": ["vip"]})
-    form = {
-        "platform": "ALL",
-        "title": "Sale",
-        "content": "Today only",
-        "open_url": "",
-        "payload": {"page": "/pages/sale"},
-        "badge": "+1",
-        "sound": "",
-        "content_available": 0,
-        "force_notification": False,
-        "appId": "__UNI__A",
-        "options": "",
-        "channel": {"hw": None, "xm": None, "vivo": None, "oppo": None},
-        "must_report": True,
-        "getui_custom_tag": ["vip"],
-    }
+    form = {**UNI_PUSH_ADMIN_FORM, "getui_custom_tag": ["vip"]}
     data = await kit.ok("sendMessage", form)
     assert only_task(data)[1] == {client.cid: "successed_online"}
     message = (await client.next_push())["message"]

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tests.gatewaykit import UNI_PUSH_ADMIN_FORM
 from unipush_bridge.gateway.errors import ILLEGAL, NOT_OBJECT, UniError
 from unipush_bridge.gateway.send import (
     CARRIED,
@@ -265,22 +266,7 @@ def test_custom_tag_target() -> None:
 def test_uni_push_admins_form_is_taken() -> None:
     """uni-push-admin's sendMessage page sends every field of its form, the unused
     ones as "" (and the vendor channels as nulls): uni reads those as unset."""
-    form = {
-        "platform": "ALL",
-        "title": "Sale",
-        "content": "Today only",
-        "open_url": "",
-        "payload": {"page": "/pages/sale"},
-        "badge": "+1",
-        "sound": "",
-        "content_available": 0,
-        "force_notification": False,
-        "appId": "__UNI__DESKTOP",
-        "options": "",
-        "channel": {"hw": None, "xm": None, "vivo": None, "oppo": None},
-        "must_report": True,
-        "user_id": ["u1", "u2"],
-    }
+    form = {**UNI_PUSH_ADMIN_FORM, "user_id": ["u1", "u2"]}
     req = parse_send_message(form)
     assert req.target == Target("user_id", ("u1", "u2"))
     assert req.message == {
