@@ -174,7 +174,7 @@ class GatewaySettings(_Settings):
     client_token: str | None = Field(None, min_length=16)
     #: Per-app secrets; when any app is listed, only listed apps are served.
     apps: dict[str, AppSecretsSettings] = Field(default_factory=dict)
-    #: uni-push's text limits (title < 20, content < 50, payload < 800 characters).
+    #: uni-push's text limits (title 20, content 50, payload 3072 characters).
     strict_limits: bool = True
     #: API calls per second per app (0 = unlimited), and the burst above that rate.
     rate_limit: float = Field(1000.0, ge=0)

@@ -32,7 +32,7 @@ from tests.procs import (
 #: Window title (OSC 0), clear screen (CSI 2J), clipboard write (OSC 52), a C1 CSI
 #: (U+009B), a right-to-left override and a bidi isolate.
 HOSTILE = "\x1b]0;pwned\x07\x1b[2J\x1b]52;c;ZXZpbA==\x07\x9b31m\u202eevil\u2066x\u2069\x7f"
-#: uni-push allows titles of at most 19 characters.
+#: uni-push allows titles of at most 20 characters.
 TITLE = "\x1b]0;pwned\x07\x9b2J\u202eevil"
 RAW = [b"\x1b", b"\x07", b"\x7f", "\x9b".encode(), "\u202e".encode(), "\u2066".encode()]
 

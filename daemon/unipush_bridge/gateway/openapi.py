@@ -41,6 +41,7 @@ SEND_MESSAGE: dict[str, Any] = {
         "force_notification": {"type": "boolean", "default": False},
         "before_id": {
             "type": "string",
+            "maxLength": 64,
             "description": "a uni-id target's next 500 devices: the previous answer's before_id",
         },
         "request_id": {

@@ -214,8 +214,9 @@ class GatewayService:
     async def send_message(self, appid: str, body: Any, online: Online) -> Outcome:
         req = parse_send_message(body, self.limits)
         store = self.store
-        if req.request_id is not None:
-            earlier = await store.answer_for(appid, req.request_id)
+        memo = _memo_key(req)
+        if memo is not None:
+            earlier = await store.answer_for(appid, memo)
             if earlier is not None:
                 log.info("dropped a repeated request_id", request_id=req.request_id)
                 data = earlier.get("data") or {}
@@ -237,13 +238,15 @@ class GatewayService:
             groups = await self._resolve(appid, req)
             targets = list(dict.fromkeys(c for cids in groups.values() for c in cids))
             before_id = None
+            known = await store.known_many(appid, targets)
             if req.target.kind in UNIID_TARGETS:
-                targets, before_id = _page(targets, req.before_id)
+                # Pages of registered devices: a cid the mapping still names but this
+                # gateway forgot takes no place on a page.
+                targets, before_id = _page([c for c in targets if c in known], req.before_id)
                 groups = {"": targets}
             statuses: dict[str, str] = {}
-            known = await store.known_many(appid, targets)
-            if not known:
-                _no_target(req)
+            if not known and req.before_id is None:
+                _no_target(req)  # a later page may come out empty: devices left meanwhile
             connected = await online(appid, [c for c in targets if c in known])
             reached = 0
             for cid in targets:
@@ -265,8 +268,8 @@ class GatewayService:
             }
             if before_id is not None:
                 answer["before_id"] = before_id
-            if req.request_id is not None:
-                await store.remember_answer(appid, req.request_id, answer)
+            if memo is not None:
+                await store.remember_answer(appid, memo, answer)
         numbered = []
         for d in deliveries:
             seq, before = store.committed(d.seq)  # Redis numbers the messages at the commit
@@ -319,6 +322,16 @@ class GatewayService:
             return "successed_offline"
         deliveries.append(Delivery(cid, seq, msg_id, message))
         return "successed_online"
+
+
+def _memo_key(req: SendRequest) -> str | None:
+    """What a repeated call is known by: its request_id, and the page it asks for.
+    uni-push-co sends the same body again for each page, request_id and all, with the
+    before_id added; keyed on the request_id alone, every page got the first answer
+    back (its before_id too) and the sender paged for ever."""
+    if req.request_id is None or req.before_id is None:
+        return req.request_id
+    return f"{req.request_id}#before_id:{req.before_id}"
 
 
 def _page(cids: list[str], before_id: str | None) -> tuple[list[str], str | None]:

@@ -536,7 +536,7 @@ class Core:
                     msg_id,
                     "push",
                     channel.channel_id,
-                    message.title,
+                    self._shown_title(message),
                     message.content,
                     data,
                     message.open_url,
@@ -562,13 +562,18 @@ class Core:
         actions += self._to_listeners(receiving, self.listeners)
         return actions
 
+    def _shown_title(self, message: PushMessage) -> str:
+        """A push without a title (only content, or a forced transparent one) is shown
+        under the app's name, as a phone shows it; its event data keeps ``""``."""
+        return message.title or self.config.app_name
+
     def _show_push(self, entry: Entry, data: dict[str, Any]) -> Show:
         message = entry.message
         extra = message.extra
         channel = self.channel(str(extra.get("channelId") or localpush.DEFAULT_CHANNEL))
         category = extra.get("category")
         notice = Notice(
-            title=message.title,
+            title=self._shown_title(message),
             body=message.content,
             urgency=channel.urgency,
             sound=channel.sound_name or "system",
@@ -1101,7 +1106,8 @@ class Core:
         items, self._summary = self._summary.items, None
         latest = items[-1]
         more = f"{len(items)} more message{'s' if len(items) > 1 else ''}"
-        notice = Notice(title=self.config.app_name, body=f"{more}: {latest['title']}")
+        last = latest.get("title") or latest.get("content") or ""
+        notice = Notice(title=self.config.app_name, body=f"{more}: {last}" if last else more)
         return self._ticketed(_Ticket("summary", latest), notice)
 
     # -- what status reports ---------------------------------------------------------------

@@ -19,6 +19,9 @@ DEFAULT_CHANNEL = "DcloudChannelID"
 MAX_DELAY_S = 30 * 24 * 3600
 #: Longest title accepted; what is shown is cut shorter (notifier.MAX_TITLE).
 MAX_TEXT = 64 * 1024
+#: channelId and category at most: what the gateway passes on in a push (send.py), so
+#: that a push's data handed back to createPushMessage is always taken.
+MAX_PASSED_ON = 128
 IMPORTANCE_URGENCY = {2: "low", 3: "normal", 4: "critical"}
 LOCKSCREEN = (0, 1, -1, -1000)
 
@@ -91,9 +94,9 @@ def parse_local_push(params: dict[str, Any]) -> LocalPush:
         cover=_cover(params.get("cover")),
         delay=_delay(params.get("delay")),
         when=_when(params.get("when")),
-        channel_id=_opt_str(params, "channelId", 64) or DEFAULT_CHANNEL,
+        channel_id=_opt_str(params, "channelId", MAX_PASSED_ON) or DEFAULT_CHANNEL,
         # A sender's vendor object ({"huawei": "IM"}) has no meaning for a desktop.
-        category=_opt_str(params, "category", 64)
+        category=_opt_str(params, "category", MAX_PASSED_ON)
         if isinstance(params.get("category"), str)
         else None,
         path=_opt_str(params, "path", 2048) or None,
@@ -133,7 +136,7 @@ def _when(value: Any) -> int | None:
         raise OptionError("when must be a time: ms since the epoch or an ISO 8601 date")
     if isinstance(value, int | float) and math.isfinite(value):
         return int(value)
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 16:
         return int(value)  # ms, as a string (a Date.now() that went through a form)
     if isinstance(value, str):
         try:

@@ -10,7 +10,7 @@ import pytest
 
 from unipush_bridge.gateway.access import GatewayConfig
 from unipush_bridge.gateway.errors import UniError
-from unipush_bridge.gateway.service import Delivery, GatewayService
+from unipush_bridge.gateway.service import Delivery, GatewayService, Outcome
 from unipush_bridge.gateway.sqlitestore import SqliteStore
 
 APP = "__UNI__SVC"
@@ -128,11 +128,12 @@ async def test_a_uni_id_target_pages_500_devices_at_a_time(service: GatewayServi
     reached: list[str] = []
     before_id = None
     pages = 0
-    while True:
+    # As uni-push-co does it: the same body each time, request_id and all, plus the
+    # before_id (keyed on the request_id alone, page 1's answer came back for ever).
+    data = body(push_clientid=None, user_id="crowd", request_id="req-0123456789")
+    while pages < 5:
         extra = {} if before_id is None else {"before_id": before_id}
-        outcome = await service.send_message(
-            APP, body(push_clientid=None, user_id="crowd", **extra), online
-        )
+        outcome = await service.send_message(APP, {**data, **extra}, online)
         ((_, statuses),) = outcome.answer["data"].items()
         assert set(statuses.values()) == {"successed_offline"}
         assert len(statuses) <= 500
@@ -144,3 +145,30 @@ async def test_a_uni_id_target_pages_500_devices_at_a_time(service: GatewayServi
         assert before_id == reached[-1]
     assert pages == 3
     assert reached == cids
+    # A page sent again (its answer lost) is answered as before and stores nothing.
+    again = await service.send_message(APP, {**data, "before_id": cids[499]}, online)
+    assert list(only_statuses(again)) == cids[500:1000]
+    assert again.deliveries == []
+    assert len(await service.store.after_raw(APP, cids[700], 0)) == 1
+
+
+async def test_a_page_emptied_meanwhile_is_an_empty_success(service: GatewayService) -> None:
+    """Devices that left between two pages end the paging, not with uni-push-user-invalid."""
+    cids = [f"{i:032x}" for i in range(1, 502)]
+    for cid in cids:
+        await service.store.register(APP, cid, 0)
+        await service.store.bind_uniid(APP, cid, "crowd", None)
+    first = await service.send_message(APP, body(push_clientid=None, user_id="crowd"), online)
+    assert first.answer["before_id"] == cids[499]
+    await service.store.bind_uniid(APP, cids[500], "someone else", None)
+    last = await service.send_message(
+        APP, body(push_clientid=None, user_id="crowd", before_id=cids[499]), online
+    )
+    assert only_statuses(last) == {}
+    assert "before_id" not in last.answer
+
+
+def only_statuses(outcome: Outcome) -> dict[str, str]:
+    ((_, statuses),) = outcome.answer["data"].items()
+    assert isinstance(statuses, dict)
+    return statuses

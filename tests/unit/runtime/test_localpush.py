@@ -234,7 +234,19 @@ def test_when_as_ms_or_iso(when: Any, ms: int) -> None:
 
 
 @pytest.mark.parametrize(
-    "when", ["garbage", "", "yesterday", "2026-13-01T00:00:00Z", True, False, [1], {"t": 1}]
+    "when",
+    [
+        "garbage",
+        "",
+        "yesterday",
+        "2026-13-01T00:00:00Z",
+        True,
+        False,
+        [1],
+        {"t": 1},
+        "²",  # isdigit(), but no int() takes it
+        "9" * 5000,  # past int()'s digit limit
+    ],
 )
 def test_when_garbage_fails(when: Any) -> None:
     assert reason({"content": "x", "when": when}) == (
@@ -257,7 +269,8 @@ def test_when_non_finite_fails_with_the_reason(when: float) -> None:
 
 
 @pytest.mark.parametrize(
-    ("key", "limit"), [("channelId", 64), ("category", 64), ("icon", 2048), ("title", MAX_TEXT)]
+    ("key", "limit"),
+    [("channelId", 128), ("category", 128), ("icon", 2048), ("title", MAX_TEXT)],
 )
 def test_string_limits(key: str, limit: int) -> None:
     field = {"channelId": "channel_id"}.get(key, key)
