@@ -56,20 +56,33 @@ def test_online_push_is_a_receive_and_shows_nothing(unipush: Unipush) -> None:
 
 
 @DUNST
-def test_a_transparent_push_shows_nothing_and_waits_for_the_next_listener(
+def test_a_push_with_no_phone_makers_channel_shows_nothing_while_no_app_listens(
     unipush: Unipush,
 ) -> None:
-    """uni-im leaves out title and content when it wants no notification: nothing on
-    the screen, and the app's next listener gets the receive."""
-    body = {"push_clientid": unipush.daemon.cid, "payload": {"sync": 7}}
-    status, answer = unipush.gateway.call("sendMessage", body, unipush.daemon.appid)
-    assert status == 200 and answer["errCode"] == 0, answer
-    unipush.push(title="After", content="a fence: shown once the first was handled")
+    """What uni-im sends: a system message with settings.strategy {"default": 3}
+    (Getui's channel only) and a transparent chat sync, online only (ttl -1). Nothing
+    reaches the screen; the next listener gets the first, and the second is let go."""
+    cid, appid = unipush.daemon.cid, unipush.daemon.appid
+    system = {
+        "push_clientid": cid,
+        "title": "系统消息",
+        "content": "recalled",
+        "payload": {"type": "revoke_msg"},
+        "settings": {"strategy": {"default": 3}},
+    }
+    sync = {"push_clientid": cid, "payload": {"sync": 7}, "settings": {"ttl": -1}}
+    for body in (system, sync):
+        status, answer = unipush.gateway.call("sendMessage", body, appid)
+        assert status == 200 and answer["errCode"] == 0, answer
+    unipush.push(title="After", content="a fence: shown once the first two were handled")
     unipush.notification(title="After")
     assert [n.summary for n in unipush.notifications()] == ["After"]
+    assert unipush.daemon.status()["counters"]["missed"] == 1
     event = unipush.wait_for_event("receive")
-    assert event["data"]["payload"] == {"sync": 7}
-    assert (event["data"]["title"], event["data"]["content"]) == ("", "")
+    assert event["data"]["payload"] == {"type": "revoke_msg"}
+    assert "offline" not in event["data"]
+    with pytest.raises(TimeoutError):
+        unipush.wait_for_event("receive", timeout=1.0)
 
 
 @DUNST

@@ -159,9 +159,22 @@ def parse_send_message(body: Any, limits: Limits = STRICT) -> SendRequest:
     before_id = body.get("before_id")
     if before_id is not None and not (isinstance(before_id, str) and len(before_id) <= 64):
         raise invalid("before_id", "must be the before_id string of the previous answer")
-    return SendRequest(
-        target, message, request_id, _ttl(body.get("settings")), group_name, before_id
-    )
+    ttl_ms = _ttl(body.get("settings"))
+    if not (message["title"] or message["content"]) or _getui_only(body.get("settings")):
+        # No phone maker's channel: a phone shows nothing while its app is closed, and
+        # the app gets the message when it opens (or never, online only).
+        message["offline"] = "hold" if ttl_ms > 0 else "drop"
+    return SendRequest(target, message, request_id, ttl_ms, group_name, before_id)
+
+
+def _getui_only(settings: Any) -> bool:
+    """settings.strategy 3: Getui's own channel only, none of the phone makers'.
+    uni-im sends ``{"default": 3}`` for its system messages and recalls; a desktop has
+    no vendor key of its own, so ``default`` (or a bare 3) is what counts."""
+    strategy = settings.get("strategy") if isinstance(settings, dict) else None
+    if isinstance(strategy, dict):
+        strategy = strategy.get("default")
+    return strategy == 3
 
 
 def _target(body: dict[str, Any]) -> Target:

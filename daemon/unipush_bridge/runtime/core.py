@@ -71,6 +71,7 @@ class Step(enum.Enum):
     NOT_SHOWN = "not shown"
     HELD_BY_LISTENER = "a listener holds it"
     NO_LISTENER_HELD = "no listener holds it"
+    MISSED = "online only, and no app listens"
 
 
 #: Every allowed transition; anything else is a bug and raises.
@@ -78,6 +79,7 @@ TRANSITIONS: dict[tuple[State, Step], State] = {
     (State.PENDING, Step.TO_LISTENERS): State.RECEIVING,
     (State.PENDING, Step.TO_SCREEN): State.SHOWING,
     (State.PENDING, Step.NOBODY): State.HELD,
+    (State.PENDING, Step.MISSED): State.DONE,
     (State.SHOWING, Step.SHOWN): State.DONE,
     (State.SHOWING, Step.TO_LISTENERS): State.RECEIVING,
     (State.SHOWING, Step.NOBODY): State.HELD,
@@ -444,6 +446,8 @@ class Core:
             "shown_late": 0,
             # Held back by quiet hours (recorded in the history, not shown).
             "quiet": 0,
+            # Online only, with no phone maker's channel, while no app listened.
+            "missed": 0,
         }
 
     # -- settings that change live ------------------------------------------------------
@@ -519,11 +523,22 @@ class Core:
                 entry.state = step(entry.state, Step.TO_LISTENERS)
                 receiving.append(msg_id)
                 continue
-            if not (message.title or message.content or message.force_notification):
-                # A transparent message (no title, no text): nothing to show, as a
-                # phone's vendor channel shows nothing; the next listener gets it.
-                entry.state = step(entry.state, Step.NOBODY)
-                persist.append((msg_id, State.HELD))
+            offline = message.offline
+            if offline == "show" and not (message.title or message.content):
+                offline = "hold"  # nothing to show (from a gateway that did not say)
+            if offline != "show" and not message.force_notification:
+                # No phone maker's channel (settings.strategy 3, or a transparent push):
+                # a phone shows nothing while its app is closed. The next listener gets
+                # it, or, online only, nobody: uni-im sends its chat syncs with ttl -1
+                # because it reloads from its database when it opens.
+                if offline == "drop":
+                    entry.state = step(entry.state, Step.MISSED)
+                    del self.entries[msg_id]
+                    persist.append((msg_id, State.DONE))
+                    self.counters["missed"] += 1
+                else:
+                    entry.state = step(entry.state, Step.NOBODY)
+                    persist.append((msg_id, State.HELD))
                 continue
             channel = self.channel(str(message.extra.get("channelId") or localpush.DEFAULT_CHANNEL))
             if self._held_back(channel):

@@ -181,8 +181,11 @@ class Welcome:
 
 #: PushMessage fields with a meaning of their own; the rest ride along in ``extra``.
 _MESSAGE_KEYS = frozenset(
-    {"title", "content", "payload", "force_notification", "open_url", "taskid"}
+    {"title", "content", "payload", "force_notification", "open_url", "taskid", "offline"}
 )
+#: What the daemon does with a push while no app listens: show it (the phone maker's
+#: channel does), hold it for the next listener, or drop it (online only).
+OFFLINE = ("show", "hold", "drop")
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +198,9 @@ class PushMessage:
     force_notification: bool = False
     open_url: str | None = None
     taskid: str | None = None
+    #: While no app listens (OFFLINE): "show" unless the gateway says the sender wanted
+    #: no phone maker's channel (settings.strategy 3, or no title and no content).
+    offline: str = "show"
     #: Other fields the sender set (sound, category, badge, channelId, ...), as given.
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -209,6 +215,8 @@ class PushMessage:
             force_notification=_bool(frame, raw, "force_notification"),
             open_url=_str(frame, raw, "open_url", lo=0, hi=MAX_FRAME_BYTES, optional=True),
             taskid=_str(frame, raw, "taskid", lo=0, hi=64, optional=True),
+            # Unknown values read as "show": a newer gateway's idea never hides a push.
+            offline=raw["offline"] if raw.get("offline") in OFFLINE else "show",
             extra={k: v for k, v in raw.items() if k not in _MESSAGE_KEYS},
         )
 
@@ -223,6 +231,8 @@ class PushMessage:
             out["open_url"] = self.open_url
         if self.taskid is not None:
             out["taskid"] = self.taskid
+        if self.offline != "show":
+            out["offline"] = self.offline
         out.update(self.extra)
         return out
 

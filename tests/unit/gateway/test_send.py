@@ -323,8 +323,31 @@ def test_uni_ims_push_is_taken() -> None:
 def test_a_transparent_message_needs_no_title_or_content() -> None:
     """uni-im deletes title and content when it wants no notification at all."""
     req = parse_send_message(body(title=DROP, content=DROP))
-    assert req.message == {"title": "", "content": "", "payload": {"k": "v"}}
+    assert req.message == {"title": "", "content": "", "payload": {"k": "v"}, "offline": "hold"}
     assert parse_send_message(body(title=None, content="")).message["title"] == ""
+
+
+@pytest.mark.parametrize(
+    ("overrides", "offline"),
+    [
+        ({}, None),
+        ({"settings": {"strategy": {"default": 1}}}, None),
+        ({"settings": {"strategy": {"ios": 3, "hw": 3}}}, None),  # vendor keys: not ours
+        ({"settings": {"strategy": {"default": 3}}}, "hold"),  # uni-im's system messages
+        ({"settings": {"strategy": 3}}, "hold"),
+        ({"settings": {"strategy": {"default": 3}, "ttl": -1}}, "drop"),
+        ({"settings": {"ttl": 0}, "title": DROP, "content": DROP}, "drop"),
+        ({"settings": {"ttl": -1}, "title": DROP, "content": DROP}, "drop"),  # uni-im's syncs
+        ({"settings": {"ttl": -1}}, None),  # online only, but a phone maker would show it
+    ],
+)
+def test_what_the_daemon_does_while_no_app_listens(
+    overrides: dict[str, Any], offline: str | None
+) -> None:
+    """settings.strategy 3 is Getui's channel only: a phone shows nothing while its app
+    is closed, and the app gets the message when it opens, or never when it is online
+    only. A transparent message has nothing to show either."""
+    assert parse_send_message(body(**overrides)).message.get("offline") == offline
 
 
 def test_force_notification_in_the_spelling_of_unis_docs() -> None:

@@ -370,6 +370,24 @@ def test_a_transparent_message_is_not_shown_but_kept_for_the_next_listener() -> 
     assert restarted.durable["m1"] is State.DONE
 
 
+def test_a_push_with_no_phone_makers_channel_is_held_or_missed_while_no_app_listens() -> None:
+    """settings.strategy 3 (Getui's channel only): not shown while no app listens; the
+    next listener gets it, or, online only, nobody (uni-im reloads from its database);
+    an app that listens gets it as usual, and force_notification still shows it."""
+    s = sim()
+    s.push(s.record(1, offline="hold"), s.record(2, offline="drop"))
+    assert s.shown == []
+    assert s.durable == {"m1": State.HELD, "m2": State.DONE}
+    assert s.core.counters["missed"] == 1
+    s.push(s.record(3, offline="drop", force_notification=True))
+    assert len(s.shown) == 1
+    restarted = s.restart()
+    restarted.listen("a")
+    assert restarted.payloads("a") == [{"n": 1}]
+    restarted.push(restarted.record(4, offline="drop"))
+    assert restarted.payloads("a") == [{"n": 1}, {"n": 4}]
+
+
 def test_pending_click_survives_a_restart() -> None:
     s = sim()
     s.push(s.record(1))

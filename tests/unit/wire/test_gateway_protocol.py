@@ -454,6 +454,29 @@ def test_message_allows_empty_title_and_content() -> None:
     assert PushMessage.parse({"title": "", "content": ""}).to_dict() == {"title": "", "content": ""}
 
 
+@pytest.mark.parametrize(
+    ("given", "offline"),
+    [
+        (None, "show"),
+        ("show", "show"),
+        ("hold", "hold"),
+        ("drop", "drop"),
+        ("later", "show"),
+        (1, "show"),
+    ],
+)
+def test_message_offline_rule(given: Any, offline: str) -> None:
+    """What to do while no app listens rides in the message; anything unknown reads as
+    "show" (a newer gateway's idea never hides a push), and it never reaches the app's
+    event data (not in extra); to_dict keeps it for the daemon's inbox."""
+    raw = {"title": "t", "content": "c"} | ({} if given is None else {"offline": given})
+    message = PushMessage.parse(raw)
+    assert message.offline == offline
+    assert "offline" not in message.extra
+    assert PushMessage.parse(message.to_dict()) == message
+    assert ("offline" in message.to_dict()) is (offline != "show")
+
+
 def test_message_to_dict_leaves_out_none_fields() -> None:
     message = PushMessage.parse(
         {"title": "t", "content": "c", "payload": None, "open_url": None, "taskid": None}
