@@ -29,6 +29,7 @@ export const SERVED_METHODS = Object.freeze([
   "getReport",
   "getReportByGroupName",
   "getTodayReport",
+  "getReportByDate",
   "bindUniIdDevice",
 ]);
 
@@ -46,7 +47,6 @@ export const UNSUPPORTED_METHODS = Object.freeze([
   "getClientCount",
   "setBadgeByCid",
   "getReportDetailByTaskid",
-  "getReportByDate",
   "getClientReportByDate",
   "getTodayOnlineClientReport",
   "getAdminUrl",

@@ -12,10 +12,11 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from .errors import ILLEGAL, UniError, invalid
+from .store import DAY
 from .storeapi import Store
 
 ALIAS_RE = re.compile(r"[0-9A-Za-z_\u4e00-\u9fff]{1,39}")
@@ -38,7 +39,6 @@ NOT_SUPPORTED = {
     "getClientCount": "user counts by big-data tag are not supported",
     "setBadgeByCid": "badges are iOS-only",
     "getReportDetailByTaskid": "per-device reports are not recorded",
-    "getReportByDate": "use getTodayReport or getReportByGroupName",
     "getClientReportByDate": "client statistics are not recorded",
     "getTodayOnlineClientReport": "client statistics are not recorded",
     "getAdminUrl": "there is no uni-push web console: reports come from getReport and "
@@ -274,11 +274,27 @@ async def get_report_by_group_name(ctx: Context, arg: Any) -> dict[str, Any]:
 
 
 async def get_today_report(ctx: Context, arg: Any) -> dict[str, Any]:
-    now = datetime.fromtimestamp(ctx.clock())
-    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+    today = datetime.fromtimestamp(ctx.clock()).date()
+    return {today.isoformat(): await _day_report(ctx, today)}
+
+
+async def get_report_by_date(ctx: Context, arg: Any) -> dict[str, Any]:
+    """uni's ``getReportByDate("yyyy-MM-dd")``: the tasks made that day (the gateway's
+    local day), today's too (uniCloud answers only for days gone by)."""
+    text = _str(_field(arg, "date"), "date")
+    try:
+        day = datetime.strptime(text, "%Y-%m-%d").date()
+    except ValueError:
+        raise invalid("date", "must be a date as yyyy-MM-dd, such as 2026-01-02") from None
+    return {text: await _day_report(ctx, day)}
+
+
+async def _day_report(ctx: Context, day: date) -> dict[str, Any]:
+    start = datetime.combine(day, datetime.min.time())
+    window = (start.timestamp(), (start + timedelta(days=1)).timestamp())
     empty = dict.fromkeys(("msg_num", "target_num", "receive_num", "display_num", "click_num"), 0)
-    counters = await ctx.store.report(ctx.appid, "created_at>=?", (midnight,)) or empty
-    return {now.strftime("%Y-%m-%d"): _split(counters)}
+    counters = await ctx.store.report(ctx.appid, DAY, window) or empty
+    return _split(counters)
 
 
 # the uni-id mapping (a gateway extension, not a uni-push method) --------------------------
@@ -324,5 +340,6 @@ METHODS: dict[str, Method] = {
     "getReport": get_report,
     "getReportByGroupName": get_report_by_group_name,
     "getTodayReport": get_today_report,
+    "getReportByDate": get_report_by_date,
     "bindUniIdDevice": bind_uni_id_device,
 }

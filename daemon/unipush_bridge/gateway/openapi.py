@@ -99,6 +99,7 @@ SUMMARIES = {
     "getReport": "Counters of tasks: {taskid}",
     "getReportByGroupName": "Counters of a task group",
     "getTodayReport": "Counters of today's tasks",
+    "getReportByDate": "Counters of the tasks of one day (yyyy-MM-dd)",
     "bindUniIdDevice": "Gateway extension: map a cid to a uni-id user, tags and device",
 }
 

@@ -53,7 +53,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from .store import RECEIPT_WINDOW_S, ClientRecord, resume_cursor
+from .store import DAY, RECEIPT_WINDOW_S, ClientRecord, resume_cursor
 
 #: A node renews its own liveness key every third of this; a node that dies leaves
 #: its cids "online" this long at most (docs/gateway.md).
@@ -955,8 +955,9 @@ class RedisStore:
             taskids = [str(args[0])]
         elif where == "group_name=?":
             taskids = list(await self._r.smembers(self._k("tg", appid, str(args[0]))))
-        elif where == "created_at>=?":
-            taskids = list(await self._r.zrangebyscore(self._k("tt", appid), args[0], "+inf"))
+        elif where == DAY:
+            key = self._k("tt", appid)
+            taskids = list(await self._r.zrangebyscore(key, args[0], f"({args[1]}"))
         else:
             raise ValueError(f"report: where {where!r} is not one of the store's filters")
         keys = ("msg_num", "target_num", "receive_num", "display_num", "click_num")

@@ -19,6 +19,10 @@ from typing import Any
 
 from ..sqlitedb import Checkpointer, GroupCommit, open_db, transaction
 
+#: The report filter for one day: tasks made from the first time to before the second
+#: (getTodayReport, getReportByDate; the Redis store reads its task-time index).
+DAY = "created_at>=? AND created_at<?"
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS clients (
     appid TEXT NOT NULL,

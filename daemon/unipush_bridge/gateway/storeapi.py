@@ -114,7 +114,7 @@ class Store(Protocol):
     ) -> bool: ...
     async def report(self, appid: str, where: str, args: tuple[Any, ...]) -> dict[str, int] | None:
         """``where`` is one of methods.py's three filters: "taskid=?", "group_name=?",
-        "created_at>=?" (the Redis store knows no others)."""
+        store.DAY (the Redis store knows no others)."""
         ...
 
 

@@ -117,6 +117,7 @@ async def test_method_names() -> None:
         "getReport",
         "getReportByGroupName",
         "getTodayReport",
+        "getReportByDate",
         "bindUniIdDevice",
     }
     assert all(callable(m) for m in METHODS.values())
@@ -124,7 +125,7 @@ async def test_method_names() -> None:
 
 async def test_not_supported_has_a_reason_for_each_name() -> None:
     assert "stopTaskByTaskid" in NOT_SUPPORTED
-    assert "getReportByDate" in NOT_SUPPORTED
+    assert "getAdminUrl" in NOT_SUPPORTED
     for name, reason in NOT_SUPPORTED.items():
         assert isinstance(reason, str), name
         assert reason.strip(), name
@@ -667,6 +668,38 @@ async def test_today_report_counts_tasks_since_local_midnight(
         assert await call(ctx, "getTodayReport", arg) == {
             "2024-05-10": split(counters(2, 4, 1, 1, 0))
         }
+
+
+async def test_report_by_date_counts_that_local_day(
+    ctx: Context, store: Store, clock: Clock
+) -> None:
+    """uni's getReportByDate("yyyy-MM-dd"), bare or as {"date": ...}: the day's tasks
+    and no others, today's included."""
+    midnight = datetime(2024, 5, 10).timestamp()
+    clock.now = midnight - 1
+    await deliver(store, "day-before", [C1, C2])
+    clock.now = midnight + 3600
+    await deliver(store, "that-day", [C1])
+    clock.now = midnight + 86_400  # the next midnight belongs to the next day
+    await deliver(store, "next-day", [C3])
+    clock.now = NOW
+    for arg in ("2024-05-10", {"date": "2024-05-10"}):
+        assert await call(ctx, "getReportByDate", arg) == {
+            "2024-05-10": split(counters(1, 2, 0, 0, 0))
+        }
+    assert await call(ctx, "getReportByDate", "2024-05-09") == {
+        "2024-05-09": split(counters(2, 3, 0, 0, 0))
+    }
+    assert await call(ctx, "getReportByDate", "2023-01-01") == {"2023-01-01": split(dict(ZERO))}
+
+
+@pytest.mark.parametrize("arg", ["2024-13-01", "10/05/2024", "yesterday", 20240510, None])
+async def test_report_by_date_rule(ctx: Context, arg: Any) -> None:
+    err = await refused(ctx, "getReportByDate", arg)
+    assert err.err_msg in (
+        "illegal params: date must be a date as yyyy-MM-dd, such as 2026-01-02",
+        "illegal params: date must be a non-empty string",
+    )
 
 
 async def test_today_report_of_a_day_without_tasks(
