@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -326,8 +327,12 @@ async def test_reports_count_target_receive_display_click(kit: Kit) -> None:
     assert report[taskid]["total"] == expected
     assert report[taskid]["gt"] == {k: v for k, v in expected.items() if k != "msg_num"}
     assert (await kit.ok("getReportByGroupName", "launch"))["launch"]["total"] == expected
-    (today,) = (await kit.ok("getTodayReport")).values()
-    assert today["total"] == expected
+    day = datetime.fromtimestamp(kit.clock()).strftime("%Y-%m-%d")
+    assert (await kit.ok("getReportByDate", day))[day]["total"] == expected
+    # getTodayReport: uni's quota shape, with this one list push counted.
+    quotas = (await kit.ok("getTodayReport"))["gt"]
+    assert quotas["list"] == {"total_num": 2_000_000, "remain_num": 1_999_999, "limit": False}
+    assert quotas["app"] == {"total_num": 100, "remain_num": 100, "limit": False}
 
 
 async def test_alias_and_tag_methods_round_trip(kit: Kit) -> None:

@@ -273,14 +273,29 @@ async def get_report_by_group_name(ctx: Context, arg: Any) -> dict[str, Any]:
     return {group: _split(counters)}
 
 
+#: uni-push's daily quotas on Getui's channel (its docs, errCodes 30007, 30008, 30010):
+#: broadcasts ("app"), list pushes, and pushes by tag, which share the broadcasts' 100.
+DAILY_QUOTAS = {"app": 100, "app_with_tag": 100, "list": 2_000_000}
+
+
 async def get_today_report(ctx: Context, arg: Any) -> dict[str, Any]:
-    today = datetime.fromtimestamp(ctx.clock()).date()
-    return {today.isoformat(): await _day_report(ctx, today)}
+    """uni's getTodayReport: today's use of the push quotas, in its shape
+    (``data.gt.list.remain_num``). Counted here, not enforced: the gateway's own limits
+    are broadcast_per_minute and the API rate. The day's counters are getReportByDate."""
+    start, end = _day_window(datetime.fromtimestamp(ctx.clock()).date())
+    broadcasts, others = await ctx.store.tasks_made(ctx.appid, start, end)
+    used = {"app": broadcasts, "app_with_tag": broadcasts, "list": others}
+    quotas = {}
+    for kind, total in DAILY_QUOTAS.items():
+        remain = max(total - used[kind], 0)
+        # limit: "true once the day's total is used up" (uni's docs)
+        quotas[kind] = {"total_num": total, "remain_num": remain, "limit": remain == 0}
+    return {"gt": quotas}
 
 
 async def get_report_by_date(ctx: Context, arg: Any) -> dict[str, Any]:
-    """uni's ``getReportByDate("yyyy-MM-dd")``: the tasks made that day (the gateway's
-    local day), today's too (uniCloud answers only for days gone by)."""
+    """uni's ``getReportByDate("yyyy-MM-dd")``: the counters of the tasks made that day
+    (the gateway's local day), today's too (uniCloud answers only for days gone by)."""
     text = _str(_field(arg, "date"), "date")
     try:
         day = datetime.strptime(text, "%Y-%m-%d").date()
@@ -290,11 +305,15 @@ async def get_report_by_date(ctx: Context, arg: Any) -> dict[str, Any]:
 
 
 async def _day_report(ctx: Context, day: date) -> dict[str, Any]:
-    start = datetime.combine(day, datetime.min.time())
-    window = (start.timestamp(), (start + timedelta(days=1)).timestamp())
     empty = dict.fromkeys(("msg_num", "target_num", "receive_num", "display_num", "click_num"), 0)
-    counters = await ctx.store.report(ctx.appid, DAY, window) or empty
+    counters = await ctx.store.report(ctx.appid, DAY, _day_window(day)) or empty
     return _split(counters)
+
+
+def _day_window(day: date) -> tuple[float, float]:
+    """The gateway's local day, as Unix times: its first instant and the next day's."""
+    start = datetime.combine(day, datetime.min.time())
+    return start.timestamp(), (start + timedelta(days=1)).timestamp()
 
 
 # the uni-id mapping (a gateway extension, not a uni-push method) --------------------------

@@ -98,7 +98,7 @@ SUMMARIES = {
     "getClientDetailByCid": "What the gateway knows of cids",
     "getReport": "Counters of tasks: {taskid}",
     "getReportByGroupName": "Counters of a task group",
-    "getTodayReport": "Counters of today's tasks",
+    "getTodayReport": "Today's use of uni-push's daily quotas (counted, not enforced)",
     "getReportByDate": "Counters of the tasks of one day (yyyy-MM-dd)",
     "bindUniIdDevice": "Gateway extension: map a cid to a uni-id user, tags and device",
 }

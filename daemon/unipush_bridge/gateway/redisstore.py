@@ -949,6 +949,11 @@ class RedisStore:
             await self._eval(self._r, "receipt", keys, [msg_id, taskid, appid, index, column])
         )
 
+    async def tasks_made(self, appid: str, start: float, end: float) -> tuple[int, int]:
+        taskids = await self._r.zrangebyscore(self._k("tt", appid), start, f"({end}")
+        broadcasts = sum(t.startswith("RASA") for t in taskids)
+        return broadcasts, len(taskids) - broadcasts
+
     async def report(self, appid: str, where: str, args: tuple[Any, ...]) -> dict[str, int] | None:
         """The SQLite store's three report filters (methods.py), on the task indexes."""
         if where == "taskid=?":

@@ -192,3 +192,6 @@ class SqliteStore:
 
     async def report(self, appid: str, where: str, args: tuple[Any, ...]) -> dict[str, int] | None:
         return self.sync.report(appid, where, args)
+
+    async def tasks_made(self, appid: str, start: float, end: float) -> tuple[int, int]:
+        return self.sync.tasks_made(appid, start, end)

@@ -527,6 +527,16 @@ class GatewayStore:
         keys = ("msg_num", "target_num", "receive_num", "display_num", "click_num")
         return {k: int(v or 0) for k, v in zip(keys, row[1:], strict=True)}
 
+    def tasks_made(self, appid: str, start: float, end: float) -> tuple[int, int]:
+        """(broadcasts, other pushes) the app made from ``start`` to before ``end``."""
+        row = self._db.execute(
+            "SELECT COUNT(*), SUM(taskid LIKE 'RASA%') FROM tasks "
+            "WHERE appid=? AND created_at>=? AND created_at<?",
+            (appid, start, end),
+        ).fetchone()
+        broadcasts = int(row[1] or 0)
+        return broadcasts, int(row[0]) - broadcasts
+
 
 def resume_cursor(row: ClientRecord, acked: int) -> int:
     """Where a known cid resumes: the larger of our cursor and the daemon's, but never

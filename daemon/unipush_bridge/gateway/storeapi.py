@@ -117,6 +117,10 @@ class Store(Protocol):
         store.DAY (the Redis store knows no others)."""
         ...
 
+    async def tasks_made(self, appid: str, start: float, end: float) -> tuple[int, int]:
+        """(broadcasts, other pushes) the app made from ``start`` to before ``end``."""
+        ...
+
 
 def open_store(config: GatewayConfig, clock: Callable[[], float]) -> Store:
     """The store ``config.store`` names: the SQLite file in data_dir, or Redis."""

@@ -649,24 +649,29 @@ async def test_get_report_by_group_name_rule(ctx: Context, arg: Any) -> None:
     assert err.err_msg == "illegal params: group_name must be a non-empty string"
 
 
-async def test_today_report_counts_tasks_since_local_midnight(
+async def test_today_report_is_todays_use_of_unis_quotas(
     ctx: Context, store: Store, clock: Clock
 ) -> None:
+    """uni's getTodayReport answers the day's push quotas (data.gt.list.remain_num):
+    counted here from the tasks made since local midnight, not enforced; limit turns
+    true once a quota is used up."""
     midnight = datetime(2024, 5, 10).timestamp()
-    clock.now = midnight - 1  # yesterday 23:59:59
-    await deliver(store, "yesterday", [C1, C2, C3])
+    clock.now = midnight - 1  # yesterday 23:59:59: not today's
+    await store.add_task(APP, "RASA_0509_a", None, 3, 3)
     clock.now = midnight  # the first instant of today counts
-    await deliver(store, "at-midnight", [C1])
+    await store.add_task(APP, "RASL_0510_b", None, 1, 1)
     clock.now = midnight + 9 * 3600
-    await deliver(store, "morning", [C2])
-    await store.add_task(OTHER, "other-app", None, 5, 5)
+    for i in range(100):
+        await store.add_task(APP, f"RASA_0510_{i:03d}", None, 3, 3)
+    await store.add_task(OTHER, "RASL_0510_other", None, 5, 5)
     clock.now = NOW
-    await ack_all(store, C1)  # receives 'yesterday' and 'at-midnight'
-    assert await store.count_receipt(APP, C2, f"m-morning-{C2}", "morning", "display")
-    assert await store.count_receipt(APP, C3, f"m-yesterday-{C3}", "yesterday", "click")
     for arg in (None, {}):
         assert await call(ctx, "getTodayReport", arg) == {
-            "2024-05-10": split(counters(2, 4, 1, 1, 0))
+            "gt": {
+                "app": {"total_num": 100, "remain_num": 0, "limit": True},
+                "app_with_tag": {"total_num": 100, "remain_num": 0, "limit": True},
+                "list": {"total_num": 2_000_000, "remain_num": 1_999_999, "limit": False},
+            }
         }
 
 
@@ -705,9 +710,10 @@ async def test_report_by_date_rule(ctx: Context, arg: Any) -> None:
 async def test_today_report_of_a_day_without_tasks(
     ctx: Context, store: Store, clock: Clock
 ) -> None:
-    await deliver(store, "today", [C1])
+    await deliver(store, "RASL_today", [C1])
     clock.now = datetime(2024, 5, 11, 0, 0, 1).timestamp()
-    assert await call(ctx, "getTodayReport") == {"2024-05-11": split(dict(ZERO))}
+    quotas = (await call(ctx, "getTodayReport"))["gt"]
+    assert quotas["list"]["remain_num"] == quotas["list"]["total_num"] == 2_000_000
 
 
 # uni-id mapping -------------------------------------------------------------------------
