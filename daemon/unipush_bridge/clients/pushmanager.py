@@ -137,6 +137,9 @@ class PushManager:
     async def getTodayReport(self) -> Answer:
         return await self.call("getTodayReport")
 
+    async def getReportByDate(self, date: str) -> Answer:
+        return await self.call("getReportByDate", date)
+
     async def bindUniIdDevice(self, arg: dict[str, Any]) -> Answer:
         """Gateway extension: what uniCloud keeps in uni-id-device / opendb-device."""
         return await self.call("bindUniIdDevice", arg)

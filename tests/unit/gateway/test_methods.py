@@ -123,6 +123,14 @@ async def test_method_names() -> None:
     assert all(callable(m) for m in METHODS.values())
 
 
+async def test_the_python_push_manager_has_every_served_method() -> None:
+    """clients/pushmanager.py reads like uniCloud's getPushManager: each method the
+    gateway serves is there under its uni name (getReportByDate was missing)."""
+    from unipush_bridge.clients.pushmanager import PushManager
+
+    assert [name for name in METHODS if not callable(getattr(PushManager, name, None))] == []
+
+
 async def test_not_supported_has_a_reason_for_each_name() -> None:
     assert "stopTaskByTaskid" in NOT_SUPPORTED
     assert "getAdminUrl" in NOT_SUPPORTED
