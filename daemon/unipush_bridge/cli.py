@@ -123,6 +123,17 @@ def _json_value(text: str) -> Any:
         ) from None
 
 
+def _cid_arg(text: str) -> str:
+    """--to: an empty one would send an empty target, which uni (and the gateway) take
+    as a broadcast to every cid of the appId; nobody means that by --to ''."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            "empty: give a cid (`unipush-bridge cid` prints the daemon's); an empty "
+            "target would be a broadcast"
+        )
+    return text
+
+
 def _whole(low: int, high: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
@@ -242,6 +253,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         "--to",
         action="append",
         required=True,
+        type=_cid_arg,
         metavar="CID",
         help="target cid (repeat for several)",
     )

@@ -126,6 +126,8 @@ CASES = [
     Case("send-bogus", lambda s: ["send", "--bogus"], 2, ["--bogus"], ["required"]),
     Case("notify-bogus", lambda s: ["notify", "--bogus=1"], 2, ["--bogus"], ["required"]),
     Case("channel-set-bogus", local("channel", "set", "--bogus"), 2, ["--bogus"], ["required"]),
+    # an empty --to would be an empty target: a broadcast to every cid of the appId
+    Case("send-empty-to", send("--to", ""), 2, ["--to", "empty", "broadcast"]),
     # item 4: nothing accepted exits 1 naming each target and why
     Case(
         "send-not-cids",
