@@ -196,9 +196,7 @@ class ClusterLink:
         """One committed call's messages for the cids held here: [cid, seq, id, the
         cid's seq before] each, and the body they share when it is short."""
         if body is None:  # a long body: each reads it from the store
-            for cid, *_ in items:
-                if (conn := self.gateway.connections.get((appid, cid))) is not None:
-                    conn.kick()
+            self.gateway.kick(appid, (cid for cid, *_ in items))
             return
         self._spawn(self._hand_over(appid, items, body))
 

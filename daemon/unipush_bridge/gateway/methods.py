@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from .errors import ILLEGAL, UniError, invalid
-from .store import DAY
+from .store import COUNTERS, DAY
 from .storeapi import Store
 
 ALIAS_RE = re.compile(r"[0-9A-Za-z_\u4e00-\u9fff]{1,39}")
@@ -305,9 +305,8 @@ async def get_report_by_date(ctx: Context, arg: Any) -> dict[str, Any]:
 
 
 async def _day_report(ctx: Context, day: date) -> dict[str, Any]:
-    empty = dict.fromkeys(("msg_num", "target_num", "receive_num", "display_num", "click_num"), 0)
-    counters = await ctx.store.report(ctx.appid, DAY, _day_window(day)) or empty
-    return _split(counters)
+    counters = await ctx.store.report(ctx.appid, DAY, _day_window(day))
+    return _split(counters or dict.fromkeys(COUNTERS, 0))
 
 
 def _day_window(day: date) -> tuple[float, float]:

@@ -53,7 +53,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from .store import DAY, RECEIPT_WINDOW_S, ClientRecord, resume_cursor
+from .store import BROADCAST_TASK, COUNTERS, DAY, RECEIPT_WINDOW_S, ClientRecord, resume_cursor
 
 #: A node renews its own liveness key every third of this; a node that dies leaves
 #: its cids "online" this long at most (docs/gateway.md).
@@ -370,7 +370,6 @@ LOOKUP_CHUNK = 5000
 #: Cids per call of the expiry purge's script, and per MULTI of the unseen purge.
 PURGE_BATCH = 500
 #: At most this many messages per script call: Redis runs one call without a break.
-#: Below Lua's 8,000 for unpack(): the add script's SADD takes them all at once.
 ADD_BATCH = 5000
 
 
@@ -950,9 +949,13 @@ class RedisStore:
         )
 
     async def tasks_made(self, appid: str, start: float, end: float) -> tuple[int, int]:
-        taskids = await self._r.zrangebyscore(self._k("tt", appid), start, f"({end}")
-        broadcasts = sum(t.startswith("RASA") for t in taskids)
+        taskids = await self._tasks_between(appid, start, end)
+        broadcasts = sum(t.startswith(BROADCAST_TASK) for t in taskids)
         return broadcasts, len(taskids) - broadcasts
+
+    async def _tasks_between(self, appid: str, start: float, end: float) -> list[str]:
+        """The app's task ids made from ``start`` to before ``end`` (its time index)."""
+        return list(await self._r.zrangebyscore(self._k("tt", appid), start, f"({end}"))
 
     async def report(self, appid: str, where: str, args: tuple[Any, ...]) -> dict[str, int] | None:
         """The SQLite store's three report filters (methods.py), on the task indexes."""
@@ -961,20 +964,18 @@ class RedisStore:
         elif where == "group_name=?":
             taskids = list(await self._r.smembers(self._k("tg", appid, str(args[0]))))
         elif where == DAY:
-            key = self._k("tt", appid)
-            taskids = list(await self._r.zrangebyscore(key, args[0], f"({args[1]}"))
+            taskids = await self._tasks_between(appid, args[0], args[1])
         else:
             raise ValueError(f"report: where {where!r} is not one of the store's filters")
-        keys = ("msg_num", "target_num", "receive_num", "display_num", "click_num")
         pipe = self._r.pipeline(transaction=False)
         for taskid in taskids:
-            pipe.hmget(self._k("t", taskid), ["appid", *keys])
-        sums = dict.fromkeys(keys, 0)
+            pipe.hmget(self._k("t", taskid), ["appid", *COUNTERS])
+        sums = dict.fromkeys(COUNTERS, 0)
         found = 0
         for row in await pipe.execute():
             if row[0] != appid:
                 continue
             found += 1
-            for k, v in zip(keys, row[1:], strict=True):
+            for k, v in zip(COUNTERS, row[1:], strict=True):
                 sums[k] += int(v or 0)
         return sums if found else None

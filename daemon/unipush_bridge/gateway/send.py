@@ -121,9 +121,10 @@ def parse_send_message(body: Any, limits: Limits = STRICT) -> SendRequest:
         "title": _text(body, "title", limits.title, limits),
         "content": _text(body, "content", limits.content, limits),
     }
+    transparent = not (message["title"] or message["content"])
     if "payload" in body:
         message["payload"] = _payload(body["payload"], limits)
-    elif not (message["title"] or message["content"]):
+    elif transparent:
         raise invalid("payload", "is required when title and content are left out")
     force = body.get("force_notification", False)
     if not isinstance(force, bool):
@@ -160,7 +161,7 @@ def parse_send_message(body: Any, limits: Limits = STRICT) -> SendRequest:
     if before_id is not None and not (isinstance(before_id, str) and len(before_id) <= 64):
         raise invalid("before_id", "must be the before_id string of the previous answer")
     ttl_ms = _ttl(body.get("settings"))
-    if not (message["title"] or message["content"]) or _getui_only(body.get("settings")):
+    if transparent or _getui_only(body.get("settings")):
         # No phone maker's channel: a phone shows nothing while its app is closed, and
         # the app gets the message when it opens (or never, online only).
         message["offline"] = "hold" if ttl_ms > 0 else "drop"
@@ -178,7 +179,7 @@ def _getui_only(settings: Any) -> bool:
 
 
 def _target(body: dict[str, Any]) -> Target:
-    given = [key for key in TARGET_KEYS if body.get(key) not in (None, "", [])]
+    given = [key for key in TARGET_KEYS if body.get(key, []) != []]  # "" and null: gone already
     if len(given) > 1:
         raise invalid(", ".join(given), "are exclusive targets: give only one of them")
     if not given:

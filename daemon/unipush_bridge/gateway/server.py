@@ -406,11 +406,15 @@ class Gateway:
         outcome = await self.service.call(appid, method, body, self.online)
         pushes = ((d.cid, d.before, d.seq, d.msg_id, d.body_json) for d in outcome.deliveries)
         await self.hand_over(appid, pushes)
-        for cid in outcome.recheck:
-            if (conn := self.connections.get((appid, cid))) is not None:
-                conn.kick()
+        self.kick(appid, outcome.recheck)
         await self.store.synced()
         return outcome.answer
+
+    def kick(self, appid: str, cids: Iterable[str]) -> None:
+        """The connections here of these cids read the store after their cursors."""
+        for cid in cids:
+            if (conn := self.connections.get((appid, cid))) is not None:
+                conn.kick()
 
     async def hand_over(self, appid: str, pushes: Iterable[tuple[str, int, int, str, str]]) -> None:
         """Committed messages (cid, the cid's seq before, seq, id, body) to the daemons

@@ -25,7 +25,7 @@ from .ids import ordered_id
 from .ratelimit import RateLimiter
 from .send import MAX_DEVICES, UNIID_TARGETS, Limits, SendRequest, parse_send_message
 from .session import Close, Receipted, Register, error_frame, refuse
-from .store import secret_hash
+from .store import BROADCAST_TASK, secret_hash
 from .storeapi import Store
 
 log = structlog.get_logger(__name__)
@@ -231,7 +231,7 @@ class GatewayService:
                 retry_after=self.broadcast_rate.retry_after(appid),
             )
         stamp = datetime.fromtimestamp(self.clock()).strftime("%m%d")
-        taskid = f"{'RASA' if broadcast else 'RASL'}_{stamp}_{ordered_id()}"
+        taskid = f"{BROADCAST_TASK if broadcast else 'RASL'}_{stamp}_{ordered_id()}"
         message = json.dumps({**req.message, "taskid": taskid}, ensure_ascii=False)
         deliveries: list[Delivery] = []
         async with store.transaction():

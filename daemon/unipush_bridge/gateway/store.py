@@ -20,8 +20,12 @@ from typing import Any
 from ..sqlitedb import Checkpointer, GroupCommit, open_db, transaction
 
 #: The report filter for one day: tasks made from the first time to before the second
-#: (getTodayReport, getReportByDate; the Redis store reads its task-time index).
+#: (getReportByDate, and tasks_made; the Redis store reads its task-time index).
 DAY = "created_at>=? AND created_at<?"
+#: A task's counters, as the reports answer them (uni's names).
+COUNTERS = ("msg_num", "target_num", "receive_num", "display_num", "click_num")
+#: How a broadcast's task id starts (the others: "RASL"), as uni's do.
+BROADCAST_TASK = "RASA"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS clients (
@@ -524,14 +528,13 @@ class GatewayStore:
         ).fetchone()
         if not row[0]:
             return None
-        keys = ("msg_num", "target_num", "receive_num", "display_num", "click_num")
-        return {k: int(v or 0) for k, v in zip(keys, row[1:], strict=True)}
+        return {k: int(v or 0) for k, v in zip(COUNTERS, row[1:], strict=True)}
 
     def tasks_made(self, appid: str, start: float, end: float) -> tuple[int, int]:
         """(broadcasts, other pushes) the app made from ``start`` to before ``end``."""
         row = self._db.execute(
-            "SELECT COUNT(*), SUM(taskid LIKE 'RASA%') FROM tasks "
-            "WHERE appid=? AND created_at>=? AND created_at<?",
+            f"SELECT COUNT(*), SUM(taskid LIKE '{BROADCAST_TASK}%') FROM tasks "
+            f"WHERE appid=? AND {DAY}",
             (appid, start, end),
         ).fetchone()
         broadcasts = int(row[1] or 0)
