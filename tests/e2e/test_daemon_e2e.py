@@ -86,6 +86,35 @@ def test_a_push_with_no_phone_makers_channel_shows_nothing_while_no_app_listens(
 
 
 @DUNST
+def test_a_held_push_is_let_go_when_the_senders_ttl_ends(unipush: Unipush) -> None:
+    """Getui keeps a message for a closed app only for its ttl: a strategy 3 push with
+    a 1.5 s ttl is held, then let go (counted missed); one with an hour still comes."""
+    cid, appid = unipush.daemon.cid, unipush.daemon.appid
+    for ttl, n in ((1500, 1), (3_600_000, 2)):
+        body = {
+            "push_clientid": cid,
+            "title": "t",
+            "content": "c",
+            "payload": {"n": n},
+            "settings": {"strategy": {"default": 3}, "ttl": ttl},
+        }
+        status, answer = unipush.gateway.call("sendMessage", body, appid)
+        assert status == 200 and answer["errCode"] == 0, answer
+
+    status = unipush.daemon.status
+    wait_for(lambda: status()["held_for_listener"] == 2, 10, "both held")
+    wait_for(lambda: status()["counters"]["missed"] == 1, 10, "the first let go")
+    assert status()["held_for_listener"] == 1
+    unipush.listen()
+    event = unipush.wait_for_event("receive")
+    assert event["data"]["payload"] == {"n": 2}
+    assert "hold_until" not in event["data"]
+    with pytest.raises(TimeoutError):
+        unipush.wait_for_event("receive", timeout=1.0)
+    assert unipush.notifications() == []
+
+
+@DUNST
 def test_force_notification_skips_receive_and_clicks_to_the_listener(unipush: Unipush) -> None:
     listener = unipush.listen()
     wait_for(lambda: unipush.daemon.status()["listeners"] == 1, 10, "the listener")

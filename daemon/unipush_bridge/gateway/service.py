@@ -232,7 +232,11 @@ class GatewayService:
             )
         stamp = datetime.fromtimestamp(self.clock()).strftime("%m%d")
         taskid = f"{BROADCAST_TASK if broadcast else 'RASL'}_{stamp}_{ordered_id()}"
-        message = json.dumps({**req.message, "taskid": taskid}, ensure_ascii=False)
+        fields: dict[str, Any] = {**req.message, "taskid": taskid}
+        if fields.get("offline") == "hold":
+            # The daemon holds it for the next app only while the sender's ttl lasts.
+            fields["hold_until"] = round(self.clock() + req.ttl_ms / 1000, 3)
+        message = json.dumps(fields, ensure_ascii=False)
         deliveries: list[Delivery] = []
         async with store.transaction():
             groups = await self._resolve(appid, req)

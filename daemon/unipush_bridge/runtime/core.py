@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 from collections import OrderedDict, deque
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -72,6 +72,7 @@ class Step(enum.Enum):
     HELD_BY_LISTENER = "a listener holds it"
     NO_LISTENER_HELD = "no listener holds it"
     MISSED = "online only, and no app listens"
+    EXPIRED = "its ttl ended before an app listened"
 
 
 #: Every allowed transition; anything else is a bug and raises.
@@ -86,6 +87,7 @@ TRANSITIONS: dict[tuple[State, Step], State] = {
     (State.RECEIVING, Step.HELD_BY_LISTENER): State.DONE,
     (State.RECEIVING, Step.NO_LISTENER_HELD): State.HELD,
     (State.HELD, Step.TO_LISTENERS): State.RECEIVING,
+    (State.HELD, Step.EXPIRED): State.DONE,
 }
 
 #: What the store holds for an entry in each state (in-flight states keep the last one).
@@ -446,7 +448,8 @@ class Core:
             "shown_late": 0,
             # Held back by quiet hours (recorded in the history, not shown).
             "quiet": 0,
-            # Online only, with no phone maker's channel, while no app listened.
+            # No phone maker's channel, and no app listened: online only, or before
+            # the sender's ttl ended.
             "missed": 0,
         }
 
@@ -751,15 +754,17 @@ class Core:
 
     # -- listeners ----------------------------------------------------------------------------
 
-    def subscribed(self, listener: Listener) -> list[Action]:
-        """A listener subscribed: it gets what was held, then the click kept for it."""
+    def subscribed(self, listener: Listener, now: float | None = None) -> list[Action]:
+        """A listener subscribed: it gets what was held, then the click kept for it.
+        ``now`` (wall clock): a held push whose ttl has ended is not handed on."""
         if listener in self.listeners:
             return []
+        actions: list[Action] = [] if now is None else self._expire_held(now)
         self.listeners.append(listener)
         held = [i for i, e in self.entries.items() if e.state is State.HELD]
         for msg_id in held:
             self.entries[msg_id].state = step(State.HELD, Step.TO_LISTENERS)
-        actions = self._to_listeners(held, [listener])
+        actions += self._to_listeners(held, [listener])
         if self.pending_click is not None:
             # Kept on disk until the listener has it: a crash in between keeps it.
             data, self.pending_click = self.pending_click, None
@@ -984,9 +989,36 @@ class Core:
     # -- time --------------------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
-        """When ``tick`` has a scheduled notification to show: wall-clock time, as
-        its due time is kept on disk across restarts."""
-        return min((due for _, due in self.scheduled.values()), default=None)
+        """When ``tick`` has a scheduled notification to show, or a held push whose
+        ttl ends: wall-clock time, as both are kept on disk across restarts."""
+        due = min((due for _, due in self.scheduled.values()), default=None)
+        until = min(self._hold_ends(), default=None)
+        return until if due is None or (until is not None and until < due) else due
+
+    def _hold_ends(self) -> Iterator[float]:
+        for entry in self.entries.values():
+            if entry.state is State.HELD and entry.message.hold_until is not None:
+                yield entry.message.hold_until
+
+    def _expire_held(self, now: float) -> list[Action]:
+        """Held pushes whose sender's ttl ended: a phone's app that opens after it
+        never gets them (Getui drops them), and the desktop's does not either."""
+        gone = [
+            msg_id
+            for msg_id, entry in self.entries.items()
+            if entry.state is State.HELD
+            and entry.message.hold_until is not None
+            and entry.message.hold_until <= now
+        ]
+        if not gone:
+            return []
+        for msg_id in gone:
+            step(self.entries.pop(msg_id).state, Step.EXPIRED)
+        self.counters["missed"] += len(gone)
+        return [
+            self._persist([(msg_id, State.DONE) for msg_id in gone]),
+            Warn("held pushes expired before an app listened", {"count": len(gone)}),
+        ]
 
     def wall_clock_stepped(self, step: float) -> list[Action]:
         """The wall clock moved by ``step`` s while no real time passed: each scheduled
@@ -1010,6 +1042,7 @@ class Core:
         ``local``: seconds after local midnight, for quiet hours."""
         mono = now if mono is None else mono
         actions: list[Action] = [] if local is None else self.local_time(local)
+        actions += self._expire_held(now)
         for sched_id, (params, due) in sorted(self.scheduled.items(), key=lambda kv: kv[1][1]):
             if due > now:
                 continue

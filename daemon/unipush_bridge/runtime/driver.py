@@ -39,7 +39,8 @@ log = structlog.get_logger(__name__)
 HOLD_TIMEOUT_S = 30.0
 #: Batches handed to listeners and not yet held before the link waits (back-pressure).
 MAX_HOLDS = 4
-#: While notifications are scheduled, the timer looks at the clocks at least this often,
+#: While notifications are scheduled (or held pushes wait for their ttl), the timer looks
+#: at the clocks at least this often,
 #: so a step of the wall clock is noticed (its waits run on the monotonic clock).
 CLOCK_CHECK_S = 5.0
 #: Wall-clock time that drifts from monotonic time by more than this has been stepped.
@@ -227,7 +228,7 @@ class Driver:
         return self._cid
 
     async def subscribe(self, listener: Listener) -> None:
-        await self.run(self.core.subscribed(listener))
+        await self.run(self.core.subscribed(listener, self._clock()))
 
     def unsubscribe(self, listener: Listener) -> None:
         self._run_now(self.core.unsubscribed(listener))
@@ -478,7 +479,7 @@ class Driver:
             if (edge := self.core.quiet_edge(self._local_now())) is not None:  # local time
                 waits.append(min(edge, QUIET_CHECK_S))
             timeout = max(0.0, min(waits)) if waits else None
-            if self.core.scheduled:
+            if due is not None:  # a wall-clock deadline: watch for the clock's steps
                 timeout = CLOCK_CHECK_S if timeout is None else min(timeout, CLOCK_CHECK_S)
             self._wake.clear()
             if timeout is None or timeout > 0:

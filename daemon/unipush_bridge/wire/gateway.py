@@ -8,6 +8,7 @@ the prose version of this module.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -85,6 +86,18 @@ def _cid(frame: str, raw: dict[str, Any], *, optional: bool = False) -> Any:
     if cid is not None and not CID_RE.match(cid):
         raise ProtocolError(f"{frame}.cid: must be 32 lowercase hex characters")
     return cid
+
+
+def _time(value: Any) -> float | None:
+    """A time the gateway may add; anything but a finite number reads as none given
+    (a push is never refused, nor dropped early, for a key it need not have sent)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        seconds = float(value)
+    except OverflowError:  # an int past any float
+        return None
+    return seconds if math.isfinite(seconds) else None
 
 
 def _bool(frame: str, raw: dict[str, Any], key: str) -> bool:
@@ -181,7 +194,16 @@ class Welcome:
 
 #: PushMessage fields with a meaning of their own; the rest ride along in ``extra``.
 _MESSAGE_KEYS = frozenset(
-    {"title", "content", "payload", "force_notification", "open_url", "taskid", "offline"}
+    {
+        "title",
+        "content",
+        "payload",
+        "force_notification",
+        "open_url",
+        "taskid",
+        "offline",
+        "hold_until",
+    }
 )
 #: What the daemon does with a push while no app listens: show it (the phone maker's
 #: channel does), hold it for the next listener, or drop it (online only).
@@ -201,6 +223,9 @@ class PushMessage:
     #: While no app listens (OFFLINE): "show" unless the gateway says the sender wanted
     #: no phone maker's channel (settings.strategy 3, or no title and no content).
     offline: str = "show"
+    #: With ``offline`` "hold": when the sender's ttl ends (Unix time, the gateway's
+    #: clock). A phone's app gets such a message only if it opens before then.
+    hold_until: float | None = None
     #: Other fields the sender set (sound, category, badge, channelId, ...), as given.
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -217,6 +242,7 @@ class PushMessage:
             taskid=_str(frame, raw, "taskid", lo=0, hi=64, optional=True),
             # Unknown values read as "show": a newer gateway's idea never hides a push.
             offline=raw["offline"] if raw.get("offline") in OFFLINE else "show",
+            hold_until=_time(raw.get("hold_until")),
             extra={k: v for k, v in raw.items() if k not in _MESSAGE_KEYS},
         )
 
@@ -233,6 +259,8 @@ class PushMessage:
             out["taskid"] = self.taskid
         if self.offline != "show":
             out["offline"] = self.offline
+        if self.hold_until is not None:
+            out["hold_until"] = self.hold_until
         out.update(self.extra)
         return out
 

@@ -388,6 +388,44 @@ def test_a_push_with_no_phone_makers_channel_is_held_or_missed_while_no_app_list
     assert restarted.payloads("a") == [{"n": 1}, {"n": 4}]
 
 
+def test_a_held_push_expires_with_the_senders_ttl() -> None:
+    """Getui keeps a message for a closed app only for its ttl: one held past its
+    hold_until reaches no later listener, across a restart too, and is counted missed;
+    one still within it, or from a gateway that gave no time, is handed on."""
+    s = sim()
+    s.push(
+        s.record(1, offline="hold", hold_until=100.0),
+        s.record(2, offline="hold", hold_until=300.0),
+        s.record(3, offline="hold"),
+    )
+    assert s.core.next_deadline() == 100.0
+    s.run(s.core.tick(99.0))
+    assert s.durable["m1"] is State.HELD
+    s.run(s.core.tick(100.0))
+    assert s.durable["m1"] is State.DONE
+    assert s.core.counters["missed"] == 1
+    assert s.core.next_deadline() == 300.0
+    assert [w.text for w in s.of(core.Warn)] == ["held pushes expired before an app listened"]
+    restarted = s.restart()
+    restarted.holding.add("a")
+    restarted.run(restarted.core.subscribed("a", now=301.0))  # before the tick: not handed on
+    assert restarted.payloads("a") == [{"n": 3}]
+    assert restarted.durable == {"m1": State.DONE, "m2": State.DONE, "m3": State.DONE}
+    assert restarted.core.next_deadline() is None
+
+
+def test_a_push_being_received_does_not_expire_under_its_listener() -> None:
+    """Only what waits expires: a push handed to a listener is its listener's."""
+    s = sim(auto_hold=False)
+    s.push(s.record(1, offline="hold", hold_until=100.0))
+    s.listen("a")
+    s.run(s.core.tick(500.0))
+    s.release(s.waits[-1])
+    assert s.durable["m1"] is State.DONE
+    assert s.core.counters["missed"] == 0
+    assert s.payloads("a") == [{"n": 1}]
+
+
 def test_pending_click_survives_a_restart() -> None:
     s = sim()
     s.push(s.record(1))

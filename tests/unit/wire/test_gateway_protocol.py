@@ -477,6 +477,36 @@ def test_message_offline_rule(given: Any, offline: str) -> None:
     assert ("offline" in message.to_dict()) is (offline != "show")
 
 
+@pytest.mark.parametrize(
+    ("given", "hold_until"),
+    [
+        (1767225600, 1767225600.0),
+        (1767225600.25, 1767225600.25),
+        (True, None),
+        ("1767225600", None),
+        (10**400, None),  # past any float
+        ({"at": 1}, None),
+    ],
+)
+def test_message_hold_until_is_a_finite_time_or_none(given: Any, hold_until: Any) -> None:
+    """The gateway's end of the sender's ttl: anything but a finite number reads as
+    none given (the push is kept, never refused for it), and apps never see the key."""
+    message = PushMessage.parse({"title": "t", "content": "c", "hold_until": given})
+    assert message.hold_until == hold_until
+    assert "hold_until" not in message.extra
+    assert PushMessage.parse(message.to_dict()) == message
+
+
+def test_message_hold_until_parses_from_a_frame_with_inf() -> None:
+    """Python's json reads Infinity: a hostile gateway's never-ending hold is none."""
+    frame = parse_server_frame(
+        '{"type":"push","seq":1,"id":"a","message":{"title":"t","content":"c",'
+        '"offline":"hold","hold_until":Infinity}}'
+    )
+    assert isinstance(frame, Push)
+    assert frame.message.hold_until is None
+
+
 def test_message_to_dict_leaves_out_none_fields() -> None:
     message = PushMessage.parse(
         {"title": "t", "content": "c", "payload": None, "open_url": None, "taskid": None}
