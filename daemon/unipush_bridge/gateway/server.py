@@ -22,6 +22,7 @@ if sys.platform != "win32":
 
 from ..errors import ConfigError
 from ..wire import gateway as protocol
+from ..wire.strictjson import reject_constant
 from . import errors
 from . import session as wire
 from .access import GatewayConfig, source_of
@@ -579,7 +580,7 @@ async def _json_body(request: web.Request, timeout_s: float) -> Any:
             errors.PARAMS, f"request body is not UTF-8: byte {exc.start} is invalid"
         ) from None
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=reject_constant)
     except RecursionError:
         raise UniError(
             errors.PARAMS, f"request body: must nest at most {MAX_DEPTH} levels deep"

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ..errors import ProtocolError
+from .strictjson import reject_constant
 
 VERSION = 1
 #: Largest text frame either side accepts; the gateway caps payloads far below this.
@@ -318,11 +319,13 @@ def _parse(text: str | bytes, kinds: dict[str, Any]) -> Any:
     ):
         raise ProtocolError(f"frame: larger than {MAX_FRAME_BYTES} bytes")
     try:
-        raw = json.loads(text)
+        raw = json.loads(text, parse_constant=reject_constant)
     except json.JSONDecodeError as exc:
         raise ProtocolError(f"frame: not JSON ({exc.msg} at {exc.pos})") from None
-    except (ValueError, RecursionError) as exc:  # nesting too deep, integer too long
-        raise ProtocolError(f"frame: not acceptable JSON ({type(exc).__name__})") from None
+    except RecursionError:
+        raise ProtocolError("frame: not acceptable JSON (nested too deep)") from None
+    except ValueError as exc:  # NaN or Infinity, an integer too long
+        raise ProtocolError(f"frame: not acceptable JSON ({exc})") from None
     if not isinstance(raw, dict):
         raise ProtocolError("frame: must be a JSON object")
     kind = raw.get("type")

@@ -24,6 +24,7 @@ import sys
 from collections import namedtuple
 
 from ..errors import ProtocolError
+from .strictjson import reject_constant
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -117,10 +118,6 @@ def _dumps(obj: dict[str, Any]) -> bytes:
     return text.encode("utf-8", "backslashreplace") + b"\n"
 
 
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def _decode(line: bytes | str) -> Any:
     """json.loads, with every way a line can fail named in words: not UTF-8 (no
     guessing of UTF-16 or UTF-32), nested too deep, a number too long, NaN."""
@@ -132,7 +129,7 @@ def _decode(line: bytes | str) -> Any:
                 f"request is not valid UTF-8 (byte 0x{line[exc.start]:02x} at offset {exc.start})"
             ) from None
     try:
-        raw = json.loads(line, parse_constant=_no_constant)
+        raw = json.loads(line, parse_constant=reject_constant)
     except RecursionError:
         raise ValueError(f"request is nested more than {MAX_DEPTH} levels deep") from None
     except json.JSONDecodeError as exc:

@@ -497,14 +497,19 @@ def test_message_hold_until_is_a_finite_time_or_none(given: Any, hold_until: Any
     assert PushMessage.parse(message.to_dict()) == message
 
 
-def test_message_hold_until_parses_from_a_frame_with_inf() -> None:
-    """Python's json reads Infinity: a hostile gateway's never-ending hold is none."""
-    frame = parse_server_frame(
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_a_frame_with_a_json_constant_is_refused_naming_it(constant: str) -> None:
+    """Python's json reads NaN and Infinity, no other end does: a push carrying one was
+    recorded, then its receive event could not be encoded for any app and was lost."""
+    frame = (
         '{"type":"push","seq":1,"id":"a","message":{"title":"t","content":"c",'
-        '"offline":"hold","hold_until":Infinity}}'
+        f'"payload":{{"v":{constant}}}}}}}'
     )
-    assert isinstance(frame, Push)
-    assert frame.message.hold_until is None
+    refused = f"frame: not acceptable JSON \\({constant} is not JSON"
+    with pytest.raises(ProtocolError, match=refused):
+        parse_server_frame(frame)
+    with pytest.raises(ProtocolError, match="is not JSON"):
+        parse_client_frame(f'{{"type":"ack","seq":{constant}}}')
 
 
 def test_message_to_dict_leaves_out_none_fields() -> None:
