@@ -470,11 +470,14 @@ class Core:
         pending_click: dict[str, Any] | None = None,
         quiet: tuple[bool | None, int] = (None, 0),
         local: float | None = None,
+        now: float | None = None,
     ) -> list[Action]:
         """Take what the store holds; pending entries (recorded, never handed on) are
         dispatched again now, held ones wait for a listener. ``quiet``: the toggle and
         the count quiet hours held back (it was quiet when the last run stopped if
-        any; a quiet time that ended meanwhile gives its summary now)."""
+        any; a quiet time that ended meanwhile gives its summary now). ``now``: the
+        flood's clock, so a backlog a crash left pending is summed up as the stream
+        would have been."""
         self.quiet_override, self.quiet_unread = quiet
         self.quiet = self.quiet_unread > 0
         actions = [] if local is None else self.local_time(local)
@@ -487,7 +490,7 @@ class Core:
         self.channels = {c.channel_id: c for c in channels}
         self.scheduled = {sid: (params, due) for sid, params, due in scheduled}
         self.pending_click = pending_click
-        return actions + self.dispatch(replay, now=None)
+        return actions + self.dispatch(replay, now)
 
     # -- pushes ------------------------------------------------------------------------------
 

@@ -140,6 +140,7 @@ class Driver:
             pending_click=self.store.pending_click(self.appid),
             quiet=self.store.quiet(),
             local=self._local_now(),
+            now=self._monotonic(),
         )
         await self.run(actions)
         self._clock_task = asyncio.get_running_loop().create_task(self._keep_time())
