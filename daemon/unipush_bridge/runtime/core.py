@@ -426,7 +426,8 @@ class Core:
         self.scheduled: dict[str, tuple[dict[str, Any], float]] = {}
         self._tickets: OrderedDict[str, _Ticket] = OrderedDict()
         self._holds: dict[int, tuple[str, ...]] = {}
-        self._click_holds: dict[int, dict[str, Any]] = {}
+        #: A kept click out with listeners: its data and the listeners it went to.
+        self._click_holds: dict[int, tuple[dict[str, Any], tuple[Listener, ...]]] = {}
         self._next_token = 0
         self._summary: _Summary | None = None
         #: The toggle: True/False until changed, None: follow the schedule.
@@ -643,7 +644,8 @@ class Core:
             actions.append(Warn("a listener stopped reading; disconnecting it"))
             actions += self.unsubscribed(listener)
         if token in self._click_holds:
-            return actions + self._click_held(self._click_holds.pop(token), bool(holders))
+            data, tried = self._click_holds.pop(token)
+            return actions + self._click_held(data, tried, bool(holders))
         done: list[tuple[str, State]] = []
         now_held: list[str] = []
         for msg_id in msg_ids:
@@ -766,21 +768,32 @@ class Core:
         if self.pending_click is not None:
             # Kept on disk until the listener has it: a crash in between keeps it.
             data, self.pending_click = self.pending_click, None
-            click_id = f"click-{self._new_id()}"
-            self._next_token += 1
-            self._click_holds[self._next_token] = data
-            actions += [
-                Send(listener, click_event(data), click_id),
-                AwaitHold(self._next_token, (listener,), (click_id,)),
-            ]
+            actions += self._hand_click(data, (listener,))
         return actions
 
-    def _click_held(self, data: dict[str, Any], held: bool) -> list[Action]:
+    def _hand_click(self, data: dict[str, Any], listeners: tuple[Listener, ...]) -> list[Action]:
+        """The kept click to ``listeners``, then a wait for one of them to hold it."""
+        click_id = f"click-{self._new_id()}"
+        self._next_token += 1
+        self._click_holds[self._next_token] = (data, listeners)
+        return [
+            *(Send(listener, click_event(data), click_id) for listener in listeners),
+            AwaitHold(self._next_token, listeners, (click_id,)),
+        ]
+
+    def _click_held(
+        self, data: dict[str, Any], tried: tuple[Listener, ...], held: bool
+    ) -> list[Action]:
         if self.pending_click is not None:  # a newer click came meanwhile: it stays
             return []
         if held:
             return [SavePendingClick(None)]
-        self.pending_click = data  # not taken: it waits for the next listener again
+        # Not taken. A listener that subscribed while it was in flight got nothing (it
+        # was not pending then): it takes it now, else the next one to subscribe does.
+        others = tuple(x for x in self.listeners if x not in tried)
+        if others:
+            return self._hand_click(data, others)
+        self.pending_click = data
         return []
 
     def unsubscribed(self, listener: Listener) -> list[Action]:
