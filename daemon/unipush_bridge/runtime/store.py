@@ -204,9 +204,10 @@ class Store:
             self.prune()
 
     def unfinished(self, state: str) -> list[tuple[str, dict[str, Any]]]:
-        """Messages in ``state`` (pending or held), oldest first."""
+        """Messages in ``state`` (pending or held), in the order they were recorded (the
+        rowid's: received_at is the wall clock's, which may have stepped back)."""
         rows = self._db.execute(
-            "SELECT id, body FROM inbox WHERE state=? ORDER BY received_at, seq", (state,)
+            "SELECT id, body FROM inbox WHERE state=? ORDER BY rowid", (state,)
         ).fetchall()
         return [(row[0], json.loads(row[1])) for row in rows]
 
@@ -215,11 +216,13 @@ class Store:
         return int(row[0])
 
     def prune(self) -> None:
-        """Keep the newest ``keep_done`` finished ids: enough to drop any redelivery."""
+        """Keep the last ``keep_done`` finished ids recorded: enough to drop any
+        redelivery. Last by rowid, not received_at: after the wall clock stepped back,
+        the ids just recorded (those a lost ack redelivers) would go first."""
         self._done_since_prune = 0
         self._db.execute(
             "DELETE FROM inbox WHERE state='done' AND id NOT IN "
-            "(SELECT id FROM inbox WHERE state='done' ORDER BY received_at DESC LIMIT ?)",
+            "(SELECT id FROM inbox WHERE state='done' ORDER BY rowid DESC LIMIT ?)",
             (self.keep_done,),
         )
 
