@@ -307,7 +307,9 @@ class Store:
         open_url: str | None = None,
     ) -> None:
         """Record a notification shown now, or (``not_shown``: the reason) one that was
-        due now and could not be shown; the same id again (shown later) replaces it."""
+        due now and could not be shown; the same id again (shown later) replaces it.
+        Newest is last written (the rowid's order; REPLACE writes a new row), never the
+        largest shown_at: the wall clock may have stepped back."""
         with self._transaction():
             self._db.execute(
                 "INSERT OR REPLACE INTO history (id, shown_at, source, channel, title, content, "
@@ -326,7 +328,7 @@ class Store:
             )
             self._db.execute(
                 "DELETE FROM history WHERE id NOT IN "
-                "(SELECT id FROM history ORDER BY shown_at DESC LIMIT ?)",
+                "(SELECT id FROM history ORDER BY rowid DESC LIMIT ?)",
                 (keep,),
             )
 
@@ -339,7 +341,7 @@ class Store:
     def history(self, limit: int) -> list[dict[str, Any]]:
         rows = self._db.execute(
             "SELECT id, shown_at, source, channel, title, content, data, clicked_at, not_shown, "
-            "open_url FROM history ORDER BY shown_at DESC LIMIT ?",
+            "open_url FROM history ORDER BY rowid DESC LIMIT ?",
             (limit,),
         ).fetchall()
         keys = (
