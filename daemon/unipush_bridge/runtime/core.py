@@ -428,7 +428,8 @@ class Core:
         self.scheduled: dict[str, tuple[dict[str, Any], float]] = {}
         self._tickets: OrderedDict[str, _Ticket] = OrderedDict()
         self._holds: dict[int, tuple[str, ...]] = {}
-        self._click_holds: dict[int, dict[str, Any]] = {}
+        #: A kept click out with listeners: its data and the listeners it went to.
+        self._click_holds: dict[int, tuple[dict[str, Any], tuple[Listener, ...]]] = {}
         self._next_token = 0
         self._summary: _Summary | None = None
         #: The toggle: True/False until changed, None: follow the schedule.
@@ -473,11 +474,14 @@ class Core:
         pending_click: dict[str, Any] | None = None,
         quiet: tuple[bool | None, int] = (None, 0),
         local: float | None = None,
+        now: float | None = None,
     ) -> list[Action]:
         """Take what the store holds; pending entries (recorded, never handed on) are
         dispatched again now, held ones wait for a listener. ``quiet``: the toggle and
         the count quiet hours held back (it was quiet when the last run stopped if
-        any; a quiet time that ended meanwhile gives its summary now)."""
+        any; a quiet time that ended meanwhile gives its summary now). ``now``: the
+        flood's clock, so a backlog a crash left pending is summed up as the stream
+        would have been."""
         self.quiet_override, self.quiet_unread = quiet
         self.quiet = self.quiet_unread > 0
         actions = [] if local is None else self.local_time(local)
@@ -490,7 +494,7 @@ class Core:
         self.channels = {c.channel_id: c for c in channels}
         self.scheduled = {sid: (params, due) for sid, params, due in scheduled}
         self.pending_click = pending_click
-        return actions + self.dispatch(replay, now=None)
+        return actions + self.dispatch(replay, now)
 
     # -- pushes ------------------------------------------------------------------------------
 
@@ -643,7 +647,8 @@ class Core:
             actions.append(Warn("a listener stopped reading; disconnecting it"))
             actions += self.unsubscribed(listener)
         if token in self._click_holds:
-            return actions + self._click_held(self._click_holds.pop(token), bool(holders))
+            data, tried = self._click_holds.pop(token)
+            return actions + self._click_held(data, tried, bool(holders))
         done: list[tuple[str, State]] = []
         now_held: list[str] = []
         for msg_id in msg_ids:
@@ -768,21 +773,32 @@ class Core:
         if self.pending_click is not None:
             # Kept on disk until the listener has it: a crash in between keeps it.
             data, self.pending_click = self.pending_click, None
-            click_id = f"click-{self._new_id()}"
-            self._next_token += 1
-            self._click_holds[self._next_token] = data
-            actions += [
-                Send(listener, click_event(data), click_id),
-                AwaitHold(self._next_token, (listener,), (click_id,)),
-            ]
+            actions += self._hand_click(data, (listener,))
         return actions
 
-    def _click_held(self, data: dict[str, Any], held: bool) -> list[Action]:
+    def _hand_click(self, data: dict[str, Any], listeners: tuple[Listener, ...]) -> list[Action]:
+        """The kept click to ``listeners``, then a wait for one of them to hold it."""
+        click_id = f"click-{self._new_id()}"
+        self._next_token += 1
+        self._click_holds[self._next_token] = (data, listeners)
+        return [
+            *(Send(listener, click_event(data), click_id) for listener in listeners),
+            AwaitHold(self._next_token, listeners, (click_id,)),
+        ]
+
+    def _click_held(
+        self, data: dict[str, Any], tried: tuple[Listener, ...], held: bool
+    ) -> list[Action]:
         if self.pending_click is not None:  # a newer click came meanwhile: it stays
             return []
         if held:
             return [SavePendingClick(None)]
-        self.pending_click = data  # not taken: it waits for the next listener again
+        # Not taken. A listener that subscribed while it was in flight got nothing (it
+        # was not pending then): it takes it now, else the next one to subscribe does.
+        others = tuple(x for x in self.listeners if x not in tried)
+        if others:
+            return self._hand_click(data, others)
+        self.pending_click = data
         return []
 
     def unsubscribed(self, listener: Listener) -> list[Action]:

@@ -141,6 +141,7 @@ class Driver:
             pending_click=self.store.pending_click(self.appid),
             quiet=self.store.quiet(),
             local=self._local_now(),
+            now=self._monotonic(),
         )
         await self.run(actions)
         self._clock_task = asyncio.get_running_loop().create_task(self._keep_time())
@@ -301,25 +302,41 @@ class Driver:
     # -- carrying out actions ------------------------------------------------------------
 
     async def run(self, actions: Sequence[Action]) -> None:
-        """Do what the core said, in order; results go back to the core at once."""
+        """Do what the core said, in order; results go back to the core at once.
+
+        A store write that fails (a full disk) stops none of the rest: the core has
+        moved on, and the pushes of the actions left undone would wait in its memory
+        for a restart. The first failure is raised once all is done."""
         self._wake.set()  # deadlines may have moved
+        failed: list[StoreBroken | StoreFull] = []
         states: list[tuple[str, str]] = []
         for action in actions:
             if isinstance(action, core.Persist):
                 states += [(msg_id, state.value) for msg_id, state in action.states]
                 continue
             if states:  # consecutive state writes are one commit
-                self.store.mark_many(states)
+                self._mark(states, failed)
                 states = []
-            if isinstance(action, core.Show):
-                with contextlib.suppress(NotifyError):  # the core was told and decided
-                    await self._show(action)
-            elif isinstance(action, core.AwaitHold):
-                self._hold(action)
-            else:
-                self._do(action)
+            try:
+                if isinstance(action, core.Show):
+                    with contextlib.suppress(NotifyError):  # the core was told and decided
+                        await self._show(action)
+                elif isinstance(action, core.AwaitHold):
+                    self._hold(action)
+                else:
+                    self._do(action)
+            except (StoreBroken, StoreFull) as exc:
+                failed.append(exc)
         if states:
+            self._mark(states, failed)
+        if failed:
+            raise failed[0]
+
+    def _mark(self, states: list[tuple[str, str]], failed: list[StoreBroken | StoreFull]) -> None:
+        try:
             self.store.mark_many(states)
+        except (StoreBroken, StoreFull) as exc:
+            failed.append(exc)
 
     def _run_now(self, actions: Sequence[Action]) -> None:
         """Actions that need no waiting (no Show), from synchronous callers; none at all

@@ -204,9 +204,10 @@ class Store:
             self.prune()
 
     def unfinished(self, state: str) -> list[tuple[str, dict[str, Any]]]:
-        """Messages in ``state`` (pending or held), oldest first."""
+        """Messages in ``state`` (pending or held), in the order they were recorded (the
+        rowid's: received_at is the wall clock's, which may have stepped back)."""
         rows = self._db.execute(
-            "SELECT id, body FROM inbox WHERE state=? ORDER BY received_at, seq", (state,)
+            "SELECT id, body FROM inbox WHERE state=? ORDER BY rowid", (state,)
         ).fetchall()
         return [(row[0], json.loads(row[1])) for row in rows]
 
@@ -215,11 +216,13 @@ class Store:
         return int(row[0])
 
     def prune(self) -> None:
-        """Keep the newest ``keep_done`` finished ids: enough to drop any redelivery."""
+        """Keep the last ``keep_done`` finished ids recorded: enough to drop any
+        redelivery. Last by rowid, not received_at: after the wall clock stepped back,
+        the ids just recorded (those a lost ack redelivers) would go first."""
         self._done_since_prune = 0
         self._db.execute(
             "DELETE FROM inbox WHERE state='done' AND id NOT IN "
-            "(SELECT id FROM inbox WHERE state='done' ORDER BY received_at DESC LIMIT ?)",
+            "(SELECT id FROM inbox WHERE state='done' ORDER BY rowid DESC LIMIT ?)",
             (self.keep_done,),
         )
 
@@ -304,7 +307,9 @@ class Store:
         open_url: str | None = None,
     ) -> None:
         """Record a notification shown now, or (``not_shown``: the reason) one that was
-        due now and could not be shown; the same id again (shown later) replaces it."""
+        due now and could not be shown; the same id again (shown later) replaces it.
+        Newest is last written (the rowid's order; REPLACE writes a new row), never the
+        largest shown_at: the wall clock may have stepped back."""
         with self._transaction():
             self._db.execute(
                 "INSERT OR REPLACE INTO history (id, shown_at, source, channel, title, content, "
@@ -323,7 +328,7 @@ class Store:
             )
             self._db.execute(
                 "DELETE FROM history WHERE id NOT IN "
-                "(SELECT id FROM history ORDER BY shown_at DESC LIMIT ?)",
+                "(SELECT id FROM history ORDER BY rowid DESC LIMIT ?)",
                 (keep,),
             )
 
@@ -336,7 +341,7 @@ class Store:
     def history(self, limit: int) -> list[dict[str, Any]]:
         rows = self._db.execute(
             "SELECT id, shown_at, source, channel, title, content, data, clicked_at, not_shown, "
-            "open_url FROM history ORDER BY shown_at DESC LIMIT ?",
+            "open_url FROM history ORDER BY rowid DESC LIMIT ?",
             (limit,),
         ).fetchall()
         keys = (

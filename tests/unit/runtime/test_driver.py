@@ -316,3 +316,44 @@ async def test_get_push_client_id_times_out_with_the_reason(driver: Driver) -> N
     driver.registration_failed('{"errorCode": "x"}')
     with pytest.raises(ApiFail, match=re.escape('register fail: {"errorCode": "x"}')):
         await driver.get_push_client_id(0.01)
+
+
+async def test_a_backlog_left_by_a_crash_is_summed_up_as_a_flood(
+    store: Store, screen: Screen
+) -> None:
+    """SIGKILL while a batch of 500 was being shown leaves most of it pending: the next
+    start must not put hundreds of banners on the screen (the flood rule applies to
+    the replay as to the stream), and none is lost (held for the next listener)."""
+    store.record_batch("embedded", APPID, [(n, f"m{n}", msg(n).to_dict()) for n in range(1, 51)])
+    d = make(store, screen, flood_threshold=3)
+    await d.start()
+    assert [r.title for r in screen.shown] == ["t1", "t2", "t3"]
+    assert store.count(PENDING) == 0
+    assert store.count(HELD) == 47
+    await asyncio.sleep(1.5)  # the summary's debounce
+    assert screen.shown[-1].body == "47 more messages: t50"
+    await d.stop(0.1)
+
+
+async def test_a_click_one_listener_did_not_take_goes_to_one_that_came_meanwhile(
+    store: Store, screen: Screen
+) -> None:
+    """The kept click is out with the first listener when a second subscribes (it gets
+    nothing: the click is in flight); the first never takes it. The second, still
+    connected, must get it then, not the next listener to come (maybe never)."""
+    store.set_pending_click(APPID, {"payload": {"n": 1}})
+    d = make(store, screen)
+    await d.start()
+    stuck, app = App(stuck=True), App()
+    await d.subscribe(stuck)
+    await d.subscribe(app)
+    assert app.events == []
+    for _ in range(50):
+        if stuck.closed:
+            break
+        await asyncio.sleep(0.01)
+    await settle()
+    assert stuck.closed
+    assert [e["type"] for e, _ in app.events] == ["click"]
+    assert store.pending_click(APPID) is None
+    await d.stop(0.1)

@@ -100,3 +100,24 @@ def test_open_db_names_a_file_that_is_not_a_database(tmp_path: Path) -> None:
     path.write_bytes(b"not a database at all, just text" * 100)
     with pytest.raises(StoreBroken, match=r"is damaged \(file is not a database\): move it aside"):
         open_db(path, "NORMAL")
+
+
+async def test_a_history_write_the_full_disk_refused_strands_no_push(tmp_path: Path) -> None:
+    """The batch is recorded (and acknowledged); then the disk fills and the history
+    row of the first notification cannot be written. The core has decided for the
+    whole batch: the other two must still be shown (they were stuck in "showing"
+    until a restart), and the failure still reaches the link."""
+    store = Store(tmp_path / "s.sqlite3")
+    store.save_identity("embedded", APPID, "c" * 32, 0)
+    screen = Screen()
+    driver = make(store, screen)
+    await driver.start()
+    pushes = [(n, f"m{n}", msg(n, content="z" * 4000)) for n in (1, 2, 3)]
+    fresh = driver.record(pushes)
+    (pages,) = store._db.execute("PRAGMA page_count").fetchone()
+    store._db.execute(f"PRAGMA max_page_count={pages}")  # the history's connection only
+    with pytest.raises(StoreFull):
+        await driver.hand_on(fresh)
+    assert [r.title for r in screen.shown] == ["t1", "t2", "t3"]
+    assert store.count("pending") == 0
+    await driver.stop(0.1)

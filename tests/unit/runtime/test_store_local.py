@@ -177,6 +177,22 @@ def test_history_same_timestamp_still_newest_first(db: Store) -> None:
     assert [e["id"] for e in db.history(100)] == ["e5", "e4", "e3", "e2"]
 
 
+def test_history_after_the_clock_went_back_keeps_what_was_shown_last(
+    db: Store, clock: Clock
+) -> None:
+    """The wall clock stepped back (NTP correcting a clock that ran ahead): what is
+    shown from then on is the newest, whatever its shown_at. The prune took it for the
+    oldest and deleted it as it was written: the history (and the tray) lost every
+    notification until the clock caught up."""
+    clock.now = 2_000_000_000.0
+    for n in range(3):
+        show(db, n, keep=3)
+        clock.tick()
+    clock.now = 1_000_000_000.0
+    show(db, 3, keep=3)
+    assert [e["id"] for e in db.history(100)] == ["e3", "e2", "e1"]
+
+
 def test_mark_clicked_once(db: Store, clock: Clock) -> None:
     first = show(db, 1)
     clock.tick()
