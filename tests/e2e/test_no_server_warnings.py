@@ -76,3 +76,26 @@ def test_no_server_is_said_once_per_outage_and_once_when_back(
         assert "refused" not in text
     finally:
         daemon.stop()
+
+
+def test_pushes_that_came_while_dunst_was_gone_are_shown_when_it_is_back(
+    tmp_path: Path, stack: NotifStack
+) -> None:
+    """dunst stopped a moment (restarted, crashed): the pushes that came meanwhile with
+    no app listening are shown once it is back, not kept for an app that may never
+    come; the restarted dunst is found by its name on the bus, without a new push."""
+    env = {**stack.env, "UNIPUSH_BRIDGE_SLEEP_BUS": "off"}
+    daemon = DaemonProc(tmp_path / "daemon", None, env=env).start()
+    try:
+        assert daemon.status()["notifications"] == "available"
+        stack.stop_server()
+        wait_for(lambda: daemon.status()["notifications"] == "unavailable", 5, "the outage")
+        for i in range(3):
+            _push(daemon, f"dark {i}")
+        wait_for(lambda: daemon.status()["held_for_listener"] == 3, 10, "3 held pushes")
+        stack.start_server()
+        wait_for(lambda: len(stack.seen()) == 3, 10, "the held pushes on dunst")
+        assert sorted(n["summary"] for n in stack.seen()) == ["dark 0", "dark 1", "dark 2"]
+        assert daemon.status()["held_for_listener"] == 0
+    finally:
+        daemon.stop()

@@ -73,6 +73,7 @@ class Step(enum.Enum):
     NO_LISTENER_HELD = "no listener holds it"
     MISSED = "online only, and no app listens"
     EXPIRED = "its ttl ended before an app listened"
+    SERVER_BACK = "the notification server is back"
 
 
 #: Every allowed transition; anything else is a bug and raises.
@@ -88,6 +89,7 @@ TRANSITIONS: dict[tuple[State, Step], State] = {
     (State.RECEIVING, Step.NO_LISTENER_HELD): State.HELD,
     (State.HELD, Step.TO_LISTENERS): State.RECEIVING,
     (State.HELD, Step.EXPIRED): State.DONE,
+    (State.HELD, Step.SERVER_BACK): State.PENDING,
 }
 
 #: What the store holds for an entry in each state (in-flight states keep the last one).
@@ -428,6 +430,9 @@ class Core:
         self.scheduled: dict[str, tuple[dict[str, Any], float]] = {}
         self._tickets: OrderedDict[str, _Ticket] = OrderedDict()
         self._holds: dict[int, tuple[str, ...]] = {}
+        #: Held only because no notification server was there (in this run): shown
+        #: when one is back, unless a listener took them first.
+        self._wait_server: dict[str, None] = {}
         #: A kept click out with listeners: its data and the listeners it went to.
         self._click_holds: dict[int, tuple[dict[str, Any], tuple[Listener, ...]]] = {}
         self._next_token = 0
@@ -735,6 +740,8 @@ class Core:
                 *self._to_listeners([info.msg_id], self.listeners),
             ]
         entry.state = step(entry.state, Step.NOBODY)
+        if quiet:
+            self._wait_server[info.msg_id] = None
         return [
             *([] if quiet else [Warn("notification failed, held for the next listener", detail)]),
             self._persist([(info.msg_id, State.HELD)]),
@@ -767,6 +774,7 @@ class Core:
         actions: list[Action] = [] if now is None else self._expire_held(now)
         self.listeners.append(listener)
         held = [i for i, e in self.entries.items() if e.state is State.HELD]
+        self._wait_server.clear()  # the listener takes them all
         for msg_id in held:
             self.entries[msg_id].state = step(State.HELD, Step.TO_LISTENERS)
         actions += self._to_listeners(held, [listener])
@@ -775,6 +783,23 @@ class Core:
             data, self.pending_click = self.pending_click, None
             actions += self._hand_click(data, (listener,))
         return actions
+
+    def server_back(self, now: float) -> list[Action]:
+        """A notification server is there again: the pushes held only because none was
+        are shown now, as they would have been when they came (the flood rule and
+        quiet hours apply; ``now`` is the flood's clock). A listener that subscribed
+        meanwhile has them already; those held on purpose (no phone maker's channel,
+        past a flood's threshold) stay held."""
+        ids = [
+            msg_id
+            for msg_id in self._wait_server
+            if msg_id in self.entries and self.entries[msg_id].state is State.HELD
+        ]
+        self._wait_server.clear()
+        for msg_id in ids:
+            entry = self.entries[msg_id]
+            entry.state = step(entry.state, Step.SERVER_BACK)
+        return self.dispatch([(msg_id, self.entries[msg_id].message) for msg_id in ids], now)
 
     def _hand_click(self, data: dict[str, Any], listeners: tuple[Listener, ...]) -> list[Action]:
         """The kept click to ``listeners``, then a wait for one of them to hold it."""

@@ -102,6 +102,7 @@ class Driver:
         self.core = core
         self.store = store
         self.notifier = notifier
+        notifier.on_back = self._server_back
         self.appid = appid
         self.gateway_key = gateway_key
         self.media = media
@@ -538,6 +539,16 @@ class Driver:
             log.warning("app command failed to start", command=shlex.join(argv), error=str(exc))
             return
         log.info("launched the app command", pid=proc.pid)
+
+    def _server_back(self) -> None:
+        """What waited only for a notification server is shown now it is back: in a
+        task of its own, as the notifier calls this from inside a probe (even one a
+        show is waiting for)."""
+
+        async def show_unshown() -> None:
+            await self.run(self.core.server_back(self._monotonic()))
+
+        self._spawn(show_unshown())
 
     def _spawn(self, work: Coroutine[Any, Any, Any] | Awaitable[Any]) -> None:
         task = asyncio.ensure_future(work)

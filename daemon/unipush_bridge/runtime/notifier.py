@@ -82,8 +82,15 @@ class NotificationRequest:
     category: str | None = None
 
 
+class _ServerChanged(NotifyError):
+    """The server instance changed while a notification was on its way to it."""
+
+
 class Notifier(Protocol):
     """What the bridge needs from a notification backend, on every platform."""
+
+    #: Called when a notification server answers again after none did.
+    on_back: Callable[[], None] | None
 
     @property
     def available(self) -> bool: ...
@@ -170,6 +177,7 @@ class DesktopNotifierBackend:
         self._said_unavailable = False
         self._markup = sys.platform.startswith("linux")
         self._tasks: set[asyncio.Task[None]] = set()
+        self.on_back: Callable[[], None] | None = None
         #: The probe a server's arrival started: a show meanwhile waits for its answer.
         self._probing: asyncio.Task[None] | None = None
 
@@ -263,12 +271,24 @@ class DesktopNotifierBackend:
                 else (f"the notification server did not answer within {self.timeout:g} s")
             )
             return
-        if not self._available:
-            log.info("notification server found", **detail)
+        back = not self._available
         self._available = True
         self._said_unavailable = False
+        if back:
+            log.info("notification server found", **detail)
+            if self.on_back is not None:
+                self.on_back()
 
     async def show(self, request: NotificationRequest) -> str:
+        """One notification; raises NotifyError naming why it was not shown. A send
+        that a change of server instance cut (dunst restarted under it) is sent once
+        more, to the new one: the old one's notification went with it."""
+        try:
+            return await self._show_once(request)
+        except _ServerChanged:
+            return await self._show_once(request)
+
+    async def _show_once(self, request: NotificationRequest) -> str:
         from desktop_notifier import Icon, Notification, Sound, Urgency
 
         if not self._available and self._probing is not None and not self._probing.done():
@@ -346,7 +366,7 @@ class DesktopNotifierBackend:
             # it (issue 10 item 3).
             error = call.error if call is not None else None
             if self._linux is not None and self._linux.generation != generation:
-                raise NotifyError(
+                raise _ServerChanged(
                     "the notification server changed while this notification was sent"
                 )
             if call is not None and error is not None and not self._linux_gone(call):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ class Screen:
         self.shown: list[NotificationRequest] = []
         self.fail: str | None = None
         self.available = True
+        self.on_back: Callable[[], None] | None = None
 
     async def start(self) -> None:
         pass
@@ -194,6 +195,65 @@ async def test_no_server_and_no_listener_holds_until_one_subscribes(
     await settle()
     assert app.payloads() == [{"n": 1}, {"n": 2}]
     assert store.count(HELD) == 0 and store.count(DONE) == 2
+
+
+async def test_pushes_held_for_want_of_a_server_are_shown_when_one_is_back(
+    driver: Driver, store: Store, screen: Screen
+) -> None:
+    """A notification server that was gone a moment (dunst restarted) and is back: the
+    pushes that came meanwhile with no app listening reach the screen then, as a phone
+    shows what came while its notification shade was busy. Those held on purpose (no
+    phone maker's channel) stay held for the next app."""
+    screen.fail = "no notification server"
+    await deliver(driver, (1, "m1", msg(1)), (2, "m2", msg(2)), (3, "m3", msg(3, offline="hold")))
+    assert store.count(HELD) == 3 and screen.shown == []
+    screen.fail = None
+    assert screen.on_back is not None
+    screen.on_back()
+    await settle()
+    assert [r.title for r in screen.shown] == ["t1", "t2"]
+    assert store.count(HELD) == 1 and store.count(DONE) == 2
+    app = App()
+    await driver.subscribe(app)
+    await settle()
+    assert app.payloads() == [{"n": 3}]
+
+
+async def test_a_server_back_shows_nothing_a_listener_took_meanwhile(
+    driver: Driver, store: Store, screen: Screen
+) -> None:
+    screen.fail = "no notification server"
+    await deliver(driver, (1, "m1", msg(1)))
+    app = App()
+    await driver.subscribe(app)
+    await settle()
+    driver.unsubscribe(app)
+    screen.fail = None
+    assert screen.on_back is not None
+    screen.on_back()
+    await settle()
+    assert screen.shown == [] and app.payloads() == [{"n": 1}]
+    assert store.count(DONE) == 1
+
+
+async def test_a_server_back_after_a_flood_shows_what_the_flood_let_through(
+    store: Store, screen: Screen
+) -> None:
+    """An outage during a flood: the pushes the flood rule let through (and the server
+    then failed) are shown when it is back; those past the threshold stay held for the
+    next app, as they would have with a server, and come back as no wall of banners."""
+    d = make(store, screen, flood_threshold=3, flood_window=0.2)
+    await d.start()
+    screen.fail = "no notification server"
+    await deliver(d, *((n, f"m{n}", msg(n)) for n in range(1, 11)))
+    await asyncio.sleep(0.3)  # the window has passed
+    screen.fail = None
+    assert screen.on_back is not None
+    screen.on_back()
+    await settle()
+    assert [r.title for r in screen.shown][:3] == ["t1", "t2", "t3"]
+    assert store.count(HELD) == 7
+    await d.stop(0.1)
 
 
 async def test_a_click_the_app_never_took_waits_for_the_next_listener(
