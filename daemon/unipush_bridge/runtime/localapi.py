@@ -80,6 +80,8 @@ class ApiConnection:
         #: Subscribed with {"ack": true}: an event is held once the app acknowledges it.
         self.acks = False
         self._unacked: dict[str, asyncio.Future[bool]] = {}
+        #: This connection's calls still running (their answers are owed to it).
+        self.calls: set[asyncio.Task[None]] = set()
         self._task = asyncio.get_running_loop().create_task(self._drain())
 
     def send(self, line: bytes) -> None:
@@ -328,6 +330,7 @@ class LocalApiServer:
         task = asyncio.current_task()
         if task is not None:
             self._serving.add(task)
+        eof = False
         try:
             while not conn.closed:
                 try:
@@ -339,6 +342,7 @@ class LocalApiServer:
                 except ConnectionError:
                     break
                 if not line:
+                    eof = True
                     break
                 try:
                     self.request(conn, line)
@@ -350,6 +354,8 @@ class LocalApiServer:
             # asyncio's stream callback would log the cancellation as an error.
             pass
         finally:
+            if eof:
+                await _answered(conn)
             self.disconnect(conn)
             if task is not None:
                 self._serving.discard(task)
@@ -397,6 +403,8 @@ class LocalApiServer:
         task = asyncio.get_running_loop().create_task(self._run(conn, req, handler))
         self._calls.add(task)
         task.add_done_callback(self._calls.discard)
+        conn.calls.add(task)
+        task.add_done_callback(conn.calls.discard)
         return task
 
     async def _run(self, conn: ApiConnection, req: wire.Request, handler: Handler) -> None:
@@ -471,6 +479,15 @@ class LocalApiServer:
 
     async def _status(self, conn: ApiConnection, params: dict[str, Any]) -> dict[str, Any]:
         return self.status()
+
+
+async def _answered(conn: ApiConnection) -> None:
+    """Wait for the calls of a client that shut only its sending side (``echo ... |
+    socat``): it still reads, and their answers are owed to it. Stopping the server
+    cancels them."""
+    with contextlib.suppress(asyncio.CancelledError):
+        while conn.calls and not conn.closed:
+            await asyncio.wait(set(conn.calls))
 
 
 def _is_live(path: Path) -> bool:
