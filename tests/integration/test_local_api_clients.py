@@ -1,17 +1,27 @@
 """How the local API treats clients that end or step back politely, on a real daemon
 process over its real Unix socket: a client that half-closes after its requests (as
-``echo ... | socat - UNIX-CONNECT:...`` does) still gets its answers."""
+``echo ... | socat - UNIX-CONNECT:...`` does) still gets its answers, and a listener
+that unsubscribes with events not yet acknowledged gives them up at once, to the next
+listener, instead of holding them until it counts as stuck and is cut."""
 
 from __future__ import annotations
 
 import json
 import socket
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.faults.harness import NO_SERVER
-from tests.procs import DaemonProc
+from tests.procs import DaemonProc, post_json, wait_for
 from unipush_bridge.wire import local as wire
+
+APPID = "__UNI__DESKTOP"
+#: The hold timeout of the daemon under test: long enough that waiting for it shows.
+LISTENER_TIMEOUT_S = 8.0
 
 
 class Line:
@@ -60,6 +70,20 @@ class Line:
         self.sock.close()
 
 
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProc]:
+    proc = DaemonProc(
+        tmp_path_factory.mktemp("apid"),
+        None,
+        env={**NO_SERVER, "UNIPUSH_BRIDGE_LISTENER_TIMEOUT": str(LISTENER_TIMEOUT_S)},
+    )
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.kill()
+
+
 def test_a_half_closed_client_still_gets_its_answers(tmp_path: Path) -> None:
     """A daemon that cannot register answers getPushClientId after the timeout; a
     client that wrote its request and shut its sending side must still get that
@@ -80,3 +104,53 @@ def test_a_half_closed_client_still_gets_its_answers(tmp_path: Path) -> None:
         client.close()
     finally:
         proc.kill()
+
+
+def send_push(daemon: DaemonProc, title: str) -> None:
+    gateway = daemon.status()["gateway"].replace("ws://", "http://").split("/ws")[0]
+    status, body = post_json(
+        f"{gateway}/api/{APPID}/sendMessage",
+        {"push_clientid": daemon.cid(), "title": title, "content": "c", "payload": {"t": title}},
+    )
+    assert status == 200, body
+
+
+def test_an_unsubscribed_listener_gives_up_what_it_did_not_acknowledge(
+    daemon: DaemonProc,
+) -> None:
+    """A listener with acknowledgements gets a push, and calls offPushMessage before
+    acknowledging it (a page whose last listener went, an app shutting a view). The
+    push is not its any more: a listener that subscribes next gets it at once, and the
+    first one, still connected, is not cut as stuck."""
+    first = Line(daemon.socket)
+    first.send(1, "onPushMessage", ack=True)
+    assert first.answer(1)["errMsg"] == "onPushMessage:ok"
+    send_push(daemon, "given-up")
+    assert first.event()["data"]["data"]["title"] == "given-up"
+    first.send(2, "offPushMessage")
+    assert first.answer(2)["errMsg"] == "offPushMessage:ok"
+
+    second = Line(daemon.socket)
+    second.send(1, "onPushMessage", ack=True)
+    started = time.monotonic()
+    event = second.event(timeout=LISTENER_TIMEOUT_S * 3)
+    waited = time.monotonic() - started
+    assert event["data"]["data"]["title"] == "given-up"
+    assert waited < LISTENER_TIMEOUT_S / 2, f"the next listener waited {waited:.1f} s"
+
+    # The second gives it up too; the first, back, gets it again and its ack counts.
+    second.send(2, "offPushMessage")
+    assert second.answer(2)["errMsg"] == "offPushMessage:ok"
+    first.send(3, "onPushMessage", ack=True)
+    again = first.event(timeout=LISTENER_TIMEOUT_S / 2)
+    assert again["push_id"] == event["push_id"]
+    first.send(None, "ack", push_ids=[again["push_id"]])
+    assert first.answer(3)["errMsg"] == "onPushMessage:ok"
+    wait_for(lambda: daemon.status()["backlog"] == 0, LISTENER_TIMEOUT_S / 2, "the ack counted")
+
+    time.sleep(LISTENER_TIMEOUT_S + 1)  # past the hold timeout: neither was cut as stuck
+    for n, client in enumerate((first, second), 4):
+        client.send(n, "getAllChannels")
+        assert client.answer(n)["errMsg"] == "getAllChannels:ok"
+    first.close()
+    second.close()

@@ -142,7 +142,9 @@ class ApiConnection:
                 error=f"{type(exc).__name__}: {str(exc)[:200]}",
             )
             return
-        if self.acks and push_id is not None and push_id not in self._unacked:
+        # One given up at an offPushMessage (done) is owed again once handed on again.
+        known = self._unacked.get(push_id) if push_id is not None else None
+        if self.acks and push_id is not None and (known is None or known.done()):
             waiter = asyncio.get_running_loop().create_future()
             if self._closing:  # it will never be written, let alone acknowledged
                 waiter.set_result(False)
@@ -172,7 +174,8 @@ class ApiConnection:
         return bool(await waiter)
 
     def ended(self) -> None:
-        """The app closed its end: what it did not acknowledge is not held."""
+        """The app closed its end, or unsubscribed: what it did not acknowledge is not
+        held, so it goes to the other listeners now, not at the hold timeout."""
         for waiter in self._unacked.values():
             if not waiter.done():
                 waiter.set_result(False)
@@ -439,6 +442,7 @@ class LocalApiServer:
 
     async def _off(self, conn: ApiConnection, params: dict[str, Any]) -> dict[str, Any]:
         self.api.unsubscribe(conn)
+        conn.ended()
         return {}
 
     async def _create(self, conn: ApiConnection, params: dict[str, Any]) -> dict[str, Any]:
