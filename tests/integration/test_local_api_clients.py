@@ -6,6 +6,7 @@ listener, instead of holding them until it counts as stuck and is cut."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import time
@@ -17,6 +18,7 @@ import pytest
 
 from tests.faults.harness import NO_SERVER
 from tests.procs import DaemonProc, post_json, wait_for
+from unipush_bridge.clients import PushClient
 from unipush_bridge.wire import local as wire
 
 APPID = "__UNI__DESKTOP"
@@ -158,3 +160,29 @@ def test_an_unsubscribed_listener_gives_up_what_it_did_not_acknowledge(
         assert client.answer(n)["errMsg"] == "getAllChannels:ok"
     first.close()
     second.close()
+
+
+async def test_a_python_listener_that_sets_stopped_keeps_a_receive_from_the_later_ones(
+    daemon: DaemonProc,
+) -> None:
+    """uni's dispatch rule (unipush-spec 1.2): a listener that sets ``res.stopped``
+    keeps that ``receive`` from the listeners registered after it. The Python client
+    handed it to every listener."""
+    first: list[str] = []
+    later: list[str] = []
+
+    def stopper(res: dict[str, Any]) -> None:
+        first.append(res["data"]["title"])
+        res["stopped"] = True
+
+    async with PushClient(daemon.socket) as push:
+        await push.on_push_message(stopper)
+        await push.on_push_message(lambda res: later.append(res["data"]["title"]))
+        send_push(daemon, "stop-here")
+        async with asyncio.timeout(10):
+            while not first:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)
+    assert first == ["stop-here"]
+    assert later == []
+    wait_for(lambda: daemon.status()["backlog"] == 0, 5, "the push acknowledged")
