@@ -7,8 +7,10 @@ listener, instead of holding them until it counts as stuck and is cut."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -186,3 +188,40 @@ async def test_a_python_listener_that_sets_stopped_keeps_a_receive_from_the_late
     assert first == ["stop-here"]
     assert later == []
     wait_for(lambda: daemon.status()["backlog"] == 0, 5, "the push acknowledged")
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+
+def test_a_client_that_pipelines_slow_calls_does_not_grow_the_daemon(tmp_path: Path) -> None:
+    """A client that writes 50,000 getPushClientId calls without waiting, to a daemon
+    that cannot register (each call waits for the cid): the daemon took every line at
+    once and kept a task for each, about 4 KiB a call (200,000 calls were 850 MB).
+    Now it reads a connection no further while MAX_CALLS of its calls run; another
+    connection is still answered at once."""
+    proc = DaemonProc(tmp_path / "d", "ws://127.0.0.1:9/ws", env=NO_SERVER)
+    proc.start(wait_registered=False)
+    flood = socket.socket(socket.AF_UNIX)
+    try:
+        flood.connect(str(proc.socket))
+        time.sleep(0.5)
+        before = rss_kib(proc.pid)
+        line = wire.encode_request(wire.Request(1, "getPushClientId", {"timeout": 600}))
+
+        def send_all() -> None:
+            with contextlib.suppress(OSError):  # cut when the test ends
+                flood.sendall(line * 50_000)
+
+        threading.Thread(target=send_all, daemon=True).start()
+        time.sleep(4)
+        grown = rss_kib(proc.pid) - before
+        other = Line(proc.socket)
+        other.send(1, "status")
+        assert other.answer(1, timeout=5)["errMsg"] == "status:ok"
+        other.close()
+        assert grown < 60_000, f"the daemon grew by {grown // 1024} MiB"
+    finally:
+        flood.close()
+        proc.kill()

@@ -33,6 +33,10 @@ MAX_QUEUE = 10_000
 MAX_QUEUE_BYTES = 4 * 1024 * 1024
 #: How long a closing connection may take to write what it has queued.
 CLOSE_GRACE_S = 5.0
+#: Calls of one connection running at once; past it the connection is not read until
+#: one ends (each call is a task of a few KiB: a client that pipelines slow calls
+#: must not grow the daemon).
+MAX_CALLS = 1024
 
 
 class Api(Protocol):
@@ -336,6 +340,9 @@ class LocalApiServer:
         eof = False
         try:
             while not conn.closed:
+                if len(conn.calls) >= MAX_CALLS:  # the rest waits in the kernel's buffer
+                    await asyncio.wait(set(conn.calls), return_when=asyncio.FIRST_COMPLETED)
+                    continue
                 try:
                     line = await reader.readline()
                 except ValueError:  # over MAX_LINE: no way to find where the next starts
