@@ -414,9 +414,10 @@ class PushClient:
     def _dispatch(self, event: dict[str, Any], push_id: str | None, link: _Link) -> None:
         """Every callback gets the event (with its ``push_id``, so an app can drop one
         across its own restarts); once they all returned, it is acknowledged. A listener
-        that raises is reported, not allowed to end the connection, and counts as done."""
-        if push_id is not None:
-            event = {**event, "push_id": push_id}
+        that raises is reported, not allowed to end the connection, and counts as done.
+        As in uni, a plain callback that sets ``res["stopped"] = True`` keeps a
+        ``receive`` from the callbacks after it (an async one runs too late to)."""
+        event = {**event, "push_id": push_id} if push_id is not None else dict(event)
         loop = asyncio.get_running_loop()
         pending: list[asyncio.Future[Any]] = []
         for callback in list(self._listeners):
@@ -432,6 +433,8 @@ class PushClient:
                 self._callback_tasks.add(task)
                 task.add_done_callback(self._callback_done)
                 pending.append(task)
+            if event.get("stopped") and event.get("type") == "receive":
+                break
         if push_id is None:
             return
         if not pending:

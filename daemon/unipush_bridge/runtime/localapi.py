@@ -33,6 +33,10 @@ MAX_QUEUE = 10_000
 MAX_QUEUE_BYTES = 4 * 1024 * 1024
 #: How long a closing connection may take to write what it has queued.
 CLOSE_GRACE_S = 5.0
+#: Calls of one connection running at once; past it the connection is not read until
+#: one ends (each call is a task of a few KiB: a client that pipelines slow calls
+#: must not grow the daemon).
+MAX_CALLS = 1024
 
 
 class Api(Protocol):
@@ -80,6 +84,8 @@ class ApiConnection:
         #: Subscribed with {"ack": true}: an event is held once the app acknowledges it.
         self.acks = False
         self._unacked: dict[str, asyncio.Future[bool]] = {}
+        #: This connection's calls still running (their answers are owed to it).
+        self.calls: set[asyncio.Task[None]] = set()
         self._task = asyncio.get_running_loop().create_task(self._drain())
 
     def send(self, line: bytes) -> None:
@@ -140,7 +146,9 @@ class ApiConnection:
                 error=f"{type(exc).__name__}: {str(exc)[:200]}",
             )
             return
-        if self.acks and push_id is not None and push_id not in self._unacked:
+        # One given up at an offPushMessage (done) is owed again once handed on again.
+        known = self._unacked.get(push_id) if push_id is not None else None
+        if self.acks and push_id is not None and (known is None or known.done()):
             waiter = asyncio.get_running_loop().create_future()
             if self._closing:  # it will never be written, let alone acknowledged
                 waiter.set_result(False)
@@ -170,7 +178,8 @@ class ApiConnection:
         return bool(await waiter)
 
     def ended(self) -> None:
-        """The app closed its end: what it did not acknowledge is not held."""
+        """The app closed its end, or unsubscribed: what it did not acknowledge is not
+        held, so it goes to the other listeners now, not at the hold timeout."""
         for waiter in self._unacked.values():
             if not waiter.done():
                 waiter.set_result(False)
@@ -328,8 +337,12 @@ class LocalApiServer:
         task = asyncio.current_task()
         if task is not None:
             self._serving.add(task)
+        eof = False
         try:
             while not conn.closed:
+                if len(conn.calls) >= MAX_CALLS:  # the rest waits in the kernel's buffer
+                    await asyncio.wait(set(conn.calls), return_when=asyncio.FIRST_COMPLETED)
+                    continue
                 try:
                     line = await reader.readline()
                 except ValueError:  # over MAX_LINE: no way to find where the next starts
@@ -339,6 +352,7 @@ class LocalApiServer:
                 except ConnectionError:
                     break
                 if not line:
+                    eof = True
                     break
                 try:
                     self.request(conn, line)
@@ -350,6 +364,8 @@ class LocalApiServer:
             # asyncio's stream callback would log the cancellation as an error.
             pass
         finally:
+            if eof:
+                await _answered(conn)
             self.disconnect(conn)
             if task is not None:
                 self._serving.discard(task)
@@ -397,6 +413,8 @@ class LocalApiServer:
         task = asyncio.get_running_loop().create_task(self._run(conn, req, handler))
         self._calls.add(task)
         task.add_done_callback(self._calls.discard)
+        conn.calls.add(task)
+        task.add_done_callback(conn.calls.discard)
         return task
 
     async def _run(self, conn: ApiConnection, req: wire.Request, handler: Handler) -> None:
@@ -431,6 +449,7 @@ class LocalApiServer:
 
     async def _off(self, conn: ApiConnection, params: dict[str, Any]) -> dict[str, Any]:
         self.api.unsubscribe(conn)
+        conn.ended()
         return {}
 
     async def _create(self, conn: ApiConnection, params: dict[str, Any]) -> dict[str, Any]:
@@ -471,6 +490,15 @@ class LocalApiServer:
 
     async def _status(self, conn: ApiConnection, params: dict[str, Any]) -> dict[str, Any]:
         return self.status()
+
+
+async def _answered(conn: ApiConnection) -> None:
+    """Wait for the calls of a client that shut only its sending side (``echo ... |
+    socat``): it still reads, and their answers are owed to it. Stopping the server
+    cancels them."""
+    with contextlib.suppress(asyncio.CancelledError):
+        while conn.calls and not conn.closed:
+            await asyncio.wait(set(conn.calls))
 
 
 def _is_live(path: Path) -> bool:
