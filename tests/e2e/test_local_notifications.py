@@ -193,6 +193,31 @@ def test_cover_replaces_the_previous_notification_whatever_it_was(
     assert dunst.count_displayed() == 1
 
 
+def test_covers_asked_for_at_once_leave_one_notification(
+    tmp_path: Path, dunst: DunstStack, procs: list[Proc], app_root: Path
+) -> None:
+    """A progress bar's first steps, sent without awaiting each (as a page's
+    uni.createPushMessage calls are): each cover replaces the one before it, even one
+    still on its way to the server, so dunst shows one notification, the last step."""
+    import asyncio
+
+    from unipush_bridge.clients.push import PushClient
+
+    daemon = start(tmp_path, procs, dunst, app_root)
+
+    async def steps() -> list[dict[str, object]]:
+        async with PushClient(daemon.socket) as client:
+            return await asyncio.gather(
+                *(client.create_push_message(content=f"step {i}", cover=True) for i in range(4))
+            )
+
+    answers = asyncio.run(steps())
+    assert [a["errMsg"] for a in answers] == ["createPushMessage:ok"] * 4
+    seen = dunst.wait_seen(4)
+    assert len({s["id"] for s in seen}) == 1, seen
+    assert dunst.count_displayed() == 1
+
+
 def test_delay_survives_a_restart_and_fires_once(
     tmp_path: Path, dunst: DunstStack, procs: list[Proc], app_root: Path
 ) -> None:

@@ -161,6 +161,12 @@ class DesktopNotifierBackend:
         #: its identifier elsewhere (macOS and Windows replace by identifier).
         self._last_platform_id: int | None = None
         self._last_identifier: str | None = None
+        #: Shows begun, and which of them the last ids above are from: the previous
+        #: notification is the one asked for last, not the one the server answered last.
+        self._begun = 0
+        self._last_from = 0
+        #: The show asked for last, until it is answered: a cover waits for it.
+        self._latest: asyncio.Future[None] | None = None
         #: The ``desktop-entry`` hint (GNOME and KDE group and badge by it).
         self.desktop_entry = desktop_entry
         if sys.platform.startswith("linux"):
@@ -283,12 +289,24 @@ class DesktopNotifierBackend:
         """One notification; raises NotifyError naming why it was not shown. A send
         that a change of server instance cut (dunst restarted under it) is sent once
         more, to the new one: the old one's notification went with it."""
+        self._begun += 1
+        order, before = self._begun, self._latest
+        latest = self._latest = asyncio.get_running_loop().create_future()
         try:
-            return await self._show_once(request)
-        except _ServerChanged:
-            return await self._show_once(request)
+            if request.cover and before is not None and not before.done():
+                # uni's cover replaces the notification shown before: one still on its
+                # way has no id to replace yet (two covers at once would make two).
+                await asyncio.wait({before}, timeout=self.timeout)
+            try:
+                return await self._show_once(request, order)
+            except _ServerChanged:
+                return await self._show_once(request, order)
+        finally:
+            latest.set_result(None)
+            if self._latest is latest:
+                self._latest = None
 
-    async def _show_once(self, request: NotificationRequest) -> str:
+    async def _show_once(self, request: NotificationRequest, order: int) -> str:
         from desktop_notifier import Icon, Notification, Sound, Urgency
 
         if not self._available and self._probing is not None and not self._probing.done():
@@ -375,8 +393,12 @@ class DesktopNotifierBackend:
                 )
             self._set_unavailable(_reason(error) if error is not None else "the send failed")
             raise NotifyError(NO_SERVER)
+        if order < self._last_from:
+            return str(identifier)  # one asked for later has answered already
         if call is None:
             self._last_identifier = str(identifier)
+            self._last_from = order
         elif call.platform_id is not None:
             self._last_platform_id = call.platform_id
+            self._last_from = order
         return str(identifier)

@@ -223,6 +223,8 @@ async def test_overlapping_plain_and_cover_keep_their_own_replaces_id(
 async def test_concurrent_show_and_cover_record_their_own_ids(
     backend: DesktopNotifierBackend, server: FakeServer
 ) -> None:
+    """Each call records its own id, and the previous notification is the one asked
+    for last: an answer that comes late (a's) does not make an older one the last."""
     await backend.show(req("p0"))  # nid 1
     hold_a, hold_b = server.hold("a"), server.hold("b")
     a = asyncio.create_task(backend.show(req("a", cover=True)))  # replaces 1 -> nid 1
@@ -230,15 +232,15 @@ async def test_concurrent_show_and_cover_record_their_own_ids(
     await until(lambda: len(server.calls) == 3)
     hold_b.set()
     await b
-    # b's answer (2) is the last one shown while a is still in flight.
+    # b (2) was asked for after a, and is answered: it is the one a cover replaces.
     await backend.show(req("c", cover=True))
     assert by_summary(server, "c").replaces_id == 2
     hold_a.set()
     await a
-    # a answered last, with its own id (1), not c's or b's.
+    # a answered last, with its own id (1), but c was asked for after it.
     await backend.show(req("d", cover=True))
     assert by_summary(server, "a").replaces_id == 1
-    assert by_summary(server, "d").replaces_id == 1
+    assert by_summary(server, "d").replaces_id == 2
     assert server.shown == {1, 2}
 
 
@@ -327,22 +329,39 @@ async def test_replaced_notifications_callbacks_go_with_it(
     assert clicked == ["new"]
 
 
-async def test_two_covers_in_flight_leave_one_notification_tracked(
+async def test_two_covers_at_once_replace_in_turn(
     backend: DesktopNotifierBackend, server: FakeServer
 ) -> None:
+    """uni's cover replaces the notification before it: a second cover asked for while
+    the first is on its way waits for the first's id, so one notification is left."""
     await backend.show(req("old"))
     gate = server.hold("c1")
-    server.gates["c2"] = gate
     tasks = [asyncio.create_task(backend.show(req(t, cover=True))) for t in ("c1", "c2")]
-    await until(lambda: len(server.calls) == 3)
+    await until(lambda: len(server.calls) == 2)
+    await asyncio.sleep(0.01)
+    assert len(server.calls) == 2  # c2 waits for c1's answer
     gate.set()
     await asyncio.gather(*tasks)
     assert [c.replaces_id for c in server.calls] == [0, 1, 1]
+    assert server.shown == {1}
     linux = backend._linux
     assert linux is not None
-    # Both answered 1; only the one mapped last keeps callbacks, nothing leaks.
     (identifier,) = linux._platform_to_interface_notification_identifier.values()
     assert list(linux._notification_cache) == [identifier]
+
+
+async def test_two_covers_at_once_with_nothing_before_leave_one_notification(
+    backend: DesktopNotifierBackend, server: FakeServer
+) -> None:
+    """The race the first calls of an app hit: two covers and no notification yet
+    made two (both replaced 0)."""
+    gate = server.hold("c1")
+    tasks = [asyncio.create_task(backend.show(req(t, cover=True))) for t in ("c1", "c2")]
+    await until(lambda: len(server.calls) == 1)
+    gate.set()
+    await asyncio.gather(*tasks)
+    assert [c.replaces_id for c in server.calls] == [0, 1]
+    assert server.shown == {1}
 
 
 async def test_cover_after_the_previous_was_dismissed_shows_a_new_one(
