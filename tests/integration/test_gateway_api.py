@@ -470,3 +470,22 @@ async def test_ttl_zero_is_online_only(kit: Kit) -> None:
     )
     assert only_task(data)[1] == {online.cid: "successed_online", offline: "successed_ignore"}
     await online.next_push()
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e400"])
+async def test_numbers_that_json_cannot_hold_are_refused(kit: Kit, number: str) -> None:
+    """Python's json reads NaN, Infinity and 1e400 (as inf), which are not JSON: they
+    were stored and sent to the daemon as ``NaN``/``Infinity``, a push frame that no
+    strict parser (JavaScript's JSON.parse, uniCloud's own) takes."""
+    client = await kit.client()
+    text = f'{{"push_clientid": "{client.cid}", "title": "T", "payload": {{"n": [{number}]}}}}'
+    async with kit.http.post(
+        f"{kit.base}/api/__UNI__A/sendMessage",
+        data=text,
+        headers={"Content-Type": "application/json"},
+    ) as resp:
+        status, answer = resp.status, await resp.json()
+    assert status == 400, answer
+    assert answer["errCode"] == "uni-cloud-push-error-20001"
+    assert "payload.n[0]" in answer["errMsg"] and "finite" in answer["errMsg"]
+    await client.no_push()
