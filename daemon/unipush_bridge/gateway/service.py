@@ -19,7 +19,7 @@ import structlog
 
 from ..wire.gateway import CloseCode
 from . import errors, methods
-from .access import GatewayConfig
+from .access import GatewayConfig, source_of
 from .errors import UniError
 from .ids import ordered_id
 from .ratelimit import RateLimiter
@@ -97,9 +97,12 @@ class GatewayService:
         row = await store.client(reg.appid, reg.cid)
         presented = None if reg.secret is None else secret_hash(reg.secret)
         if row is None:
-            if self.config.new_cids_per_minute and not self.new_cid_rate.allow(reg.peer):
+            # By source (an IPv6 peer by its /64), as the API limits count: per exact
+            # address, each address of a /64 had a budget of its own.
+            source = source_of(reg.peer)
+            if self.config.new_cids_per_minute and not self.new_cid_rate.allow(source):
                 log.warning("too many new registrations", appid=reg.appid, peer=reg.peer)
-                wait = self.new_cid_rate.retry_after(reg.peer)
+                wait = self.new_cid_rate.retry_after(source)
                 return refuse(
                     CloseCode.TOO_MANY_REGISTRATIONS,
                     "too_many_registrations",
