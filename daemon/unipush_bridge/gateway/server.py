@@ -522,12 +522,20 @@ class Gateway:
             if event.seq <= conn.last_sent:  # sent, so issued: applied with others soon
                 self.acks.add(conn.appid, conn.cid, event.seq)
             elif (refused := await self.service.ack(conn.appid, conn.cid, event.seq)) is not None:
+                # Throttled, as every refusal a client can repeat at will: a daemon
+                # sending these as fast as its link goes wrote a warning line each.
+                self.edge.warn(
+                    "refused an ack past the last seq issued",
+                    appid=conn.appid,
+                    cid=conn.cid,
+                    seq=event.seq,
+                )
                 await ws.send_str(refused)
         elif isinstance(event, wire.Receipted):
             assert conn is not None
             await self.service.receipt(conn.appid, conn.cid, event)
         elif isinstance(event, wire.Reply):
-            log.warning("refused a frame from a daemon", frame=event.frame)
+            self.edge.warn("refused a frame from a daemon", frame=event.frame)
             await ws.send_str(event.frame)
         else:
             await ws.send_str(event.frame)

@@ -150,11 +150,11 @@ class GatewayService:
         return cursor
 
     async def ack(self, appid: str, cid: str, seq: int) -> str | None:
-        """Apply an ack; an error frame to send back (non-fatal) when it is refused."""
+        """Apply an ack; an error frame to send back (non-fatal) when it is refused
+        (the server logs it, throttled: a daemon can repeat it at will)."""
         row = await self.store.client(appid, cid)
         issued = 0 if row is None else row.issued
         if seq > issued:
-            log.warning("refused an ack past the last seq issued", appid=appid, cid=cid, seq=seq)
             return error_frame(
                 "bad_frame", f"ack.seq: {seq} is past the last seq sent to this cid ({issued})"
             )
