@@ -441,12 +441,17 @@ class Gateway:
         ws = web.WebSocketResponse(max_msg_size=protocol.MAX_FRAME_BYTES, compress=False)
         await ws.prepare(request)
         sess = wire.ServerSession(self.config.client_token_for, peer=request.remote or "")
+        # Until its hello registers, the link is as idle as a keep-alive: the oldest
+        # gives way at the connection cap (else links that never say hello, opened
+        # again every HELLO_TIMEOUT_S, kept every newcomer out). Registered, it is busy.
+        self.edge.busy(request.protocol, False)
 
         conn: Connection | None = None
         try:
             msg = await asyncio.wait_for(ws.receive(), HELLO_TIMEOUT_S)
         except TimeoutError:
             await ws.close(code=protocol.CloseCode.BAD_HELLO, message=b"no hello")
+            self.edge.busy(request.protocol, True)  # as the middleware left it
             return ws
         try:
             while msg.type not in (
@@ -465,6 +470,8 @@ class Gateway:
             log.exception("daemon session failed; closing it", cid=conn and conn.cid)
             await ws.close(code=1011, message=STORE_AWAY.encode())
         finally:
+            if conn is None:  # never registered: as the middleware left it
+                self.edge.busy(request.protocol, True)
             if conn is not None:  # first: a failed touch must not leave it "online"
                 if self.connections.get((conn.appid, conn.cid)) is conn:
                     del self.connections[(conn.appid, conn.cid)]
@@ -516,6 +523,7 @@ class Gateway:
                 await conn.replaced()
                 return None
             log.info("daemon registered", appid=event.appid, cid=event.cid, cursor=cursor)
+            self.edge.busy(http, True)  # a daemon: never closed for a newcomer
             conn.kick()
         elif isinstance(event, wire.Acked):
             assert conn is not None
@@ -803,6 +811,11 @@ class Edge:
             self._by_handler.pop(conn.inner, None)
         if conn.deadline is not None:
             conn.deadline.cancel()
+
+    def busy(self, handler: Any, busy: bool) -> None:
+        """Count a connection's request as in progress again (True) or not (False):
+        a websocket waiting for its hello is not a request being answered."""
+        self._busy(handler, 1 if busy else -1)
 
     def _busy(self, handler: Any, step: int) -> None:
         conn = self._by_handler.get(handler)
