@@ -470,3 +470,49 @@ async def test_ttl_zero_is_online_only(kit: Kit) -> None:
     )
     assert only_task(data)[1] == {online.cid: "successed_online", offline: "successed_ignore"}
     await online.next_push()
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e400"])
+async def test_numbers_that_json_cannot_hold_are_refused(kit: Kit, number: str) -> None:
+    """Python's json reads NaN, Infinity and 1e400 (as inf), which are not JSON: they
+    were stored and sent to the daemon as ``NaN``/``Infinity``, a push frame that no
+    strict parser (JavaScript's JSON.parse, uniCloud's own) takes."""
+    client = await kit.client()
+    text = f'{{"push_clientid": "{client.cid}", "title": "T", "payload": {{"n": [{number}]}}}}'
+    async with kit.http.post(
+        f"{kit.base}/api/__UNI__A/sendMessage",
+        data=text,
+        headers={"Content-Type": "application/json"},
+    ) as resp:
+        status, answer = resp.status, await resp.json()
+    assert status == 400, answer
+    assert answer["errCode"] == "uni-cloud-push-error-20001"
+    assert "payload.n[0]" in answer["errMsg"] and "finite" in answer["errMsg"]
+    await client.no_push()
+
+
+async def test_an_appid_with_a_colon_cannot_read_another_apps_request_ids(kit: Kit) -> None:
+    """The Redis store keys request_id answers as ``r:{appId}:{request_id}``: app
+    "__UNI__A:B" asking with request_id "1234567890" got app "__UNI__A"'s answer to
+    "B:1234567890" (its cids and statuses) and its own message was dropped. An appId
+    holds no ':' (nor a control character: a newline separates the Redis expiry index's
+    parts), so such an appId is not served, on either store."""
+    victim = await kit.client()
+    data = await kit.ok(
+        "sendMessage", {**MSG, "push_clientid": victim.cid, "request_id": "B:1234567890"}
+    )
+    status, answer = await kit.call(
+        "sendMessage", {**MSG, "request_id": "1234567890"}, appid="__UNI__A:B"
+    )
+    assert status == 404, answer
+    assert answer["errCode"] == "uni-cloud-push-error-404"
+    assert answer["data"] is None and victim.cid not in json.dumps(answer)
+    assert only_task(data)[0] not in json.dumps(answer)
+    for appid in ("__UNI__A:B", "__UNI__A\nB"):
+        ws = await connect(kit.ws_url, compression=None)
+        await ws.send(json.dumps({"type": "hello", "v": 1, "appid": appid}))
+        frame = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert frame["code"] == "unknown_app", frame
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4404

@@ -16,9 +16,9 @@ from typing import Any
 import aiohttp
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.gatewaykit import Clock, Kit, running_gateway
+from tests.gatewaykit import Client, Clock, Kit, running_gateway
 from unipush_bridge.clients.pushmanager import get_push_manager
 from unipush_bridge.gateway.access import AppSecrets, GatewayConfig
 from unipush_bridge.gateway.server import Gateway
@@ -292,6 +292,33 @@ async def test_beyond_the_cap_of_busy_connections_a_new_one_is_closed_at_once(
         assert time.monotonic() - started < 1.5
         for d in daemons:  # still connected
             await d.ws.ping()
+
+
+async def test_websockets_that_never_say_hello_give_way_at_the_cap(tmp_path: Path) -> None:
+    """A websocket upgrade that sends no hello was a request in progress for its
+    HELLO_TIMEOUT_S: a client opening max_connections of them, again every 10 s, kept
+    every newcomer out (a sender's call, a daemon's reconnect) though none of them is a
+    daemon. Until its hello registers, it is as idle as a keep-alive: the oldest goes
+    for a newcomer, and registered daemons still never do."""
+    async with running_gateway(tmp_path, max_connections=4) as kit:
+        daemon = await kit.client()
+        mute = [await connect(kit.ws_url, compression=None) for _ in range(3)]
+        assert kit.gateway.edge.open_connections == 4
+        for _ in range(3):
+            assert await healthz(kit) == 200
+        with pytest.raises(ConnectionClosed):  # the oldest one gave way
+            await asyncio.wait_for(mute[0].recv(), 2)
+        await daemon.ws.ping()
+        assert await push_and_receive(kit, daemon)
+        for ws in mute:
+            await ws.close()
+
+
+async def push_and_receive(kit: Kit, daemon: Client) -> bool:
+    body = {"push_clientid": daemon.cid, "title": "T", "content": "C"}
+    data = await kit.ok("sendMessage", body)
+    ((_, statuses),) = data.items()
+    return statuses == {daemon.cid: "successed_online"} and bool(await daemon.next_push())
 
 
 async def test_the_nofile_soft_limit_is_raised_at_start(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog.testing
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -255,3 +256,20 @@ async def test_receipts_count_once_and_only_from_targets(kit: Kit) -> None:
     report = await kit.ok("getReport", {"taskid": taskid})
     total = report[taskid]["total"]
     assert (total["display_num"], total["click_num"], total["receive_num"]) == (1, 1, 1)
+
+
+async def test_a_daemon_flooding_bad_frames_costs_a_few_log_lines(kit: Kit) -> None:
+    """Each refused frame (bad JSON, an ack past the last seq issued) logged a warning:
+    a registered daemon sending them as fast as its link goes wrote a line each, a
+    flood the edge's own refusals are kept from (one line per event per 10 s, with a
+    count). Every frame is still answered."""
+    client = await kit.client()
+    with structlog.testing.capture_logs() as logs:
+        for n in range(100):
+            await client.ws.send("not json" if n % 2 else json.dumps({"type": "ack", "seq": 5}))
+        for _ in range(100):
+            frame = json.loads(await asyncio.wait_for(client.ws.recv(), 5))
+            assert frame["type"] == "error" and frame["code"] == "bad_frame"
+    warnings = [e for e in logs if e["log_level"] == "warning"]
+    assert len(warnings) <= 4, [w["event"] for w in warnings[:10]]
+    assert await push(kit, client.cid) == {client.cid: "successed_online"}

@@ -66,12 +66,16 @@ class GatewayConfig:
     body_timeout_s: float = 10.0
 
     def serves(self, appid: str) -> bool:
-        return not self.apps or appid in self.apps
+        return APPID_RE.fullmatch(appid) is not None and (not self.apps or appid in self.apps)
 
     def secrets_for(self, appid: str) -> AppSecrets:
         """The app's secrets; raises LookupError for an appId not served here."""
         if not self.serves(appid):
             raise LookupError(appid)
+        return self._secrets(appid)
+
+    def _secrets(self, appid: str) -> AppSecrets:
+        """An app's secrets, or with "" those of every app not listed."""
         own = self.apps.get(appid, AppSecrets())
         return AppSecrets(
             server_secret=own.server_secret or self.server_secret,
@@ -135,6 +139,12 @@ class GatewayConfig:
                     f"allowed_origins: {origin!r} is not an origin; give scheme://host[:port] "
                     "such as https://app.example ('null' is never allowed)"
                 )
+        for appid in self.apps:
+            if not APPID_RE.fullmatch(appid):
+                raise ConfigError(
+                    f"apps: {appid!r} is not an appId: 1 to 64 characters, no ':' and no "
+                    "control characters (such as __UNI__A1B2C3D)"
+                )
         for name in self.allowed_hosts:
             if name != "*" and _host_name(name) is None:
                 raise ConfigError(
@@ -154,7 +164,7 @@ class GatewayConfig:
         if is_loopback(self.host):
             return
         for appid in list(self.apps) or [""]:
-            secrets = self.secrets_for(appid)
+            secrets = self._secrets(appid)
             missing = [k for k in ("server_secret", "client_token") if not getattr(secrets, k)]
             if missing:
                 whose = f" for app {appid!r}" if appid else ""
@@ -173,6 +183,11 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+#: An appId served here: what a hello takes (1 to 64 characters), without ':' or a
+#: control character. The Redis store joins its keys' parts with ':' and its expiry
+#: index's with a newline, so "A:B" and "A" once shared keys: app "A:B"'s request_id
+#: "1234567890" answered app "A"'s "B:1234567890", cids and all.
+APPID_RE = re.compile(r"[^:\x00-\x1f\x7f]{1,64}")
 #: scheme://host[:port], as browsers send Origin.
 ORIGIN_RE = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s?#@]+")
 _NAME_RE = re.compile(r"[a-z0-9]([a-z0-9_-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9_-]*[a-z0-9])?)*")

@@ -80,6 +80,12 @@ NOTICE_BODY_MAX = 2048
 #: request_id answers are kept this long (uni-push dedupes a repeated request_id for
 #: a day at most; three days covers a retried batch job).
 REQUEST_ANSWER_TTL_S = 3 * 86_400
+#: What a request_id's key holds while a call makes its answer (never JSON), and how
+#: long at most: a call commits in milliseconds, and a retry of a call whose node
+#: died holding the claim waits this long at most. A claim that lapses before its
+#: call commits lets a second call in, as there was no claim at all.
+CLAIMED = "claimed"
+CLAIM_TTL_S = 5
 
 _ADD_MESSAGES = """
 -- KEYS: due, cluster, seq; ARGV: prefix, appid, taskid, body, expires_at, now, ttl_s,
@@ -354,6 +360,21 @@ end
 return gone
 """
 
+_REMEMBER = """
+-- KEYS: r; ARGV: answer, the claim marker, ttl. The first answer stays (NX), but the
+-- claim of the call that made this one gives way to it.
+local v = redis.call('GET', KEYS[1])
+if v and v ~= ARGV[2] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+return 1
+"""
+
+_RELEASE = """
+-- KEYS: r; ARGV: the claim marker. A failed call's claim goes; an answer stays.
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+"""
+
 _FOLD_QUEUED = """
 -- KEYS: queued (the set earlier versions kept of the cids with messages), due. Move
 -- up to 1,000 of its members into due, to be visited at the next purge; how many.
@@ -456,6 +477,8 @@ class RedisStore:
             "forget": _FORGET,
             "expire": _PURGE_EXPIRED,
             "fold": _FOLD_QUEUED,
+            "remember": _REMEMBER,
+            "release": _RELEASE,
             "claim": _CLAIM,
             "refresh": _REFRESH,
             "leave": _LEAVE,
@@ -836,15 +859,24 @@ class RedisStore:
 
     async def answer_for(self, appid: str, request_id: str) -> dict[str, Any] | None:
         text = await self._r.get(self._k("r", appid, request_id))
-        if text is None:
+        if text is None or text == CLAIMED:
             return None
         answer: dict[str, Any] = json.loads(text)
         return answer
 
     async def remember_answer(self, appid: str, request_id: str, answer: dict[str, Any]) -> None:
-        async with self._writes() as pipe:
-            key = self._k("r", appid, request_id)
-            pipe.set(key, json.dumps(answer), nx=True, ex=REQUEST_ANSWER_TTL_S)
+        """The first answer stays; a claim (its own call's) gives way to it."""
+        key = self._k("r", appid, request_id)
+        await self._run("remember", [key], [json.dumps(answer), CLAIMED, REQUEST_ANSWER_TTL_S])
+
+    async def claim_answer(self, appid: str, request_id: str) -> bool:
+        """A marker in the answer's key, for CLAIM_TTL_S at most (a node that died
+        holding it lets it go then)."""
+        key = self._k("r", appid, request_id)
+        return bool(await self._r.set(key, CLAIMED, nx=True, ex=CLAIM_TTL_S))
+
+    async def release_answer(self, appid: str, request_id: str) -> None:
+        await self._eval(self._r, "release", [self._k("r", appid, request_id)], [CLAIMED])
 
     # aliases ---------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ takes; failures carry uni's errCode and an errMsg that names the field and rule.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -266,14 +267,21 @@ def _carried_scalars(body: dict[str, Any]) -> None:
 
 
 def check_json_value(value: Any, where: str, max_depth: int = MAX_DEPTH) -> None:
-    """Any method's parsed body: nesting at most ``max_depth`` deep, and every string
+    """Any method's parsed body: nesting at most ``max_depth`` deep, every string
     valid Unicode (JSON's \\ud800 escapes parse to lone surrogates that no encoder
-    takes later). Iterative, so the check itself cannot overflow the stack."""
+    takes later), and every number finite (Python's json reads NaN, Infinity and 1e400,
+    which no JSON has, and writes them back as NaN and Infinity: a push frame no
+    strict parser takes). Iterative, so the check itself cannot overflow the stack."""
     stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
     while stack:
         item, path = stack.pop()
         if isinstance(item, str):
             _unicode(item, where, path)
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise invalid(
+                _path(where, path),
+                f"is {item!r}: numbers must be finite (NaN and Infinity are not JSON)",
+            )
         elif isinstance(item, dict | list):
             if len(path) >= max_depth:
                 raise invalid(_path(where, path), f"nests too deep: at most {max_depth} levels")

@@ -22,7 +22,6 @@ if sys.platform != "win32":
 
 from ..errors import ConfigError
 from ..wire import gateway as protocol
-from ..wire.strictjson import reject_constant
 from . import errors
 from . import session as wire
 from .access import GatewayConfig, source_of
@@ -442,12 +441,17 @@ class Gateway:
         ws = web.WebSocketResponse(max_msg_size=protocol.MAX_FRAME_BYTES, compress=False)
         await ws.prepare(request)
         sess = wire.ServerSession(self.config.client_token_for, peer=request.remote or "")
+        # Until its hello registers, the link is as idle as a keep-alive: the oldest
+        # gives way at the connection cap (else links that never say hello, opened
+        # again every HELLO_TIMEOUT_S, kept every newcomer out). Registered, it is busy.
+        self.edge.busy(request.protocol, False)
 
         conn: Connection | None = None
         try:
             msg = await asyncio.wait_for(ws.receive(), HELLO_TIMEOUT_S)
         except TimeoutError:
             await ws.close(code=protocol.CloseCode.BAD_HELLO, message=b"no hello")
+            self.edge.busy(request.protocol, True)  # as the middleware left it
             return ws
         try:
             while msg.type not in (
@@ -466,6 +470,8 @@ class Gateway:
             log.exception("daemon session failed; closing it", cid=conn and conn.cid)
             await ws.close(code=1011, message=STORE_AWAY.encode())
         finally:
+            if conn is None:  # never registered: as the middleware left it
+                self.edge.busy(request.protocol, True)
             if conn is not None:  # first: a failed touch must not leave it "online"
                 if self.connections.get((conn.appid, conn.cid)) is conn:
                     del self.connections[(conn.appid, conn.cid)]
@@ -517,18 +523,27 @@ class Gateway:
                 await conn.replaced()
                 return None
             log.info("daemon registered", appid=event.appid, cid=event.cid, cursor=cursor)
+            self.edge.busy(http, True)  # a daemon: never closed for a newcomer
             conn.kick()
         elif isinstance(event, wire.Acked):
             assert conn is not None
             if event.seq <= conn.last_sent:  # sent, so issued: applied with others soon
                 self.acks.add(conn.appid, conn.cid, event.seq)
             elif (refused := await self.service.ack(conn.appid, conn.cid, event.seq)) is not None:
+                # Throttled, as every refusal a client can repeat at will: a daemon
+                # sending these as fast as its link goes wrote a warning line each.
+                self.edge.warn(
+                    "refused an ack past the last seq issued",
+                    appid=conn.appid,
+                    cid=conn.cid,
+                    seq=event.seq,
+                )
                 await ws.send_str(refused)
         elif isinstance(event, wire.Receipted):
             assert conn is not None
             await self.service.receipt(conn.appid, conn.cid, event)
         elif isinstance(event, wire.Reply):
-            log.warning("refused a frame from a daemon", frame=event.frame)
+            self.edge.warn("refused a frame from a daemon", frame=event.frame)
             await ws.send_str(event.frame)
         else:
             await ws.send_str(event.frame)
@@ -580,7 +595,7 @@ async def _json_body(request: web.Request, timeout_s: float) -> Any:
             errors.PARAMS, f"request body is not UTF-8: byte {exc.start} is invalid"
         ) from None
     try:
-        value = json.loads(text, parse_constant=reject_constant)
+        value = json.loads(text)
     except RecursionError:
         raise UniError(
             errors.PARAMS, f"request body: must nest at most {MAX_DEPTH} levels deep"
@@ -796,6 +811,11 @@ class Edge:
             self._by_handler.pop(conn.inner, None)
         if conn.deadline is not None:
             conn.deadline.cancel()
+
+    def busy(self, handler: Any, busy: bool) -> None:
+        """Count a connection's request as in progress again (True) or not (False):
+        a websocket waiting for its hello is not a request being answered."""
+        self._busy(handler, 1 if busy else -1)
 
     def _busy(self, handler: Any, step: int) -> None:
         conn = self._by_handler.get(handler)

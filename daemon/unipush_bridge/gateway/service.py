@@ -6,6 +6,8 @@ which message (the server hands them over after the commit).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -19,7 +21,7 @@ import structlog
 
 from ..wire.gateway import CloseCode
 from . import errors, methods
-from .access import GatewayConfig
+from .access import GatewayConfig, source_of
 from .errors import UniError
 from .ids import ordered_id
 from .ratelimit import RateLimiter
@@ -36,6 +38,11 @@ ONLINE_ONLY_GRACE_S = 60.0
 INVALID = "target user is invalid"
 #: Past the 500-device cap, or offline with an online-only ttl: nothing stored.
 IGNORED = "successed_ignore"
+
+#: How long a call waits for another call making its request_id's answer (a Redis
+#: claim lives 5 s at most, redisstore.CLAIM_TTL_S), and how often it looks.
+REPEAT_WAIT_S = 10.0
+REPEAT_POLL_S = 0.02
 
 #: A cid with no hello for this long is forgotten with its data (uni: three months).
 CID_UNSEEN_EXPIRY_S = 90 * 86_400
@@ -97,9 +104,12 @@ class GatewayService:
         row = await store.client(reg.appid, reg.cid)
         presented = None if reg.secret is None else secret_hash(reg.secret)
         if row is None:
-            if self.config.new_cids_per_minute and not self.new_cid_rate.allow(reg.peer):
+            # By source (an IPv6 peer by its /64), as the API limits count: per exact
+            # address, each address of a /64 had a budget of its own.
+            source = source_of(reg.peer)
+            if self.config.new_cids_per_minute and not self.new_cid_rate.allow(source):
                 log.warning("too many new registrations", appid=reg.appid, peer=reg.peer)
-                wait = self.new_cid_rate.retry_after(reg.peer)
+                wait = self.new_cid_rate.retry_after(source)
                 return refuse(
                     CloseCode.TOO_MANY_REGISTRATIONS,
                     "too_many_registrations",
@@ -140,11 +150,11 @@ class GatewayService:
         return cursor
 
     async def ack(self, appid: str, cid: str, seq: int) -> str | None:
-        """Apply an ack; an error frame to send back (non-fatal) when it is refused."""
+        """Apply an ack; an error frame to send back (non-fatal) when it is refused
+        (the server logs it, throttled: a daemon can repeat it at will)."""
         row = await self.store.client(appid, cid)
         issued = 0 if row is None else row.issued
         if seq > issued:
-            log.warning("refused an ack past the last seq issued", appid=appid, cid=cid, seq=seq)
             return error_frame(
                 "bad_frame", f"ack.seq: {seq} is past the last seq sent to this cid ({issued})"
             )
@@ -216,12 +226,42 @@ class GatewayService:
         store = self.store
         memo = _memo_key(req)
         if memo is not None:
-            earlier = await store.answer_for(appid, memo)
+            earlier = await self._earlier(appid, memo)
             if earlier is not None:
                 log.info("dropped a repeated request_id", request_id=req.request_id)
                 data = earlier.get("data") or {}
                 cids = await store.all_cids(appid) if "taskid" in data else _answered_cids(data)
                 return Outcome(earlier, recheck=cids)
+        try:
+            return await self._send(appid, req, memo, online)
+        except BaseException:
+            if memo is not None:  # nothing remembered: the sender may try again
+                with contextlib.suppress(Exception):
+                    await store.release_answer(appid, memo)
+            raise
+
+    async def _earlier(self, appid: str, memo: str) -> dict[str, Any] | None:
+        """The answer of an earlier call with this request_id, or None once this call
+        holds the claim to make it. A call making it now is waited for (on Redis: a
+        sender's retry while its first try is in progress, or another node's)."""
+        deadline = time.monotonic() + REPEAT_WAIT_S
+        while True:
+            earlier = await self.store.answer_for(appid, memo)
+            if earlier is not None or await self.store.claim_answer(appid, memo):
+                return earlier
+            if time.monotonic() > deadline:
+                raise UniError(
+                    errors.SERVICE,
+                    "a call with this request_id is still in progress; retry it later",
+                    503,
+                )
+            await asyncio.sleep(REPEAT_POLL_S)
+
+    async def _send(
+        self, appid: str, req: SendRequest, memo: str | None, online: Online
+    ) -> Outcome:
+        """sendMessage once this call may make its answer (``memo``: its request_id's)."""
+        store = self.store
         broadcast = req.target.kind == "broadcast"
         if broadcast and not self.broadcast_rate.allow(appid):
             raise UniError(

@@ -126,6 +126,13 @@ class SqliteStore:
     async def remember_answer(self, appid: str, request_id: str, answer: dict[str, Any]) -> None:
         self.sync.remember_answer(appid, request_id, answer)
 
+    async def claim_answer(self, appid: str, request_id: str) -> bool:
+        """Nothing suspends from answer_for to the commit: no other call is between."""
+        return True
+
+    async def release_answer(self, appid: str, request_id: str) -> None:
+        """Nothing was claimed."""
+
     # aliases, tags, uni-id mappings
 
     async def alias_of(self, appid: str, cid: str) -> str | None:

@@ -75,6 +75,16 @@ class Store(Protocol):
     async def remember_answer(
         self, appid: str, request_id: str, answer: dict[str, Any]
     ) -> None: ...
+    async def claim_answer(self, appid: str, request_id: str) -> bool:
+        """True: this call makes the request_id's answer (remember_answer, or
+        release_answer when it fails); False: another call is making it now. On Redis
+        two calls (or nodes) await between reading "no answer" and committing one; a
+        SQLite transaction never suspends, so its call is always the only one."""
+        ...
+
+    async def release_answer(self, appid: str, request_id: str) -> None:
+        """A claimed call failed: the request_id is free for the next call."""
+        ...
 
     def transaction(self) -> contextlib.AbstractAsyncContextManager[None]:
         """One atomic step for all the writes inside; an exception discards them all."""

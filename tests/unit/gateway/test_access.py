@@ -20,6 +20,19 @@ def test_no_apps_serves_every_appid() -> None:
     assert gc.client_token_for("__UNI__A") is None
 
 
+@pytest.mark.parametrize("appid", ["__UNI__A:B", "a\nb", "tab\there", "x" * 65, ""])
+def test_an_appid_the_stores_cannot_key_is_never_served(appid: str) -> None:
+    """The Redis store joins key parts with ':' (and its expiry index's with a newline),
+    so "A:B" would share keys with "A"; such an appId is neither served nor listable."""
+    assert not GatewayConfig().serves(appid)
+    with pytest.raises(LookupError):
+        GatewayConfig().secrets_for(appid)
+    if appid:
+        with pytest.raises(ConfigError, match="is not an appId"):
+            GatewayConfig(apps={appid: AppSecrets()}).check()
+    assert GatewayConfig().serves("__UNI__A1B2C3D") and GatewayConfig().serves("应用-1.0")
+
+
 def test_no_apps_uses_the_global_secrets() -> None:
     gc = GatewayConfig(server_secret=S_GLOBAL, client_token=C_GLOBAL)
     assert gc.secrets_for("__UNI__X") == AppSecrets(S_GLOBAL, C_GLOBAL)

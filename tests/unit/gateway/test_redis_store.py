@@ -200,3 +200,26 @@ async def test_the_unseen_purge_forgets_in_batches_and_spares_a_cid_seen_meanwhi
         assert command_calls(r)["exec"] == 3 + 1  # three batches, and the hello's own MULTI
     assert await rs.known(APP, back)
     assert not await rs.known(APP, cids[0]) and not await rs.known(APP, cids[-1])
+
+
+async def test_a_request_id_claim_holds_off_others_and_gives_way_to_the_answer(
+    rs: RedisStore, shared_redis: RedisServer
+) -> None:
+    """One call at a time makes a request_id's answer: its claim refuses a second
+    claim, reads as no answer, goes when the call fails, gives way to the answer it
+    makes (never to another's: the first answer stays), and lapses after CLAIM_TTL_S
+    if its node died."""
+    assert await rs.claim_answer(APP, "req-1")
+    assert not await rs.claim_answer(APP, "req-1")
+    assert await rs.answer_for(APP, "req-1") is None
+    await rs.release_answer(APP, "req-1")
+    assert await rs.claim_answer(APP, "req-1")
+    await rs.remember_answer(APP, "req-1", {"n": 1})
+    assert not await rs.claim_answer(APP, "req-1")
+    await rs.release_answer(APP, "req-1")  # a late release leaves the answer alone
+    await rs.remember_answer(APP, "req-1", {"n": 2})
+    assert await rs.answer_for(APP, "req-1") == {"n": 1}
+    assert await rs.claim_answer(APP, "req-2")
+    with redis.Redis.from_url(shared_redis.url) as r:
+        assert 0 < int(r.ttl(f"up:r:{APP}:req-2")) <= 5
+        assert int(r.ttl(f"up:r:{APP}:req-1")) > 86_400

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -172,3 +174,33 @@ def only_statuses(outcome: Outcome) -> dict[str, str]:
     ((_, statuses),) = outcome.answer["data"].items()
     assert isinstance(statuses, dict)
     return statuses
+
+
+async def test_concurrent_calls_with_one_request_id_store_one_message(
+    service: GatewayService,
+) -> None:
+    """A sender that retries while its first call is still in progress (its timeout
+    came before the answer) sends the same request_id twice at once. On Redis each
+    call read "no answer yet" before either had committed: ten calls stored ten
+    messages under ten task ids. One call makes the message; the others wait for its
+    answer and get it."""
+    # the Redis client's pool holds connections for all: no call waits on a connect
+    await asyncio.gather(*(service.store.answer_for(APP, "warm-up-0001") for _ in range(20)))
+    calls = [service.send_message(APP, body(request_id="retried-0001"), online) for _ in range(10)]
+    outcomes = [await c for c in [asyncio.ensure_future(c) for c in calls]]
+    assert len({json.dumps(o.answer, sort_keys=True) for o in outcomes}) == 1
+    assert sum(len(o.deliveries) for o in outcomes) == 1
+    assert len(await service.store.after_raw(APP, OFF, 0)) == 1
+
+
+async def test_a_failed_call_lets_its_request_id_go(service: GatewayService) -> None:
+    """A call that fails (here: no registered device) remembers nothing, so the same
+    request_id made right after is served, not held up behind the failed one."""
+    with pytest.raises(UniError):
+        await service.send_message(
+            APP, {**body(request_id="retried-0002"), "push_clientid": [NEVER]}, online
+        )
+    outcome = await asyncio.wait_for(
+        service.send_message(APP, body(request_id="retried-0002"), online), 2
+    )
+    assert outcome.answer["errCode"] == 0 and len(outcome.deliveries) == 1

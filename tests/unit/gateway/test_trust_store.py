@@ -210,6 +210,28 @@ async def test_new_registrations_are_limited_per_address_not_reconnects(
     assert await service.register(Register(APP, CID2, 0, SECRET, "10.0.0.1")) == 0
 
 
+async def test_new_registrations_count_an_ipv6_caller_by_its_64(
+    gs: Store, clock: Clock, tmp_path: Path
+) -> None:
+    """The budget was kept per exact peer address: a caller holding an IPv6 /64 (one
+    subscriber's block, 2**64 addresses) took a fresh budget with each address it
+    used, and an IPv4 peer seen as ::ffff:a.b.c.d had a second one. It counts as the
+    auth-failure and API limits count (access.source_of)."""
+    config = GatewayConfig(data_dir=tmp_path, new_cids_per_minute=2)
+    service = GatewayService(config, gs, clock, monotonic=clock)
+    peers = ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::3"]
+    outcomes = [
+        await service.register(Register(APP, f"{n:032x}", 0, SECRET, peer))
+        for n, peer in enumerate(peers)
+    ]
+    assert outcomes[:2] == [0, 0]
+    assert refusal(outcomes[2])[0] == CloseCode.TOO_MANY_REGISTRATIONS
+    assert await service.register(Register(APP, "a" * 32, 0, SECRET, "2001:db8:1:3::1")) == 0
+    for n, peer in enumerate(["10.0.0.9", "::ffff:10.0.0.9", "10.0.0.9"]):
+        outcome = await service.register(Register(APP, f"{n:031x}b", 0, SECRET, peer))
+        assert (outcome == 0) == (n < 2), (peer, outcome)
+
+
 @pytest.mark.parametrize("per_minute", [2, 0])
 async def test_the_new_cid_budget_is_the_gateways_setting(
     gs: Store, clock: Clock, tmp_path: Path, per_minute: int
