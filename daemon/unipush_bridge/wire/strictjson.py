@@ -5,9 +5,11 @@ instead, where the sender hears why."""
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the CLI's fast path imports this module and not typing
+    from typing import NoReturn
 
 
-def reject_constant(name: str) -> Any:
+def reject_constant(name: str) -> NoReturn:
     """``parse_constant`` for json.loads: the ValueError names the value."""
     raise ValueError(f"{name} is not JSON")
