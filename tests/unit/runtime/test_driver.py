@@ -120,6 +120,16 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
+async def dropped(app: App) -> None:
+    """Wait until the driver has cut a stuck listener (its hold timeout is 50 ms)."""
+    for _ in range(50):
+        if app.closed:
+            break
+        await asyncio.sleep(0.01)
+    await settle()
+    assert app.closed
+
+
 # -- the redelivery filter ------------------------------------------------------------------
 
 
@@ -278,12 +288,7 @@ async def test_a_stuck_listener_is_dropped_and_its_batch_held(driver: Driver, st
     stuck = App(stuck=True)
     await driver.subscribe(stuck)
     await deliver(driver, (1, "m1", msg(1)))
-    for _ in range(50):
-        if stuck.closed:
-            break
-        await asyncio.sleep(0.01)
-    await settle()
-    assert stuck.closed
+    await dropped(stuck)
     assert driver.listeners == 0
     assert store.count(HELD) == 1
 
@@ -408,12 +413,7 @@ async def test_a_click_one_listener_did_not_take_goes_to_one_that_came_meanwhile
     await d.subscribe(stuck)
     await d.subscribe(app)
     assert app.events == []
-    for _ in range(50):
-        if stuck.closed:
-            break
-        await asyncio.sleep(0.01)
-    await settle()
-    assert stuck.closed
+    await dropped(stuck)
     assert [e["type"] for e, _ in app.events] == ["click"]
     assert store.pending_click(APPID) is None
     await d.stop(0.1)
