@@ -111,6 +111,9 @@
       .then(function (res) {
         res = protocol.rename(res, api);
         var ok = protocol.isOk(res);
+        // uni-app x hands fail a UniError (an Error made with its errMsg): code there
+        // reads err.message. Not enumerable, so uni-app's {errMsg} is unchanged.
+        if (!ok) Object.defineProperty(res, "message", { value: res.errMsg, writable: true, configurable: true });
         // uni wraps each callback in tryCatch: one that throws is logged, and
         // complete still runs after success or fail.
         invoke(ok ? options.success : options.fail, res);

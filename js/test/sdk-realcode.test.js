@@ -81,3 +81,31 @@ test("a fail callback that throws is logged too, and complete runs", async () =>
   assert.equal(logged[0][0].message, "in fail");
   assert.deepEqual(unhandled, []);
 });
+
+test("uni-app x code reads a failure's err.message: it is the errMsg, as on UniError", async () => {
+  // DCloud's hello-uni-app-x pages/API/uni-push/uni-push.uvue (find_string id
+  // 55709074916): getPushClientId's fail does `err.message.includes('uniPush is not
+  // enabled')` and `err.message.includes('getPushClientId:fail register fail: ...')`.
+  // uni-app x's UniError extends Error with super(errMsg), so message is the errMsg.
+  const reason = 'register fail: {"errorCode":1,"errorMsg":""}';
+  const daemon = new FakeDaemon({ answers: { getPushClientId: () => ({ errMsg: `getPushClientId:fail ${reason}` }) } });
+  const uni = page(daemon);
+  let shown = null;
+  const { logged } = await watching(() => {
+    uni.getPushClientId({
+      success: () => assert.fail("succeeded"),
+      fail: (err) => {
+        if (err.message.includes("uniPush is not enabled")) shown = "not enabled";
+        else if (err.message.includes(`getPushClientId:fail ${reason}`)) shown = "not activated";
+        else shown = "other";
+      },
+    });
+  });
+  assert.deepEqual(logged, []);
+  assert.equal(shown, "not activated");
+  const err = await uni.getPushClientId().catch((e) => e);
+  assert.equal(err.message, err.errMsg);
+  // uni-app's own shape is unchanged: message is not an enumerable field
+  assert.deepEqual(JSON.parse(JSON.stringify(err)), { errMsg: `getPushClientId:fail ${reason}` });
+  assert.deepEqual(Object.keys(err), ["errMsg"]);
+});
