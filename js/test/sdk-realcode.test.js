@@ -109,3 +109,65 @@ test("uni-app x code reads a failure's err.message: it is the errMsg, as on UniE
   assert.deepEqual(JSON.parse(JSON.stringify(err)), { errMsg: `getPushClientId:fail ${reason}` });
   assert.deepEqual(Object.keys(err), ["errMsg"]);
 });
+
+test("checked: patterns of public code that already behave as in uni", async () => {
+  const daemon = new FakeDaemon();
+  const uni = page(daemon);
+
+  // uni-im's init (find_string id 49100705094): off(fn) then on(fn) on every init, and
+  // the handler reads res.data.payload.type: one listener, one call per push.
+  const seen = [];
+  function onPushMsg(res) {
+    seen.push(res.data.payload.type);
+  }
+  for (let i = 0; i < 3; i++) {
+    uni.offPushMessage(onPushMsg);
+    uni.onPushMessage(onPushMsg);
+  }
+  await settleDown(20);
+  daemon.event("receive", { unipush_version: "2.0", title: "t", content: "c", payload: { type: "uni-im" } }, "p1");
+  assert.deepEqual(seen, ["uni-im"]);
+  uni.offPushMessage(onPushMsg);
+
+  // A public App.vue (find_string id 6139267588): receive turns into
+  // createPushMessage({title: res.data.title || "新通知", ..., payload: res.data.payload});
+  // the click comes back with that payload, read as res.data.payload.id.
+  const clicks = [];
+  const listener = (res) => {
+    if (res.type === "receive") {
+      uni.createPushMessage({ title: res.data.title || "新通知", content: res.data.content || "点击查看详情", payload: res.data.payload });
+    }
+    if (res.type === "click") clicks.push(res.data.payload.id);
+  };
+  uni.onPushMessage(listener);
+  await settleDown(20);
+  daemon.event("receive", { unipush_version: "2.0", title: "", content: "", payload: { id: 9 } }, "p2");
+  await settleDown(20);
+  const made = daemon.sent.filter((m) => m.method === "createPushMessage").at(-1).params;
+  assert.deepEqual(made, { title: "新通知", content: "点击查看详情", payload: { id: 9 } });
+  daemon.event("click", { title: "新通知", content: "点击查看详情", payload: { id: 9 } });
+  assert.deepEqual(clicks, [9]);
+
+  // A page that stringifies its payload (find_string id 30355360144:
+  // `payload: JSON.stringify(others['payload'])`): the click hands back that string.
+  let clickedPayload = null;
+  uni.offPushMessage();
+  uni.onPushMessage((res) => (clickedPayload = res.data.payload));
+  const text = JSON.stringify({ response_receive: 1 });
+  uni.createPushMessage({ title: "t", content: "c", payload: text, fail: (err) => assert.fail(err.errMsg) });
+  await settleDown(20);
+  daemon.event("click", { title: "t", content: "c", payload: text });
+  assert.equal(clickedPayload, text);
+
+  // Vue 3 promise style with an empty object (find_string id 27721461614:
+  // `const { cid } = await uni.getPushClientId({})`), and try/await/catch as uni-ai's
+  // checkIsOpenPush does (find_string id 20293066840).
+  const { cid } = await uni.getPushClientId({});
+  assert.equal(cid, daemon.cid);
+
+  // offPushMessage() with no argument in onExit/onBeforeUnmount (find_string ids
+  // 56056453293, 44692862650) removes all and unsubscribes.
+  uni.offPushMessage();
+  await settleDown(20);
+  assert.equal(daemon.methods().filter((m) => m !== "ack").at(-1), "offPushMessage");
+});
