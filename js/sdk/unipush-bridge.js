@@ -93,7 +93,8 @@
   /** uni's calling convention (its promisify): a call given any of success, fail or
    * complete answers through them and returns nothing, so a failure with no fail
    * callback goes unseen, as in uni; a call with none returns a Promise that rejects
-   * on failure. */
+   * on failure. A callback that throws is logged with console.error and complete
+   * still runs (uni's tryCatch, helpers/api/catch.ts). */
   function settle(api, options, work) {
     var callbacks = hasCallback(options);
     options = options || {};
@@ -110,9 +111,13 @@
       .then(function (res) {
         res = protocol.rename(res, api);
         var ok = protocol.isOk(res);
-        var cb = ok ? options.success : options.fail;
-        if (typeof cb === "function") cb(res);
-        if (typeof options.complete === "function") options.complete(res);
+        // uni-app x hands fail a UniError (an Error made with its errMsg): code there
+        // reads err.message. Not enumerable, so uni-app's {errMsg} is unchanged.
+        if (!ok) Object.defineProperty(res, "message", { value: res.errMsg, writable: true, configurable: true });
+        // uni wraps each callback in tryCatch: one that throws is logged, and
+        // complete still runs after success or fail.
+        invoke(ok ? options.success : options.fail, res);
+        invoke(options.complete, res);
         if (!ok) throw res;
         return res;
       });
@@ -121,6 +126,15 @@
       return undefined;
     }
     return p;
+  }
+
+  function invoke(cb, res) {
+    if (typeof cb !== "function") return;
+    try {
+      cb(res);
+    } catch (e) {
+      if (root.console) root.console.error(e);
+    }
   }
 
   function hasCallback(options) {

@@ -582,3 +582,60 @@ def test_none_carried_fields_are_left_out() -> None:
         body(channelId=None, sound=None, open_url=None, badge=None, category=None)
     ).message
     assert message == {"title": "T", "content": "C", "payload": {"k": "v"}}
+
+
+# sendMessage bodies as public cloud functions write them (find_string ids of the
+# search corpus; written anew): each is taken, and what travels is what they meant.
+REAL_BODIES = [
+    # payload only, no title/content (a cloud object's setmessage, id 43206186137)
+    ({"push_clientid": CID, "payload": "hello"}, {"payload": "hello", "offline": "hold"}),
+    # JSON-in-string payload (an order system's assignOrder, id 65929360852): kept a string
+    (
+        {
+            "push_clientid": CID,
+            "title": "新订单待取货",
+            "content": "订单 1 等待您取货",
+            "payload": json.dumps({"page": "/pages/pending/index", "orderNo": "1"}),
+        },
+        {"payload": json.dumps({"page": "/pages/pending/index", "orderNo": "1"})},
+    ),
+    # category object and raw vendor options (id 17227363537)
+    (
+        {
+            "push_clientid": CID,
+            "title": "t",
+            "content": "c",
+            "payload": {"text": "x"},
+            "force_notification": True,
+            "category": {"harmony": "EXPRESS", "huawei": "EXPRESS", "vivo": "ORDER"},
+            "options": {"HW": {"/message/android/target_user_type": 1}},
+        },
+        {"force_notification": True},
+    ),
+    # badge "+1" (id 53398457812)
+    (
+        {"push_clientid": CID, "title": "t", "content": "c", "payload": {}, "badge": "+1"},
+        {"badge": "+1"},
+    ),
+    # user_id with check_token false and a platform list (id 70681652047)
+    (
+        {
+            "user_id": "u1",
+            "check_token": False,
+            "platform": ["mp-weixin"],
+            "title": "t",
+            "content": "c",
+            "payload": {"type": "chat_new"},
+        },
+        {"payload": {"type": "chat_new"}},
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "carried"), REAL_BODIES)
+def test_real_cloud_function_bodies_are_taken(
+    body: dict[str, Any], carried: dict[str, Any]
+) -> None:
+    req = parse_send_message(body)
+    for key, value in carried.items():
+        assert req.message[key] == value
