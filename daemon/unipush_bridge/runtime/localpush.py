@@ -18,6 +18,9 @@ from ..errors import ApiFail
 DEFAULT_CHANNEL = "DcloudChannelID"
 #: Longest delay accepted: a scheduled notification is kept on disk until then.
 MAX_DELAY_S = 30 * 24 * 3600
+#: A `when` at most this far from the epoch, in ms: JavaScript Date's range (ECMAScript's
+#: TimeClip), so every time taken is one a page could have made, and history keeps a number.
+MAX_WHEN_MS = 8_640_000_000_000_000
 #: Longest title accepted; what is shown is cut shorter (notifier.MAX_TITLE).
 MAX_TEXT = 64 * 1024
 #: channelId and category at most: what the gateway passes on in a push (send.py), so
@@ -155,7 +158,12 @@ def _when(value: Any) -> int | None:
         raise OptionError("when must be a time: ms since the epoch or an ISO 8601 date")
     if isinstance(value, str) and (ms := js_number(value)) is not None:
         value = ms  # ms, as a string (a Date.now() that went through a form)
-    if isinstance(value, int | float) and math.isfinite(value):
+    if isinstance(value, int | float) and not math.isnan(value):
+        if not -MAX_WHEN_MS <= value <= MAX_WHEN_MS:
+            raise OptionError(
+                f"when must be within {MAX_WHEN_MS} ms (JavaScript Date's range, 275760 years)"
+                " of the epoch"
+            )
         return int(value)
     if isinstance(value, str):
         try:
