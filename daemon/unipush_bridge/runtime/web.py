@@ -94,6 +94,18 @@ def sdk_file(name: str) -> Path | None:
     return None
 
 
+def repeat_refusal(headers: Headers, names: tuple[str, ...]) -> Refusal | None:
+    """400 for a header the checks read that came more than once: which of two to read
+    is not for the endpoint to guess (and websockets' ``headers.get`` raises on it)."""
+    for name in names:
+        if len(headers.get_all(name)) > 1:
+            return Refusal(
+                http.HTTPStatus.BAD_REQUEST,
+                f"more than one {name} header: a request must carry exactly one",
+            )
+    return None
+
+
 def host_refusal(host: str | None, port: int) -> str | None:
     """Why this Host header is not this endpoint's, or None: a loopback name with our
     port (a browser always sends the port unless it is 80)."""
@@ -132,6 +144,9 @@ def refusal(
 ) -> Refusal | None:
     """The answer to a request before any websocket: None lets a websocket through."""
     path = request_path.split("?", 1)[0]
+    repeated = repeat_refusal(headers, ("Host", "Origin"))
+    if repeated is not None:
+        return repeated
     why = host_refusal(headers.get("Host"), port)
     if why is not None:
         return Refusal(http.HTTPStatus.FORBIDDEN, why)
@@ -308,6 +323,9 @@ class WebEndpoint:
     def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
         name = SDK_FILES.get(request.path.split("?", 1)[0])
         if name is not None and "Upgrade" not in request.headers:
+            repeated = repeat_refusal(request.headers, ("Host",))
+            if repeated is not None:
+                return _text(*repeated)
             why = host_refusal(request.headers.get("Host"), self.port)
             if why is not None:
                 return _text(http.HTTPStatus.FORBIDDEN, why)
