@@ -19,6 +19,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.procs import DaemonProc, cli, post_json, wait_for
+from unipush_bridge.runtime.web import MAX_CONNECTIONS
 
 ORIGIN = "http://127.0.0.1:5599"
 OTHER = "http://127.0.0.1:5600"
@@ -244,6 +245,38 @@ async def test_rate_limit_per_connection(web: Web) -> None:
         while True:
             await asyncio.wait_for(ws.recv(), 5)
     assert ws.close_code == 1008
+
+
+async def test_connections_that_never_say_hello_give_way_at_the_cap(web: Web) -> None:
+    """Websockets that had not said hello counted toward the 16 and each stayed 10 s:
+    any local process could send an allowed Origin, open 16, do it again every 10 s,
+    and every page got 503. Now at the cap the oldest one with no hello is closed
+    (4400) for the newcomer; pages that said hello never are, and 16 of them still
+    fill the endpoint (503)."""
+    token = web.pair()
+    mute = [await connect(web.url, origin=ORIGIN) for _ in range(MAX_CONNECTIONS)]  # type: ignore[arg-type]
+    page = await paired(web, token)
+    with pytest.raises(ConnectionClosed):
+        await asyncio.wait_for(mute[0].recv(), 5)
+    assert (mute[0].close_code, mute[0].close_reason) == (
+        4400,
+        "no hello; gave way to a new connection",
+    )
+    for _ in range(2 * MAX_CONNECTIONS):  # the silent ones keep coming: they push out each other
+        mute.append(await connect(web.url, origin=ORIGIN))  # type: ignore[arg-type]
+    got = await call(page, 1, "getPushClientId")
+    assert got["errMsg"] == "getPushClientId:ok"
+    second = await paired(web, token)  # still room for another page
+    for ws in [*mute, page, second]:
+        await ws.close()
+    pages = [await paired(web, token) for _ in range(MAX_CONNECTIONS)]
+    with pytest.raises(InvalidStatus) as full:
+        await connect(web.url, origin=ORIGIN)  # type: ignore[arg-type]
+    assert full.value.response.status_code == 503
+    assert b"too many web connections (at most 16)" in full.value.response.body
+    for ws in pages:
+        assert (await call(ws, 2, "getAllChannels"))["errMsg"] == "getAllChannels:ok"
+        await ws.close()
 
 
 async def test_push_reaches_the_page_and_an_ack_settles_it(web: Web) -> None:
