@@ -137,7 +137,7 @@ def notify_params(values: Mapping[str, Any]) -> dict[str, Any]:
         options["payload"] = values["payload"]
     when = values.get("when")
     if when is not None:
-        options["when"] = int(when) if when.isdigit() else when
+        options["when"] = int(when) if when.isascii() and when.isdigit() else when
     if values.get("cover"):
         options["cover"] = True
     for flag, key in NOTIFY_OPTIONS:

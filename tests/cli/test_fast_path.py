@@ -33,6 +33,7 @@ SAME = [
     ["notify", "--content", "x", "--payload", "null", "--sound", "none"],
     ["notify", "--content", "x", "--delay", "1.5", "--when", "1700000000000"],
     ["notify", "--content", "x", "--when", "2030-01-01T00:00:00Z", "--channel-id", "c"],
+    ["notify", "--content", "x", "--when", "²"],  # isdigit(), not int(): the daemon refuses
     ["notify", "--category", "im.received", "--icon", "/a/b.png", "--content", "x y"],
     ["notify", "--socket", SOCK, "--content", "x", "--appid", "__UNI__B"],
 ]

@@ -19,6 +19,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.procs import DaemonProc, cli, post_json, wait_for
+from unipush_bridge.runtime.web import MAX_CONNECTIONS
 
 ORIGIN = "http://127.0.0.1:5599"
 OTHER = "http://127.0.0.1:5600"
@@ -114,6 +115,47 @@ def test_foreign_host_is_refused_dns_rebinding(web: Web) -> None:
     assert status == 403
 
 
+def raw_get(port: int, path: str, headers: list[tuple[str, str]]) -> tuple[int, bytes]:
+    """A GET with the headers exactly as listed, repeats too (http.client merges none,
+    but this says it outright): the status and the body."""
+    head = f"GET {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(head.encode() + b"\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    status_line, _, rest = data.partition(b"\r\n")
+    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
+
+
+UPGRADE = [
+    ("Upgrade", "websocket"),
+    ("Connection", "Upgrade"),
+    ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ("Sec-WebSocket-Version", "13"),
+]
+
+
+@pytest.mark.parametrize("twice", ["Host", "Origin"])
+@pytest.mark.parametrize("path", ["/ws", "/sdk.js"])
+def test_a_header_sent_twice_is_refused_by_name(web: Web, twice: str, path: str) -> None:
+    """Two Host or two Origin headers (both good ones, even): websockets' headers.get
+    raised, so the request got a 500 and no reason. Now 400 naming the header: which
+    of two a check would read is not for the endpoint to guess."""
+    host = ("Host", f"127.0.0.1:{web.port}")
+    origin = ("Origin", ORIGIN)
+    headers = [host, origin, host if twice == "Host" else origin]
+    status, body = raw_get(web.port, path, headers + (UPGRADE if path == "/ws" else []))
+    if path == "/sdk.js" and twice == "Origin":
+        assert status == 200  # the SDK does not read Origin: any page may load it
+        return
+    assert (status, body) == (
+        400,
+        f"more than one {twice} header: a request must carry exactly one\n".encode(),
+    )
+    assert web.get("/sdk.js", {"Host": f"localhost:{web.port}"})[0] == 200  # still serving
+
+
 async def test_foreign_or_missing_origin_is_refused(web: Web) -> None:
     """issue 15 item 2: only web_origins' pages get a websocket (HTTP 403 + reason)."""
     with pytest.raises(InvalidStatus) as refused:
@@ -203,6 +245,38 @@ async def test_rate_limit_per_connection(web: Web) -> None:
         while True:
             await asyncio.wait_for(ws.recv(), 5)
     assert ws.close_code == 1008
+
+
+async def test_connections_that_never_say_hello_give_way_at_the_cap(web: Web) -> None:
+    """Websockets that had not said hello counted toward the 16 and each stayed 10 s:
+    any local process could send an allowed Origin, open 16, do it again every 10 s,
+    and every page got 503. Now at the cap the oldest one with no hello is closed
+    (4400) for the newcomer; pages that said hello never are, and 16 of them still
+    fill the endpoint (503)."""
+    token = web.pair()
+    mute = [await connect(web.url, origin=ORIGIN) for _ in range(MAX_CONNECTIONS)]  # type: ignore[arg-type]
+    page = await paired(web, token)
+    with pytest.raises(ConnectionClosed):
+        await asyncio.wait_for(mute[0].recv(), 5)
+    assert (mute[0].close_code, mute[0].close_reason) == (
+        4400,
+        "no hello; gave way to a new connection",
+    )
+    for _ in range(2 * MAX_CONNECTIONS):  # the silent ones keep coming: they push out each other
+        mute.append(await connect(web.url, origin=ORIGIN))  # type: ignore[arg-type]
+    got = await call(page, 1, "getPushClientId")
+    assert got["errMsg"] == "getPushClientId:ok"
+    second = await paired(web, token)  # still room for another page
+    for ws in [*mute, page, second]:
+        await ws.close()
+    pages = [await paired(web, token) for _ in range(MAX_CONNECTIONS)]
+    with pytest.raises(InvalidStatus) as full:
+        await connect(web.url, origin=ORIGIN)  # type: ignore[arg-type]
+    assert full.value.response.status_code == 503
+    assert b"too many web connections (at most 16)" in full.value.response.body
+    for ws in pages:
+        assert (await call(ws, 2, "getAllChannels"))["errMsg"] == "getAllChannels:ok"
+        await ws.close()
 
 
 async def test_push_reaches_the_page_and_an_ack_settles_it(web: Web) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,6 +18,9 @@ from ..errors import ApiFail
 DEFAULT_CHANNEL = "DcloudChannelID"
 #: Longest delay accepted: a scheduled notification is kept on disk until then.
 MAX_DELAY_S = 30 * 24 * 3600
+#: A `when` at most this far from the epoch, in ms: JavaScript Date's range (ECMAScript's
+#: TimeClip), so every time taken is one a page could have made, and history keeps a number.
+MAX_WHEN_MS = 8_640_000_000_000_000
 #: Longest title accepted; what is shown is cut shorter (notifier.MAX_TITLE).
 MAX_TEXT = 64 * 1024
 #: channelId and category at most: what the gateway passes on in a push (send.py), so
@@ -24,6 +28,12 @@ MAX_TEXT = 64 * 1024
 MAX_PASSED_ON = 128
 IMPORTANCE_URGENCY = {2: "low", 3: "normal", 4: "critical"}
 LOCKSCREEN = (0, 1, -1, -1000)
+#: What JavaScript's Number() strips around a numeral (ECMAScript's StrWhiteSpaceChar).
+#: Not str.strip()'s set: that takes U+001C-U+001F and U+0085 too and leaves U+FEFF.
+JS_SPACE = "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
+JS_SPACE += "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+#: A decimal numeral as Number() reads it: ASCII digits only, no "_" separators.
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 class OptionError(ApiFail):
@@ -113,14 +123,26 @@ def _cover(value: Any) -> bool:
     return value
 
 
+def js_number(text: str) -> float | None:
+    """What JavaScript's ``Number(text)`` makes of a decimal numeral (``" 5 "``,
+    ``"1e3"``), as uni reads a number given as a string; None for any other text.
+    Python's float() would read ``"3_0"`` as 30 and ``"١٢"`` as 12, where Number()
+    gives NaN; Number()'s other forms (``"0x10"``, ``""`` as 0, ``"Infinity"``) have
+    no use here and are refused too, so what is taken always means what it would in JS."""
+    body = text.strip(JS_SPACE)
+    return float(body) if _DECIMAL.fullmatch(body) else None
+
+
 def _delay(value: Any) -> float:
     if value is None:
         return 0.0
     if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            raise OptionError("delay must be a number of seconds, 0 or more") from None
+        value = js_number(value)
+        if value is None:
+            raise OptionError(
+                "delay must be a number of seconds, 0 or more; as a string, a decimal"
+                ' numeral such as "2.5"'
+            )
     if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
         raise OptionError("delay must be a number of seconds, 0 or more")
     if value > MAX_DELAY_S:
@@ -134,10 +156,15 @@ def _when(value: Any) -> int | None:
         return None
     if isinstance(value, bool):
         raise OptionError("when must be a time: ms since the epoch or an ISO 8601 date")
-    if isinstance(value, int | float) and math.isfinite(value):
+    if isinstance(value, str) and (ms := js_number(value)) is not None:
+        value = ms  # ms, as a string (a Date.now() that went through a form)
+    if isinstance(value, int | float) and not math.isnan(value):
+        if not -MAX_WHEN_MS <= value <= MAX_WHEN_MS:
+            raise OptionError(
+                f"when must be within {MAX_WHEN_MS} ms (JavaScript Date's range, 275760 years)"
+                " of the epoch"
+            )
         return int(value)
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 16:
-        return int(value)  # ms, as a string (a Date.now() that went through a form)
     if isinstance(value, str):
         try:
             return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)

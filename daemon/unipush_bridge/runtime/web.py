@@ -94,6 +94,18 @@ def sdk_file(name: str) -> Path | None:
     return None
 
 
+def repeat_refusal(headers: Headers, names: tuple[str, ...]) -> Refusal | None:
+    """400 for a header the checks read that came more than once: which of two to read
+    is not for the endpoint to guess (and websockets' ``headers.get`` raises on it)."""
+    for name in names:
+        if len(headers.get_all(name)) > 1:
+            return Refusal(
+                http.HTTPStatus.BAD_REQUEST,
+                f"more than one {name} header: a request must carry exactly one",
+            )
+    return None
+
+
 def host_refusal(host: str | None, port: int) -> str | None:
     """Why this Host header is not this endpoint's, or None: a loopback name with our
     port (a browser always sends the port unless it is 80)."""
@@ -130,8 +142,12 @@ def origin_refusal(origin: str | None, allowed: frozenset[str]) -> str | None:
 def refusal(
     request_path: str, headers: Headers, port: int, allowed: frozenset[str], connections: int
 ) -> Refusal | None:
-    """The answer to a request before any websocket: None lets a websocket through."""
+    """The answer to a request before any websocket: None lets a websocket through.
+    ``connections``: those that would not give way to it (pages that said hello)."""
     path = request_path.split("?", 1)[0]
+    repeated = repeat_refusal(headers, ("Host", "Origin"))
+    if repeated is not None:
+        return repeated
     why = host_refusal(headers.get("Host"), port)
     if why is not None:
         return Refusal(http.HTTPStatus.FORBIDDEN, why)
@@ -257,7 +273,11 @@ class WebEndpoint:
             FLOOD_FACTOR * rate, 2 * FLOOD_FACTOR * rate, time.monotonic, 4 * MAX_CONNECTIONS
         )
         self._server: Server | None = None
-        self._live = 0
+        #: Connections with no hello yet, oldest first: at the cap the oldest gives way
+        #: to a newcomer (else 16 silent ones, opened again every 10 s, kept pages out).
+        self._waiting: dict[ServerConnection, None] = {}
+        self._paired: set[ServerConnection] = set()
+        self._giving_way: set[asyncio.Task[None]] = set()
         self._sdk: dict[str, bytes] = {}  # read once: the daemon serves what it started with
 
     @property
@@ -308,12 +328,17 @@ class WebEndpoint:
     def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
         name = SDK_FILES.get(request.path.split("?", 1)[0])
         if name is not None and "Upgrade" not in request.headers:
+            repeated = repeat_refusal(request.headers, ("Host",))
+            if repeated is not None:
+                return _text(*repeated)
             why = host_refusal(request.headers.get("Host"), self.port)
             if why is not None:
                 return _text(http.HTTPStatus.FORBIDDEN, why)
             return self._sdk_response(name)
-        found = refusal(request.path, request.headers, self.port, self.origins, self._live)
+        found = refusal(request.path, request.headers, self.port, self.origins, len(self._paired))
         if found is None:
+            if len(self._waiting) + len(self._paired) >= MAX_CONNECTIONS:
+                self._give_way()
             return None
         log.info("refused a web request", path=request.path[:200], reason=found.reason)
         return _text(found.status, found.reason)
@@ -341,12 +366,24 @@ class WebEndpoint:
         )
         return Response(200, "OK", headers, body)
 
+    def _give_way(self) -> None:
+        """Close the oldest connection that has not said hello, for a newcomer."""
+        ws = next(iter(self._waiting))
+        del self._waiting[ws]
+        log.info("a web connection with no hello gave way to a new one")
+        task = asyncio.get_running_loop().create_task(
+            ws.close(CLOSE_NO_HELLO, "no hello; gave way to a new connection")
+        )
+        self._giving_way.add(task)
+        task.add_done_callback(self._giving_way.discard)
+
     async def _serve(self, ws: ServerConnection) -> None:
-        self._live += 1
+        self._waiting[ws] = None
         try:
             await self._session(ws)
         finally:
-            self._live -= 1
+            self._waiting.pop(ws, None)
+            self._paired.discard(ws)
 
     async def _session(self, ws: ServerConnection) -> None:
         assert ws.request is not None
@@ -358,6 +395,8 @@ class WebEndpoint:
             return
         except ConnectionClosed:
             return
+        if ws not in self._waiting:
+            return  # it gave way to a newcomer while its hello came in
         rid, why = hello_refusal(first, self.pairs, origin)
         if why is not None:
             log.info("a web page was refused", origin=origin, reason=why)
@@ -365,6 +404,8 @@ class WebEndpoint:
                 await ws.send(_answer(rid, wire.fail("hello", why)))
                 await ws.close(CLOSE_NOT_PAIRED, "not paired")
             return
+        del self._waiting[ws]
+        self._paired.add(ws)
         await ws.send(_answer(rid, wire.ok("hello", appid=self.appid)))
         log.info("a web page connected", origin=origin)
         outlet = _Outlet(ws)

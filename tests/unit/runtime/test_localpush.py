@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
 from typing import Any
 
 import pytest
@@ -14,6 +17,7 @@ from unipush_bridge.runtime.localpush import (
     Channel,
     LocalPush,
     OptionError,
+    js_number,
     parse_channel,
     parse_local_push,
 )
@@ -191,11 +195,96 @@ def test_delay_limit_is_30_days() -> None:
     assert MAX_DELAY_S == 30 * 24 * 3600
 
 
-@pytest.mark.parametrize("delay", [-1, -0.001, "soon", "-3", True, False, [3], {"s": 3}])
+@pytest.mark.parametrize("delay", [-1, -0.001, "-3", True, False, [3], {"s": 3}])
 def test_delay_negative_or_not_a_number_fails(delay: Any) -> None:
     assert reason({"content": "x", "delay": delay}) == (
         "delay must be a number of seconds, 0 or more"
     )
+
+
+@pytest.mark.parametrize(
+    ("delay", "seconds"),
+    [(" 5 ", 5.0), ("1e3", 1000.0), ("\u00a05\ufeff", 5.0), ("\n.5\t", 0.5), ("5.", 5.0)],
+)
+def test_delay_text_reads_as_js_number(delay: str, seconds: float) -> None:
+    """JavaScript's Number(): ECMAScript's white space around a decimal numeral."""
+    assert parse_local_push({"content": "x", "delay": delay}).delay == seconds
+
+
+#: Text Python's float() takes and Number() reads otherwise: NaN ("3_0", Arabic-Indic
+#: "١٢", "infinity", "nan", U+001C around), or a form a delay has no use for ("0x10"
+#: is 16, "" and "Infinity" are 0 and Infinity to Number()).
+NOT_DECIMAL = [
+    "3_0",
+    "١٢",
+    "１２",
+    "0x10",
+    "0b1",
+    "0o7",
+    "infinity",
+    "Infinity",
+    "nan",
+    "",
+    " ",
+    "\x1c5",
+    "5\x85",
+    "1e",
+    "e3",
+    ".",
+    "+-1",
+    "1,5",
+    "soon",
+]
+
+
+@pytest.mark.parametrize("delay", NOT_DECIMAL)
+def test_delay_text_that_is_not_a_decimal_numeral_fails(delay: str) -> None:
+    assert reason({"content": "x", "delay": delay}) == (
+        'delay must be a number of seconds, 0 or more; as a string, a decimal numeral such as "2.5"'
+    )
+
+
+def test_numerals_read_as_node_reads_them() -> None:
+    """Each text taken is the number node's Number() makes of it; each Number() makes
+    NaN of is refused (the refused forms above it reads as a number are listed)."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    texts = [
+        *NOT_DECIMAL,
+        " 5 ",
+        "1e3",
+        "1E+3",
+        "2.5e-1",
+        "\u00a05\ufeff",
+        "\u20285\u3000",
+        "007",
+        "-0",
+        "+3",
+        ".5",
+        "5.",
+        "0.1",
+        "123456789012345678901234567890",
+        "1e400",
+        "\u200b5",
+        "5\u180e",
+    ]
+    # String(-0) is "0": the sign is said outright, so "-0" is checked as -0.0.
+    script = (
+        "const t = JSON.parse(process.argv[1]);"
+        "console.log(JSON.stringify(t.map(s => Number(s)).map("
+        "n => (Object.is(n, -0) ? '-0' : String(n)))))"
+    )
+    out = subprocess.run(
+        [node, "-e", script, json.dumps(texts)], capture_output=True, text=True, check=True
+    )
+    number_forms = {"0x10", "0b1", "0o7", "Infinity", "", " "}
+    for text, js in zip(texts, json.loads(out.stdout), strict=True):
+        ours = js_number(text)
+        if js == "NaN" or text in number_forms:
+            assert ours is None, text
+        else:
+            assert ours is not None and repr(ours) == repr(float(js)), (text, js, ours)
 
 
 @pytest.mark.parametrize("delay", [MAX_DELAY_S + 1, MAX_DELAY_S + 0.5, float("inf")])
@@ -225,6 +314,9 @@ def test_delay_nan_fails() -> None:
         ("2026-01-02T03:04:05+00:00", 1767323045000),
         ("2026-01-02T11:04:05+08:00", 1767323045000),
         ("1767323045000", 1767323045000),
+        (" 1767323045000\n", 1767323045000),
+        ("1.767323045e12", 1767323045000),
+        ("1767323045000.9", 1767323045000),
     ],
 )
 def test_when_as_ms_or_iso(when: Any, ms: int) -> None:
@@ -245,7 +337,9 @@ def test_when_as_ms_or_iso(when: Any, ms: int) -> None:
         [1],
         {"t": 1},
         "²",  # isdigit(), but no int() takes it
-        "9" * 5000,  # past int()'s digit limit
+        "1_767_323_045_000",  # float() and int() take it, Number() does not
+        "١٧٦٧٣٢٣٠٤٥٠٠٠",  # so does this (Arabic-Indic digits)
+        "0x19b7d2c6e88",
     ],
 )
 def test_when_garbage_fails(when: Any) -> None:
@@ -254,11 +348,52 @@ def test_when_garbage_fails(when: Any) -> None:
     )
 
 
+WHEN_RANGE = (
+    "when must be within 8640000000000000 ms (JavaScript Date's range, 275760 years) of the epoch"
+)
+
+
+@pytest.mark.parametrize("when", [8.64e15, -8.64e15, 8640000000000000, "-8.64e15", -1])
+def test_when_takes_all_of_a_js_date(when: Any) -> None:
+    assert parse_local_push({"content": "x", "when": when}).when == int(float(when))
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        1e300,
+        -1e300,
+        float("inf"),
+        float("-inf"),
+        8.64e15 + 2,
+        8640000000000001,
+        10**300,
+        "1e300",
+        "9" * 5000,
+    ],
+)
+def test_when_past_a_js_date_fails(when: Any) -> None:
+    """1e300 was kept, and shown in history, as a 301-digit number."""
+    assert reason({"content": "x", "when": when}) == WHEN_RANGE
+
+
+@pytest.mark.parametrize("delay", [10**400, "1e300", "2592000.001", "1e400"])
+def test_delay_past_30_days_in_any_form_fails(delay: Any) -> None:
+    assert reason({"content": "x", "delay": delay}) == (
+        f"delay must be at most {MAX_DELAY_S} seconds (30 days)"
+    )
+
+
+@pytest.mark.parametrize("delay", [1e-300, "-0", -0.0, "2592000"])
+def test_delay_edges_are_taken(delay: Any) -> None:
+    assert 0 <= parse_local_push({"content": "x", "delay": delay}).delay <= MAX_DELAY_S
+
+
 def test_when_none_is_now() -> None:
     assert parse_local_push({"content": "x", "when": None}).when is None
 
 
-@pytest.mark.parametrize("when", [float("nan"), float("inf")])
+@pytest.mark.parametrize("when", [float("nan")])
 def test_when_non_finite_fails_with_the_reason(when: float) -> None:
     assert reason({"content": "x", "when": when}) == (
         "when must be a time: ms since the epoch or an ISO 8601 date"

@@ -59,6 +59,16 @@ def test_refusal_order_host_path_origin_connections() -> None:
     assert full is not None and full.status == http.HTTPStatus.SERVICE_UNAVAILABLE
 
 
+@pytest.mark.parametrize("twice", ["Host", "Origin"])
+def test_a_header_the_checks_read_may_come_once(twice: str) -> None:
+    pairs = [("Host", "localhost:8790"), ("Origin", "http://localhost:5173")]
+    headers = Headers([*pairs, next(p for p in pairs if p[0] == twice)])
+    assert web.refusal("/ws", headers, PORT, ALLOWED, 0) == web.Refusal(
+        http.HTTPStatus.BAD_REQUEST,
+        f"more than one {twice} header: a request must carry exactly one",
+    )
+
+
 def test_pairing_file_keeps_hashes_only_and_is_private(tmp_path: Path) -> None:
     path = webpair.pairs_file(tmp_path / "state", "__UNI__A")
     token, entry = webpair.pair(path, "http://localhost:5173/")
