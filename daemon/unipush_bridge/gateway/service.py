@@ -381,10 +381,16 @@ def _memo_key(req: SendRequest) -> str | None:
     """What a repeated call is known by: its request_id, and the page it asks for.
     uni-push-co sends the same body again for each page, request_id and all, with the
     before_id added; keyed on the request_id alone, every page got the first answer
-    back (its before_id too) and the sender paged for ever."""
+    back (its before_id too) and the sender paged for ever.
+
+    A page's key is "page:" and the sha256 of [request_id, before_id] as JSON: 69
+    characters, so never a request_id (32 at most), and no other pair makes it. It was
+    f"{request_id}#before_id:{before_id}", which the request_id
+    "abcdefghij#before_id:0" (no before_id) spelled for another call's page."""
     if req.request_id is None or req.before_id is None:
         return req.request_id
-    return f"{req.request_id}#before_id:{req.before_id}"
+    pair = json.dumps([req.request_id, req.before_id])  # ASCII: \u escapes
+    return "page:" + hashlib.sha256(pair.encode()).hexdigest()
 
 
 def _page(cids: list[str], before_id: str | None) -> tuple[list[str], str | None]:

@@ -235,3 +235,29 @@ async def test_broadcasts_to_invented_appids_do_not_refill_a_real_apps_limit(
     with pytest.raises(UniError) as info:
         await service.send_message(APP, msg, online)
     assert info.value.envelope()["errCode"] == "uni-cloud-push-error-30014"
+
+
+async def test_a_request_id_that_spells_a_page_key_is_not_that_page(
+    service: GatewayService,
+) -> None:
+    """A page was remembered as f"{request_id}#before_id:{before_id}", and a request_id
+    is any 10 to 32 characters: "abcdefghij#before_id:0" with no before_id had the key
+    of "abcdefghij"'s page after "0", whose call was then answered with the other's
+    answer and sent nothing."""
+    await service.store.bind_uniid(APP, ON, "alice", None)
+    first = await service.send_message(
+        APP, body(push_clientid=[OFF], request_id="abcdefghij#before_id:0"), online
+    )
+    assert only_statuses(first) == {OFF: "successed_offline"}
+    page = await service.send_message(
+        APP,
+        body(push_clientid=None, user_id="alice", request_id="abcdefghij", before_id="0"),
+        online,
+    )
+    assert only_statuses(page) == {ON: "successed_online"}
+    assert [d.cid for d in page.deliveries] == [ON]
+    # and each is still answered from memory when sent again
+    again = await service.send_message(
+        APP, body(push_clientid=[OFF], request_id="abcdefghij#before_id:0"), online
+    )
+    assert again.answer == first.answer
