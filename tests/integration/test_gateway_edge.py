@@ -498,3 +498,25 @@ def test_a_real_gateway_under_slowloris_with_a_low_nofile_limit(tmp_path: Path) 
     cap_lines = [line for line in lines if "connection cap reached" in line]
     assert 1 <= len(cap_lines) <= 3, cap_lines
     assert len(lines) < 30, lines
+
+
+async def test_an_oversized_request_head_is_answered_in_unis_envelope(kit: Kit) -> None:
+    """aiohttp refuses a header line past 8190 bytes (and a request line past it)
+    before any handler or middleware runs, and answered that in plain text: a uni
+    client reading res.errCode got a JSON parse error instead."""
+    port = kit.gateway.port
+    assert port is not None
+    head = (
+        f"POST /api/__UNI__A/getTodayReport HTTP/1.1\nHost: 127.0.0.1:{port}\n"
+        f"Content-Type: application/json\nX-Big: {'x' * 9000}\n"
+    )
+    status, answer = await raw(port, head, b"{}")
+    assert status == 400
+    assert answer["errCode"] == "uni-cloud-push-error-400"
+    assert answer["data"] is None
+    assert "8190" in answer["errMsg"], answer
+    long_path = f"POST /api/__UNI__A/{'m' * 9000} HTTP/1.1\nHost: 127.0.0.1:{port}\n"
+    status, answer = await raw(port, long_path)
+    assert status == 400 and answer["errCode"] == "uni-cloud-push-error-400"
+    # the connection's next requests (a new one) are served as ever
+    assert (await kit.ok("getTodayReport"))["gt"]["app"]["total_num"] == 100

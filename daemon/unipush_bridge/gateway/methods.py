@@ -181,6 +181,15 @@ async def cids_bind_custom_tag(ctx: Context, arg: Any) -> dict[str, str]:
     result = {}
     for cid in cids:
         if await ctx.store.known(ctx.appid, cid):
+            # The limit cidBindCustomTags keeps, kept here too: one more tag a call
+            # made a cid's set grow without end.
+            have = await ctx.store.tags_of(ctx.appid, cid)
+            if tag not in have and len(have) >= MAX_TAGS:
+                raise invalid(
+                    "custom_tag",
+                    f"{tag} would be tag {len(have) + 1} of cid {cid}: "
+                    f"a cid has at most {MAX_TAGS} tags",
+                )
             await ctx.store.add_tag(ctx.appid, cid, tag)
             result[cid] = "true"
         else:
@@ -340,6 +349,8 @@ async def bind_uni_id_device(ctx: Context, arg: Any) -> None:
             raise invalid("user_tag", "needs a user_id")
         if not isinstance(tags, list):
             raise invalid("user_tag", "must be an array of tags")
+        if len(tags) > MAX_TAGS:  # as a cid's custom tags: a user's set is bounded too
+            raise invalid("user_tag", f"must have at most {MAX_TAGS} tags")
         await ctx.store.set_user_tags(ctx.appid, user_id, [_str(t, "user_tag") for t in tags])
 
 

@@ -7,6 +7,10 @@ survived: elapsed time is never negative.
 
 The table of buckets is bounded: a full bucket is the same as no bucket, so full ones
 are dropped as they are met, and at ``max_keys`` the least recently used one goes.
+With ``keep_debts`` a bucket that is not full is never dropped: at ``max_keys`` with no
+full bucket to drop, a new key is refused until one refills. For a limit keyed by whom
+it protects (the broadcasts of an appId), not by the caller, the callers choose the keys:
+forgetting a drained bucket gave its allowance back to anyone who made enough new keys.
 """
 
 from __future__ import annotations
@@ -33,8 +37,10 @@ class RateLimiter:
         burst: float,
         clock: Callable[[], float],
         max_keys: int = DEFAULT_MAX_KEYS,
+        keep_debts: bool = False,
     ) -> None:
         self.rate = rate
+        self.keep_debts = keep_debts
         self.burst = max(burst, 1.0)
         self.max_keys = max(max_keys, 1)
         self._clock = clock
@@ -49,6 +55,8 @@ class RateLimiter:
             return True
         now = self._clock()
         bucket = self._refilled(key, now)
+        if bucket is None:  # the table is full of debts (keep_debts): none is forgiven
+            return False
         self._buckets[key] = bucket  # most recently used now
         self._drop_idle(now, keep=key)
         if bucket.tokens + 1e-5 < cost:  # tolerate float error in the refill
@@ -68,18 +76,33 @@ class RateLimiter:
     def retry_after(self, key: str, cost: float = 1.0) -> float:
         """Seconds until ``cost`` tokens are there again (for the Retry-After header)."""
         bucket = self._buckets.get(key)
-        if bucket is None or self.rate <= 0:
+        if self.rate <= 0:
             return 0.0
+        if bucket is None:
+            oldest = self._oldest_debt(self._clock())
+            return 0.0 if oldest is None else (self.burst - oldest) / self.rate
         return max(0.0, (cost - self._tokens(bucket, self._clock())) / self.rate)
 
     def _tokens(self, bucket: _Bucket, now: float) -> float:
         elapsed = max(0.0, now - bucket.at)  # a clock stepped back refills nothing
         return min(self.burst, bucket.tokens + elapsed * self.rate)
 
-    def _refilled(self, key: str, now: float) -> _Bucket:
+    def _oldest_debt(self, now: float) -> float | None:
+        """With keep_debts and the table full: the tokens of the least recently used
+        bucket, which holds the place a new key waits for; None when there is room."""
+        if not self.keep_debts or len(self._buckets) < self.max_keys:
+            return None
+        tokens = self._tokens(next(iter(self._buckets.values())), now)
+        return tokens if tokens < self.burst else None
+
+    def _refilled(self, key: str, now: float) -> _Bucket | None:
+        """The key's bucket refilled to ``now`` (taken out of the table), a new full one,
+        or None: no place for a new one (keep_debts, and no bucket may be dropped)."""
         bucket = self._buckets.pop(key, None)
         if bucket is None:
             while len(self._buckets) >= self.max_keys:
+                if self._oldest_debt(now) is not None:
+                    return None
                 # Full buckets were dropped already where met; this one loses its debt.
                 del self._buckets[next(iter(self._buckets))]
             return _Bucket(self.burst, now)

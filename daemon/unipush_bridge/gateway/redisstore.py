@@ -53,7 +53,15 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from .store import BROADCAST_TASK, COUNTERS, DAY, RECEIPT_WINDOW_S, ClientRecord, resume_cursor
+from .store import (
+    BROADCAST_TASK,
+    COUNTERS,
+    DAY,
+    RECEIPT_WINDOW_S,
+    REQUEST_ANSWER_TTL_S,
+    ClientRecord,
+    resume_cursor,
+)
 
 #: A node renews its own liveness key every third of this; a node that dies leaves
 #: its cids "online" this long at most (docs/gateway.md).
@@ -77,9 +85,6 @@ STORE_TIMEOUT_S = 10
 #: for a minute); with the body in every per-cid notice it was up to 40 MB.
 NOTICE_BODY_MAX = 2048
 
-#: request_id answers are kept this long (uni-push dedupes a repeated request_id for
-#: a day at most; three days covers a retried batch job).
-REQUEST_ANSWER_TTL_S = 3 * 86_400
 #: What a request_id's key holds while a call makes its answer (never JSON), and how
 #: long at most: a call commits in milliseconds, and a retry of a call whose node
 #: died holding the claim waits this long at most. A claim that lapses before its

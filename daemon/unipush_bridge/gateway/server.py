@@ -16,6 +16,7 @@ from typing import Any
 
 import structlog
 from aiohttp import WSMsgType, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 if sys.platform != "win32":
     import resource
@@ -651,6 +652,46 @@ class _HttpLog(logging.Logger):
         self._warn("refused a malformed HTTP request", error=str(error or msg).strip())
 
 
+class _EnvelopeErrors(web.RequestHandler):
+    """aiohttp's connection handler, answering a request it cannot parse (a header or
+    request line past 8190 bytes, bad bytes in the head) in uni's envelope. Such a
+    request never reaches a handler or a middleware, and aiohttp answered it with a
+    text page, which a uni client reading ``errCode`` cannot parse. Only the answer
+    changes: aiohttp's checks, its log line (_HttpLog) and the closed link stay."""
+
+    __slots__ = ()
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        plain = super().handle_error(request, status, exc, message)
+        if not isinstance(exc, HttpProcessingError) or plain.status >= 500:
+            return plain
+        why = str(exc.message).strip() or plain.reason
+        err = UniError(errors.PARAMS, f"malformed HTTP request: {why}", plain.status)
+        response = web.json_response(err.envelope(), status=plain.status)
+        response.force_close()
+        return response
+
+
+def _with_envelope_errors(server: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
+    """aiohttp's Server makes a RequestHandler with the runner's settings; the one
+    answer it gets wrong for us is the error page above, so the handler is made of
+    that subclass (it adds no state: __slots__ is empty, the layout is the same)."""
+
+    def make() -> asyncio.Protocol:
+        handler = server()
+        if type(handler) is web.RequestHandler:
+            handler.__class__ = _EnvelopeErrors
+        return handler
+
+    return make
+
+
 class _Guarded(asyncio.Protocol):
     """One TCP connection on its way to aiohttp's handler, made only once the edge
     admits the connection; everything else is passed through."""
@@ -785,7 +826,8 @@ class Edge:
             loop.set_exception_handler(self._previous)
 
     def protocol_factory(self, server: Callable[[], asyncio.Protocol]) -> Callable[[], _Guarded]:
-        return lambda: _Guarded(self, server)
+        make = _with_envelope_errors(server)
+        return lambda: _Guarded(self, make)
 
     def admit(self, conn: _Guarded) -> bool:
         if len(self._open) >= self.cap:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import structlog
 
@@ -90,7 +90,9 @@ class GatewayService:
         self.limits = Limits.for_mode(config.strict_limits)
         self.api_rate = RateLimiter(config.rate_limit, config.rate_burst, monotonic)
         per_minute = config.broadcast_per_minute
-        self.broadcast_rate = RateLimiter(per_minute / 60, per_minute, monotonic)
+        # Keyed by the appId broadcast to, which callers name: a drained app's bucket
+        # must not be evicted by broadcasts to 10,000 other appIds (keep_debts).
+        self.broadcast_rate = RateLimiter(per_minute / 60, per_minute, monotonic, keep_debts=True)
         per_minute = config.new_cids_per_minute
         self.new_cid_rate = RateLimiter(per_minute / 60, per_minute, monotonic)
 
@@ -263,13 +265,8 @@ class GatewayService:
         """sendMessage once this call may make its answer (``memo``: its request_id's)."""
         store = self.store
         broadcast = req.target.kind == "broadcast"
-        if broadcast and not self.broadcast_rate.allow(appid):
-            raise UniError(
-                errors.BROADCAST_RATE,
-                f"broadcasts are limited to {self.config.broadcast_per_minute} a minute",
-                429,
-                retry_after=self.broadcast_rate.retry_after(appid),
-            )
+        if broadcast and self.broadcast_rate.blocked(appid):  # refused before any read
+            self._broadcast_refused(appid)
         stamp = datetime.fromtimestamp(self.clock()).strftime("%m%d")
         taskid = f"{BROADCAST_TASK if broadcast else 'RASL'}_{stamp}_{ordered_id()}"
         fields: dict[str, Any] = {**req.message, "taskid": taskid}
@@ -291,6 +288,10 @@ class GatewayService:
             statuses: dict[str, str] = {}
             if not known and req.before_id is None:
                 _no_target(req)  # a later page may come out empty: devices left meanwhile
+            # Only a broadcast that reaches a device takes a token: one to an appId
+            # nobody registered (any appId is served with no [apps]) makes no bucket.
+            if broadcast and not self.broadcast_rate.allow(appid):
+                self._broadcast_refused(appid)
             connected = await online(appid, [c for c in targets if c in known])
             reached = 0
             for cid in targets:
@@ -320,6 +321,14 @@ class GatewayService:
             numbered.append(Delivery(d.cid, seq, d.msg_id, d.body_json, before))
         deliveries = numbered
         return Outcome(answer, deliveries)
+
+    def _broadcast_refused(self, appid: str) -> NoReturn:
+        raise UniError(
+            errors.BROADCAST_RATE,
+            f"broadcasts are limited to {self.config.broadcast_per_minute} a minute",
+            429,
+            retry_after=self.broadcast_rate.retry_after(appid),
+        )
 
     async def _resolve(self, appid: str, req: SendRequest) -> dict[str, list[str]]:
         """Target -> cids, grouped by alias for alias targets (uni answers per alias)."""
@@ -372,10 +381,16 @@ def _memo_key(req: SendRequest) -> str | None:
     """What a repeated call is known by: its request_id, and the page it asks for.
     uni-push-co sends the same body again for each page, request_id and all, with the
     before_id added; keyed on the request_id alone, every page got the first answer
-    back (its before_id too) and the sender paged for ever."""
+    back (its before_id too) and the sender paged for ever.
+
+    A page's key is "page:" and the sha256 of [request_id, before_id] as JSON: 69
+    characters, so never a request_id (32 at most), and no other pair makes it. It was
+    f"{request_id}#before_id:{before_id}", which the request_id
+    "abcdefghij#before_id:0" (no before_id) spelled for another call's page."""
     if req.request_id is None or req.before_id is None:
         return req.request_id
-    return f"{req.request_id}#before_id:{req.before_id}"
+    pair = json.dumps([req.request_id, req.before_id])  # ASCII: \u escapes
+    return "page:" + hashlib.sha256(pair.encode()).hexdigest()
 
 
 def _page(cids: list[str], before_id: str | None) -> tuple[list[str], str | None]:
@@ -394,6 +409,8 @@ def _no_target(req: SendRequest) -> None:
     kind = req.target.kind
     if kind == "push_clientid":
         raise UniError(errors.ILLEGAL, INVALID)
+    if kind == "broadcast":
+        raise UniError(errors.ILLEGAL, f"{INVALID}: no device registered here for this appId")
     if kind in UNIID_TARGETS:
         raise UniError(
             errors.USER_INVALID,

@@ -112,12 +112,17 @@ CREATE TABLE IF NOT EXISTS requests (
     at REAL NOT NULL,
     PRIMARY KEY (appid, request_id)
 );
+CREATE INDEX IF NOT EXISTS requests_by_time ON requests (at);
 """
 
 
 #: A receipt counts only this long after its message was stored (ttl is 3 days at most;
 #: a notification may wait on screen for a while before it is clicked).
 RECEIPT_WINDOW_S = 30 * 86_400
+#: A request_id's answer is kept this long, on both stores: uni documents no window for
+#: its dedupe, and 3 days is the longest a message may wait for its device (ttl), so a
+#: sender retrying a push that may still be delivered is always answered from memory.
+REQUEST_ANSWER_TTL_S = 3 * 86_400
 
 
 def secret_hash(secret: str) -> str:
@@ -310,10 +315,11 @@ class GatewayStore:
         )
 
     def purge_expired(self) -> int:
-        """Drop expired messages (the count returned) and deliveries past the receipt
-        window."""
+        """Drop expired messages (the count returned), deliveries past the receipt
+        window and request_id answers past theirs."""
         now = self._clock()
         self._db.execute("DELETE FROM deliveries WHERE at<=?", (now - RECEIPT_WINDOW_S,))
+        self._db.execute("DELETE FROM requests WHERE at<=?", (now - REQUEST_ANSWER_TTL_S,))
         cur = self._db.execute("DELETE FROM messages WHERE expires_at<=?", (now,))
         return cur.rowcount
 
@@ -347,7 +353,8 @@ class GatewayStore:
 
     def answer_for(self, appid: str, request_id: str) -> dict[str, Any] | None:
         row = self._db.execute(
-            "SELECT answer FROM requests WHERE appid=? AND request_id=?", (appid, request_id)
+            "SELECT answer FROM requests WHERE appid=? AND request_id=? AND at>?",
+            (appid, request_id, self._clock() - REQUEST_ANSWER_TTL_S),
         ).fetchone()
         if row is None:
             return None
@@ -355,9 +362,14 @@ class GatewayStore:
         return answer
 
     def remember_answer(self, appid: str, request_id: str, answer: dict[str, Any]) -> None:
+        """The first answer stays while it lasts; one past its time (not purged yet)
+        gives way, as the Redis key would have expired."""
+        now = self._clock()
         self._db.execute(
-            "INSERT OR IGNORE INTO requests (appid, request_id, answer, at) VALUES (?, ?, ?, ?)",
-            (appid, request_id, json.dumps(answer), self._clock()),
+            "INSERT INTO requests (appid, request_id, answer, at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (appid, request_id) DO UPDATE SET answer=excluded.answer, "
+            "at=excluded.at WHERE requests.at<=?",
+            (appid, request_id, json.dumps(answer), now, now - REQUEST_ANSWER_TTL_S),
         )
 
     def transaction(self) -> contextlib.AbstractContextManager[None]:

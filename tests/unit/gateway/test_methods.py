@@ -379,6 +379,37 @@ async def test_cids_bind_custom_tag(ctx: Context, key: str) -> None:
     assert await call(other(ctx), "searchCustomTagByCid", GHOST) == {GHOST: []}
 
 
+async def test_cids_bind_custom_tag_keeps_the_limit_of_tags_per_cid(
+    ctx: Context, store: Store
+) -> None:
+    """cidBindCustomTags allows 100 tags a cid; cidsBindCustomTag added one more each
+    call with no limit at all. The whole call is refused (its other adds discarded)."""
+    full = [f"t{i:03}" for i in range(100)]
+    await call(ctx, "cidBindCustomTags", {"cid": C1, "custom_tag": full})
+    # a tag the cid has already adds nothing
+    assert await call(ctx, "cidsBindCustomTag", {"cids": [C1], "custom_tag": "t000"}) == {
+        C1: "true"
+    }
+    with pytest.raises(UniError) as info:
+        async with store.transaction():
+            await call(ctx, "cidsBindCustomTag", {"cids": [C2, C1], "custom_tag": "more"})
+    assert info.value.err_code == ILLEGAL
+    assert info.value.err_msg == (
+        f"illegal params: custom_tag more would be tag 101 of cid {C1}: a cid has at most 100 tags"
+    )
+    assert await store.tags_of(APP, C1) == full
+    assert await store.tags_of(APP, C2) == []
+
+
+async def test_bind_uni_id_device_limits_a_users_tags(ctx: Context, store: Store) -> None:
+    tags = [f"t{i:03}" for i in range(101)]
+    arg = {"push_clientid": C1, "user_id": "u1", "user_tag": tags}
+    err = await refused(ctx, "bindUniIdDevice", arg)
+    assert err.err_msg == "illegal params: user_tag must have at most 100 tags"
+    await call(ctx, "bindUniIdDevice", {**arg, "user_tag": tags[:100]})
+    assert await store.cids_for_user_tags(APP, ["t099"]) == [C1]
+
+
 async def test_cids_bind_custom_tag_takes_a_comma_separated_string(ctx: Context) -> None:
     result = await call(ctx, "cidsBindCustomTag", {"cids": f"{C1}, {C2},{C1}", "custom_tag": "vip"})
     assert result == {C1: "true", C2: "true"}

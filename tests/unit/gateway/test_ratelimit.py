@@ -112,3 +112,19 @@ def test_broadcast_style_limit_five_a_minute() -> None:
     assert limiter.allow("a") is True
     clock.now = 1_072.0 + 1e-9
     assert drain(limiter) == 5
+
+
+def test_keep_debts_never_evicts_a_drained_bucket() -> None:
+    """A limit keyed by what callers name (an appId to broadcast to): new keys past
+    max_keys must not give a drained bucket its burst back; they wait for a place."""
+    clock = Clock()
+    limiter = RateLimiter(rate=5 / 60, burst=5, clock=clock, max_keys=10, keep_debts=True)
+    assert drain(limiter, "real") == 5
+    refused = [limiter.allow(f"k{n}") for n in range(100)]
+    assert refused.count(True) == 9  # the table's other places, then none
+    assert limiter.allow("real") is False
+    # a place frees when the least recently used bucket (k0: 4 tokens) is full again
+    assert limiter.retry_after("k99") == pytest.approx(12.0)
+    clock.now += 12.0 + 1e-6
+    assert limiter.allow("new") is True
+    assert drain(limiter, "real") == 1  # its debt kept: the one token of those 12 s

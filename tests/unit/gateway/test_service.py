@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 from collections.abc import AsyncIterator
@@ -204,3 +205,59 @@ async def test_a_failed_call_lets_its_request_id_go(service: GatewayService) -> 
         service.send_message(APP, body(request_id="retried-0002"), online), 2
     )
     assert outcome.answer["errCode"] == 0 and len(outcome.deliveries) == 1
+
+
+async def test_broadcasts_to_invented_appids_do_not_refill_a_real_apps_limit(
+    service: GatewayService,
+) -> None:
+    """With no [apps] every appId is served, and each broadcast to an invented one made
+    a bucket (and stored an empty task): past the table's size the real app's drained
+    bucket was evicted, and its 5 a minute came back at once. Such a broadcast is now
+    refused as uni refuses a call with no device, before any bucket; and a bucket in
+    debt is never evicted."""
+    service.broadcast_rate.max_keys = 20  # the table's 10,000, in small
+    msg = {"title": "T", "content": "C"}
+    for _ in range(5):
+        await service.send_message(APP, msg, online)
+    with pytest.raises(UniError) as info:
+        await service.send_message(APP, msg, online)
+    assert info.value.status == 429
+    for n in range(30):
+        with pytest.raises(UniError) as info:
+            await service.send_message(f"__UNI__X{n:04}", msg, online)
+        assert info.value.envelope()["errMsg"].startswith("target user is invalid")
+    assert await service.store.tasks_made("__UNI__X0000", 0, 4e9) == (0, 0)
+    # Apps that do have devices fill the table: none of them evicts the drained one.
+    for n in range(30):
+        await service.store.register(f"__UNI__Y{n:04}", ON, 0)
+        with contextlib.suppress(UniError):
+            await service.send_message(f"__UNI__Y{n:04}", msg, online)
+    with pytest.raises(UniError) as info:
+        await service.send_message(APP, msg, online)
+    assert info.value.envelope()["errCode"] == "uni-cloud-push-error-30014"
+
+
+async def test_a_request_id_that_spells_a_page_key_is_not_that_page(
+    service: GatewayService,
+) -> None:
+    """A page was remembered as f"{request_id}#before_id:{before_id}", and a request_id
+    is any 10 to 32 characters: "abcdefghij#before_id:0" with no before_id had the key
+    of "abcdefghij"'s page after "0", whose call was then answered with the other's
+    answer and sent nothing."""
+    await service.store.bind_uniid(APP, ON, "alice", None)
+    first = await service.send_message(
+        APP, body(push_clientid=[OFF], request_id="abcdefghij#before_id:0"), online
+    )
+    assert only_statuses(first) == {OFF: "successed_offline"}
+    page = await service.send_message(
+        APP,
+        body(push_clientid=None, user_id="alice", request_id="abcdefghij", before_id="0"),
+        online,
+    )
+    assert only_statuses(page) == {ON: "successed_online"}
+    assert [d.cid for d in page.deliveries] == [ON]
+    # and each is still answered from memory when sent again
+    again = await service.send_message(
+        APP, body(push_clientid=[OFF], request_id="abcdefghij#before_id:0"), online
+    )
+    assert again.answer == first.answer

@@ -191,6 +191,32 @@ async def test_answer_for_and_remember_answer(gs: Store) -> None:
     assert await gs.answer_for(APP, "request-0002") is None
 
 
+async def test_request_id_answers_are_kept_three_days_on_both_stores(
+    gs: Store, clock: Clock, gateway_store: str
+) -> None:
+    """The docs said "no expiry"; SQLite kept every answer for ever (a table that grew
+    by one row per sendMessage with a request_id), Redis dropped them after 3 days.
+    Both keep them 3 days, the longest ttl a message can wait for its device."""
+    from unipush_bridge.gateway.redisstore import REQUEST_ANSWER_TTL_S
+
+    assert REQUEST_ANSWER_TTL_S == 3 * 86_400
+    await gs.remember_answer(APP, "request-0001", {"n": 1})
+    if gateway_store == "redis":  # Redis' own expiry, on Redis' clock
+        ttl = await gs._r.ttl(gs._k("r", APP, "request-0001"))  # type: ignore[attr-defined]
+        assert REQUEST_ANSWER_TTL_S - 5 <= ttl <= REQUEST_ANSWER_TTL_S
+        return
+    clock.now += REQUEST_ANSWER_TTL_S - 1
+    assert await gs.answer_for(APP, "request-0001") == {"n": 1}
+    clock.now += 2
+    assert await gs.answer_for(APP, "request-0001") is None
+    await gs.remember_answer(APP, "request-0001", {"n": 2})  # the id is free again
+    assert await gs.answer_for(APP, "request-0001") == {"n": 2}
+    clock.now += REQUEST_ANSWER_TTL_S + 1
+    await gs.purge_expired()
+    db = gs.sync._db  # type: ignore[attr-defined]
+    assert db.execute("SELECT COUNT(*) FROM requests").fetchone()[0] == 0
+
+
 async def test_the_first_answer_wins(gs: Store) -> None:
     await gs.remember_answer(APP, "request-0001", {"n": 1})
     await gs.remember_answer(APP, "request-0001", {"n": 2})
