@@ -33,6 +33,7 @@ from .errors import (
     UniApiError,
     UsageError,
 )
+from .jsnumber import js_number
 from .logs import json_text, printable
 from .paths import DEFAULT_APPID, default_socket
 from .service import commands as service_commands  # argparse only; the rest loads when run
@@ -99,6 +100,14 @@ class _Parser(argparse.ArgumentParser):
                 continue  # argparse accepts an unambiguous prefix
             unknown.append(name)
         return unknown
+
+
+def _seconds(text: str) -> float:
+    """uni's delay as the daemon reads it (JavaScript's Number(): ``"3_0"`` is none)."""
+    number = js_number(text)
+    if number is None:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, e.g. 2.5; got {text!r}")
+    return number
 
 
 def _is_number(token: str) -> bool:
@@ -323,7 +332,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         action="store_true",
         help="replace this app's previous notification, whatever it was, in place",
     )
-    notify.add_argument("--delay", type=float, metavar="SECONDS")
+    notify.add_argument("--delay", type=_seconds, metavar="SECONDS")
     notify.add_argument("--when", help="time to show: ms since the epoch or an ISO 8601 date")
     notify.add_argument("--channel-id")
     notify.add_argument("--category")

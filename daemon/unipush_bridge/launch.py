@@ -59,6 +59,16 @@ def _number(value: str) -> float:
         raise _NotHere from None
 
 
+def _seconds(value: str) -> float:
+    """As the daemon reads uni's delay (``"3_0"`` is none): the full CLI says why not."""
+    from .jsnumber import js_number
+
+    number = js_number(value)
+    if number is None:
+        raise _NotHere
+    return number
+
+
 def _sound(value: str) -> str:
     if value not in ("system", "none"):
         raise _NotHere
@@ -93,7 +103,7 @@ FAST: dict[str, dict[str, tuple[str, Callable[[str], Any] | None]]] = {
         "--icon": ("icon", _text),
         "--sound": ("sound", _sound),
         "--cover": ("cover", None),
-        "--delay": ("delay", _number),
+        "--delay": ("delay", _seconds),
         "--when": ("when", _text),
         "--channel-id": ("channel_id", _text),
         "--category": ("category", _text),

@@ -322,6 +322,9 @@
     var res = { type: data.type, data: data.data };
     var listeners = this.listeners.slice();
     for (var i = 0; i < listeners.length; i++) {
+      // uni hands every listener one receive object (so res.stopped reaches the
+      // next) and each its own click object (invokePushCallback's forEach).
+      if (res.type === "click" && i > 0) res = { type: data.type, data: data.data };
       try {
         listeners[i](res);
       } catch (e) {

@@ -126,6 +126,28 @@ test("a listener that sets res.stopped keeps a receive from the later ones, as i
   assert.deepEqual(got, [["first", "receive"], ["first", "click"], ["second", "click"]]);
 });
 
+test("each listener gets a click object of its own, and all of them one receive object", async () => {
+  // uni-app's invokePushCallback: one message object through the receive loop (so
+  // res.stopped reaches the next listener), a new {type, data} per click listener.
+  const daemon = new FakeDaemon();
+  const uni = page(daemon);
+  const seen = [];
+  uni.onPushMessage((res) => {
+    seen.push([res.type, res.mark]);
+    res.mark = "first";
+  });
+  uni.onPushMessage((res) => seen.push([res.type, res.mark]));
+  await settleDown();
+  daemon.event("receive", { title: "t", content: "c" }, "p1");
+  daemon.event("click", { title: "t", content: "c" }, "p2");
+  assert.deepEqual(seen, [
+    ["receive", undefined],
+    ["receive", "first"],
+    ["click", undefined],
+    ["click", undefined],
+  ]);
+});
+
 test("issue 15 item 1: receive carries uni's data shape", async () => {
   const daemon = new FakeDaemon();
   const uni = page(daemon);

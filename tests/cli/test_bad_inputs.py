@@ -180,6 +180,13 @@ CASES = [
     ),
     Case("cid-timeout", local("cid", "--timeout", "soon"), 2, ["--timeout", "soon"]),
     Case("notify-delay", local("notify", "--content", "x", "--delay", "x"), 2, ["--delay"]),
+    # float() reads "3_0" as 30; the daemon (JavaScript's Number()) reads no number.
+    Case(
+        "notify-delay-underscore",
+        local("notify", "--content", "x", "--delay", "3_0"),
+        2,
+        ["--delay"],
+    ),
     Case("no-daemon", lambda s: ["status", "--socket", "/nonexistent/d.sock"], 1, ["/nonexistent"]),
     # item 7: a typo'd key names the nearest real one, not a flag made from the typo
     Case(

@@ -140,6 +140,15 @@ def test_status_prints_the_gateways_close_reason_inert(
     assert b"last error: closed by the gateway (4000: \\x1b]0;pwned\\x07" in res.stdout
 
 
+async def _register(ws_url: str) -> None:
+    """One device of __UNI__DESKTOP, as a daemon's hello makes it."""
+    from websockets.asyncio.client import connect
+
+    async with connect(ws_url) as ws:
+        await ws.send(json.dumps({"type": "hello", "v": 1, "appid": "__UNI__DESKTOP"}))
+        assert json.loads(await ws.recv())["type"] == "welcome"
+
+
 def test_gateway_console_log_prints_a_senders_request_id_inert(
     tmp_path: Path, procs: list[Proc]
 ) -> None:
@@ -148,7 +157,8 @@ def test_gateway_console_log_prints_a_senders_request_id_inert(
     gateway = GatewayProc(tmp_path / "gw", extra=["--log-format", "console"]).start()
     procs.append(gateway)
     request_id = "\x1b]0;pwned\x07\x9b2J\u202eid"
-    # A broadcast: it succeeds with no cid registered (a cid list naming none fails).
+    # A broadcast: it succeeds once one device is registered (one hello).
+    asyncio.run(_register(f"{gateway.ws_url}/ws"))
     body = {"title": "t", "content": "c", "payload": "p"}
     body["request_id"] = request_id
     assert gateway.send(body)[0] == 200

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import ApiFail
+from ..jsnumber import js_number
 
 DEFAULT_CHANNEL = "DcloudChannelID"
 #: Longest delay accepted: a scheduled notification is kept on disk until then.
@@ -28,12 +29,10 @@ MAX_TEXT = 64 * 1024
 MAX_PASSED_ON = 128
 IMPORTANCE_URGENCY = {2: "low", 3: "normal", 4: "critical"}
 LOCKSCREEN = (0, 1, -1, -1000)
-#: What JavaScript's Number() strips around a numeral (ECMAScript's StrWhiteSpaceChar).
-#: Not str.strip()'s set: that takes U+001C-U+001F and U+0085 too and leaves U+FEFF.
-JS_SPACE = "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
-JS_SPACE += "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
-#: A decimal numeral as Number() reads it: ASCII digits only, no "_" separators.
-_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+#: An ISO date with no time: JavaScript's Date takes it as UTC (with a time, as local).
+_DATE_ONLY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 class OptionError(ApiFail):
@@ -123,16 +122,6 @@ def _cover(value: Any) -> bool:
     return value
 
 
-def js_number(text: str) -> float | None:
-    """What JavaScript's ``Number(text)`` makes of a decimal numeral (``" 5 "``,
-    ``"1e3"``), as uni reads a number given as a string; None for any other text.
-    Python's float() would read ``"3_0"`` as 30 and ``"١٢"`` as 12, where Number()
-    gives NaN; Number()'s other forms (``"0x10"``, ``""`` as 0, ``"Infinity"``) have
-    no use here and are refused too, so what is taken always means what it would in JS."""
-    body = text.strip(JS_SPACE)
-    return float(body) if _DECIMAL.fullmatch(body) else None
-
-
 def _delay(value: Any) -> float:
     if value is None:
         return 0.0
@@ -167,7 +156,10 @@ def _when(value: Any) -> int | None:
         return int(value)
     if isinstance(value, str):
         try:
-            return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
+            text = value.replace("Z", "+00:00")
+            if _DATE_ONLY.fullmatch(text):
+                text += "T00:00:00+00:00"  # as JS's Date reads a date alone: UTC midnight
+            return int(datetime.fromisoformat(text).timestamp() * 1000)
         except ValueError:
             pass
     raise OptionError("when must be a time: ms since the epoch or an ISO 8601 date")

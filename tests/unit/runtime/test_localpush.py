@@ -317,6 +317,8 @@ def test_delay_nan_fails() -> None:
         (" 1767323045000\n", 1767323045000),
         ("1.767323045e12", 1767323045000),
         ("1767323045000.9", 1767323045000),
+        # A date alone is UTC midnight, as new Date("2026-01-02") reads it in JS.
+        ("2026-01-02", 1767312000000),
     ],
 )
 def test_when_as_ms_or_iso(when: Any, ms: int) -> None:
