@@ -33,10 +33,10 @@ from .errors import (
     UniApiError,
     UsageError,
 )
-from .jsnumber import js_number
 from .logs import json_text, printable
 from .paths import DEFAULT_APPID, default_socket
 from .service import commands as service_commands  # argparse only; the rest loads when run
+from .wire.jsnumber import js_number
 
 DEFAULT_GATEWAY_HTTP = "http://127.0.0.1:8787"
 #: How often `listen --follow` looks for a daemon that went away.

@@ -61,7 +61,7 @@ def _number(value: str) -> float:
 
 def _seconds(value: str) -> float:
     """As the daemon reads uni's delay (``"3_0"`` is none): the full CLI says why not."""
-    from .jsnumber import js_number
+    from .wire.jsnumber import js_number
 
     number = js_number(value)
     if number is None:

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import ApiFail
-from ..jsnumber import js_number
+from ..wire.jsnumber import js_number
 
 DEFAULT_CHANNEL = "DcloudChannelID"
 #: Longest delay accepted: a scheduled notification is kept on disk until then.
