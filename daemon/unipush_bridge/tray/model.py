@@ -8,6 +8,7 @@ glue only wraps them in Variants.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal, NamedTuple
 
 Status = Literal["connected", "connecting", "offline", "quiet"]
@@ -40,6 +41,16 @@ SEPARATOR_ID = 5
 EMPTY_ID = 6
 #: Menu ids of notifications: ENTRY_BASE + their place in the list.
 ENTRY_BASE = 100
+#: What a label must not carry: NUL (dbus-daemon drops a connection whose message has
+#: one, taking the item off the bus), the other C0 and C1 controls, lone surrogates
+#: (not UTF-8), noncharacters, and bidi controls (they reorder the label and what the
+#: host draws after it). Each becomes U+FFFD, as the daemon's Notify text does.
+_NOT_FOR_LABEL = re.compile(
+    "[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef\u061c\u200e\u200f\u202a-\u202e"
+    "\u2066-\u2069"
+    + "".join(f"{chr(plane << 16 | 0xFFFE)}{chr(plane << 16 | 0xFFFF)}" for plane in range(17))
+    + "]"
+)
 
 
 class TrayState(NamedTuple):
@@ -139,7 +150,7 @@ def item_properties(state: TrayState) -> dict[str, Typed]:
 
 def entry_label(entry: dict[str, Any]) -> str:
     text = " · ".join(t for t in (entry.get("title"), entry.get("content")) if t)
-    text = " ".join(str(text).split()) or str(entry.get("id"))
+    text = _NOT_FOR_LABEL.sub("\ufffd", " ".join(str(text).split()) or str(entry.get("id")))
     if len(text) > LABEL_CHARS:
         text = text[: LABEL_CHARS - 1] + "…"
     mark = "" if entry.get("clicked") else "• "

@@ -1,0 +1,55 @@
+"""The tray against what can go wrong around it (review of the tray): hostile push
+text, a daemon that is gone or frozen. Real daemon on dunst, the tray as its own
+process, everything read over D-Bus as a tray host reads it."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.procs import wait_for
+from tests.traystack import bus_env, call, item_prop, start_tray, stop, tray_name
+from unipush_bridge.testing.plugin import Unipush
+
+MENU = "com.canonical.dbusmenu"
+
+
+def layout(address: str, name: str) -> list[tuple[int, dict[str, Any]]]:
+    """The menu's children as a host reads them: (id, {property: value})."""
+    _rev, (_root, _props, children) = call(
+        address, name, "/MenuBar", MENU, "GetLayout", "iias", (0, -1, [])
+    )
+    return [(c.value[0], {k: v.value for k, v in c.value[1].items()}) for c in children]
+
+
+def entries(address: str, name: str) -> list[dict[str, Any]]:
+    return [p for i, p in layout(address, name) if i >= 100]
+
+
+@pytest.mark.unipush_server("dunst")
+def test_a_nul_in_a_push_title_does_not_take_the_tray_off_the_bus(
+    unipush: Unipush, tmp_path: Path
+) -> None:
+    """A push whose title holds NUL and C0 controls (valid JSON, "\\u0000"): the
+    daemon shows it (its Notify call cleans it) and keeps it in the history as sent.
+    The tray's menu label must still be a string D-Bus can carry: a NUL in a reply
+    makes dbus-daemon drop the sender, and the item would be gone from the bus."""
+    address = unipush.server.address
+    tray = start_tray(unipush.daemon.socket, bus_env(address, unipush.server.env), tmp_path / "t")
+    try:
+        name = wait_for(lambda: tray_name(address), 10, "tray on the bus")
+        wait_for(lambda: item_prop(address, name, "IconName") == "mail-unread", 10, "connected")
+        unipush.push(title="evil\x00nul\x1b[31m", content="x\u202eabc")
+        unipush.notification()
+        wait_for(lambda: unipush.daemon.call("history", {"limit": 1})["entries"], 10, "history")
+        time.sleep(2)  # a poll or two
+        assert tray_name(address) == name, "the tray's name went from the bus"
+        (label,) = [e["label"] for e in entries(address, name)]
+        assert "\x00" not in label and "\x1b" not in label and "\u202e" not in label
+        assert "evil" in label and "nul" in label
+        assert tray.poll() is None
+    finally:
+        stop(tray)
