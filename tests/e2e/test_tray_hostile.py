@@ -4,6 +4,8 @@ process, everything read over D-Bus as a tray host reads it."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -51,5 +53,28 @@ def test_a_nul_in_a_push_title_does_not_take_the_tray_off_the_bus(
         assert "\x00" not in label and "\x1b" not in label and "\u202e" not in label
         assert "evil" in label and "nul" in label
         assert tray.poll() is None
+    finally:
+        stop(tray)
+
+
+@pytest.mark.unipush_server("dunst")
+def test_the_menu_says_daemon_not_running_and_greys_entries_while_offline(
+    unipush: Unipush, tmp_path: Path
+) -> None:
+    """The history was listed; the daemon dies: the menu says "daemon not running"
+    (as the tooltip does) and the stale entries are not offered as clickable."""
+    address = unipush.server.address
+    unipush.push(title="Before", content="b")
+    unipush.notification("Before")
+    tray = start_tray(unipush.daemon.socket, bus_env(address, unipush.server.env), tmp_path / "t")
+    try:
+        name = wait_for(lambda: tray_name(address), 10, "tray on the bus")
+        wait_for(lambda: len(entries(address, name)) == 1, 10, "the entry listed")
+        os.killpg(unipush.daemon.child.pid, signal.SIGKILL)
+        wait_for(lambda: item_prop(address, name, "IconName") == "network-offline", 10, "offline")
+        items = layout(address, name)
+        labels = [p.get("label") for _, p in items]
+        assert "daemon not running" in labels, labels
+        assert all(p.get("enabled") is False for i, p in items if i >= 100), items
     finally:
         stop(tray)

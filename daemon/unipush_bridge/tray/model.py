@@ -158,9 +158,10 @@ def entry_label(entry: dict[str, Any]) -> str:
 
 
 def menu_items(state: TrayState) -> list[tuple[int, dict[str, Typed]]]:
-    """The root's children in order, each with its dbusmenu properties."""
+    """The root's children in order, each with its dbusmenu properties. Offline, the
+    last history read is not listed: it may be stale and nothing could click it."""
     items: list[tuple[int, dict[str, Typed]]] = []
-    entries = state.entries[:MENU_ENTRIES]
+    entries = state.entries[:MENU_ENTRIES] if state.online else ()
     for i, entry in enumerate(entries):
         items.append((ENTRY_BASE + i, {"label": ("s", entry_label(entry))}))
     if not entries:
@@ -217,7 +218,7 @@ def command_for(state: TrayState, item_id: int, event: str) -> Command | None:
     if item_id == OPEN_HISTORY_ID and state.online:
         return OpenHistory()
     place = item_id - ENTRY_BASE
-    if 0 <= place < min(len(state.entries), MENU_ENTRIES):
+    if state.online and 0 <= place < min(len(state.entries), MENU_ENTRIES):
         push_id = state.entries[place].get("id")
         if isinstance(push_id, str):
             return ClickEntry(push_id)
