@@ -78,3 +78,29 @@ def test_the_menu_says_daemon_not_running_and_greys_entries_while_offline(
         assert all(p.get("enabled") is False for i, p in items if i >= 100), items
     finally:
         stop(tray)
+
+
+@pytest.mark.unipush_server("dunst")
+def test_a_frozen_daemon_reads_offline_and_sigterm_still_ends_the_tray(
+    unipush: Unipush, tmp_path: Path
+) -> None:
+    """The daemon is stopped (SIGSTOP: its socket accepts, nothing answers, as a hung
+    daemon): the tray shows offline within a few seconds instead of "connected"
+    forever, and SIGTERM ends it at once instead of after the poll that never ends."""
+    address = unipush.server.address
+    tray = start_tray(unipush.daemon.socket, bus_env(address, unipush.server.env), tmp_path / "t")
+    pid = unipush.daemon.child.pid
+    try:
+        name = wait_for(lambda: tray_name(address), 10, "tray on the bus")
+        wait_for(lambda: item_prop(address, name, "IconName") == "mail-unread", 10, "connected")
+        os.killpg(pid, signal.SIGSTOP)
+        try:
+            wait_for(
+                lambda: item_prop(address, name, "IconName") == "network-offline", 15, "offline"
+            )
+            tray.send_signal(signal.SIGTERM)
+            assert tray.wait(5) == 0
+        finally:
+            os.killpg(pid, signal.SIGCONT)
+    finally:
+        stop(tray)
