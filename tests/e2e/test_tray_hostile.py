@@ -104,3 +104,28 @@ def test_a_frozen_daemon_reads_offline_and_sigterm_still_ends_the_tray(
             os.killpg(pid, signal.SIGCONT)
     finally:
         stop(tray)
+
+
+@pytest.mark.unipush_server("dunst")
+def test_an_unsafe_socket_dir_reads_offline_and_does_not_crash_the_tray(
+    unipush: Unipush, tmp_path: Path
+) -> None:
+    """The daemon dies and its socket's directory becomes world-writable (anyone could
+    put a fake daemon there): the client refuses to connect (UnsafePath); the tray
+    must read offline and keep running, not die with a traceback."""
+    address = unipush.server.address
+    tray = start_tray(unipush.daemon.socket, bus_env(address, unipush.server.env), tmp_path / "t")
+    folder = unipush.daemon.socket.parent
+    mode = folder.stat().st_mode & 0o777
+    try:
+        name = wait_for(lambda: tray_name(address), 10, "tray on the bus")
+        wait_for(lambda: item_prop(address, name, "IconName") == "mail-unread", 10, "connected")
+        os.killpg(unipush.daemon.child.pid, signal.SIGKILL)
+        folder.chmod(0o777)
+        wait_for(lambda: item_prop(address, name, "IconName") == "network-offline", 10, "offline")
+        time.sleep(2)  # more polls, each refused
+        assert tray.poll() is None, (tmp_path / "t").read_text()[-2000:]
+        assert item_prop(address, name, "IconName") == "network-offline"
+    finally:
+        folder.chmod(mode)
+        stop(tray)

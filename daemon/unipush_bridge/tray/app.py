@@ -18,6 +18,7 @@ import structlog
 
 from ..clients.push import PushClient
 from ..errors import DaemonUnavailable, ProtocolError, UniApiError
+from ..paths import UnsafePath
 from . import model
 from .sni import SniConnection
 
@@ -40,6 +41,8 @@ class Tray:
         self.sni = SniConnection(lambda: self.state, self.command, self.opened)
         self.stopped = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        #: The last UnsafePath refusal logged (polls repeat it every second).
+        self._unsafe = ""
 
     async def run(self) -> int:
         await self.sni.start()
@@ -78,6 +81,12 @@ class Tray:
                     await self.client.connect()
                 status = await self.client.status()
                 entries = await self.client.history(model.MENU_ENTRIES)
+        except UnsafePath as exc:  # refused before connecting: say so once, stay up
+            if str(exc) != self._unsafe:
+                log.warning("the daemon's socket is in an unsafe place; offline", error=str(exc))
+            self._unsafe = str(exc)
+            self.state = self.state._replace(online=False, link="")
+            return
         except (DaemonUnavailable, ProtocolError, UniApiError, OSError, TimeoutError) as exc:
             if self.state.online:
                 log.info("the daemon is gone; the tray shows offline", error=str(exc) or repr(exc))
@@ -86,6 +95,7 @@ class Tray:
             self.client = None
             self.state = self.state._replace(online=False, link="")
             return
+        self._unsafe = ""
         quiet = status.get("quiet") or {}
         connection = status.get("connection") or {}
         self.state = self.state._replace(
