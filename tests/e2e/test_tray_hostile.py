@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dbus_fast import Variant
 
 from tests.procs import wait_for
 from tests.traystack import bus_env, call, item_prop, start_tray, stop, tray_name
@@ -128,4 +129,31 @@ def test_an_unsafe_socket_dir_reads_offline_and_does_not_crash_the_tray(
         assert item_prop(address, name, "IconName") == "network-offline"
     finally:
         folder.chmod(mode)
+        stop(tray)
+
+
+@pytest.mark.unipush_server("dunst")
+def test_a_click_on_a_menu_read_before_a_new_push_acts_on_the_entry_it_showed(
+    unipush: Unipush, tmp_path: Path
+) -> None:
+    """The host read the menu (B newest, then A); push C arrives and the tray polls
+    before the user's click on B reaches it: the click must be B's, not whatever
+    took B's place (C)."""
+    address = unipush.server.address
+    for title in ("A", "B"):
+        unipush.push(title=title, content=title.lower(), payload={"which": title})
+        unipush.notification(title)
+    tray = start_tray(unipush.daemon.socket, bus_env(address, unipush.server.env), tmp_path / "t")
+    try:
+        name = wait_for(lambda: tray_name(address), 10, "tray on the bus")
+        wait_for(lambda: len(entries(address, name)) == 2, 10, "A and B listed")
+        shown = {p["label"]: i for i, p in layout(address, name) if i >= 100}
+        b = next(i for label, i in shown.items() if "B" in label)
+        unipush.push(title="C", content="c", payload={"which": "C"})
+        unipush.notification("C")
+        wait_for(lambda: len(entries(address, name)) == 3, 10, "C listed")
+        call(address, name, "/MenuBar", MENU, "Event", "isvu", (b, "clicked", Variant("s", ""), 0))
+        event = unipush.wait_for_event("click")  # held for the app, given on connect
+        assert event["data"]["payload"] == {"which": "B"}, event
+    finally:
         stop(tray)
