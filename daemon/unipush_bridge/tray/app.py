@@ -10,12 +10,15 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import structlog
 
 from ..clients.push import PushClient
 from ..errors import DaemonUnavailable, ProtocolError, UniApiError
+from ..paths import UnsafePath
 from . import model
 from .sni import SniConnection
 
@@ -23,6 +26,9 @@ log = structlog.get_logger(__name__)
 
 #: How often the tray asks the daemon (s): status, quiet hours, recent history.
 POLL_S = 1.0
+#: How long one poll or menu action may wait for the daemon (s): a daemon that
+#: accepts but does not answer (hung, SIGSTOPped) reads offline, not connected.
+CALL_TIMEOUT_S = 3.0
 #: Clipboard tools tried in order, with their arguments.
 CLIPBOARD = (("wl-copy",), ("xclip", "-selection", "clipboard"), ("xsel", "--clipboard", "--input"))
 
@@ -35,12 +41,14 @@ class Tray:
         self.sni = SniConnection(lambda: self.state, self.command, self.opened)
         self.stopped = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        #: The last UnsafePath refusal logged (polls repeat it every second).
+        self._unsafe = ""
 
     async def run(self) -> int:
         await self.sni.start()
         try:
             while not self.stopped.is_set():
-                await self.poll()
+                await self._unless_stopped(self.poll())
                 self.sni.refresh()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stopped.wait(), POLL_S)
@@ -50,21 +58,44 @@ class Tray:
             self.sni.close()
         return 0
 
+    async def _unless_stopped(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` but give it up when the tray is told to stop (SIGTERM, Quit),
+        so stopping never waits for the daemon."""
+        task = asyncio.ensure_future(coro)
+        stop = asyncio.ensure_future(self.stopped.wait())
+        try:
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        task.result()
+
     async def poll(self) -> None:
         try:
-            if self.client is None:
-                self.client = PushClient(self.socket_path, self.state.appid)
-                await self.client.connect()
-            status = await self.client.status()
-            entries = await self.client.history(model.MENU_ENTRIES)
-        except (DaemonUnavailable, ProtocolError, UniApiError, OSError) as exc:
+            async with asyncio.timeout(CALL_TIMEOUT_S):
+                if self.client is None:
+                    self.client = PushClient(self.socket_path, self.state.appid)
+                    await self.client.connect()
+                status = await self.client.status()
+                entries = await self.client.history(model.MENU_ENTRIES)
+        except UnsafePath as exc:  # refused before connecting: say so once, stay up
+            if str(exc) != self._unsafe:
+                log.warning("the daemon's socket is in an unsafe place; offline", error=str(exc))
+            self._unsafe = str(exc)
+            self.state = self.state._replace(online=False, link="")
+            return
+        except (DaemonUnavailable, ProtocolError, UniApiError, OSError, TimeoutError) as exc:
             if self.state.online:
-                log.info("the daemon is gone; the tray shows offline", error=str(exc))
+                log.info("the daemon is gone; the tray shows offline", error=str(exc) or repr(exc))
             if self.client is not None:
                 await self.client.close()
             self.client = None
             self.state = self.state._replace(online=False, link="")
             return
+        self._unsafe = ""
         quiet = status.get("quiet") or {}
         connection = status.get("connection") or {}
         self.state = self.state._replace(
@@ -94,15 +125,17 @@ class Tray:
                     return
                 case model.ClickEntry(push_id):
                     assert self.client is not None
-                    await self.client.click_history(push_id)
+                    async with asyncio.timeout(CALL_TIMEOUT_S):
+                        await self.client.click_history(push_id)
                 case model.SetQuiet(on):
                     assert self.client is not None
-                    await self.client.set_quiet_hours(on)
+                    async with asyncio.timeout(CALL_TIMEOUT_S):
+                        await self.client.set_quiet_hours(on)
                 case model.CopyCid(cid):
                     await copy_to_clipboard(cid or "")
                 case model.OpenHistory():
                     await open_history(self.state)
-        except (AssertionError, DaemonUnavailable, UniApiError, OSError) as exc:
+        except (AssertionError, DaemonUnavailable, UniApiError, OSError, TimeoutError) as exc:
             log.warning("a tray menu action failed", action=type(command).__name__, error=str(exc))
         await self.poll()
         self.sni.refresh()

@@ -8,6 +8,8 @@ glue only wraps them in Variants.
 
 from __future__ import annotations
 
+import re
+import zlib
 from typing import Any, Literal, NamedTuple
 
 Status = Literal["connected", "connecting", "offline", "quiet"]
@@ -38,8 +40,18 @@ OPEN_HISTORY_ID = 3
 QUIT_ID = 4
 SEPARATOR_ID = 5
 EMPTY_ID = 6
-#: Menu ids of notifications: ENTRY_BASE + their place in the list.
+#: Menu ids of notifications start here (see :func:`entry_id`).
 ENTRY_BASE = 100
+#: What a label must not carry: NUL (dbus-daemon drops a connection whose message has
+#: one, taking the item off the bus), the other C0 and C1 controls, lone surrogates
+#: (not UTF-8), noncharacters, and bidi controls (they reorder the label and what the
+#: host draws after it). Each becomes U+FFFD, as the daemon's Notify text does.
+_NOT_FOR_LABEL = re.compile(
+    "[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef\u061c\u200e\u200f\u202a-\u202e"
+    "\u2066-\u2069"
+    + "".join(f"{chr(plane << 16 | 0xFFFE)}{chr(plane << 16 | 0xFFFF)}" for plane in range(17))
+    + "]"
+)
 
 
 class TrayState(NamedTuple):
@@ -139,19 +151,32 @@ def item_properties(state: TrayState) -> dict[str, Typed]:
 
 def entry_label(entry: dict[str, Any]) -> str:
     text = " · ".join(t for t in (entry.get("title"), entry.get("content")) if t)
-    text = " ".join(str(text).split()) or str(entry.get("id"))
+    text = _NOT_FOR_LABEL.sub("\ufffd", " ".join(str(text).split()) or str(entry.get("id")))
     if len(text) > LABEL_CHARS:
         text = text[: LABEL_CHARS - 1] + "…"
     mark = "" if entry.get("clicked") else "• "
     return mark + text.replace("_", "__")  # dbusmenu: a lone _ marks the access key
 
 
+def entry_id(entry: dict[str, Any], place: int) -> int:
+    """A notification's menu id, from its push id: the same entry keeps its id while
+    newer ones push it down, so a click the host sends from a menu it read before the
+    list changed still acts on the entry the user saw (a place-based id would act on
+    whatever took its place). An entry without an id keeps ENTRY_BASE + its place."""
+    push_id = entry.get("id")
+    if not isinstance(push_id, str):
+        return ENTRY_BASE + place
+    first = ENTRY_BASE + MENU_ENTRIES
+    return first + zlib.crc32(push_id.encode("utf-8", "replace")) % (2**31 - 1 - first)
+
+
 def menu_items(state: TrayState) -> list[tuple[int, dict[str, Typed]]]:
-    """The root's children in order, each with its dbusmenu properties."""
+    """The root's children in order, each with its dbusmenu properties. Offline, the
+    last history read is not listed: it may be stale and nothing could click it."""
     items: list[tuple[int, dict[str, Typed]]] = []
-    entries = state.entries[:MENU_ENTRIES]
+    entries = state.entries[:MENU_ENTRIES] if state.online else ()
     for i, entry in enumerate(entries):
-        items.append((ENTRY_BASE + i, {"label": ("s", entry_label(entry))}))
+        items.append((entry_id(entry, i), {"label": ("s", entry_label(entry))}))
     if not entries:
         empty = "daemon not running" if not state.online else "no notifications yet"
         items.append((EMPTY_ID, {"label": ("s", empty), "enabled": ("b", False)}))
@@ -194,7 +219,7 @@ def item_props(
 
 def command_for(state: TrayState, item_id: int, event: str) -> Command | None:
     """What a dbusmenu Event does: only ``clicked`` acts; an id no longer in the menu
-    (the layout changed under the user's pointer) does nothing."""
+    (its entry was pruned, or the daemon is offline) does nothing."""
     if event != "clicked":
         return None
     if item_id == QUIT_ID:
@@ -205,10 +230,11 @@ def command_for(state: TrayState, item_id: int, event: str) -> Command | None:
         return CopyCid(state.cid)
     if item_id == OPEN_HISTORY_ID and state.online:
         return OpenHistory()
-    place = item_id - ENTRY_BASE
-    if 0 <= place < min(len(state.entries), MENU_ENTRIES):
-        push_id = state.entries[place].get("id")
-        if isinstance(push_id, str):
+    if not state.online:
+        return None
+    for place, entry in enumerate(state.entries[:MENU_ENTRIES]):
+        push_id = entry.get("id")
+        if isinstance(push_id, str) and entry_id(entry, place) == item_id:
             return ClickEntry(push_id)
     return None
 

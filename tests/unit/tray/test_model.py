@@ -42,10 +42,12 @@ def test_layout_and_commands() -> None:
     root, props, children = model.layout(state)
     assert (root, props["children-display"][1]) == (0, "submenu")
     ids = [i for i, _ in children]
-    assert ids == [100, 5, 1, 2, 3, 4]
+    m1 = model.entry_id(ENTRY, 0)
+    assert m1 >= 100 and m1 == model.entry_id(ENTRY, 3)  # its id, not its place
+    assert ids == [m1, 5, 1, 2, 3, 4]
     assert children[0][1]["label"][1] == "• Hi · there__you"
-    assert model.command_for(state, 100, "clicked") == model.ClickEntry("m1")
-    assert model.command_for(state, 100, "hovered") is None
+    assert model.command_for(state, m1, "clicked") == model.ClickEntry("m1")
+    assert model.command_for(state, m1, "hovered") is None
     assert model.command_for(state, 101, "clicked") is None
     assert model.command_for(state, 1, "clicked") == model.SetQuiet(True)
     assert model.command_for(state._replace(quiet=True), 1, "clicked") == model.SetQuiet(False)
