@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,15 @@ import pytest
 from dbus_fast import Variant
 
 from tests.procs import wait_for
-from tests.traystack import bus_env, call, item_prop, start_tray, stop, tray_name
+from tests.traystack import (
+    bus_env,
+    call,
+    item_prop,
+    require_tray_tools,
+    start_tray,
+    stop,
+    tray_name,
+)
 from unipush_bridge.testing.plugin import Unipush
 
 MENU = "com.canonical.dbusmenu"
@@ -157,3 +166,33 @@ def test_a_click_on_a_menu_read_before_a_new_push_acts_on_the_entry_it_showed(
         assert event["data"]["payload"] == {"which": "B"}, event
     finally:
         stop(tray)
+
+
+def test_a_tray_whose_session_bus_is_gone_exits_1_for_its_service_to_restart(
+    tmp_path: Path,
+) -> None:
+    """The session bus dropped the tray (its dbus-daemon killed): it went on polling
+    with no icon on any bus, for ever. It now exits 1, which the user unit restarts."""
+    require_tray_tools()
+    address = f"unix:path={tmp_path / 'bus'}"
+    bus = subprocess.Popen(
+        ["dbus-daemon", "--session", "--nofork", f"--address={address}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    tray: subprocess.Popen[bytes] | None = None
+    try:
+        wait_for((tmp_path / "bus").exists, 10, "the bus socket")
+        env = bus_env(address, {})
+        tray = start_tray(tmp_path / "no-daemon.sock", env, tmp_path / "tray.log")
+        wait_for(lambda: tray_name(address), 10, "tray on the bus")
+        bus.kill()
+        bus.wait()
+        assert tray.wait(15) == 1
+        assert "lost the session bus" in (tmp_path / "tray.log").read_text()
+    finally:
+        if tray is not None:
+            stop(tray)
+        if bus.poll() is None:
+            bus.kill()
+            bus.wait()

@@ -45,9 +45,14 @@ class Tray:
         self._unsafe = ""
 
     async def run(self) -> int:
+        """0 once told to stop; 1 when the session bus dropped us: an icon nobody can
+        see is no tray, and the user service restarts a tray that exits 1."""
         await self.sni.start()
         try:
             while not self.stopped.is_set():
+                if not self.sni.connected:
+                    log.error("lost the session bus; the tray has no icon, exiting")
+                    return 1
                 await self._unless_stopped(self.poll())
                 self.sni.refresh()
                 with contextlib.suppress(TimeoutError):

@@ -31,6 +31,8 @@ MENU_PATH = "/MenuBar"
 #: Tries, and the pause between them, to register with a watcher that just appeared.
 REGISTER_TRIES = 25
 REGISTER_PAUSE_S = 0.2
+#: How long RegisterStatusNotifierItem may take before the tray goes on without it.
+REGISTER_TIMEOUT_S = 3.0
 
 Str = Annotated[str, DBusSignature("s")]
 Int = Annotated[int, DBusSignature("i")]
@@ -248,6 +250,13 @@ class SniConnection:
         self.registered = False
         self._shown: tuple[Any, ...] = ()
         self._state = state
+        #: Registrations in flight after a watcher appeared (kept: a task only the
+        #: loop refers to may be collected before it ends).
+        self._registering: set[asyncio.Task[None]] = set()
+
+    @property
+    def connected(self) -> bool:
+        return self.bus is not None and self.bus.connected
 
     async def start(self) -> None:
         self.bus = await MessageBus(bus_type=BusType.SESSION).connect()
@@ -267,21 +276,27 @@ class SniConnection:
         """RegisterStatusNotifierItem with the watcher, if one is there (else a host
         that starts later finds us through NameOwnerChanged)."""
         assert self.bus is not None
-        reply = await self.bus.call(
-            Message(
-                destination=WATCHER,
-                path=WATCHER_PATH,
-                interface=WATCHER,
-                member="RegisterStatusNotifierItem",
-                signature="s",
-                body=[self.name],
-            )
+        call = Message(
+            destination=WATCHER,
+            path=WATCHER_PATH,
+            interface=WATCHER,
+            member="RegisterStatusNotifierItem",
+            signature="s",
+            body=[self.name],
         )
+        error: object
+        try:
+            # A watcher that owns its name and never answers must not hold up the
+            # tray's start (its first poll waits for this).
+            reply = await asyncio.wait_for(self.bus.call(call), REGISTER_TIMEOUT_S)
+        except TimeoutError:
+            reply, error = None, f"no answer within {REGISTER_TIMEOUT_S:g} s"
+        else:
+            error = None if reply is None else (reply.error_name, reply.body)
         self.registered = reply is not None and reply.message_type == MessageType.METHOD_RETURN
         if self.registered:
             log.info("tray registered with the StatusNotifierWatcher", name=self.name)
         else:
-            error = None if reply is None else (reply.error_name, reply.body)
             log.info("no StatusNotifierWatcher yet; waiting for a tray host", error=error)
         return self.registered
 
@@ -292,8 +307,11 @@ class SniConnection:
             and msg.body
             and msg.body[0] == WATCHER
             and msg.body[2]
+            and not self._registering  # a watcher restarting often: one at a time
         ):
-            asyncio.get_running_loop().create_task(self._register_soon())
+            task = asyncio.get_running_loop().create_task(self._register_soon())
+            self._registering.add(task)
+            task.add_done_callback(self._registering.discard)
         return False
 
     async def _register_soon(self) -> None:
