@@ -209,7 +209,9 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
 """
 
-_ACK = """
+_ACK = """#!lua flags=allow-oom
+-- allow-oom: acks free room; a full Redis refused a batch whose first ack removed
+-- nothing (its first write the cursor's HSET).
 -- ARGV: prefix, task key prefix, then (appid, cid, seq) triples: one ack, or a 5 ms
 -- window's acks of 20,000 daemons in one call. For each: count what the ack removes,
 -- remove it, move the cursor (never past issued). The task counters are added once
@@ -331,7 +333,10 @@ redis.call('ZREM', KEYS[8], cid)
 return 1
 """
 
-_PURGE_EXPIRED = """
+_PURGE_EXPIRED = """#!lua flags=allow-oom
+-- allow-oom: a full Redis (noeviction) refused a script whose first write may grow
+-- memory, and this one's first is the ZADD of a cid whose earliest message was acked:
+-- the purge that frees room failed. It removes more than it adds.
 -- KEYS: due; ARGV: prefix, now, then members of due ("{a} newline {c}") whose earliest
 -- message has expired. Drop each one's expired messages and move it to its next
 -- expiry (out of due when none is left); how many messages went. The expiry is read
@@ -805,8 +810,16 @@ class RedisStore:
         await self.ack_many([(appid, cid, seq)])
 
     async def ack_many(self, acks: Iterable[tuple[str, str, int]]) -> None:
-        async with self._writes() as pipe:
-            self._acks_on(pipe, list(acks))
+        """Outside a transaction, not on a MULTI: each script call is atomic and an ack
+        is idempotent, and a full Redis (noeviction) refuses every command queued on a
+        MULTI, so the acks that would free its room were refused."""
+        if self._open_tx() is not None:
+            async with self._writes() as pipe:
+                self._acks_on(pipe, list(acks))
+            return
+        pipe = self._r.pipeline(transaction=False)
+        self._acks_on(pipe, list(acks))
+        await pipe.execute()
 
     def _acks_on(self, pipe: Any, acks: list[tuple[str, str, int]]) -> None:
         """One script call per ADD_BATCH acks (not one each: 20,000 daemons acking a

@@ -9,11 +9,13 @@ import pytest
 import redis
 
 from tests.gatewaykit import Clock
-from tests.redisstack import RedisServer, command_calls
+from tests.redisstack import RedisServer, command_calls, redis_server
 from unipush_bridge.errors import ConfigError
 from unipush_bridge.gateway.access import GatewayConfig
 from unipush_bridge.gateway.redisstore import RedisStore
 from unipush_bridge.gateway.storeapi import open_store
+
+__all__ = ["redis_server"]
 
 APP = "__UNI__A"
 CID = "0123456789abcdef0123456789abcdef"
@@ -223,3 +225,40 @@ async def test_a_request_id_claim_holds_off_others_and_gives_way_to_the_answer(
     with redis.Redis.from_url(shared_redis.url) as r:
         assert 0 < int(r.ttl(f"up:r:{APP}:req-2")) <= 5
         assert int(r.ttl(f"up:r:{APP}:req-1")) > 86_400
+
+
+async def test_the_expiry_purge_frees_memory_when_redis_is_full(
+    redis_server: RedisServer, clock: Clock
+) -> None:
+    """A full Redis (maxmemory, noeviction) refuses a script whose first write may
+    grow memory: the purge's ZADD that moves a cid to its next expiry (its earliest
+    message acked) failed the whole batch, so nothing expired was removed, the one
+    thing that frees room, round after round; so did a batch of acks whose first
+    removed nothing."""
+    rs = RedisStore(redis_server.url, clock)
+    other = "fedcba9876543210fedcba9876543210"
+    try:
+        for cid in (CID, other):
+            await rs.register(APP, cid, 0)
+        first = await rs.add_message(APP, CID, "m1", "task", {"title": "t"}, 10)
+        second = await rs.add_message(APP, CID, "m2", "task", {"title": "t"}, 1000)
+        third = await rs.add_message(APP, other, "m3", "task", {"title": "t"}, 10)
+        await rs.ack(APP, CID, first)  # CID's due entry still names m1's expiry
+        clock.advance(20)
+        r = redis.Redis.from_url(redis_server.url)
+        r.config_set("maxmemory-policy", "noeviction")
+        r.config_set("maxmemory", r.info("memory")["used_memory"] - 100_000)
+        try:
+            with pytest.raises(redis.exceptions.OutOfMemoryError):
+                r.set("probe", "x")  # full indeed
+            assert await rs.purge_expired() == 1
+            assert await rs.after(APP, other, 0) == []
+            assert [i for _, i, _ in await rs.after(APP, CID, 0)] == ["m2"]
+            # acks free room too: a batch whose first ack removes nothing (m3 purged)
+            # only moves that cursor, and was refused with the rest
+            await rs.ack_many([(APP, other, third), (APP, CID, second)])
+        finally:
+            r.config_set("maxmemory", 0)
+        assert await rs.after(APP, CID, 0) == []
+    finally:
+        await rs.close()
