@@ -85,10 +85,11 @@ STORE_TIMEOUT_S = 10
 #: for a minute); with the body in every per-cid notice it was up to 40 MB.
 NOTICE_BODY_MAX = 2048
 
-#: What a request_id's key holds while a call makes its answer (never JSON), and how
-#: long at most: a call commits in milliseconds, and a retry of a call whose node
-#: died holding the claim waits this long at most. A claim that lapses before its
-#: call commits lets a second call in, as there was no claim at all.
+#: What a request_id's key holds while a call makes its answer (never JSON), and for
+#: how long past the last renewal: the node making the answer renews it every third
+#: of this while the call runs (a slow Redis, a broadcast's reads: the claim once
+#: lapsed under a call still running, and the sender's retry made a second answer),
+#: so a retry of a call whose node died holding the claim waits this long at most.
 CLAIMED = "claimed"
 CLAIM_TTL_S = 5
 
@@ -385,6 +386,14 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
 """
 
+_RENEW_CLAIM = """
+-- KEYS: r; ARGV: the claim marker, its ttl. The claim lasts while its call runs; an
+-- answer (or nothing: released) ends the renewals.
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
 _FOLD_QUEUED = """
 -- KEYS: queued (the set earlier versions kept of the cids with messages), due. Move
 -- up to 1,000 of its members into due, to be visited at the next purge; how many.
@@ -489,13 +498,18 @@ class RedisStore:
             "fold": _FOLD_QUEUED,
             "remember": _REMEMBER,
             "release": _RELEASE,
+            "renew_claim": _RENEW_CLAIM,
             "claim": _CLAIM,
             "refresh": _REFRESH,
             "leave": _LEAVE,
         }
         self._texts = scripts
+        #: The renewal of each request_id claim this store holds (claim_answer).
+        self._claims: dict[str, asyncio.Task[None]] = {}
 
     async def close(self) -> None:
+        for key in list(self._claims):
+            self._let_go(key)
         await self._r.aclose()
 
     async def synced(self) -> None:
@@ -885,16 +899,39 @@ class RedisStore:
     async def remember_answer(self, appid: str, request_id: str, answer: dict[str, Any]) -> None:
         """The first answer stays; a claim (its own call's) gives way to it."""
         key = self._k("r", appid, request_id)
-        await self._run("remember", [key], [json.dumps(answer), CLAIMED, REQUEST_ANSWER_TTL_S])
+        args = [json.dumps(answer), CLAIMED, REQUEST_ANSWER_TTL_S]
+        async with self.transaction():  # the claim is renewed until the answer commits
+            self._queue("remember", [key], args, lambda _: self._let_go(key))
 
     async def claim_answer(self, appid: str, request_id: str) -> bool:
-        """A marker in the answer's key, for CLAIM_TTL_S at most (a node that died
-        holding it lets it go then)."""
+        """A marker in the answer's key, renewed while this call runs and CLAIM_TTL_S
+        past that at most (a node that died holding it lets it go then)."""
         key = self._k("r", appid, request_id)
-        return bool(await self._r.set(key, CLAIMED, nx=True, ex=CLAIM_TTL_S))
+        if not await self._r.set(key, CLAIMED, nx=True, ex=CLAIM_TTL_S):
+            return False
+        self._let_go(key)
+        self._claims[key] = asyncio.get_running_loop().create_task(self._renew_claim(key))
+        return True
+
+    async def _renew_claim(self, key: str) -> None:
+        """Every third of CLAIM_TTL_S until the answer or the release: a renewal that
+        fails (Redis away) is tried again at the next."""
+        while True:
+            await asyncio.sleep(CLAIM_TTL_S / 3)
+            with contextlib.suppress(redis.RedisError):
+                if not await self._eval(self._r, "renew_claim", [key], [CLAIMED, CLAIM_TTL_S]):
+                    if self._claims.get(key) is asyncio.current_task():
+                        del self._claims[key]
+                    return
+
+    def _let_go(self, key: str) -> None:
+        if (task := self._claims.pop(key, None)) is not None:
+            task.cancel()
 
     async def release_answer(self, appid: str, request_id: str) -> None:
-        await self._eval(self._r, "release", [self._k("r", appid, request_id)], [CLAIMED])
+        key = self._k("r", appid, request_id)
+        self._let_go(key)
+        await self._eval(self._r, "release", [key], [CLAIMED])
 
     # aliases ---------------------------------------------------------------------
 

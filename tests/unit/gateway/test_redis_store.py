@@ -3,7 +3,9 @@ the whole gateway suite, which runs against it too: tests/redisstack.py)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -12,7 +14,9 @@ from tests.gatewaykit import Clock
 from tests.redisstack import RedisServer, command_calls, redis_server
 from unipush_bridge.errors import ConfigError
 from unipush_bridge.gateway.access import GatewayConfig
-from unipush_bridge.gateway.redisstore import RedisStore
+from unipush_bridge.gateway.errors import UniError
+from unipush_bridge.gateway.redisstore import CLAIM_TTL_S, CLAIMED, RedisStore
+from unipush_bridge.gateway.service import GatewayService
 from unipush_bridge.gateway.storeapi import open_store
 
 __all__ = ["redis_server"]
@@ -262,3 +266,54 @@ async def test_the_expiry_purge_frees_memory_when_redis_is_full(
         assert await rs.after(APP, CID, 0) == []
     finally:
         await rs.close()
+
+
+async def test_a_request_id_claim_lasts_as_long_as_its_call(
+    shared_redis: RedisServer, clock: Clock, tmp_path: Path
+) -> None:
+    """Two nodes, one request_id: the first call holds the claim while it runs, however
+    long (a slow Redis, a broadcast's reads). The claim lapsed after CLAIM_TTL_S while
+    the call still ran: the sender's retry on another node claimed it, stored the
+    message again under a new task and answered; then the first call committed and
+    answered too: two answers, two messages, for one request_id."""
+    shared_redis.flush()
+    first, second = RedisStore(shared_redis.url, clock), RedisStore(shared_redis.url, clock)
+    try:
+        await first.register(APP, CID, 0)
+        config = GatewayConfig(data_dir=tmp_path)
+        node_a = GatewayService(config, first, clock)
+        node_b = GatewayService(config, second, clock)
+        slow = asyncio.Event()
+        held = asyncio.Event()
+
+        async def slow_presence(appid: str, cids: list[str]) -> set[str]:
+            """Node A's presence lookup, waiting as one on a slow Redis does."""
+            held.set()
+            await slow.wait()
+            return set()
+
+        async def presence(appid: str, cids: list[str]) -> set[str]:
+            return set()
+
+        body = {"push_clientid": CID, "title": "t", "content": "c", "payload": {}}
+        body["request_id"] = "request-slow-1"
+        call_a = asyncio.create_task(node_a.send_message(APP, body, slow_presence))
+        await asyncio.wait_for(held.wait(), 10)
+        with redis.Redis.from_url(shared_redis.url, decode_responses=True) as r:
+            key = f"up:r:{APP}:request-slow-1"
+            assert r.get(key) == CLAIMED
+            await asyncio.sleep(CLAIM_TTL_S + 1)  # past the claim's first lease
+            retry = asyncio.create_task(node_b.send_message(APP, body, presence))
+            await asyncio.sleep(0.5)
+            slow.set()
+            answer_a = (await call_a).answer
+            try:
+                answer_b = (await retry).answer
+            except UniError as exc:  # still in progress when it looked: refused, fine
+                assert exc.status == 503
+                answer_b = answer_a
+        assert answer_b == answer_a
+        assert len(await first.after(APP, CID, 0)) == 1
+    finally:
+        await first.close()
+        await second.close()
