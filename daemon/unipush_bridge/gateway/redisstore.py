@@ -27,6 +27,8 @@ Layout (every key under one prefix, ``up:`` by default; ``{a}`` appid, ``{c}`` c
   unless that node renews it; ``node:{id}``: that node is alive, expiring after
   PRESENCE_TTL_S unless it renews it (cluster.py). A cid is "online" for every node
   while its presence names a node that is alive.
+- ``epoch``: a random value the nodes read with every liveness SET and set when it is
+  missing: another value than before means Redis lost its data (``_beat``).
 
 Writes inside ``transaction()`` are queued on one MULTI/EXEC pipeline, and those that
 read before they write are Lua scripts in it: the whole step is applied at once or not
@@ -44,6 +46,7 @@ import asyncio
 import contextlib
 import contextvars
 import json
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -475,6 +478,9 @@ class RedisStore:
         self.regs: dict[tuple[str, str], int] = {}
         #: Called by touch() (a connection closed); set by the cluster link.
         self.on_touch: Callable[[str, str], None] | None = None
+        #: Called when Redis is found to have lost its data (_beat); set by the
+        #: cluster link.
+        self.on_lost: Callable[[], None] | None = None
         #: Called with (appid, cid, seq, the cid's seq before) once a message is
         #: committed; set by the cluster link.
         self.on_added: Callable[[str, str, int, int], None] | None = None
@@ -504,6 +510,8 @@ class RedisStore:
             "leave": _LEAVE,
         }
         self._texts = scripts
+        #: The store's epoch as this node last saw it (_beat).
+        self.epoch: str | None = None
         #: The renewal of each request_id claim this store holds (claim_answer).
         self._claims: dict[str, asyncio.Task[None]] = {}
 
@@ -697,11 +705,29 @@ class RedisStore:
     async def heartbeat(self) -> None:
         """This node is alive for another PRESENCE_TTL_S: every cid it holds counts as
         online on every node (one SET, however many it holds)."""
-        await self._beat(self._r)
+        pipe = self._r.pipeline(transaction=False)
+        token = self._beat(pipe)
+        self._saw_epoch((await pipe.execute())[1], token)
 
-    def _beat(self, client: Any) -> Any:
-        """The liveness SET, on the client or on a pipeline."""
-        return client.set(self._k("node", str(self.node)), 1, ex=PRESENCE_TTL_S)
+    def _beat(self, pipe: Any) -> str:
+        """The liveness SET, and the store's epoch on a pipeline: a key no one
+        deletes, set by the first node to find it missing (NX GET answers what it
+        held). Another value than the one this node saw before means Redis lost its
+        data (FLUSHALL, a restart without persistence) under connections that stayed
+        up: their registrations went with it."""
+        pipe.set(self._k("node", str(self.node)), 1, ex=PRESENCE_TTL_S)
+        token = secrets.token_hex(8)  # a new one each time: never the lost one
+        pipe.set(self._p + "epoch", token, nx=True, get=True)
+        return token
+
+    def _saw_epoch(self, before: str | None, token: str) -> None:
+        """What the epoch's SET of ``token`` answered: on_lost is called when the
+        epoch changed."""
+        current = token if before is None else before
+        lost = self.epoch is not None and current != self.epoch
+        self.epoch = current
+        if lost and self.on_lost is not None:
+            self.on_lost()
 
     async def flatline(self) -> None:
         """This node stops: its cids are offline for the others at once."""
@@ -721,10 +747,10 @@ class RedisStore:
         round (the cids went "offline" for the other nodes after a Redis restart)."""
         keys = [self._k("on", a, c) for a, c in held]
         pipe = self._r.pipeline(transaction=False)
-        self._beat(pipe)
+        token = self._beat(pipe)
         for chunk in _chunks(keys, LOOKUP_CHUNK):
             self._eval(pipe, "refresh", chunk, [self.node, HOLD_TTL_S])
-        await pipe.execute()
+        self._saw_epoch((await pipe.execute())[1], token)
 
     async def all_cids(self, appid: str) -> list[str]:
         return list(await self._r.zrange(self._k("seen", appid), 0, -1))
