@@ -455,7 +455,12 @@ class RedisStore:
         # A wrong url fails at start, not at the first push: one synchronous PING
         # (the asyncio client's pool connects on its first call, inside the loop).
         with redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2) as probe:
-            probe.ping()
+            seconds, micros = probe.time()
+            #: Redis' clock less this node's: messages' expiries are stamped and judged
+            #: on Redis' clock (_expiry_now), one for every node. On each node's own, a
+            #: node two minutes ahead read a message another had just stored with a
+            #: 60 s ttl as expired (never sent, answered successed_online) and purged it.
+            self._skew: float = seconds + micros / 1e6 - clock()
         # Any: redis-py types its calls loosely ("T | Awaitable[T]").
         # A timeout: a Redis that hangs must not hold a request or a session for ever.
         # No retries: redis-py sends a whole MULTI again after a connection error or a
@@ -524,6 +529,11 @@ class RedisStore:
         """Nothing to wait for: each transaction() is committed by its own EXEC."""
 
     # plumbing ------------------------------------------------------------------
+
+    def _expiry_now(self) -> float:
+        """This node's clock moved to Redis' (measured at start): what a message's
+        expires_at is stamped and compared with, the same on every node."""
+        return self._clock() + self._skew
 
     def _k(self, kind: str, *parts: str) -> str:
         return self._p + kind + ":" + ":".join(parts)
@@ -786,7 +796,7 @@ class RedisStore:
         adds = tx.adds
         if adds is None or adds.shared != shared or len(adds.items) >= ADD_BATCH:
             self._flush_adds(tx)
-            adds = tx.adds = _Adds(shared, self._clock())
+            adds = tx.adds = _Adds(shared, self._expiry_now())
         placeholder = -1 - len(tx.committed)
         tx.committed[placeholder] = (0, 0)
         adds.items.append((cid, msg_id, placeholder))
@@ -827,7 +837,7 @@ class RedisStore:
         self, appid: str, cid: str, seq: int, limit: int = 500
     ) -> list[tuple[int, str, str]]:
         """Unexpired messages after ``seq`` in order, each body as its JSON text."""
-        now = self._clock()
+        now = self._expiry_now()
         found: list[tuple[int, str, str]] = []
         start = f"({seq}"
         while len(found) < limit:
@@ -878,7 +888,7 @@ class RedisStore:
         due = self._p + "due"
         while await self._eval(self._r, "fold", [self._p + "queued", due], []):
             pass
-        now = repr(self._clock())
+        now = repr(self._expiry_now())
         gone = 0
         while members := await self._r.zrangebyscore(due, "-inf", now, start=0, num=PURGE_BATCH):
             gone += int(await self._eval(self._r, "expire", [due], [self._p, now, *members]))
@@ -909,7 +919,7 @@ class RedisStore:
         return forgotten
 
     async def pending_count(self, appid: str, cid: str) -> int:
-        now = self._clock()
+        now = self._expiry_now()
         rows = await self._r.hvals(self._k("b", appid, cid))
         return sum(float(json.loads(r)[3]) > now for r in rows)
 

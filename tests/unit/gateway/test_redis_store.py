@@ -157,7 +157,8 @@ async def test_the_expiry_purge_visits_only_the_cids_with_a_message_due(
         assert await rs.purge_expired() == 1
         assert command_calls(r)["hgetall"] == 1  # CID alone, not the 300 others
         assert [m for _, m, _ in await rs.after(APP, CID, 0)] == ["later"]
-        assert r.zscore("up:due", f"{APP}\n{CID}") == pytest.approx(1_100.0)
+        # its next expiry, "later"'s (on Redis' clock: the store's own plus its skew)
+        assert r.zscore("up:due", f"{APP}\n{CID}") == pytest.approx(1_100.0 + rs._skew)
         clock.now += 100
         assert await rs.purge_expired() == 1
         assert r.zscore("up:due", f"{APP}\n{CID}") is None
@@ -317,3 +318,27 @@ async def test_a_request_id_claim_lasts_as_long_as_its_call(
     finally:
         await first.close()
         await second.close()
+
+
+async def test_nodes_whose_clocks_differ_agree_on_a_message_expiry(
+    shared_redis: RedisServer,
+) -> None:
+    """Expiries were stamped and judged on each node's own clock: a node two minutes
+    ahead read a message another node had just stored with a 60 s ttl (an online-only
+    push, answered successed_online) as expired, never sent it, and purged it."""
+    shared_redis.flush()
+    behind, ahead = Clock(1_000.0), Clock(1_120.0)
+    a, b = RedisStore(shared_redis.url, behind), RedisStore(shared_redis.url, ahead)
+    try:
+        await a.register(APP, CID, 0)
+        await a.add_message(APP, CID, "m1", "task", {"title": "t"}, 60)
+        assert [i for _, i, _ in await b.after(APP, CID, 0)] == ["m1"]
+        assert await b.pending_count(APP, CID) == 1
+        assert await b.purge_expired() == 0
+        assert [i for _, i, _ in await a.after(APP, CID, 0)] == ["m1"]
+        ahead.advance(61)  # its ttl, on every node's clock
+        assert await b.after(APP, CID, 0) == []
+        assert await b.purge_expired() == 1
+    finally:
+        await a.close()
+        await b.close()
