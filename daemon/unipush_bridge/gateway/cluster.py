@@ -63,6 +63,7 @@ class ClusterLink:
         self.store.node = self.node
         self.store.on_touch = self._touched
         self.store.on_added = self._added
+        self.store.on_lost = self._lost
         with contextlib.suppress(Exception):  # Redis away: the renewal loop tries again
             await self.store.heartbeat()  # before any registration here claims a cid
         loop = asyncio.get_running_loop()
@@ -90,6 +91,18 @@ class ClusterLink:
         conn = self.gateway.connections.get((appid, cid))
         if conn is not None and before > conn.last_sent:
             conn.resync()
+
+    def _lost(self) -> None:
+        """Redis lost its data (FLUSHALL, a restart without persistence) while these
+        connections stayed up: their registrations went with it, and every push to
+        them was answered "target user is invalid" until the daemon happened to
+        reconnect. Each is closed, as when the store fails, and registers again."""
+        log.warning(
+            "the store lost its data; the daemons here register again",
+            connections=len(self.gateway.connections),
+        )
+        for appid, cid in list(self.gateway.connections):
+            self.gateway.store_failed(appid, cid)
 
     def _touched(self, appid: str, cid: str) -> None:
         """A connection closed: once the server has let go of it (later in this loop

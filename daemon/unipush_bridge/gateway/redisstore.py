@@ -27,6 +27,8 @@ Layout (every key under one prefix, ``up:`` by default; ``{a}`` appid, ``{c}`` c
   unless that node renews it; ``node:{id}``: that node is alive, expiring after
   PRESENCE_TTL_S unless it renews it (cluster.py). A cid is "online" for every node
   while its presence names a node that is alive.
+- ``epoch``: a random value the nodes read with every liveness SET and set when it is
+  missing: another value than before means Redis lost its data (``_beat``).
 
 Writes inside ``transaction()`` are queued on one MULTI/EXEC pipeline, and those that
 read before they write are Lua scripts in it: the whole step is applied at once or not
@@ -44,6 +46,7 @@ import asyncio
 import contextlib
 import contextvars
 import json
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -85,10 +88,11 @@ STORE_TIMEOUT_S = 10
 #: for a minute); with the body in every per-cid notice it was up to 40 MB.
 NOTICE_BODY_MAX = 2048
 
-#: What a request_id's key holds while a call makes its answer (never JSON), and how
-#: long at most: a call commits in milliseconds, and a retry of a call whose node
-#: died holding the claim waits this long at most. A claim that lapses before its
-#: call commits lets a second call in, as there was no claim at all.
+#: What a request_id's key holds while a call makes its answer (never JSON), and for
+#: how long past the last renewal: the node making the answer renews it every third
+#: of this while the call runs (a slow Redis, a broadcast's reads: the claim once
+#: lapsed under a call still running, and the sender's retry made a second answer),
+#: so a retry of a call whose node died holding the claim waits this long at most.
 CLAIMED = "claimed"
 CLAIM_TTL_S = 5
 
@@ -209,7 +213,9 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
 """
 
-_ACK = """
+_ACK = """#!lua flags=allow-oom
+-- allow-oom: acks free room; a full Redis refused a batch whose first ack removed
+-- nothing (its first write the cursor's HSET).
 -- ARGV: prefix, task key prefix, then (appid, cid, seq) triples: one ack, or a 5 ms
 -- window's acks of 20,000 daemons in one call. For each: count what the ack removes,
 -- remove it, move the cursor (never past issued). The task counters are added once
@@ -331,7 +337,10 @@ redis.call('ZREM', KEYS[8], cid)
 return 1
 """
 
-_PURGE_EXPIRED = """
+_PURGE_EXPIRED = """#!lua flags=allow-oom
+-- allow-oom: a full Redis (noeviction) refused a script whose first write may grow
+-- memory, and this one's first is the ZADD of a cid whose earliest message was acked:
+-- the purge that frees room failed. It removes more than it adds.
 -- KEYS: due; ARGV: prefix, now, then members of due ("{a} newline {c}") whose earliest
 -- message has expired. Drop each one's expired messages and move it to its next
 -- expiry (out of due when none is left); how many messages went. The expiry is read
@@ -377,6 +386,14 @@ return 1
 _RELEASE = """
 -- KEYS: r; ARGV: the claim marker. A failed call's claim goes; an answer stays.
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+"""
+
+_RENEW_CLAIM = """
+-- KEYS: r; ARGV: the claim marker, its ttl. The claim lasts while its call runs; an
+-- answer (or nothing: released) ends the renewals.
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
 return 1
 """
 
@@ -438,7 +455,12 @@ class RedisStore:
         # A wrong url fails at start, not at the first push: one synchronous PING
         # (the asyncio client's pool connects on its first call, inside the loop).
         with redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2) as probe:
-            probe.ping()
+            seconds, micros = probe.time()
+            #: Redis' clock less this node's: messages' expiries are stamped and judged
+            #: on Redis' clock (_expiry_now), one for every node. On each node's own, a
+            #: node two minutes ahead read a message another had just stored with a
+            #: 60 s ttl as expired (never sent, answered successed_online) and purged it.
+            self._skew: float = seconds + micros / 1e6 - clock()
         # Any: redis-py types its calls loosely ("T | Awaitable[T]").
         # A timeout: a Redis that hangs must not hold a request or a session for ever.
         # No retries: redis-py sends a whole MULTI again after a connection error or a
@@ -461,6 +483,9 @@ class RedisStore:
         self.regs: dict[tuple[str, str], int] = {}
         #: Called by touch() (a connection closed); set by the cluster link.
         self.on_touch: Callable[[str, str], None] | None = None
+        #: Called when Redis is found to have lost its data (_beat); set by the
+        #: cluster link.
+        self.on_lost: Callable[[], None] | None = None
         #: Called with (appid, cid, seq, the cid's seq before) once a message is
         #: committed; set by the cluster link.
         self.on_added: Callable[[str, str, int, int], None] | None = None
@@ -484,19 +509,31 @@ class RedisStore:
             "fold": _FOLD_QUEUED,
             "remember": _REMEMBER,
             "release": _RELEASE,
+            "renew_claim": _RENEW_CLAIM,
             "claim": _CLAIM,
             "refresh": _REFRESH,
             "leave": _LEAVE,
         }
         self._texts = scripts
+        #: The store's epoch as this node last saw it (_beat).
+        self.epoch: str | None = None
+        #: The renewal of each request_id claim this store holds (claim_answer).
+        self._claims: dict[str, asyncio.Task[None]] = {}
 
     async def close(self) -> None:
+        for key in list(self._claims):
+            self._let_go(key)
         await self._r.aclose()
 
     async def synced(self) -> None:
         """Nothing to wait for: each transaction() is committed by its own EXEC."""
 
     # plumbing ------------------------------------------------------------------
+
+    def _expiry_now(self) -> float:
+        """This node's clock moved to Redis' (measured at start): what a message's
+        expires_at is stamped and compared with, the same on every node."""
+        return self._clock() + self._skew
 
     def _k(self, kind: str, *parts: str) -> str:
         return self._p + kind + ":" + ":".join(parts)
@@ -678,11 +715,29 @@ class RedisStore:
     async def heartbeat(self) -> None:
         """This node is alive for another PRESENCE_TTL_S: every cid it holds counts as
         online on every node (one SET, however many it holds)."""
-        await self._beat(self._r)
+        pipe = self._r.pipeline(transaction=False)
+        token = self._beat(pipe)
+        self._saw_epoch((await pipe.execute())[1], token)
 
-    def _beat(self, client: Any) -> Any:
-        """The liveness SET, on the client or on a pipeline."""
-        return client.set(self._k("node", str(self.node)), 1, ex=PRESENCE_TTL_S)
+    def _beat(self, pipe: Any) -> str:
+        """The liveness SET, and the store's epoch on a pipeline: a key no one
+        deletes, set by the first node to find it missing (NX GET answers what it
+        held). Another value than the one this node saw before means Redis lost its
+        data (FLUSHALL, a restart without persistence) under connections that stayed
+        up: their registrations went with it."""
+        pipe.set(self._k("node", str(self.node)), 1, ex=PRESENCE_TTL_S)
+        token = secrets.token_hex(8)  # a new one each time: never the lost one
+        pipe.set(self._p + "epoch", token, nx=True, get=True)
+        return token
+
+    def _saw_epoch(self, before: str | None, token: str) -> None:
+        """What the epoch's SET of ``token`` answered: on_lost is called when the
+        epoch changed."""
+        current = token if before is None else before
+        lost = self.epoch is not None and current != self.epoch
+        self.epoch = current
+        if lost and self.on_lost is not None:
+            self.on_lost()
 
     async def flatline(self) -> None:
         """This node stops: its cids are offline for the others at once."""
@@ -702,10 +757,10 @@ class RedisStore:
         round (the cids went "offline" for the other nodes after a Redis restart)."""
         keys = [self._k("on", a, c) for a, c in held]
         pipe = self._r.pipeline(transaction=False)
-        self._beat(pipe)
+        token = self._beat(pipe)
         for chunk in _chunks(keys, LOOKUP_CHUNK):
             self._eval(pipe, "refresh", chunk, [self.node, HOLD_TTL_S])
-        await pipe.execute()
+        self._saw_epoch((await pipe.execute())[1], token)
 
     async def all_cids(self, appid: str) -> list[str]:
         return list(await self._r.zrange(self._k("seen", appid), 0, -1))
@@ -741,7 +796,7 @@ class RedisStore:
         adds = tx.adds
         if adds is None or adds.shared != shared or len(adds.items) >= ADD_BATCH:
             self._flush_adds(tx)
-            adds = tx.adds = _Adds(shared, self._clock())
+            adds = tx.adds = _Adds(shared, self._expiry_now())
         placeholder = -1 - len(tx.committed)
         tx.committed[placeholder] = (0, 0)
         adds.items.append((cid, msg_id, placeholder))
@@ -782,7 +837,7 @@ class RedisStore:
         self, appid: str, cid: str, seq: int, limit: int = 500
     ) -> list[tuple[int, str, str]]:
         """Unexpired messages after ``seq`` in order, each body as its JSON text."""
-        now = self._clock()
+        now = self._expiry_now()
         found: list[tuple[int, str, str]] = []
         start = f"({seq}"
         while len(found) < limit:
@@ -805,8 +860,16 @@ class RedisStore:
         await self.ack_many([(appid, cid, seq)])
 
     async def ack_many(self, acks: Iterable[tuple[str, str, int]]) -> None:
-        async with self._writes() as pipe:
-            self._acks_on(pipe, list(acks))
+        """Outside a transaction, not on a MULTI: each script call is atomic and an ack
+        is idempotent, and a full Redis (noeviction) refuses every command queued on a
+        MULTI, so the acks that would free its room were refused."""
+        if self._open_tx() is not None:
+            async with self._writes() as pipe:
+                self._acks_on(pipe, list(acks))
+            return
+        pipe = self._r.pipeline(transaction=False)
+        self._acks_on(pipe, list(acks))
+        await pipe.execute()
 
     def _acks_on(self, pipe: Any, acks: list[tuple[str, str, int]]) -> None:
         """One script call per ADD_BATCH acks (not one each: 20,000 daemons acking a
@@ -825,7 +888,7 @@ class RedisStore:
         due = self._p + "due"
         while await self._eval(self._r, "fold", [self._p + "queued", due], []):
             pass
-        now = repr(self._clock())
+        now = repr(self._expiry_now())
         gone = 0
         while members := await self._r.zrangebyscore(due, "-inf", now, start=0, num=PURGE_BATCH):
             gone += int(await self._eval(self._r, "expire", [due], [self._p, now, *members]))
@@ -856,7 +919,7 @@ class RedisStore:
         return forgotten
 
     async def pending_count(self, appid: str, cid: str) -> int:
-        now = self._clock()
+        now = self._expiry_now()
         rows = await self._r.hvals(self._k("b", appid, cid))
         return sum(float(json.loads(r)[3]) > now for r in rows)
 
@@ -872,16 +935,39 @@ class RedisStore:
     async def remember_answer(self, appid: str, request_id: str, answer: dict[str, Any]) -> None:
         """The first answer stays; a claim (its own call's) gives way to it."""
         key = self._k("r", appid, request_id)
-        await self._run("remember", [key], [json.dumps(answer), CLAIMED, REQUEST_ANSWER_TTL_S])
+        args = [json.dumps(answer), CLAIMED, REQUEST_ANSWER_TTL_S]
+        async with self.transaction():  # the claim is renewed until the answer commits
+            self._queue("remember", [key], args, lambda _: self._let_go(key))
 
     async def claim_answer(self, appid: str, request_id: str) -> bool:
-        """A marker in the answer's key, for CLAIM_TTL_S at most (a node that died
-        holding it lets it go then)."""
+        """A marker in the answer's key, renewed while this call runs and CLAIM_TTL_S
+        past that at most (a node that died holding it lets it go then)."""
         key = self._k("r", appid, request_id)
-        return bool(await self._r.set(key, CLAIMED, nx=True, ex=CLAIM_TTL_S))
+        if not await self._r.set(key, CLAIMED, nx=True, ex=CLAIM_TTL_S):
+            return False
+        self._let_go(key)
+        self._claims[key] = asyncio.get_running_loop().create_task(self._renew_claim(key))
+        return True
+
+    async def _renew_claim(self, key: str) -> None:
+        """Every third of CLAIM_TTL_S until the answer or the release: a renewal that
+        fails (Redis away) is tried again at the next."""
+        while True:
+            await asyncio.sleep(CLAIM_TTL_S / 3)
+            with contextlib.suppress(redis.RedisError):
+                if not await self._eval(self._r, "renew_claim", [key], [CLAIMED, CLAIM_TTL_S]):
+                    if self._claims.get(key) is asyncio.current_task():
+                        del self._claims[key]
+                    return
+
+    def _let_go(self, key: str) -> None:
+        if (task := self._claims.pop(key, None)) is not None:
+            task.cancel()
 
     async def release_answer(self, appid: str, request_id: str) -> None:
-        await self._eval(self._r, "release", [self._k("r", appid, request_id)], [CLAIMED])
+        key = self._k("r", appid, request_id)
+        self._let_go(key)
+        await self._eval(self._r, "release", [key], [CLAIMED])
 
     # aliases ---------------------------------------------------------------------
 

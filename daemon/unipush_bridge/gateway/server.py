@@ -249,7 +249,7 @@ class Gateway:
         self.auth_failures = RateLimiter(per_minute / 60, per_minute, monotonic)
         self.connections: dict[tuple[str, str], Connection] = {}
         self._closing: set[asyncio.Task[None]] = set()
-        self.acks = DeferredAcks(self.service.ack_many, self._store_failed)
+        self.acks = DeferredAcks(self.service.ack_many, self.store_failed)
         self.edge = Edge(config, monotonic)
         self.app = web.Application(
             client_max_size=config.max_body_bytes,
@@ -482,7 +482,7 @@ class Gateway:
                 log.info("daemon disconnected", appid=conn.appid, cid=conn.cid)
         return ws
 
-    def _store_failed(self, appid: str, cid: str) -> None:
+    def store_failed(self, appid: str, cid: str) -> None:
         """As a failure inside the session: the link closes and the daemon resumes from
         its cursor, so nothing waits on a notice the store's outage swallowed."""
         if (conn := self.connections.get((appid, cid))) is not None:

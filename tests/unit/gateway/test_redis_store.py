@@ -3,17 +3,23 @@ the whole gateway suite, which runs against it too: tests/redisstack.py)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import redis
 
 from tests.gatewaykit import Clock
-from tests.redisstack import RedisServer, command_calls
+from tests.redisstack import RedisServer, command_calls, redis_server
 from unipush_bridge.errors import ConfigError
 from unipush_bridge.gateway.access import GatewayConfig
-from unipush_bridge.gateway.redisstore import RedisStore
+from unipush_bridge.gateway.errors import UniError
+from unipush_bridge.gateway.redisstore import CLAIM_TTL_S, CLAIMED, RedisStore
+from unipush_bridge.gateway.service import GatewayService
 from unipush_bridge.gateway.storeapi import open_store
+
+__all__ = ["redis_server"]
 
 APP = "__UNI__A"
 CID = "0123456789abcdef0123456789abcdef"
@@ -151,7 +157,8 @@ async def test_the_expiry_purge_visits_only_the_cids_with_a_message_due(
         assert await rs.purge_expired() == 1
         assert command_calls(r)["hgetall"] == 1  # CID alone, not the 300 others
         assert [m for _, m, _ in await rs.after(APP, CID, 0)] == ["later"]
-        assert r.zscore("up:due", f"{APP}\n{CID}") == pytest.approx(1_100.0)
+        # its next expiry, "later"'s (on Redis' clock: the store's own plus its skew)
+        assert r.zscore("up:due", f"{APP}\n{CID}") == pytest.approx(1_100.0 + rs._skew)
         clock.now += 100
         assert await rs.purge_expired() == 1
         assert r.zscore("up:due", f"{APP}\n{CID}") is None
@@ -223,3 +230,115 @@ async def test_a_request_id_claim_holds_off_others_and_gives_way_to_the_answer(
     with redis.Redis.from_url(shared_redis.url) as r:
         assert 0 < int(r.ttl(f"up:r:{APP}:req-2")) <= 5
         assert int(r.ttl(f"up:r:{APP}:req-1")) > 86_400
+
+
+async def test_the_expiry_purge_frees_memory_when_redis_is_full(
+    redis_server: RedisServer, clock: Clock
+) -> None:
+    """A full Redis (maxmemory, noeviction) refuses a script whose first write may
+    grow memory: the purge's ZADD that moves a cid to its next expiry (its earliest
+    message acked) failed the whole batch, so nothing expired was removed, the one
+    thing that frees room, round after round; so did a batch of acks whose first
+    removed nothing."""
+    rs = RedisStore(redis_server.url, clock)
+    other = "fedcba9876543210fedcba9876543210"
+    try:
+        for cid in (CID, other):
+            await rs.register(APP, cid, 0)
+        first = await rs.add_message(APP, CID, "m1", "task", {"title": "t"}, 10)
+        second = await rs.add_message(APP, CID, "m2", "task", {"title": "t"}, 1000)
+        third = await rs.add_message(APP, other, "m3", "task", {"title": "t"}, 10)
+        await rs.ack(APP, CID, first)  # CID's due entry still names m1's expiry
+        clock.advance(20)
+        r = redis.Redis.from_url(redis_server.url)
+        r.config_set("maxmemory-policy", "noeviction")
+        r.config_set("maxmemory", r.info("memory")["used_memory"] - 100_000)
+        try:
+            with pytest.raises(redis.exceptions.OutOfMemoryError):
+                r.set("probe", "x")  # full indeed
+            assert await rs.purge_expired() == 1
+            assert await rs.after(APP, other, 0) == []
+            assert [i for _, i, _ in await rs.after(APP, CID, 0)] == ["m2"]
+            # acks free room too: a batch whose first ack removes nothing (m3 purged)
+            # only moves that cursor, and was refused with the rest
+            await rs.ack_many([(APP, other, third), (APP, CID, second)])
+        finally:
+            r.config_set("maxmemory", 0)
+        assert await rs.after(APP, CID, 0) == []
+    finally:
+        await rs.close()
+
+
+async def test_a_request_id_claim_lasts_as_long_as_its_call(
+    shared_redis: RedisServer, clock: Clock, tmp_path: Path
+) -> None:
+    """Two nodes, one request_id: the first call holds the claim while it runs, however
+    long (a slow Redis, a broadcast's reads). The claim lapsed after CLAIM_TTL_S while
+    the call still ran: the sender's retry on another node claimed it, stored the
+    message again under a new task and answered; then the first call committed and
+    answered too: two answers, two messages, for one request_id."""
+    shared_redis.flush()
+    first, second = RedisStore(shared_redis.url, clock), RedisStore(shared_redis.url, clock)
+    try:
+        await first.register(APP, CID, 0)
+        config = GatewayConfig(data_dir=tmp_path)
+        node_a = GatewayService(config, first, clock)
+        node_b = GatewayService(config, second, clock)
+        slow = asyncio.Event()
+        held = asyncio.Event()
+
+        async def slow_presence(appid: str, cids: list[str]) -> set[str]:
+            """Node A's presence lookup, waiting as one on a slow Redis does."""
+            held.set()
+            await slow.wait()
+            return set()
+
+        async def presence(appid: str, cids: list[str]) -> set[str]:
+            return set()
+
+        body = {"push_clientid": CID, "title": "t", "content": "c", "payload": {}}
+        body["request_id"] = "request-slow-1"
+        call_a = asyncio.create_task(node_a.send_message(APP, body, slow_presence))
+        await asyncio.wait_for(held.wait(), 10)
+        with redis.Redis.from_url(shared_redis.url, decode_responses=True) as r:
+            key = f"up:r:{APP}:request-slow-1"
+            assert r.get(key) == CLAIMED
+            await asyncio.sleep(CLAIM_TTL_S + 1)  # past the claim's first lease
+            retry = asyncio.create_task(node_b.send_message(APP, body, presence))
+            await asyncio.sleep(0.5)
+            slow.set()
+            answer_a = (await call_a).answer
+            try:
+                answer_b = (await retry).answer
+            except UniError as exc:  # still in progress when it looked: refused, fine
+                assert exc.status == 503
+                answer_b = answer_a
+        assert answer_b == answer_a
+        assert len(await first.after(APP, CID, 0)) == 1
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_nodes_whose_clocks_differ_agree_on_a_message_expiry(
+    shared_redis: RedisServer,
+) -> None:
+    """Expiries were stamped and judged on each node's own clock: a node two minutes
+    ahead read a message another node had just stored with a 60 s ttl (an online-only
+    push, answered successed_online) as expired, never sent it, and purged it."""
+    shared_redis.flush()
+    behind, ahead = Clock(1_000.0), Clock(1_120.0)
+    a, b = RedisStore(shared_redis.url, behind), RedisStore(shared_redis.url, ahead)
+    try:
+        await a.register(APP, CID, 0)
+        await a.add_message(APP, CID, "m1", "task", {"title": "t"}, 60)
+        assert [i for _, i, _ in await b.after(APP, CID, 0)] == ["m1"]
+        assert await b.pending_count(APP, CID) == 1
+        assert await b.purge_expired() == 0
+        assert [i for _, i, _ in await a.after(APP, CID, 0)] == ["m1"]
+        ahead.advance(61)  # its ttl, on every node's clock
+        assert await b.after(APP, CID, 0) == []
+        assert await b.purge_expired() == 1
+    finally:
+        await a.close()
+        await b.close()
