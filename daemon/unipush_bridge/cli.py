@@ -618,17 +618,30 @@ async def _listen(args: argparse.Namespace) -> int:
 
     from .clients import PushClient
 
-    def show(event: dict[str, Any]) -> None:
+    loop = asyncio.get_running_loop()
+    #: Set when stdout's reader went away (`listen | head -1`): nothing more can be shown.
+    reader_gone: asyncio.Future[None] = loop.create_future()
+
+    def show(event: dict[str, Any]) -> asyncio.Future[None] | None:
         if args.json:
-            print(json_text(event), flush=True)
-            return
-        data = event.get("data", {})
-        # One line per event: a newline in the text is escaped too.
-        line = (
-            f"{event.get('type')!s:8} {data.get('title', '')}: {data.get('content', '')}  "
-            f"payload={json_text(data.get('payload'))}"
-        )
-        print(printable(line), flush=True)
+            text = json_text(event)
+        else:
+            data = event.get("data", {})
+            # One line per event: a newline in the text is escaped too.
+            text = printable(
+                f"{event.get('type')!s:8} {data.get('title', '')}: {data.get('content', '')}  "
+                f"payload={json_text(data.get('payload'))}"
+            )
+        try:
+            print(text, flush=True)
+        except BrokenPipeError:
+            # A future that never completes: the event is not acknowledged, so the
+            # daemon keeps it for the next listener; the loop below ends this one.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            if not reader_gone.done():
+                reader_gone.set_result(None)
+            return loop.create_future()
+        return None
 
     # One client for every daemon run: it remembers the push ids it has shown.
     push = PushClient(_socket(args))
@@ -651,7 +664,9 @@ async def _listen(args: argparse.Namespace) -> int:
                 subscribed = True
                 if not args.json:
                     print(f"listening on {push.socket_path} (Ctrl-C to stop)", file=sys.stderr)
-            await push.wait_closed()
+            closed = asyncio.ensure_future(push.wait_closed())
+            await asyncio.wait({closed, reader_gone}, return_when=asyncio.FIRST_COMPLETED)
+            closed.cancel()
         except DaemonUnavailable:
             pass  # the daemon died mid-call
         except UniApiError as exc:
@@ -659,6 +674,8 @@ async def _listen(args: argparse.Namespace) -> int:
             return EXIT_FAIL
         finally:
             await push.close()
+        if reader_gone.done():
+            return EXIT_OK
         if not args.follow:
             _err("unipush-bridge listen: the daemon went away")
             return EXIT_FAIL

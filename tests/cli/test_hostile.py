@@ -7,11 +7,16 @@ traceback or a hang."""
 from __future__ import annotations
 
 import os
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.procs import cli
+from tests.procs import CLI, DaemonProc, Listener, _env, cli, wait_listeners
+
+#: A bus address that leads nowhere: the daemon runs without a notification server.
+NO_SERVER = {"DBUS_SESSION_BUS_ADDRESS": "unix:path=/nonexistent/bus", "DISPLAY": ""}
 
 
 def _config(tmp_path: Path, kind: str) -> Path:
@@ -72,3 +77,66 @@ def test_a_list_variable_that_is_not_json_is_named(command: list[str], var: str)
     assert res.returncode == 2, res.stderr
     assert "Traceback" not in res.stderr
     assert f"environment variable {var}" in res.stderr and "not JSON" in res.stderr, res.stderr
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProc]:
+    proc = DaemonProc(tmp_path_factory.mktemp("hostile") / "daemon", None, env=NO_SERVER)
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+def _push(daemon: DaemonProc, title: str) -> None:
+    ws = str(daemon.status()["gateway"])
+    base = "http://" + ws.removeprefix("ws://").split("/", 1)[0]
+    sent = cli(
+        "send",
+        "--gateway-url",
+        base,
+        "--to",
+        daemon.cid(),
+        "--title",
+        title,
+        "--content",
+        "c",
+        env=NO_SERVER,
+    )
+    assert sent.returncode == 0, sent.stderr
+
+
+@pytest.mark.parametrize("json_lines", [False, True], ids=["text", "json"])
+def test_listen_into_a_reader_that_went_away_ends_at_once(
+    daemon: DaemonProc, tmp_path: Path, json_lines: bool
+) -> None:
+    """`listen | head -1`: once head was gone, listen went on for good, printing a
+    BrokenPipeError traceback for every push (and acknowledging each one it had not
+    shown). Now it ends with exit 0, and the push it could not write is not
+    acknowledged: the next listener gets it."""
+    argv = [*CLI, "listen", "--socket", str(daemon.socket), *(["--json"] if json_lines else [])]
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(NO_SERVER)
+    )
+    try:
+        wait_listeners(daemon, 1)
+        _push(daemon, "first")
+        assert proc.stdout is not None
+        assert b"first" in proc.stdout.readline()
+        proc.stdout.close()  # head -1 has its line
+        _push(daemon, "second")
+        _, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert b"Traceback" not in err, err
+    later = Listener(daemon.socket, tmp_path / "later.log", NO_SERVER).start()
+    try:
+        (event,) = later.wait_events(1)
+        assert event["data"]["title"] == "second"
+    finally:
+        later.stop()
+    wait_listeners(daemon, 0)
