@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -105,7 +106,18 @@ class _Parser(argparse.ArgumentParser):
 def _seconds(text: str) -> float:
     """uni's delay as the daemon reads it (JavaScript's Number(): ``"3_0"`` is none)."""
     number = js_number(text)
-    if number is None:
+    if number is None or not math.isfinite(number):  # "1e400" is Infinity: no JSON for it
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, e.g. 2.5; got {text!r}")
+    return number
+
+
+def _finite(text: str) -> float:
+    """A number of seconds: float() takes inf and nan, which no socket timeout takes."""
+    try:
+        number = float(text)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
         raise argparse.ArgumentTypeError(f"must be a number of seconds, e.g. 2.5; got {text!r}")
     return number
 
@@ -303,7 +315,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         return command(name, parent, parents=[daemon_options], **kwargs)
 
     cid = local("cid")
-    cid.add_argument("--timeout", type=float, default=launch.CID_TIMEOUT_S)
+    cid.add_argument("--timeout", type=_finite, default=launch.CID_TIMEOUT_S)
     listen = local("listen")
     listen.add_argument("--json", action="store_true", help="one uni event per line")
     listen.add_argument(

@@ -53,10 +53,14 @@ def _text(value: str) -> str:
 
 
 def _number(value: str) -> float:
+    """A finite float (inf, nan and 1e400 are the full CLI's to refuse)."""
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         raise _NotHere from None
+    if number - number != 0:  # inf or nan; math is not loaded here (issue 13)
+        raise _NotHere
+    return number
 
 
 def _seconds(value: str) -> float:
@@ -64,7 +68,7 @@ def _seconds(value: str) -> float:
     from .jsnumber import js_number
 
     number = js_number(value)
-    if number is None:
+    if number is None or number - number != 0:  # "1e400" is Infinity
         raise _NotHere
     return number
 

@@ -140,3 +140,24 @@ def test_listen_into_a_reader_that_went_away_ends_at_once(
     finally:
         later.stop()
     wait_listeners(daemon, 0)
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["cid", "--timeout", "inf"], "--timeout"),
+        (["cid", "--timeout=nan"], "--timeout"),
+        (["cid", "--timeout", "1e400"], "--timeout"),
+        (["notify", "--content", "x", "--delay", "1e400"], "--delay"),
+        (["notify", "--content", "x", "--title", "t", "--delay=1e999"], "--delay"),
+    ],
+)
+def test_a_number_that_is_not_finite_is_a_usage_error(
+    daemon: DaemonProc, argv: list[str], flag: str
+) -> None:
+    """float() takes inf, nan and 1e400: socket.settimeout raised OverflowError or
+    ValueError, json.dumps 'Out of range float values', each a traceback with exit 1."""
+    res = cli(*argv, "--socket", str(daemon.socket), env=NO_SERVER)
+    assert res.returncode == 2, res.stderr
+    assert "Traceback" not in res.stderr
+    assert flag in res.stderr, res.stderr
