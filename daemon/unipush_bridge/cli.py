@@ -655,6 +655,7 @@ async def _listen(args: argparse.Namespace) -> int:
             return loop.create_future()
         return None
 
+    launch.check_socket_path(args.socket, args.appid)
     # One client for every daemon run: it remembers the push ids it has shown.
     push = PushClient(_socket(args))
     subscribed = False

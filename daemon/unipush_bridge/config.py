@@ -36,7 +36,7 @@ from pydantic_settings import (
 )
 
 from .errors import ConfigError
-from .paths import APP, DEFAULT_APPID, default_socket, runtime_dir
+from .paths import APP, DEFAULT_APPID, default_socket, runtime_dir, socket_path_error
 from .wire import gateway as protocol
 
 __all__ = [
@@ -132,7 +132,13 @@ class _DaemonBase(_Settings):
             )
 
         values = {f.name: getattr(self, f.name) for f in options.DaemonOptions.settings()}
-        return options.DaemonOptions(**values, reload_argv=reload_argv)
+        opts = options.DaemonOptions(**values, reload_argv=reload_argv)
+        too_long = socket_path_error(opts.socket_path, given=opts.socket is not None)
+        if too_long is not None:  # bind() would fail after the gateway started, exit 1
+            raise ConfigError(
+                f"key 'socket' (flag, UNIPUSH_BRIDGE_SOCKET or config file): {too_long}"
+            )
+        return opts
 
 
 def _daemon_settings() -> type[_DaemonBase]:

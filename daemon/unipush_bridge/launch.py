@@ -183,6 +183,18 @@ def guarded(command: str, job: Callable[[], int]) -> int:
         return EXIT_OK
 
 
+def check_socket_path(path: str | os.PathLike[str] | None, appid: str) -> None:
+    """A socket path AF_UNIX cannot hold is a usage error (exit 2) naming the flag,
+    not a runtime failure 'cannot reach the daemon'."""
+    from .errors import UsageError
+    from .paths import default_socket_name, socket_path_error
+
+    given = path is not None
+    why = socket_path_error(path if path is not None else default_socket_name(appid), given)
+    if why is not None:
+        raise UsageError(f"--socket: {why}" if given else why)
+
+
 def call_daemon(
     values: Mapping[str, Any],
     method: str,
@@ -197,6 +209,7 @@ def call_daemon(
     from .wire.local import is_fail
 
     path = values.get("socket")
+    check_socket_path(path, values["appid"])
     if path is None:
         path = default_socket_name(values["appid"])
     result = DaemonCall(path, ANSWER_TIMEOUT_S if timeout is None else timeout)(method, params)

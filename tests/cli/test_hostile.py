@@ -161,3 +161,46 @@ def test_a_number_that_is_not_finite_is_a_usage_error(
     assert res.returncode == 2, res.stderr
     assert "Traceback" not in res.stderr
     assert flag in res.stderr, res.stderr
+
+
+def _long_dir(tmp_path: Path) -> Path:
+    long = tmp_path / ("d" * 100)
+    long.mkdir(mode=0o700)
+    return long
+
+
+def test_run_with_a_socket_path_too_long_for_af_unix_is_a_config_error(tmp_path: Path) -> None:
+    """The daemon started its gateway, then failed to bind with 'AF_UNIX path too long
+    (OSError)', exit 1 (which systemd restarts), naming neither the path nor the key.
+    Now it is exit 2 before anything starts, and --print-config says it too."""
+    sock = _long_dir(tmp_path) / "api.sock"
+    for extra in (["--print-config"], ["--embedded-port", "0"]):
+        res = cli(
+            "run",
+            "--socket",
+            str(sock),
+            "--state-dir",
+            str(tmp_path / "s"),
+            *extra,
+            env=NO_SERVER,
+            timeout=20,
+        )
+        assert res.returncode == 2, res.stderr
+        assert "key 'socket'" in res.stderr and str(sock) in res.stderr, res.stderr
+        assert "gateway listening" not in res.stderr
+
+
+def test_run_with_a_runtime_dir_too_long_names_xdg_runtime_dir(tmp_path: Path) -> None:
+    runtime = _long_dir(tmp_path)
+    res = cli("run", "--print-config", env={**NO_SERVER, "XDG_RUNTIME_DIR": str(runtime)})
+    assert res.returncode == 2, res.stderr
+    assert "XDG_RUNTIME_DIR" in res.stderr, res.stderr
+
+
+@pytest.mark.parametrize("command", [["status"], ["cid"], ["listen"]])
+def test_a_client_socket_path_too_long_is_a_usage_error(tmp_path: Path, command: list[str]) -> None:
+    sock = _long_dir(tmp_path) / "api.sock"
+    res = cli(*command, "--socket", str(sock), env=NO_SERVER)
+    assert res.returncode == 2, res.stderr
+    assert "Traceback" not in res.stderr
+    assert "--socket" in res.stderr and "too long" in res.stderr, res.stderr
