@@ -204,3 +204,22 @@ def test_a_client_socket_path_too_long_is_a_usage_error(tmp_path: Path, command:
     assert res.returncode == 2, res.stderr
     assert "Traceback" not in res.stderr
     assert "--socket" in res.stderr and "too long" in res.stderr, res.stderr
+
+
+def test_service_status_escapes_what_the_service_manager_says(tmp_path: Path) -> None:
+    """StatusText is the daemon's STATUS=, which holds the gateway's close reason (any
+    text a gateway sends): `service status` printed it, and every other property, raw."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "systemctl"
+    fake.write_text(
+        "#!/bin/sh\nprintf 'LoadState=loaded\\nUnitFileState=enabled\\nActiveState=active\\n"
+        "StatusText=link backing_off (last error: closed by the gateway (4000: \\033]0;x\\007"
+        "\\033[2J))\\n'\n"
+    )
+    fake.chmod(0o755)
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "XDG_CONFIG_HOME": str(tmp_path)}
+    res = cli("service", "status", "--platform", "systemd", env=env)
+    assert "closed by the gateway" in res.stdout, res.stdout
+    assert "\x1b" not in res.stdout and "\x07" not in res.stdout, repr(res.stdout)
+    assert "\\x1b]0;x\\x07" in res.stdout
