@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -105,7 +106,18 @@ class _Parser(argparse.ArgumentParser):
 def _seconds(text: str) -> float:
     """uni's delay as the daemon reads it (JavaScript's Number(): ``"3_0"`` is none)."""
     number = js_number(text)
-    if number is None:
+    if number is None or not math.isfinite(number):  # "1e400" is Infinity: no JSON for it
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, e.g. 2.5; got {text!r}")
+    return number
+
+
+def _finite(text: str) -> float:
+    """A number of seconds: float() takes inf and nan, which no socket timeout takes."""
+    try:
+        number = float(text)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
         raise argparse.ArgumentTypeError(f"must be a number of seconds, e.g. 2.5; got {text!r}")
     return number
 
@@ -303,7 +315,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         return command(name, parent, parents=[daemon_options], **kwargs)
 
     cid = local("cid")
-    cid.add_argument("--timeout", type=float, default=launch.CID_TIMEOUT_S)
+    cid.add_argument("--timeout", type=_finite, default=launch.CID_TIMEOUT_S)
     listen = local("listen")
     listen.add_argument("--json", action="store_true", help="one uni event per line")
     listen.add_argument(
@@ -618,18 +630,32 @@ async def _listen(args: argparse.Namespace) -> int:
 
     from .clients import PushClient
 
-    def show(event: dict[str, Any]) -> None:
-        if args.json:
-            print(json_text(event), flush=True)
-            return
-        data = event.get("data", {})
-        # One line per event: a newline in the text is escaped too.
-        line = (
-            f"{event.get('type')!s:8} {data.get('title', '')}: {data.get('content', '')}  "
-            f"payload={json_text(data.get('payload'))}"
-        )
-        print(printable(line), flush=True)
+    loop = asyncio.get_running_loop()
+    #: Set when stdout's reader went away (`listen | head -1`): nothing more can be shown.
+    reader_gone: asyncio.Future[None] = loop.create_future()
 
+    def show(event: dict[str, Any]) -> asyncio.Future[None] | None:
+        if args.json:
+            text = json_text(event)
+        else:
+            data = event.get("data", {})
+            # One line per event: a newline in the text is escaped too.
+            text = printable(
+                f"{event.get('type')!s:8} {data.get('title', '')}: {data.get('content', '')}  "
+                f"payload={json_text(data.get('payload'))}"
+            )
+        try:
+            print(text, flush=True)
+        except BrokenPipeError:
+            # A future that never completes: the event is not acknowledged, so the
+            # daemon keeps it for the next listener; the loop below ends this one.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            if not reader_gone.done():
+                reader_gone.set_result(None)
+            return loop.create_future()
+        return None
+
+    launch.check_socket_path(args.socket, args.appid)
     # One client for every daemon run: it remembers the push ids it has shown.
     push = PushClient(_socket(args))
     subscribed = False
@@ -651,7 +677,9 @@ async def _listen(args: argparse.Namespace) -> int:
                 subscribed = True
                 if not args.json:
                     print(f"listening on {push.socket_path} (Ctrl-C to stop)", file=sys.stderr)
-            await push.wait_closed()
+            closed = asyncio.ensure_future(push.wait_closed())
+            await asyncio.wait({closed, reader_gone}, return_when=asyncio.FIRST_COMPLETED)
+            closed.cancel()
         except DaemonUnavailable:
             pass  # the daemon died mid-call
         except UniApiError as exc:
@@ -659,6 +687,8 @@ async def _listen(args: argparse.Namespace) -> int:
             return EXIT_FAIL
         finally:
             await push.close()
+        if reader_gone.done():
+            return EXIT_OK
         if not args.follow:
             _err("unipush-bridge listen: the daemon went away")
             return EXIT_FAIL

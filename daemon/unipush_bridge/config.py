@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextvars
 import difflib
 import os
+import re
+import stat
 import sys
 import tomllib
 from collections.abc import Callable, Mapping
@@ -30,10 +32,11 @@ from pydantic_settings import (
     InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
 
 from .errors import ConfigError
-from .paths import APP, DEFAULT_APPID, default_socket, runtime_dir
+from .paths import APP, DEFAULT_APPID, default_socket, runtime_dir, socket_path_error
 from .wire import gateway as protocol
 
 __all__ = [
@@ -129,7 +132,13 @@ class _DaemonBase(_Settings):
             )
 
         values = {f.name: getattr(self, f.name) for f in options.DaemonOptions.settings()}
-        return options.DaemonOptions(**values, reload_argv=reload_argv)
+        opts = options.DaemonOptions(**values, reload_argv=reload_argv)
+        too_long = socket_path_error(opts.socket_path, given=opts.socket is not None)
+        if too_long is not None:  # bind() would fail after the gateway started, exit 1
+            raise ConfigError(
+                f"key 'socket' (flag, UNIPUSH_BRIDGE_SOCKET or config file): {too_long}"
+            )
+        return opts
 
 
 def _daemon_settings() -> type[_DaemonBase]:
@@ -252,24 +261,66 @@ def load(
         (warn or _warn_stderr)(line)
     explicit = path is not None
     file = path if path is not None else default_config_path(kind)
-    values: dict[str, Any] = {}
-    if file.exists():
-        try:
-            with file.open("rb") as fh:
-                values = tomllib.load(fh)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{file}: not valid TOML: {exc}") from None
-        except OSError as exc:
-            raise ConfigError(f"{file}: cannot read: {exc.strerror}") from None
-    elif explicit:
-        raise ConfigError(f"{file}: config file not found")
+    values = _read_toml(file, explicit)
     token = _file_values.set(values)
     try:
         return cls(**{k: v for k, v in flags.items() if v is not None})
     except ValidationError as exc:
         raise ConfigError(_describe(exc, file if values else None, cls)) from None
+    except SettingsError as exc:  # a list or table variable that is not JSON
+        raise ConfigError(_describe_env(exc, cls)) from None
     finally:
         _file_values.reset(token)
+
+
+#: A config file is a few kilobytes; more is not one (or is /dev/zero under another name).
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
+def _read_toml(file: Path, explicit: bool) -> dict[str, Any]:
+    """The file's table; {} for an absent default file. Opened without blocking and
+    read only if it is a regular file: a FIFO or a device in its place would hang the
+    command (or the service start) instead of failing."""
+    try:
+        fd = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        if explicit:
+            raise ConfigError(f"{file}: config file not found") from None
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+            raise ConfigError(f"{file}: cannot read: {kind}")
+        if st.st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{file}: {st.st_size} bytes; a config file is at most 1 MiB")
+        raw = fh.read()
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raise ConfigError(f"{file}: starts with a byte order mark (BOM); save it as UTF-8 without")
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{file}: not UTF-8 at line {line} (byte {exc.start})") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+
+
+def _describe_env(exc: SettingsError, cls: type[_Settings]) -> str:
+    """pydantic-settings names the field, not the variable, and puts the reason in the
+    cause; both are said here."""
+    found = re.search(r'field "([^"]+)"', str(exc))
+    key = found.group(1) if found else "?"
+    env = f"{cls.model_config.get('env_prefix', '')}{key}".upper()
+    cause = f" ({exc.__cause__})" if exc.__cause__ else ""
+    return (
+        f"environment variable {env} (key {key!r}): not JSON{cause}; a list or table "
+        'is given as JSON there, e.g. ["a", "b"] or {"k": "v"}'
+    )
 
 
 def _describe(exc: ValidationError, file: Path | None, cls: type[_Settings]) -> str:

@@ -53,10 +53,14 @@ def _text(value: str) -> str:
 
 
 def _number(value: str) -> float:
+    """A finite float (inf, nan and 1e400 are the full CLI's to refuse)."""
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         raise _NotHere from None
+    if number - number != 0:  # inf or nan; math is not loaded here (issue 13)
+        raise _NotHere
+    return number
 
 
 def _seconds(value: str) -> float:
@@ -64,7 +68,7 @@ def _seconds(value: str) -> float:
     from .wire.jsnumber import js_number
 
     number = js_number(value)
-    if number is None:
+    if number is None or number - number != 0:  # "1e400" is Infinity
         raise _NotHere
     return number
 
@@ -179,6 +183,18 @@ def guarded(command: str, job: Callable[[], int]) -> int:
         return EXIT_OK
 
 
+def check_socket_path(path: str | os.PathLike[str] | None, appid: str) -> None:
+    """A socket path AF_UNIX cannot hold is a usage error (exit 2) naming the flag,
+    not a runtime failure 'cannot reach the daemon'."""
+    from .errors import UsageError
+    from .paths import default_socket_name, socket_path_error
+
+    given = path is not None
+    why = socket_path_error(path if path is not None else default_socket_name(appid), given)
+    if why is not None:
+        raise UsageError(f"--socket: {why}" if given else why)
+
+
 def call_daemon(
     values: Mapping[str, Any],
     method: str,
@@ -193,6 +209,7 @@ def call_daemon(
     from .wire.local import is_fail
 
     path = values.get("socket")
+    check_socket_path(path, values["appid"])
     if path is None:
         path = default_socket_name(values["appid"])
     result = DaemonCall(path, ANSWER_TIMEOUT_S if timeout is None else timeout)(method, params)

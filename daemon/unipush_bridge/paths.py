@@ -48,6 +48,28 @@ def default_socket_name(appid: str) -> str:
     return os.path.join(runtime_dir_name(), f"{appid}.sock")
 
 
+#: The longest socket path bind() and connect() take: sun_path less its NUL (108 bytes
+#: on Linux, 104 on macOS and the BSDs).
+SOCKET_PATH_MAX = 107 if sys.platform.startswith("linux") else 103
+
+
+def socket_path_error(path: str | os.PathLike[str], given: bool) -> str | None:
+    """Why ``path`` cannot be a Unix socket's (too long), naming where it came from:
+    ``given`` by --socket / the socket key, or made from XDG_RUNTIME_DIR and the appid.
+    Asked before anything starts, so the error is not a bare 'AF_UNIX path too long'."""
+    size = len(os.fsencode(path))
+    if size <= SOCKET_PATH_MAX:
+        return None
+    fix = (
+        "use a shorter path"
+        if given
+        else "it is made from XDG_RUNTIME_DIR and the appid: set a shorter XDG_RUNTIME_DIR "
+        "or give a shorter socket path"
+    )
+    limit = f"{size} bytes, at most {SOCKET_PATH_MAX}"
+    return f"socket path {path} is too long for AF_UNIX ({limit}); {fix}"
+
+
 def runtime_dir() -> Path:
     from pathlib import Path
 

@@ -24,7 +24,7 @@ SOCK = "/nonexistent/dir/x.sock"
 SAME = [
     ["cid"],
     ["cid", "--timeout", "0.5"],
-    ["cid", "--timeout=inf", "--appid", "__UNI__A"],
+    ["cid", "--timeout=5", "--appid", "__UNI__A"],
     ["cid", "--appid", ""],
     ["cid", "--socket", SOCK],
     ["notify", "--content", "x"],
@@ -45,6 +45,8 @@ FULL_CLI_DECIDES = [
     ["cid", "-h"],
     ["cid", "--time", "1"],  # an abbreviation argparse accepts
     ["cid", "--timeout", "soon"],
+    ["cid", "--timeout=inf"],  # no socket timeout takes it: the full CLI says so
+    ["cid", "--timeout", "nan"],
     ["cid", "--timeout"],
     ["cid", "--timeout", "1", "--timeout", "2"],
     ["cid", "--socket", "./x.sock"],  # argparse's Path writes it as x.sock
@@ -58,6 +60,7 @@ FULL_CLI_DECIDES = [
     ["notify", "--content", "x", "--sound", "loud"],
     ["notify", "--content", "x", "--cover=yes"],
     ["notify", "--content", "x", "--delay", "later"],
+    ["notify", "--content", "x", "--delay", "1e400"],  # Infinity: no JSON for it
     ["notify", "--content", "x", "--", "y"],
     ["status"],
     ["history", "--limit", "3"],

@@ -12,6 +12,7 @@ from typing import Any
 
 from .. import launch
 from ..errors import EXIT_FAIL, EXIT_OK, UsageError
+from ..logs import printable
 
 
 def add_parsers(sub: Any) -> None:
@@ -110,7 +111,8 @@ def show_state(state: Any) -> str:
         f"active:     {word(state.active, 'yes', 'no')}",
     ]
     lines += [f"{k + ':':11} {v}" for k, v in state.detail.items() if v]
-    return "\n".join(lines)
+    # StatusText is the daemon's STATUS=, with the gateway's close reason in it.
+    return "\n".join(printable(line) for line in lines)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

@@ -58,15 +58,18 @@ class Installation:
 # -- systemd ------------------------------------------------------------------------------
 
 _PLAIN = re.compile(r"^[A-Za-z0-9/._:=+@,-]+$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def systemd_word(word: str) -> str:
     """One ExecStart word: ``%`` and ``$`` doubled (specifiers, variables), quoted with
-    C escapes when it holds anything else than plain characters."""
+    C escapes when it holds anything else than plain characters; a control character
+    (a newline would end the line, and start another directive) as ``\\xNN``."""
     word = word.replace("%", "%%").replace("$", "$$")
     if word and _PLAIN.match(word):
         return word
-    return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    word = word.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", word) + '"'
 
 
 def unit_name(inst: Installation) -> str:

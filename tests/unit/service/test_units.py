@@ -44,6 +44,15 @@ def test_systemd_unit_is_notify_with_watchdog_and_no_restart_on_exit_2() -> None
     assert units.unit_name(Installation(python="p")) == "unipush-bridge.service"
 
 
+def test_a_control_character_in_a_word_is_escaped_not_written() -> None:
+    """A newline in a config path ended the ExecStart line: "Unbalanced quoting",
+    a unit that never starts (and the rest of the path read as a directive)."""
+    word = units.systemd_word("/a\nExecStartPre=/bin/x\x1b\x7f")
+    assert word == '"/a\\x0aExecStartPre=/bin/x\\x1b\\x7f"'
+    unit = units.systemd_unit(Installation(python="/p", config=Path("/a\nb")))
+    assert '--config "/a\\x0ab"\n' in unit
+
+
 def test_systemd_words_are_quoted_and_specifiers_doubled() -> None:
     """issue 14 item 1: a config path with a space, %, $ or a quote is one ExecStart word."""
     assert units.systemd_word('/a b/100%$x"y.toml') == '"/a b/100%%$$x\\"y.toml"'
@@ -51,7 +60,7 @@ def test_systemd_words_are_quoted_and_specifiers_doubled() -> None:
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
-@pytest.mark.parametrize("config", [None, "my config/100% $HOME.toml"])
+@pytest.mark.parametrize("config", [None, "my config/100% $HOME.toml", "it's\nx\tq\x1b/d.toml"])
 def test_systemd_analyze_verifies_the_unit(tmp_path: Path, config: str | None) -> None:
     """issue 14 item 1: the generated unit, written where `service install` writes it, passes
     `systemd-analyze --user verify` with no warning (an unknown key or bad value warns)."""
