@@ -168,6 +168,12 @@ def say(text: object, stream: Any = None) -> None:
     print(printable(str(text), multiline=True), file=stream or sys.stdout, flush=True)
 
 
+#: Commands that run until they are stopped: Ctrl-C ends them with exit 0.
+UNTIL_STOPPED = frozenset({"run", "gateway", "listen", "tray"})
+#: A one-shot command interrupted by Ctrl-C, as shells report it (128 + SIGINT).
+EXIT_INTERRUPTED = 130
+
+
 def guarded(command: str, job: Callable[[], int]) -> int:
     """Run a command; its errors become one line on stderr and their exit code."""
     try:
@@ -177,7 +183,9 @@ def guarded(command: str, job: Callable[[], int]) -> int:
         say(f"unipush-bridge {command}: {kind}{exc}", sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        return EXIT_OK
+        # Ctrl-C is how one stops what runs until stopped; a one-shot command it cut
+        # short did not do its job (`CID=$(unipush-bridge cid)` must see that).
+        return EXIT_OK if command in UNTIL_STOPPED else EXIT_INTERRUPTED
     except BrokenPipeError:  # `... | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error
         return EXIT_OK

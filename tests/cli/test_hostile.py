@@ -7,7 +7,9 @@ traceback or a hang."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -223,3 +225,23 @@ def test_service_status_escapes_what_the_service_manager_says(tmp_path: Path) ->
     assert "closed by the gateway" in res.stdout, res.stdout
     assert "\x1b" not in res.stdout and "\x07" not in res.stdout, repr(res.stdout)
     assert "\\x1b]0;x\\x07" in res.stdout
+
+
+def test_ctrl_c_on_a_one_shot_command_exits_130(tmp_path: Path) -> None:
+    """`CID=$(unipush-bridge cid)` cut short by Ctrl-C exited 0 with no cid: a script
+    went on with an empty one. A one-shot command says it was interrupted (130)."""
+    daemon = DaemonProc(tmp_path / "d", "ws://127.0.0.1:9/ws", env=NO_SERVER)
+    daemon.start(wait_registered=False)
+    try:
+        argv = [*CLI, "cid", "--socket", str(daemon.socket), "--timeout", "30"]
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(NO_SERVER)
+        )
+        time.sleep(1.0)  # cid is waiting on the daemon's answer (30 s at most)
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        daemon.stop()
+    assert proc.returncode == 130, (out, err)
+    assert b"Traceback" not in err and out == b""
