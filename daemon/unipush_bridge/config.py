@@ -24,6 +24,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     create_model,
     field_validator,
 )
@@ -60,12 +61,26 @@ _file_values: contextvars.ContextVar[dict[str, Any] | None] = contextvars.Contex
 )
 
 
+#: Settings that are paths, daemon's and gateway's: "" is none given.
+PATH_KEYS = ("state_dir", "socket", "app_root", "app_icon", "sounds_dir", "data_dir")
+
+
 class _Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="forbid", validate_default=True)
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     #: auto: console on a TTY, JSON lines otherwise (journald, launchd, files).
     log_format: Literal["auto", "console", "json"] = "auto"
+
+    @field_validator(*PATH_KEYS, mode="before", check_fields=False)
+    @classmethod
+    def _empty_path_is_unset(cls, value: Any, info: ValidationInfo) -> Any:
+        """``UNIPUSH_BRIDGE_STATE_DIR=`` (an empty variable, a key set to "") means
+        not set, as for the gateway's URL: as a path it was ".", and the state went to
+        wherever the command was started from."""
+        if isinstance(value, str) and not value.strip() and info.field_name is not None:
+            return cls.model_fields[info.field_name].get_default(call_default_factory=True)
+        return value
 
     @classmethod
     def settings_customise_sources(

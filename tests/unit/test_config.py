@@ -43,6 +43,23 @@ def test_defaults_when_the_default_file_is_absent(tmp_path: Path) -> None:
     assert s.state_dir == tmp_path / "state" / "unipush-bridge"
 
 
+@pytest.mark.parametrize("empty", ["", "  "])
+def test_an_empty_path_setting_is_not_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty: str
+) -> None:
+    """UNIPUSH_BRIDGE_STATE_DIR= read as the path "." put the daemon's state (its cid,
+    its inbox) wherever the command was started from. Empty is not set, as for the
+    gateway's URL: the default, or none."""
+    monkeypatch.setenv("UNIPUSH_BRIDGE_STATE_DIR", empty)
+    monkeypatch.setenv("UNIPUSH_BRIDGE_SOCKET", empty)
+    s = config.load(DaemonSettings, None, "daemon", {})
+    assert s.state_dir == tmp_path / "state" / "unipush-bridge"
+    assert s.socket is None
+    toml = write(tmp_path / "gw.toml", f'data_dir = "{empty}"\n')
+    g = config.load(GatewaySettings, toml, "gateway", {})
+    assert g.data_dir == tmp_path / "state" / "unipush-bridge" / "gateway"
+
+
 def test_default_path_follows_platformdirs(tmp_path: Path) -> None:
     expected = tmp_path / "config" / "unipush-bridge" / "daemon.toml"
     assert config.default_config_path("daemon") == expected
