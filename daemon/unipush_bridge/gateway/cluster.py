@@ -42,6 +42,16 @@ if TYPE_CHECKING:  # redis-py is an optional extra: imported when a link starts
 
 log = structlog.get_logger(__name__)
 
+#: A subscriber that heard nothing this long, not even this node's own beat (published
+#: with each liveness SET, every 5 s), is taken as dead: a link a NAT or a proxy dropped
+#: without a FIN never ends on its own, and the notices it would carry were lost until
+#: a daemon happened to reconnect. It is opened again, and the store read (a resync).
+SILENT_S = 15.0
+
+
+class _SilentLink(Exception):
+    """The subscriber heard nothing for SILENT_S."""
+
 
 class ClusterLink:
     def __init__(self, gateway: Gateway, url: str, prefix: str = "up:") -> None:
@@ -158,7 +168,15 @@ class ClusterLink:
                         lost = False
                         log.info("cluster link back")
                         self._resync()
-                    async for message in pubsub.listen():
+                    loop = asyncio.get_running_loop()
+                    heard = loop.time()
+                    while True:
+                        message = await pubsub.get_message(timeout=1.0)
+                        if message is None:
+                            if loop.time() - heard > SILENT_S:
+                                raise _SilentLink(f"nothing heard for {SILENT_S:g} s")
+                            continue
+                        heard = loop.time()
                         if message.get("type") == "message":
                             await self._on(json.loads(message["data"]))
             except asyncio.CancelledError:
@@ -184,7 +202,7 @@ class ClusterLink:
 
     async def _on(self, note: dict[str, Any]) -> None:
         if note.get("node") == self.node:
-            return
+            return  # this node's own beat among them: it only said the link is alive
         if note["kind"] == "pushes":
             self._pushes(note["appid"], note["items"], note.get("body"))
             return

@@ -728,6 +728,9 @@ class RedisStore:
         pipe.set(self._k("node", str(self.node)), 1, ex=PRESENCE_TTL_S)
         token = secrets.token_hex(8)  # a new one each time: never the lost one
         pipe.set(self._p + "epoch", token, nx=True, get=True)
+        # Heard by this node's own subscriber: a link that hears nothing, not even
+        # this, is dead (cluster.SILENT_S).
+        pipe.publish(f"{self._p}cluster:{self.node}", json.dumps({"node": self.node}))
         return token
 
     def _saw_epoch(self, before: str | None, token: str) -> None:
