@@ -517,8 +517,10 @@ class RedisStore:
         self._texts = scripts
         #: The store's epoch as this node last saw it (_beat).
         self.epoch: str | None = None
-        #: The renewal of each request_id claim this store holds (claim_answer).
+        #: The renewal of each request_id claim this store holds (claim_answer), and
+        #: the claim's marker (the value its key holds while the call runs).
         self._claims: dict[str, asyncio.Task[None]] = {}
+        self._markers: dict[str, str] = {}
 
     async def close(self) -> None:
         for key in list(self._claims):
@@ -930,7 +932,7 @@ class RedisStore:
 
     async def answer_for(self, appid: str, request_id: str) -> dict[str, Any] | None:
         text = await self._r.get(self._k("r", appid, request_id))
-        if text is None or text == CLAIMED:
+        if text is None or text.startswith(CLAIMED):  # an answer is a JSON object
             return None
         answer: dict[str, Any] = json.loads(text)
         return answer
@@ -938,17 +940,22 @@ class RedisStore:
     async def remember_answer(self, appid: str, request_id: str, answer: dict[str, Any]) -> None:
         """The first answer stays; a claim (its own call's) gives way to it."""
         key = self._k("r", appid, request_id)
-        args = [json.dumps(answer), CLAIMED, REQUEST_ANSWER_TTL_S]
+        args = [json.dumps(answer), self._markers.get(key, CLAIMED), REQUEST_ANSWER_TTL_S]
         async with self.transaction():  # the claim is renewed until the answer commits
-            self._queue("remember", [key], args, lambda _: self._let_go(key))
+            self._queue("remember", [key], args, lambda _: self._claim_done(key))
 
     async def claim_answer(self, appid: str, request_id: str) -> bool:
         """A marker in the answer's key, renewed while this call runs and CLAIM_TTL_S
         past that at most (a node that died holding it lets it go then)."""
         key = self._k("r", appid, request_id)
-        if not await self._r.set(key, CLAIMED, nx=True, ex=CLAIM_TTL_S):
+        # This call's own marker: a claim that lapsed (Redis away past CLAIM_TTL_S)
+        # and was taken by a retry must not be renewed, released or answered over by
+        # the call that lost it, as one shared marker let it.
+        marker = f"{CLAIMED}:{secrets.token_hex(8)}"
+        if not await self._r.set(key, marker, nx=True, ex=CLAIM_TTL_S):
             return False
         self._let_go(key)
+        self._markers[key] = marker
         self._claims[key] = asyncio.get_running_loop().create_task(self._renew_claim(key))
         return True
 
@@ -958,19 +965,26 @@ class RedisStore:
         while True:
             await asyncio.sleep(CLAIM_TTL_S / 3)
             with contextlib.suppress(redis.RedisError):
-                if not await self._eval(self._r, "renew_claim", [key], [CLAIMED, CLAIM_TTL_S]):
+                marker = self._markers.get(key, CLAIMED)
+                if not await self._eval(self._r, "renew_claim", [key], [marker, CLAIM_TTL_S]):
                     if self._claims.get(key) is asyncio.current_task():
                         del self._claims[key]
                     return
 
     def _let_go(self, key: str) -> None:
+        """Renewals end (the answer committed, or the release is on its way)."""
         if (task := self._claims.pop(key, None)) is not None:
             task.cancel()
+
+    def _claim_done(self, key: str) -> None:
+        """The answer is committed: nothing of the claim is kept here."""
+        self._let_go(key)
+        self._markers.pop(key, None)
 
     async def release_answer(self, appid: str, request_id: str) -> None:
         key = self._k("r", appid, request_id)
         self._let_go(key)
-        await self._eval(self._r, "release", [key], [CLAIMED])
+        await self._eval(self._r, "release", [key], [self._markers.pop(key, CLAIMED)])
 
     # aliases ---------------------------------------------------------------------
 

@@ -232,6 +232,28 @@ async def test_a_request_id_claim_holds_off_others_and_gives_way_to_the_answer(
         assert int(r.ttl(f"up:r:{APP}:req-1")) > 86_400
 
 
+async def test_a_claim_lost_to_a_retry_is_not_released_or_renewed_by_its_first_call(
+    rs: RedisStore, shared_redis: RedisServer, clock: Clock
+) -> None:
+    """Redis away past CLAIM_TTL_S: node A's claim lapsed and node B's retry claimed
+    the request_id. With one marker for every call, A's release deleted B's claim (a
+    third call then made a third answer) and A's renewals kept it alive."""
+    other = RedisStore(shared_redis.url, clock)
+    try:
+        assert await rs.claim_answer(APP, "req-9")
+        with redis.Redis.from_url(shared_redis.url) as r:
+            r.delete(f"up:r:{APP}:req-9")  # A's claim lapsed
+        assert await other.claim_answer(APP, "req-9")  # B's retry holds it now
+        await rs.release_answer(APP, "req-9")  # A's call fails late
+        assert not await rs.claim_answer(APP, "req-9")  # B still holds it
+        await rs.remember_answer(APP, "req-9", {"by": "A"})  # nor does A answer over it
+        await other.remember_answer(APP, "req-9", {"by": "B"})
+        assert await rs.answer_for(APP, "req-9") == {"by": "B"}
+        assert not rs._markers and not other._markers  # nothing kept per request_id
+    finally:
+        await other.close()
+
+
 async def test_the_expiry_purge_frees_memory_when_redis_is_full(
     redis_server: RedisServer, clock: Clock
 ) -> None:
@@ -302,7 +324,7 @@ async def test_a_request_id_claim_lasts_as_long_as_its_call(
         await asyncio.wait_for(held.wait(), 10)
         with redis.Redis.from_url(shared_redis.url, decode_responses=True) as r:
             key = f"up:r:{APP}:request-slow-1"
-            assert r.get(key) == CLAIMED
+            assert r.get(key).startswith(f"{CLAIMED}:")  # this call's own marker
             await asyncio.sleep(CLAIM_TTL_S + 1)  # past the claim's first lease
             retry = asyncio.create_task(node_b.send_message(APP, body, presence))
             await asyncio.sleep(0.5)
