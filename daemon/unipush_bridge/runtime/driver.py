@@ -152,6 +152,8 @@ class Driver:
         notifications stay on disk and are armed again on the next start."""
         if self._clock_task is not None:
             self._clock_task.cancel()
+        if self.notifier.on_back == self._server_back:
+            self.notifier.on_back = None  # a server found now would show after the store
         pending = [t for t in (*self._tasks, *self._holds) if not t.done()]
         if pending:
             await asyncio.wait(pending, timeout=timeout)

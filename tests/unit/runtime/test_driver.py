@@ -229,6 +229,18 @@ async def test_pushes_held_for_want_of_a_server_are_shown_when_one_is_back(
     assert app.payloads() == [{"n": 3}]
 
 
+async def test_a_stopped_driver_is_told_of_no_server_coming_back(
+    store: Store, screen: Screen
+) -> None:
+    """A server found during shutdown must not start shows after the store's writer
+    has stopped."""
+    d = make(store, screen)
+    await d.start()
+    assert screen.on_back is not None
+    await d.stop(0.1)
+    assert screen.on_back is None
+
+
 async def test_a_server_back_shows_nothing_a_listener_took_meanwhile(
     driver: Driver, store: Store, screen: Screen
 ) -> None:
