@@ -11,6 +11,7 @@ a RedisStore on a flushed database: the same tests run against both.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -125,28 +126,32 @@ class RedisServer:
             r.flushall()
 
 
+@contextlib.contextmanager
+def own_redis(appendonly: bool) -> Iterator[RedisServer]:
+    """A redis-server in a directory of its own, killed and removed at the end."""
+    require_redis()
+    directory = Path(tempfile.mkdtemp(prefix="upredis-"))
+    server = RedisServer(directory, appendonly=appendonly)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def shared_redis() -> Iterator[RedisServer]:
     """One server for the parametrised suite (each test flushes it first)."""
-    require_redis()
-    directory = Path(tempfile.mkdtemp(prefix="upredis-"))
-    server = RedisServer(directory)
-    server.start()
-    yield server
-    server.kill()
-    shutil.rmtree(directory, ignore_errors=True)
+    with own_redis(appendonly=False) as server:
+        yield server
 
 
 @pytest.fixture
 def redis_server() -> Iterator[RedisServer]:
     """A server of the test's own, appendonly, for tests that kill or restart it."""
-    require_redis()
-    directory = Path(tempfile.mkdtemp(prefix="upredis-"))
-    server = RedisServer(directory, appendonly=True)
-    server.start()
-    yield server
-    server.kill()
-    shutil.rmtree(directory, ignore_errors=True)
+    with own_redis(appendonly=True) as server:
+        yield server
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

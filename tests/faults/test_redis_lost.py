@@ -4,8 +4,6 @@ persistence): the daemons connected meanwhile register again, and pushes reach t
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,19 +13,14 @@ import redis
 
 from tests.faults.test_cluster_kill_node import APPID, StandIn
 from tests.gatewaykit import Kit, running_gateway
-from tests.redisstack import RedisServer, require_redis
+from tests.redisstack import RedisServer, own_redis
 
 
 @pytest.fixture
 def bare_redis() -> Iterator[RedisServer]:
     """A server of the test's own with no persistence at all: a restart loses everything."""
-    require_redis()
-    directory = Path(tempfile.mkdtemp(prefix="upredis-"))
-    server = RedisServer(directory, appendonly=False)
-    server.start()
-    yield server
-    server.kill()
-    shutil.rmtree(directory, ignore_errors=True)
+    with own_redis(appendonly=False) as server:
+        yield server
 
 
 async def push_until_accepted(kit: Kit, body: dict[str, Any], deadline_s: float) -> Any:
