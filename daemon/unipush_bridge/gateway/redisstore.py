@@ -517,10 +517,9 @@ class RedisStore:
         self._texts = scripts
         #: The store's epoch as this node last saw it (_beat).
         self.epoch: str | None = None
-        #: The renewal of each request_id claim this store holds (claim_answer), and
-        #: the claim's marker (the value its key holds while the call runs).
-        self._claims: dict[str, asyncio.Task[None]] = {}
-        self._markers: dict[str, str] = {}
+        #: Each request_id claim this store holds (claim_answer): its marker (the value
+        #: its key holds while the call runs) and the task that renews it.
+        self._claims: dict[str, tuple[str, asyncio.Task[None]]] = {}
 
     async def close(self) -> None:
         for key in list(self._claims):
@@ -940,9 +939,14 @@ class RedisStore:
     async def remember_answer(self, appid: str, request_id: str, answer: dict[str, Any]) -> None:
         """The first answer stays; a claim (its own call's) gives way to it."""
         key = self._k("r", appid, request_id)
-        args = [json.dumps(answer), self._markers.get(key, CLAIMED), REQUEST_ANSWER_TTL_S]
+        marker = self._claims[key][0] if key in self._claims else CLAIMED
+        args = [json.dumps(answer), marker, REQUEST_ANSWER_TTL_S]
+
+        def answered(_: Any) -> None:
+            self._let_go(key)
+
         async with self.transaction():  # the claim is renewed until the answer commits
-            self._queue("remember", [key], args, lambda _: self._claim_done(key))
+            self._queue("remember", [key], args, answered)
 
     async def claim_answer(self, appid: str, request_id: str) -> bool:
         """A marker in the answer's key, renewed while this call runs and CLAIM_TTL_S
@@ -955,36 +959,32 @@ class RedisStore:
         if not await self._r.set(key, marker, nx=True, ex=CLAIM_TTL_S):
             return False
         self._let_go(key)
-        self._markers[key] = marker
-        self._claims[key] = asyncio.get_running_loop().create_task(self._renew_claim(key))
+        renewal = asyncio.get_running_loop().create_task(self._renew_claim(key, marker))
+        self._claims[key] = (marker, renewal)
         return True
 
-    async def _renew_claim(self, key: str) -> None:
+    async def _renew_claim(self, key: str, marker: str) -> None:
         """Every third of CLAIM_TTL_S until the answer or the release: a renewal that
         fails (Redis away) is tried again at the next."""
         while True:
             await asyncio.sleep(CLAIM_TTL_S / 3)
             with contextlib.suppress(redis.RedisError):
-                marker = self._markers.get(key, CLAIMED)
                 if not await self._eval(self._r, "renew_claim", [key], [marker, CLAIM_TTL_S]):
-                    if self._claims.get(key) is asyncio.current_task():
+                    if self._claims.get(key, ("", None))[1] is asyncio.current_task():
                         del self._claims[key]
                     return
 
-    def _let_go(self, key: str) -> None:
-        """Renewals end (the answer committed, or the release is on its way)."""
-        if (task := self._claims.pop(key, None)) is not None:
-            task.cancel()
-
-    def _claim_done(self, key: str) -> None:
-        """The answer is committed: nothing of the claim is kept here."""
-        self._let_go(key)
-        self._markers.pop(key, None)
+    def _let_go(self, key: str) -> str:
+        """Nothing of the claim is kept here any more (the answer committed, or the
+        release is on its way): its renewals end. Its marker, CLAIMED if none."""
+        marker, renewal = self._claims.pop(key, (CLAIMED, None))
+        if renewal is not None:
+            renewal.cancel()
+        return marker
 
     async def release_answer(self, appid: str, request_id: str) -> None:
         key = self._k("r", appid, request_id)
-        self._let_go(key)
-        await self._eval(self._r, "release", [key], [self._markers.pop(key, CLAIMED)])
+        await self._eval(self._r, "release", [key], [self._let_go(key)])
 
     # aliases ---------------------------------------------------------------------
 

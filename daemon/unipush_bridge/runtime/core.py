@@ -1032,25 +1032,19 @@ class Core:
     def next_deadline(self) -> float | None:
         """When ``tick`` has a scheduled notification to show, or a held push whose
         ttl ends: wall-clock time, as both are kept on disk across restarts."""
-        due = min((due for _, due in self.scheduled.values()), default=None)
-        until = min(self._hold_ends(), default=None)
-        return until if due is None or (until is not None and until < due) else due
+        dues = [due for _, due in self.scheduled.values()]
+        return min([*dues, *(until for _, until in self._hold_ends())], default=None)
 
-    def _hold_ends(self) -> Iterator[float]:
-        for entry in self.entries.values():
+    def _hold_ends(self) -> Iterator[tuple[str, float]]:
+        """Each held push that carries the end of its sender's ttl, with that end."""
+        for msg_id, entry in self.entries.items():
             if entry.state is State.HELD and entry.message.hold_until is not None:
-                yield entry.message.hold_until
+                yield msg_id, entry.message.hold_until
 
     def _expire_held(self, now: float) -> list[Action]:
         """Held pushes whose sender's ttl ended: a phone's app that opens after it
         never gets them (Getui drops them), and the desktop's does not either."""
-        gone = [
-            msg_id
-            for msg_id, entry in self.entries.items()
-            if entry.state is State.HELD
-            and entry.message.hold_until is not None
-            and entry.message.hold_until <= now
-        ]
+        gone = [msg_id for msg_id, until in self._hold_ends() if until <= now]
         if not gone:
             return []
         for msg_id in gone:

@@ -39,9 +39,9 @@ log = structlog.get_logger(__name__)
 HOLD_TIMEOUT_S = 30.0
 #: Batches handed to listeners and not yet held before the link waits (back-pressure).
 MAX_HOLDS = 4
-#: While notifications are scheduled (or held pushes wait for their ttl), the timer looks
-#: at the clocks at least this often,
-#: so a step of the wall clock is noticed (its waits run on the monotonic clock).
+#: While notifications are scheduled (or held pushes wait for their ttl), the timer
+#: looks at the clocks at least this often, so a step of the wall clock is noticed
+#: (its waits run on the monotonic clock).
 CLOCK_CHECK_S = 5.0
 #: Wall-clock time that drifts from monotonic time by more than this has been stepped.
 CLOCK_STEP_S = 1.0

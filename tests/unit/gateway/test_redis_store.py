@@ -249,7 +249,7 @@ async def test_a_claim_lost_to_a_retry_is_not_released_or_renewed_by_its_first_c
         await rs.remember_answer(APP, "req-9", {"by": "A"})  # nor does A answer over it
         await other.remember_answer(APP, "req-9", {"by": "B"})
         assert await rs.answer_for(APP, "req-9") == {"by": "B"}
-        assert not rs._markers and not other._markers  # nothing kept per request_id
+        assert not rs._claims and not other._claims  # nothing kept per request_id
     finally:
         await other.close()
 
