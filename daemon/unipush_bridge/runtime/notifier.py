@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import html
-import re
 import sys
 import time
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import structlog
 
 from ..errors import NotifyError
+from .dbustext import dbus_text
 
 if TYPE_CHECKING:
     from .dbus_backend import BridgeDBusBackend, NotifyCall
@@ -98,22 +98,6 @@ class Notifier(Protocol):
     async def start(self) -> None: ...
 
     async def show(self, request: NotificationRequest) -> str: ...
-
-
-#: What a D-Bus string cannot carry (NUL, lone surrogates: not UTF-8) or what only
-#: garbles a banner (C0 but tab and newline, DEL, C1, Unicode noncharacters, which old
-#: libdbus refused). Each becomes U+FFFD, so the reader sees that something was there.
-_NOT_FOR_DBUS = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef"
-    + "".join(f"{chr(plane << 16 | 0xFFFE)}{chr(plane << 16 | 0xFFFF)}" for plane in range(17))
-    + "]"
-)
-
-
-def dbus_text(text: str) -> str:
-    """``text`` made safe to marshal as a D-Bus string (issue 10 item 3): a sender's
-    NUL or lone surrogate would otherwise fail the whole Notify call."""
-    return _NOT_FOR_DBUS.sub("\ufffd", text)
 
 
 def clip(text: str, limit: int, lines: int | None = None) -> str:

@@ -12,6 +12,8 @@ import re
 import zlib
 from typing import Any, Literal, NamedTuple
 
+from ..runtime.dbustext import UNSAFE
+
 Status = Literal["connected", "connecting", "offline", "quiet"]
 
 #: Freedesktop icon names per state (present in Adwaita and most icon themes).
@@ -42,16 +44,11 @@ SEPARATOR_ID = 5
 EMPTY_ID = 6
 #: Menu ids of notifications start here (see :func:`entry_id`).
 ENTRY_BASE = 100
-#: What a label must not carry: NUL (dbus-daemon drops a connection whose message has
-#: one, taking the item off the bus), the other C0 and C1 controls, lone surrogates
-#: (not UTF-8), noncharacters, and bidi controls (they reorder the label and what the
-#: host draws after it). Each becomes U+FFFD, as the daemon's Notify text does.
-_NOT_FOR_LABEL = re.compile(
-    "[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef\u061c\u200e\u200f\u202a-\u202e"
-    "\u2066-\u2069"
-    + "".join(f"{chr(plane << 16 | 0xFFFE)}{chr(plane << 16 | 0xFFFF)}" for plane in range(17))
-    + "]"
-)
+#: What a label must not carry: what no D-Bus string may (a NUL makes dbus-daemon drop
+#: the connection, taking the item off the bus), tab and newline too (a label is one
+#: line), and bidi controls (they reorder the label and what the host draws after it).
+#: Each becomes U+FFFD, as the daemon's Notify text does.
+_NOT_FOR_LABEL = re.compile(f"[{UNSAFE}\t\n\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 class TrayState(NamedTuple):
