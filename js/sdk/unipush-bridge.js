@@ -325,11 +325,7 @@
       // uni hands every listener one receive object (so res.stopped reaches the
       // next) and each its own click object (invokePushCallback's forEach).
       if (res.type === "click" && i > 0) res = { type: data.type, data: data.data };
-      try {
-        listeners[i](res);
-      } catch (e) {
-        if (root.console) root.console.error(e);
-      }
+      invoke(listeners[i], res); // one that throws is logged; the next still gets it
       // uni: a listener that sets res.stopped keeps a receive from the later ones.
       if (res.stopped && res.type === "receive") break;
     }
