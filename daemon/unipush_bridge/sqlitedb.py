@@ -14,7 +14,7 @@ import errno
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +109,9 @@ class _Connection(sqlite3.Connection):
     sqlite3's classes as bases, so existing ``except sqlite3...`` still applies."""
 
     store_path: Path = Path()
+    #: Called after each COMMIT made by transaction() or GroupCommit (the Checkpointer's
+    #: wake-up): set once, before any commit, so no lock guards it.
+    on_commit: Callable[[], None] | None = None
 
     def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
         try:
@@ -165,28 +168,63 @@ class Checkpointer:
     """WAL checkpoints off the event loop. SQLite's automatic checkpoint runs inside
     whichever COMMIT takes the WAL past 1000 pages and fsyncs the WAL and the database
     there: 2 to 20 ms on the loop every few hundred messages, the whole p99 of a push.
-    So it is off for ``db``, and a thread with a connection of its own checkpoints
-    (PASSIVE: it never blocks the writer) every ``every_s`` seconds instead."""
+    So it is off for ``db`` (and ``writers``, other connections to the same file), and
+    a thread with a connection of its own checkpoints (PASSIVE: it never blocks the
+    writer) at most every ``every_s`` seconds while they commit.
 
-    def __init__(self, db: sqlite3.Connection, path: Path, every_s: float = 0.5) -> None:
-        db.execute("PRAGMA wal_autocheckpoint=0")
+    An idle desktop daemon must not wake the CPU for nothing (a laptop on battery): a
+    commit wakes the thread, and without one it checkpoints again after twice as long
+    each time it found nothing new, up to ``idle_s`` (what a plain autocommit statement
+    wrote, which does not wake it, waits that long at most)."""
+
+    def __init__(
+        self,
+        db: sqlite3.Connection,
+        path: Path,
+        every_s: float = 0.5,
+        *,
+        writers: Iterable[sqlite3.Connection] = (),
+        idle_s: float = 60.0,
+    ) -> None:
         self._path = path
         self._every = every_s
+        self._idle = max(idle_s, every_s)
         self._stop = threading.Event()
+        self._poke = threading.Event()
+        self.checkpoints = 0  # for tests: how often it ran
+        for conn in (db, *writers):
+            conn.execute("PRAGMA wal_autocheckpoint=0")
+            if isinstance(conn, _Connection):
+                conn.on_commit = self._poke.set
         self._thread = threading.Thread(target=self._run, daemon=True, name="sqlite-checkpoint")
         self._thread.start()
 
     def _run(self) -> None:
         db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        wait, last = self._every, None
         try:
-            while not self._stop.wait(self._every):
+            while True:
+                poked = self._poke.wait(wait)
+                if self._stop.is_set():
+                    return
+                if poked:
+                    self._poke.clear()
+                    # The commits of the next every_s share this checkpoint.
+                    if self._stop.wait(self._every):
+                        return
+                state = None
                 with contextlib.suppress(sqlite3.OperationalError):  # busy: next round
-                    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    state = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                self.checkpoints += 1
+                new = poked or state is None or state != last
+                wait = self._every if new else min(wait * 2, self._idle)
+                last = state
         finally:
             db.close()
 
     def close(self) -> None:
         self._stop.set()
+        self._poke.set()
         self._thread.join(5)
 
 
@@ -204,6 +242,13 @@ def transaction(db: sqlite3.Connection) -> Iterator[None]:
         raise
     else:
         db.execute("COMMIT")
+        _committed(db)
+
+
+def _committed(db: sqlite3.Connection) -> None:
+    hook = getattr(db, "on_commit", None)
+    if hook is not None:
+        hook()
 
 
 class GroupCommit:
@@ -290,6 +335,7 @@ class GroupCommit:
                 raise
             _settle(commit, exc)
             return
+        _committed(self._db)
         _settle(commit, None)
 
     def _failed(self, exc: BaseException) -> None:

@@ -94,7 +94,7 @@ class Store:
         self._hot = open_db(path, "NORMAL")
         self._done_since_prune = 0
         self._wal = os.open(f"{path}-wal", os.O_RDONLY | os.O_CLOEXEC)  # WAL mode keeps it
-        self._checkpointer = Checkpointer(self._db, path)
+        self._checkpointer = Checkpointer(self._db, path, writers=(self._hot,))
 
     def close(self) -> None:
         self._checkpointer.close()
