@@ -218,11 +218,22 @@ class PushClient:
     async def status(
         self,
         *,
+        after: int | None = None,
+        timeout: float | None = None,
         success: Callback | None = None,
         fail: Callback | None = None,
         complete: Callback | None = None,
     ) -> dict[str, Any]:
-        return await self._api("status", {}, success, fail, complete)
+        """The daemon's health. With ``after`` (the ``changes`` of an earlier answer) it
+        is a long poll: answered once something a watcher shows has moved, or after
+        ``timeout`` s (the daemon's default 30, at most 60). A daemon older than this
+        answers at once and without ``changes``."""
+        params: dict[str, Any] = {}
+        if after is not None:
+            params["after"] = after
+        if timeout is not None:
+            params["timeout"] = timeout
+        return await self._api("status", params, success, fail, complete)
 
     async def history(
         self,
@@ -613,11 +624,17 @@ class SyncPushClient:
     def status(
         self,
         *,
+        after: int | None = None,
+        timeout: float | None = None,
         success: Callback | None = None,
         fail: Callback | None = None,
         complete: Callback | None = None,
     ) -> dict[str, Any]:
-        return self._run(self._client.status(success=success, fail=fail, complete=complete))
+        return self._run(
+            self._client.status(
+                after=after, timeout=timeout, success=success, fail=fail, complete=complete
+            )
+        )
 
     def history(
         self,

@@ -187,7 +187,10 @@ class Daemon:
             ping_interval=s.ping_interval,
             ping_timeout=s.ping_timeout,
         )
-        api = LocalApiServer(driver, s.socket_path, lambda: self.status(driver, link))
+        link.status.on_change = driver.changes.bump
+        api = LocalApiServer(
+            driver, s.socket_path, lambda: self.status(driver, link), changes=driver.changes
+        )
         self.web = web = None
         if s.web_port is not None:  # opt-in; websockets only, already loaded for the link
             from .web import WebEndpoint
@@ -221,7 +224,9 @@ class Daemon:
             announce = loop.create_task(self._announce(driver, ws_url))
             # Socket bound, store open, signals handled: the service is up.
             self.sd.ready(self._sd_status(driver, link))
-            sd_task = loop.create_task(self.sd.run(lambda: self._sd_status(driver, link)))
+            sd_task = loop.create_task(
+                self.sd.run(lambda: self._sd_status(driver, link), driver.changes)
+            )
             await self.stop_event.wait()
             self.sd.stopping()
             sd_task.cancel()

@@ -27,6 +27,7 @@ from ..errors import ApiFail, NotifyError
 from ..sqlitedb import StoreBroken, StoreFull, store_error
 from ..wire.gateway import PushMessage
 from . import core
+from .changes import Changes
 from .core import Action, Core, ReceiptEvent, State
 from .icons import IconResolver
 from .localpush import Channel, parse_channel, well_formed
@@ -123,6 +124,9 @@ class Driver:
         #: One thread for fsyncs, so they never queue behind other thread work.
         self._fsync = ThreadPoolExecutor(1, thread_name_prefix="store-fsync")
         self.last_message_at: float | None = None
+        #: What a watcher's status call waits on (the tray): bumped after every run of
+        #: actions (history, quiet hours, listeners), a registration, an unsubscribe.
+        self.changes = Changes()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -181,6 +185,7 @@ class Driver:
         self._cid = cid
         self._register_error = None
         self._cid_ready.set()
+        self.changes.bump()
 
     def registration_failed(self, reason: str) -> None:
         self._register_error = reason
@@ -236,6 +241,7 @@ class Driver:
 
     def unsubscribe(self, listener: Listener) -> None:
         self._run_now(self.core.unsubscribed(listener))
+        self.changes.bump()
 
     @property
     def listeners(self) -> int:
@@ -311,6 +317,13 @@ class Driver:
         moved on, and the pushes of the actions left undone would wait in its memory
         for a restart. The first failure is raised once all is done."""
         self._wake.set()  # deadlines may have moved
+        try:
+            await self._carry_out(actions)
+        finally:
+            if actions:
+                self.changes.bump()  # what a watcher shows may have moved
+
+    async def _carry_out(self, actions: Sequence[Action]) -> None:
         failed: list[StoreBroken | StoreFull] = []
         states: list[tuple[str, str]] = []
         for action in actions:

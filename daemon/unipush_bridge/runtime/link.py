@@ -74,6 +74,14 @@ class LinkStatus:
     retry_at: float | None = None
     #: Messages the gateway held for us when we last registered.
     backlog_at_connect: int = 0
+    #: Called when ``state`` changes: the daemon's watchers (runtime/changes.py).
+    on_change: Callable[[], None] | None = field(default=None, repr=False, compare=False)
+
+    def enter(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            if self.on_change is not None:
+                self.on_change()
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -173,14 +181,14 @@ class Link:
         if self._ws is ws:
             # Tearing the old link down takes loop turns (its last acks, the close):
             # until the next one registers, the status must not call it connected.
-            self.status.state = "connecting"
+            self.status.enter("connecting")
             self.status.connected_since = None
 
     # main loop -------------------------------------------------------------------------
 
     async def run(self) -> None:
         while not self._stopping:
-            self.status.state = "connecting"
+            self.status.enter("connecting")
             self._wake.clear()
             started = time.monotonic()
             try:
@@ -207,13 +215,13 @@ class Link:
             if self._wake.is_set():
                 continue  # woken (resume, SIGCONT): no backoff
             delay = self.backoff.next_delay()
-            self.status.state = "backing_off"
+            self.status.enter("backing_off")
             self.status.attempts = self.backoff.attempts
             self.status.retry_at = time.time() + delay
             log.info("reconnecting", delay=round(delay, 2), attempt=self.backoff.attempts)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
-        self.status.state = "stopped"
+        self.status.enter("stopped")
 
     def _failed(self, reason: str) -> None:
         self.status.last_error = reason
@@ -314,7 +322,7 @@ class Link:
             if isinstance(event, Registered):
                 peer.registered(event.cid, event.acked)
                 self._live = (acks.ws, session)
-                self.status.state = "connected"
+                self.status.enter("connected")
                 self.status.attempts = 0
                 self.status.connected_since = time.time()
                 self.status.retry_at = None

@@ -22,6 +22,7 @@ import structlog
 from .. import paths
 from ..errors import AlreadyRunning, ApiFail
 from ..wire import local as wire
+from .changes import Changes
 from .localpush import Channel
 
 log = structlog.get_logger(__name__)
@@ -254,11 +255,20 @@ Gate = Callable[[wire.Request], str | None]
 
 
 class LocalApiServer:
-    def __init__(self, api: Api, path: Path, status: StatusFn, cid_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        api: Api,
+        path: Path,
+        status: StatusFn,
+        cid_timeout: float = 30.0,
+        changes: Changes | None = None,
+    ) -> None:
         self.api = api
         self.path = path
         self.status = status
         self.cid_timeout = cid_timeout
+        #: What ``status {"after": n}`` waits on; without it, status answers at once.
+        self.changes = changes
         self._server: asyncio.Server | None = None
         self._connections: set[ApiConnection] = set()
         self._calls: set[asyncio.Task[None]] = set()
@@ -489,7 +499,20 @@ class LocalApiServer:
         return {"quiet": self.api.get_quiet_hours()}
 
     async def _status(self, conn: ApiConnection, params: dict[str, Any]) -> dict[str, Any]:
-        return self.status()
+        """``{"after": n, "timeout": s}``: a long poll. The answer waits until the
+        daemon's change count is not ``n`` any more, or ``timeout`` seconds (default
+        30, at most 60); ``changes`` in the answer is the count to pass next time."""
+        after = params.get("after")
+        if after is not None and (isinstance(after, bool) or not isinstance(after, int)):
+            raise ApiFail("after must be a whole number: the changes of an earlier status")
+        timeout = params.get("timeout", 30.0)
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
+            raise ApiFail("timeout must be a number of seconds")
+        if self.changes is None:
+            return self.status()
+        if after is not None:
+            await self.changes.wait(after, float(timeout))
+        return {**self.status(), "changes": self.changes.count}
 
 
 async def _answered(conn: ApiConnection) -> None:

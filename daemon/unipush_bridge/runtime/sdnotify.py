@@ -18,9 +18,12 @@ from collections.abc import Callable, Mapping
 
 import structlog
 
+from .changes import MAX_WAIT_S, Changes
+
 log = structlog.get_logger(__name__)
 
-#: How often the STATUS= text is compared with the last one sent.
+#: How often at most the STATUS= text is compared with the last one sent (every time,
+#: for a caller without a change count).
 STATUS_POLL_S = 0.5
 
 
@@ -117,20 +120,34 @@ class SdNotify:
             self._last_status = text
             self.send(STATUS=text)
 
-    async def run(self, status: Callable[[], str]) -> None:
+    async def run(self, status: Callable[[], str], changes: Changes | None = None) -> None:
         """On the event loop until cancelled: STATUS= as it changes and WATCHDOG=1 every
-        half watchdog period. If the loop is stuck this does not run, and systemd notices."""
+        half watchdog period. If the loop is stuck this does not run, and systemd notices.
+
+        With ``changes`` the status is read again when they move (and for the watchdog's
+        ping), not every STATUS_POLL_S: the user service idles without waking."""
         if not self.enabled:
             return
         loop = asyncio.get_running_loop()
         next_ping = loop.time()
         tick = STATUS_POLL_S if self.watchdog is None else min(STATUS_POLL_S, self.watchdog)
         while True:
+            seen = changes.count if changes is not None else 0
             self.status(status())
             if self.watchdog is not None and loop.time() >= next_ping:
                 self.send(WATCHDOG=1)
                 next_ping = loop.time() + self.watchdog
-            await asyncio.sleep(tick)
+            if changes is None:
+                await asyncio.sleep(tick)
+                continue
+            # While they stream (a flood of pushes), one read per tick at most.
+            await asyncio.sleep(self._until(next_ping, tick))
+            await changes.wait(seen, self._until(next_ping, MAX_WAIT_S))
+
+    def _until(self, next_ping: float, most: float) -> float:
+        if self.watchdog is None:
+            return most
+        return max(0.0, min(most, next_ping - asyncio.get_running_loop().time()))
 
     def close(self) -> None:
         if self._sock is not None:

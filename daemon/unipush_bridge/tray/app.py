@@ -1,5 +1,5 @@
-"""The tray process: polls the daemon over the local API, keeps a TrayState, and
-carries out what the menu asks. It survives the daemon restarting (offline until it
+"""The tray process: watches the daemon over the local API (a long-polled status), keeps
+a TrayState, and carries out what the menu asks. It survives the daemon restarting (offline until it
 answers again) and a tray host appearing late (see :mod:`.sni`)."""
 
 from __future__ import annotations
@@ -24,8 +24,13 @@ from .sni import SniConnection
 
 log = structlog.get_logger(__name__)
 
-#: How often the tray asks the daemon (s): status, quiet hours, recent history.
+#: How often the tray asks a daemon that cannot be watched (s): one that is gone, or
+#: one older than the long-polled status.
 POLL_S = 1.0
+#: How long one watching status call waits for a change before the tray asks again
+#: (s): a daemon frozen mid-wait (SIGSTOP) reads offline within this plus
+#: CALL_TIMEOUT_S. Idle, that is one call in 5 s instead of two a second.
+WATCH_S = 5.0
 #: How long one poll or menu action may wait for the daemon (s): a daemon that
 #: accepts but does not answer (hung, SIGSTOPped) reads offline, not connected.
 CALL_TIMEOUT_S = 3.0
@@ -43,6 +48,9 @@ class Tray:
         self._tasks: set[asyncio.Task[None]] = set()
         #: The last UnsafePath refusal logged (polls repeat it every second).
         self._unsafe = ""
+        #: The daemon's change count as last read; None: not watching (offline, or a
+        #: daemon without it), so the tray asks every POLL_S.
+        self._changes: int | None = None
 
     async def run(self) -> int:
         """0 once told to stop; 1 when the session bus dropped us: an icon nobody can
@@ -53,10 +61,11 @@ class Tray:
                 if not self.sni.connected:
                     log.error("lost the session bus; the tray has no icon, exiting")
                     return 1
-                await self._unless_stopped(self.poll())
+                await self._unless_stopped(self.poll(watch=True))
                 self.sni.refresh()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stopped.wait(), POLL_S)
+                if self._changes is None:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.stopped.wait(), POLL_S)
         finally:
             if self.client is not None:
                 await self.client.close()
@@ -76,20 +85,37 @@ class Tray:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        task.result()
+        if not task.cancelled():  # a watching poll is given up mid-wait, as it should be
+            task.result()
 
-    async def poll(self) -> None:
+    async def poll(self, watch: bool = False) -> None:
+        """Read status and history; ``watch``: first wait (WATCH_S at most) for the
+        daemon to say something changed, and read the history only if it did."""
+        after = self._changes if watch else None
         try:
             async with asyncio.timeout(CALL_TIMEOUT_S):
                 if self.client is None:
                     self.client = PushClient(self.socket_path, self.state.appid)
                     await self.client.connect()
-                status = await self.client.status()
-                entries = await self.client.history(model.MENU_ENTRIES)
+            if after is None:
+                async with asyncio.timeout(CALL_TIMEOUT_S):
+                    status = await self.client.status()
+            else:
+                async with asyncio.timeout(WATCH_S + CALL_TIMEOUT_S):
+                    status = await self.client.status(after=after, timeout=WATCH_S)
+            changes = status.get("changes")
+            if isinstance(changes, bool) or not isinstance(changes, int):
+                changes = None
+            if after is None or changes != after:
+                async with asyncio.timeout(CALL_TIMEOUT_S):
+                    entries = await self.client.history(model.MENU_ENTRIES)
+            else:
+                entries = list(self.state.entries)
         except UnsafePath as exc:  # refused before connecting: say so once, stay up
             if str(exc) != self._unsafe:
                 log.warning("the daemon's socket is in an unsafe place; offline", error=str(exc))
             self._unsafe = str(exc)
+            self._changes = None
             self.state = self.state._replace(online=False, link="")
             return
         except (DaemonUnavailable, ProtocolError, UniApiError, OSError, TimeoutError) as exc:
@@ -98,9 +124,11 @@ class Tray:
             if self.client is not None:
                 await self.client.close()
             self.client = None
+            self._changes = None
             self.state = self.state._replace(online=False, link="")
             return
         self._unsafe = ""
+        self._changes = changes
         quiet = status.get("quiet") or {}
         connection = status.get("connection") or {}
         self.state = self.state._replace(

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from unipush_bridge.runtime import sdnotify
+from unipush_bridge.runtime.changes import Changes
 from unipush_bridge.runtime.sdnotify import SdNotify
 
 
@@ -91,3 +92,47 @@ def test_a_stuck_event_loop_sends_no_pings(tmp_path: Path) -> None:
     assert len(before) >= 2, pings
     assert during == [], (during, start, end)
     assert len(after) >= 2, pings
+
+
+def test_with_a_change_count_an_idle_daemon_reads_its_status_only_when_it_moves(
+    tmp_path: Path,
+) -> None:
+    """Under systemd the status text was read every 0.5 s, idle or not: two wake-ups a
+    second for the user service all day. With the driver's change count it is read when
+    the count moves, at most once per STATUS_POLL_S while it streams."""
+    path = tmp_path / "notify"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(2)
+    n = SdNotify({"NOTIFY_SOCKET": str(path)})
+    changes = Changes()
+    reads: list[float] = []
+    text = ["link connecting, backlog 0"]
+
+    def status() -> str:
+        reads.append(time.monotonic())
+        return text[0]
+
+    async def main() -> None:
+        task = asyncio.create_task(n.run(status, changes))
+        await asyncio.sleep(1.6)  # idle: three reads a poll of 0.5 s would make
+        idle = len(reads)
+        text[0] = "link connected, backlog 0"
+        changes.bump()
+        await asyncio.sleep(0.2)
+        moved = len(reads)
+        for _ in range(50):  # a flood of changes
+            changes.bump()
+            await asyncio.sleep(0.01)
+        flood = len(reads) - moved
+        task.cancel()
+        assert idle == 1, f"{idle} reads while idle"
+        assert moved == 2
+        assert flood <= 3, f"{flood} reads in 0.5 s of changes"
+
+    try:
+        asyncio.run(main())
+        assert sock.recv(4096) == b"STATUS=link connecting, backlog 0\n"
+        assert sock.recv(4096) == b"STATUS=link connected, backlog 0\n"
+    finally:
+        sock.close()

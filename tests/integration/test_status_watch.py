@@ -1,0 +1,128 @@
+"""The long-polled status (``status {"after": n}``) on a real daemon process over its
+real Unix socket: it waits while nothing a watcher shows moves, and answers at once
+when something does (a push shown, quiet hours toggled, the link lost). The tray
+watches this way instead of asking twice a second."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.faults.harness import NO_SERVER
+from tests.integration.test_local_api_clients import Line, send_push
+from tests.procs import DaemonProc, GatewayProc
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProc]:
+    proc = DaemonProc(tmp_path_factory.mktemp("watch"), None, env=NO_SERVER)
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.kill()
+
+
+def changes_now(client: Line, rid: int) -> int:
+    client.send(rid, "status")
+    result = client.answer(rid)
+    assert result["errMsg"] == "status:ok", result
+    count = result["changes"]
+    assert isinstance(count, int)
+    return count
+
+
+def test_it_waits_while_nothing_moves_and_answers_when_a_push_comes(daemon: DaemonProc) -> None:
+    client = Line(daemon.socket)
+    try:
+        count = changes_now(client, 1)
+        started = time.monotonic()
+        client.send(2, "status", after=count, timeout=0.6)
+        idle = client.answer(2)
+        waited = time.monotonic() - started
+        assert idle["changes"] == count and 0.5 <= waited < 3, (idle["changes"], waited)
+
+        client.send(3, "status", after=count, timeout=20)
+        time.sleep(0.3)
+        started = time.monotonic()
+        send_push(daemon, "moves")  # no listener: shown (no server here) and in history
+        moved = client.answer(3, timeout=10)
+        assert moved["changes"] != count
+        assert time.monotonic() - started < 5
+    finally:
+        client.close()
+
+
+def test_toggling_quiet_hours_wakes_a_watcher(daemon: DaemonProc) -> None:
+    watcher, other = Line(daemon.socket), Line(daemon.socket)
+    try:
+        count = changes_now(watcher, 1)
+        watcher.send(2, "status", after=count, timeout=20)
+        time.sleep(0.3)
+        started = time.monotonic()
+        other.send(1, "setQuietHours", on=True)
+        assert other.answer(1)["errMsg"] == "setQuietHours:ok"
+        woke = watcher.answer(2, timeout=10)
+        assert woke["quiet"]["active"] is True
+        assert time.monotonic() - started < 5
+        other.send(2, "setQuietHours", on=None)
+        assert other.answer(2)["errMsg"] == "setQuietHours:ok"
+    finally:
+        watcher.close()
+        other.close()
+
+
+def test_a_stale_count_answers_at_once(daemon: DaemonProc) -> None:
+    """A count from an earlier run of the daemon (the tray outlived it) must not wait."""
+    client = Line(daemon.socket)
+    try:
+        count = changes_now(client, 1)
+        started = time.monotonic()
+        client.send(2, "status", after=count + 1000, timeout=20)
+        assert client.answer(2)["changes"] == count
+        assert time.monotonic() - started < 2
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize(
+    ("params", "reason"),
+    [
+        ({"after": "1"}, "status:fail after must be a whole number"),
+        ({"after": True}, "status:fail after must be a whole number"),
+        ({"after": 1.5}, "status:fail after must be a whole number"),
+        ({"after": 0, "timeout": -1}, "status:fail timeout must be a number of seconds"),
+        ({"after": 0, "timeout": "5"}, "status:fail timeout must be a number of seconds"),
+    ],
+)
+def test_bad_watch_params_name_the_field(
+    daemon: DaemonProc, params: dict[str, object], reason: str
+) -> None:
+    client = Line(daemon.socket)
+    try:
+        client.send(1, "status", **params)
+        assert client.answer(1)["errMsg"].startswith(reason)
+    finally:
+        client.close()
+
+
+def test_the_link_going_down_wakes_a_watcher(tmp_path: Path) -> None:
+    gateway = GatewayProc(tmp_path / "gw").start()
+    proc = DaemonProc(tmp_path / "d", gateway.ws_url, env=NO_SERVER).start()
+    client = Line(proc.socket)
+    try:
+        count = changes_now(client, 1)
+        client.send(2, "status", after=count, timeout=30)
+        time.sleep(0.3)
+        started = time.monotonic()
+        gateway.kill()
+        woke = client.answer(2, timeout=15)
+        assert woke["connection"]["state"] != "connected", woke["connection"]
+        assert time.monotonic() - started < 10
+    finally:
+        client.close()
+        proc.kill()
+        gateway.kill()
