@@ -392,7 +392,11 @@ def _hint(cls: type[_Settings], loc: tuple[int | str, ...]) -> str:
     near = _nearest(name, choices)
     if near is not None:
         return f"did you mean {near!r}?"
-    return "the keys are listed in config/daemon.toml and config/gateway.toml"
+    # Named here, not by a file: config/*.toml are in the checkout, not in the wheel.
+    if choices:
+        where = "this file's" if len(loc) == 1 else f"{'.'.join(map(str, loc[:-1]))}'s"
+        return f"{where} keys are {', '.join(choices)}"
+    return "the keys are listed in config/daemon.toml and config/gateway.toml of the source"
 
 
 def _env_names(cls: type[_Settings]) -> dict[str, str]:

@@ -44,7 +44,25 @@ def write(path: Path, text: str) -> Path:
         # A key of the other program: said so, not guessed at.
         (DaemonSettings, "port = 1\n", "port", "'port' is a gateway setting (gateway.toml)"),
         (GatewaySettings, "embedded_port = 1\n", "embedded_port", "a daemon setting"),
-        (DaemonSettings, "zzqqxx = 1\n", "zzqqxx", "config/daemon.toml"),
+        # No near key: the real ones are listed, not a file an installed wheel lacks.
+        (
+            DaemonSettings,
+            "zzqqxx = 1\n",
+            "zzqqxx",
+            "this file's keys are log_level, log_format, gateway, appid, ",
+        ),
+        (
+            GatewaySettings,
+            "zzqqxx = 1\n",
+            "zzqqxx",
+            "this file's keys are log_level, log_format, host, port, ",
+        ),
+        (
+            GatewaySettings,
+            '[apps."__UNI__A"]\nzzqqxx = 1\n',
+            "apps.__UNI__A.zzqqxx",
+            "apps.__UNI__A's keys are ",
+        ),
     ],
 )
 def test_unknown_key_names_the_nearest_key(

@@ -173,7 +173,7 @@ def cmd_web_pair(args: Any) -> int:
         )
     print(
         f"paired {entry.origin} as {entry.id}: give the page this token once, e.g. "
-        "UniPushBridge.install(uni, {url, token}); it keeps it in localStorage",
+        "UniPushBridge.install(window.uni, {token}); it keeps it in localStorage",
         file=sys.stderr,
     )
     return 0

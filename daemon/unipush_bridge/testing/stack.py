@@ -33,6 +33,7 @@ __all__ = [
     "StackTimeout",
     "child_env",
     "free_port",
+    "own_config",
     "wait_until",
 ]
 
@@ -147,6 +148,15 @@ class Child:
             self._pidfd = -1
 
 
+def own_config(path: Path) -> Path:
+    """An empty config file of the child's own: without ``--config`` it would read the
+    user's ``~/.config/unipush-bridge/*.toml`` (quiet hours, a web_port, relaxed limits
+    of the daemon they run day to day), and a test would see their settings, not the
+    defaults. Kept if it exists, so a caller can write settings there first."""
+    path.touch(exist_ok=True)
+    return path
+
+
 def child_env(bus_address: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("UNIPUSH_BRIDGE_", "NOTIFY_"))}
     env["DBUS_SESSION_BUS_ADDRESS"] = bus_address
@@ -162,7 +172,8 @@ class GatewayProcess:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir = data_dir
         self.child = Child(
-            ["gateway", "--host", "127.0.0.1", "--port", str(self.port),
+            ["gateway", "--config", str(own_config(data_dir / "gateway.toml")),
+             "--host", "127.0.0.1", "--port", str(self.port),
              "--data-dir", str(data_dir), "--log-format", "json"],
             data_dir / "gateway.log",
             env,
@@ -229,7 +240,8 @@ class DaemonProcess:
         self._ready = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._ready.bind(str(state_dir / "notify.sock"))
         self.child = Child(
-            ["run", "--state-dir", str(state_dir), "--socket", str(self.socket),
+            ["run", "--config", str(own_config(state_dir / "daemon.toml")),
+             "--state-dir", str(state_dir), "--socket", str(self.socket),
              "--appid", appid, "--gateway", gateway_ws,
              "--log-format", "json", "--log-level", "debug"],
             state_dir / "daemon.log",
