@@ -338,3 +338,23 @@ async def test_a_shared_dir_that_others_can_replace_entries_in_is_refused(base: 
     theirs = make_dir(base / "theirs", 0o755, OTHER_UID)
     with pytest.raises(UnsafePath, match=f"owned by uid {OTHER_UID}"):
         await start_server(theirs / "d.sock")
+
+
+@as_root
+async def test_a_socket_held_by_another_user_is_named_not_taken_for_a_daemon(base: Path) -> None:
+    """``--socket`` in a shared sticky dir where another user listens first: the start
+    names that user, rather than "another daemon is already listening", whose advice
+    (talk to it with ``status --socket ...``) leads to the squatter."""
+    shared = make_dir(base / "shared", 0o1777)
+    sock = shared / "d.sock"
+    proc = await asyncio.create_subprocess_exec(
+        *as_other_user(SQUATTER), str(sock), stdout=subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    try:
+        assert (await asyncio.wait_for(proc.stdout.readline(), 10)).strip() == b"ready"
+        with pytest.raises(UnsafePath, match=rf"{sock} is held by uid {OTHER_UID}, not this"):
+            await start_server(sock)
+        assert os.lstat(sock).st_uid == OTHER_UID  # left as it was
+    finally:
+        await squatter_got(proc)

@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import os
 import socket
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -362,3 +364,19 @@ def test_a_taken_web_port_names_the_setting(tmp_path: Path) -> None:
     assert res.returncode == 1, res.stderr
     assert f"web_port: port {port} on 127.0.0.1 is taken by another program" in res.stderr
     assert not (tmp_path / "api.sock").exists()
+
+
+def test_web_pair_makes_a_missing_state_dir_private(tmp_path: Path) -> None:
+    """`web pair` before the daemon ever ran makes the state dir: it and each parent
+    made are 0700 whatever the umask, as the daemon makes them (they will hold the
+    cid's secret and every message)."""
+    state = tmp_path / "a" / "b" / "state"
+    old = os.umask(0o022)
+    try:
+        res = cli("web", "pair", "--origin", ORIGIN, "--state-dir", str(state))
+    finally:
+        os.umask(old)
+    assert res.returncode == 0, res.stderr
+    for made in (tmp_path / "a", tmp_path / "a" / "b", state):
+        assert stat.S_IMODE(os.lstat(made).st_mode) == 0o700, made
+    assert stat.S_IMODE(os.lstat(state / f"{APPID}.web-pairs.json").st_mode) == 0o600

@@ -298,7 +298,14 @@ class LocalApiServer:
         paths.make_private_dirs(self.path.parent)
         paths.check_socket_dir(self.path)
         if self.path.exists() or self.path.is_symlink():
-            if _is_live(self.path):
+            holder = _live_holder(self.path)
+            if holder is not None and holder != os.getuid():
+                raise paths.UnsafePath(
+                    f"socket {self.path} is held by uid {holder}, not this user (uid "
+                    f"{os.getuid()}): another user listens there; give --socket a path in "
+                    "a directory of your own"
+                )
+            if holder is not None:
                 raise AlreadyRunning(f"another daemon is already listening on {self.path}")
             self.path.unlink()
         old = os.umask(0o177)  # the socket is born 0600: no window where others can connect
@@ -524,11 +531,15 @@ async def _answered(conn: ApiConnection) -> None:
             await asyncio.wait(set(conn.calls))
 
 
-def _is_live(path: Path) -> bool:
+def _live_holder(path: Path) -> int | None:
+    """The uid of whoever accepts on ``path`` (this user's where the platform cannot
+    tell), or None when nothing does: in a shared directory another user may have
+    bound it first, and that is not "a daemon already running" to be talked to."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
         probe.settimeout(1.0)
         try:
             probe.connect(str(path))
         except OSError:
-            return False
-        return True
+            return None
+        uid = paths.peer_uid(probe)
+        return os.getuid() if uid is None else uid

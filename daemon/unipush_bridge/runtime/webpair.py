@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..errors import ConfigError
+from ..paths import make_private_dirs
 
 #: scheme://host[:port] and nothing else, as a browser sends Origin.
 ORIGIN_RE = re.compile(r"(https?)://(\[[0-9a-f:.]+\]|[a-z0-9._-]+)(:\d{1,5})?")
@@ -82,8 +83,10 @@ def load(path: Path) -> list[Pairing]:
 
 def _save(path: Path, pairs: list[Pairing]) -> None:
     """Atomically, 0600 from the first byte (the digests are not secret, but who paired
-    what is this user's business)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    what is this user's business). A missing state dir is made as the daemon makes it,
+    0700 with each missing parent: ``mkdir(parents=True)`` left the parents to the
+    umask (0755), and the daemon keeps an existing dir as it finds it."""
+    make_private_dirs(path.parent)
     text = json.dumps({"pairs": [p._asdict() for p in pairs]}, indent=1)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".web-pairs.")
     try:

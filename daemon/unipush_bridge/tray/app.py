@@ -9,6 +9,7 @@ import contextlib
 import os
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Coroutine
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 import structlog
 
+from .. import paths
 from ..clients.push import PushClient
 from ..errors import DaemonUnavailable, ProtocolError, UniApiError
 from ..paths import UnsafePath
@@ -168,7 +170,14 @@ class Tray:
                     await copy_to_clipboard(cid or "")
                 case model.OpenHistory():
                     await open_history(self.state)
-        except (AssertionError, DaemonUnavailable, UniApiError, OSError, TimeoutError) as exc:
+        except (
+            AssertionError,
+            DaemonUnavailable,
+            UniApiError,
+            UnsafePath,
+            OSError,
+            TimeoutError,
+        ) as exc:
             log.warning("a tray menu action failed", action=type(command).__name__, error=str(exc))
         await self.poll()
         self.sni.refresh()
@@ -196,16 +205,33 @@ async def copy_to_clipboard(text: str) -> bool:
 
 
 def history_file(appid: str) -> Path:
-    base = os.environ.get("XDG_RUNTIME_DIR") or "/tmp"
-    return Path(base) / "unipush-bridge" / f"history-{appid}.html"
+    """In the socket's runtime dir (``$XDG_RUNTIME_DIR/unipush-bridge``, else the
+    per-uid ``$TMPDIR/unipush-bridge-<uid>``): a shared name under /tmp let another
+    user make the directory first and read the page or plant a symlink in it."""
+    return paths.runtime_dir() / f"history-{appid}.html"
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``path`` in a directory only this user may enter (made 0700 if missing,
+    checked as the socket's is: raises UnsafePath), through a 0600 temp file renamed
+    into place, so no symlink or file already there is written through."""
+    paths.make_private_dirs(path.parent)
+    paths.check_private_dir(path.parent, "history page directory")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".history-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 async def open_history(state: model.TrayState) -> Path:
     """The history as a page, opened with xdg-open (or its path printed)."""
     path = history_file(state.appid)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path.write_text(model.history_html(state), encoding="utf-8")
-    path.chmod(0o600)
+    write_private(path, model.history_html(state))
     if shutil.which("xdg-open"):
         await asyncio.create_subprocess_exec(
             "xdg-open",
