@@ -20,7 +20,8 @@ E2E_PACKAGES=(dbus dbus-x11 xvfb dunst libnotify-bin xdotool notification-daemon
               redis-server  # the gateway's Redis store and cluster tests (issue 17)
               haskell-status-notifier-item-utils haskell-gtk-sni-tray-utils xclip  # the tray (issue 14)
               xfce4-panel  # the tray's second host (issue 14)
-              chromium)  # the browser SDK in a real browser (issue 15)
+              chromium  # the browser SDK in a real browser (issue 15)
+              faketime)  # a daemon whose wall clock is stepped while it runs
 
 say() { printf '[dev.sh] %s\n' "$*" >&2; }
 
@@ -86,6 +87,7 @@ ensure_e2e_packages() {
     done
     compgen -G '/usr/lib/*/xfce4/notifyd/xfce4-notifyd' >/dev/null || missing+=(xfce4-notifyd)
     compgen -G '/usr/lib/*/notify-osd' >/dev/null || missing+=(notify-osd)
+    compgen -G '/usr/lib/*/faketime/libfaketime.so.1' >/dev/null || missing+=(faketime)
     [ ${#missing[@]} -eq 0 ] && return 0
     as_root_apt "${missing[@]}" || say "end-to-end tests will be skipped (they say why)"
 }

@@ -186,8 +186,8 @@ def gateway_store(request: pytest.FixtureRequest) -> Iterator[str]:
     def redis_store(_path: Path, clock: Callable[[], float], *_: Any) -> RedisStore:
         return RedisStore(url, clock)
 
-    def open_store(config: Any, clock: Callable[[], float]) -> Any:
-        return storeapi.open_store(dataclasses.replace(config, store=url), clock)
+    def open_store(config: Any, clock: Callable[[], float], *rest: Any) -> Any:
+        return storeapi.open_store(dataclasses.replace(config, store=url), clock, *rest)
 
     mp = pytest.MonkeyPatch()
     if hasattr(request.module, "SqliteStore"):

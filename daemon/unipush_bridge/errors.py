@@ -49,6 +49,11 @@ class NotifyError(UnipushError, RuntimeError):
     """The notification was not shown; the message says why."""
 
 
+#: The text of every "no server" failure (createPushMessage:fail no notification server):
+#: the notifier raises it, the core tells it from the failures of one notification.
+NO_SERVER = "no notification server"
+
+
 class AlreadyRunning(UnipushError):
     """Another daemon owns this appid and state directory (or its socket)."""
 

@@ -451,16 +451,29 @@ class _Tx:
 class RedisStore:
     """The Store protocol (storeapi.py) on a Redis 7 server at ``url``."""
 
-    def __init__(self, url: str, clock: Callable[[], float], prefix: str = "up:") -> None:
+    def __init__(
+        self,
+        url: str,
+        clock: Callable[[], float],
+        prefix: str = "up:",
+        monotonic: Callable[[], float] | None = None,
+    ) -> None:
+        """``clock``: the wall clock, for timestamps; ``monotonic``: what measures the
+        time since Redis' clock was read (``clock`` when not given, as in tests that
+        move one clock)."""
+        #: Measured once, then carried on by a clock no step of the wall clock moves.
+        self._elapsed = monotonic or clock
         # A wrong url fails at start, not at the first push: one synchronous PING
         # (the asyncio client's pool connects on its first call, inside the loop).
         with redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2) as probe:
             seconds, micros = probe.time()
-            #: Redis' clock less this node's: messages' expiries are stamped and judged
-            #: on Redis' clock (_expiry_now), one for every node. On each node's own, a
-            #: node two minutes ahead read a message another had just stored with a
-            #: 60 s ttl as expired (never sent, answered successed_online) and purged it.
-            self._skew: float = seconds + micros / 1e6 - clock()
+            #: Redis' clock less this node's monotonic one: messages' expiries are
+            #: stamped and judged on Redis' clock (_expiry_now), one for every node. On
+            #: each node's own, a node two minutes ahead read a message another had just
+            #: stored with a 60 s ttl as expired (never sent, answered successed_online)
+            #: and purged it; on its wall clock as read at start, a node whose clock
+            #: was then stepped (NTP, a restored VM) did the same from that moment.
+            self._skew: float = seconds + micros / 1e6 - self._elapsed()
         # Any: redis-py types its calls loosely ("T | Awaitable[T]").
         # A timeout: a Redis that hangs must not hold a request or a session for ever.
         # No retries: redis-py sends a whole MULTI again after a connection error or a
@@ -532,9 +545,10 @@ class RedisStore:
     # plumbing ------------------------------------------------------------------
 
     def _expiry_now(self) -> float:
-        """This node's clock moved to Redis' (measured at start): what a message's
-        expires_at is stamped and compared with, the same on every node."""
-        return self._clock() + self._skew
+        """Redis' clock as read at start, carried on by this node's monotonic clock:
+        what a message's expires_at is stamped and compared with, the same on every
+        node, whatever is done to this node's wall clock."""
+        return self._elapsed() + self._skew
 
     def _k(self, kind: str, *parts: str) -> str:
         return self._p + kind + ":" + ":".join(parts)

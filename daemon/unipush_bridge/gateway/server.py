@@ -243,7 +243,7 @@ class Gateway:
         config.check()
         self.config = config
         self.clock = clock
-        self.store = open_store(config, clock)  # SQLite, or Redis (issue 17)
+        self.store = open_store(config, clock, monotonic)  # SQLite, or Redis (issue 17)
         self.service = GatewayService(config, self.store, clock, monotonic)
         per_minute = config.auth_failures_per_minute
         self.auth_failures = RateLimiter(per_minute / 60, per_minute, monotonic)
@@ -513,7 +513,7 @@ class Gateway:
                 if previous is not None:
                     await previous.replaced()
                 backlog = await self.store.pending_count(event.appid, event.cid)
-                await ws.send_str(sess.welcome(cursor, backlog))
+                await ws.send_str(sess.welcome(cursor, backlog, self.clock()))
             finally:
                 conn.welcomed.set()
             link = self._cluster

@@ -125,9 +125,17 @@ class ServerSession:
         self.cid = hello.cid or new_cid()
         return Register(hello.appid, self.cid, hello.acked, hello.secret, self.peer)
 
-    def welcome(self, cursor: int, backlog: int = 0) -> str:
+    def welcome(self, cursor: int, backlog: int = 0, now: float | None = None) -> str:
+        """``now``: the gateway's wall clock, for the daemon to measure its own against."""
         assert self.cid is not None
-        return protocol.encode(protocol.Welcome(cid=self.cid, acked=cursor, backlog=backlog))
+        return protocol.encode(
+            protocol.Welcome(
+                cid=self.cid,
+                acked=cursor,
+                backlog=backlog,
+                now=None if now is None else round(now, 3),
+            )
+        )
 
 
 def push_frame(seq: int, msg_id: str, message: dict[str, Any]) -> str:

@@ -132,8 +132,13 @@ class Store(Protocol):
         ...
 
 
-def open_store(config: GatewayConfig, clock: Callable[[], float]) -> Store:
-    """The store ``config.store`` names: the SQLite file in data_dir, or Redis."""
+def open_store(
+    config: GatewayConfig,
+    clock: Callable[[], float],
+    monotonic: Callable[[], float] | None = None,
+) -> Store:
+    """The store ``config.store`` names: the SQLite file in data_dir, or Redis (whose
+    message expiries run on Redis' clock, carried on by ``monotonic``)."""
     if not config.store:
         return SqliteStore(config.data_dir / "gateway.sqlite3", clock)
     try:
@@ -143,7 +148,7 @@ def open_store(config: GatewayConfig, clock: Callable[[], float]) -> Store:
             f"store: {config.store!r} needs redis-py: pip install 'unipush-bridge[redis]'"
         ) from exc
     try:
-        store = RedisStore(config.store, clock)
+        store = RedisStore(config.store, clock, monotonic=monotonic)
     except Exception as exc:  # redis.RedisError, a bad URL: say which setting
         raise ConfigError(f"store: cannot reach Redis at {config.store!r}: {exc}") from exc
     return store

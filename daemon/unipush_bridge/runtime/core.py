@@ -19,7 +19,7 @@ from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..errors import ApiFail
+from ..errors import NO_SERVER, ApiFail
 from ..wire.gateway import PushMessage
 from . import localpush
 from .localpush import Channel
@@ -685,6 +685,11 @@ class Core:
             return []
         if not ok:
             self._tickets.pop(ticket, None)
+        if info.kind == "quiet" and not ok and reason == NO_SERVER:
+            # Its count goes back (on disk too): the summary comes when a server is
+            # back (server_back), or at the next start; else nobody hears of them.
+            self.quiet_unread += int(info.data["count"])
+            return [SaveQuiet(self.quiet_override, self.quiet_unread)]
         if info.kind in ("summary", "quiet"):
             if not ok:
                 return [Warn(f"{info.kind} summary not shown", {"reason": reason})]
@@ -731,7 +736,7 @@ class Core:
             ]
         # No server: the notifier warns once per outage, not once per push (issue 12
         # item 10); any other failure is this notification's own and is said.
-        quiet = reason == "no notification server"
+        quiet = reason == NO_SERVER
         detail = {"reason": reason}
         if self.listeners:
             entry.state = step(entry.state, Step.TO_LISTENERS)
@@ -799,7 +804,11 @@ class Core:
         for msg_id in ids:
             entry = self.entries[msg_id]
             entry.state = step(entry.state, Step.SERVER_BACK)
-        return self.dispatch([(msg_id, self.entries[msg_id].message) for msg_id in ids], now)
+        # A quiet time that ended with no server to show its summary: shown now.
+        actions = [] if self.quiet else self._quiet_summary()
+        return actions + self.dispatch(
+            [(msg_id, self.entries[msg_id].message) for msg_id in ids], now
+        )
 
     def _hand_click(self, data: dict[str, Any], listeners: tuple[Listener, ...]) -> list[Action]:
         """The kept click to ``listeners``, then a wait for one of them to hold it."""
@@ -1122,7 +1131,11 @@ class Core:
         if quiet == self.quiet:
             return []
         self.quiet = quiet
-        if quiet or not self.quiet_unread:
+        return [] if quiet else self._quiet_summary()
+
+    def _quiet_summary(self) -> list[Action]:
+        """One notification for what quiet hours held back, if anything."""
+        if not self.quiet_unread:
             return []
         count, self.quiet_unread = self.quiet_unread, 0
         notice = Notice(

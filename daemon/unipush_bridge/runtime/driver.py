@@ -248,6 +248,10 @@ class Driver:
         return len(self.core.listeners)
 
     async def create_push_message(self, params: dict[str, Any]) -> dict[str, Any]:
+        # A step of the wall clock since the timer last looked (it does not look while
+        # nothing is scheduled) is taken now, before this call's due time is set from
+        # the stepped clock: later, it would be applied to this one too.
+        self._check_clocks()
         actions = self.core.create_push_message(
             well_formed(params), self._clock(), self._local_now()
         )

@@ -15,7 +15,7 @@ import json
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import structlog
@@ -150,6 +150,9 @@ class Link:
         self._live: tuple[ClientConnection, ClientSession] | None = None
         self._sends: set[asyncio.Task[None]] = set()
         self._dead_reason: str | None = None
+        #: This machine's clock less the gateway's, measured at the welcome: a push's
+        #: hold_until is on the gateway's clock, the daemon judges it by its own.
+        self._clock_offset = 0.0
 
     # control ---------------------------------------------------------------------------
 
@@ -320,6 +323,8 @@ class Link:
             await self._deliver(pending, acks)
             pending = []
             if isinstance(event, Registered):
+                if event.gateway_time is not None:
+                    self._clock_offset = time.time() - event.gateway_time
                 peer.registered(event.cid, event.acked)
                 self._live = (acks.ws, session)
                 self.status.enter("connected")
@@ -344,9 +349,16 @@ class Link:
         meanwhile: a dead link must not strand it until a restart."""
         if not batch:
             return
-        fresh = self.peer.record([(d.seq, d.id, d.message) for d in batch])
+        fresh = self.peer.record([(d.seq, d.id, self._on_our_clock(d.message)) for d in batch])
         acks.recorded(max(d.seq for d in batch))
         await self.peer.hand_on(fresh, len(batch) - len(fresh))
+
+    def _on_our_clock(self, message: PushMessage) -> PushMessage:
+        """``hold_until`` moved from the gateway's clock to this machine's (recorded so):
+        a desktop clock hours ahead let every held push go at once."""
+        if message.hold_until is None or not self._clock_offset:
+            return message
+        return replace(message, hold_until=message.hold_until + self._clock_offset)
 
     def _gateway_error(self, event: GatewayError) -> None:
         log.warning("gateway error", code=event.code, message=event.message, fatal=event.fatal)

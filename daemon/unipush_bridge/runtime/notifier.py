@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
-from ..errors import NotifyError
+from ..errors import NO_SERVER, NotifyError
 from .dbustext import dbus_text
 
 if TYPE_CHECKING:
@@ -62,8 +62,6 @@ SYSTEM_SOUND = "message-new-instant"
 #: but never one that does not expire (servers differ: dunst and xfce keep critical
 #: until closed when given -1, notification-daemon and LXQt drop it after 5 to 10 s).
 CRITICAL_EXPIRE_MS = 30_000
-#: The text of every "no server" failure (createPushMessage:fail no notification server).
-NO_SERVER = "no notification server"
 
 
 @dataclass(frozen=True, slots=True)

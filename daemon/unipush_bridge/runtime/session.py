@@ -33,6 +33,8 @@ class Registered:
     acked: int
     #: How many messages the gateway holds for us.
     backlog: int = 0
+    #: The gateway's clock at the welcome (None from a gateway that does not say).
+    gateway_time: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +107,7 @@ class ClientSession:
             # are dropped by message id, not by seq.
             self.acked = frame.acked
             self.state = State.REGISTERED
-            return [Registered(frame.cid, new_cid, frame.acked, frame.backlog)]
+            return [Registered(frame.cid, new_cid, frame.acked, frame.backlog, frame.now)]
         if isinstance(frame, protocol.Push):
             if self.state is not State.REGISTERED:
                 return [Refused("push: arrived before welcome")]

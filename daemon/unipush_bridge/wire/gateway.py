@@ -181,6 +181,9 @@ class Welcome:
     #: Messages waiting for this cid at registration (informational).
     backlog: int = 0
     v: int = VERSION
+    #: The gateway's clock (Unix seconds) as it welcomed: the daemon measures its own
+    #: clock against it, to judge a push's hold_until (the gateway's clock) by its own.
+    now: float | None = None
     type: ClassVar[str] = "welcome"
 
     @classmethod
@@ -190,6 +193,7 @@ class Welcome:
             acked=_int("welcome", raw, "acked", lo=0, default=0),
             backlog=_int("welcome", raw, "backlog", lo=0, default=0),
             v=_int("welcome", raw, "v", lo=0, default=VERSION),
+            now=_time(raw.get("now")),
         )
 
 

@@ -139,3 +139,20 @@ def test_the_core_moves_every_due_time_by_the_step() -> None:
     gone = [a.sched_id for a in actions if isinstance(a, Unschedule)]
     assert sorted(gone) == sorted(c.scheduled)
     assert Core(Config(), lambda: "x").wall_clock_stepped(5.0) == []  # nothing scheduled
+
+
+async def test_a_step_back_while_nothing_was_scheduled_moves_no_later_delay(
+    driver: tuple[Driver, Screen], clocks: Clocks, store: Store
+) -> None:
+    """The timer does not look at the clocks while nothing is scheduled; a step back
+    then must not be applied to the next delayed notification, whose due time is set
+    from the clock as it is now (it fired at once, an hour "overdue")."""
+    d, screen = driver
+    await asyncio.sleep(0.05)
+    clocks.step(-3600)
+    await asyncio.sleep(0.05)
+    await d.create_push_message({"content": "in ten minutes", "delay": 600})
+    await asyncio.sleep(0.05)
+    assert screen.shown == []
+    ((_, _, due),) = store.scheduled()
+    assert due == pytest.approx(clocks.wall + 600)

@@ -192,6 +192,25 @@ def test_restart_keeps_the_toggle_and_the_count() -> None:
     assert c2.quiet and c2.quiet_unread == 1 and c2.quiet_status()["mode"] == "on"
 
 
+def test_a_summary_no_server_took_comes_when_one_is_back() -> None:
+    """The summary failed for want of a notification server and its count was gone:
+    it goes back (on disk too) and the summary is shown when a server is back; a
+    failure of that one notification (refused) is only logged."""
+    from unipush_bridge.errors import NO_SERVER
+
+    c = make()
+    (summary,) = of(c.restore([], quiet=(None, 3), local=9 * H), core.Show)
+    assert c.shown(summary.ticket, False, NO_SERVER) == [core.SaveQuiet(None, 3)]
+    assert c.quiet_status()["unread"] == 3
+    assert c.tick(1.0, local=9.5 * H) == []  # no server yet: nothing to try
+    acts = c.server_back(2.0)
+    (again,) = of(acts, core.Show)
+    assert again.notice.body == "3 notifications arrived during quiet hours"
+    assert of(acts, core.SaveQuiet) == [core.SaveQuiet(None, 0)]
+    assert of(c.shown(again.ticket, False, "refused: bad hint"), core.SaveQuiet) == []
+    assert c.server_back(3.0) == []  # once
+
+
 def test_the_config_checks_quiet_hours(tmp_path: Any) -> None:
     """issue 14 item 4: the setting in the config file, named in its errors."""
     from unipush_bridge import config
