@@ -99,3 +99,27 @@ def test_pushes_that_came_while_dunst_was_gone_are_shown_when_it_is_back(
         assert daemon.status()["held_for_listener"] == 0
     finally:
         daemon.stop()
+
+
+def test_a_short_outage_as_big_as_the_flood_threshold_is_shown_not_summed_up(
+    tmp_path: Path, stack: NotifStack
+) -> None:
+    """dunst gone for a moment while as many pushes came as the flood lets through: once
+    it is back the three are shown, as they would have been when they came. The shows
+    that failed took no place in the flood's window (they were summed up into "3 more
+    messages", and kept held, when the server came back within the window)."""
+    env = {**stack.env, "UNIPUSH_BRIDGE_SLEEP_BUS": "off", "UNIPUSH_BRIDGE_FLOOD_THRESHOLD": "3"}
+    daemon = DaemonProc(tmp_path / "daemon", None, env=env).start()
+    try:
+        stack.stop_server()
+        wait_for(lambda: daemon.status()["notifications"] == "unavailable", 5, "the outage")
+        for i in range(3):
+            _push(daemon, f"dark {i}")
+        wait_for(lambda: daemon.status()["held_for_listener"] == 3, 10, "3 held pushes")
+        stack.start_server()
+        wait_for(lambda: daemon.status()["held_for_listener"] == 0, 10, "the held pushes shown")
+        wait_for(lambda: len(stack.seen()) == 3, 5, "three notifications on dunst")
+        assert sorted(n["summary"] for n in stack.seen()) == ["dark 0", "dark 1", "dark 2"]
+        assert daemon.status()["counters"]["coalesced"] == 0
+    finally:
+        daemon.stop()

@@ -13,6 +13,7 @@ Listeners are opaque keys to the core; the driver maps them to connections.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable, Iterable, Iterator
@@ -323,6 +324,13 @@ class Flood:
         self.shown.append(now)
         return True
 
+    def release(self, at: float) -> None:
+        """The notification admitted at ``at`` was not shown (no server, refused): it
+        takes no place in the window, or the pushes an outage held would be summed up
+        when the server is back instead of shown as they would have been."""
+        with contextlib.suppress(ValueError):  # out of the window already, or a new Flood
+            self.shown.remove(at)
+
 
 @dataclass
 class _Summary:
@@ -402,6 +410,8 @@ class _Ticket:
     fired_at: float | None = None
     #: A delayed one: its createPushMessage options, for a retry.
     params: dict[str, Any] | None = None
+    #: A push: its place in the flood's window (given back if it is not shown).
+    flood_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -583,7 +593,7 @@ class Core:
                 # screen never shows a newer message before the summary of older ones.
                 actions.append(self._flush_summary())
             entry.state = step(entry.state, Step.TO_SCREEN)
-            actions.append(self._show_push(entry, data))
+            actions.append(self._show_push(entry, data, now))
         if persist:
             actions.append(self._persist(persist))
         actions += self._to_listeners(receiving, self.listeners)
@@ -594,7 +604,7 @@ class Core:
         under the app's name, as a phone shows it; its event data keeps ``""``."""
         return message.title or self.config.app_name
 
-    def _show_push(self, entry: Entry, data: dict[str, Any]) -> Show:
+    def _show_push(self, entry: Entry, data: dict[str, Any], flood_at: float | None) -> Show:
         message = entry.message
         extra = message.extra
         channel = self.channel(str(extra.get("channelId") or localpush.DEFAULT_CHANNEL))
@@ -614,6 +624,7 @@ class Core:
             message.taskid,
             channel.channel_id,
             notice=notice,
+            flood_at=flood_at,
         )
         return self._ticketed(ticket, notice)
 
@@ -729,6 +740,8 @@ class Core:
                 ),
                 self._persist([(info.msg_id, State.DONE)]),
             ]
+        if info.flood_at is not None:
+            self.flood.release(info.flood_at)
         # No server: the notifier warns once per outage, not once per push (issue 12
         # item 10); any other failure is this notification's own and is said.
         quiet = reason == "no notification server"

@@ -52,6 +52,8 @@ class Sim:
     shown: list[core.Show] = field(default_factory=list)
     done: list[Action] = field(default_factory=list)
     screen_ok: bool = True
+    #: Why a show failed, when it did.
+    reason: str = "no server"
     holding: set[str] = field(default_factory=set)
     auto_hold: bool = True
     waits: list[core.AwaitHold] = field(default_factory=list)
@@ -70,7 +72,7 @@ class Sim:
                     self.push_ids.setdefault(listener, []).append(push_id)
                 case core.Show():
                     self.shown.append(action)
-                    self.run(self.core.shown(action.ticket, self.screen_ok, "no server"))
+                    self.run(self.core.shown(action.ticket, self.screen_ok, self.reason))
                 case core.AwaitHold():
                     self.waits.append(action)
                     if self.auto_hold:
@@ -552,6 +554,23 @@ def test_a_flood_that_goes_on_is_summed_up_within_the_window() -> None:
         s.run(s.core.tick(t * 0.5))
     summaries = [x for x in s.shown if x.notice.title == "Desk"]
     assert summaries, "a summary must come within flood_window even if the flood never stops"
+
+
+def test_pushes_a_short_outage_held_are_shown_when_the_server_is_back_not_summed_up() -> None:
+    """A show that failed takes no place in the flood's window: dunst gone for two
+    seconds while three pushes came (threshold 3) shows the three when it is back, as
+    it would have when they came, not "3 more messages" with the three kept held."""
+    s = sim(screen_ok=False, reason="no notification server")
+    s.push(*(s.record(n) for n in range(3)), now=100.0)
+    assert len(s.shown) == 3 and all(s.durable[f"m{n}"] is State.HELD for n in range(3))
+    assert s.core.summary_due() is None  # nothing was summed up during the outage
+    s.screen_ok = True
+    s.run(s.core.server_back(102.0))
+    assert [x.notice.title for x in s.shown[3:]] == ["t0", "t1", "t2"]
+    assert s.core.summary_due() is None and s.core.counters["coalesced"] == 0
+    assert all(s.durable[f"m{n}"] is State.DONE for n in range(3))
+    s.push(*(s.record(n) for n in range(3, 5)), now=103.0)  # the shown ones do count
+    assert len(s.shown) == 6 and s.core.counters["coalesced"] == 2
 
 
 # -- local notifications ------------------------------------------------------------------------
