@@ -5,6 +5,8 @@ whose dunst is stopped, started again and stopped again while pushes arrive.
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -121,5 +123,39 @@ def test_a_short_outage_as_big_as_the_flood_threshold_is_shown_not_summed_up(
         wait_for(lambda: len(stack.seen()) == 3, 5, "three notifications on dunst")
         assert sorted(n["summary"] for n in stack.seen()) == ["dark 0", "dark 1", "dark 2"]
         assert daemon.status()["counters"]["coalesced"] == 0
+    finally:
+        daemon.stop()
+
+
+def test_pushes_held_while_dunst_hung_are_shown_once_it_answers_again(
+    tmp_path: Path, stack: NotifStack
+) -> None:
+    """A server that hangs (SIGSTOP: it keeps its name on the bus, so no NameOwnerChanged
+    says it is back) and then answers again: the pushes held while it did not answer are
+    shown within the notifier's 30 s re-probe, without waiting for a new notification
+    to find out that the server is back."""
+    env = {
+        **stack.env,
+        "UNIPUSH_BRIDGE_SLEEP_BUS": "off",
+        "UNIPUSH_BRIDGE_NOTIFY_TIMEOUT": "1",
+    }
+    daemon = DaemonProc(tmp_path / "daemon", None, env=env).start()
+    try:
+        assert daemon.status()["notifications"] == "available"
+        os.kill(stack.server_pid, signal.SIGSTOP)
+        try:
+            _push(daemon, "hung 0")  # times out: the server counts as gone
+            wait_for(lambda: daemon.status()["notifications"] == "unavailable", 10, "the hang")
+            for i in (1, 2):
+                _push(daemon, f"hung {i}")
+            wait_for(lambda: daemon.status()["held_for_listener"] == 3, 10, "3 held pushes")
+        finally:
+            os.kill(stack.server_pid, signal.SIGCONT)
+        wait_for(lambda: daemon.status()["notifications"] == "available", 40, "the server back")
+        wait_for(
+            lambda: {"hung 1", "hung 2"} <= {n["summary"] for n in stack.seen()},
+            10,
+            "the pushes held while it hung, on dunst",
+        )
     finally:
         daemon.stop()
