@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.notifstack import NotifStack, require_tools
-from tests.procs import DaemonProc, post_json, wait_for
+from tests.procs import DaemonProc, cli, post_json, wait_for
 
 NO_SERVER = "no notification server; notifications are off, receive events still flow"
 
@@ -157,5 +157,30 @@ def test_pushes_held_while_dunst_hung_are_shown_once_it_answers_again(
             10,
             "the pushes held while it hung, on dunst",
         )
+    finally:
+        daemon.stop()
+
+
+def test_the_quiet_hours_summary_waits_for_a_server_that_is_gone(
+    tmp_path: Path, stack: NotifStack
+) -> None:
+    """Quiet hours end while no server is there (a login where the daemon starts
+    before the desktop's notification server, dunst restarting): the summary of what
+    quiet held back is shown once a server is back, not dropped with its count."""
+    env = {**stack.env, "UNIPUSH_BRIDGE_SLEEP_BUS": "off"}
+    daemon = DaemonProc(tmp_path / "daemon", None, env=env).start()
+    sock = ["--socket", str(daemon.socket)]
+    try:
+        assert cli("quiet", "on", *sock).returncode == 0
+        for i in range(2):
+            _push(daemon, f"quiet {i}")
+        wait_for(lambda: daemon.status()["quiet"]["unread"] == 2, 10, "two held back")
+        stack.stop_server()
+        wait_for(lambda: daemon.status()["notifications"] == "unavailable", 5, "the outage")
+        assert cli("quiet", "off", *sock).returncode == 0
+        stack.start_server()
+        wait_for(lambda: daemon.status()["notifications"] == "available", 5, "the server")
+        (summary,) = wait_for(stack.seen, 5, "the quiet hours summary on dunst")
+        assert summary["body"] == "2 notifications arrived during quiet hours"
     finally:
         daemon.stop()

@@ -37,6 +37,8 @@ MAX_CHANNELS = 100
 UNSHOWN_RETRY_S = 30.0
 #: ...until this long after it was due; a notification later than that is old news.
 UNSHOWN_GRACE_S = 600.0
+#: The notifier's reason when no notification server is there (it says so once per outage).
+NO_SERVER = "no notification server"
 #: Why a notification held back by quiet hours is in the history unshown.
 QUIET_REASON = "quiet hours"
 #: A channel of this importance breaks through quiet hours when the user allows it.
@@ -412,6 +414,8 @@ class _Ticket:
     params: dict[str, Any] | None = None
     #: A push: its place in the flood's window (given back if it is not shown).
     flood_at: float | None = None
+    #: A flood summary: the data of every message it stands for, oldest first.
+    items: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -443,6 +447,8 @@ class Core:
         #: Held only because no notification server was there (in this run): shown
         #: when one is back, unless a listener took them first.
         self._wait_server: dict[str, None] = {}
+        #: Summaries (flood, quiet hours) not shown for want of a server, in order.
+        self._summaries_waiting: list[_Ticket] = []
         #: A kept click out with listeners: its data and the listeners it went to.
         self._click_holds: dict[int, tuple[dict[str, Any], tuple[Listener, ...]]] = {}
         self._next_token = 0
@@ -697,7 +703,11 @@ class Core:
         if not ok:
             self._tickets.pop(ticket, None)
         if info.kind in ("summary", "quiet"):
-            if not ok:
+            if not ok and reason == NO_SERVER:
+                # Shown when a server is back: the messages it stands for are in the
+                # history and held, but nothing else tells the user they came.
+                self._summaries_waiting.append(info)
+            elif not ok:
                 return [Warn(f"{info.kind} summary not shown", {"reason": reason})]
             return []
         if info.kind == "local":
@@ -744,7 +754,7 @@ class Core:
             self.flood.release(info.flood_at)
         # No server: the notifier warns once per outage, not once per push (issue 12
         # item 10); any other failure is this notification's own and is said.
-        quiet = reason == "no notification server"
+        quiet = reason == NO_SERVER
         detail = {"reason": reason}
         if self.listeners:
             entry.state = step(entry.state, Step.TO_LISTENERS)
@@ -803,6 +813,8 @@ class Core:
         quiet hours apply; ``now`` is the flood's clock). A listener that subscribed
         meanwhile has them already; those held on purpose (no phone maker's channel,
         past a flood's threshold) stay held."""
+        waiting, self._summaries_waiting = self._summaries_waiting, []
+        actions = self._quiet_summaries_back([i for i in waiting if i.kind == "quiet"])
         ids = [
             msg_id
             for msg_id in self._wait_server
@@ -812,7 +824,28 @@ class Core:
         for msg_id in ids:
             entry = self.entries[msg_id]
             entry.state = step(entry.state, Step.SERVER_BACK)
-        return self.dispatch([(msg_id, self.entries[msg_id].message) for msg_id in ids], now)
+        actions += self.dispatch([(msg_id, self.entries[msg_id].message) for msg_id in ids], now)
+        for info in waiting:
+            if info.kind == "summary":
+                # Its messages came after the ones an outage held (those went first in
+                # their flood): summed up again after them, with any new flood's.
+                if self._summary is None:
+                    self._summary = _Summary(started=now, last=now)
+                self._summary.items[:0] = info.items
+        return actions
+
+    def _quiet_summaries_back(self, waiting: list[_Ticket]) -> list[Action]:
+        """Quiet hours summaries no server took, shown now; while it is quiet again,
+        their count goes to the next one instead."""
+        actions: list[Action] = []
+        for info in waiting:
+            assert info.notice is not None
+            if self.quiet:
+                self.quiet_unread += int(info.data["count"])
+                actions.append(SaveQuiet(self.quiet_override, self.quiet_unread))
+            else:
+                actions.append(self._ticketed(info, info.notice))
+        return actions
 
     def _hand_click(self, data: dict[str, Any], listeners: tuple[Listener, ...]) -> list[Action]:
         """The kept click to ``listeners``, then a wait for one of them to hold it."""
@@ -1144,7 +1177,7 @@ class Core:
         )
         return [
             SaveQuiet(self.quiet_override, 0),
-            self._ticketed(_Ticket("quiet", {"count": count}), notice),
+            self._ticketed(_Ticket("quiet", {"count": count}, notice=notice), notice),
         ]
 
     def set_quiet(self, on: bool | None, local: float) -> list[Action]:
@@ -1204,7 +1237,7 @@ class Core:
         more = f"{len(items)} more message{'s' if len(items) > 1 else ''}"
         last = latest.get("title") or latest.get("content") or ""
         notice = Notice(title=self.config.app_name, body=f"{more}: {last}" if last else more)
-        return self._ticketed(_Ticket("summary", latest), notice)
+        return self._ticketed(_Ticket("summary", latest, notice=notice, items=tuple(items)), notice)
 
     # -- what status reports ---------------------------------------------------------------
 

@@ -573,6 +573,34 @@ def test_pushes_a_short_outage_held_are_shown_when_the_server_is_back_not_summed
     assert len(s.shown) == 6 and s.core.counters["coalesced"] == 2
 
 
+def test_a_flood_summary_no_server_took_is_shown_when_one_is_back() -> None:
+    s = sim(reason="no notification server")
+    s.push(*(s.record(n) for n in range(5)), now=100.0)
+    s.screen_ok = False
+    s.run(s.core.tick(101.0))  # the summary falls due while dunst is gone
+    assert len(s.shown) == 4
+    s.screen_ok = True
+    s.run(s.core.server_back(102.0))
+    assert len(s.shown) == 4  # summed up again, shown when the flood settles
+    s.run(s.core.tick(103.0))
+    assert s.shown[-1].notice.body == "2 more messages: t4"
+    s.run(s.core.activated(s.shown[-1].ticket))
+    assert s.pending_click is not None and s.pending_click["payload"] == {"n": 4}
+
+
+def test_a_flood_during_an_outage_comes_back_as_it_would_have_come() -> None:
+    """Ten pushes in one batch while dunst is gone (threshold 3): once it is back, the
+    three the flood let through, then the summary of the seven others (it failed too)."""
+    s = sim(screen_ok=False, reason="no notification server")
+    s.push(*(s.record(n) for n in range(10)), now=100.0)
+    s.run(s.core.tick(101.0))
+    assert len(s.shown) == 4 and all(not x.notice.body.startswith("7") for x in s.shown[:3])
+    s.screen_ok = True
+    s.run(s.core.server_back(120.0))
+    s.run(s.core.tick(121.0))
+    assert [x.notice.body for x in s.shown[4:]] == ["c0", "c1", "c2", "7 more messages: t9"]
+
+
 # -- local notifications ------------------------------------------------------------------------
 
 
