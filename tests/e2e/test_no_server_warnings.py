@@ -5,13 +5,15 @@ whose dunst is stopped, started again and stopped again while pushes arrive.
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.notifstack import NotifStack, require_tools
-from tests.procs import DaemonProc, post_json, wait_for
+from tests.procs import DaemonProc, cli, post_json, wait_for
 
 NO_SERVER = "no notification server; notifications are off, receive events still flow"
 
@@ -97,5 +99,88 @@ def test_pushes_that_came_while_dunst_was_gone_are_shown_when_it_is_back(
         wait_for(lambda: len(stack.seen()) == 3, 10, "the held pushes on dunst")
         assert sorted(n["summary"] for n in stack.seen()) == ["dark 0", "dark 1", "dark 2"]
         assert daemon.status()["held_for_listener"] == 0
+    finally:
+        daemon.stop()
+
+
+def test_a_short_outage_as_big_as_the_flood_threshold_is_shown_not_summed_up(
+    tmp_path: Path, stack: NotifStack
+) -> None:
+    """dunst gone for a moment while as many pushes came as the flood lets through: once
+    it is back the three are shown, as they would have been when they came. The shows
+    that failed took no place in the flood's window (they were summed up into "3 more
+    messages", and kept held, when the server came back within the window)."""
+    env = {**stack.env, "UNIPUSH_BRIDGE_SLEEP_BUS": "off", "UNIPUSH_BRIDGE_FLOOD_THRESHOLD": "3"}
+    daemon = DaemonProc(tmp_path / "daemon", None, env=env).start()
+    try:
+        stack.stop_server()
+        wait_for(lambda: daemon.status()["notifications"] == "unavailable", 5, "the outage")
+        for i in range(3):
+            _push(daemon, f"dark {i}")
+        wait_for(lambda: daemon.status()["held_for_listener"] == 3, 10, "3 held pushes")
+        stack.start_server()
+        wait_for(lambda: daemon.status()["held_for_listener"] == 0, 10, "the held pushes shown")
+        wait_for(lambda: len(stack.seen()) == 3, 5, "three notifications on dunst")
+        assert sorted(n["summary"] for n in stack.seen()) == ["dark 0", "dark 1", "dark 2"]
+        assert daemon.status()["counters"]["coalesced"] == 0
+    finally:
+        daemon.stop()
+
+
+def test_pushes_held_while_dunst_hung_are_shown_once_it_answers_again(
+    tmp_path: Path, stack: NotifStack
+) -> None:
+    """A server that hangs (SIGSTOP: it keeps its name on the bus, so no NameOwnerChanged
+    says it is back) and then answers again: the pushes held while it did not answer are
+    shown within the notifier's 30 s re-probe, without waiting for a new notification
+    to find out that the server is back."""
+    env = {
+        **stack.env,
+        "UNIPUSH_BRIDGE_SLEEP_BUS": "off",
+        "UNIPUSH_BRIDGE_NOTIFY_TIMEOUT": "1",
+    }
+    daemon = DaemonProc(tmp_path / "daemon", None, env=env).start()
+    try:
+        assert daemon.status()["notifications"] == "available"
+        os.kill(stack.server_pid, signal.SIGSTOP)
+        try:
+            _push(daemon, "hung 0")  # times out: the server counts as gone
+            wait_for(lambda: daemon.status()["notifications"] == "unavailable", 10, "the hang")
+            for i in (1, 2):
+                _push(daemon, f"hung {i}")
+            wait_for(lambda: daemon.status()["held_for_listener"] == 3, 10, "3 held pushes")
+        finally:
+            os.kill(stack.server_pid, signal.SIGCONT)
+        wait_for(lambda: daemon.status()["notifications"] == "available", 40, "the server back")
+        wait_for(
+            lambda: {"hung 1", "hung 2"} <= {n["summary"] for n in stack.seen()},
+            10,
+            "the pushes held while it hung, on dunst",
+        )
+    finally:
+        daemon.stop()
+
+
+def test_the_quiet_hours_summary_waits_for_a_server_that_is_gone(
+    tmp_path: Path, stack: NotifStack
+) -> None:
+    """Quiet hours end while no server is there (a login where the daemon starts
+    before the desktop's notification server, dunst restarting): the summary of what
+    quiet held back is shown once a server is back, not dropped with its count."""
+    env = {**stack.env, "UNIPUSH_BRIDGE_SLEEP_BUS": "off"}
+    daemon = DaemonProc(tmp_path / "daemon", None, env=env).start()
+    sock = ["--socket", str(daemon.socket)]
+    try:
+        assert cli("quiet", "on", *sock).returncode == 0
+        for i in range(2):
+            _push(daemon, f"quiet {i}")
+        wait_for(lambda: daemon.status()["quiet"]["unread"] == 2, 10, "two held back")
+        stack.stop_server()
+        wait_for(lambda: daemon.status()["notifications"] == "unavailable", 5, "the outage")
+        assert cli("quiet", "off", *sock).returncode == 0
+        stack.start_server()
+        wait_for(lambda: daemon.status()["notifications"] == "available", 5, "the server")
+        (summary,) = wait_for(stack.seen, 5, "the quiet hours summary on dunst")
+        assert summary["body"] == "2 notifications arrived during quiet hours"
     finally:
         daemon.stop()

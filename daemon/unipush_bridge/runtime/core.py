@@ -13,6 +13,7 @@ Listeners are opaque keys to the core; the driver maps them to connections.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable, Iterable, Iterator
@@ -323,6 +324,13 @@ class Flood:
         self.shown.append(now)
         return True
 
+    def release(self, at: float) -> None:
+        """The notification admitted at ``at`` was not shown (no server, refused): it
+        takes no place in the window, or the pushes an outage held would be summed up
+        when the server is back instead of shown as they would have been."""
+        with contextlib.suppress(ValueError):  # out of the window already, or a new Flood
+            self.shown.remove(at)
+
 
 @dataclass
 class _Summary:
@@ -402,6 +410,10 @@ class _Ticket:
     fired_at: float | None = None
     #: A delayed one: its createPushMessage options, for a retry.
     params: dict[str, Any] | None = None
+    #: A push: its place in the flood's window (given back if it is not shown).
+    flood_at: float | None = None
+    #: A flood summary: the data of every message it stands for, oldest first.
+    items: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -433,6 +445,8 @@ class Core:
         #: Held only because no notification server was there (in this run): shown
         #: when one is back, unless a listener took them first.
         self._wait_server: dict[str, None] = {}
+        #: Summaries (flood, quiet hours) not shown for want of a server, in order.
+        self._summaries_waiting: list[_Ticket] = []
         #: A kept click out with listeners: its data and the listeners it went to.
         self._click_holds: dict[int, tuple[dict[str, Any], tuple[Listener, ...]]] = {}
         self._next_token = 0
@@ -583,7 +597,7 @@ class Core:
                 # screen never shows a newer message before the summary of older ones.
                 actions.append(self._flush_summary())
             entry.state = step(entry.state, Step.TO_SCREEN)
-            actions.append(self._show_push(entry, data))
+            actions.append(self._show_push(entry, data, now))
         if persist:
             actions.append(self._persist(persist))
         actions += self._to_listeners(receiving, self.listeners)
@@ -594,7 +608,7 @@ class Core:
         under the app's name, as a phone shows it; its event data keeps ``""``."""
         return message.title or self.config.app_name
 
-    def _show_push(self, entry: Entry, data: dict[str, Any]) -> Show:
+    def _show_push(self, entry: Entry, data: dict[str, Any], flood_at: float | None) -> Show:
         message = entry.message
         extra = message.extra
         channel = self.channel(str(extra.get("channelId") or localpush.DEFAULT_CHANNEL))
@@ -614,6 +628,7 @@ class Core:
             message.taskid,
             channel.channel_id,
             notice=notice,
+            flood_at=flood_at,
         )
         return self._ticketed(ticket, notice)
 
@@ -691,8 +706,14 @@ class Core:
             self.quiet_unread += int(info.data["count"])
             return [SaveQuiet(self.quiet_override, self.quiet_unread)]
         if info.kind in ("summary", "quiet"):
-            if not ok:
-                return [Warn(f"{info.kind} summary not shown", {"reason": reason})]
+            if not ok and reason == NO_SERVER:
+                # A flood's: summed up again when a server is back. The messages it
+                # stands for are in the history and held, but nothing else tells the
+                # user they came.
+                self._summaries_waiting.append(info)
+            elif not ok:
+                what = "flood summary" if info.kind == "summary" else "quiet hours summary"
+                return [Warn(f"{what} not shown", {"reason": reason})]
             return []
         if info.kind == "local":
             if not ok:
@@ -734,6 +755,8 @@ class Core:
                 ),
                 self._persist([(info.msg_id, State.DONE)]),
             ]
+        if info.flood_at is not None:
+            self.flood.release(info.flood_at)
         # No server: the notifier warns once per outage, not once per push (issue 12
         # item 10); any other failure is this notification's own and is said.
         quiet = reason == NO_SERVER
@@ -795,6 +818,7 @@ class Core:
         quiet hours apply; ``now`` is the flood's clock). A listener that subscribed
         meanwhile has them already; those held on purpose (no phone maker's channel,
         past a flood's threshold) stay held."""
+        waiting, self._summaries_waiting = self._summaries_waiting, []
         ids = [
             msg_id
             for msg_id in self._wait_server
@@ -806,9 +830,15 @@ class Core:
             entry.state = step(entry.state, Step.SERVER_BACK)
         # A quiet time that ended with no server to show its summary: shown now.
         actions = [] if self.quiet else self._quiet_summary()
-        return actions + self.dispatch(
-            [(msg_id, self.entries[msg_id].message) for msg_id in ids], now
-        )
+        actions += self.dispatch([(msg_id, self.entries[msg_id].message) for msg_id in ids], now)
+        for info in waiting:
+            if info.kind == "summary":
+                # Its messages came after the ones an outage held (those went first in
+                # their flood): summed up again after them, with any new flood's.
+                if self._summary is None:
+                    self._summary = _Summary(started=now, last=now)
+                self._summary.items[:0] = info.items
+        return actions
 
     def _hand_click(self, data: dict[str, Any], listeners: tuple[Listener, ...]) -> list[Action]:
         """The kept click to ``listeners``, then a wait for one of them to hold it."""
@@ -1144,7 +1174,7 @@ class Core:
         )
         return [
             SaveQuiet(self.quiet_override, 0),
-            self._ticketed(_Ticket("quiet", {"count": count}), notice),
+            self._ticketed(_Ticket("quiet", {"count": count}, notice=notice), notice),
         ]
 
     def set_quiet(self, on: bool | None, local: float) -> list[Action]:
@@ -1204,7 +1234,7 @@ class Core:
         more = f"{len(items)} more message{'s' if len(items) > 1 else ''}"
         last = latest.get("title") or latest.get("content") or ""
         notice = Notice(title=self.config.app_name, body=f"{more}: {last}" if last else more)
-        return self._ticketed(_Ticket("summary", latest), notice)
+        return self._ticketed(_Ticket("summary", latest, notice=notice, items=tuple(items)), notice)
 
     # -- what status reports ---------------------------------------------------------------
 

@@ -168,6 +168,8 @@ class DesktopNotifierBackend:
         self.on_back: Callable[[], None] | None = None
         #: The probe a server's arrival started: a show meanwhile waits for its answer.
         self._probing: asyncio.Task[None] | None = None
+        #: While no server answers and someone waits for one (``on_back``): the next probe.
+        self._reprobe: asyncio.TimerHandle | None = None
 
     @property
     def available(self) -> bool:
@@ -190,6 +192,8 @@ class DesktopNotifierBackend:
         await self._probe()
 
     async def stop(self) -> None:
+        if self._reprobe is not None:
+            self._reprobe.cancel()
         for task in list(self._tasks):
             task.cancel()
         if self._linux is not None:
@@ -213,10 +217,30 @@ class DesktopNotifierBackend:
             self._set_unavailable("the notification server left the bus")
             return
         self._probed_at = float("-inf")
+        self._probe_now()
+
+    def _probe_now(self) -> None:
+        """Probe in a task of its own; a show that comes meanwhile waits for its answer."""
         task = asyncio.get_running_loop().create_task(self._probe())
         self._probing = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _probe_later(self) -> None:
+        """While no server answers and pushes may wait for one (``on_back`` is set), ask
+        again after the re-probe interval: a server that hung and recovers keeps its
+        name on the bus, so no NameOwnerChanged would say it is back, and without a new
+        notification to try nothing else would."""
+        if self.on_back is None or self._reprobe is not None:
+            return
+        self._reprobe = asyncio.get_running_loop().call_later(
+            self._reprobe_after, self._reprobe_due
+        )
+
+    def _reprobe_due(self) -> None:
+        self._reprobe = None
+        if not self._available and (self._probing is None or self._probing.done()):
+            self._probe_now()
 
     def _closed(self, platform_id: int) -> None:
         """A closed notification is not there to replace (and its id may be given out
@@ -227,6 +251,7 @@ class DesktopNotifierBackend:
     def _set_unavailable(self, reason: str) -> None:
         self._available = False
         self._probed_at = time.monotonic()
+        self._probe_later()
         if not self._said_unavailable:
             self._said_unavailable = True
             log.warning(

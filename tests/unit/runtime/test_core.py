@@ -52,6 +52,8 @@ class Sim:
     shown: list[core.Show] = field(default_factory=list)
     done: list[Action] = field(default_factory=list)
     screen_ok: bool = True
+    #: Why a show failed, when it did.
+    reason: str = "no server"
     holding: set[str] = field(default_factory=set)
     auto_hold: bool = True
     waits: list[core.AwaitHold] = field(default_factory=list)
@@ -70,7 +72,7 @@ class Sim:
                     self.push_ids.setdefault(listener, []).append(push_id)
                 case core.Show():
                     self.shown.append(action)
-                    self.run(self.core.shown(action.ticket, self.screen_ok, "no server"))
+                    self.run(self.core.shown(action.ticket, self.screen_ok, self.reason))
                 case core.AwaitHold():
                     self.waits.append(action)
                     if self.auto_hold:
@@ -552,6 +554,51 @@ def test_a_flood_that_goes_on_is_summed_up_within_the_window() -> None:
         s.run(s.core.tick(t * 0.5))
     summaries = [x for x in s.shown if x.notice.title == "Desk"]
     assert summaries, "a summary must come within flood_window even if the flood never stops"
+
+
+def test_pushes_a_short_outage_held_are_shown_when_the_server_is_back_not_summed_up() -> None:
+    """A show that failed takes no place in the flood's window: dunst gone for two
+    seconds while three pushes came (threshold 3) shows the three when it is back, as
+    it would have when they came, not "3 more messages" with the three kept held."""
+    s = sim(screen_ok=False, reason="no notification server")
+    s.push(*(s.record(n) for n in range(3)), now=100.0)
+    assert len(s.shown) == 3 and all(s.durable[f"m{n}"] is State.HELD for n in range(3))
+    assert s.core.summary_due() is None  # nothing was summed up during the outage
+    s.screen_ok = True
+    s.run(s.core.server_back(102.0))
+    assert [x.notice.title for x in s.shown[3:]] == ["t0", "t1", "t2"]
+    assert s.core.summary_due() is None and s.core.counters["coalesced"] == 0
+    assert all(s.durable[f"m{n}"] is State.DONE for n in range(3))
+    s.push(*(s.record(n) for n in range(3, 5)), now=103.0)  # the shown ones do count
+    assert len(s.shown) == 6 and s.core.counters["coalesced"] == 2
+
+
+def test_a_flood_summary_no_server_took_is_shown_when_one_is_back() -> None:
+    s = sim(reason="no notification server")
+    s.push(*(s.record(n) for n in range(5)), now=100.0)
+    s.screen_ok = False
+    s.run(s.core.tick(101.0))  # the summary falls due while dunst is gone
+    assert len(s.shown) == 4
+    s.screen_ok = True
+    s.run(s.core.server_back(102.0))
+    assert len(s.shown) == 4  # summed up again, shown when the flood settles
+    s.run(s.core.tick(103.0))
+    assert s.shown[-1].notice.body == "2 more messages: t4"
+    s.run(s.core.activated(s.shown[-1].ticket))
+    assert s.pending_click is not None and s.pending_click["payload"] == {"n": 4}
+
+
+def test_a_flood_during_an_outage_comes_back_as_it_would_have_come() -> None:
+    """Ten pushes in one batch while dunst is gone (threshold 3): once it is back, the
+    three the flood let through, then the summary of the seven others (it failed too)."""
+    s = sim(screen_ok=False, reason="no notification server")
+    s.push(*(s.record(n) for n in range(10)), now=100.0)
+    s.run(s.core.tick(101.0))
+    assert len(s.shown) == 4 and all(not x.notice.body.startswith("7") for x in s.shown[:3])
+    s.screen_ok = True
+    s.run(s.core.server_back(120.0))
+    s.run(s.core.tick(121.0))
+    assert [x.notice.body for x in s.shown[4:]] == ["c0", "c1", "c2", "7 more messages: t9"]
 
 
 # -- local notifications ------------------------------------------------------------------------

@@ -114,6 +114,29 @@ def test_quiet_pushes_are_recorded_counted_and_summed_up_once() -> None:
     assert len(of(acts, core.Show)) == 1
 
 
+def test_a_summary_no_server_took_is_shown_when_one_is_back() -> None:
+    """The summary of quiet hours, when no server is there as they end, waits for one;
+    if quiet hours began again meanwhile, its count joins the next summary instead."""
+    c = make()
+    c.restore([], local=21 * H)
+    c.recorded([("m1", msg(1)), ("m2", msg(2))], 0, now=1.0, local=23 * H)
+    (summary,) = of(c.tick(2.0, local=7 * H), core.Show)
+    assert c.shown(summary.ticket, False, core.NO_SERVER) == [core.SaveQuiet(None, 2)]
+    (again,) = of(c.server_back(3.0), core.Show)
+    assert again.notice.body == "2 notifications arrived during quiet hours"
+    assert again.ticket != summary.ticket and c.server_back(4.0) == []
+    assert c.activated(again.ticket) == []  # still the quiet summary: no click
+
+    c.recorded([("m3", msg(3))], 0, now=5.0, local=23 * H)
+    (summary,) = of(c.tick(6.0, local=7 * H), core.Show)
+    c.shown(summary.ticket, False, core.NO_SERVER)
+    c.recorded([("m4", msg(4))], 0, now=7.0, local=23 * H)  # quiet again
+    assert of(c.server_back(8.0), core.Show) == []
+    assert c.quiet_status()["unread"] == 2
+    (summary,) = of(c.tick(9.0, local=7 * H), core.Show)
+    assert summary.notice.body == "2 notifications arrived during quiet hours"
+
+
 def test_receive_events_flow_as_usual_while_quiet() -> None:
     """issue 14 item 4: a listener still gets receive events."""
     c = make()
