@@ -265,8 +265,11 @@ class Link:
         while True:
             await asyncio.sleep(self.ping_interval)
             try:
-                pong = await ws.ping()
-                await asyncio.wait_for(pong, self.ping_timeout)
+                # ping() itself waits for the write buffer to drain: a peer that stopped
+                # reading holds it there, so the timeout covers the send as well.
+                async with asyncio.timeout(self.ping_timeout):
+                    pong = await ws.ping()
+                    await pong
             except TimeoutError:
                 log.warning(
                     "no pong from the gateway; aborting the link", timeout=self.ping_timeout

@@ -450,6 +450,27 @@ async def test_a_gateway_that_stops_answering_pings_is_aborted_and_reconnected()
         assert await ack_seqs_until(ws2, 1) == [1]
 
 
+async def test_a_link_whose_send_buffer_is_full_is_aborted_too() -> None:
+    """The gateway stops reading while the daemon's side has more to send than the
+    socket takes (a stalled peer, a NAT that blackholes one direction): websockets'
+    ping() waits for the write buffer to drain before it even sends, so the ping
+    timeout must cover that wait too, or the link is never found dead."""
+    async with running_link(ping_interval=0.05, ping_timeout=0.2) as h:
+        ws = await h.gateway.registered()
+        await asyncio.wait_for(h.peer.registered_calls.get(), WAIT)
+        ws.transport.pause_reading()
+        client = h.link._ws
+        assert client is not None
+        # More than the kernel's buffers take: the rest waits in the transport, which
+        # pauses writing; what it holds is never read, so its content does not matter.
+        client.transport.write(b"\x00" * 64 * 1024 * 1024)
+        assert client.transport.get_write_buffer_size() > 0
+        ws2, _ = await h.gateway.hello(timeout=5)
+        assert h.link.status.last_error == "no pong within 0.2 s"
+        await ws2.send(welcome())
+        assert await asyncio.wait_for(h.peer.registered_calls.get(), WAIT) == (CID, 0)
+
+
 async def test_a_gateway_that_answers_pings_keeps_the_link() -> None:
     async with running_link(ping_interval=0.02, ping_timeout=0.5) as h:
         await h.gateway.registered()
