@@ -1100,7 +1100,9 @@ class Core:
         actions: list[Action] = []
         for sched_id, (params, due) in list(self.scheduled.items()):
             self.scheduled[sched_id] = (params, due + step)
-            actions += [Unschedule(sched_id), Schedule(sched_id, params, due + step)]
+            # One write moves the row: a delete and an insert were two commits, and a
+            # kill or a full disk between them lost the notification.
+            actions.append(Schedule(sched_id, params, due + step))
         return actions
 
     def summary_due(self) -> float | None:

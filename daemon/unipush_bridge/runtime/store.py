@@ -264,7 +264,8 @@ class Store:
 
     def schedule(self, sched_id: str, params: dict[str, Any], due_at: float) -> None:
         self._db.execute(
-            "INSERT INTO scheduled (id, params, due_at) VALUES (?, ?, ?)",
+            # A row of the same id is moved (a wall-clock step), in one statement.
+            "INSERT OR REPLACE INTO scheduled (id, params, due_at) VALUES (?, ?, ?)",
             (sched_id, json.dumps(params, ensure_ascii=False), due_at),
         )
 

@@ -136,8 +136,9 @@ def test_the_core_moves_every_due_time_by_the_step() -> None:
     assert sorted((a.sched_id, a.due) for a in rows) == sorted(
         (sid, due) for sid, (_, due) in c.scheduled.items()
     )
-    gone = [a.sched_id for a in actions if isinstance(a, Unschedule)]
-    assert sorted(gone) == sorted(c.scheduled)
+    # Each row is moved by one write: a delete then an insert were two commits, and a
+    # kill or a full disk between them lost the notification.
+    assert [a for a in actions if isinstance(a, Unschedule)] == []
     assert Core(Config(), lambda: "x").wall_clock_stepped(5.0) == []  # nothing scheduled
 
 

@@ -344,3 +344,11 @@ def test_prune_runs_by_itself_after_1000_done_marks(path: Path, clock: Clock) ->
         assert db.record(GW, APP, 997, "m997", body(997)) is True
     finally:
         db.close()
+
+
+def test_scheduling_an_id_again_moves_its_row_in_one_write(db: Store) -> None:
+    """A wall-clock step moves every scheduled row; one statement each, so no moment
+    exists where a notification is on disk neither before nor after."""
+    db.schedule("s1", {"content": "a"}, 100.0)
+    db.schedule("s1", {"content": "a"}, 40.0)
+    assert db.scheduled() == [("s1", {"content": "a"}, 40.0)]
