@@ -201,11 +201,25 @@ def _target(body: dict[str, Any]) -> Target:
 
 def _strings(key: str, value: Any, limit: int) -> tuple[str, ...]:
     items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list) or not all(isinstance(c, str) and c for c in items):
+    if not isinstance(items, list):
         raise invalid(key, "must be a non-empty string or a list of them")
+    for i, item in enumerate(items):
+        if not isinstance(item, str) or not item:
+            # Which one: a list built as users.map(u => u.clientId) has a gap where a
+            # user never registered (null, "", a number), and the sender must find it.
+            raise invalid(
+                key,
+                f"must be a non-empty string or a list of them; item {i} is {_shown(item)}",
+            )
     if len(items) > limit:
         raise invalid(key, f"must list at most {limit} values")
     return tuple(dict.fromkeys(items))
+
+
+def _shown(value: Any) -> str:
+    """A refused value as the sender wrote it (JSON), cut short: it is echoed back."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _text(body: dict[str, Any], field: str, limit: int, limits: Limits) -> str:

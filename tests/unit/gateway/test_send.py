@@ -83,9 +83,13 @@ def ids(n: int) -> list[str]:
         # targets
         ({"push_clientid": 5}, f"push_clientid {LIST_RULE}"),
         ({"push_clientid": {"a": 1}}, f"push_clientid {LIST_RULE}"),
-        ({"push_clientid": [CID, 3]}, f"push_clientid {LIST_RULE}"),
-        ({"push_clientid": [CID, ""]}, f"push_clientid {LIST_RULE}"),
-        ({"push_clientid": [CID, None]}, f"push_clientid {LIST_RULE}"),
+        ({"push_clientid": [CID, 3]}, f"push_clientid {LIST_RULE}; item 1 is 3"),
+        ({"push_clientid": [CID, ""]}, f'push_clientid {LIST_RULE}; item 1 is ""'),
+        ({"push_clientid": [CID, None]}, f"push_clientid {LIST_RULE}; item 1 is null"),
+        (
+            {"push_clientid": [CID, {"cid": "x" * 60}]},
+            f'push_clientid {LIST_RULE}; item 1 is {{"cid": "{"x" * 28}...',
+        ),
         ({"push_clientid": True}, f"push_clientid {LIST_RULE}"),
         (
             {"push_clientid": ids(1001)},
@@ -107,9 +111,9 @@ def ids(n: int) -> list[str]:
             {"push_clientid": DROP, "device_id": ids(501)},
             "device_id must list at most 500 values",
         ),
-        ({"push_clientid": DROP, "getui_alias": [1]}, f"getui_alias {LIST_RULE}"),
+        ({"push_clientid": DROP, "getui_alias": [1]}, f"getui_alias {LIST_RULE}; item 0 is 1"),
         ({"push_clientid": DROP, "user_id": 7}, f"user_id {LIST_RULE}"),
-        ({"push_clientid": DROP, "user_tag": [""]}, f"user_tag {LIST_RULE}"),
+        ({"push_clientid": DROP, "user_tag": [""]}, f'user_tag {LIST_RULE}; item 0 is ""'),
         ({"push_clientid": DROP, "device_id": {"d": 1}}, f"device_id {LIST_RULE}"),
         (
             {"push_clientid": DROP, "getui_custom_tag": ["vip", "gold"]},
