@@ -94,8 +94,11 @@ def test_a_stale_count_answers_at_once(daemon: DaemonProc) -> None:
         ({"after": "1"}, "status:fail after must be a whole number"),
         ({"after": True}, "status:fail after must be a whole number"),
         ({"after": 1.5}, "status:fail after must be a whole number"),
-        ({"after": 0, "timeout": -1}, "status:fail timeout must be a number of seconds"),
-        ({"after": 0, "timeout": "5"}, "status:fail timeout must be a number of seconds"),
+        ({"after": 0, "timeout": -1}, "status:fail timeout must be a number of seconds, 0 or more"),
+        (
+            {"after": 0, "timeout": "5"},
+            "status:fail timeout must be a number of seconds, 0 or more",
+        ),
     ],
 )
 def test_bad_watch_params_name_the_field(

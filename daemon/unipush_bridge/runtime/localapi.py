@@ -447,7 +447,7 @@ class LocalApiServer:
     async def _get_cid(self, conn: ApiConnection, params: dict[str, Any]) -> dict[str, Any]:
         timeout = params.get("timeout", self.cid_timeout)
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
-            raise ApiFail("timeout must be a number of seconds")
+            raise ApiFail("timeout must be a number of seconds, 0 or more")
         return {"cid": await self.api.get_push_client_id(float(timeout))}
 
     async def _on(self, conn: ApiConnection, params: dict[str, Any]) -> dict[str, Any]:
@@ -514,7 +514,7 @@ class LocalApiServer:
             raise ApiFail("after must be a whole number: the changes of an earlier status")
         timeout = params.get("timeout", 30.0)
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
-            raise ApiFail("timeout must be a number of seconds")
+            raise ApiFail("timeout must be a number of seconds, 0 or more")
         if self.changes is None:
             return self.status()
         if after is not None:

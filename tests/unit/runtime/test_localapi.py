@@ -181,7 +181,7 @@ async def test_get_push_client_id(client: ApiClient, api: FakeApi) -> None:
     assert api.calls[-1] == ("get_push_client_id", 0.5)
     for bad in (-1, "10", True, None):
         assert await client.call("getPushClientId", {"timeout": bad}) == {
-            "errMsg": "getPushClientId:fail timeout must be a number of seconds"
+            "errMsg": "getPushClientId:fail timeout must be a number of seconds, 0 or more"
         }
     api.fail = "register fail: no registration within 0.5 s"
     assert await client.call("getPushClientId") == {
