@@ -40,7 +40,9 @@ if TYPE_CHECKING:
     from ..gateway.server import Gateway
     from .web import WebEndpoint
 
-log = structlog.get_logger(__name__)
+#: Named for the module even when it runs as `python -m` (then __name__ is "__main__",
+#: which says nothing in a journal).
+log = structlog.get_logger("unipush_bridge.runtime.daemon")
 
 EMBEDDED = "embedded"
 #: How long SIGTERM waits for the batch in hand before cutting it short.
