@@ -225,6 +225,9 @@ class GatewaySettings(_Settings):
     header_timeout_s: float = Field(10.0, gt=0)
     keepalive_timeout_s: float = Field(30.0, gt=0)
     body_timeout_s: float = Field(10.0, gt=0)
+    #: Seconds a daemon's websocket may be silent before the gateway pings it; no pong
+    #: within half of it closes the link (the cid reads offline).
+    link_timeout_s: float = Field(90.0, gt=0)
 
     def gateway_config(self) -> GatewayConfig:
         from .gateway.access import AppSecrets, GatewayConfig
@@ -250,6 +253,7 @@ class GatewaySettings(_Settings):
             header_timeout_s=self.header_timeout_s,
             keepalive_timeout_s=self.keepalive_timeout_s,
             body_timeout_s=self.body_timeout_s,
+            link_timeout_s=self.link_timeout_s,
         )
 
 

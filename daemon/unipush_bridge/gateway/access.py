@@ -64,6 +64,11 @@ class GatewayConfig:
     keepalive_timeout_s: float = 30.0
     #: Seconds a request body may take to arrive.
     body_timeout_s: float = 10.0
+    #: Seconds a daemon's websocket may be silent before the gateway pings it (a daemon
+    #: pings every 30 s, and anything it sends counts); no pong within half of this
+    #: closes the link, and its cid reads offline. A laptop that slept without a FIN,
+    #: or a NAT that dropped the mapping, read online for up to TCP's 15 minutes.
+    link_timeout_s: float = 90.0
 
     def serves(self, appid: str) -> bool:
         return APPID_RE.fullmatch(appid) is not None and (not self.apps or appid in self.apps)
@@ -158,7 +163,7 @@ class GatewayConfig:
             )
         if self.max_connections < 1:
             raise ConfigError("max_connections: must be at least 1")
-        for key in ("header_timeout_s", "keepalive_timeout_s", "body_timeout_s"):
+        for key in ("header_timeout_s", "keepalive_timeout_s", "body_timeout_s", "link_timeout_s"):
             if not getattr(self, key) > 0:
                 raise ConfigError(f"{key}: must be a number of seconds above 0")
         if is_loopback(self.host):

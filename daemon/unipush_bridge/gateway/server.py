@@ -439,7 +439,13 @@ class Gateway:
     async def websocket(self, request: web.Request) -> web.WebSocketResponse:
         # No per-message compression: frames are small, and deflate state costs ~100 KB
         # per connection (620 MB for 5,000 daemons against 126 MB without).
-        ws = web.WebSocketResponse(max_msg_size=protocol.MAX_FRAME_BYTES, compress=False)
+        # heartbeat: aiohttp pings only a link silent that long (any frame, the daemon's
+        # own pings included, puts it off), so a live daemon costs no pings.
+        ws = web.WebSocketResponse(
+            max_msg_size=protocol.MAX_FRAME_BYTES,
+            compress=False,
+            heartbeat=self.config.link_timeout_s,
+        )
         await ws.prepare(request)
         sess = wire.ServerSession(self.config.client_token_for, peer=request.remote or "")
         # Until its hello registers, the link is as idle as a keep-alive: the oldest
