@@ -86,9 +86,11 @@
       }
       return params;
     },
-    /** The websocket URL of an endpoint from the address the SDK was loaded from. */
+    /** The websocket URL of an endpoint from the address the SDK was loaded from, when
+     * that is one of the paths the daemon serves it on; anything else (a bundle, a copy
+     * on the app's own server) names the app, not the daemon: null, so `url` is asked for. */
     endpointOf: function (scriptUrl) {
-      var m = /^(https?):\/\/([^/?#]+)\//.exec(String(scriptUrl || ""));
+      var m = /^(https?):\/\/([^/?#]+)\/(?:sdk\.js|sdk\.mjs|unipush-bridge\.js)(?:[?#]|$)/.exec(String(scriptUrl || ""));
       if (!m) return null;
       return (m[1] === "https" ? "wss" : "ws") + "://" + m[2] + "/ws";
     },
