@@ -61,6 +61,10 @@
     fail: function (api, reason) {
       return { errMsg: api + ":fail" + (reason ? " " + reason : "") };
     },
+    /** What follows ":fail " in a failure's errMsg (uni-h5 puts its own api name back). */
+    reason: function (res) {
+      return String((res && res.errMsg) || "").replace(/^[^:]*:fail ?/, "");
+    },
     isOk: function (res) {
       return !!res && typeof res.errMsg === "string" && /:ok$/.test(res.errMsg);
     },
@@ -82,9 +86,11 @@
       }
       return params;
     },
-    /** The websocket URL of an endpoint from the address the SDK was loaded from. */
+    /** The websocket URL of an endpoint from the address the SDK was loaded from, when
+     * that is one of the paths the daemon serves it on; anything else (a bundle, a copy
+     * on the app's own server) names the app, not the daemon: null, so `url` is asked for. */
     endpointOf: function (scriptUrl) {
-      var m = /^(https?):\/\/([^/?#]+)\//.exec(String(scriptUrl || ""));
+      var m = /^(https?):\/\/([^/?#]+)\/(?:sdk\.js|sdk\.mjs|unipush-bridge\.js)(?:[?#]|$)/.exec(String(scriptUrl || ""));
       if (!m) return null;
       return (m[1] === "https" ? "wss" : "ws") + "://" + m[2] + "/ws";
     },
@@ -197,7 +203,34 @@
     this.retry = null;
     this.retryMs = RETRY_MS;
     this.refused = null;
+    // uni-h5's own push runtime (its invokePushCallback), when the page is a uni-app
+    // build: the SDK then feeds it as DCloud's uni-push module does (see install).
+    this.runtime = null;
   }
+
+  /** Whether events are wanted: a uni-h5 runtime always takes them (its listeners are
+   * its own business, as with uni-push); a plain page once it has a listener. */
+  Bridge.prototype.listening = function () {
+    return !!this.runtime || this.listeners.length > 0;
+  };
+
+  /** A uni-h5 runtime's session: subscribe, and hand it the cid, or why there is none,
+   * as uni-push does with invokePushCallback({type: "clientId", cid, errMsg}). */
+  Bridge.prototype.feed = function () {
+    var self = this;
+    this.subscribe();
+    this.call("getPushClientId", {})
+      .then(null, function (err) {
+        return protocol.fail("getPushClientId", err && err.message ? err.message : String(err));
+      })
+      .then(function (res) {
+        var ok = protocol.isOk(res) && typeof res.cid === "string" && res.cid;
+        invoke(
+          self.runtime,
+          ok ? { type: "clientId", cid: res.cid } : { type: "clientId", cid: "", errMsg: protocol.reason(res) }
+        );
+      });
+  };
 
   Bridge.prototype.open = function () {
     var self = this;
@@ -251,12 +284,13 @@
     for (var id in pending) pending[id](protocol.fail(pending[id].method, why));
     // A page that listens wants its events back: reconnect, and subscribe again (the
     // daemon then hands on what it held meanwhile). Not when the token was refused.
-    if (this.listeners.length && !this.retry && !this.refused) {
+    if (this.listening() && !this.retry && !this.refused) {
       var wait = this.retryMs;
       this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
       this.retry = this.setTimeout(function () {
         self.retry = null;
-        if (self.listeners.length) self.subscribe();
+        if (self.runtime) self.feed();
+        else if (self.listening()) self.subscribe();
       }, wait);
     }
   };
@@ -308,7 +342,7 @@
 
   Bridge.prototype.dispatch = function (msg) {
     if (msg.pushId && this.seen.has(msg.pushId)) return this.acked(msg.pushId);
-    if (!this.listeners.length) {
+    if (!this.listening()) {
       // off() came before the daemon heard of it: keep it for the next listener
       // (uni's cold-start click waits for the next page that subscribes too).
       this.held.push(msg);
@@ -318,6 +352,14 @@
     if (data.type === "click" && data.data && typeof data.data === "object" && "payload" in data.data) {
       var key = JSON.stringify(data.data.payload);
       if (this.payloads.has(key)) data.data.payload = this.payloads.get(key);
+    }
+    if (this.runtime) {
+      // uni-h5's invokePushCallback runs the app's onPushMessage listeners, with uni's
+      // own rules (res.stopped, a click object each); "pushMsg" is its name for receive.
+      if (data.type === "receive" || data.type === "click") {
+        invoke(this.runtime, { type: data.type === "click" ? "click" : "pushMsg", message: data.data });
+      }
+      return this.acked(msg.pushId);
     }
     var res = { type: data.type, data: data.data };
     var listeners = this.listeners.slice();
@@ -355,15 +397,8 @@
     if (this.ready) this.call("offPushMessage", {}).catch(function () {});
   };
 
-  /** Puts uni's push API on `uni` (the page's, or globalThis.uni, made if missing). */
-  function install(uni, opts) {
-    if (uni && !opts && (typeof uni.url === "string" || typeof uni.token === "string")) {
-      opts = uni;
-      uni = null;
-    }
-    uni = uni || root.uni || (root.uni = {});
-    var bridge = new Bridge(opts || {});
-
+  /** uni's getPushClientId/onPushMessage/offPushMessage on a plain page's `uni`. */
+  function definePushApi(uni, bridge) {
     uni.getPushClientId = function (options) {
       return settle("getPushClientId", options, function () {
         var params = options && typeof options.timeout === "number" ? { timeout: options.timeout } : {};
@@ -389,6 +424,47 @@
       }
       if (!bridge.listeners.length) bridge.unsubscribe();
     };
+  }
+
+  /** Puts uni's push API on `uni` (the page's, or globalThis.uni, made if missing).
+   *
+   * A uni-app H5 build has its own getPushClientId/onPushMessage/offPushMessage in
+   * @dcloudio/uni-h5, and its production build compiles the app's `uni.getPushClientId`
+   * into an import of that function, so nothing put on `uni` is called. What uni-h5
+   * does expose is how uni-push feeds it: invokePushCallback({type: "enabled" |
+   * "clientId" | "pushMsg" | "click"}) (dcloudio/uni-app packages/uni-api/src/service/
+   * plugin/push.ts, packages/uni-push/src/index.ts). Given that function
+   * (opts.invokePushCallback, or found on `uni`), the SDK feeds uni-h5 instead, and
+   * adds only what uni-h5 lacks (createPushMessage and the channel manager). */
+  function install(uni, opts) {
+    if (uni && !opts && (typeof uni.url === "string" || typeof uni.token === "string")) {
+      opts = uni;
+      uni = null;
+    }
+    opts = opts || {};
+    uni = uni || root.uni || (root.uni = {});
+    if (!Object.isExtensible(uni)) {
+      throw new TypeError(
+        "UniPushBridge.install: this uni object cannot take new properties (frozen, or a module namespace " +
+          "such as `import * as uni`): pass the global uni (window.uni)"
+      );
+    }
+    var bridge = new Bridge(opts);
+    var runtime =
+      typeof opts.invokePushCallback === "function"
+        ? opts.invokePushCallback
+        : typeof uni.invokePushCallback === "function"
+          ? uni.invokePushCallback
+          : null;
+    if (runtime) {
+      bridge.runtime = runtime;
+      // what uni-push does as it loads: without it uni-h5's getPushClientId answers
+      // "uniPush is not enabled" (it looks on the next microtask, so this is now).
+      runtime({ type: "enabled" });
+      bridge.feed();
+    } else {
+      definePushApi(uni, bridge);
+    }
 
     uni.createPushMessage = function (options) {
       options = options || {};

@@ -302,3 +302,19 @@ test("issue 15 item 1: protocol: the I/O-free framing", () => {
   assert.equal(protocol.endpointOf("file:///x.js"), null);
   assert.equal(bridge.TOKEN_KEY, "unipush-bridge-token");
 });
+
+test("the endpoint is taken only from the daemon's own SDK paths, not from a bundle or a copy", () => {
+  // A bundled SDK's import.meta.url (or a copied script's src) is the app's own server:
+  // guessing ws://<that host>/ws there connects the app's own server (a Vite dev
+  // server may leave that upgrade unanswered) instead of saying the url is missing.
+  assert.equal(protocol.endpointOf("http://127.0.0.1:8790/unipush-bridge.js?v=2"), "ws://127.0.0.1:8790/ws");
+  assert.equal(protocol.endpointOf("http://[::1]:8790/sdk.mjs#x"), "ws://[::1]:8790/ws");
+  for (const url of [
+    "http://localhost:5173/node_modules/.vite/deps/unipush-bridge-js_sdk.js?v=1a2b",
+    "http://localhost:5173/assets/index-4f2a9c.js",
+    "http://localhost:5173/static/unipush-bridge.js",
+    "http://localhost:5173/sdk.js.map",
+  ]) {
+    assert.equal(protocol.endpointOf(url), null, url);
+  }
+});

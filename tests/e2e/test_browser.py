@@ -19,6 +19,7 @@ import http.server
 import itertools
 import json
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -33,6 +34,10 @@ from tests.notifstack import DunstStack
 from tests.procs import DaemonProc, Proc, cli, free_port, post_json, wait_for
 
 PAGE_DIR = Path(__file__).resolve().parent / "uniapp_h5"
+VITE_DIR = PAGE_DIR / "vite"
+SDK_DIR = Path(__file__).resolve().parents[2] / "js" / "sdk"
+# The push names of uni-h5-vite's lib/api.json: what its inject plugin turns into imports.
+UNI_H5_PUSH_APIS = ("getPushClientId", "invokePushCallback", "offPushMessage", "onPushMessage")
 APPID = "__UNI__DESKTOP"
 
 
@@ -144,6 +149,48 @@ class PageServer:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def inject_uni_h5(code: str) -> str:
+    """``code`` as uni-h5-vite's production build has it: each ``uni.<api>`` that
+    lib/api.json lists becomes an import from @dcloudio/uni-h5 (dcloudio/uni-app
+    packages/uni-h5-vite/src/plugins/inject.ts with packages/uni-cli-shared/src/vite/
+    plugins/inject.ts: ``import { getPushClientId as $inject_uni_getPushClientId } from
+    '@dcloudio/uni-h5';`` and the member expression replaced by that name); any other
+    ``uni.x`` stays a read of the global uni."""
+    used = [name for name in UNI_H5_PUSH_APIS if re.search(rf"\buni\.{name}\b", code)]
+    for name in used:
+        code = re.sub(rf"\buni\.{name}\b", f"$inject_uni_{name}", code)
+    imports = "".join(
+        f"import {{ {name} as $inject_uni_{name} }} from './uni-h5.js';\n" for name in used
+    )
+    return imports + code
+
+
+class ViteAppServer(PageServer):
+    """A uni-app H5 project (tests/e2e/uniapp_h5/vite/) as uni's Vite plugins serve it:
+    ``mode`` "dev" (``vite``, or a build with tree shaking off: the global uni is
+    uni-h5's object) or "build" (a default production build: the global uni is ``{}``
+    and uni.<api> calls are imports). The SDK is served from the page's own origin, as
+    a bundle would carry it."""
+
+    def __init__(self, root: Path, port: int, ws_url: str, mode: str) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(SDK_DIR, root / "sdk")
+        shutil.copy(VITE_DIR / "uni-h5.js", root / "uni-h5.js")
+        shutil.copy(VITE_DIR / f"pages-json-{mode}.js", root / "pages-json.js")
+        for name in ("main.js", "App.js"):
+            code = (VITE_DIR / name).read_text().replace("__WS__", ws_url)
+            (root / name).write_text(inject_uni_h5(code) if mode == "build" else code)
+        (root / "index.html").write_text(
+            '<!doctype html><html><head><meta charset="utf-8"><title>uni-app H5</title></head>'
+            '<body><div id="app"><ul id="log"></ul></div>'
+            '<script type="module" src="/main.js"></script></body></html>'
+        )
+        handler = functools.partial(QuietHandler, directory=str(root))
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self.origin = f"http://127.0.0.1:{port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -295,5 +342,52 @@ def test_a_click_while_no_page_is_open_reaches_the_next_page(
         assert browser.evaluate(tab, "window.appState.clicks") == [
             {"payload": payload, "same": False}  # not a notification this page made
         ]
+    finally:
+        page.stop()
+
+
+@pytest.mark.parametrize("mode", ["dev", "build"])
+def test_a_uniapp_vite_project_gets_its_cid_push_and_click_through_uni_h5(
+    tmp_path: Path, dunst: DunstStack, procs: list[Proc], browser: Chromium, mode: str
+) -> None:
+    """A uni-app H5 project's own code, run the way uni's Vite plugins run it, with the
+    SDK installed from main.js as docs/web.md says: in a production build the app's
+    uni.getPushClientId/onPushMessage are uni-h5's own functions (imports), so the SDK
+    must feed uni-h5 (invokePushCallback) as uni-push does; in dev the global uni is
+    uni-h5's object. Either way: the cid, a receive, createPushMessage on dunst and
+    the click back with the page's payload object."""
+    page_port = free_port()
+    origin = f"http://127.0.0.1:{page_port}"
+    daemon, sdk = web_daemon(tmp_path, dunst, procs, origin)
+    ws_url = sdk.replace("http://", "ws://").removesuffix("/sdk.js") + "/ws"
+    page = ViteAppServer(tmp_path / "h5", page_port, ws_url, mode)
+    try:
+        token = pair(daemon, origin)
+        tab = browser.open(f"{origin}/index.html?token={token}")
+        got = browser.wait(
+            tab,
+            "window.appState && (window.appState.cid || window.appState.cidError)",
+            15,
+            "the page's cid",
+        )
+        assert got == daemon.cid()
+        wait_for(lambda: daemon.status()["listeners"] == 1, 10, "the page as a listener")
+
+        payload = {"chatId": "c-7", "from": {"id": 3, "name": "Lin"}}
+        send(daemon, {"push_clientid": got, "title": "Lin", "content": "Tea?", "payload": payload})
+        events = browser.wait(
+            tab, "window.appState.events.length && window.appState.events", 10, "the receive"
+        )
+        assert events[0]["type"] == "receive"
+        assert events[0]["data"]["payload"] == payload
+
+        shown = dunst.wait_seen(1, timeout=10)
+        assert (shown[0]["summary"], shown[0]["body"]) == ("Lin", "Tea?")
+        assert browser.evaluate(tab, "window.appState.createError || null") is None
+        dunst.action(0)
+        clicks = browser.wait(
+            tab, "window.appState.clicks.length && window.appState.clicks", 10, "the click"
+        )
+        assert clicks == [{"payload": payload, "same": True}]
     finally:
         page.stop()
