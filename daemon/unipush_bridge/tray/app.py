@@ -33,6 +33,10 @@ POLL_S = 1.0
 #: (s): a daemon frozen mid-wait (SIGSTOP) reads offline within this plus
 #: CALL_TIMEOUT_S. Idle, that is one call in 5 s instead of two a second.
 WATCH_S = 5.0
+#: The shortest time between the starts of two watching calls (s): while pushes stream
+#: the count moves many times a second and each call is answered at once, so without it
+#: the tray asks (status, history, a menu refresh on the bus) in a tight loop.
+WATCH_GAP_S = 0.5
 #: How long one poll or menu action may wait for the daemon (s): a daemon that
 #: accepts but does not answer (hung, SIGSTOPped) reads offline, not connected.
 CALL_TIMEOUT_S = 3.0
@@ -63,16 +67,24 @@ class Tray:
                 if not self.sni.connected:
                     log.error("lost the session bus; the tray has no icon, exiting")
                     return 1
+                started = asyncio.get_running_loop().time()
                 await self._unless_stopped(self.poll(watch=True))
                 self.sni.refresh()
-                if self._changes is None:
+                pause = POLL_S if self._changes is None else self._gap(started)
+                if pause > 0:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self.stopped.wait(), POLL_S)
+                        await asyncio.wait_for(self.stopped.wait(), pause)
         finally:
             if self.client is not None:
                 await self.client.close()
             self.sni.close()
         return 0
+
+    @staticmethod
+    def _gap(started: float) -> float:
+        """What is left of WATCH_GAP_S since the watching call began: nothing after a
+        long poll that waited, the rest after one answered at once."""
+        return started + WATCH_GAP_S - asyncio.get_running_loop().time()
 
     async def _unless_stopped(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` but give it up when the tray is told to stop (SIGTERM, Quit),
