@@ -5,6 +5,7 @@ watches this way instead of asking twice a second."""
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -126,3 +127,57 @@ def test_the_link_going_down_wakes_a_watcher(tmp_path: Path) -> None:
         client.close()
         proc.kill()
         gateway.kill()
+
+
+def test_a_listener_subscribing_wakes_a_watcher(tmp_path: Path) -> None:
+    """``listeners`` is in the status: an app that subscribes with nothing held for it
+    (a daemon of its own: the module's holds pushes for the first one) moves it as
+    surely as one that leaves."""
+    daemon = DaemonProc(tmp_path / "d", None, env=NO_SERVER).start()
+    watcher, app = Line(daemon.socket), Line(daemon.socket)
+    try:
+        count = changes_now(watcher, 1)
+        watcher.send(2, "status", after=count, timeout=20)
+        time.sleep(0.3)
+        started = time.monotonic()
+        app.send(1, "onPushMessage", ack=True)
+        assert app.answer(1)["errMsg"] == "onPushMessage:ok"
+        woke = watcher.answer(2, timeout=25)
+        assert woke["listeners"] == 1 and time.monotonic() - started < 5, (
+            woke["listeners"],
+            time.monotonic() - started,
+        )
+    finally:
+        app.close()
+        watcher.close()
+        daemon.kill()
+
+
+def quiet_span_around_now() -> str:
+    """A quiet_hours span that holds the local time now (and for the next half hour)."""
+    now = time.localtime()
+    start = (now.tm_hour * 60 + now.tm_min - 1) % 1440
+    end = (start + 31) % 1440
+    return f"{start // 60:02d}:{start % 60:02d}-{end // 60:02d}:{end % 60:02d}"
+
+
+def test_quiet_hours_beginning_by_schedule_wake_a_watcher(tmp_path: Path) -> None:
+    """A reload (SIGHUP) whose quiet_hours span holds the time now begins quiet hours
+    with nothing to carry out: the watcher must still hear of it, not a minute later."""
+    conf = tmp_path / "daemon.toml"
+    conf.write_text('log_level = "info"\n')
+    proc = DaemonProc(tmp_path / "d", None, env=NO_SERVER, extra=["--config", str(conf)]).start()
+    client = Line(proc.socket)
+    try:
+        count = changes_now(client, 1)
+        client.send(2, "status", after=count, timeout=30)
+        time.sleep(0.3)
+        conf.write_text(f'log_level = "info"\nquiet_hours = "{quiet_span_around_now()}"\n')
+        started = time.monotonic()
+        proc.send_signal(signal.SIGHUP)
+        woke = client.answer(2, timeout=40)
+        waited = time.monotonic() - started
+        assert woke["quiet"]["active"] is True and waited < 10, (woke["quiet"], waited)
+    finally:
+        client.close()
+        proc.kill()
