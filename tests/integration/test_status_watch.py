@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,6 +37,20 @@ def changes_now(client: Line, rid: int) -> int:
     return count
 
 
+def woken_by(
+    watcher: Line, act: Callable[[], object], timeout: float = 20
+) -> tuple[dict[str, Any], float]:
+    """A watching status on ``watcher``, then ``act``: the answer, and how long after
+    ``act`` began it came."""
+    count = changes_now(watcher, 1)
+    watcher.send(2, "status", after=count, timeout=timeout)
+    time.sleep(0.3)  # the call is waiting
+    started = time.monotonic()
+    act()
+    woke = watcher.answer(2, timeout=timeout + 10)
+    return woke, time.monotonic() - started
+
+
 def test_it_waits_while_nothing_moves_and_answers_when_a_push_comes(daemon: DaemonProc) -> None:
     client = Line(daemon.socket)
     try:
@@ -59,16 +74,15 @@ def test_it_waits_while_nothing_moves_and_answers_when_a_push_comes(daemon: Daem
 
 def test_toggling_quiet_hours_wakes_a_watcher(daemon: DaemonProc) -> None:
     watcher, other = Line(daemon.socket), Line(daemon.socket)
-    try:
-        count = changes_now(watcher, 1)
-        watcher.send(2, "status", after=count, timeout=20)
-        time.sleep(0.3)
-        started = time.monotonic()
+
+    def quiet_on() -> None:
         other.send(1, "setQuietHours", on=True)
         assert other.answer(1)["errMsg"] == "setQuietHours:ok"
-        woke = watcher.answer(2, timeout=10)
+
+    try:
+        woke, waited = woken_by(watcher, quiet_on)
         assert woke["quiet"]["active"] is True
-        assert time.monotonic() - started < 5
+        assert waited < 5
         other.send(2, "setQuietHours", on=None)
         assert other.answer(2)["errMsg"] == "setQuietHours:ok"
     finally:
@@ -135,18 +149,14 @@ def test_a_listener_subscribing_wakes_a_watcher(tmp_path: Path) -> None:
     surely as one that leaves."""
     daemon = DaemonProc(tmp_path / "d", None, env=NO_SERVER).start()
     watcher, app = Line(daemon.socket), Line(daemon.socket)
-    try:
-        count = changes_now(watcher, 1)
-        watcher.send(2, "status", after=count, timeout=20)
-        time.sleep(0.3)
-        started = time.monotonic()
+
+    def subscribe() -> None:
         app.send(1, "onPushMessage", ack=True)
         assert app.answer(1)["errMsg"] == "onPushMessage:ok"
-        woke = watcher.answer(2, timeout=25)
-        assert woke["listeners"] == 1 and time.monotonic() - started < 5, (
-            woke["listeners"],
-            time.monotonic() - started,
-        )
+
+    try:
+        woke, waited = woken_by(watcher, subscribe)
+        assert woke["listeners"] == 1 and waited < 5, (woke["listeners"], waited)
     finally:
         app.close()
         watcher.close()
@@ -169,14 +179,8 @@ def test_quiet_hours_beginning_by_schedule_wake_a_watcher(tmp_path: Path) -> Non
     proc = DaemonProc(tmp_path / "d", None, env=NO_SERVER, extra=["--config", str(conf)]).start()
     client = Line(proc.socket)
     try:
-        count = changes_now(client, 1)
-        client.send(2, "status", after=count, timeout=30)
-        time.sleep(0.3)
         conf.write_text(f'log_level = "info"\nquiet_hours = "{quiet_span_around_now()}"\n')
-        started = time.monotonic()
-        proc.send_signal(signal.SIGHUP)
-        woke = client.answer(2, timeout=40)
-        waited = time.monotonic() - started
+        woke, waited = woken_by(client, lambda: proc.send_signal(signal.SIGHUP), timeout=30)
         assert woke["quiet"]["active"] is True and waited < 10, (woke["quiet"], waited)
     finally:
         client.close()

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Coroutine
 from pathlib import Path
@@ -229,15 +227,7 @@ def write_private(path: Path, text: str) -> None:
     into place, so no symlink or file already there is written through."""
     paths.make_private_dirs(path.parent)
     paths.check_private_dir(path.parent, "history page directory")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".history-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    paths.write_replacing(path, text, ".history-")
 
 
 async def open_history(state: model.TrayState) -> Path:
