@@ -107,6 +107,24 @@ def make_private_dirs(path: Path) -> bool:
     return bool(missing) and missing[0] == path
 
 
+def write_replacing(path: Path, text: str, prefix: str) -> None:
+    """``text`` into ``path`` through a 0600 temp file (``prefix``...) beside it, renamed
+    into place: no reader sees half a file, and no symlink or file already at ``path``
+    is written through."""
+    import contextlib  # here: the one-shot commands import this module (issue 13)
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 def _real_dir(path: str | os.PathLike[str], what: str) -> os.stat_result:
     """lstat, so a symlink planted in the path's place is seen, not followed."""
     try:

@@ -5,9 +5,11 @@ watches this way instead of asking twice a second."""
 
 from __future__ import annotations
 
+import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,6 +37,20 @@ def changes_now(client: Line, rid: int) -> int:
     return count
 
 
+def woken_by(
+    watcher: Line, act: Callable[[], object], timeout: float = 20
+) -> tuple[dict[str, Any], float]:
+    """A watching status on ``watcher``, then ``act``: the answer, and how long after
+    ``act`` began it came."""
+    count = changes_now(watcher, 1)
+    watcher.send(2, "status", after=count, timeout=timeout)
+    time.sleep(0.3)  # the call is waiting
+    started = time.monotonic()
+    act()
+    woke = watcher.answer(2, timeout=timeout + 10)
+    return woke, time.monotonic() - started
+
+
 def test_it_waits_while_nothing_moves_and_answers_when_a_push_comes(daemon: DaemonProc) -> None:
     client = Line(daemon.socket)
     try:
@@ -58,16 +74,15 @@ def test_it_waits_while_nothing_moves_and_answers_when_a_push_comes(daemon: Daem
 
 def test_toggling_quiet_hours_wakes_a_watcher(daemon: DaemonProc) -> None:
     watcher, other = Line(daemon.socket), Line(daemon.socket)
-    try:
-        count = changes_now(watcher, 1)
-        watcher.send(2, "status", after=count, timeout=20)
-        time.sleep(0.3)
-        started = time.monotonic()
+
+    def quiet_on() -> None:
         other.send(1, "setQuietHours", on=True)
         assert other.answer(1)["errMsg"] == "setQuietHours:ok"
-        woke = watcher.answer(2, timeout=10)
+
+    try:
+        woke, waited = woken_by(watcher, quiet_on)
         assert woke["quiet"]["active"] is True
-        assert time.monotonic() - started < 5
+        assert waited < 5
         other.send(2, "setQuietHours", on=None)
         assert other.answer(2)["errMsg"] == "setQuietHours:ok"
     finally:
@@ -129,3 +144,47 @@ def test_the_link_going_down_wakes_a_watcher(tmp_path: Path) -> None:
         client.close()
         proc.kill()
         gateway.kill()
+
+
+def test_a_listener_subscribing_wakes_a_watcher(tmp_path: Path) -> None:
+    """``listeners`` is in the status: an app that subscribes with nothing held for it
+    (a daemon of its own: the module's holds pushes for the first one) moves it as
+    surely as one that leaves."""
+    daemon = DaemonProc(tmp_path / "d", None, env=NO_SERVER).start()
+    watcher, app = Line(daemon.socket), Line(daemon.socket)
+
+    def subscribe() -> None:
+        app.send(1, "onPushMessage", ack=True)
+        assert app.answer(1)["errMsg"] == "onPushMessage:ok"
+
+    try:
+        woke, waited = woken_by(watcher, subscribe)
+        assert woke["listeners"] == 1 and waited < 5, (woke["listeners"], waited)
+    finally:
+        app.close()
+        watcher.close()
+        daemon.kill()
+
+
+def quiet_span_around_now() -> str:
+    """A quiet_hours span that holds the local time now (and for the next half hour)."""
+    now = time.localtime()
+    start = (now.tm_hour * 60 + now.tm_min - 1) % 1440
+    end = (start + 31) % 1440
+    return f"{start // 60:02d}:{start % 60:02d}-{end // 60:02d}:{end % 60:02d}"
+
+
+def test_quiet_hours_beginning_by_schedule_wake_a_watcher(tmp_path: Path) -> None:
+    """A reload (SIGHUP) whose quiet_hours span holds the time now begins quiet hours
+    with nothing to carry out: the watcher must still hear of it, not a minute later."""
+    conf = tmp_path / "daemon.toml"
+    conf.write_text('log_level = "info"\n')
+    proc = DaemonProc(tmp_path / "d", None, env=NO_SERVER, extra=["--config", str(conf)]).start()
+    client = Line(proc.socket)
+    try:
+        conf.write_text(f'log_level = "info"\nquiet_hours = "{quiet_span_around_now()}"\n')
+        woke, waited = woken_by(client, lambda: proc.send_signal(signal.SIGHUP), timeout=30)
+        assert woke["quiet"]["active"] is True and waited < 10, (woke["quiet"], waited)
+    finally:
+        client.close()
+        proc.kill()

@@ -544,6 +544,12 @@ class RedisStore:
 
     # plumbing ------------------------------------------------------------------
 
+    def now(self) -> float:
+        """Redis' clock (see _expiry_now): what every node stamps a push's hold_until
+        and its welcome's ``now`` with, so a daemon on one node judges a push another
+        node took by the sender's ttl, whatever their own clocks say."""
+        return self._expiry_now()
+
     def _expiry_now(self) -> float:
         """Redis' clock as read at start, carried on by this node's monotonic clock:
         what a message's expires_at is stamped and compared with, the same on every

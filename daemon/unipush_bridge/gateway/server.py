@@ -519,7 +519,7 @@ class Gateway:
                 if previous is not None:
                     await previous.replaced()
                 backlog = await self.store.pending_count(event.appid, event.cid)
-                await ws.send_str(sess.welcome(cursor, backlog, self.clock()))
+                await ws.send_str(sess.welcome(cursor, backlog, self.store.now()))
             finally:
                 conn.welcomed.set()
             link = self._cluster

@@ -272,7 +272,8 @@ class GatewayService:
         fields: dict[str, Any] = {**req.message, "taskid": taskid}
         if fields.get("offline") == "hold":
             # The daemon holds it for the next app only while the sender's ttl lasts.
-            fields["hold_until"] = round(self.clock() + req.ttl_ms / 1000, 3)
+            # On the store's clock, as the welcome's now: the same on every node.
+            fields["hold_until"] = round(store.now() + req.ttl_ms / 1000, 3)
         message = json.dumps(fields, ensure_ascii=False)
         deliveries: list[Delivery] = []
         async with store.transaction():

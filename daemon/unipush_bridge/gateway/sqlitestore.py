@@ -27,11 +27,16 @@ class SqliteStore:
     def __init__(self, path: Path, clock: Callable[[], float]) -> None:
         #: The synchronous store, for what is SQLite's alone (migrations, tools).
         self.sync = GatewayStore(path, clock)
+        self._clock = clock
         self._open = 0  # transactions entered and not left (nested in one task)
         self._owner: asyncio.Task[Any] | None = None
 
     async def close(self) -> None:
         self.sync.close()
+
+    def now(self) -> float:
+        """One node, one clock: the gateway's."""
+        return self._clock()
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:

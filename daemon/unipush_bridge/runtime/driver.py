@@ -125,8 +125,11 @@ class Driver:
         self._fsync = ThreadPoolExecutor(1, thread_name_prefix="store-fsync")
         self.last_message_at: float | None = None
         #: What a watcher's status call waits on (the tray): bumped after every run of
-        #: actions (history, quiet hours, listeners), a registration, an unsubscribe.
+        #: actions (history, quiet hours, listeners), a registration, an unsubscribe, a
+        #: reload, and a run that moved _watched() with no action (quiet hours beginning
+        #: by schedule, a subscribe with nothing held).
         self.changes = Changes()
+        self._watched_at_bump = self._watched()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -169,6 +172,7 @@ class Driver:
         self.media = media
         self._run_now(self.core.local_time(self._local_now()))  # a new quiet schedule
         self._wake.set()
+        self._bump()  # the quiet schedule a watcher shows may be another
 
     # -- the link's side (LinkPeer) ------------------------------------------------------
 
@@ -185,7 +189,7 @@ class Driver:
         self._cid = cid
         self._register_error = None
         self._cid_ready.set()
-        self.changes.bump()
+        self._bump()
 
     def registration_failed(self, reason: str) -> None:
         self._register_error = reason
@@ -241,7 +245,7 @@ class Driver:
 
     def unsubscribe(self, listener: Listener) -> None:
         self._run_now(self.core.unsubscribed(listener))
-        self.changes.bump()
+        self._bump()
 
     @property
     def listeners(self) -> int:
@@ -324,8 +328,17 @@ class Driver:
         try:
             await self._carry_out(actions)
         finally:
-            if actions:
-                self.changes.bump()  # what a watcher shows may have moved
+            if actions or self._watched() != self._watched_at_bump:
+                self._bump()  # what a watcher shows may have moved
+
+    def _bump(self) -> None:
+        self._watched_at_bump = self._watched()
+        self.changes.bump()
+
+    def _watched(self) -> tuple[bool, int]:
+        """What a watcher shows that moves with no action to carry out: quiet hours that
+        began by schedule, a listener that subscribed with nothing held for it."""
+        return self.core.quiet, len(self.core.listeners)
 
     async def _carry_out(self, actions: Sequence[Action]) -> None:
         failed: list[StoreBroken | StoreFull] = []

@@ -13,16 +13,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import re
 import secrets
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..errors import ConfigError
-from ..paths import make_private_dirs
+from ..paths import make_private_dirs, write_replacing
 
 #: scheme://host[:port] and nothing else, as a browser sends Origin.
 ORIGIN_RE = re.compile(r"(https?)://(\[[0-9a-f:.]+\]|[a-z0-9._-]+)(:\d{1,5})?")
@@ -88,14 +86,7 @@ def _save(path: Path, pairs: list[Pairing]) -> None:
     umask (0755), and the daemon keeps an existing dir as it finds it."""
     make_private_dirs(path.parent)
     text = json.dumps({"pairs": [p._asdict() for p in pairs]}, indent=1)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".web-pairs.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_replacing(path, text, ".web-pairs.")
 
 
 def pair(path: Path, origin: str) -> tuple[str, Pairing]:

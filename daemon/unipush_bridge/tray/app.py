@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Coroutine
 from pathlib import Path
@@ -33,6 +31,10 @@ POLL_S = 1.0
 #: (s): a daemon frozen mid-wait (SIGSTOP) reads offline within this plus
 #: CALL_TIMEOUT_S. Idle, that is one call in 5 s instead of two a second.
 WATCH_S = 5.0
+#: The shortest time between the starts of two watching calls (s): while pushes stream
+#: the count moves many times a second and each call is answered at once, so without it
+#: the tray asks (status, history, a menu refresh on the bus) in a tight loop.
+WATCH_GAP_S = 0.5
 #: How long one poll or menu action may wait for the daemon (s): a daemon that
 #: accepts but does not answer (hung, SIGSTOPped) reads offline, not connected.
 CALL_TIMEOUT_S = 3.0
@@ -63,16 +65,24 @@ class Tray:
                 if not self.sni.connected:
                     log.error("lost the session bus; the tray has no icon, exiting")
                     return 1
+                started = asyncio.get_running_loop().time()
                 await self._unless_stopped(self.poll(watch=True))
                 self.sni.refresh()
-                if self._changes is None:
+                pause = POLL_S if self._changes is None else self._gap(started)
+                if pause > 0:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self.stopped.wait(), POLL_S)
+                        await asyncio.wait_for(self.stopped.wait(), pause)
         finally:
             if self.client is not None:
                 await self.client.close()
             self.sni.close()
         return 0
+
+    @staticmethod
+    def _gap(started: float) -> float:
+        """What is left of WATCH_GAP_S since the watching call began: nothing after a
+        long poll that waited, the rest after one answered at once."""
+        return started + WATCH_GAP_S - asyncio.get_running_loop().time()
 
     async def _unless_stopped(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` but give it up when the tray is told to stop (SIGTERM, Quit),
@@ -217,15 +227,7 @@ def write_private(path: Path, text: str) -> None:
     into place, so no symlink or file already there is written through."""
     paths.make_private_dirs(path.parent)
     paths.check_private_dir(path.parent, "history page directory")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".history-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    paths.write_replacing(path, text, ".history-")
 
 
 async def open_history(state: model.TrayState) -> Path:

@@ -178,3 +178,23 @@ async def test_a_clock_step_into_and_out_of_quiet_hours_is_seen(
         assert screen.shown[0].body == "1 notification arrived during quiet hours"
     finally:
         await d.stop(0.5)
+
+
+async def test_quiet_hours_beginning_by_schedule_wake_a_watcher(store: Store) -> None:
+    """At the 22:00 edge quiet begins with nothing to carry out (the summary comes when
+    it ends): a watcher's long-polled status (the tray's icon) must still wake, not
+    wait out its timeout with quiet shown off."""
+    screen = Screen()
+    d = make(
+        store, screen, running_local(22 * H - 0.3), quiet_hours=parse_quiet_hours("22:00-07:00")
+    )
+    await d.start()
+    try:
+        assert not d.core.quiet
+        seen = d.changes.count
+        started = time.monotonic()
+        await d.changes.wait(seen, 5.0)
+        assert d.core.quiet, "woke before quiet began"
+        assert time.monotonic() - started < 2.0, "quiet began and no watcher heard of it"
+    finally:
+        await d.stop(0.5)
