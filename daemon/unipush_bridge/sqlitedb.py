@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import os
 import sqlite3
 import threading
@@ -164,13 +165,21 @@ def open_db(path: Path, synchronous: str, cache_mb: int = 2) -> sqlite3.Connecti
     return db
 
 
+#: The WAL's size past which the checkpointer makes it start over (and what the file
+#: is cut back to then). Under a sustained stream of commits a PASSIVE checkpoint
+#: never catches up with the last one, so SQLite never resets the WAL: a gateway
+#: flooded with sendMessage grew it by 45 MB a second, for as long as the flood lasted.
+WAL_LIMIT_BYTES = 64 * 1024 * 1024
+
+
 class Checkpointer:
     """WAL checkpoints off the event loop. SQLite's automatic checkpoint runs inside
     whichever COMMIT takes the WAL past 1000 pages and fsyncs the WAL and the database
     there: 2 to 20 ms on the loop every few hundred messages, the whole p99 of a push.
     So it is off for ``db`` (and ``writers``, other connections to the same file), and
     a thread with a connection of its own checkpoints (PASSIVE: it never blocks the
-    writer) at most every ``every_s`` seconds while they commit.
+    writer) at most every ``every_s`` seconds while they commit. A WAL past
+    ``wal_limit`` bytes is made to start over (see WAL_LIMIT_BYTES).
 
     An idle desktop daemon must not wake the CPU for nothing (a laptop on battery): a
     commit wakes the thread, and without one it checkpoints again after twice as long
@@ -185,17 +194,23 @@ class Checkpointer:
         *,
         writers: Iterable[sqlite3.Connection] = (),
         idle_s: float = 60.0,
+        wal_limit: int = WAL_LIMIT_BYTES,
     ) -> None:
         self._path = path
+        self._wal = Path(f"{path}-wal")
+        self._wal_limit = wal_limit
         self._every = every_s
         self._idle = max(idle_s, every_s)
         self._stop = threading.Event()
         self._poke = threading.Event()
         self.checkpoints = 0  # for tests: how often it ran
+        #: Set by the thread when the WAL is past wal_limit; the next commit acts on it.
+        self.restart_due = False
         for conn in (db, *writers):
             conn.execute("PRAGMA wal_autocheckpoint=0")
+            conn.execute(f"PRAGMA journal_size_limit={int(wal_limit)}")
             if isinstance(conn, _Connection):
-                conn.on_commit = self._poke.set
+                conn.on_commit = functools.partial(self._committed, conn)
         self._thread = threading.Thread(target=self._run, daemon=True, name="sqlite-checkpoint")
         self._thread.start()
 
@@ -215,12 +230,34 @@ class Checkpointer:
                 state = None
                 with contextlib.suppress(sqlite3.OperationalError):  # busy: next round
                     state = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                # PASSIVE copied the bulk without blocking anyone; the tail is for the
+                # writer's next commit (a RESTART from here starved: the writer took
+                # the lock back every loop turn while this one slept in SQLite's busy
+                # handler, and the WAL grew on for seconds).
+                self.restart_due = self._too_long()
                 self.checkpoints += 1
                 new = poked or state is None or state != last
                 wait = self._every if new else min(wait * 2, self._idle)
                 last = state
         finally:
             db.close()
+
+    def _committed(self, conn: sqlite3.Connection) -> None:
+        """After a commit on ``conn``, on the writer's thread: wake the checkpointer,
+        and start the WAL over if it is past the limit. RESTART copies what the last
+        PASSIVE left (a fraction of a second of commits) and fsyncs: a few ms on the
+        writer, once per wal_limit bytes, for a WAL that stays bounded."""
+        self._poke.set()
+        if self.restart_due:
+            self.restart_due = False
+            with contextlib.suppress(sqlite3.OperationalError):
+                conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+
+    def _too_long(self) -> bool:
+        try:
+            return self._wal.stat().st_size > self._wal_limit
+        except OSError:
+            return False
 
     def close(self) -> None:
         self._stop.set()
