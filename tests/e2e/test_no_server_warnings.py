@@ -5,8 +5,11 @@ whose dunst is stopped, started again and stopped again while pushes arrive.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -182,5 +185,91 @@ def test_the_quiet_hours_summary_waits_for_a_server_that_is_gone(
         wait_for(lambda: daemon.status()["notifications"] == "available", 5, "the server")
         (summary,) = wait_for(stack.seen, 5, "the quiet hours summary on dunst")
         assert summary["body"] == "2 notifications arrived during quiet hours"
+    finally:
+        daemon.stop()
+
+
+#: A listener that subscribes with acks, prints each event line it gets and never
+#: acknowledges one (an app killed before its callback returned).
+NO_ACK_LISTENER = """
+import json, socket, sys
+sock = socket.socket(socket.AF_UNIX)
+sock.connect(sys.argv[1])
+sock.sendall(b'{"id": 1, "method": "onPushMessage", "params": {"ack": true}}\\n')
+for line in sock.makefile("rb"):
+    sys.stdout.write(line.decode())
+    sys.stdout.flush()
+"""
+
+
+def _no_ack_listener(daemon: DaemonProc) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", NO_ACK_LISTENER, str(daemon.socket)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _killed_before_acking(daemon: DaemonProc, title: str) -> None:
+    """A listener gets the held push ``title`` and is SIGKILLed before it acknowledges it."""
+    listener = _no_ack_listener(daemon)
+    try:
+        assert listener.stdout is not None
+        for line in listener.stdout:
+            if json.loads(line).get("event") == "push":
+                assert json.loads(line)["data"]["data"]["title"] == title
+                break
+    finally:
+        listener.kill()
+        listener.wait()
+    wait_for(lambda: daemon.status()["listeners"] == 0, 10, "the listener gone")
+    wait_for(lambda: daemon.status()["held_for_listener"] == 1, 10, "the push held again")
+
+
+def test_a_push_held_for_want_of_a_server_is_shown_when_a_listener_died_with_it(
+    tmp_path: Path, stack: NotifStack
+) -> None:
+    """dunst gone, one push held for want of it; a listener subscribes, gets it, and is
+    killed before it acknowledges it (so no app ever had it). Once dunst is back the
+    push is shown, as when no listener had come: it used to stay held for the next
+    listener, because the subscribe had dropped it from what waits for a server."""
+    env = {**stack.env, "UNIPUSH_BRIDGE_SLEEP_BUS": "off"}
+    daemon = DaemonProc(tmp_path / "daemon", None, env=env).start()
+    try:
+        stack.stop_server()
+        wait_for(lambda: daemon.status()["notifications"] == "unavailable", 5, "the outage")
+        _push(daemon, "dark")
+        wait_for(lambda: daemon.status()["held_for_listener"] == 1, 10, "the held push")
+        _killed_before_acking(daemon, "dark")
+        stack.start_server()
+        wait_for(lambda: [n["summary"] for n in stack.seen()] == ["dark"], 10, "it on dunst")
+        wait_for(lambda: daemon.status()["held_for_listener"] == 0, 5, "nothing held")
+    finally:
+        daemon.stop()
+
+
+def test_a_listener_that_dies_after_the_server_came_back_leaves_the_push_to_it(
+    tmp_path: Path, stack: NotifStack
+) -> None:
+    """The same, but dunst is back while the listener still has the push unacknowledged:
+    the listener dies, and the push, which no app ever had, is shown at once."""
+    env = {**stack.env, "UNIPUSH_BRIDGE_SLEEP_BUS": "off"}
+    daemon = DaemonProc(tmp_path / "daemon", None, env=env).start()
+    try:
+        stack.stop_server()
+        wait_for(lambda: daemon.status()["notifications"] == "unavailable", 5, "the outage")
+        _push(daemon, "dark")
+        wait_for(lambda: daemon.status()["held_for_listener"] == 1, 10, "the held push")
+        listener = _no_ack_listener(daemon)
+        try:
+            assert listener.stdout is not None
+            assert "dark" in listener.stdout.readline() + listener.stdout.readline()
+            stack.start_server()
+            wait_for(lambda: daemon.status()["notifications"] == "available", 5, "the server")
+        finally:
+            listener.kill()
+            listener.wait()
+        wait_for(lambda: [n["summary"] for n in stack.seen()] == ["dark"], 10, "it on dunst")
+        wait_for(lambda: daemon.status()["held_for_listener"] == 0, 5, "nothing held")
     finally:
         daemon.stop()

@@ -443,8 +443,12 @@ class Core:
         self._tickets: OrderedDict[str, _Ticket] = OrderedDict()
         self._holds: dict[int, tuple[str, ...]] = {}
         #: Held only because no notification server was there (in this run): shown
-        #: when one is back, unless a listener took them first.
+        #: when one is back, unless a listener holds them first. A listener they are
+        #: out with that dies before it acknowledges them leaves them waiting again.
         self._wait_server: dict[str, None] = {}
+        #: The last show failed for want of a server, and none was found since: what
+        #: waits for one is not shown now, it waits for ``server_back``.
+        self._no_server = False
         #: Summaries (flood, quiet hours) not shown for want of a server, in order.
         self._summaries_waiting: list[_Ticket] = []
         #: A kept click out with listeners: its data and the listeners it went to.
@@ -655,10 +659,16 @@ class Core:
         return actions
 
     def held(
-        self, token: int, holders: Iterable[Listener], stuck: Iterable[Listener]
+        self,
+        token: int,
+        holders: Iterable[Listener],
+        stuck: Iterable[Listener],
+        now: float | None = None,
     ) -> list[Action]:
         """The listeners of a hold wait that hold the events, and those stuck past the
-        driver's time limit (each is disconnected; only its own copies were lost)."""
+        driver's time limit (each is disconnected; only its own copies were lost).
+        Events no listener held that were waiting for a notification server go back
+        to waiting for it, or are shown now if it is back (``now``: the flood's clock)."""
         msg_ids = self._holds.pop(token, ())
         holders = list(holders)
         actions: list[Action] = []
@@ -679,6 +689,7 @@ class Core:
                 entry.state = step(entry.state, Step.HELD_BY_LISTENER)
                 done.append((msg_id, State.DONE))
                 del self.entries[msg_id]
+                self._wait_server.pop(msg_id, None)
             else:
                 entry.state = step(entry.state, Step.NO_LISTENER_HELD)
                 now_held.append(msg_id)
@@ -691,6 +702,14 @@ class Core:
             for msg_id in now_held:
                 self.entries[msg_id].state = step(State.HELD, Step.TO_LISTENERS)
             actions += self._to_listeners(now_held, self.listeners)
+        elif now_held and not self._no_server:
+            # No app ever had them, and the server they waited for is back: shown now.
+            back = [i for i in now_held if i in self._wait_server]
+            for msg_id in back:
+                del self._wait_server[msg_id]
+                entry = self.entries[msg_id]
+                entry.state = step(entry.state, Step.SERVER_BACK)
+            actions += self.dispatch([(i, self.entries[i].message) for i in back], now)
         return actions
 
     def shown(self, ticket: str, ok: bool, reason: str = "") -> list[Action]:
@@ -700,6 +719,8 @@ class Core:
             return []
         if not ok:
             self._tickets.pop(ticket, None)
+        if ok or reason == NO_SERVER:  # a refusal says nothing of the server's presence
+            self._no_server = not ok
         if info.kind == "quiet" and not ok and reason == NO_SERVER:
             # Its count goes back (on disk too): the summary comes when a server is
             # back (server_back), or at the next start; else nobody hears of them.
@@ -761,6 +782,8 @@ class Core:
         # item 10); any other failure is this notification's own and is said.
         quiet = reason == NO_SERVER
         detail = {"reason": reason}
+        if quiet:  # until a listener holds it: one that dies first leaves it to the server
+            self._wait_server[info.msg_id] = None
         if self.listeners:
             entry.state = step(entry.state, Step.TO_LISTENERS)
             return [
@@ -768,8 +791,6 @@ class Core:
                 *self._to_listeners([info.msg_id], self.listeners),
             ]
         entry.state = step(entry.state, Step.NOBODY)
-        if quiet:
-            self._wait_server[info.msg_id] = None
         return [
             *([] if quiet else [Warn("notification failed, held for the next listener", detail)]),
             self._persist([(info.msg_id, State.HELD)]),
@@ -801,8 +822,9 @@ class Core:
             return []
         actions: list[Action] = [] if now is None else self._expire_held(now)
         self.listeners.append(listener)
+        # Those waiting for a server stay waiting until the listener holds them: one
+        # killed before it acknowledged them leaves them to the server (``held``).
         held = [i for i, e in self.entries.items() if e.state is State.HELD]
-        self._wait_server.clear()  # the listener takes them all
         for msg_id in held:
             self.entries[msg_id].state = step(State.HELD, Step.TO_LISTENERS)
         actions += self._to_listeners(held, [listener])
@@ -819,12 +841,19 @@ class Core:
         meanwhile has them already; those held on purpose (no phone maker's channel,
         past a flood's threshold) stay held."""
         waiting, self._summaries_waiting = self._summaries_waiting, []
+        self._no_server = False
         ids = [
             msg_id
             for msg_id in self._wait_server
             if msg_id in self.entries and self.entries[msg_id].state is State.HELD
         ]
-        self._wait_server.clear()
+        # Those out with a listener stay waiting: if it dies before it holds them,
+        # ``held`` shows them then.
+        self._wait_server = {
+            msg_id: None
+            for msg_id in self._wait_server
+            if msg_id in self.entries and self.entries[msg_id].state is State.RECEIVING
+        }
         for msg_id in ids:
             entry = self.entries[msg_id]
             entry.state = step(entry.state, Step.SERVER_BACK)
@@ -1088,6 +1117,7 @@ class Core:
             return []
         for msg_id in gone:
             step(self.entries.pop(msg_id).state, Step.EXPIRED)
+            self._wait_server.pop(msg_id, None)
         self.counters["missed"] += len(gone)
         return [
             self._persist([(msg_id, State.DONE) for msg_id in gone]),

@@ -483,7 +483,8 @@ class Driver:
             pending = set()
         for future in pending:
             future.cancel()
-        await self.run(self.core.held(action.token, holders, [waiting[f] for f in pending]))
+        stuck = [waiting[f] for f in pending]
+        await self.run(self.core.held(action.token, holders, stuck, self._monotonic()))
 
     async def _watch_stuck(
         self, token: int, waiting: dict[asyncio.Future[bool], Any], deadline: float
@@ -495,7 +496,7 @@ class Driver:
         for future in late:
             future.cancel()
         if late:
-            await self.run(self.core.held(token, [], [waiting[f] for f in late]))
+            await self.run(self.core.held(token, [], [waiting[f] for f in late], self._monotonic()))
 
     async def _keep_time(self) -> None:
         """The core's clock: wake at its next deadline (or when actions moved it).

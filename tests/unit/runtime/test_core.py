@@ -601,6 +601,64 @@ def test_a_flood_during_an_outage_comes_back_as_it_would_have_come() -> None:
     assert [x.notice.body for x in s.shown[4:]] == ["c0", "c1", "c2", "7 more messages: t9"]
 
 
+def _dies_unacked(s: Sim, name: str) -> None:
+    """A listener subscribes, gets what is held and dies before it acknowledges any."""
+    s.auto_hold = False
+    s.run(s.core.subscribed(name))
+    wait = s.waits[-1]
+    s.run(s.core.unsubscribed(name))
+    s.run(s.core.held(wait.token, [], [], 0.0))
+    s.auto_hold = True
+
+
+def test_a_push_waiting_for_a_server_that_a_dead_listener_had_still_waits_for_it() -> None:
+    """Held for want of a server; a listener gets it and dies without acknowledging it:
+    no app had it, so the server shows it when it is back."""
+    s = sim(screen_ok=False, reason="no notification server")
+    s.push(s.record(0), now=100.0)
+    _dies_unacked(s, "app")
+    assert s.durable["m0"] is State.HELD
+    s.screen_ok = True
+    s.run(s.core.server_back(102.0))
+    assert [x.notice.title for x in s.shown] == ["t0", "t0"] and s.durable["m0"] is State.DONE
+
+
+def test_a_push_out_with_a_listener_when_the_server_came_back_is_shown_if_it_dies() -> None:
+    s = sim(screen_ok=False, reason="no notification server")
+    s.push(s.record(0), now=100.0)
+    s.auto_hold = False
+    s.run(s.core.subscribed("app"))
+    s.screen_ok = True
+    s.run(s.core.server_back(102.0))
+    assert len(s.shown) == 1  # it is the listener's now
+    s.run(s.core.unsubscribed("app"))
+    s.run(s.core.held(s.waits[-1].token, [], [], 103.0))
+    assert len(s.shown) == 2 and s.durable["m0"] is State.DONE
+
+
+def test_a_push_a_listener_held_is_not_shown_when_the_server_is_back() -> None:
+    s = sim(screen_ok=False, reason="no notification server")
+    s.push(s.record(0), now=100.0)
+    s.listen("app")
+    s.screen_ok = True
+    s.run(s.core.server_back(102.0))
+    assert len(s.shown) == 1 and s.types("app") == ["receive"]
+
+
+def test_a_forced_push_no_server_showed_is_shown_if_its_listener_dies_unacked() -> None:
+    """force_notification with an app listening and no server: a receive instead; the
+    app dies before it has it, so the banner comes when the server is back."""
+    s = sim(screen_ok=False, reason="no notification server")
+    s.auto_hold = False
+    s.run(s.core.subscribed("app"))
+    s.push(s.record(0, force_notification=True), now=100.0)
+    s.run(s.core.unsubscribed("app"))
+    s.run(s.core.held(s.waits[-1].token, [], [], 101.0))
+    s.screen_ok = True
+    s.run(s.core.server_back(102.0))
+    assert len(s.shown) == 2 and s.durable["m0"] is State.DONE
+
+
 # -- local notifications ------------------------------------------------------------------------
 
 
