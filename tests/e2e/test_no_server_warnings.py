@@ -12,11 +12,12 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.notifstack import NotifStack, require_tools
-from tests.procs import DaemonProc, cli, post_json, wait_for
+from tests.procs import DaemonProc, Listener, cli, post_json, wait_for, wait_listeners
 
 NO_SERVER = "no notification server; notifications are off, receive events still flow"
 
@@ -273,3 +274,71 @@ def test_a_listener_that_dies_after_the_server_came_back_leaves_the_push_to_it(
         wait_for(lambda: daemon.status()["held_for_listener"] == 0, 5, "nothing held")
     finally:
         daemon.stop()
+
+
+def test_a_push_whose_show_timed_out_on_a_hung_server_is_delivered_once(
+    tmp_path: Path, stack: NotifStack
+) -> None:
+    """dunst hangs (SIGSTOP) while a push is shown: the Notify call times out after
+    notify_timeout, but it is in dunst's queue, and dunst shows it once it runs again
+    (SIGCONT). That late answer counts: the push is done, not held for the next
+    listener too (it used to reach the screen and, later, a listener: twice)."""
+    env = {**stack.env, "UNIPUSH_BRIDGE_SLEEP_BUS": "off", "UNIPUSH_BRIDGE_NOTIFY_TIMEOUT": "1"}
+    daemon = DaemonProc(tmp_path / "daemon", None, env=env).start()
+    listener = Listener(daemon.socket, tmp_path / "listener.log", env=env)
+    try:
+        os.kill(stack.server_pid, signal.SIGSTOP)
+        try:
+            _push(daemon, "hung")
+            wait_for(lambda: daemon.status()["notifications"] == "unavailable", 10, "the hang")
+        finally:
+            os.kill(stack.server_pid, signal.SIGCONT)
+        wait_for(lambda: [n["summary"] for n in stack.seen()] == ["hung"], 10, "it on dunst")
+        wait_for(lambda: daemon.status()["held_for_listener"] == 0, 10, "nothing held")
+        listener.start()
+        wait_listeners(daemon, 1)
+        _push(daemon, "after")
+        events = listener.wait_events(1)
+        assert [e["data"]["title"] for e in events] == ["after"], events
+        status = daemon.status()
+        assert status["counters"]["notified"] == 1 and status["backlog"] == 0
+        (entry,) = [h for h in daemon_history(daemon) if h["title"] == "hung"]
+        assert entry.get("not_shown") is None, entry
+    finally:
+        listener.stop()
+        daemon.stop()
+
+
+def test_a_timed_out_show_a_listener_took_meanwhile_is_closed_when_dunst_shows_it(
+    tmp_path: Path, stack: NotifStack
+) -> None:
+    """dunst hangs while a push is shown; a listener takes the push meanwhile. When
+    dunst runs again it shows the queued notification: the daemon closes it, so the
+    push reaches the user once (as the listener's receive), not twice."""
+    env = {**stack.env, "UNIPUSH_BRIDGE_SLEEP_BUS": "off", "UNIPUSH_BRIDGE_NOTIFY_TIMEOUT": "1"}
+    daemon = DaemonProc(tmp_path / "daemon", None, env=env).start()
+    listener = Listener(daemon.socket, tmp_path / "listener.log", env=env)
+    try:
+        os.kill(stack.server_pid, signal.SIGSTOP)
+        try:
+            _push(daemon, "hung")
+            wait_for(lambda: daemon.status()["held_for_listener"] == 1, 10, "it held")
+            listener.start()
+            (event,) = listener.wait_events(1)
+            assert event["data"]["title"] == "hung"
+            wait_for(lambda: daemon.status()["backlog"] == 0, 10, "it acknowledged")
+        finally:
+            os.kill(stack.server_pid, signal.SIGCONT)
+        wait_for(lambda: [n["summary"] for n in stack.seen()] == ["hung"], 10, "it on dunst")
+        stack.wait_displayed(0)
+        assert daemon.status()["counters"]["notified"] == 0
+    finally:
+        listener.stop()
+        daemon.stop()
+
+
+def daemon_history(daemon: DaemonProc) -> list[dict[str, Any]]:
+    res = cli("history", "--json", "--socket", str(daemon.socket))
+    assert res.returncode == 0, res.stderr
+    data: list[dict[str, Any]] = json.loads(res.stdout)
+    return data

@@ -392,6 +392,23 @@ async def test_failed_show_is_not_the_previous_one(
     assert by_summary(server, "cover").replaces_id == 1
 
 
+async def test_a_show_that_timed_out_and_is_answered_later_says_so(
+    backend: DesktopNotifierBackend, server: FakeServer
+) -> None:
+    """A hung server that runs again answers the queued Notify: the call was not
+    cancelled, ``late`` gives its identifier, and the server counts as back at once."""
+    backend.timeout = 0.05
+    gate = server.hold("stuck")
+    with pytest.raises(errors.NotifyTimedOut, match="did not answer") as raised:
+        await backend.show(req("stuck"))
+    assert not backend.available
+    gate.set()
+    identifier = await asyncio.wait_for(raised.value.late, 2.0)
+    assert identifier is not None and server.shown == {1}
+    await until(lambda: backend.available)
+
+
+# --- hints --------------------------------------------------------------------------------
 # --- hints --------------------------------------------------------------------------------
 
 
