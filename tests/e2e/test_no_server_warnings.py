@@ -337,6 +337,27 @@ def test_a_timed_out_show_a_listener_took_meanwhile_is_closed_when_dunst_shows_i
         daemon.stop()
 
 
+def test_a_push_whose_show_hung_until_dunst_was_killed_is_shown_by_the_next_dunst(
+    tmp_path: Path, stack: NotifStack
+) -> None:
+    """dunst hangs while a push is shown and is killed without ever answering: the
+    push was never on the screen, so it waits for a server as one held for want of
+    one, and the next dunst shows it."""
+    env = {**stack.env, "UNIPUSH_BRIDGE_SLEEP_BUS": "off", "UNIPUSH_BRIDGE_NOTIFY_TIMEOUT": "1"}
+    daemon = DaemonProc(tmp_path / "daemon", None, env=env).start()
+    try:
+        os.kill(stack.server_pid, signal.SIGSTOP)
+        _push(daemon, "hung")
+        wait_for(lambda: daemon.status()["held_for_listener"] == 1, 10, "it held")
+        os.kill(stack.server_pid, signal.SIGKILL)
+        stack.stop_server()
+        stack.start_server()
+        wait_for(lambda: [n["summary"] for n in stack.seen()] == ["hung"], 10, "it on dunst")
+        wait_for(lambda: daemon.status()["held_for_listener"] == 0, 5, "nothing held")
+    finally:
+        daemon.stop()
+
+
 def daemon_history(daemon: DaemonProc) -> list[dict[str, Any]]:
     res = cli("history", "--json", "--socket", str(daemon.socket))
     assert res.returncode == 0, res.stderr
