@@ -391,7 +391,8 @@ class DesktopNotifierBackend:
             async def late() -> str | None:
                 with contextlib.suppress(Exception):
                     identifier = await send
-                    if dispatched and (call is None or call.platform_id is not None):
+                    # An answer from an instance that has gone since: it went with it.
+                    if dispatched and (self._linux is None or self._linux.generation == generation):
                         if not self._available and (self._probing is None or self._probing.done()):
                             self._probe_now()  # it answers again: no need to wait 30 s
                         return str(identifier)
