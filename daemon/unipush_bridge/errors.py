@@ -9,6 +9,8 @@ the wire modules and the clients import it.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 #: Exit codes: 0 ok, 1 runtime failure, 2 bad usage or bad config.
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -47,6 +49,16 @@ class ApiFail(UnipushError, ValueError):
 
 class NotifyError(UnipushError, RuntimeError):
     """The notification was not shown; the message says why."""
+
+
+class NotifyTimedOut(NotifyError):
+    """The server did not answer in time, but the call is in its queue: a hung server
+    that runs again shows it then. ``late`` resolves to the notification's identifier
+    if the server answers after all, or None if it never shows it (it went away)."""
+
+    def __init__(self, message: str, late: Awaitable[str | None]) -> None:
+        super().__init__(message)
+        self.late = late
 
 
 #: The text of every "no server" failure (createPushMessage:fail no notification server):

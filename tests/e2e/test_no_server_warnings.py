@@ -5,15 +5,19 @@ whose dunst is stopped, started again and stopped again while pushes arrive.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.notifstack import NotifStack, require_tools
-from tests.procs import DaemonProc, cli, post_json, wait_for
+from tests.procs import DaemonProc, Listener, cli, post_json, wait_for, wait_listeners
 
 NO_SERVER = "no notification server; notifications are off, receive events still flow"
 
@@ -184,3 +188,178 @@ def test_the_quiet_hours_summary_waits_for_a_server_that_is_gone(
         assert summary["body"] == "2 notifications arrived during quiet hours"
     finally:
         daemon.stop()
+
+
+#: A listener that subscribes with acks, prints each event line it gets and never
+#: acknowledges one (an app killed before its callback returned).
+NO_ACK_LISTENER = """
+import json, socket, sys
+sock = socket.socket(socket.AF_UNIX)
+sock.connect(sys.argv[1])
+sock.sendall(b'{"id": 1, "method": "onPushMessage", "params": {"ack": true}}\\n')
+for line in sock.makefile("rb"):
+    sys.stdout.write(line.decode())
+    sys.stdout.flush()
+"""
+
+
+def _no_ack_listener(daemon: DaemonProc) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", NO_ACK_LISTENER, str(daemon.socket)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _killed_before_acking(daemon: DaemonProc, title: str) -> None:
+    """A listener gets the held push ``title`` and is SIGKILLed before it acknowledges it."""
+    listener = _no_ack_listener(daemon)
+    try:
+        assert listener.stdout is not None
+        for line in listener.stdout:
+            if json.loads(line).get("event") == "push":
+                assert json.loads(line)["data"]["data"]["title"] == title
+                break
+    finally:
+        listener.kill()
+        listener.wait()
+    wait_for(lambda: daemon.status()["listeners"] == 0, 10, "the listener gone")
+    wait_for(lambda: daemon.status()["held_for_listener"] == 1, 10, "the push held again")
+
+
+def test_a_push_held_for_want_of_a_server_is_shown_when_a_listener_died_with_it(
+    tmp_path: Path, stack: NotifStack
+) -> None:
+    """dunst gone, one push held for want of it; a listener subscribes, gets it, and is
+    killed before it acknowledges it (so no app ever had it). Once dunst is back the
+    push is shown, as when no listener had come: it used to stay held for the next
+    listener, because the subscribe had dropped it from what waits for a server."""
+    env = {**stack.env, "UNIPUSH_BRIDGE_SLEEP_BUS": "off"}
+    daemon = DaemonProc(tmp_path / "daemon", None, env=env).start()
+    try:
+        stack.stop_server()
+        wait_for(lambda: daemon.status()["notifications"] == "unavailable", 5, "the outage")
+        _push(daemon, "dark")
+        wait_for(lambda: daemon.status()["held_for_listener"] == 1, 10, "the held push")
+        _killed_before_acking(daemon, "dark")
+        stack.start_server()
+        wait_for(lambda: [n["summary"] for n in stack.seen()] == ["dark"], 10, "it on dunst")
+        wait_for(lambda: daemon.status()["held_for_listener"] == 0, 5, "nothing held")
+    finally:
+        daemon.stop()
+
+
+def test_a_listener_that_dies_after_the_server_came_back_leaves_the_push_to_it(
+    tmp_path: Path, stack: NotifStack
+) -> None:
+    """The same, but dunst is back while the listener still has the push unacknowledged:
+    the listener dies, and the push, which no app ever had, is shown at once."""
+    env = {**stack.env, "UNIPUSH_BRIDGE_SLEEP_BUS": "off"}
+    daemon = DaemonProc(tmp_path / "daemon", None, env=env).start()
+    try:
+        stack.stop_server()
+        wait_for(lambda: daemon.status()["notifications"] == "unavailable", 5, "the outage")
+        _push(daemon, "dark")
+        wait_for(lambda: daemon.status()["held_for_listener"] == 1, 10, "the held push")
+        listener = _no_ack_listener(daemon)
+        try:
+            assert listener.stdout is not None
+            assert "dark" in listener.stdout.readline() + listener.stdout.readline()
+            stack.start_server()
+            wait_for(lambda: daemon.status()["notifications"] == "available", 5, "the server")
+        finally:
+            listener.kill()
+            listener.wait()
+        wait_for(lambda: [n["summary"] for n in stack.seen()] == ["dark"], 10, "it on dunst")
+        wait_for(lambda: daemon.status()["held_for_listener"] == 0, 5, "nothing held")
+    finally:
+        daemon.stop()
+
+
+def test_a_push_whose_show_timed_out_on_a_hung_server_is_delivered_once(
+    tmp_path: Path, stack: NotifStack
+) -> None:
+    """dunst hangs (SIGSTOP) while a push is shown: the Notify call times out after
+    notify_timeout, but it is in dunst's queue, and dunst shows it once it runs again
+    (SIGCONT). That late answer counts: the push is done, not held for the next
+    listener too (it used to reach the screen and, later, a listener: twice)."""
+    env = {**stack.env, "UNIPUSH_BRIDGE_SLEEP_BUS": "off", "UNIPUSH_BRIDGE_NOTIFY_TIMEOUT": "1"}
+    daemon = DaemonProc(tmp_path / "daemon", None, env=env).start()
+    listener = Listener(daemon.socket, tmp_path / "listener.log", env=env)
+    try:
+        os.kill(stack.server_pid, signal.SIGSTOP)
+        try:
+            _push(daemon, "hung")
+            wait_for(lambda: daemon.status()["notifications"] == "unavailable", 10, "the hang")
+        finally:
+            os.kill(stack.server_pid, signal.SIGCONT)
+        wait_for(lambda: [n["summary"] for n in stack.seen()] == ["hung"], 10, "it on dunst")
+        wait_for(lambda: daemon.status()["held_for_listener"] == 0, 10, "nothing held")
+        listener.start()
+        wait_listeners(daemon, 1)
+        _push(daemon, "after")
+        events = listener.wait_events(1)
+        assert [e["data"]["title"] for e in events] == ["after"], events
+        status = daemon.status()
+        assert status["counters"]["notified"] == 1 and status["backlog"] == 0
+        (entry,) = [h for h in daemon_history(daemon) if h["title"] == "hung"]
+        assert entry.get("not_shown") is None, entry
+    finally:
+        listener.stop()
+        daemon.stop()
+
+
+def test_a_timed_out_show_a_listener_took_meanwhile_is_closed_when_dunst_shows_it(
+    tmp_path: Path, stack: NotifStack
+) -> None:
+    """dunst hangs while a push is shown; a listener takes the push meanwhile. When
+    dunst runs again it shows the queued notification: the daemon closes it, so the
+    push reaches the user once (as the listener's receive), not twice."""
+    env = {**stack.env, "UNIPUSH_BRIDGE_SLEEP_BUS": "off", "UNIPUSH_BRIDGE_NOTIFY_TIMEOUT": "1"}
+    daemon = DaemonProc(tmp_path / "daemon", None, env=env).start()
+    listener = Listener(daemon.socket, tmp_path / "listener.log", env=env)
+    try:
+        os.kill(stack.server_pid, signal.SIGSTOP)
+        try:
+            _push(daemon, "hung")
+            wait_for(lambda: daemon.status()["held_for_listener"] == 1, 10, "it held")
+            listener.start()
+            (event,) = listener.wait_events(1)
+            assert event["data"]["title"] == "hung"
+            wait_for(lambda: daemon.status()["backlog"] == 0, 10, "it acknowledged")
+        finally:
+            os.kill(stack.server_pid, signal.SIGCONT)
+        wait_for(lambda: [n["summary"] for n in stack.seen()] == ["hung"], 10, "it on dunst")
+        stack.wait_displayed(0)
+        assert daemon.status()["counters"]["notified"] == 0
+    finally:
+        listener.stop()
+        daemon.stop()
+
+
+def test_a_push_whose_show_hung_until_dunst_was_killed_is_shown_by_the_next_dunst(
+    tmp_path: Path, stack: NotifStack
+) -> None:
+    """dunst hangs while a push is shown and is killed without ever answering: the
+    push was never on the screen, so it waits for a server as one held for want of
+    one, and the next dunst shows it."""
+    env = {**stack.env, "UNIPUSH_BRIDGE_SLEEP_BUS": "off", "UNIPUSH_BRIDGE_NOTIFY_TIMEOUT": "1"}
+    daemon = DaemonProc(tmp_path / "daemon", None, env=env).start()
+    try:
+        os.kill(stack.server_pid, signal.SIGSTOP)
+        _push(daemon, "hung")
+        wait_for(lambda: daemon.status()["held_for_listener"] == 1, 10, "it held")
+        os.kill(stack.server_pid, signal.SIGKILL)
+        stack.stop_server()
+        stack.start_server()
+        wait_for(lambda: [n["summary"] for n in stack.seen()] == ["hung"], 10, "it on dunst")
+        wait_for(lambda: daemon.status()["held_for_listener"] == 0, 5, "nothing held")
+    finally:
+        daemon.stop()
+
+
+def daemon_history(daemon: DaemonProc) -> list[dict[str, Any]]:
+    res = cli("history", "--json", "--socket", str(daemon.socket))
+    assert res.returncode == 0, res.stderr
+    data: list[dict[str, Any]] = json.loads(res.stdout)
+    return data

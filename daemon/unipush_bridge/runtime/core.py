@@ -75,6 +75,7 @@ class Step(enum.Enum):
     MISSED = "online only, and no app listens"
     EXPIRED = "its ttl ended before an app listened"
     SERVER_BACK = "the notification server is back"
+    SHOWN_LATE = "a server that did not answer in time showed it after all"
 
 
 #: Every allowed transition; anything else is a bug and raises.
@@ -91,6 +92,7 @@ TRANSITIONS: dict[tuple[State, Step], State] = {
     (State.HELD, Step.TO_LISTENERS): State.RECEIVING,
     (State.HELD, Step.EXPIRED): State.DONE,
     (State.HELD, Step.SERVER_BACK): State.PENDING,
+    (State.HELD, Step.SHOWN_LATE): State.DONE,
 }
 
 #: What the store holds for an entry in each state (in-flight states keep the last one).
@@ -161,6 +163,14 @@ class Show:
 
     ticket: str
     notice: Notice
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """Take the notification the notifier knows as ``identifier`` off the screen: a
+    server that did not answer in time showed it after all, and it went elsewhere."""
+
+    identifier: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +261,7 @@ Action = (
     | AwaitHold
     | Disconnect
     | Show
+    | Close
     | Persist
     | SavePendingClick
     | OpenUrl
@@ -443,8 +454,12 @@ class Core:
         self._tickets: OrderedDict[str, _Ticket] = OrderedDict()
         self._holds: dict[int, tuple[str, ...]] = {}
         #: Held only because no notification server was there (in this run): shown
-        #: when one is back, unless a listener took them first.
+        #: when one is back, unless a listener holds them first. A listener they are
+        #: out with that dies before it acknowledges them leaves them waiting again.
         self._wait_server: dict[str, None] = {}
+        #: The last show failed for want of a server, and none was found since: what
+        #: waits for one is not shown now, it waits for ``server_back``.
+        self._no_server = False
         #: Summaries (flood, quiet hours) not shown for want of a server, in order.
         self._summaries_waiting: list[_Ticket] = []
         #: A kept click out with listeners: its data and the listeners it went to.
@@ -655,10 +670,16 @@ class Core:
         return actions
 
     def held(
-        self, token: int, holders: Iterable[Listener], stuck: Iterable[Listener]
+        self,
+        token: int,
+        holders: Iterable[Listener],
+        stuck: Iterable[Listener],
+        now: float | None = None,
     ) -> list[Action]:
         """The listeners of a hold wait that hold the events, and those stuck past the
-        driver's time limit (each is disconnected; only its own copies were lost)."""
+        driver's time limit (each is disconnected; only its own copies were lost).
+        Events no listener held that were waiting for a notification server go back
+        to waiting for it, or are shown now if it is back (``now``: the flood's clock)."""
         msg_ids = self._holds.pop(token, ())
         holders = list(holders)
         actions: list[Action] = []
@@ -679,6 +700,7 @@ class Core:
                 entry.state = step(entry.state, Step.HELD_BY_LISTENER)
                 done.append((msg_id, State.DONE))
                 del self.entries[msg_id]
+                self._wait_server.pop(msg_id, None)
             else:
                 entry.state = step(entry.state, Step.NO_LISTENER_HELD)
                 now_held.append(msg_id)
@@ -691,15 +713,29 @@ class Core:
             for msg_id in now_held:
                 self.entries[msg_id].state = step(State.HELD, Step.TO_LISTENERS)
             actions += self._to_listeners(now_held, self.listeners)
+        elif now_held and not self._no_server:
+            # No app ever had them, and the server they waited for is back: shown now.
+            back = [i for i in now_held if i in self._wait_server]
+            for msg_id in back:
+                del self._wait_server[msg_id]
+                entry = self.entries[msg_id]
+                entry.state = step(entry.state, Step.SERVER_BACK)
+            actions += self.dispatch([(i, self.entries[i].message) for i in back], now)
         return actions
 
-    def shown(self, ticket: str, ok: bool, reason: str = "") -> list[Action]:
-        """The notification server's answer to a Show."""
+    def shown(self, ticket: str, ok: bool, reason: str = "", maybe: bool = False) -> list[Action]:
+        """The notification server's answer to a Show. ``maybe``: it did not answer in
+        time, but may show it later (a hung server runs again); the push goes on as
+        one not shown, and ``shown_late`` says how it ended."""
         info = self._tickets.get(ticket)
         if info is None:
             return []
-        if not ok:
+        if not ok and not maybe:
             self._tickets.pop(ticket, None)
+        if ok or maybe or reason == NO_SERVER:  # a refusal says nothing of the server
+            self._no_server = not ok
+        if maybe and info.kind in ("summary", "quiet"):
+            return []  # shown late, or not (its count back): ``shown_late``
         if info.kind == "quiet" and not ok and reason == NO_SERVER:
             # Its count goes back (on disk too): the summary comes when a server is
             # back (server_back), or at the next start; else nobody hears of them.
@@ -716,7 +752,7 @@ class Core:
                 return [Warn(f"{what} not shown", {"reason": reason})]
             return []
         if info.kind == "local":
-            if not ok:
+            if not ok:  # a timed out one that is not scheduled: the caller was told
                 return self._unshown(ticket, info, reason) if info.scheduled else []
             self.counters["notified"] += 1
             if info.entry is not None:
@@ -758,9 +794,12 @@ class Core:
         if info.flood_at is not None:
             self.flood.release(info.flood_at)
         # No server: the notifier warns once per outage, not once per push (issue 12
-        # item 10); any other failure is this notification's own and is said.
-        quiet = reason == NO_SERVER
+        # item 10), and so it does for a server that did not answer in time; any
+        # other failure is this notification's own and is said.
+        quiet = reason == NO_SERVER or maybe
         detail = {"reason": reason}
+        if reason == NO_SERVER:  # until a listener holds it (one that dies first leaves it)
+            self._wait_server[info.msg_id] = None
         if self.listeners:
             entry.state = step(entry.state, Step.TO_LISTENERS)
             return [
@@ -768,11 +807,95 @@ class Core:
                 *self._to_listeners([info.msg_id], self.listeners),
             ]
         entry.state = step(entry.state, Step.NOBODY)
-        if quiet:
-            self._wait_server[info.msg_id] = None
         return [
             *([] if quiet else [Warn("notification failed, held for the next listener", detail)]),
             self._persist([(info.msg_id, State.HELD)]),
+        ]
+
+    def shown_late(self, ticket: str, identifier: str | None) -> list[Action]:
+        """How a show that timed out (``shown(..., maybe=True)``) ended: the server
+        showed it after all as ``identifier``, or never (None: it went away).
+
+        Shown late: a push no listener has yet is done, as if shown in time (one that
+        went to a listener meanwhile is closed, so it is not delivered twice); a
+        delayed local notification is shown late and its retry dropped; a
+        ``createPushMessage`` that failed is closed (the caller was told it failed).
+        Never shown: a push waits for a server, as one held for want of a server."""
+        info = self._tickets.get(ticket)
+        if info is None:
+            return [] if identifier is None else [Close(identifier)]
+        if identifier is None:
+            self._tickets.pop(ticket, None)
+            return self._never_shown(info)
+        if info.kind in ("summary", "quiet"):
+            return []
+        if info.kind == "local":
+            if not info.scheduled:
+                self._tickets.pop(ticket, None)
+                return [Close(identifier)]
+            return self._local_shown_late(ticket, info)
+        assert info.msg_id is not None and info.notice is not None
+        entry = self.entries.get(info.msg_id)
+        if entry is None or entry.state is not State.HELD:
+            self._tickets.pop(ticket, None)
+            if entry is not None and entry.state is State.RECEIVING:
+                self._wait_server[info.msg_id] = None  # if its listener dies: shown
+            return [Close(identifier)]
+        entry.state = step(entry.state, Step.SHOWN_LATE)
+        del self.entries[info.msg_id]
+        self._wait_server.pop(info.msg_id, None)
+        self.counters["notified"] += 1
+        return [
+            Receipt(info.msg_id, info.taskid, "display"),
+            Remember(
+                ticket,
+                "push",
+                info.channel,
+                info.notice.title,
+                info.notice.body,
+                info.data,
+                open_url=info.open_url,
+            ),
+            self._persist([(info.msg_id, State.DONE)]),
+        ]
+
+    def _never_shown(self, info: _Ticket) -> list[Action]:
+        """A timed out show the server never answered: as one no server took."""
+        if info.kind == "quiet":
+            self.quiet_unread += int(info.data["count"])
+            return [SaveQuiet(self.quiet_override, self.quiet_unread)]
+        if info.kind == "summary":
+            self._summaries_waiting.append(info)
+            return []
+        if info.kind == "local" or info.msg_id is None:
+            return []  # the caller was told; a delayed one is tried again (``_unshown``)
+        entry = self.entries.get(info.msg_id)
+        if entry is None or entry.state not in (State.HELD, State.RECEIVING):
+            return []
+        self._wait_server[info.msg_id] = None
+        if entry.state is State.HELD and not self._no_server and not self.listeners:
+            del self._wait_server[info.msg_id]
+            entry.state = step(entry.state, Step.SERVER_BACK)
+            return self.dispatch([(info.msg_id, entry.message)], None)
+        return []
+
+    def _local_shown_late(self, ticket: str, info: _Ticket) -> list[Action]:
+        """A delayed local notification shown after its show timed out: its history
+        entry becomes shown, and the retry ``_unshown`` scheduled is dropped."""
+        assert info.notice is not None
+        entry = info.entry or ticket
+        actions: list[Action] = []
+        for sched_id, (params, _) in list(self.scheduled.items()):
+            retry = params.get(RETRY_KEY)
+            if isinstance(retry, dict) and retry.get("entry") == entry:
+                del self.scheduled[sched_id]
+                actions.append(Unschedule(sched_id))
+        self.counters["notified"] += 1
+        self.counters["shown_late"] += 1
+        shown = {**info.data, "when": info.when} if info.when is not None else info.data
+        return [
+            *actions,
+            Remember(entry, "local", info.channel, info.notice.title, info.notice.body, shown),
         ]
 
     def _persist(self, states: list[tuple[str, State]]) -> Persist:
@@ -801,8 +924,9 @@ class Core:
             return []
         actions: list[Action] = [] if now is None else self._expire_held(now)
         self.listeners.append(listener)
+        # Those waiting for a server stay waiting until the listener holds them: one
+        # killed before it acknowledged them leaves them to the server (``held``).
         held = [i for i, e in self.entries.items() if e.state is State.HELD]
-        self._wait_server.clear()  # the listener takes them all
         for msg_id in held:
             self.entries[msg_id].state = step(State.HELD, Step.TO_LISTENERS)
         actions += self._to_listeners(held, [listener])
@@ -819,12 +943,19 @@ class Core:
         meanwhile has them already; those held on purpose (no phone maker's channel,
         past a flood's threshold) stay held."""
         waiting, self._summaries_waiting = self._summaries_waiting, []
+        self._no_server = False
         ids = [
             msg_id
             for msg_id in self._wait_server
             if msg_id in self.entries and self.entries[msg_id].state is State.HELD
         ]
-        self._wait_server.clear()
+        # Those out with a listener stay waiting: if it dies before it holds them,
+        # ``held`` shows them then.
+        self._wait_server = {
+            msg_id: None
+            for msg_id in self._wait_server
+            if msg_id in self.entries and self.entries[msg_id].state is State.RECEIVING
+        }
         for msg_id in ids:
             entry = self.entries[msg_id]
             entry.state = step(entry.state, Step.SERVER_BACK)
@@ -1088,6 +1219,7 @@ class Core:
             return []
         for msg_id in gone:
             step(self.entries.pop(msg_id).state, Step.EXPIRED)
+            self._wait_server.pop(msg_id, None)
         self.counters["missed"] += len(gone)
         return [
             self._persist([(msg_id, State.DONE) for msg_id in gone]),

@@ -272,6 +272,10 @@ class BridgeDBusBackend(DBusDesktopNotifier):
         the awaiting send a loop turn later. Kept for that answer, while one may come."""
         if nid in self._platform_to_interface_notification_identifier or not self._sending:
             return False
+        if nid not in self._early and len(self._early) >= MAX_TRACKED:
+            # A call can stay in flight for long (a hung server's, kept for its late
+            # answer): other apps' signals must not pile up meanwhile. Oldest go first.
+            del self._early[next(iter(self._early))]
         early = self._early.setdefault(nid, [])
         if len(early) < MAX_EARLY_SIGNALS:
             early.append(handle)

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from ..errors import ApiFail, NotifyError
+from ..errors import ApiFail, NotifyError, NotifyTimedOut
 from ..sqlitedb import StoreBroken, StoreFull, store_error
 from ..wire.gateway import PushMessage
 from . import core
@@ -119,6 +119,8 @@ class Driver:
         self._register_error: str | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._holds: set[asyncio.Task[None]] = set()
+        #: Shows that timed out, waiting for a late answer (never awaited by ``stop``).
+        self._late: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._clock_task: asyncio.Task[None] | None = None
         #: One thread for fsyncs, so they never queue behind other thread work.
@@ -161,6 +163,8 @@ class Driver:
             self._clock_task.cancel()
         if self.notifier.on_back == self._server_back:
             self.notifier.on_back = None  # a server found now would show after the store
+        for task in self._late:
+            task.cancel()  # a hung server may never answer
         pending = [t for t in (*self._tasks, *self._holds) if not t.done()]
         if pending:
             await asyncio.wait(pending, timeout=timeout)
@@ -419,6 +423,8 @@ class Driver:
                 self.store.save_quiet(override, unread)
             case core.Warn(text, detail):
                 log.warning(text, **detail)
+            case core.Close(identifier):
+                self._spawn(self.notifier.close(identifier))
             case _:
                 raise AssertionError(f"no handler for {action!r}")
 
@@ -434,6 +440,10 @@ class Driver:
         try:
             request = await self._request(action.notice)
             identifier = await self.notifier.show(replace(request, on_clicked=on_clicked))
+        except NotifyTimedOut as exc:
+            await self.run(self.core.shown(ticket, False, str(exc), maybe=True))
+            self._wait_late(ticket, exc.late)
+            raise
         except NotifyError as exc:
             await self.run(self.core.shown(ticket, False, str(exc)))
             raise
@@ -464,6 +474,18 @@ class Driver:
                     return candidate
         log.warning("channel sound not found", sound=name, sounds_dir=str(sounds_dir))
         return "system"
+
+    def _wait_late(self, ticket: str, late: Awaitable[str | None]) -> None:
+        """A show that timed out may still be answered (a hung server that runs
+        again): the core hears how it ended."""
+
+        async def wait() -> None:
+            await self.run(self.core.shown_late(ticket, await late))
+
+        task = asyncio.get_running_loop().create_task(wait())
+        self._late.add(task)
+        task.add_done_callback(self._late.discard)
+        task.add_done_callback(self._done)
 
     def _hold(self, action: core.AwaitHold) -> None:
         task = asyncio.get_running_loop().create_task(self._await_hold(action))
@@ -496,7 +518,8 @@ class Driver:
             pending = set()
         for future in pending:
             future.cancel()
-        await self.run(self.core.held(action.token, holders, [waiting[f] for f in pending]))
+        stuck = [waiting[f] for f in pending]
+        await self.run(self.core.held(action.token, holders, stuck, self._monotonic()))
 
     async def _watch_stuck(
         self, token: int, waiting: dict[asyncio.Future[bool], Any], deadline: float
@@ -508,7 +531,7 @@ class Driver:
         for future in late:
             future.cancel()
         if late:
-            await self.run(self.core.held(token, [], [waiting[f] for f in late]))
+            await self.run(self.core.held(token, [], [waiting[f] for f in late], self._monotonic()))
 
     async def _keep_time(self) -> None:
         """The core's clock: wake at its next deadline (or when actions moved it).

@@ -14,6 +14,7 @@ the adapter remembers the last one it showed, each show recording its own answer
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import sys
 import time
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
-from ..errors import NO_SERVER, NotifyError
+from ..errors import NO_SERVER, NotifyError, NotifyTimedOut
 from .dbustext import dbus_text
 
 if TYPE_CHECKING:
@@ -97,6 +98,8 @@ class Notifier(Protocol):
 
     async def show(self, request: NotificationRequest) -> str: ...
 
+    async def close(self, identifier: str) -> None: ...
+
 
 def clip(text: str, limit: int, lines: int | None = None) -> str:
     """Cut ``text`` to at most ``limit`` characters (and ``lines`` lines), marking the
@@ -165,6 +168,8 @@ class DesktopNotifierBackend:
         self._said_unavailable = False
         self._markup = sys.platform.startswith("linux")
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Sends that timed out and may still be answered (a hung server that runs again).
+        self._late: set[asyncio.Task[str | None]] = set()
         self.on_back: Callable[[], None] | None = None
         #: The probe a server's arrival started: a show meanwhile waits for its answer.
         self._probing: asyncio.Task[None] | None = None
@@ -194,7 +199,7 @@ class DesktopNotifierBackend:
     async def stop(self) -> None:
         if self._reprobe is not None:
             self._reprobe.cancel()
-        for task in list(self._tasks):
+        for task in [*self._tasks, *self._late]:
             task.cancel()
         if self._linux is not None:
             await self._linux.close()
@@ -372,19 +377,34 @@ class DesktopNotifierBackend:
             )
             scope = notify_call(call)
             generation = self._linux.generation
-        try:
-            # wait_for's task copies the context here, so the call reaches the backend.
-            with scope:
-                identifier = await asyncio.wait_for(
-                    self._dn.send_notification(notification), self.timeout
-                )
-        except TimeoutError:
+        # The task copies the context here, so the call reaches the backend.
+        with scope:
+            send = asyncio.ensure_future(self._dn.send_notification(notification))
+        done, _ = await asyncio.wait({send}, timeout=self.timeout)
+        if not done:
+            # Not cancelled: the Notify call is in the server's queue, and a hung server
+            # that runs again shows it. Its answer is waited for (``late``).
             self._set_unavailable(
                 f"the notification server did not answer within {self.timeout:g} s"
             )
-            raise NotifyError(
-                f"notification server did not answer within {self.timeout:g} s"
-            ) from None
+
+            async def late() -> str | None:
+                with contextlib.suppress(Exception):
+                    identifier = await send
+                    # An answer from an instance that has gone since: it went with it.
+                    if dispatched and (self._linux is None or self._linux.generation == generation):
+                        if not self._available and (self._probing is None or self._probing.done()):
+                            self._probe_now()  # it answers again: no need to wait 30 s
+                        return str(identifier)
+                return None  # it went away (or changed) with the call unanswered
+
+            task = asyncio.get_running_loop().create_task(late())
+            self._late.add(task)
+            task.add_done_callback(self._late.discard)
+            raise NotifyTimedOut(
+                f"notification server did not answer within {self.timeout:g} s", task
+            )
+        identifier = send.result()
         if not dispatched:
             # The backend kept the cause. Only a server that is really gone switches
             # notifications off: one bad notification must not silence the ones after
@@ -409,3 +429,11 @@ class DesktopNotifierBackend:
             self._last_platform_id = call.platform_id
             self._last_from = order
         return str(identifier)
+
+    async def close(self, identifier: str) -> None:
+        """Take one of our notifications off the screen (CloseNotification on Linux); a
+        failure is one log line: the server may have closed it already, or be gone."""
+        try:
+            await asyncio.wait_for(self._dn.clear(identifier), self.timeout)
+        except Exception as exc:
+            log.info("could not close a notification", reason=_reason(exc))

@@ -601,6 +601,142 @@ def test_a_flood_during_an_outage_comes_back_as_it_would_have_come() -> None:
     assert [x.notice.body for x in s.shown[4:]] == ["c0", "c1", "c2", "7 more messages: t9"]
 
 
+def _dies_unacked(s: Sim, name: str) -> None:
+    """A listener subscribes, gets what is held and dies before it acknowledges any."""
+    s.auto_hold = False
+    s.run(s.core.subscribed(name))
+    wait = s.waits[-1]
+    s.run(s.core.unsubscribed(name))
+    s.run(s.core.held(wait.token, [], [], 0.0))
+    s.auto_hold = True
+
+
+def test_a_push_waiting_for_a_server_that_a_dead_listener_had_still_waits_for_it() -> None:
+    """Held for want of a server; a listener gets it and dies without acknowledging it:
+    no app had it, so the server shows it when it is back."""
+    s = sim(screen_ok=False, reason="no notification server")
+    s.push(s.record(0), now=100.0)
+    _dies_unacked(s, "app")
+    assert s.durable["m0"] is State.HELD
+    s.screen_ok = True
+    s.run(s.core.server_back(102.0))
+    assert [x.notice.title for x in s.shown] == ["t0", "t0"] and s.durable["m0"] is State.DONE
+
+
+def test_a_push_out_with_a_listener_when_the_server_came_back_is_shown_if_it_dies() -> None:
+    s = sim(screen_ok=False, reason="no notification server")
+    s.push(s.record(0), now=100.0)
+    s.auto_hold = False
+    s.run(s.core.subscribed("app"))
+    s.screen_ok = True
+    s.run(s.core.server_back(102.0))
+    assert len(s.shown) == 1  # it is the listener's now
+    s.run(s.core.unsubscribed("app"))
+    s.run(s.core.held(s.waits[-1].token, [], [], 103.0))
+    assert len(s.shown) == 2 and s.durable["m0"] is State.DONE
+
+
+def test_a_push_a_listener_held_is_not_shown_when_the_server_is_back() -> None:
+    s = sim(screen_ok=False, reason="no notification server")
+    s.push(s.record(0), now=100.0)
+    s.listen("app")
+    s.screen_ok = True
+    s.run(s.core.server_back(102.0))
+    assert len(s.shown) == 1 and s.types("app") == ["receive"]
+
+
+def test_a_forced_push_no_server_showed_is_shown_if_its_listener_dies_unacked() -> None:
+    """force_notification with an app listening and no server: a receive instead; the
+    app dies before it has it, so the banner comes when the server is back."""
+    s = sim(screen_ok=False, reason="no notification server")
+    s.auto_hold = False
+    s.run(s.core.subscribed("app"))
+    s.push(s.record(0, force_notification=True), now=100.0)
+    s.run(s.core.unsubscribed("app"))
+    s.run(s.core.held(s.waits[-1].token, [], [], 101.0))
+    s.screen_ok = True
+    s.run(s.core.server_back(102.0))
+    assert len(s.shown) == 2 and s.durable["m0"] is State.DONE
+
+
+TIMED_OUT = "notification server did not answer within 1 s"
+
+
+def _times_out(s: Sim, actions: list[Action]) -> core.Show:
+    """Carry out ``actions`` with every Show timing out (maybe shown); the last Show."""
+    shows: list[core.Show] = []
+    for action in actions:
+        if isinstance(action, core.Show):
+            shows.append(action)
+            s.shown.append(action)
+            s.run(s.core.shown(action.ticket, False, TIMED_OUT, maybe=True))
+        else:
+            s.run([action])
+    return shows[-1]
+
+
+def test_a_push_that_timed_out_and_was_shown_late_is_done_not_held() -> None:
+    s = sim()
+    s.record(0)
+    show = _times_out(s, s.core.recorded([("m0", s.messages["m0"])], 0, 0.0))
+    assert s.durable["m0"] is State.HELD and not s.of(core.Warn)
+    s.run(s.core.shown_late(show.ticket, "n1"))
+    assert s.durable["m0"] is State.DONE and s.core.counters["notified"] == 1
+    assert [r.event for r in s.of(core.Receipt)] == ["display"]
+    s.listen("app")
+    assert s.types("app") == []  # not handed on a second time
+    s.run(s.core.activated(show.ticket))  # its click still works
+    assert s.types("app") == ["click"]
+
+
+def test_a_push_a_listener_took_while_its_show_hung_is_closed_when_shown_late() -> None:
+    s = sim()
+    s.record(0)
+    show = _times_out(s, s.core.recorded([("m0", s.messages["m0"])], 0, 0.0))
+    s.listen("app")
+    assert s.types("app") == ["receive"]
+    s.run(s.core.shown_late(show.ticket, "n1"))
+    assert s.of(core.Close) == [core.Close("n1")] and not s.of(core.Receipt)
+
+
+def test_a_push_whose_show_hung_and_never_came_waits_for_a_server() -> None:
+    s = sim()
+    s.record(0)
+    show = _times_out(s, s.core.recorded([("m0", s.messages["m0"])], 0, 0.0))
+    s.run(s.core.shown_late(show.ticket, None))  # dunst killed while hung
+    assert s.durable["m0"] is State.HELD
+    s.run(s.core.server_back(5.0))
+    assert len(s.shown) == 2 and s.durable["m0"] is State.DONE
+
+
+def test_a_create_push_message_that_timed_out_is_closed_when_shown_late() -> None:
+    s = sim()
+    show = _times_out(s, s.core.create_push_message({"content": "x"}, now=0))
+    assert s.core.shown_late(show.ticket, "n1") == [core.Close("n1")]
+
+
+def test_a_delayed_notification_shown_late_drops_its_retry() -> None:
+    s = sim()
+    s.run(s.core.create_push_message({"content": "x", "delay": 5}, now=0))
+    show = _times_out(s, s.core.tick(5.0))
+    assert len(s.core.scheduled) == 1  # the retry
+    s.run(s.core.shown_late(show.ticket, "n1"))
+    assert s.core.scheduled == {} and len(s.of(core.Unschedule)) == 2
+    assert s.core.counters["shown_late"] == 1
+    assert [r.not_shown for r in s.of(core.Remember)] == [TIMED_OUT, None]
+    assert s.of(core.Remember)[0].entry == s.of(core.Remember)[1].entry
+
+
+def test_a_quiet_summary_whose_show_hung_and_never_came_keeps_its_count() -> None:
+    s = sim()
+    s.run(s.core.set_quiet(True, 0.0))
+    s.push(s.record(0))
+    show = _times_out(s, s.core.set_quiet(False, 0.0))
+    assert s.core.quiet_unread == 0
+    s.run(s.core.shown_late(show.ticket, None))
+    assert s.core.quiet_unread == 1
+
+
 # -- local notifications ------------------------------------------------------------------------
 
 

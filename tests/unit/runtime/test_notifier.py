@@ -20,6 +20,7 @@ from desktop_notifier.backends.dbus import DBusDesktopNotifier
 
 from unipush_bridge import errors
 from unipush_bridge.runtime import notifier as notifier_mod
+from unipush_bridge.runtime.dbus_backend import MAX_TRACKED
 from unipush_bridge.runtime.notifier import (
     MAX_BODY,
     MAX_TITLE,
@@ -392,6 +393,39 @@ async def test_failed_show_is_not_the_previous_one(
     assert by_summary(server, "cover").replaces_id == 1
 
 
+async def test_a_show_that_timed_out_and_is_answered_later_says_so(
+    backend: DesktopNotifierBackend, server: FakeServer
+) -> None:
+    """A hung server that runs again answers the queued Notify: the call was not
+    cancelled, ``late`` gives its identifier, and the server counts as back at once."""
+    backend.timeout = 0.05
+    gate = server.hold("stuck")
+    with pytest.raises(errors.NotifyTimedOut, match="did not answer") as raised:
+        await backend.show(req("stuck"))
+    assert not backend.available
+    gate.set()
+    identifier = await asyncio.wait_for(raised.value.late, 2.0)
+    assert identifier is not None and server.shown == {1}
+    await until(lambda: backend.available)
+
+
+async def test_signals_kept_while_a_timed_out_show_waits_are_bounded(
+    backend: DesktopNotifierBackend, server: FakeServer
+) -> None:
+    """A timed-out Notify stays in flight (its answer may still come), so the signals
+    kept for answers not yet given (other apps' closes, on a server that broadcasts
+    them) must not grow without end while it waits."""
+    backend.timeout = 0.05
+    server.hold("stuck")
+    with pytest.raises(errors.NotifyTimedOut):
+        await backend.show(req("stuck"))
+    for nid in range(1000, 1000 + 3 * MAX_TRACKED):
+        server.close(nid, 1)
+    linux = backend._linux
+    assert linux is not None and len(linux._early) <= MAX_TRACKED
+
+
+# --- hints --------------------------------------------------------------------------------
 # --- hints --------------------------------------------------------------------------------
 
 
