@@ -774,23 +774,8 @@ class Core:
         if entry is None or entry.state is not State.SHOWING:
             return []
         if ok:
-            self.counters["notified"] += 1
             entry.state = step(entry.state, Step.SHOWN)
-            del self.entries[info.msg_id]
-            assert info.notice is not None
-            return [
-                Receipt(info.msg_id, info.taskid, "display"),
-                Remember(
-                    ticket,
-                    "push",
-                    info.channel,
-                    info.notice.title,
-                    info.notice.body,
-                    info.data,
-                    open_url=info.open_url,
-                ),
-                self._persist([(info.msg_id, State.DONE)]),
-            ]
+            return self._push_on_screen(ticket, info)
         if info.flood_at is not None:
             self.flood.release(info.flood_at)
         # No server: the notifier warns once per outage, not once per push (issue 12
@@ -842,8 +827,14 @@ class Core:
                 self._wait_server[info.msg_id] = None  # if its listener dies: shown
             return [Close(identifier)]
         entry.state = step(entry.state, Step.SHOWN_LATE)
-        del self.entries[info.msg_id]
         self._wait_server.pop(info.msg_id, None)
+        return self._push_on_screen(ticket, info)
+
+    def _push_on_screen(self, ticket: str, info: _Ticket) -> list[Action]:
+        """A push the server showed (in time or late): counted, its display receipt,
+        its history entry, and done."""
+        assert info.msg_id is not None and info.notice is not None
+        del self.entries[info.msg_id]
         self.counters["notified"] += 1
         return [
             Receipt(info.msg_id, info.taskid, "display"),
