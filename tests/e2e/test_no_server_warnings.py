@@ -446,3 +446,31 @@ def test_a_push_held_for_want_of_a_server_is_shown_when_the_daemon_restarts_with
         wait_for(lambda: daemon.status()["held_for_listener"] == 0, 5, "nothing held")
     finally:
         daemon.stop()
+
+
+def test_a_cover_right_after_a_show_answered_late_replaces_it(
+    tmp_path: Path, stack: NotifStack
+) -> None:
+    """dunst hangs while a push is shown and shows it once it runs again (a late
+    answer, counted as shown): a cover asked for right after replaces that
+    notification, as uni's cover replaces the previous one; it used to stack a new
+    one, since only a show answered in time recorded the id a cover replaces."""
+    env = {**stack.env, "UNIPUSH_BRIDGE_SLEEP_BUS": "off", "UNIPUSH_BRIDGE_NOTIFY_TIMEOUT": "1"}
+    daemon = DaemonProc(tmp_path / "daemon", None, env=env).start()
+    try:
+        os.kill(stack.server_pid, signal.SIGSTOP)
+        try:
+            _push(daemon, "hung")
+            wait_for(lambda: daemon.status()["notifications"] == "unavailable", 10, "the hang")
+        finally:
+            os.kill(stack.server_pid, signal.SIGCONT)
+        (first,) = wait_for(stack.seen, 10, "it on dunst")
+        wait_for(lambda: daemon.status()["counters"]["notified"] == 1, 10, "shown late")
+        wait_for(lambda: daemon.status()["notifications"] == "available", 10, "the server")
+        res = cli("notify", "--socket", str(daemon.socket), "--content", "next", "--cover")
+        assert res.returncode == 0, res.stderr
+        seen = wait_for(lambda: s if len(s := stack.seen()) == 2 else None, 10, "the cover")
+        assert [s["id"] for s in seen] == [first["id"]] * 2, seen
+        assert stack.count_displayed() == 1
+    finally:
+        daemon.stop()
