@@ -363,3 +363,114 @@ def daemon_history(daemon: DaemonProc) -> list[dict[str, Any]]:
     assert res.returncode == 0, res.stderr
     data: list[dict[str, Any]] = json.loads(res.stdout)
     return data
+
+
+def _push_body(daemon: DaemonProc, body: dict[str, Any]) -> None:
+    http = "http" + daemon.status()["gateway"].removeprefix("ws").split("/ws")[0]
+    status, answer = post_json(
+        f"{http}/api/__UNI__DESKTOP/sendMessage", {"push_clientid": daemon.cid(), **body}
+    )
+    assert status == 200, answer
+
+
+def _restart(daemon: DaemonProc, sig: signal.Signals) -> None:
+    """Stop the daemon by ``sig`` and start it again on the same state dir (a SIGKILL
+    leaves its socket file behind: gone first, so start waits for the new one)."""
+    daemon.stop(sig)
+    daemon.socket.unlink(missing_ok=True)
+    daemon.start()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_a_push_held_for_want_of_a_server_is_shown_after_a_daemon_restart(
+    tmp_path: Path, stack: NotifStack, sig: signal.Signals
+) -> None:
+    """The daemon started at login before the desktop's notification server (or was
+    restarted during an outage): the push held only for want of a server is shown
+    once a server is there after the restart, exactly once, and never also handed to
+    the next listener; one held on purpose (strategy 3: no phone maker's channel)
+    still waits for a listener. Both used to wait for the next listener."""
+    stack.stop_server()
+    env = {**stack.env, "UNIPUSH_BRIDGE_SLEEP_BUS": "off"}
+    daemon = DaemonProc(tmp_path / "daemon", None, env=env).start()
+    listener = Listener(daemon.socket, tmp_path / "listener.log", env=env)
+    try:
+        assert daemon.status()["notifications"] == "unavailable"
+        _push(daemon, "dark")
+        _push_body(
+            daemon,
+            {
+                "title": "online",
+                "content": "c",
+                "payload": {},
+                "settings": {"strategy": {"default": 3}},
+            },
+        )
+        wait_for(lambda: daemon.status()["held_for_listener"] == 2, 10, "2 held pushes")
+        _restart(daemon, sig)  # still no server: the push waits for one
+        assert daemon.status()["notifications"] == "unavailable"
+        assert daemon.status()["held_for_listener"] == 2
+        stack.start_server()
+        wait_for(lambda: [n["summary"] for n in stack.seen()] == ["dark"], 10, "it on dunst")
+        wait_for(lambda: daemon.status()["held_for_listener"] == 1, 5, "one held")
+
+        _restart(daemon, sig)  # shown: a restart with the server there shows it no more
+        listener.start()
+        events = listener.wait_events(1)
+        assert [e["data"]["title"] for e in events] == ["online"], events
+        wait_for(lambda: daemon.status()["backlog"] == 0, 10, "nothing held")
+        assert [n["summary"] for n in stack.seen()] == ["dark"]
+        assert listener.events() == events
+    finally:
+        listener.stop()
+        daemon.stop()
+
+
+def test_a_push_held_for_want_of_a_server_is_shown_when_the_daemon_restarts_with_one(
+    tmp_path: Path, stack: NotifStack
+) -> None:
+    """A push held while dunst was gone; the daemon is killed, dunst comes back, and
+    the daemon starts again: the server is there from the start (no "found" event to
+    wait for), and the push is shown at once."""
+    stack.stop_server()
+    env = {**stack.env, "UNIPUSH_BRIDGE_SLEEP_BUS": "off"}
+    daemon = DaemonProc(tmp_path / "daemon", None, env=env).start()
+    try:
+        _push(daemon, "dark")
+        wait_for(lambda: daemon.status()["held_for_listener"] == 1, 10, "the held push")
+        daemon.stop(signal.SIGKILL)
+        stack.start_server()
+        daemon.socket.unlink(missing_ok=True)
+        daemon.start()
+        wait_for(lambda: [n["summary"] for n in stack.seen()] == ["dark"], 10, "it on dunst")
+        wait_for(lambda: daemon.status()["held_for_listener"] == 0, 5, "nothing held")
+    finally:
+        daemon.stop()
+
+
+def test_a_cover_right_after_a_show_answered_late_replaces_it(
+    tmp_path: Path, stack: NotifStack
+) -> None:
+    """dunst hangs while a push is shown and shows it once it runs again (a late
+    answer, counted as shown): a cover asked for right after replaces that
+    notification, as uni's cover replaces the previous one; it used to stack a new
+    one, since only a show answered in time recorded the id a cover replaces."""
+    env = {**stack.env, "UNIPUSH_BRIDGE_SLEEP_BUS": "off", "UNIPUSH_BRIDGE_NOTIFY_TIMEOUT": "1"}
+    daemon = DaemonProc(tmp_path / "daemon", None, env=env).start()
+    try:
+        os.kill(stack.server_pid, signal.SIGSTOP)
+        try:
+            _push(daemon, "hung")
+            wait_for(lambda: daemon.status()["notifications"] == "unavailable", 10, "the hang")
+        finally:
+            os.kill(stack.server_pid, signal.SIGCONT)
+        (first,) = wait_for(stack.seen, 10, "it on dunst")
+        wait_for(lambda: daemon.status()["counters"]["notified"] == 1, 10, "shown late")
+        wait_for(lambda: daemon.status()["notifications"] == "available", 10, "the server")
+        res = cli("notify", "--socket", str(daemon.socket), "--content", "next", "--cover")
+        assert res.returncode == 0, res.stderr
+        seen = wait_for(lambda: s if len(s := stack.seen()) == 2 else None, 10, "the cover")
+        assert [s["id"] for s in seen] == [first["id"]] * 2, seen
+        assert stack.count_displayed() == 1
+    finally:
+        daemon.stop()

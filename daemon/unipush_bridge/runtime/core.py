@@ -113,6 +113,8 @@ class Entry:
     state: State
     #: The state on disk (the last durable state this entry was persisted in).
     stored: State
+    #: On disk as held for want of a notification server (so a restart shows it).
+    waits: bool = False
 
 
 # -- actions -------------------------------------------------------------------------------
@@ -175,9 +177,11 @@ class Close:
 
 @dataclass(frozen=True, slots=True)
 class Persist:
-    """Write these inbox states in one commit."""
+    """Write these inbox states in one commit. ``waiting``: those of them held only
+    for want of a notification server, so the next run shows them when it has one."""
 
     states: tuple[tuple[str, State], ...]
+    waiting: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -453,9 +457,10 @@ class Core:
         self.scheduled: dict[str, tuple[dict[str, Any], float]] = {}
         self._tickets: OrderedDict[str, _Ticket] = OrderedDict()
         self._holds: dict[int, tuple[str, ...]] = {}
-        #: Held only because no notification server was there (in this run): shown
-        #: when one is back, unless a listener holds them first. A listener they are
-        #: out with that dies before it acknowledges them leaves them waiting again.
+        #: Held only because no notification server was there (kept on disk with the
+        #: held state, see ``Persist.waiting``): shown when one is back, unless a
+        #: listener holds them first. A listener they are out with that dies before
+        #: it acknowledges them leaves them waiting again.
         self._wait_server: dict[str, None] = {}
         #: The last show failed for want of a server, and none was found since: what
         #: waits for one is not shown now, it waits for ``server_back``.
@@ -509,9 +514,12 @@ class Core:
         quiet: tuple[bool | None, int] = (None, 0),
         local: float | None = None,
         now: float | None = None,
+        waiting: Iterable[str] = (),
     ) -> list[Action]:
         """Take what the store holds; pending entries (recorded, never handed on) are
-        dispatched again now, held ones wait for a listener. ``quiet``: the toggle and
+        dispatched again now, held ones wait for a listener, and those of them in
+        ``waiting`` (held only for want of a notification server) for a server too: the
+        driver calls ``server_back`` once one is there. ``quiet``: the toggle and
         the count quiet hours held back (it was quiet when the last run stopped if
         any; a quiet time that ended meanwhile gives its summary now). ``now``: the
         flood's clock, so a backlog a crash left pending is summed up as the stream
@@ -525,6 +533,10 @@ class Core:
                 replay.append((msg_id, message))
             elif state is State.HELD:
                 self.entries[msg_id] = Entry(msg_id, message, State.HELD, State.HELD)
+        for msg_id in waiting:
+            if msg_id in self.entries and self.entries[msg_id].state is State.HELD:
+                self.entries[msg_id].waits = True
+                self._wait_server[msg_id] = None
         self.channels = {c.channel_id: c for c in channels}
         self.scheduled = {sid: (params, due) for sid, params, due in scheduled}
         self.pending_click = pending_click
@@ -704,7 +716,7 @@ class Core:
             else:
                 entry.state = step(entry.state, Step.NO_LISTENER_HELD)
                 now_held.append(msg_id)
-                if entry.stored is not State.HELD:
+                if entry.stored is not State.HELD or entry.waits != (msg_id in self._wait_server):
                     done.append((msg_id, State.HELD))
         if done:
             actions.append(self._persist(done))
@@ -868,6 +880,8 @@ class Core:
             del self._wait_server[info.msg_id]
             entry.state = step(entry.state, Step.SERVER_BACK)
             return self.dispatch([(info.msg_id, entry.message)], None)
+        if entry.state is State.HELD and not entry.waits:
+            return [self._persist([(info.msg_id, State.HELD)])]  # so a restart shows it
         return []
 
     def _local_shown_late(self, ticket: str, info: _Ticket) -> list[Action]:
@@ -890,11 +904,17 @@ class Core:
         ]
 
     def _persist(self, states: list[tuple[str, State]]) -> Persist:
+        """Write ``states``; a held one that waits for a server is written as such."""
+        waiting: list[str] = []
         for msg_id, state in states:
+            waits = state is State.HELD and msg_id in self._wait_server
+            if waits:
+                waiting.append(msg_id)
             entry = self.entries.get(msg_id)
             if entry is not None:
                 entry.stored = state
-        return Persist(tuple(states))
+                entry.waits = waits
+        return Persist(tuple(states), tuple(waiting))
 
     # -- the flood summary ------------------------------------------------------------------
 

@@ -152,8 +152,13 @@ class Driver:
             quiet=self.store.quiet(),
             local=self._local_now(),
             now=self._monotonic(),
+            waiting=self.store.waiting_for_server(),
         )
         await self.run(actions)
+        if self.notifier.available:
+            # Held by the last run for want of a server, and one is there now (the
+            # notifier's start found it before this restore: no on_back will come).
+            await self.run(self.core.server_back(self._monotonic()))
         self._clock_task = asyncio.get_running_loop().create_task(self._keep_time())
 
     async def stop(self, timeout: float) -> None:
@@ -347,13 +352,19 @@ class Driver:
     async def _carry_out(self, actions: Sequence[Action]) -> None:
         failed: list[StoreBroken | StoreFull] = []
         states: list[tuple[str, str]] = []
+        waiting: set[str] = set()  # as of the last write of each id in ``states``
         for action in actions:
             if isinstance(action, core.Persist):
-                states += [(msg_id, state.value) for msg_id, state in action.states]
+                for msg_id, state in action.states:
+                    states.append((msg_id, state.value))
+                    if msg_id in action.waiting:
+                        waiting.add(msg_id)
+                    else:
+                        waiting.discard(msg_id)
                 continue
             if states:  # consecutive state writes are one commit
-                self._mark(states, failed)
-                states = []
+                self._mark(states, waiting, failed)
+                states, waiting = [], set()
             try:
                 if isinstance(action, core.Show):
                     with contextlib.suppress(NotifyError):  # the core was told and decided
@@ -365,13 +376,18 @@ class Driver:
             except (StoreBroken, StoreFull) as exc:
                 failed.append(exc)
         if states:
-            self._mark(states, failed)
+            self._mark(states, waiting, failed)
         if failed:
             raise failed[0]
 
-    def _mark(self, states: list[tuple[str, str]], failed: list[StoreBroken | StoreFull]) -> None:
+    def _mark(
+        self,
+        states: list[tuple[str, str]],
+        waiting: set[str],
+        failed: list[StoreBroken | StoreFull],
+    ) -> None:
         try:
-            self.store.mark_many(states)
+            self.store.mark_many(states, waiting)
         except (StoreBroken, StoreFull) as exc:
             failed.append(exc)
 

@@ -395,6 +395,8 @@ class DesktopNotifierBackend:
                     if dispatched and (self._linux is None or self._linux.generation == generation):
                         if not self._available and (self._probing is None or self._probing.done()):
                             self._probe_now()  # it answers again: no need to wait 30 s
+                        # On the screen now: a cover right after replaces it.
+                        self._record_last(order, call, str(identifier))
                         return str(identifier)
                 return None  # it went away (or changed) with the call unanswered
 
@@ -420,15 +422,20 @@ class DesktopNotifierBackend:
                 )
             self._set_unavailable(_reason(error) if error is not None else "the send failed")
             raise NotifyError(NO_SERVER)
+        self._record_last(order, call, str(identifier))
+        return str(identifier)
+
+    def _record_last(self, order: int, call: NotifyCall | None, identifier: str) -> None:
+        """The notification show number ``order`` put on the screen (in time or late)
+        is the one a cover replaces, unless one asked for later has answered already."""
         if order < self._last_from:
-            return str(identifier)  # one asked for later has answered already
+            return
         if call is None:
-            self._last_identifier = str(identifier)
+            self._last_identifier = identifier
             self._last_from = order
         elif call.platform_id is not None:
             self._last_platform_id = call.platform_id
             self._last_from = order
-        return str(identifier)
 
     async def close(self, identifier: str) -> None:
         """Take one of our notifications off the screen (CloseNotification on Linux); a

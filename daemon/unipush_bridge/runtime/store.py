@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,9 @@ CREATE TABLE IF NOT EXISTS inbox (
     body TEXT NOT NULL,
     -- pending: recorded, not yet handed on; held: waits for a listener; done: handed on
     state TEXT NOT NULL DEFAULT 'pending',
-    received_at REAL NOT NULL
+    received_at REAL NOT NULL,
+    -- 1: held only for want of a notification server (the next run shows it)
+    wait_server INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS inbox_state ON inbox (state, received_at);
 CREATE TABLE IF NOT EXISTS channels (
@@ -91,6 +94,7 @@ class Store:
         self._add_secret_column()
         self._add_not_shown_column()
         self._add_open_url_column()
+        self._add_wait_server_column()
         self._hot = open_db(path, "NORMAL")
         self._done_since_prune = 0
         self._wal = os.open(f"{path}-wal", os.O_RDONLY | os.O_CLOEXEC)  # WAL mode keeps it
@@ -134,6 +138,13 @@ class Store:
         columns = {r[1] for r in self._db.execute("PRAGMA table_info(history)").fetchall()}
         if "open_url" not in columns:
             self._db.execute("ALTER TABLE history ADD COLUMN open_url TEXT")
+
+    def _add_wait_server_column(self) -> None:
+        """An inbox from before held pushes waited for a server across a restart: its
+        held rows wait for a listener, as they did then."""
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(inbox)").fetchall()}
+        if "wait_server" not in columns:
+            self._db.execute("ALTER TABLE inbox ADD COLUMN wait_server INTEGER NOT NULL DEFAULT 0")
 
     def secret(self, gateway: str, appid: str) -> str:
         """This install's secret for a gateway and appid, made once and kept (committed
@@ -191,13 +202,16 @@ class Store:
     def mark(self, msg_id: str, state: str) -> None:
         self.mark_many([(msg_id, state)])
 
-    def mark_many(self, states: list[tuple[str, str]]) -> None:
-        """Set inbox states in one commit (one fsync for a whole batch)."""
+    def mark_many(self, states: list[tuple[str, str]], waiting: Collection[str] = ()) -> None:
+        """Set inbox states in one commit (one fsync for a whole batch). ``waiting``:
+        the ids held only for want of a notification server (flagged in the same
+        commit as their held state; every other write clears the flag)."""
         if not states:
             return
         with transaction(self._hot):  # a power cut before sync() replays: shown again
             self._hot.executemany(
-                "UPDATE inbox SET state=? WHERE id=?", [(state, i) for i, state in states]
+                "UPDATE inbox SET state=?, wait_server=? WHERE id=?",
+                [(state, int(state == HELD and i in waiting), i) for i, state in states],
             )
         self._done_since_prune += sum(state == DONE for _, state in states)
         if self._done_since_prune >= 1000:
@@ -210,6 +224,11 @@ class Store:
             "SELECT id, body FROM inbox WHERE state=? ORDER BY rowid", (state,)
         ).fetchall()
         return [(row[0], json.loads(row[1])) for row in rows]
+
+    def waiting_for_server(self) -> set[str]:
+        """The held messages that wait only for a notification server."""
+        rows = self._db.execute("SELECT id FROM inbox WHERE state=? AND wait_server=1", (HELD,))
+        return {row[0] for row in rows.fetchall()}
 
     def count(self, state: str) -> int:
         row = self._db.execute("SELECT COUNT(*) FROM inbox WHERE state=?", (state,)).fetchone()

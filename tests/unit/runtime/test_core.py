@@ -47,6 +47,8 @@ class Sim:
 
     core: Core
     durable: dict[str, State] = field(default_factory=dict)
+    #: Held ones on disk as waiting only for a notification server.
+    waiting: set[str] = field(default_factory=set)
     got: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     push_ids: dict[str, list[str | None]] = field(default_factory=dict)
     shown: list[core.Show] = field(default_factory=list)
@@ -63,10 +65,12 @@ class Sim:
         for action in actions:
             self.done.append(action)
             match action:
-                case core.Persist(states):
+                case core.Persist(states, waiting):
                     for msg_id, state in states:
                         assert state in DURABLE
                         self.durable[msg_id] = state
+                        assert msg_id not in waiting or state is State.HELD
+                        (self.waiting.add if msg_id in waiting else self.waiting.discard)(msg_id)
                 case core.Send(listener, event, push_id):
                     self.got.setdefault(listener, []).append(event)
                     self.push_ids.setdefault(listener, []).append(push_id)
@@ -107,13 +111,17 @@ class Sim:
 
     def restart(self) -> Sim:
         """A new core on what was persisted, as after SIGKILL."""
-        fresh = Sim(Core(self.core.config, ids()), durable=dict(self.durable))
+        fresh = Sim(
+            Core(self.core.config, ids()), durable=dict(self.durable), waiting=set(self.waiting)
+        )
         bodies = {m: message for m, message in self.messages.items()}
         unfinished = [
             (m, bodies[m], s) for m, s in self.durable.items() if s in (State.PENDING, State.HELD)
         ]
         fresh.messages = bodies
-        fresh.run(fresh.core.restore(unfinished, pending_click=self.pending_click))
+        fresh.run(
+            fresh.core.restore(unfinished, pending_click=self.pending_click, waiting=self.waiting)
+        )
         return fresh
 
     messages: dict[str, PushMessage] = field(default_factory=dict)
@@ -659,6 +667,60 @@ def test_a_forced_push_no_server_showed_is_shown_if_its_listener_dies_unacked() 
     assert len(s.shown) == 2 and s.durable["m0"] is State.DONE
 
 
+def test_a_push_held_for_want_of_a_server_is_shown_after_a_restart_once() -> None:
+    """The daemon restarted (SIGKILL: only what was persisted) while a push waited for a
+    server: the next run shows it once a server is back, and no listener gets it after."""
+    s = sim(screen_ok=False, reason="no notification server")
+    s.push(s.record(0), now=100.0)
+    assert s.durable["m0"] is State.HELD and s.waiting == {"m0"}
+    fresh = s.restart()
+    assert fresh.shown == []  # no server yet: it waits
+    fresh.run(fresh.core.server_back(5.0))
+    assert [x.notice.title for x in fresh.shown] == ["t0"]
+    assert fresh.durable["m0"] is State.DONE and fresh.waiting == set()
+    fresh.listen("app")
+    assert fresh.types("app") == []
+    again = fresh.restart()
+    again.run(again.core.server_back(6.0))
+    assert again.shown == []
+
+
+def test_a_push_held_on_purpose_stays_held_for_a_listener_after_a_restart() -> None:
+    """No phone maker's channel (strategy 3) and past a flood's threshold: held for a
+    listener, not for a server, across a restart too."""
+    s = sim(screen_ok=False, reason="no notification server")
+    s.push(s.record(0), s.record(1, offline="hold"), now=100.0)
+    s.screen_ok = True
+    s.push(*(s.record(n) for n in range(2, 7)), now=101.0)  # threshold 3: 5 6 held
+    assert s.waiting == {"m0"}
+    fresh = s.restart()
+    fresh.run(fresh.core.server_back(5.0))
+    assert [x.notice.title for x in fresh.shown] == ["t0"]
+    fresh.listen("app")
+    assert fresh.payloads("app") == [{"n": 1}, {"n": 5}, {"n": 6}]
+
+
+def test_a_push_waiting_for_a_server_that_a_listener_takes_after_a_restart_is_not_shown() -> None:
+    s = sim(screen_ok=False, reason="no notification server")
+    s.push(s.record(0), now=100.0)
+    fresh = s.restart()
+    fresh.listen("app")
+    assert fresh.types("app") == ["receive"] and fresh.durable["m0"] is State.DONE
+    fresh.run(fresh.core.server_back(5.0))
+    assert fresh.shown == [] and fresh.restart().shown == []
+
+
+def test_a_push_a_dead_listener_had_still_waits_for_a_server_after_a_restart() -> None:
+    s = sim(screen_ok=False, reason="no notification server")
+    s.push(s.record(0), now=100.0)
+    fresh = s.restart()
+    fresh.core._no_server = True  # the next run found no server either
+    _dies_unacked(fresh, "app")
+    again = fresh.restart()
+    again.run(again.core.server_back(5.0))
+    assert [x.notice.title for x in again.shown] == ["t0"]
+
+
 TIMED_OUT = "notification server did not answer within 1 s"
 
 
@@ -707,6 +769,18 @@ def test_a_push_whose_show_hung_and_never_came_waits_for_a_server() -> None:
     assert s.durable["m0"] is State.HELD
     s.run(s.core.server_back(5.0))
     assert len(s.shown) == 2 and s.durable["m0"] is State.DONE
+
+
+def test_a_push_whose_show_hung_and_never_came_waits_for_a_server_after_a_restart() -> None:
+    s = sim(screen_ok=False, reason="no notification server")
+    s.record(0)
+    show = _times_out(s, s.core.recorded([("m0", s.messages["m0"])], 0, 0.0))
+    assert s.waiting == set()  # a timeout alone says nothing yet: it may come late
+    s.run(s.core.shown_late(show.ticket, None))  # dunst killed while hung
+    assert s.waiting == {"m0"}
+    fresh = s.restart()
+    fresh.run(fresh.core.server_back(5.0))
+    assert [x.notice.title for x in fresh.shown] == ["t0"]
 
 
 def test_a_create_push_message_that_timed_out_is_closed_when_shown_late() -> None:

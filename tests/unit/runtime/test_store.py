@@ -261,6 +261,46 @@ def test_pending_click_set_and_take(db: Store) -> None:
     assert take(db, "__UNI__OTHER") == {"title": "o"}
 
 
+def test_held_for_want_of_a_server_is_kept_across_a_reopen(path: Path, clock: Clock) -> None:
+    """The flag is written with the held state, and any later write clears it."""
+    first = Store(path)
+    first.save_identity(GW, APP, CID, 0)
+    for n in (1, 2, 3):
+        first.record(GW, APP, n, f"m{n}", body(n))
+    first.mark_many([("m1", HELD), ("m2", HELD), ("m3", HELD)], waiting={"m1", "m3"})
+    first.mark_many([("m3", HELD)])  # held again, now on purpose (past a flood's threshold)
+    first.close()
+    second = Store(path)
+    try:
+        assert second.waiting_for_server() == {"m1"}
+        second.mark("m1", DONE)
+        assert second.waiting_for_server() == set()
+    finally:
+        second.close()
+
+
+def test_an_inbox_from_before_the_wait_flag_is_migrated(path: Path) -> None:
+    """A store an older version wrote: its held rows wait for a listener, as then."""
+    import sqlite3
+
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    old = sqlite3.connect(path)
+    old.execute(
+        "CREATE TABLE inbox (id TEXT PRIMARY KEY, seq INTEGER NOT NULL, body TEXT NOT NULL, "
+        "state TEXT NOT NULL DEFAULT 'pending', received_at REAL NOT NULL)"
+    )
+    old.execute("INSERT INTO inbox VALUES ('m1', 1, '{}', 'held', 0)")
+    old.commit()
+    old.close()
+    db = Store(path)
+    try:
+        assert db.unfinished(HELD) == [("m1", {})] and db.waiting_for_server() == set()
+        db.mark_many([("m1", HELD)], waiting={"m1"})
+        assert db.waiting_for_server() == {"m1"}
+    finally:
+        db.close()
+
+
 # durability and permissions -------------------------------------------------------------
 
 
