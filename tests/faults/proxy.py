@@ -59,8 +59,12 @@ class _Conn:
 
 
 class FaultProxy:
-    def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, target_port: int, target_host: str = "127.0.0.1", target_unix: str | None = None
+    ) -> None:
+        """``target_unix``: forward to that Unix socket instead (a test's redis-server)."""
         self.target = (target_host, target_port)
+        self.target_unix = target_unix
         self.port = 0
         self.mode = PASS
         #: Connections accepted in total, and bytes forwarded in each direction.
@@ -183,7 +187,10 @@ class FaultProxy:
             writer.transport.abort()
             return
         try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
+            if self.target_unix is not None:
+                up_reader, up_writer = await asyncio.open_unix_connection(self.target_unix)
+            else:
+                up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError:
             _rst(writer)
             return

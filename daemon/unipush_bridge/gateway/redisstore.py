@@ -65,6 +65,7 @@ from .store import (
     ClientRecord,
     resume_cursor,
 )
+from .storeapi import ClaimLost
 
 #: A node renews its own liveness key every third of this; a node that dies leaves
 #: its cids "online" this long at most (docs/gateway.md).
@@ -97,9 +98,12 @@ CLAIMED = "claimed"
 CLAIM_TTL_S = 5
 
 _ADD_MESSAGES = """
--- KEYS: due, cluster, seq; ARGV: prefix, appid, taskid, body, expires_at, now, ttl_s,
--- receipt ttl, node ('' no cluster notice), '1' to carry the body in the notice, then
--- (cid, id) pairs: one message, or a broadcast's 20,000 with the body sent once.
+-- KEYS: due, cluster, seq, and the request_id's key when the call claimed one; ARGV:
+-- prefix, appid, taskid, body, expires_at, now, ttl_s, receipt ttl, node ('' no
+-- cluster notice), '1' to carry the body in the notice, the call's claim marker (''
+-- none), then (cid, id) pairs: one message, or a broadcast's 20,000 with the body sent
+-- once. A claim another call holds now (this one's lapsed) or answered: nothing is
+-- stored (-1), that call stores the messages (the same ids) and makes the answer.
 -- Each seq is taken here, in the commit that stores the message: seqs follow commit
 -- order on every node, so no message lands behind a cursor that moved on.
 -- What is the same for every cid (the body row after its id, the delivery row) is
@@ -107,12 +111,16 @@ _ADD_MESSAGES = """
 local p, a, taskid, body = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local ttl, rttl = math.ceil(tonumber(ARGV[7])), math.ceil(tonumber(ARGV[8]))
 local node = ARGV[9]
+if ARGV[11] ~= '' then
+  local claim = redis.call('GET', KEYS[4])
+  if claim and claim ~= ARGV[11] then return -1 end
+end
 local tail = string.sub(cjson.encode({'', taskid, body, ARGV[5]}), 4)
 local delivery = cjson.encode({taskid, ARGV[6], 0, 0})
-local count = (#ARGV - 10) / 2
+local count = (#ARGV - 11) / 2
 local seq = redis.call('INCRBY', KEYS[3], count) - count
 local notes, due, out = {}, {}, {}
-for i = 11, #ARGV, 2 do
+for i = 12, #ARGV, 2 do
   local cid, id = ARGV[i], ARGV[i + 1]
   local at = a .. ':' .. cid
   local m, b, c, d = p .. 'm:' .. at, p .. 'b:' .. at, p .. 'c:' .. at, p .. 'd:' .. at
@@ -180,6 +188,18 @@ for channel, items in pairs(notes) do
   redis.call('PUBLISH', channel, cjson.encode(note))
 end
 return out
+"""
+
+_ADD_TASK = """
+-- KEYS: t, tt, the group's tg (or t again: none), the request_id's key the call
+-- claimed; ARGV: the call's claim marker, taskid, created_at, then the task's
+-- field/value pairs. Not written when the claim is another call's (_ADD_MESSAGES).
+local claim = redis.call('GET', KEYS[4])
+if claim and claim ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+if KEYS[3] ~= KEYS[1] then redis.call('SADD', KEYS[3], ARGV[2]) end
+return 1
 """
 
 _CLAIM = """
@@ -509,8 +529,14 @@ class RedisStore:
         self._last: contextvars.ContextVar[_Tx | None] = contextvars.ContextVar(
             f"redis_last_{id(self)}", default=None
         )
+        #: The request_id claim this task's call holds (its key and marker): its writes
+        #: are stored only while that claim is still its own (ClaimLost).
+        self._guard: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
+            f"redis_guard_{id(self)}", default=None
+        )
         scripts = {
             "add": _ADD_MESSAGES,
+            "task": _ADD_TASK,
             "ack": _ACK,
             "receipt": _RECEIPT,
             "alias": _BIND_ALIAS,
@@ -837,10 +863,16 @@ class RedisStore:
         args: list[Any] = [self._p, appid, taskid, text, repr(now + ttl_s), repr(now), ttl_s]
         args += [RECEIPT_WINDOW_S, self.node or ""]
         args.append("1" if len(text) <= NOTICE_BODY_MAX else "0")
+        guard = self._guard.get()
+        args.append("" if guard is None else guard[1])
+        if guard is not None:
+            keys.append(guard[0])
         for cid, msg_id, _ in adds.items:
             args += [cid, msg_id]
 
-        def then(result: list[Any]) -> None:
+        def then(result: list[Any] | int) -> None:
+            if not isinstance(result, list):
+                return  # the claim is another call's: nothing stored (remember_answer)
             for n, (cid, _, placeholder) in enumerate(adds.items):
                 tx.committed[placeholder] = self._added(appid, cid, result[2 * n : 2 * n + 2])
 
@@ -957,13 +989,22 @@ class RedisStore:
         return answer
 
     async def remember_answer(self, appid: str, request_id: str, answer: dict[str, Any]) -> None:
-        """The first answer stays; a claim (its own call's) gives way to it."""
+        """The first answer stays; a claim (its own call's) gives way to it. A call
+        whose claim was taken from it meanwhile raises ClaimLost at the commit."""
         key = self._k("r", appid, request_id)
-        marker = self._claims[key][0] if key in self._claims else CLAIMED
+        guard = self._guard.get()
+        if guard is not None and guard[0] != key:
+            guard = None
+        marker = CLAIMED if guard is None else guard[1]
         args = [json.dumps(answer), marker, REQUEST_ANSWER_TTL_S]
 
-        def answered(_: Any) -> None:
+        def answered(made: Any) -> None:
             self._let_go(key)
+            self._guard.set(None)
+            if guard is not None and not int(made):
+                # The claim this call held is another call's (or answered) now: its
+                # commit stored nothing, and that call's answer is the request_id's.
+                raise ClaimLost(request_id)
 
         async with self.transaction():  # the claim is renewed until the answer commits
             self._queue("remember", [key], args, answered)
@@ -976,9 +1017,13 @@ class RedisStore:
         # and was taken by a retry must not be renewed, released or answered over by
         # the call that lost it, as one shared marker let it.
         marker = f"{CLAIMED}:{secrets.token_hex(8)}"
+        self._guard.set(None)
         if not await self._r.set(key, marker, nx=True, ex=CLAIM_TTL_S):
             return False
         self._let_go(key)
+        # The call's writes are stored only while this claim is its own: one lapsed and
+        # taken by a retry stored the messages twice and made a second answer.
+        self._guard.set((key, marker))
         renewal = asyncio.get_running_loop().create_task(self._renew_claim(key, marker))
         self._claims[key] = (marker, renewal)
         return True
@@ -1004,6 +1049,7 @@ class RedisStore:
 
     async def release_answer(self, appid: str, request_id: str) -> None:
         key = self._k("r", appid, request_id)
+        self._guard.set(None)
         await self._eval(self._r, "release", [key], [self._let_go(key)])
 
     # aliases ---------------------------------------------------------------------
@@ -1093,11 +1139,21 @@ class RedisStore:
             "display_num": 0,
             "click_num": 0,
         }
-        async with self._writes() as pipe:
-            pipe.hset(self._k("t", taskid), mapping=task)
-            pipe.zadd(self._k("tt", appid), {taskid: now})
-            if group_name is not None:
-                pipe.sadd(self._k("tg", appid, group_name), taskid)
+        guard = self._guard.get()
+        if guard is None:
+            async with self._writes() as pipe:
+                pipe.hset(self._k("t", taskid), mapping=task)
+                pipe.zadd(self._k("tt", appid), {taskid: now})
+                if group_name is not None:
+                    pipe.sadd(self._k("tg", appid, group_name), taskid)
+            return
+        # A claimed call's task is written only while the claim is its own (ClaimLost).
+        t = self._k("t", taskid)
+        group = t if group_name is None else self._k("tg", appid, group_name)
+        args: list[Any] = [guard[1], taskid, now]
+        for k, v in task.items():
+            args += [k, v]
+        await self._run("task", [t, self._k("tt", appid), group, guard[0]], args)
 
     async def count_receipt(
         self, appid: str, cid: str, msg_id: str, taskid: str, event: str

@@ -28,7 +28,7 @@ from .ratelimit import RateLimiter
 from .send import MAX_DEVICES, UNIID_TARGETS, Limits, SendRequest, parse_send_message
 from .session import Close, Receipted, Register, error_frame, refuse
 from .store import BROADCAST_TASK, secret_hash
-from .storeapi import Store
+from .storeapi import ClaimLost, Store
 
 log = structlog.get_logger(__name__)
 
@@ -227,20 +227,25 @@ class GatewayService:
         req = parse_send_message(body, self.limits)
         store = self.store
         memo = _memo_key(req)
-        if memo is not None:
-            earlier = await self._earlier(appid, memo)
-            if earlier is not None:
-                log.info("dropped a repeated request_id", request_id=req.request_id)
-                data = earlier.get("data") or {}
-                cids = await store.all_cids(appid) if "taskid" in data else _answered_cids(data)
-                return Outcome(earlier, recheck=cids)
-        try:
-            return await self._send(appid, req, memo, online)
-        except BaseException:
-            if memo is not None:  # nothing remembered: the sender may try again
-                with contextlib.suppress(Exception):
-                    await store.release_answer(appid, memo)
-            raise
+        while True:
+            if memo is not None:
+                earlier = await self._earlier(appid, memo)
+                if earlier is not None:
+                    log.info("dropped a repeated request_id", request_id=req.request_id)
+                    data = earlier.get("data") or {}
+                    cids = await store.all_cids(appid) if "taskid" in data else _answered_cids(data)
+                    return Outcome(earlier, recheck=cids)
+            try:
+                return await self._send(appid, req, memo, online)
+            except ClaimLost:
+                # Its claim lapsed (the store away) and another call took it: nothing of
+                # this one was stored, and the other call's answer is the one.
+                log.warning("a request_id's claim lapsed mid-call", request_id=req.request_id)
+            except BaseException:
+                if memo is not None:  # nothing remembered: the sender may try again
+                    with contextlib.suppress(Exception):
+                        await store.release_answer(appid, memo)
+                raise
 
     async def _earlier(self, appid: str, memo: str) -> dict[str, Any] | None:
         """The answer of an earlier call with this request_id, or None once this call

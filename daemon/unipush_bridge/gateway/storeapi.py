@@ -27,6 +27,12 @@ from .store import ClientRecord
 __all__ = ["ClientRecord", "Store", "open_store"]
 
 
+class ClaimLost(Exception):
+    """A request_id's claim lapsed under its call (the node lost its store for longer
+    than the claim lives) and another call took it: this call's commit stored nothing,
+    and the other call's answer is the request_id's (service.send_message reads it)."""
+
+
 class Store(Protocol):
     async def close(self) -> None: ...
 
@@ -88,7 +94,9 @@ class Store(Protocol):
         ...
 
     async def release_answer(self, appid: str, request_id: str) -> None:
-        """A claimed call failed: the request_id is free for the next call."""
+        """A claimed call failed: the request_id is free for the next call. A claimed
+        call whose claim was taken from it meanwhile (ClaimLost) stores nothing at its
+        commit, which raises ClaimLost."""
         ...
 
     def transaction(self) -> contextlib.AbstractAsyncContextManager[None]:
