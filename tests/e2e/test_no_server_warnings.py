@@ -39,6 +39,12 @@ def _push(daemon: DaemonProc, title: str) -> None:
     assert status == 200, answer
 
 
+def _outage(stack: NotifStack, daemon: DaemonProc) -> None:
+    """dunst goes away, and the daemon has seen it go."""
+    stack.stop_server()
+    wait_for(lambda: daemon.status()["notifications"] == "unavailable", 5, "the outage")
+
+
 def _said(daemon: DaemonProc, event: str) -> int:
     return sum(1 for line in daemon.logs() if line.get("event") == event)
 
@@ -68,8 +74,7 @@ def test_no_server_is_said_once_per_outage_and_once_when_back(
         _push(daemon, "lit")
         wait_for(stack.seen, 5, "the push on dunst")
 
-        stack.stop_server()
-        wait_for(lambda: daemon.status()["notifications"] == "unavailable", 5, "the outage")
+        _outage(stack, daemon)
         for i in range(3):
             _push(daemon, f"dark again {i}")
         _received(daemon, 7)
@@ -94,8 +99,7 @@ def test_pushes_that_came_while_dunst_was_gone_are_shown_when_it_is_back(
     daemon = DaemonProc(tmp_path / "daemon", None, env=env).start()
     try:
         assert daemon.status()["notifications"] == "available"
-        stack.stop_server()
-        wait_for(lambda: daemon.status()["notifications"] == "unavailable", 5, "the outage")
+        _outage(stack, daemon)
         for i in range(3):
             _push(daemon, f"dark {i}")
         wait_for(lambda: daemon.status()["held_for_listener"] == 3, 10, "3 held pushes")
@@ -117,8 +121,7 @@ def test_a_short_outage_as_big_as_the_flood_threshold_is_shown_not_summed_up(
     env = {**stack.env, "UNIPUSH_BRIDGE_SLEEP_BUS": "off", "UNIPUSH_BRIDGE_FLOOD_THRESHOLD": "3"}
     daemon = DaemonProc(tmp_path / "daemon", None, env=env).start()
     try:
-        stack.stop_server()
-        wait_for(lambda: daemon.status()["notifications"] == "unavailable", 5, "the outage")
+        _outage(stack, daemon)
         for i in range(3):
             _push(daemon, f"dark {i}")
         wait_for(lambda: daemon.status()["held_for_listener"] == 3, 10, "3 held pushes")
@@ -179,8 +182,7 @@ def test_the_quiet_hours_summary_waits_for_a_server_that_is_gone(
         for i in range(2):
             _push(daemon, f"quiet {i}")
         wait_for(lambda: daemon.status()["quiet"]["unread"] == 2, 10, "two held back")
-        stack.stop_server()
-        wait_for(lambda: daemon.status()["notifications"] == "unavailable", 5, "the outage")
+        _outage(stack, daemon)
         assert cli("quiet", "off", *sock).returncode == 0
         stack.start_server()
         wait_for(lambda: daemon.status()["notifications"] == "available", 5, "the server")
@@ -237,8 +239,7 @@ def test_a_push_held_for_want_of_a_server_is_shown_when_a_listener_died_with_it(
     env = {**stack.env, "UNIPUSH_BRIDGE_SLEEP_BUS": "off"}
     daemon = DaemonProc(tmp_path / "daemon", None, env=env).start()
     try:
-        stack.stop_server()
-        wait_for(lambda: daemon.status()["notifications"] == "unavailable", 5, "the outage")
+        _outage(stack, daemon)
         _push(daemon, "dark")
         wait_for(lambda: daemon.status()["held_for_listener"] == 1, 10, "the held push")
         _killed_before_acking(daemon, "dark")
@@ -257,8 +258,7 @@ def test_a_listener_that_dies_after_the_server_came_back_leaves_the_push_to_it(
     env = {**stack.env, "UNIPUSH_BRIDGE_SLEEP_BUS": "off"}
     daemon = DaemonProc(tmp_path / "daemon", None, env=env).start()
     try:
-        stack.stop_server()
-        wait_for(lambda: daemon.status()["notifications"] == "unavailable", 5, "the outage")
+        _outage(stack, daemon)
         _push(daemon, "dark")
         wait_for(lambda: daemon.status()["held_for_listener"] == 1, 10, "the held push")
         listener = _no_ack_listener(daemon)
