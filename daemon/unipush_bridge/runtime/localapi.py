@@ -445,10 +445,8 @@ class LocalApiServer:
         conn.answer(req.id, result)
 
     async def _get_cid(self, conn: ApiConnection, params: dict[str, Any]) -> dict[str, Any]:
-        timeout = params.get("timeout", self.cid_timeout)
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
-            raise ApiFail("timeout must be a number of seconds, 0 or more")
-        return {"cid": await self.api.get_push_client_id(float(timeout))}
+        timeout = _timeout(params, self.cid_timeout)
+        return {"cid": await self.api.get_push_client_id(timeout)}
 
     async def _on(self, conn: ApiConnection, params: dict[str, Any]) -> dict[str, Any]:
         ack = params.get("ack", False)
@@ -512,14 +510,20 @@ class LocalApiServer:
         after = params.get("after")
         if after is not None and (isinstance(after, bool) or not isinstance(after, int)):
             raise ApiFail("after must be a whole number: the changes of an earlier status")
-        timeout = params.get("timeout", 30.0)
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
-            raise ApiFail("timeout must be a number of seconds, 0 or more")
+        timeout = _timeout(params, 30.0)
         if self.changes is None:
             return self.status()
         if after is not None:
-            await self.changes.wait(after, float(timeout))
+            await self.changes.wait(after, timeout)
         return {**self.status(), "changes": self.changes.count}
+
+
+def _timeout(params: dict[str, Any], default: float) -> float:
+    """A call's ``timeout`` param: seconds, 0 or more; raises ApiFail naming the rule."""
+    timeout = params.get("timeout", default)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
+        raise ApiFail("timeout must be a number of seconds, 0 or more")
+    return float(timeout)
 
 
 async def _answered(conn: ApiConnection) -> None:
