@@ -748,39 +748,17 @@ class Core:
             self._no_server = not ok
         if maybe and info.kind in ("summary", "quiet"):
             return []  # shown late, or not (its count back): ``shown_late``
-        if info.kind == "quiet" and not ok and reason == NO_SERVER:
-            # Its count goes back (on disk too): the summary comes when a server is
-            # back (server_back), or at the next start; else nobody hears of them.
-            self.quiet_unread += int(info.data["count"])
-            return [SaveQuiet(self.quiet_override, self.quiet_unread)]
         if info.kind in ("summary", "quiet"):
             if not ok and reason == NO_SERVER:
-                # A flood's: summed up again when a server is back. The messages it
-                # stands for are in the history and held, but nothing else tells the
-                # user they came.
-                self._summaries_waiting.append(info)
-            elif not ok:
+                return self._summary_waits(info)
+            if not ok:
                 what = "flood summary" if info.kind == "summary" else "quiet hours summary"
                 return [Warn(f"{what} not shown", {"reason": reason})]
             return []
         if info.kind == "local":
             if not ok:  # a timed out one that is not scheduled: the caller was told
                 return self._unshown(ticket, info, reason) if info.scheduled else []
-            self.counters["notified"] += 1
-            if info.entry is not None:
-                self.counters["shown_late"] += 1
-            shown = {**info.data, "when": info.when} if info.when is not None else info.data
-            assert info.notice is not None
-            return [
-                Remember(
-                    info.entry or ticket,
-                    "local",
-                    info.channel,
-                    info.notice.title,
-                    info.notice.body,
-                    shown,
-                )
-            ]
+            return [self._local_on_screen(ticket, info, late=info.entry is not None)]
         assert info.msg_id is not None
         entry = self.entries.get(info.msg_id)
         if entry is None or entry.state is not State.SHOWING:
@@ -862,14 +840,33 @@ class Core:
             self._persist([(info.msg_id, State.DONE)]),
         ]
 
-    def _never_shown(self, info: _Ticket) -> list[Action]:
-        """A timed out show the server never answered: as one no server took."""
+    def _summary_waits(self, info: _Ticket) -> list[Action]:
+        """A summary no server took waits for one. The quiet one's count goes back (on
+        disk too): it comes when a server is back (server_back) or at the next start;
+        a flood's is summed up again then. The messages a summary stands for are in the
+        history and held, but nothing else tells the user they came."""
         if info.kind == "quiet":
             self.quiet_unread += int(info.data["count"])
             return [SaveQuiet(self.quiet_override, self.quiet_unread)]
-        if info.kind == "summary":
-            self._summaries_waiting.append(info)
-            return []
+        self._summaries_waiting.append(info)
+        return []
+
+    def _local_on_screen(self, ticket: str, info: _Ticket, late: bool) -> Remember:
+        """A local notification the server showed (``late``: after its due time, or
+        after its show timed out): counted, and its history entry."""
+        assert info.notice is not None
+        self.counters["notified"] += 1
+        if late:
+            self.counters["shown_late"] += 1
+        shown = {**info.data, "when": info.when} if info.when is not None else info.data
+        return Remember(
+            info.entry or ticket, "local", info.channel, info.notice.title, info.notice.body, shown
+        )
+
+    def _never_shown(self, info: _Ticket) -> list[Action]:
+        """A timed out show the server never answered: as one no server took."""
+        if info.kind in ("summary", "quiet"):
+            return self._summary_waits(info)
         if info.kind == "local" or info.msg_id is None:
             return []  # the caller was told; a delayed one is tried again (``_unshown``)
         entry = self.entries.get(info.msg_id)
@@ -887,7 +884,6 @@ class Core:
     def _local_shown_late(self, ticket: str, info: _Ticket) -> list[Action]:
         """A delayed local notification shown after its show timed out: its history
         entry becomes shown, and the retry ``_unshown`` scheduled is dropped."""
-        assert info.notice is not None
         entry = info.entry or ticket
         actions: list[Action] = []
         for sched_id, (params, _) in list(self.scheduled.items()):
@@ -895,13 +891,7 @@ class Core:
             if isinstance(retry, dict) and retry.get("entry") == entry:
                 del self.scheduled[sched_id]
                 actions.append(Unschedule(sched_id))
-        self.counters["notified"] += 1
-        self.counters["shown_late"] += 1
-        shown = {**info.data, "when": info.when} if info.when is not None else info.data
-        return [
-            *actions,
-            Remember(entry, "local", info.channel, info.notice.title, info.notice.body, shown),
-        ]
+        return [*actions, self._local_on_screen(ticket, info, late=True)]
 
     def _persist(self, states: list[tuple[str, State]]) -> Persist:
         """Write ``states``; a held one that waits for a server is written as such."""
