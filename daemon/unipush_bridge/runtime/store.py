@@ -91,10 +91,16 @@ class Store:
         # sync(), which the link awaits before it acknowledges.
         self._db = open_db(path, "FULL")
         self._db.executescript(SCHEMA)
-        self._add_secret_column()
-        self._add_not_shown_column()
-        self._add_open_url_column()
-        self._add_wait_server_column()
+        # Columns added since the first release; what an older store's rows get:
+        # - identity.secret: none yet (a store from before cid secrets keeps its cid;
+        #   secret() makes one on first use);
+        # - history.not_shown, open_url: none (every older row was shown, and opens no
+        #   URL when the tray's menu chooses it);
+        # - inbox.wait_server: 0 (older held rows wait for a listener, as they did).
+        self._add_column("identity", "secret", "TEXT")
+        self._add_column("history", "not_shown", "TEXT")
+        self._add_column("history", "open_url", "TEXT")
+        self._add_column("inbox", "wait_server", "INTEGER NOT NULL DEFAULT 0")
         self._hot = open_db(path, "NORMAL")
         self._done_since_prune = 0
         self._wal = os.open(f"{path}-wal", os.O_RDONLY | os.O_CLOEXEC)  # WAL mode keeps it
@@ -121,30 +127,11 @@ class Store:
         ).fetchone()
         return (row[0], int(row[1])) if row else (None, 0)
 
-    def _add_secret_column(self) -> None:
-        """A store from before cid secrets keeps its cid; secret() makes one on first use."""
-        columns = {r[1] for r in self._db.execute("PRAGMA table_info(identity)").fetchall()}
-        if "secret" not in columns:
-            self._db.execute("ALTER TABLE identity ADD COLUMN secret TEXT")
-
-    def _add_not_shown_column(self) -> None:
-        """History from before not-shown records: every row in it was shown."""
-        columns = {r[1] for r in self._db.execute("PRAGMA table_info(history)").fetchall()}
-        if "not_shown" not in columns:
-            self._db.execute("ALTER TABLE history ADD COLUMN not_shown TEXT")
-
-    def _add_open_url_column(self) -> None:
-        """History from before the tray's clicks: its entries open no URL when chosen."""
-        columns = {r[1] for r in self._db.execute("PRAGMA table_info(history)").fetchall()}
-        if "open_url" not in columns:
-            self._db.execute("ALTER TABLE history ADD COLUMN open_url TEXT")
-
-    def _add_wait_server_column(self) -> None:
-        """An inbox from before held pushes waited for a server across a restart: its
-        held rows wait for a listener, as they did then."""
-        columns = {r[1] for r in self._db.execute("PRAGMA table_info(inbox)").fetchall()}
-        if "wait_server" not in columns:
-            self._db.execute("ALTER TABLE inbox ADD COLUMN wait_server INTEGER NOT NULL DEFAULT 0")
+    def _add_column(self, table: str, column: str, decl: str) -> None:
+        """``table.column`` on a store made before it existed (SCHEMA has it for new ones)."""
+        columns = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})").fetchall()}
+        if column not in columns:
+            self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
 
     def secret(self, gateway: str, appid: str) -> str:
         """This install's secret for a gateway and appid, made once and kept (committed
