@@ -244,6 +244,10 @@ class DesktopNotifierBackend:
 
     def _reprobe_due(self) -> None:
         self._reprobe = None
+        self._probe_if_none_answers()
+
+    def _probe_if_none_answers(self) -> None:
+        """Probe now while no server is taken to answer, unless a probe runs already."""
         if not self._available and (self._probing is None or self._probing.done()):
             self._probe_now()
 
@@ -393,8 +397,7 @@ class DesktopNotifierBackend:
                     identifier = await send
                     # An answer from an instance that has gone since: it went with it.
                     if dispatched and (self._linux is None or self._linux.generation == generation):
-                        if not self._available and (self._probing is None or self._probing.done()):
-                            self._probe_now()  # it answers again: no need to wait 30 s
+                        self._probe_if_none_answers()  # it answers again: no need to wait 30 s
                         # On the screen now: a cover right after replaces it.
                         self._record_last(order, call, str(identifier))
                         return str(identifier)
