@@ -14,17 +14,19 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tests.faults.proxy import FaultProxy
+from tests.gatewaykit import Kit, running_gateway
 from tests.procs import DaemonProc, GatewayProc, Proc, wait_for
 
 if TYPE_CHECKING:
     from tests.faults.conftest import Cleanup
+    from tests.redisstack import RedisServer
 
 #: No notification server: a push with no listener is held for the next listener, so
 #: every message must end up at a listener. No logind watcher either.
@@ -289,3 +291,20 @@ def seeded_rng() -> random.Random:
     seed = int(os.environ.get("FAULT_SEED", time.time_ns() % 2**32))
     print(f"seed {seed} (set FAULT_SEED to replay the same kill moments)")
     return random.Random(seed)
+
+
+# two gateway nodes on one Redis, one of them through a fault proxy -------------------------
+
+
+@contextlib.asynccontextmanager
+async def nodes_one_proxied(
+    tmp_path: Path, redis: RedisServer, **config: Any
+) -> AsyncIterator[tuple[FaultProxy, Kit, Kit]]:
+    """Nodes A and B on one redis-server, in this process: A reaches Redis through a
+    FaultProxy the test stalls or cuts, B directly. (proxy, a, b)."""
+    with FaultProxy(0, target_unix=str(redis.socket)) as proxy:
+        async with (
+            running_gateway(tmp_path / "a", store=f"redis://127.0.0.1:{proxy.port}", **config) as a,
+            running_gateway(tmp_path / "b", store=redis.url, **config) as b,
+        ):
+            yield proxy, a, b

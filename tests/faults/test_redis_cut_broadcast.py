@@ -9,10 +9,8 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.faults.harness import seeded_rng
-from tests.faults.proxy import FaultProxy
+from tests.faults.harness import nodes_one_proxied, seeded_rng
 from tests.faults.test_cluster_kill_node import APPID, StandIn, assert_exactly_once
-from tests.gatewaykit import running_gateway
 from tests.redisstack import RedisServer, redis_server
 
 __all__ = ["redis_server"]
@@ -25,49 +23,47 @@ async def test_a_cut_redis_link_under_broadcasts_loses_and_repeats_nothing(
 ) -> None:
     rng = seeded_rng()
     fast = {"broadcast_per_minute": 1000}
-    with FaultProxy(0, target_unix=str(redis_server.socket)) as proxy:
-        async with (
-            running_gateway(tmp_path / "a", store=f"redis://127.0.0.1:{proxy.port}", **fast) as a,
-            running_gateway(tmp_path / "b", store=redis_server.url, **fast) as b,
-            aiohttp.ClientSession() as http,
-        ):
-            urls = [a.ws_url.removesuffix("/ws"), b.ws_url.removesuffix("/ws")]
-            daemons = [StandIn(urls) for _ in range(3)]
-            for d in daemons:
-                await d.connect()
-            done = asyncio.Event()
-            readers = [asyncio.create_task(d.run(done)) for d in daemons]
-            sent: list[str] = []
+    async with (
+        nodes_one_proxied(tmp_path, redis_server, **fast) as (proxy, a, b),
+        aiohttp.ClientSession() as http,
+    ):
+        urls = [a.ws_url.removesuffix("/ws"), b.ws_url.removesuffix("/ws")]
+        daemons = [StandIn(urls) for _ in range(3)]
+        for d in daemons:
+            await d.connect()
+        done = asyncio.Event()
+        readers = [asyncio.create_task(d.run(done)) for d in daemons]
+        sent: list[str] = []
 
-            async def broadcast(n: int) -> None:
-                body = {"title": f"m{n}", "content": "c", "payload": {}}
-                body["request_id"] = f"request-{n:06d}"
-                base = (a, b)[n % 2].base
-                for _ in range(400):
-                    try:
-                        url = f"{base}/api/{APPID}/sendMessage"
-                        async with http.post(url, json=body) as r:
-                            answer = await r.json()
-                    except aiohttp.ClientError:
-                        await asyncio.sleep(0.05)
-                        continue
-                    if r.status == 200 and answer["errCode"] == 0:
-                        sent.append(f"m{n}")
-                        return
-                    await asyncio.sleep(0.05)
-                raise AssertionError(f"m{n} never stored: {answer}")
-
-            for n in range(ROUNDS):
-                pushing = asyncio.create_task(broadcast(n))
-                await asyncio.sleep(rng.uniform(0, 0.02))
-                await asyncio.to_thread(proxy.cut)
-                await pushing
+        async def broadcast(n: int) -> None:
+            body = {"title": f"m{n}", "content": "c", "payload": {}}
+            body["request_id"] = f"request-{n:06d}"
+            base = (a, b)[n % 2].base
             for _ in range(400):
-                if all(len(d.titles) >= len(sent) for d in daemons):
-                    break
+                try:
+                    url = f"{base}/api/{APPID}/sendMessage"
+                    async with http.post(url, json=body) as r:
+                        answer = await r.json()
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.05)
+                    continue
+                if r.status == 200 and answer["errCode"] == 0:
+                    sent.append(f"m{n}")
+                    return
                 await asyncio.sleep(0.05)
-            done.set()
-            await asyncio.gather(*(asyncio.wait_for(r, 20) for r in readers))
-            for d in daemons:
-                await d.close()
-            assert_exactly_once(daemons, sent)
+            raise AssertionError(f"m{n} never stored: {answer}")
+
+        for n in range(ROUNDS):
+            pushing = asyncio.create_task(broadcast(n))
+            await asyncio.sleep(rng.uniform(0, 0.02))
+            await asyncio.to_thread(proxy.cut)
+            await pushing
+        for _ in range(400):
+            if all(len(d.titles) >= len(sent) for d in daemons):
+                break
+            await asyncio.sleep(0.05)
+        done.set()
+        await asyncio.gather(*(asyncio.wait_for(r, 20) for r in readers))
+        for d in daemons:
+            await d.close()
+        assert_exactly_once(daemons, sent)
