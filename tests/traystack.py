@@ -179,16 +179,21 @@ def item_prop(address: str, name: str, prop_name: str) -> Any:
     return prop(address, name, "/StatusNotifierItem", ITEM, prop_name)
 
 
-def tray_name(address: str) -> str | None:
-    """The tray's well-known name on the bus (org.kde.StatusNotifierItem-PID-1), if any."""
-    names = call(
+def bus_names(address: str) -> list[str]:
+    """Every name on the bus, as ListNames gives them."""
+    names: list[str] = call(
         address,
         "org.freedesktop.DBus",
         "/org/freedesktop/DBus",
         "org.freedesktop.DBus",
         "ListNames",
     )[0]
-    return next((n for n in names if n.startswith(ITEM + "-")), None)
+    return names
+
+
+def tray_name(address: str) -> str | None:
+    """The tray's well-known name on the bus (org.kde.StatusNotifierItem-PID-1), if any."""
+    return next((n for n in bus_names(address) if n.startswith(ITEM + "-")), None)
 
 
 def registered_items(address: str) -> list[str]:

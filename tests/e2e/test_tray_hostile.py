@@ -4,6 +4,7 @@ process, everything read over D-Bus as a tray host reads it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -16,10 +17,13 @@ from dbus_fast import Variant
 
 from tests.procs import wait_for
 from tests.traystack import (
+    WATCHER,
     bus_env,
+    bus_names,
     call,
     item_prop,
     require_tray_tools,
+    start,
     start_tray,
     stop,
     tray_name,
@@ -166,6 +170,45 @@ def test_a_click_on_a_menu_read_before_a_new_push_acts_on_the_entry_it_showed(
         assert event["data"]["payload"] == {"which": "B"}, event
     finally:
         stop(tray)
+
+
+def test_a_tray_that_loses_the_bus_while_starting_says_so_and_exits_1(tmp_path: Path) -> None:
+    """CI caught the bus killed while the tray was still starting (its name taken, the
+    watcher not yet asked): it exited 1 but said it could not *reach* the bus, which
+    sends the user looking for a bus that was there. Made certain here: a watcher that
+    owns its name and is stopped (SIGSTOP) holds the tray's start in its register call."""
+    require_tray_tools()
+    address = f"unix:path={tmp_path / 'bus'}"
+    bus = subprocess.Popen(
+        ["dbus-daemon", "--session", "--nofork", f"--address={address}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        wait_for((tmp_path / "bus").exists, 10, "the bus socket")
+        env = bus_env(address, {})
+        watcher = start(["status-notifier-watcher"], env, tmp_path / "watcher.log")
+        procs.append(watcher)
+        wait_for(lambda: WATCHER in bus_names(address), 10, "the watcher on the bus")
+        watcher.send_signal(signal.SIGSTOP)
+        tray = start_tray(tmp_path / "no-daemon.sock", env, tmp_path / "tray.log")
+        procs.append(tray)
+        wait_for(lambda: tray_name(address), 10, "tray on the bus")
+        bus.kill()
+        bus.wait()
+        assert tray.wait(15) == 1
+        text = (tmp_path / "tray.log").read_text()
+        assert "lost the session bus" in text, text
+        assert "cannot reach" not in text, text
+    finally:
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGCONT)
+            stop(proc)
+        if bus.poll() is None:
+            bus.kill()
+            bus.wait()
 
 
 def test_a_tray_whose_session_bus_is_gone_exits_1_for_its_service_to_restart(

@@ -59,7 +59,16 @@ class Tray:
     async def run(self) -> int:
         """0 once told to stop; 1 when the session bus dropped us: an icon nobody can
         see is no tray, and the user service restarts a tray that exits 1."""
-        await self.sni.start()
+        try:
+            await self.sni.start()
+        except (OSError, EOFError) as exc:
+            if self.sni.bus is None:
+                raise  # never reached it: main() says so
+            # Taken away mid-start (dbus_fast raises EOFError for a bus that closed
+            # while a call waited): the same as losing it later.
+            log.error("lost the session bus while starting; exiting", error=repr(exc))
+            self.sni.close()
+            return 1
         try:
             while not self.stopped.is_set():
                 if not self.sni.connected:
