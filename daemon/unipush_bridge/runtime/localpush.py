@@ -6,7 +6,6 @@ naming the option and the rule; unknown options are ignored, as uni-app does.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import ApiFail
+from ..wire import strictjson
 from ..wire.jsnumber import js_number
 
 DEFAULT_CHANNEL = "DcloudChannelID"
@@ -60,13 +60,8 @@ def well_formed(params: dict[str, Any]) -> dict[str, Any]:
     """``params`` with every lone surrogate (a JavaScript string can hold one, JSON
     carries it as an escape) replaced by U+FFFD, and split pairs joined: neither
     SQLite nor D-Bus can store such text (issue 10 item 3)."""
-    text = json.dumps(params, ensure_ascii=False)
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        fixed = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-        return dict(json.loads(fixed))
-    return params
+    fixed: dict[str, Any] = strictjson.well_formed(params)  # ``params`` itself if clean
+    return fixed
 
 
 def _opt_str(params: dict[str, Any], key: str, limit: int = 256) -> str | None:

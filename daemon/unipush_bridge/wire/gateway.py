@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ..errors import ProtocolError
-from .strictjson import reject_constant
+from .strictjson import SURROGATE_ESCAPE, reject_constant, well_formed
 
 VERSION = 1
 #: Largest text frame either side accepts; the gateway caps payloads far below this.
@@ -314,7 +314,9 @@ _CLIENT: dict[str, Any] = {f.type: f for f in (Hello, Ack, Receipt, Error)}
 _SERVER: dict[str, Any] = {f.type: f for f in (Welcome, Push, Error)}
 
 
-def _parse(text: str | bytes, kinds: dict[str, Any]) -> Any:
+def _parse(text: str | bytes, kinds: dict[str, Any], *, repair: bool = False) -> Any:
+    """``repair``: lone surrogates become U+FFFD rather than a frame the caller cannot
+    store (the daemon's side: refusing a push there loses it, a later ack covers it)."""
     if isinstance(text, bytes):
         raise ProtocolError("frame: binary frames are not part of the protocol")
     # Count UTF-8 bytes only when the characters alone cannot decide (4 bytes at most each).
@@ -324,6 +326,8 @@ def _parse(text: str | bytes, kinds: dict[str, Any]) -> Any:
         raise ProtocolError(f"frame: larger than {MAX_FRAME_BYTES} bytes")
     try:
         raw = json.loads(text, parse_constant=reject_constant)
+        if repair and SURROGATE_ESCAPE.search(text):
+            raw = well_formed(raw)
     except json.JSONDecodeError as exc:
         raise ProtocolError(f"frame: not JSON ({exc.msg} at {exc.pos})") from None
     except RecursionError:
@@ -348,8 +352,11 @@ def parse_client_frame(text: str | bytes) -> ClientFrame:
 
 
 def parse_server_frame(text: str | bytes) -> ServerFrame:
-    """Parse a frame sent by a gateway; raises ProtocolError naming field and rule."""
-    frame: ServerFrame = _parse(text, _SERVER)
+    """Parse a frame sent by a gateway; raises ProtocolError naming field and rule.
+    Lone surrogates in its strings are replaced by U+FFFD, as in createPushMessage's
+    options: a JavaScript gateway that cut a title inside an emoji used to stall the
+    link, the record of the whole batch failing on every redelivery."""
+    frame: ServerFrame = _parse(text, _SERVER, repair=True)
     return frame
 
 

@@ -1,15 +1,37 @@
 """JSON as RFC 8259 has it: Python's json reads NaN, Infinity and -Infinity, which no
 other end (a browser's JSON.parse, uniCloud's JSON.stringify) writes or reads. Taken
 in, such a value is stored and later cannot be encoded for an app: refused at the edge
-instead, where the sender hears why."""
+instead, where the sender hears why. Likewise a ``\\ud800`` escape with no partner,
+which Python reads as a lone surrogate: no UTF-8 encoder (SQLite's, D-Bus') takes it."""
 
 from __future__ import annotations
 
+import json
+import re
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # the CLI's fast path imports this module and not typing
-    from typing import NoReturn
+    from typing import Any, NoReturn
+
+#: The JSON escape of a UTF-16 surrogate: the only way a lone one gets into text that
+#: json parsed from a str (a websocket text frame is strict UTF-8 already).
+SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
 def reject_constant(name: str) -> NoReturn:
     """``parse_constant`` for json.loads: the ValueError names the value."""
     raise ValueError(f"{name} is not JSON")
+
+
+def well_formed(value: Any) -> Any:
+    """``value`` (parsed JSON) with every lone surrogate in its strings and keys
+    replaced by U+FFFD, and split pairs joined; ``value`` itself when it has none.
+    A JavaScript string can hold one (``title.slice(0, 40)`` through an emoji), and
+    JSON carries it as an escape; SQLite and D-Bus cannot take it. May raise
+    RecursionError for a value nested too deep to encode."""
+    text = json.dumps(value, ensure_ascii=False)
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return json.loads(text.encode("utf-16", "surrogatepass").decode("utf-16", "replace"))
+    return value

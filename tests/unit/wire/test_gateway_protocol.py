@@ -756,3 +756,35 @@ def test_close_codes_are_distinct_private_range() -> None:
         protocol.CloseCode.UNSUPPORTED_VERSION,
     ]
     assert codes == [4400, 4401, 4404, 4409, 4426]
+
+
+def test_lone_surrogates_in_a_push_become_replacement_characters() -> None:
+    """A gateway's ``\\ud83d`` escape with no partner (a JS title cut inside an emoji)
+    parses to text that SQLite and D-Bus can take; a pair stays the character it is."""
+    frame = {
+        "type": "push",
+        "seq": 1,
+        "id": "m1",
+        "message": {
+            "title": "cut \ud83d",
+            "content": "\ud83d\ude00 ok",
+            "payload": {"k\udc00": ["\udfff"]},
+            "sound": "\ud800",
+        },
+    }
+    push = protocol.parse_server_frame(json.dumps(frame))
+    assert isinstance(push, protocol.Push)
+    assert push.message.title == "cut \ufffd"
+    assert push.message.content == "\U0001f600 ok"
+    assert push.message.payload == {"k\ufffd": ["\ufffd"]}
+    assert push.message.extra == {"sound": "\ufffd"}
+    json.dumps(push.message.to_dict(), ensure_ascii=False).encode()  # storable
+
+
+def test_a_frame_without_surrogates_is_parsed_as_it_is() -> None:
+    text = json.dumps(
+        {"type": "push", "seq": 1, "id": "m", "message": {"title": "\\ud800", "content": "é"}}
+    )
+    push = protocol.parse_server_frame(text)
+    assert isinstance(push, protocol.Push)
+    assert push.message.title == "\\ud800"  # a backslash and letters, not an escape
