@@ -41,6 +41,9 @@ log = structlog.get_logger(__name__)
 MAX_BATCH = 500
 #: Frames read ahead of processing before the reader waits (TCP pushes back).
 READ_AHEAD = 2000
+#: The welcome is given at least this long (the gateway's own wait for a hello), so
+#: short keepalive settings do not leave a gateway that is only slow to answer.
+WELCOME_WAIT_S = 10.0
 
 
 @dataclass
@@ -262,6 +265,10 @@ class Link:
                 self._live = None
 
     async def _keepalive(self, ws: ClientConnection) -> None:
+        """Ping every ``ping_interval``; no pong in ``ping_timeout`` is a dead link, and
+        a pong while the welcome has not come yet (WELCOME_WAIT_S after the hello at
+        least) is a gateway stuck on our hello."""
+        started = time.monotonic()
         while True:
             await asyncio.sleep(self.ping_interval)
             try:
@@ -277,6 +284,14 @@ class Link:
                 self._abort(ws, f"no pong within {self.ping_timeout:g} s")
                 return
             except ConnectionClosed:
+                return
+            waited = time.monotonic() - started
+            if (self._live is None or self._live[0] is not ws) and waited >= WELCOME_WAIT_S:
+                # It answers pings but not the hello (a node whose store hangs, a proxy
+                # whose backend is stuck): waiting on would wait for ever; another
+                # attempt may reach a node that works.
+                log.warning("no welcome from the gateway; aborting the link", waited=waited)
+                self._abort(ws, f"no welcome within {waited:.0f} s of the hello")
                 return
 
     async def _read(self, ws: ClientConnection, session: ClientSession) -> None:
