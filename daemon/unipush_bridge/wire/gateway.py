@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ..errors import ProtocolError
-from .strictjson import SURROGATE_ESCAPE, reject_constant, well_formed
+from .strictjson import SURROGATE_ESCAPE, finite_float, reject_constant, well_formed
 
 VERSION = 1
 #: Largest text frame either side accepts; the gateway caps payloads far below this.
@@ -325,14 +325,14 @@ def _parse(text: str | bytes, kinds: dict[str, Any], *, repair: bool = False) ->
     ):
         raise ProtocolError(f"frame: larger than {MAX_FRAME_BYTES} bytes")
     try:
-        raw = json.loads(text, parse_constant=reject_constant)
+        raw = json.loads(text, parse_constant=reject_constant, parse_float=finite_float)
         if repair and SURROGATE_ESCAPE.search(text):
             raw = well_formed(raw)
     except json.JSONDecodeError as exc:
         raise ProtocolError(f"frame: not JSON ({exc.msg} at {exc.pos})") from None
     except RecursionError:
         raise ProtocolError("frame: not acceptable JSON (nested too deep)") from None
-    except ValueError as exc:  # NaN or Infinity, an integer too long
+    except ValueError as exc:  # NaN or Infinity, 1e400, an integer too long
         raise ProtocolError(f"frame: not acceptable JSON ({exc})") from None
     if not isinstance(raw, dict):
         raise ProtocolError("frame: must be a JSON object")

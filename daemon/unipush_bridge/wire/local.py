@@ -24,7 +24,7 @@ import sys
 from collections import namedtuple
 
 from ..errors import ProtocolError
-from .strictjson import reject_constant
+from .strictjson import finite_float, reject_constant
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ def _decode(line: bytes | str) -> Any:
                 f"request is not valid UTF-8 (byte 0x{line[exc.start]:02x} at offset {exc.start})"
             ) from None
     try:
-        raw = json.loads(line, parse_constant=reject_constant)
+        raw = json.loads(line, parse_constant=reject_constant, parse_float=finite_float)
     except RecursionError:
         raise ValueError(f"request is nested more than {MAX_DEPTH} levels deep") from None
     except json.JSONDecodeError as exc:

@@ -7,6 +7,7 @@ which Python reads as a lone surrogate: no UTF-8 encoder (SQLite's, D-Bus') take
 from __future__ import annotations
 
 import json
+import math
 import re
 
 TYPE_CHECKING = False
@@ -21,6 +22,17 @@ SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 def reject_constant(name: str) -> NoReturn:
     """``parse_constant`` for json.loads: the ValueError names the value."""
     raise ValueError(f"{name} is not JSON")
+
+
+def finite_float(text: str) -> float:
+    """``parse_float`` for json.loads: ``1e400`` is a valid JSON number that float()
+    makes Infinity of, which JSON cannot write back (every answer or event carrying
+    it would fail to encode); the ValueError names it."""
+    value = float(text)
+    if math.isinf(value):
+        shown = text if len(text) <= 40 else text[:39] + "…"
+        raise ValueError(f"{shown} is too large for a number (at most about 1.8e308)")
+    return value
 
 
 def well_formed(value: Any) -> Any:

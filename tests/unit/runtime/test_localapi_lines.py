@@ -88,6 +88,12 @@ HOSTILE = [
         "request is not JSON: NaN is not JSON",
         id="nan",
     ),
+    pytest.param(
+        b'{"id": 1, "method": "createPushMessage", "params": {"content": "x", '
+        b'"payload": -1e400}}\n',
+        "request is not JSON: -1e400 is too large for a number (at most about 1.8e308)",
+        id="past-a-double",
+    ),
 ]
 
 

@@ -512,6 +512,20 @@ def test_a_frame_with_a_json_constant_is_refused_naming_it(constant: str) -> Non
         parse_client_frame(f'{{"type":"ack","seq":{constant}}}')
 
 
+@pytest.mark.parametrize("number", ["1e400", "-1e400", "1" * 400 + ".0"])
+def test_a_frame_with_a_number_past_a_double_is_refused_naming_it(number: str) -> None:
+    """float() makes Infinity of these, which JSON cannot write back: recorded, such a
+    push broke every history answer that reached it."""
+    frame = (
+        '{"type":"push","seq":1,"id":"a","message":{"title":"t","content":"c",'
+        f'"payload":{{"v":{number}}}}}}}'
+    )
+    with pytest.raises(ProtocolError, match="is too large for a number"):
+        parse_server_frame(frame)
+    ok = parse_server_frame(frame.replace(number, "1.7e308"))
+    assert isinstance(ok, Push) and ok.message.payload == {"v": 1.7e308}
+
+
 def test_message_to_dict_leaves_out_none_fields() -> None:
     message = PushMessage.parse(
         {"title": "t", "content": "c", "payload": None, "open_url": None, "taskid": None}
