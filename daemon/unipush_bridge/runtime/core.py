@@ -187,6 +187,9 @@ class Persist:
 @dataclass(frozen=True, slots=True)
 class SavePendingClick:
     data: dict[str, Any] | None  # None: clear it
+    #: The id it is handed over with, kept with it: a replay after a crash carries the
+    #: same one, so a client that took it before the crash drops the copy.
+    click_id: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -453,6 +456,8 @@ class Core:
         self.listeners: list[Listener] = []
         self.entries: dict[str, Entry] = {}
         self.pending_click: dict[str, Any] | None = None
+        #: The id the pending click is handed over with (on disk with it).
+        self.pending_click_id: str | None = None
         self.channels: dict[str, Channel] = {}
         self.scheduled: dict[str, tuple[dict[str, Any], float]] = {}
         self._tickets: OrderedDict[str, _Ticket] = OrderedDict()
@@ -468,7 +473,7 @@ class Core:
         #: Summaries (flood, quiet hours) not shown for want of a server, in order.
         self._summaries_waiting: list[_Ticket] = []
         #: A kept click out with listeners: its data and the listeners it went to.
-        self._click_holds: dict[int, tuple[dict[str, Any], tuple[Listener, ...]]] = {}
+        self._click_holds: dict[int, tuple[dict[str, Any], tuple[Listener, ...], str]] = {}
         self._next_token = 0
         self._summary: _Summary | None = None
         #: The toggle: True/False until changed, None: follow the schedule.
@@ -511,6 +516,7 @@ class Core:
         channels: Iterable[Channel] = (),
         scheduled: Iterable[tuple[str, dict[str, Any], float]] = (),
         pending_click: dict[str, Any] | None = None,
+        pending_click_id: str | None = None,
         quiet: tuple[bool | None, int] = (None, 0),
         local: float | None = None,
         now: float | None = None,
@@ -540,6 +546,10 @@ class Core:
         self.channels = {c.channel_id: c for c in channels}
         self.scheduled = {sid: (params, due) for sid, params, due in scheduled}
         self.pending_click = pending_click
+        # One kept by a run from before click ids were kept gets one now.
+        if pending_click is not None and pending_click_id is None:
+            pending_click_id = f"click-{self._new_id()}"
+        self.pending_click_id = pending_click_id
         return actions + self.dispatch(replay, now)
 
     # -- pushes ------------------------------------------------------------------------------
@@ -700,8 +710,8 @@ class Core:
             actions.append(Warn("a listener stopped reading; disconnecting it"))
             actions += self.unsubscribed(listener)
         if token in self._click_holds:
-            data, tried = self._click_holds.pop(token)
-            return actions + self._click_held(data, tried, bool(holders))
+            data, tried, click_id = self._click_holds.pop(token)
+            return actions + self._click_held(data, tried, bool(holders), click_id)
         done: list[tuple[str, State]] = []
         now_held: list[str] = []
         for msg_id in msg_ids:
@@ -934,7 +944,8 @@ class Core:
         if self.pending_click is not None:
             # Kept on disk until the listener has it: a crash in between keeps it.
             data, self.pending_click = self.pending_click, None
-            actions += self._hand_click(data, (listener,))
+            click_id, self.pending_click_id = self.pending_click_id, None
+            actions += self._hand_click(data, (listener,), click_id or f"click-{self._new_id()}")
         return actions
 
     def server_back(self, now: float) -> list[Action]:
@@ -972,18 +983,19 @@ class Core:
                 self._summary.items[:0] = info.items
         return actions
 
-    def _hand_click(self, data: dict[str, Any], listeners: tuple[Listener, ...]) -> list[Action]:
+    def _hand_click(
+        self, data: dict[str, Any], listeners: tuple[Listener, ...], click_id: str
+    ) -> list[Action]:
         """The kept click to ``listeners``, then a wait for one of them to hold it."""
-        click_id = f"click-{self._new_id()}"
         self._next_token += 1
-        self._click_holds[self._next_token] = (data, listeners)
+        self._click_holds[self._next_token] = (data, listeners, click_id)
         return [
             *(Send(listener, click_event(data), click_id) for listener in listeners),
             AwaitHold(self._next_token, listeners, (click_id,)),
         ]
 
     def _click_held(
-        self, data: dict[str, Any], tried: tuple[Listener, ...], held: bool
+        self, data: dict[str, Any], tried: tuple[Listener, ...], held: bool, click_id: str
     ) -> list[Action]:
         if self.pending_click is not None:  # a newer click came meanwhile: it stays
             return []
@@ -993,8 +1005,8 @@ class Core:
         # was not pending then): it takes it now, else the next one to subscribe does.
         others = tuple(x for x in self.listeners if x not in tried)
         if others:
-            return self._hand_click(data, others)
-        self.pending_click = data
+            return self._hand_click(data, others, click_id)
+        self.pending_click, self.pending_click_id = data, click_id
         return []
 
     def unsubscribed(self, listener: Listener) -> list[Action]:
@@ -1042,7 +1054,11 @@ class Core:
             event = click_event(info.data)
             return [*actions, *(Send(listener, event) for listener in self.listeners)]
         self.pending_click = info.data
-        actions += [SavePendingClick(info.data), Warn("click kept for the next listener")]
+        self.pending_click_id = f"click-{self._new_id()}"
+        actions += [
+            SavePendingClick(info.data, self.pending_click_id),
+            Warn("click kept for the next listener"),
+        ]
         if self.config.app_command:
             actions.append(Launch(self.config.app_command))
         return actions

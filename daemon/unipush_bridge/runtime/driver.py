@@ -149,6 +149,7 @@ class Driver:
             channels=channels,
             scheduled=self.store.scheduled(),
             pending_click=self.store.pending_click(self.appid),
+            pending_click_id=self.store.pending_click_id(self.appid),
             quiet=self.store.quiet(),
             local=self._local_now(),
             now=self._monotonic(),
@@ -403,11 +404,11 @@ class Driver:
                 listener.deliver(event, push_id)  # type: ignore[attr-defined]
             case core.Disconnect(listener):
                 listener.close()  # type: ignore[attr-defined]
-            case core.SavePendingClick(data):
+            case core.SavePendingClick(data, click_id):
                 if data is None:
                     self.store.clear_pending_click(self.appid)
                 else:
-                    self.store.set_pending_click(self.appid, data)
+                    self.store.set_pending_click(self.appid, data, click_id)
             case core.OpenUrl(url):
                 self._spawn(asyncio.to_thread(webbrowser.open, url))
             case core.Launch(argv):

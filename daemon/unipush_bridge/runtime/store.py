@@ -96,11 +96,13 @@ class Store:
         #   secret() makes one on first use);
         # - history.not_shown, open_url: none (every older row was shown, and opens no
         #   URL when the tray's menu chooses it);
-        # - inbox.wait_server: 0 (older held rows wait for a listener, as they did).
+        # - inbox.wait_server: 0 (older held rows wait for a listener, as they did);
+        # - pending_click.click_id: none (the core gives such a click an id at start).
         self._add_column("identity", "secret", "TEXT")
         self._add_column("history", "not_shown", "TEXT")
         self._add_column("history", "open_url", "TEXT")
         self._add_column("inbox", "wait_server", "INTEGER NOT NULL DEFAULT 0")
+        self._add_column("pending_click", "click_id", "TEXT")
         self._hot = open_db(path, "NORMAL")
         self._done_since_prune = 0
         self._wal = os.open(f"{path}-wal", os.O_RDONLY | os.O_CLOEXEC)  # WAL mode keeps it
@@ -234,16 +236,26 @@ class Store:
 
     # the click that waits for the next subscriber ------------------------------
 
-    def set_pending_click(self, appid: str, data: dict[str, Any]) -> None:
+    def set_pending_click(
+        self, appid: str, data: dict[str, Any], click_id: str | None = None
+    ) -> None:
+        """``click_id``: what it is handed over with, the same in every run."""
         self._db.execute(
-            "INSERT INTO pending_click (appid, data, at) VALUES (?, ?, ?) "
-            "ON CONFLICT (appid) DO UPDATE SET data=excluded.data, at=excluded.at",
-            (appid, json.dumps(data, ensure_ascii=False), time.time()),
+            "INSERT INTO pending_click (appid, data, at, click_id) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (appid) DO UPDATE SET data=excluded.data, at=excluded.at, "
+            "click_id=excluded.click_id",
+            (appid, json.dumps(data, ensure_ascii=False), time.time(), click_id),
         )
 
     def pending_click(self, appid: str) -> dict[str, Any] | None:
         row = self._db.execute("SELECT data FROM pending_click WHERE appid=?", (appid,)).fetchone()
         return None if row is None else dict(json.loads(row[0]))
+
+    def pending_click_id(self, appid: str) -> str | None:
+        row = self._db.execute(
+            "SELECT click_id FROM pending_click WHERE appid=?", (appid,)
+        ).fetchone()
+        return None if row is None or row[0] is None else str(row[0])
 
     def clear_pending_click(self, appid: str) -> None:
         self._db.execute("DELETE FROM pending_click WHERE appid=?", (appid,))

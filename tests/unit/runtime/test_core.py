@@ -447,6 +447,33 @@ def test_pending_click_survives_a_restart() -> None:
     assert restarted.pending_click is None
 
 
+def test_a_kept_click_is_handed_over_with_the_same_id_in_every_run() -> None:
+    """A kill after a listener took the kept click, before its clearing was written:
+    the next run hands it over again, with the id it had, so the client drops it."""
+    s = sim()
+    s.push(s.record(1))
+    s.run(s.core.activated(s.shown[0].ticket))
+    (saved,) = [a for a in s.of(core.SavePendingClick) if a.data is not None]
+    assert saved.click_id
+    s.auto_hold = False
+    s.listen("a")
+    assert s.push_ids["a"] == [saved.click_id]
+    fresh = Core(s.core.config, ids())
+    fresh.restore([], pending_click=saved.data, pending_click_id=saved.click_id)
+    (send,) = [a for a in fresh.subscribed("b") if isinstance(a, core.Send)]
+    assert send.push_id == saved.click_id and send.event["type"] == "click"
+    # Not taken by a listener that went away: the next one gets the same id too.
+    (wait,) = s.waits
+    s.run(s.core.held(wait.token, [], ["a"]))
+    s.listen("c")
+    assert s.push_ids["c"] == [saved.click_id]
+    # One kept by a run from before ids were kept gets one at start.
+    old = Core(s.core.config, ids())
+    old.restore([], pending_click=saved.data)
+    (send,) = [a for a in old.subscribed("d") if isinstance(a, core.Send)]
+    assert send.push_id and send.push_id.startswith("click-")
+
+
 # -- clicks ---------------------------------------------------------------------------------
 
 

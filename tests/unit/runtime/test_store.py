@@ -261,6 +261,21 @@ def test_pending_click_set_and_take(db: Store) -> None:
     assert take(db, "__UNI__OTHER") == {"title": "o"}
 
 
+def test_pending_click_keeps_its_id_across_a_reopen(path: Path) -> None:
+    first = Store(path)
+    first.set_pending_click(APP, {"title": "a"}, "click-1")
+    first.set_pending_click(APP, {"title": "b"}, "click-2")
+    first.close()
+    again = Store(path)
+    assert again.pending_click(APP) == {"title": "b"}
+    assert again.pending_click_id(APP) == "click-2"
+    again.clear_pending_click(APP)
+    assert again.pending_click_id(APP) is None
+    again.set_pending_click(APP, {"title": "c"})  # no id: the core makes one at start
+    assert again.pending_click_id(APP) is None
+    again.close()
+
+
 def test_held_for_want_of_a_server_is_kept_across_a_reopen(path: Path, clock: Clock) -> None:
     """The flag is written with the held state, and any later write clears it."""
     first = Store(path)
