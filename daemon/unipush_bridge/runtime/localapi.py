@@ -484,7 +484,8 @@ class LocalApiServer:
         limit = params.get("limit", 20)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
             raise ApiFail("limit must be a whole number from 1 to 10000")
-        return {"entries": self.api.history(limit)}
+        entries, left_out = wire.fit_in_line(self.api.history(limit))
+        return {"entries": entries, "left_out": left_out} if left_out else {"entries": entries}
 
     async def _click_history(self, conn: ApiConnection, params: dict[str, Any]) -> dict[str, Any]:
         push_id = params.get("push_id")

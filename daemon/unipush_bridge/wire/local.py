@@ -241,6 +241,32 @@ def quiet_toggle(params: dict[str, Any]) -> bool | None:
 # answers and events (daemon to client) -------------------------------------------------------
 
 
+#: What an answer's own fields (id, errMsg, counts) may take of a line, at most.
+ANSWER_OVERHEAD = 4096
+
+
+def fit_in_line(
+    items: list[dict[str, Any]], budget: int = MAX_LINE - ANSWER_OVERHEAD
+) -> tuple[list[dict[str, Any]], int]:
+    """The items, in their order, that one answer line can carry (``budget`` bytes of
+    JSON among them), and how many were left out: each item whole or not at all, so
+    a large one costs only itself. Every line is held to MAX_LINE, and clients drop
+    a longer one (the whole answer, not the entries that made it long). An item that
+    cannot be encoded at all is kept: encoding the answer then fails the call, naming
+    why, as for any answer it cannot write."""
+    kept: list[dict[str, Any]] = []
+    left = budget
+    for item in items:
+        try:
+            size = len(_dumps(item))
+        except (ValueError, TypeError, RecursionError):
+            size = 0
+        if size <= left:  # _dumps' newline stands for the comma between items
+            kept.append(item)
+            left -= size
+    return kept, len(items) - len(kept)
+
+
 def encode_answer(answer: Answer) -> bytes:
     return _dumps({"id": answer.id, "result": answer.result})
 

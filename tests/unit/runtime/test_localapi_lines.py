@@ -168,3 +168,13 @@ async def test_an_event_that_cannot_be_encoded_is_skipped_and_counts_as_held(
     assert isinstance(got, wire.Event) and got.push_id == "ok"
     await client.send_line(wire.encode_ack(["ok"]))
     assert await asyncio.wait_for(listener.held(("deep", "nan", "ok")), WAIT) is True
+
+
+def test_fit_in_line_keeps_order_and_whole_items_within_the_budget() -> None:
+    """A history answer is held to one line: each entry whole, newest first, and one
+    too large for what is left costs only itself."""
+    items = [{"n": 0}, {"n": 1, "big": "x" * 900}, {"n": 2, "big": "y" * 200}, {"n": 3}]
+    kept, left_out = wire.fit_in_line(items, budget=400)
+    assert [i["n"] for i in kept] == [0, 2, 3] and left_out == 1
+    assert wire.fit_in_line(items, budget=5) == ([], 4)
+    assert wire.fit_in_line(items) == (items, 0)
