@@ -15,7 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ..errors import ProtocolError
-from .strictjson import SURROGATE_ESCAPE, finite_float, reject_constant, well_formed
+from .strictjson import (
+    SURROGATE_ESCAPE,
+    finite_float,
+    lone_surrogate,
+    reject_constant,
+    well_formed,
+)
 
 VERSION = 1
 #: Largest text frame either side accepts; the gateway caps payloads far below this.
@@ -315,8 +321,9 @@ _SERVER: dict[str, Any] = {f.type: f for f in (Welcome, Push, Error)}
 
 
 def _parse(text: str | bytes, kinds: dict[str, Any], *, repair: bool = False) -> Any:
-    """``repair``: lone surrogates become U+FFFD rather than a frame the caller cannot
-    store (the daemon's side: refusing a push there loses it, a later ack covers it)."""
+    """A frame holding a lone surrogate is broken: no store or encoder takes one. With
+    ``repair`` they become U+FFFD instead (the daemon's side: refusing a push there
+    loses it, a later ack covers it)."""
     if isinstance(text, bytes):
         raise ProtocolError("frame: binary frames are not part of the protocol")
     # Count UTF-8 bytes only when the characters alone cannot decide (4 bytes at most each).
@@ -324,16 +331,24 @@ def _parse(text: str | bytes, kinds: dict[str, Any], *, repair: bool = False) ->
         len(text) * 4 > MAX_FRAME_BYTES and len(text.encode()) > MAX_FRAME_BYTES
     ):
         raise ProtocolError(f"frame: larger than {MAX_FRAME_BYTES} bytes")
+    code: int | None = None
     try:
         raw = json.loads(text, parse_constant=reject_constant, parse_float=finite_float)
-        if repair and SURROGATE_ESCAPE.search(text):
-            raw = well_formed(raw)
+        if SURROGATE_ESCAPE.search(text):
+            if repair:
+                raw = well_formed(raw)
+            else:
+                code = lone_surrogate(raw)
     except json.JSONDecodeError as exc:
         raise ProtocolError(f"frame: not JSON ({exc.msg} at {exc.pos})") from None
     except RecursionError:
         raise ProtocolError("frame: not acceptable JSON (nested too deep)") from None
     except ValueError as exc:  # NaN or Infinity, 1e400, an integer too long
         raise ProtocolError(f"frame: not acceptable JSON ({exc})") from None
+    if code is not None:
+        raise ProtocolError(
+            f"frame: a string holds a lone surrogate (U+{code:04X}), which is not text"
+        )
     if not isinstance(raw, dict):
         raise ProtocolError("frame: must be a JSON object")
     kind = raw.get("type")

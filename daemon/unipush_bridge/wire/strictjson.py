@@ -35,6 +35,17 @@ def finite_float(text: str) -> float:
     return value
 
 
+def lone_surrogate(value: Any) -> int | None:
+    """The first lone surrogate's code point in ``value``'s strings and keys (parsed
+    JSON), or None. May raise RecursionError for a value nested too deep to encode."""
+    text = json.dumps(value, ensure_ascii=False)
+    try:
+        text.encode()
+    except UnicodeEncodeError as exc:
+        return ord(text[exc.start])
+    return None
+
+
 def well_formed(value: Any) -> Any:
     """``value`` (parsed JSON) with every lone surrogate in its strings and keys
     replaced by U+FFFD, and split pairs joined; ``value`` itself when it has none.

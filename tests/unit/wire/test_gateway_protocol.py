@@ -802,3 +802,12 @@ def test_a_frame_without_surrogates_is_parsed_as_it_is() -> None:
     push = protocol.parse_server_frame(text)
     assert isinstance(push, protocol.Push)
     assert push.message.title == "\\ud800"  # a backslash and letters, not an escape
+
+
+def test_a_daemon_frame_with_a_lone_surrogate_is_refused_naming_it() -> None:
+    """The gateway cannot store one (a hello's appid or secret, a receipt's id): a
+    broken frame, not a store failure."""
+    with pytest.raises(ProtocolError, match=r"^frame: a string holds a lone surrogate \(U\+DC00\)"):
+        parse_client_frame('{"type": "receipt", "id": "a\\udc00", "event": "click"}')
+    hello = parse_client_frame('{"type": "hello", "appid": "\\ud83d\\ude00"}')  # a pair
+    assert isinstance(hello, protocol.Hello) and hello.appid == "\U0001f600"
