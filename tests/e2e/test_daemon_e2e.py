@@ -102,7 +102,9 @@ def test_a_held_push_is_let_go_when_the_senders_ttl_ends(unipush: Unipush) -> No
         assert status == 200 and answer["errCode"] == 0, answer
 
     status = unipush.daemon.status
-    wait_for(lambda: status()["held_for_listener"] == 2, 10, "both held")
+    # Not "both held" first: that lasts the first ttl (1.5 s) at most, less than a
+    # loaded machine's sends and status calls can take (a daemon stopped 1.6 s after
+    # the first send never showed it); the first let go and the second held say it.
     wait_for(lambda: status()["counters"]["missed"] == 1, 10, "the first let go")
     assert status()["held_for_listener"] == 1
     unipush.listen()

@@ -8,6 +8,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from tests.traystack import (
     bus_names,
     call,
     item_prop,
+    registered_items,
     require_tray_tools,
     start,
     start_tray,
@@ -239,3 +241,41 @@ def test_a_tray_whose_session_bus_is_gone_exits_1_for_its_service_to_restart(
         if bus.poll() is None:
             bus.kill()
             bus.wait()
+
+
+def test_a_tray_that_starts_while_the_watcher_is_not_yet_serving_registers_once_it_is(
+    tmp_path: Path,
+) -> None:
+    """status-notifier-watcher owns its name a moment before it serves its object
+    (RegisterStatusNotifierItem answers UnknownObject then). A tray that started in that
+    moment (tray and tray host both start at login) was refused, and no NameOwnerChanged
+    was coming for a name already owned: no icon until the host restarted. Made certain
+    with a watcher (tests/e2e/late_watcher.py) that serves only when told to."""
+    require_tray_tools()
+    address = f"unix:path={tmp_path / 'bus'}"
+    bus = subprocess.Popen(
+        ["dbus-daemon", "--session", "--nofork", f"--address={address}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        wait_for((tmp_path / "bus").exists, 10, "the bus socket")
+        env = bus_env(address, {})
+        script = Path(__file__).with_name("late_watcher.py")
+        watcher = start([sys.executable, str(script)], env, tmp_path / "watcher.log")
+        procs.append(watcher)
+        wait_for(lambda: WATCHER in bus_names(address), 10, "the watcher's name on the bus")
+        tray = start_tray(tmp_path / "no-daemon.sock", env, tmp_path / "tray.log")
+        procs.append(tray)
+        log = tmp_path / "tray.log"
+        wait_for(lambda: "no StatusNotifierWatcher yet" in log.read_text(), 15, "refused")
+        name = tray_name(address)
+        assert name is not None
+        watcher.send_signal(signal.SIGUSR1)  # serves its object now
+        wait_for(lambda: name in registered_items(address), 15, "the tray registered")
+    finally:
+        for proc in reversed(procs):
+            stop(proc)
+        bus.kill()
+        bus.wait()

@@ -83,7 +83,12 @@ class Child:
             from .zygote import zygote
 
             self.pid = zygote().spawn(args, dict(env), str(log))
-            self._pidfd = os.pidfd_open(self.pid)
+            try:
+                self._pidfd = os.pidfd_open(self.pid)
+            except ProcessLookupError:
+                # Exited already (a bad option, a taken port) and reaped by the kernel
+                # (the zygote ignores SIGCHLD): no pidfd, so alive() says it is gone.
+                self._pidfd = -1
             return
         with log.open("ab") as err:
             self.proc = subprocess.Popen(

@@ -270,7 +270,30 @@ class SniConnection:
         )
         await self.bus.call(add_match(rule))
         self._shown = self._snapshot()
-        await self.register()
+        if not await self.register() and await self._watcher_owned():
+            # A watcher owns its name a moment before it serves its object
+            # (status-notifier-watcher does): refused in that moment, no
+            # NameOwnerChanged is coming for a name already owned, so try again.
+            self._register_in_background()
+
+    async def _watcher_owned(self) -> bool:
+        """Whether some connection owns the watcher's name (NameHasOwner)."""
+        assert self.bus is not None
+        reply = await self.bus.call(
+            Message(
+                destination="org.freedesktop.DBus",
+                path="/org/freedesktop/DBus",
+                interface="org.freedesktop.DBus",
+                member="NameHasOwner",
+                signature="s",
+                body=[WATCHER],
+            )
+        )
+        return (
+            reply is not None
+            and reply.message_type == MessageType.METHOD_RETURN
+            and bool(reply.body[0])
+        )
 
     async def register(self) -> bool:
         """RegisterStatusNotifierItem with the watcher, if one is there (else a host
@@ -309,10 +332,13 @@ class SniConnection:
             and msg.body[2]
             and not self._registering  # a watcher restarting often: one at a time
         ):
-            task = asyncio.get_running_loop().create_task(self._register_soon())
-            self._registering.add(task)
-            task.add_done_callback(self._registering.discard)
+            self._register_in_background()
         return False
+
+    def _register_in_background(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._register_soon())
+        self._registering.add(task)
+        task.add_done_callback(self._registering.discard)
 
     async def _register_soon(self) -> None:
         """A watcher may own its name a moment before its object is exported
