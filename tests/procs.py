@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from unipush_bridge.testing.stack import free_port
+from unipush_bridge.testing.stack import free_port, listening_port, log_size
 from unipush_bridge.testing.stack import wait_until as wait_for
 
 CLI = [sys.executable, "-m", "unipush_bridge.launch"]
@@ -121,7 +121,10 @@ class GatewayProc(Proc):
         env: Mapping[str, str] | None = None,
         extra: list[str] | None = None,
     ) -> None:
-        self.port = port or free_port()
+        # 0: the gateway picks one, read from its JSON "gateway listening" line when
+        # ready; another log level or format has no such line: a port picked here.
+        quiet = {"--log-level", "--log-format"} & set(extra or [])
+        self.port = port or (free_port() if quiet else 0)
         data_dir.mkdir(parents=True, exist_ok=True)
         super().__init__(
             [
@@ -142,13 +145,22 @@ class GatewayProc(Proc):
 
     @property
     def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://127.0.0.1:{self.bound_port()}"
 
     @property
     def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
+        return f"ws://127.0.0.1:{self.bound_port()}"
+
+    def bound_port(self) -> int:
+        if not self.port:
+            raise RuntimeError(
+                "the gateway picks its port when it starts: start() it first, "
+                "or pass port=free_port() for a daemon started before it"
+            )
+        return self.port
 
     def start(self) -> GatewayProc:
+        self._log_from = log_size(self.log_path)
         super().start()
         wait_for(self._healthy, 15, "the gateway to answer /healthz")
         return self
@@ -156,6 +168,12 @@ class GatewayProc(Proc):
     def _healthy(self) -> bool:
         if not self.alive():
             raise RuntimeError(f"gateway exited: {self.log_path.read_text()[-2000:]}")
+        if not self.port:
+            self.port = listening_port(self.log_path, self._log_from)
+            if not self.port:
+                return False
+            # A restart of this object binds the same port again.
+            self.args[self.args.index("--port") + 1] = str(self.port)
         try:
             with urllib.request.urlopen(f"{self.http_url}/healthz", timeout=1) as r:
                 return bool(r.status == 200)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.procs import DaemonProc, GatewayProc, Proc
+from tests.procs import DaemonProc, GatewayProc, Proc, free_port
 
 pytestmark = pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="needs AF_UNIX")
 
@@ -128,7 +128,7 @@ def test_abstract_namespace_and_no_watchdog(tmp_path: Path, procs: list[Proc]) -
     WATCHDOG_USEC no WATCHDOG=1 is sent; the link state change arrives as STATUS=."""
     ns = NotifySocket(f"@unipush-test-{uuid.uuid4().hex}")
     try:
-        gw = GatewayProc(tmp_path / "gw")
+        gw = GatewayProc(tmp_path / "gw", port=free_port())  # the daemon needs it first
         daemon = DaemonProc(tmp_path / "d", gw.ws_url, env={"NOTIFY_SOCKET": ns.address})
         procs.append(daemon)
         daemon.start(wait_registered=False)  # the gateway is not up yet

@@ -61,9 +61,37 @@ def wait_until(check: Callable[[], T | None], timeout: float = 10.0, what: str =
 
 
 def free_port() -> int:
+    """A port free now; another process may take it before it is bound (prefer
+    ``--port 0`` and :func:`listening_port` for a gateway)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def log_size(log: Path) -> int:
+    """Where a child's log ends now, so a new start's lines can be read apart."""
+    try:
+        return log.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def listening_port(log: Path, offset: int = 0) -> int:
+    """The port a gateway started with ``--port 0`` bound, from its JSON "gateway
+    listening" line past ``offset``; 0 while it has not said. Picking a free port and
+    passing it loses a race with parallel tests that do the same."""
+    try:
+        with log.open("rb") as f:
+            f.seek(offset)
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return 0
+    for line in lines:
+        with contextlib.suppress(ValueError):
+            entry = json.loads(line)
+            if isinstance(entry, dict) and entry.get("event") == "gateway listening":
+                return int(entry["port"])
+    return 0
 
 
 class Child:
@@ -173,9 +201,10 @@ class GatewayProcess:
     """``unipush-bridge gateway`` on 127.0.0.1 with its data in ``data_dir``."""
 
     def __init__(self, data_dir: Path, env: Mapping[str, str], port: int | None = None) -> None:
-        self.port = port or free_port()
+        self.port = port or 0  # 0: the gateway picks one, read from its log when ready
         data_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir = data_dir
+        self._log_from = log_size(data_dir / "gateway.log")
         self.child = Child(
             ["gateway", "--config", str(own_config(data_dir / "gateway.toml")),
              "--host", "127.0.0.1", "--port", str(self.port),
@@ -186,18 +215,32 @@ class GatewayProcess:
 
     @property
     def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://127.0.0.1:{self.listening()}"
 
     @property
     def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
+        return f"ws://127.0.0.1:{self.listening()}"
+
+    def listening(self, timeout: float = START_TIMEOUT_S) -> int:
+        """The bound port; waits for the gateway to say it when it picked one, so a
+        daemon started next still overlaps the gateway's own start."""
+        if not self.port:
+            wait_until(self._port_known, timeout, "the gateway to say which port it bound")
+        return self.port
+
+    def _port_known(self) -> bool:
+        self.child.check_alive("the gateway")
+        self.port = listening_port(self.data_dir / "gateway.log", self._log_from)
+        return bool(self.port)
 
     def wait_ready(self, timeout: float = START_TIMEOUT_S) -> GatewayProcess:
-        wait_until(self._healthy, timeout, f"the gateway on port {self.port} to answer /healthz")
+        wait_until(self._healthy, timeout, "the gateway to answer /healthz")
         return self
 
     def _healthy(self) -> bool:
         self.child.check_alive("the gateway")
+        if not self.port and not self._port_known():
+            return False
         try:
             with urllib.request.urlopen(f"{self.http_url}/healthz", timeout=1) as r:
                 return bool(r.status == 200)
