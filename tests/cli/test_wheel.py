@@ -7,6 +7,7 @@ checkout's editable install is not seen there: the wheel's copy is what runs).""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -23,9 +24,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(*argv: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    # A PYTHONPATH (a worktree's checkout, say) would put another copy before the wheel's.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     res = subprocess.run(
-        [str(a) for a in argv], capture_output=True, text=True, cwd=cwd, timeout=120, check=False
-    )
+        [str(a) for a in argv],
+        capture_output=True, text=True, cwd=cwd, env=env, timeout=120, check=False,
+    )  # fmt: skip
     assert res.returncode == 0, (argv, res.stdout[-2000:], res.stderr[-2000:])
     return res
 
