@@ -3,7 +3,9 @@
 Each client opens a websocket, sends ``hello`` (no cid: the server assigns one),
 waits for ``welcome`` and then reads ``push`` frames, acknowledging them cumulatively
 (after at most ``--ack-every`` frames or ``--ack-ms`` milliseconds), as a daemon would
-but without storing anything.
+but without storing anything. Without compression each client is a rawws.RawClient
+(callbacks, no task per connection), so the clients' own CPU does not hide the server's;
+``--compression deflate`` uses the ``websockets`` client, which negotiates it.
 
     python tests/bench/wsclients.py --url ws://127.0.0.1:P/ws --appid APP --clients N
 
@@ -32,6 +34,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from rawws import HandshakeError, RawClient
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -83,11 +86,60 @@ class Stats:
             "errors": self.errors,
         }
 
+    def gone(self, code: int | None) -> None:
+        self.closed += 1
+        self.error(f"closed: {code}")
+        self.changed.set()
+
+
+class Pushes:
+    """One connection's received frames, counted into the shared Stats."""
+
+    def __init__(self, stats: Stats) -> None:
+        self.stats = stats
+        self.got_one = False
+
+    def take(self, raw: str | bytes) -> int | None:
+        """The push frame's seq, or None for a frame that is not a push."""
+        stats = self.stats
+        now = time.time()
+        try:
+            frame = json.loads(raw)
+        except ValueError:
+            stats.bad_frames += 1
+            return None
+        if frame.get("type") != "push":
+            stats.bad_frames += 1
+            stats.error(f"frame: {str(raw)[:80]}")
+            return None
+        stats.received += 1
+        stats.ids.add(frame["id"])
+        if stats.first_recv is None:
+            stats.first_recv = now
+        if stats.last_recv is None or now > stats.last_recv:
+            stats.last_recv = now
+        if not self.got_one:
+            self.got_one = True
+            stats.with_push += 1
+        stats.changed.set()
+        return int(frame["seq"])
+
+
+def hello_frame(appid: str) -> dict[str, Any]:
+    # A secret binds the cid, as a real daemon's hello does (issue 10 item 1).
+    return {"type": "hello", "v": 1, "appid": appid, "secret": secrets.token_hex(32)}
+
+
+def ack_frame(stats: Stats, seq: int) -> str:
+    stats.acks += 1
+    return f'{{"type":"ack","seq":{seq}}}'
+
 
 class Client:
     def __init__(self, args: argparse.Namespace, stats: Stats) -> None:
         self.args = args
         self.stats = stats
+        self.pushes = Pushes(stats)
         self.ws: ClientConnection | None = None
         self.cid: str | None = None
         self.task: asyncio.Task[None] | None = None
@@ -103,9 +155,7 @@ class Client:
                 max_size=256 * 1024,
                 compression=None if args.compression == "none" else "deflate",
             )
-            # A secret binds the cid, as a real daemon's hello does (issue 10 item 1).
-            hello = {"type": "hello", "v": 1, "appid": args.appid, "secret": secrets.token_hex(32)}
-            await self.ws.send(json.dumps(hello))
+            await self.ws.send(json.dumps(hello_frame(args.appid)))
             async with asyncio.timeout(REGISTER_TIMEOUT_S):
                 frame = json.loads(await self.ws.recv())
         except (OSError, TimeoutError, ConnectionClosed, ValueError) as exc:
@@ -126,7 +176,6 @@ class Client:
         assert ws is not None
         stats = self.stats
         loop = asyncio.get_running_loop()
-        got_one = False
         unacked = 0
         last_seq = 0
         ack_deadline = 0.0
@@ -137,52 +186,108 @@ class Client:
                         async with asyncio.timeout_at(ack_deadline):
                             raw = await ws.recv()
                     except TimeoutError:
-                        await ws.send(f'{{"type":"ack","seq":{last_seq}}}')
-                        stats.acks += 1
+                        await ws.send(ack_frame(stats, last_seq))
                         unacked = 0
                         continue
                 else:
                     raw = await ws.recv()
-                now = time.time()
-                try:
-                    frame = json.loads(raw)
-                except ValueError:
-                    stats.bad_frames += 1
+                seq = self.pushes.take(raw)
+                if seq is None:
                     continue
-                if frame.get("type") != "push":
-                    stats.bad_frames += 1
-                    stats.error(f"frame: {str(raw)[:80]}")
-                    continue
-                stats.received += 1
-                stats.ids.add(frame["id"])
-                if stats.first_recv is None:
-                    stats.first_recv = now
-                if stats.last_recv is None or now > stats.last_recv:
-                    stats.last_recv = now
-                if not got_one:
-                    got_one = True
-                    stats.with_push += 1
-                last_seq = max(last_seq, int(frame["seq"]))
+                last_seq = max(last_seq, seq)
                 if not unacked:
                     ack_deadline = loop.time() + self.args.ack_ms / 1000
                 unacked += 1
                 if unacked >= self.args.ack_every:
-                    await ws.send(f'{{"type":"ack","seq":{last_seq}}}')
-                    stats.acks += 1
+                    await ws.send(ack_frame(stats, last_seq))
                     unacked = 0
-                stats.changed.set()
         except ConnectionClosed as exc:
-            stats.closed += 1
-            code = exc.rcvd.code if exc.rcvd is not None else None
-            stats.error(f"closed: {code}")
-            stats.changed.set()
+            stats.gone(exc.rcvd.code if exc.rcvd is not None else None)
+
+    def close(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+        if self.ws is not None:
+            self.ws.transport.abort()
 
 
-async def connect_all(args: argparse.Namespace, stats: Stats) -> list[Client]:
+class RawBridgeClient:
+    """The same client on rawws.RawClient: callbacks, no task or future per frame."""
+
+    def __init__(self, args: argparse.Namespace, stats: Stats) -> None:
+        self.args = args
+        self.stats = stats
+        self.pushes = Pushes(stats)
+        self.cid: str | None = None
+        self.conn: RawClient | None = None
+        self.unacked = 0
+        self.last_seq = 0
+        self.timer: asyncio.TimerHandle | None = None
+
+    async def register(self) -> bool:
+        args = self.args
+        welcome: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+        def first(text: str) -> None:
+            if not welcome.done():
+                welcome.set_result(text)
+
+        def gone(code: int | None) -> None:
+            if not welcome.done():
+                welcome.set_exception(ConnectionError(f"closed: {code}"))
+
+        conn = self.conn = RawClient(args.url, first)
+        conn.on_close = gone
+        try:
+            await conn.open(OPEN_TIMEOUT_S)
+            conn.send_text(json.dumps(hello_frame(args.appid)))
+            async with asyncio.timeout(REGISTER_TIMEOUT_S):
+                frame = json.loads(await welcome)
+        except (OSError, TimeoutError, HandshakeError, ValueError) as exc:
+            self.stats.error(f"register: {type(exc).__name__}: {str(exc)[:80]}")
+            conn.abort()
+            return False
+        if frame.get("type") != "welcome":
+            self.stats.error(f"register: got {str(frame)[:80]}")
+            conn.abort()
+            return False
+        self.cid = frame["cid"]
+        conn.on_text = self.on_push
+        conn.on_close = self.stats.gone
+        return True
+
+    def on_push(self, raw: str) -> None:
+        seq = self.pushes.take(raw)
+        if seq is None:
+            return
+        self.last_seq = max(self.last_seq, seq)
+        self.unacked += 1
+        if self.unacked >= self.args.ack_every:
+            self.ack()
+        elif self.timer is None:
+            self.timer = asyncio.get_running_loop().call_later(self.args.ack_ms / 1000, self.ack)
+
+    def ack(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.unacked and self.conn is not None:
+            self.conn.send_text(ack_frame(self.stats, self.last_seq))
+            self.unacked = 0
+
+    def close(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.conn is not None:
+            self.conn.abort()
+
+
+async def connect_all(args: argparse.Namespace, stats: Stats) -> list[Client | RawBridgeClient]:
     window = asyncio.Semaphore(args.batch)
-    clients = [Client(args, stats) for _ in range(args.clients)]
+    kind = RawBridgeClient if args.compression == "none" else Client
+    clients = [kind(args, stats) for _ in range(args.clients)]
 
-    async def one(client: Client) -> None:
+    async def one(client: Client | RawBridgeClient) -> None:
         async with window:
             if await client.register():
                 stats.registered += 1
@@ -236,10 +341,7 @@ async def main(args: argparse.Namespace) -> None:
             continue
         emit(stats.snapshot())
     for c in clients:
-        if c.task is not None:
-            c.task.cancel()
-        if c.ws is not None:
-            c.ws.transport.abort()
+        c.close()
 
 
 if __name__ == "__main__":
