@@ -6,9 +6,12 @@ packages/uni-push/src/route.ts)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from tests.procs import wait_for
+from unipush_bridge.clients import PushClient
+from unipush_bridge.clients.pushmanager import get_push_manager
 from unipush_bridge.testing.plugin import Unipush
 
 
@@ -42,3 +45,53 @@ def test_a_transparent_push_has_no_title_or_content_for_the_page_to_default(
     assert answer["errMsg"] == "createPushMessage:ok", answer
     note = unipush.notification(title="MyApp")
     assert note.body == "MyApp"
+
+
+async def test_python_client_takes_a_datetime_when_as_uni_takes_a_date(
+    unipush: Unipush,
+) -> None:
+    """uni-app's ``when`` is a Date (packages/uni-api/src/protocols/plugin/push.ts:
+    ``when?: Date``), and public pages build one (``when: new Date()``); the Python
+    client's Date is a datetime. JSON.stringify writes a Date as its UTC ISO text with
+    milliseconds; the client does the same for a datetime, in ``when`` and in a
+    payload (a database record, as find_string id 54143257128 sends one). Before, the client
+    raised TypeError (Object of type datetime is not JSON serializable) and sent
+    nothing."""
+    when = datetime(2026, 3, 1, 8, 30, 15, 250000, tzinfo=timezone(timedelta(hours=8)))
+    async with PushClient(unipush.daemon.socket) as push:
+        answer = await push.create_push_message(
+            title="提醒", content="会议", when=when, payload={"createdAt": when}
+        )
+        assert answer["errMsg"] == "createPushMessage:ok", answer
+        (entry,) = await push.history()
+    assert entry["data"]["when"] == int(when.timestamp() * 1000)
+    note = unipush.notification(title="提醒")
+    unipush.click(note)
+    event = unipush.wait_for_event("click")
+    assert event["data"]["payload"] == {"createdAt": "2026-03-01T00:30:15.250Z"}
+
+
+async def test_python_push_manager_sends_a_datetime_as_unicloud_sends_a_date(
+    unipush: Unipush,
+) -> None:
+    """A cloud function that pushes a database record as the payload, with
+    ``request_id: Date.now().toString()`` (find_string id 54143257128: ``payload:
+    newMsg``): a Date in such a record goes out as uniCloud's JSON.stringify writes it,
+    its ISO text. Ported to the Python push manager with a datetime, it raised
+    TypeError before and sent nothing."""
+    listening(unipush)
+    made = datetime(2026, 3, 1, 0, 30, 15, 250000, tzinfo=UTC)
+    push = get_push_manager(unipush.daemon.appid, unipush.gateway.http_url)
+    async with push:
+        res = await push.sendMessage(
+            {
+                "push_clientid": unipush.cid,
+                "title": "战区频道",
+                "content": "你有新的战区通讯",
+                "payload": {"_id": "m1", "create_time": made},
+                "request_id": str(1772325015250),
+            }
+        )
+    assert res["errCode"] == 0, res
+    data = unipush.wait_for_event("receive")["data"]
+    assert data["payload"] == {"_id": "m1", "create_time": "2026-03-01T00:30:15.250Z"}
