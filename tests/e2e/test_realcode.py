@@ -95,3 +95,60 @@ async def test_python_push_manager_sends_a_datetime_as_unicloud_sends_a_date(
     assert res["errCode"] == 0, res
     data = unipush.wait_for_event("receive")["data"]
     assert data["payload"] == {"_id": "m1", "create_time": "2026-03-01T00:30:15.250Z"}
+
+
+def test_a_receive_turned_into_a_notification_with_defaults_clicks_back_its_url(
+    unipush: Unipush,
+) -> None:
+    """A public App.vue (find_string id 42516566134): on receive,
+    ``createPushMessage({title: data.title || 'test', content: data.content || '1234',
+    sound: 'system', cover: true, payload: {url: '/pages/index/index'}, success})``; on
+    click, ``const {payload = {}} = data`` and ``navigateTo({url: payload.url})``."""
+    listening(unipush)
+    send(unipush, {"push_clientid": unipush.cid, "title": "订单", "content": "已发货"})
+    data = unipush.wait_for_event("receive")["data"]
+    assert "payload" not in data  # none was sent
+    answer = unipush.notify(
+        title=data.get("title") or "test",
+        content=data.get("content") or "1234",
+        sound="system",
+        cover=True,
+        payload={"url": "/pages/index/index"},
+    )
+    assert answer["errMsg"] == "createPushMessage:ok", answer
+    unipush.click(unipush.notification(title="订单"))
+    clicked = unipush.wait_for_event("click")["data"]
+    payload = clicked.get("payload", {})
+    assert payload["url"] == "/pages/index/index"
+
+
+def test_a_channel_the_page_never_made_still_shows_and_clicks_with_the_payload(
+    unipush: Unipush,
+) -> None:
+    """A public how-to (find_string id 71063898199): on receive,
+    ``createPushMessage({title, content, payload: res.data.payload, channelId:
+    'msg_channel'})`` with no setPushChannel for it; on click,
+    ``res.data.payload.id``. Android shows it on the default channel (uni-app x's
+    PushManager); so does the daemon, and the click carries the page's channelId."""
+    listening(unipush)
+    send(
+        unipush,
+        {
+            "push_clientid": unipush.cid,
+            "title": "新消息",
+            "content": "张三: 在吗",
+            "payload": {"id": 42},
+        },
+    )
+    data = unipush.wait_for_event("receive")["data"]
+    answer = unipush.notify(
+        title=data["title"],
+        content=data["content"],
+        payload=data["payload"],
+        channelId="msg_channel",
+    )
+    assert answer["errMsg"] == "createPushMessage:ok", answer
+    unipush.click(unipush.notification(title="新消息"))
+    clicked = unipush.wait_for_event("click")["data"]
+    assert clicked["payload"]["id"] == 42
+    assert clicked["channelId"] == "msg_channel"
