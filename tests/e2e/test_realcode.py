@@ -152,3 +152,32 @@ def test_a_channel_the_page_never_made_still_shows_and_clicks_with_the_payload(
     clicked = unipush.wait_for_event("click")["data"]
     assert clicked["payload"]["id"] == 42
     assert clicked["channelId"] == "msg_channel"
+
+
+async def test_a_ttl_computed_as_a_float_is_the_same_number_as_in_javascript(
+    unipush: Unipush,
+) -> None:
+    """Server code computes the ttl (find_string id 52922259131, a Getui v2 sender:
+    ``"settings": {"ttl": 24 * 3600 * 1000}``); a Python port that writes
+    ``1.5 * 3600 * 1000`` sends ``5400000.0``, which is the number 5400000 in JSON as
+    uniCloud's JavaScript reads it. Before, the gateway refused it: ``settings.ttl must
+    be an integer number of milliseconds``; ``badge: 1.0`` likewise."""
+    listening(unipush)
+    push = get_push_manager(unipush.daemon.appid, unipush.gateway.http_url)
+    async with push:
+        res = await push.sendMessage(
+            {
+                "push_clientid": unipush.cid,
+                "title": "t",
+                "content": "c",
+                "payload": {"n": 1},
+                "badge": 1.0,
+                "settings": {"ttl": 1.5 * 3600 * 1000},
+            }
+        )
+        assert res["errCode"] == 0, res
+        bad = await push.sendMessage(
+            {"push_clientid": unipush.cid, "title": "t", "content": "c", "settings": {"ttl": 1.5}}
+        )
+    assert bad["errMsg"] == "illegal params: settings.ttl must be an integer number of milliseconds"
+    assert unipush.wait_for_event("receive")["data"]["badge"] == 1
