@@ -76,13 +76,14 @@
       return out;
     },
     /** createPushMessage's options as the daemon takes them: the callbacks left out, a
-     * Date `when` as its ISO string (what JSON.stringify makes of it, said outright). */
+     * Date `when` as its ISO string (what JSON.stringify makes of it, said outright; an
+     * Invalid Date is null there, where toISOString would throw). */
     pushOptions: function (options) {
       var params = {};
       for (var k in options || {}) {
         var v = options[k];
         if (k === "success" || k === "fail" || k === "complete" || typeof v === "function") continue;
-        params[k] = v instanceof Date ? v.toISOString() : v;
+        params[k] = v instanceof Date ? (isNaN(v.getTime()) ? null : v.toISOString()) : v;
       }
       return params;
     },

@@ -171,3 +171,82 @@ test("checked: patterns of public code that already behave as in uni", async () 
   await settleDown(20);
   assert.equal(daemon.methods().filter((m) => m !== "ack").at(-1), "offPushMessage");
 });
+
+test("more public page code: cid in onLaunch and onLoad, a fallback in fail, a bare promise, off wrappers", async () => {
+  // msgbyte/tailchat client/w2a/app.js: onLaunch registers onPushMessage, then calls
+  // getPushClientId({success: (res) => res.cid, fail(err)}).
+  const daemon = new FakeDaemon({
+    answers: {
+      createPushMessage: (p) =>
+        p.content === "refuse" ? { errMsg: "createPushMessage:fail no notification server" } : { errMsg: "createPushMessage:ok" },
+    },
+  });
+  const uni = page(daemon);
+  const got = [];
+  uni.onPushMessage((res) => got.push([res.type, res.data.payload]));
+  let launchCid = null;
+  uni.getPushClientId({
+    success: (res) => (launchCid = res.cid),
+    fail: (err) => assert.fail(err.errMsg),
+  });
+
+  // maq128/demo-uni-stat pages/index/index.vue: onLoad's success arrow sets
+  // this.push_clientid = res.cid on the component; its fail would set 'xxx'.
+  const vm = { push_clientid: "-" };
+  (function onLoad() {
+    uni.getPushClientId({
+      success: (res) => (this.push_clientid = res.cid),
+      fail: () => (this.push_clientid = "xxx"),
+    });
+  }).call(vm);
+  // find_string id 43414206617 (App.vue onLaunch) and 701419857 (uni-im's
+  // mainAppInfo): the promise form, destructured, in try/catch.
+  const { cid: push_clientid } = await uni.getPushClientId();
+  await settleDown(20);
+  assert.equal(launchCid, daemon.cid);
+  assert.equal(vm.push_clientid, daemon.cid);
+  assert.equal(push_clientid, daemon.cid);
+
+  daemon.event("receive", { unipush_version: "2.0", title: "t", content: "c", payload: { n: 1 } }, "q1");
+  assert.deepEqual(got, [["receive", { n: 1 }]]);
+
+  // find_string id 61496048243: createPushMessage({title, content, payload, cover: false,
+  // sound: 'system', fail: () => fallback(...)}): a refusal calls the fallback, the call
+  // itself returns nothing and rejects nothing.
+  const fallback = [];
+  const { logged, unhandled } = await watching(() => {
+    const ret = uni.createPushMessage({
+      title: "新消息",
+      content: "refuse",
+      payload: {},
+      cover: false,
+      sound: "system",
+      fail: (err) => fallback.push(err.errMsg),
+    });
+    assert.equal(ret, undefined);
+  });
+  assert.deepEqual(fallback, ["createPushMessage:fail no notification server"]);
+  assert.deepEqual(logged, []);
+  assert.deepEqual(unhandled, []);
+
+  // ZEGO's call kit (find_string id 31683210469): createPushMessage({title, content})
+  // with no callback, behind `typeof uni.createPushMessage === 'function'`: a Promise.
+  assert.equal(typeof uni.createPushMessage, "function");
+  const made = await uni.createPushMessage({ title: "张三", content: "邀请你视频通话" });
+  assert.equal(made.errMsg, "createPushMessage:ok");
+
+  // find_string id 55258400447: offPushMessage(callback) when one is given, else
+  // offPushMessage(): the second form removes every listener and unsubscribes.
+  function offPushMessage(callback) {
+    if (callback) uni.offPushMessage(callback);
+    else uni.offPushMessage();
+  }
+  const extra = () => got.push(["extra"]);
+  uni.onPushMessage(extra);
+  offPushMessage(extra);
+  daemon.event("receive", { unipush_version: "2.0", title: "t", content: "c", payload: { n: 2 } }, "q2");
+  assert.deepEqual(got.at(-1), ["receive", { n: 2 }]);
+  offPushMessage();
+  await settleDown(20);
+  assert.equal(daemon.methods().filter((m) => m !== "ack").at(-1), "offPushMessage");
+});

@@ -203,6 +203,26 @@ test("issue 15 item 1: createPushMessage passes every uni option, a Date when as
   assert.deepEqual(Object.keys(sent).sort(), ["category", "channelId", "content", "cover", "delay", "icon", "payload", "sound", "title", "when"]);
 });
 
+test("an invalid Date as when is sent as JSON.stringify sends it (null), not thrown from the call", async () => {
+  // A reminder page builds when from a stored time that may be missing:
+  // new Date(undefined) is an Invalid Date, whose toISOString() throws RangeError;
+  // JSON.stringify (what uni's bridge does with it) writes null. Before, the
+  // RangeError came out of uni.createPushMessage itself and no callback ran.
+  const daemon = new FakeDaemon();
+  const uni = page(daemon);
+  const done = [];
+  uni.createPushMessage({
+    content: "C",
+    when: new Date(undefined),
+    success: (res) => done.push(res.errMsg),
+    fail: (err) => done.push(err.errMsg),
+  });
+  await settleDown(20);
+  assert.deepEqual(done, ["createPushMessage:ok"]);
+  const sent = daemon.sent.find((m) => m.method === "createPushMessage").params;
+  assert.deepEqual(sent, { content: "C", when: null });
+});
+
 test("issue 15 item 1: a click that comes while no listener is on waits for the next subscriber", async () => {
   // The daemon's cold-start click: held by the daemon, sent when a listener subscribes.
   const daemon = new FakeDaemon({

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ..errors import GatewayUnreachable
+from ..wire.strictjson import js_default
 
 if TYPE_CHECKING:
     import aiohttp
@@ -69,8 +70,12 @@ class PushManager:
         if self._http is None:
             self._http = aiohttp.ClientSession(headers=self._headers)
         endpoint = f"{self.url}/api/{quote(self.app_id, safe='')}/{quote(method, safe='')}"
+        # As uniCloud's JSON.stringify: a datetime (a Date there) is its UTC ISO text.
+        sent = None if arg is None else json.dumps(arg, ensure_ascii=False, default=js_default)
+        headers = None if sent is None else {"Content-Type": "application/json"}
+        data = None if sent is None else sent.encode()
         try:
-            async with self._http.post(endpoint, json=arg) as resp:
+            async with self._http.post(endpoint, data=data, headers=headers) as resp:
                 body = await resp.read()
                 ctype = resp.headers.get("Content-Type")
                 return read_envelope(endpoint, resp.status, ctype, body, "check the url")

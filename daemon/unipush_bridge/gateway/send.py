@@ -250,12 +250,14 @@ def _too_long(limit: int, limits: Limits) -> str:
 def _carried_scalars(body: dict[str, Any]) -> None:
     """badge, sound, channelId and category are flat, as uni defines them: the daemon
     shows them, and a nested value has no meaning there (and could be 30 KB deep)."""
-    badge = body.get("badge")
+    badge = _whole(body.get("badge"))
     if badge is not None and not (
         (isinstance(badge, int) and not isinstance(badge, bool) and abs(badge) < 10**9)
         or (isinstance(badge, str) and BADGE_RE.fullmatch(badge))
     ):
         raise invalid("badge", 'must be an integer or a string "N", "+N" or "-N"')
+    if isinstance(badge, int) and not isinstance(badge, bool):
+        body["badge"] = badge  # passed on as the integer it is
     for key in ("sound", "channelId"):
         value = body.get(key)
         if value is not None and not (isinstance(value, str) and len(value) <= MAX_CARRIED_TEXT):
@@ -339,12 +341,21 @@ def _open_url(value: Any) -> None:
         raise invalid("open_url", f"must be shorter than {MAX_OPEN_URL} characters")
 
 
+def _whole(value: Any) -> Any:
+    """A JSON number that is whole, as the int it is; other values as they are. JSON
+    has one kind of number, and uniCloud's JavaScript reads ``5400000.0`` (Python's
+    ``1.5 * 3600 * 1000``, a Java double) as 5400000."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def _ttl(settings: Any) -> int:
     if settings is None:
         return DEFAULT_TTL_MS
     if not isinstance(settings, dict):
         raise invalid("settings", "must be an object")
-    ttl = settings.get("ttl", DEFAULT_TTL_MS)
+    ttl = _whole(settings.get("ttl", DEFAULT_TTL_MS))
     if isinstance(ttl, bool) or not isinstance(ttl, int):
         raise invalid("settings.ttl", "must be an integer number of milliseconds")
     if ttl != -1 and not 0 <= ttl <= MAX_TTL_MS:

@@ -289,13 +289,17 @@ Action = (
 
 def event_data(message: PushMessage) -> dict[str, Any]:
     """The ``data`` of a receive or click event, in uni's shape: the payload as the
-    sender gave it (object or string), other fields the sender set ride along."""
-    data: dict[str, Any] = {
-        "unipush_version": UNIPUSH_VERSION,
-        "title": message.title,
-        "content": message.content,
-        "payload": message.payload,
-    }
+    sender gave it (object or string), other fields the sender set ride along. A title
+    or content the sender left out is left out here too, as in uniCloud's message (the
+    JSON of the fields given): uni-im's transparent pushes have neither, and pages
+    default them with ``{title: appName, content: appName, ...res.data}``."""
+    data: dict[str, Any] = {"unipush_version": UNIPUSH_VERSION}
+    if message.title:
+        data["title"] = message.title
+    if message.content:
+        data["content"] = message.content
+    if message.payload is not None:
+        data["payload"] = message.payload
     if message.force_notification:
         data["force_notification"] = True
     for key, value in message.extra.items():

@@ -24,7 +24,7 @@ import sys
 from collections import namedtuple
 
 from ..errors import ProtocolError
-from .strictjson import finite_float, reject_constant
+from .strictjson import finite_float, js_default, reject_constant
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -113,8 +113,15 @@ def is_fail(result: dict[str, Any]) -> bool:
 
 def _dumps(obj: dict[str, Any]) -> bytes:
     """One line. A lone surrogate (a sender's ``\\ud800`` escape) is written as the same
-    JSON escape, so the line stays valid UTF-8 and reads back as it came."""
-    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    JSON escape, so the line stays valid UTF-8 and reads back as it came; a datetime a
+    client passes is written as JSON.stringify writes a Date (js_default)."""
+    text = json.dumps(
+        obj,
+        ensure_ascii=False,
+        separators=(",", ":"),
+        allow_nan=False,
+        default=js_default,
+    )
     return text.encode("utf-8", "backslashreplace") + b"\n"
 
 

@@ -19,6 +19,20 @@ if TYPE_CHECKING:  # the CLI's fast path imports this module and not typing
 SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
+def js_default(value: Any) -> Any:
+    """``default`` for json.dumps in the clients: a datetime as JavaScript's
+    JSON.stringify writes a Date (Date.prototype.toJSON: UTC, milliseconds, "Z"), so
+    code ported from uni that passes a Date (createPushMessage's ``when``, a record's
+    ``createdAt`` in a payload) sends what it did there. A naive datetime is local
+    time, as a Date made from its parts. Anything else raises json's TypeError."""
+    from datetime import UTC, datetime
+
+    if isinstance(value, datetime):
+        text = value.astimezone(UTC).isoformat(timespec="milliseconds")
+        return text.replace("+00:00", "Z")
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
 def reject_constant(name: str) -> NoReturn:
     """``parse_constant`` for json.loads: the ValueError names the value."""
     raise ValueError(f"{name} is not JSON")

@@ -643,3 +643,18 @@ def test_real_cloud_function_bodies_are_taken(
     req = parse_send_message(body)
     for key, value in carried.items():
         assert req.message[key] == value
+
+
+def test_a_whole_number_written_with_a_fraction_is_that_integer() -> None:
+    """JSON has one kind of number: ``5400000.0`` (Python's ``1.5 * 3600 * 1000``) is
+    5400000 to uniCloud's JavaScript; badge ``2.0`` is passed on as 2. A fraction, a
+    bool or a string ttl is still refused."""
+    req = parse_send_message(body(settings={"ttl": 5400000.0}, badge=2.0))
+    assert req.ttl_ms == 5400000 and isinstance(req.ttl_ms, int)
+    assert req.message["badge"] == 2 and isinstance(req.message["badge"], int)
+    for bad in (True, 1.5, "3600000"):
+        with pytest.raises(UniError, match=r"settings\.ttl must be an integer"):
+            parse_send_message(body(settings={"ttl": bad}))
+    for bad_badge in (True, 2.5):
+        with pytest.raises(UniError, match="badge must be"):
+            parse_send_message(body(badge=bad_badge))

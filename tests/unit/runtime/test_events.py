@@ -48,8 +48,15 @@ def test_event_data_keeps_a_string_payload_as_given() -> None:
     assert data["payload"] == '{"a": 1}'
 
 
-def test_event_data_without_payload() -> None:
-    assert event_data(msg())["payload"] is None
+def test_event_data_leaves_out_what_the_sender_left_out() -> None:
+    """uniCloud's message is the JSON of the fields given: a push with no payload has
+    none in its data (not null), and uni-im's transparent push (title and content
+    deleted) neither title nor content, so a page's ``{title: appName, ...res.data}``
+    keeps its default."""
+    assert event_data(msg()) == {"unipush_version": "2.0", "title": "T", "content": "C"}
+    transparent = PushMessage.parse({"title": "", "content": "", "payload": {"n": 1}})
+    assert event_data(transparent) == {"unipush_version": "2.0", "payload": {"n": 1}}
+    assert event_data(msg(content="")) == {"unipush_version": "2.0", "title": "T"}
 
 
 def test_force_notification_only_when_true() -> None:
