@@ -61,7 +61,8 @@ class DaemonCall:
             sock.close()
 
     def _answer(self, sock: Any) -> dict[str, Any]:
-        """Lines until the answer to request 1 (events before it are skipped)."""
+        """Lines until the answer to request 1 (events before it are skipped), or the
+        daemon's refusal of the line or the connection."""
         buf = b""
         while True:
             end = buf.find(b"\n")
@@ -77,5 +78,7 @@ class DaemonCall:
             if len(line) > MAX_LINE:
                 raise ProtocolError(f"a line from the daemon is over {MAX_LINE} bytes")
             msg = parse_daemon_line(line)
-            if isinstance(msg, Answer) and msg.id == 1:
+            # id null: the daemon could not take request 1 at all (a line over its
+            # limit, a connection past its cap); its reason beats "closed the connection".
+            if isinstance(msg, Answer) and (msg.id == 1 or (msg.id is None and msg.failed)):
                 return msg.result

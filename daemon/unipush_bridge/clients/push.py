@@ -404,6 +404,10 @@ class PushClient:
                         link.ack(msg.push_id)  # had it already: the daemon may forget it
                 elif (fut := link.waiting.pop(msg.id, None)) is not None and not fut.done():
                     fut.set_result(msg.result)
+                elif msg.id is None and msg.failed:  # a refusal (say, at the connection cap)
+                    lost = DaemonUnavailable(
+                        f"the daemon on {self._socket_path} refused: {msg.result['errMsg']}"
+                    )
         finally:
             link.fail(lost)
             link.writer.close()

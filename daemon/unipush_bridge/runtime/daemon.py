@@ -191,7 +191,11 @@ class Daemon:
         )
         link.status.on_change = driver.changes.bump
         api = LocalApiServer(
-            driver, s.socket_path, lambda: self.status(driver, link), changes=driver.changes
+            driver,
+            s.socket_path,
+            lambda: self.status(driver, link),
+            changes=driver.changes,
+            max_connections=s.max_local_connections,
         )
         self.web = web = None
         if s.web_port is not None:  # opt-in; websockets only, already loaded for the link

@@ -14,6 +14,7 @@ import contextlib
 import json
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
@@ -39,8 +40,19 @@ log = structlog.get_logger(__name__)
 
 #: Frames handled per batch: one SQLite commit and one ack for all of them.
 MAX_BATCH = 500
-#: Frames read ahead of processing before the reader waits (TCP pushes back).
+#: ... and their size (characters). A batch goes to a listener at once and the driver
+#: keeps MAX_HOLDS (4) out: 4 of them must fit a listener's 4 MiB output cap (local
+#: API), or a listener that reads would be cut for every batch of large pushes, and
+#: cut again for the held ones when it comes back (500 frames of 256 KiB: 125 MiB).
+MAX_BATCH_BYTES = 512 * 1024
+#: Frames read ahead of processing before the reader waits (TCP pushes back), and
+#: their size: a gateway faster than the daemon (a slow listener holds the link up)
+#: must not fill the daemon's memory instead of its TCP window.
 READ_AHEAD = 2000
+READ_AHEAD_BYTES = 4 * 1024 * 1024
+#: Frames the websocket library buffers before it stops reading (its own default),
+#: ahead of the reader that moves them into the read-ahead.
+LIBRARY_QUEUE = 16
 #: The welcome is given at least this long (the gateway's own wait for a hello), so
 #: short keepalive settings do not leave a gateway that is only slow to answer.
 WELCOME_WAIT_S = 10.0
@@ -244,7 +256,7 @@ class Link:
             open_timeout=10,
             close_timeout=2,
             compression=None,  # frames are small; deflate costs memory on both ends
-            max_queue=READ_AHEAD,
+            max_queue=LIBRARY_QUEUE,
         ) as ws:
             self._ws = ws
             cid, acked = peer.identity()
@@ -298,17 +310,14 @@ class Link:
         """Handle frames in batches: everything already received is recorded in one
         commit and handed on; its ack follows the fsync that covers it, which does not
         hold up the next batch."""
-        frames: asyncio.Queue[str | bytes | None] = asyncio.Queue(READ_AHEAD)
+        frames = ReadAhead(READ_AHEAD, READ_AHEAD_BYTES)
         reader = asyncio.get_running_loop().create_task(self._reader(ws, frames))
         acks = DurableAcks(ws, session, self.peer.durable, lambda why: self._abort(ws, why))
         try:
             while not self._stopping:
-                first = await frames.get()
-                if first is None:
+                batch = await frames.batch(MAX_BATCH, MAX_BATCH_BYTES)
+                if batch[0] is None:
                     break
-                batch: list[str | bytes | None] = [first]
-                while len(batch) < MAX_BATCH and not frames.empty():
-                    batch.append(frames.get_nowait())
                 done = batch[-1] is None
                 events = [e for text in batch if text is not None for e in session.receive(text)]
                 await self._handle(session, events, acks)
@@ -322,14 +331,13 @@ class Link:
                 await reader  # re-raises how reading ended (ConnectionClosedError, ...)
 
     @staticmethod
-    async def _reader(ws: ClientConnection, frames: asyncio.Queue[str | bytes | None]) -> None:
+    async def _reader(ws: ClientConnection, frames: ReadAhead) -> None:
         try:
             async for text in ws:
                 await frames.put(text)
         finally:
             # Wake the processor however reading ended; it drains what came first.
-            with contextlib.suppress(asyncio.CancelledError):
-                await frames.put(None)
+            frames.end()
 
     async def _handle(self, session: ClientSession, events: list[Event], acks: DurableAcks) -> None:
         peer = self.peer
@@ -401,6 +409,63 @@ class Link:
     async def _send_quietly(ws: ClientConnection, frame: str) -> None:
         with contextlib.suppress(ConnectionClosed):
             await ws.send(frame)
+
+
+Frame = str | bytes
+
+
+class ReadAhead:
+    """Frames read off the link and not handled yet, then None once reading ended.
+    Bounded in count and in size: ``put`` waits while it is full (one frame always
+    fits), so a gateway that sends faster than the daemon hands on is held back by
+    TCP, not by the daemon's memory. Nothing is dropped."""
+
+    def __init__(self, max_frames: int, max_bytes: int) -> None:
+        self.max_frames = max_frames
+        self.max_bytes = max_bytes
+        self._frames: deque[Frame | None] = deque()
+        self._bytes = 0
+        self._room = asyncio.Event()
+        self._ready = asyncio.Event()
+
+    def _full(self) -> bool:
+        return bool(self._frames) and (
+            len(self._frames) >= self.max_frames or self._bytes >= self.max_bytes
+        )
+
+    async def put(self, frame: Frame) -> None:
+        while self._full():
+            self._room.clear()
+            await self._room.wait()
+        self._frames.append(frame)
+        self._bytes += len(frame)
+        self._ready.set()
+
+    def end(self) -> None:
+        """Reading ended: never waits (the processor must be woken however it ended)."""
+        self._frames.append(None)
+        self._ready.set()
+
+    async def batch(self, max_frames: int, max_bytes: int) -> list[Frame | None]:
+        """The oldest frames, at least one, at most ``max_frames`` and (beyond the first)
+        ``max_bytes``; the end (None) comes last, with what came before it."""
+        while not self._frames:
+            self._ready.clear()
+            await self._ready.wait()
+        out: list[Frame | None] = []
+        size = 0
+        while self._frames and len(out) < max_frames:
+            head = self._frames[0]
+            cost = 0 if head is None else len(head)
+            if out and size + cost > max_bytes:
+                break
+            out.append(self._frames.popleft())
+            size += cost
+            if head is None:
+                break
+        self._bytes -= size
+        self._room.set()
+        return out
 
 
 class DurableAcks:

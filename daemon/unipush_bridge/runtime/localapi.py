@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -38,6 +39,14 @@ CLOSE_GRACE_S = 5.0
 #: one ends (each call is a task of a few KiB: a client that pipelines slow calls
 #: must not grow the daemon).
 MAX_CALLS = 1024
+#: Socket connections at once (the ``max_local_connections`` setting's default): each
+#: may hold MAX_QUEUE_BYTES unread, so without a cap N clients that subscribe and never
+#: read grow the daemon by N times that. A client past it is answered with one
+#: ``request:fail`` line and closed.
+MAX_CONNECTIONS = 64
+#: Seconds between log lines about connections refused at the cap (a client that
+#: reconnects in a loop must not flood the journal either).
+REFUSED_LOG_EVERY_S = 10.0
 
 
 class Api(Protocol):
@@ -262,6 +271,7 @@ class LocalApiServer:
         status: StatusFn,
         cid_timeout: float = 30.0,
         changes: Changes | None = None,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         self.api = api
         self.path = path
@@ -271,6 +281,11 @@ class LocalApiServer:
         self.changes = changes
         self._server: asyncio.Server | None = None
         self._connections: set[ApiConnection] = set()
+        #: Socket connections being served (web ones have their own cap, runtime/web.py).
+        self.max_connections = max_connections
+        self._socket_conns = 0
+        self._refused = 0  # at the cap, since the last log line about it
+        self._refused_logged = -REFUSED_LOG_EVERY_S
         self._calls: set[asyncio.Task[None]] = set()
         self._serving: set[asyncio.Task[Any]] = set()
         self._said_no_acks = False
@@ -350,6 +365,10 @@ class LocalApiServer:
             log.warning("refused a local API connection", reason=str(exc))
             writer.transport.abort()
             return
+        if self._socket_conns >= self.max_connections:
+            self._refuse(writer)
+            return
+        self._socket_conns += 1
         conn = self.connect(writer)
         task = asyncio.current_task()
         if task is not None:
@@ -384,8 +403,29 @@ class LocalApiServer:
             if eof:
                 await _answered(conn)
             self.disconnect(conn)
+            self._socket_conns -= 1
             if task is not None:
                 self._serving.discard(task)
+
+    def _refuse(self, writer: asyncio.StreamWriter) -> None:
+        """One line that says why, then close: a client told nothing would retry at
+        once, and its user would not know what to close. The line is small, so the
+        kernel takes it even from a client that never reads."""
+        reason = (
+            f"too many local API connections (at most {self.max_connections}, the "
+            "max_local_connections setting); close other clients of this daemon"
+        )
+        writer.write(wire.encode_answer(wire.Answer(None, wire.fail(wire.NOT_A_REQUEST, reason))))
+        writer.close()
+        self._refused += 1
+        now = time.monotonic()
+        if now - self._refused_logged >= REFUSED_LOG_EVERY_S:
+            log.warning(
+                "refused local API connections: too many at once",
+                refused=self._refused,
+                max_connections=self.max_connections,
+            )
+            self._refused, self._refused_logged = 0, now
 
     def connect(self, writer: asyncio.StreamWriter) -> ApiConnection:
         """A new connection to this API: the socket's, or a web page's (runtime/web.py

@@ -117,6 +117,14 @@ class DaemonOptions:
         gt=0,
         le=3600,
     )
+    max_local_connections: int = setting(
+        64,
+        doc="local API socket connections at once; past it a client is refused with a "
+        "request:fail line (each may hold 4 MiB unread)",
+        live=False,
+        ge=1,
+        le=4096,
+    )
     web_port: int | None = setting(
         None,
         doc="port of the web endpoint for browser pages (docs/web.md); empty = off, 0 = any",
