@@ -274,12 +274,12 @@ class GatewayService:
             self._broadcast_refused(appid)
         stamp = datetime.fromtimestamp(self.clock()).strftime("%m%d")
         taskid = f"{BROADCAST_TASK if broadcast else 'RASL'}_{stamp}_{ordered_id()}"
-        fields: dict[str, Any] = {**req.message, "taskid": taskid}
-        if fields.get("offline") == "hold":
+        hold_until = None
+        if req.message.get("offline") == "hold":
             # The daemon holds it for the next app only while the sender's ttl lasts.
             # On the store's clock, as the welcome's now: the same on every node.
-            fields["hold_until"] = round(store.now() + req.ttl_ms / 1000, 3)
-        message = json.dumps(fields, ensure_ascii=False)
+            hold_until = round(store.now() + req.ttl_ms / 1000, 3)
+        message = req.stored_json(taskid, hold_until)
         deliveries: list[Delivery] = []
         async with store.transaction():
             groups = await self._resolve(appid, req)

@@ -56,7 +56,7 @@ async def test_statuses_and_only_online_cids_are_handed_over(service: GatewaySer
     }
     (delivery,) = outcome.deliveries
     assert isinstance(delivery, Delivery) and delivery.cid == ON
-    assert f'"taskid": "{taskid}"' in delivery.body_json
+    assert json.loads(delivery.body_json)["taskid"] == taskid  # compact JSON now
     assert await service.store.after_raw(APP, OFF, 0)  # stored for later
 
 
