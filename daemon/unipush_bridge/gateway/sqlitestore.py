@@ -56,6 +56,9 @@ class SqliteStore:
     async def synced(self) -> None:
         await self.sync.synced()
 
+    def before_commit(self, hook: Callable[[], None]) -> None:
+        self.sync.before_commit(hook)
+
     def committed(self, seq: int) -> tuple[int, int]:
         """The row id is the seq, and commits reach the connections in order."""
         return seq, 0

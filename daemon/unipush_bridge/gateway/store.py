@@ -379,6 +379,10 @@ class GatewayStore:
     async def synced(self) -> None:
         await self._group.synced()
 
+    def before_commit(self, hook: Callable[[], None]) -> None:
+        """``hook`` runs before each group commit (see GroupCommit.before_commit)."""
+        self._group.before_commit = hook
+
     # clients: lookups for targets and device methods ------------------------------
 
     def all_cids(self, appid: str) -> list[str]:
