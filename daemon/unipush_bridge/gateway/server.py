@@ -838,6 +838,12 @@ class Edge:
         self._by_handler: dict[asyncio.Protocol, _Guarded] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._previous: Any = None
+        #: Host and Content-Type values accepted already: every request of a sender's
+        #: keep-alive link carries the same ones, and checking them (a regex, an
+        #: ip_address parse) again each time was a few us per sendMessage. Bounded:
+        #: a client may vary the port in Host at will.
+        self._hosts_ok: set[str | None] = set()
+        self._types_ok: set[str | None] = set()
 
         @web.middleware
         async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
@@ -861,16 +867,25 @@ class Edge:
 
     def refusal(self, request: web.Request) -> web.Response | None:
         config = self.config
-        why = config.host_refusal(request.headers.get("Host"))
-        if why is not None:
-            return self._refuse("refused a request for a foreign Host", 421, errors.FORBIDDEN, why)
-        why = config.origin_refusal(request.headers.get("Origin"))
+        headers = request.headers
+        host = headers.get("Host")
+        if host not in self._hosts_ok:
+            why = config.host_refusal(host)
+            if why is not None:
+                return self._refuse(
+                    "refused a request for a foreign Host", 421, errors.FORBIDDEN, why
+                )
+            _keep(self._hosts_ok, host)
+        why = config.origin_refusal(headers.get("Origin"))
         if why is not None:
             return self._refuse("refused a request from a web page", 403, errors.FORBIDDEN, why)
-        if request.method == "POST":
-            why = content_type_refusal(request.headers.get("Content-Type"), request.body_exists)
-            if why is not None:
-                return self._refuse("refused a body that is not JSON", 415, errors.PARAMS, why)
+        if request.method == "POST" and request.body_exists:
+            ctype = headers.get("Content-Type")
+            if ctype not in self._types_ok:
+                why = content_type_refusal(ctype, True)
+                if why is not None:
+                    return self._refuse("refused a body that is not JSON", 415, errors.PARAMS, why)
+                _keep(self._types_ok, ctype)
         return None
 
     def _refuse(self, event: str, status: int, code: int, why: str) -> web.Response:
@@ -976,6 +991,15 @@ class Edge:
             self._previous(loop, context)
         else:
             loop.default_exception_handler(context)
+
+
+#: Accepted Host (or Content-Type) values the edge remembers at most.
+ACCEPTED_KEPT = 64
+
+
+def _keep(accepted: set[str | None], value: str | None) -> None:
+    if len(accepted) < ACCEPTED_KEPT:
+        accepted.add(value)
 
 
 def content_type_refusal(content_type: str | None, has_body: bool) -> str | None:
