@@ -47,6 +47,8 @@ SQLITE_ONLY = {
     "test_a_store_from_before_secrets_upgrades_and_keeps_its_cids",
     "test_a_hostile_store_file_is_migrated_safely",
     "test_an_older_file_loses_the_index_of_null_groups",
+    "test_an_ack_counts_its_tasks_in_one_statement_however_many_tasks",
+    "test_a_transaction_begun_while_another_requests_is_suspended_is_refused",
 }
 
 

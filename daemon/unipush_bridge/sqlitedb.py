@@ -309,6 +309,9 @@ class GroupCommit:
         #: The scheduled flush: cancelled by an earlier one (close() commits what is
         #: left, and the callback must not run on the closed connection after it).
         self._pending: asyncio.Handle | None = None
+        #: Called first by every flush (the gateway writes a turn's push frames there,
+        #: so they leave before its commit); set once, before any unit.
+        self.before_commit: Callable[[], None] | None = None
 
     @contextlib.contextmanager
     def unit(self) -> Iterator[None]:
@@ -359,6 +362,8 @@ class GroupCommit:
         if self._pending is not None:
             self._pending.cancel()
             self._pending = None
+        if self.before_commit is not None:
+            self.before_commit()
         commit, self._commit = self._commit, None
         if self._depth or not self._db.in_transaction:
             _settle(commit, None)

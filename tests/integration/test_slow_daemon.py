@@ -138,10 +138,12 @@ async def test_a_hand_over_that_fails_after_the_commit_still_answers_success(
     fine = await kit.client()
     conn = kit.gateway.connections[(APP, broken.cid)]
 
-    async def boom(data: str, compress: int | None = None) -> None:
+    def boom(data: bytes) -> None:
         raise RuntimeError("a writer that failed")
 
-    monkeypatch.setattr(conn.ws, "send_str", boom)
+    # The hand-over writes the turn's frames to the link itself (server.Outbox).
+    assert conn._link is not None and conn._link.transport is not None
+    monkeypatch.setattr(conn._link.transport, "write", boom)
     data = await kit.ok("sendMessage", push([broken.cid, fine.cid], "once"))
     ((_taskid, statuses),) = data.items()
     assert statuses == {broken.cid: "successed_online", fine.cid: "successed_online"}

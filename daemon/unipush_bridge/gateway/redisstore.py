@@ -568,6 +568,9 @@ class RedisStore:
     async def synced(self) -> None:
         """Nothing to wait for: each transaction() is committed by its own EXEC."""
 
+    def before_commit(self, hook: Callable[[], None]) -> None:
+        """No group commit: each EXEC is done before its pushes are handed over."""
+
     # plumbing ------------------------------------------------------------------
 
     def now(self) -> float:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ILLEGAL, NOT_OBJECT, UniError, invalid
@@ -42,6 +42,8 @@ MAX_DEPTH = 32
 MAX_CARRIED_TEXT = 128
 #: category as uni's server takes it: a string, or {vendor: category} of strings.
 MAX_CATEGORY_KEYS = 16
+#: Compact JSON, as the message travels (and as uniCloud's JSON.stringify writes it).
+SEP = (",", ":")
 #: badge: a number N, or "+N" / "-N" (uni: add, subtract, set).
 BADGE_RE = re.compile(r"[+-]?\d{1,9}")
 
@@ -100,6 +102,18 @@ class SendRequest:
     #: A uni-id target reaches its devices 500 at a time, in cid order: the answer's
     #: ``before_id`` is where the next call (with it) starts (uni-push-admin's uni-push-co).
     before_id: str | None = None
+    #: ``message`` as compact JSON, encoded once for the size check and kept: the
+    #: stored body is made from it (see stored_json), not encoded a second time.
+    message_json: str = field(default="", compare=False, repr=False)
+
+    def stored_json(self, taskid: str, hold_until: float | None = None) -> str:
+        """The body stored and pushed: the message with its task id (and, held for the
+        next app, until when), as ``json.dumps({**message, ...})`` compact would make it."""
+        text = self.message_json or json.dumps(self.message, ensure_ascii=False, separators=SEP)
+        extra = f',"taskid":{json.dumps(taskid)}'
+        if hold_until is not None:
+            extra += f',"hold_until":{json.dumps(hold_until)}'
+        return text[:-1] + extra + "}"
 
     @property
     def cids(self) -> tuple[str, ...]:
@@ -135,8 +149,8 @@ def parse_send_message(body: Any, limits: Limits = STRICT) -> SendRequest:
     for key in CARRIED:
         if body.get(key) is not None:
             message[key] = body[key]
-    size = len(json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode())
-    if size > MAX_MESSAGE_BYTES:
+    text = json.dumps(message, ensure_ascii=False, separators=SEP)
+    if len(text.encode()) > MAX_MESSAGE_BYTES:
         raise invalid(
             "message",
             f"must be at most {MAX_MESSAGE_BYTES} bytes of JSON in all "
@@ -166,7 +180,8 @@ def parse_send_message(body: Any, limits: Limits = STRICT) -> SendRequest:
         # No phone maker's channel: a phone shows nothing while its app is closed, and
         # the app gets the message when it opens (or never, online only).
         message["offline"] = "hold" if ttl_ms > 0 else "drop"
-    return SendRequest(target, message, request_id, ttl_ms, group_name, before_id)
+        text = text[:-1] + f',"offline":"{message["offline"]}"}}'
+    return SendRequest(target, message, request_id, ttl_ms, group_name, before_id, text)
 
 
 def _getui_only(settings: Any) -> bool:
@@ -235,7 +250,7 @@ def _payload(value: Any, limits: Limits) -> Any:
     if not isinstance(value, str | dict):
         raise invalid("payload", "must be a string or an object")
     # Measured as the compact JSON that travels (and that uniCloud's JSON.stringify makes).
-    compact = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    compact = json.dumps(value, ensure_ascii=False, separators=SEP)
     size = len(value) if isinstance(value, str) else len(compact)
     if size > limits.payload:
         raise invalid("payload", _too_long(limits.payload, limits) + " (as JSON text)")

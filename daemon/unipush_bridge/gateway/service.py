@@ -95,6 +95,8 @@ class GatewayService:
         self.broadcast_rate = RateLimiter(per_minute / 60, per_minute, monotonic, keep_debts=True)
         per_minute = config.new_cids_per_minute
         self.new_cid_rate = RateLimiter(per_minute / 60, per_minute, monotonic)
+        self._day_minute: int | None = None
+        self._day_text = ""
 
     # the websocket side: registrations, acks, receipts ------------------------------
 
@@ -272,14 +274,14 @@ class GatewayService:
         broadcast = req.target.kind == "broadcast"
         if broadcast and self.broadcast_rate.blocked(appid):  # refused before any read
             self._broadcast_refused(appid)
-        stamp = datetime.fromtimestamp(self.clock()).strftime("%m%d")
-        taskid = f"{BROADCAST_TASK if broadcast else 'RASL'}_{stamp}_{ordered_id()}"
-        fields: dict[str, Any] = {**req.message, "taskid": taskid}
-        if fields.get("offline") == "hold":
+        kind = BROADCAST_TASK if broadcast else "RASL"
+        taskid = f"{kind}_{self._day(self.clock())}_{ordered_id()}"
+        hold_until = None
+        if req.message.get("offline") == "hold":
             # The daemon holds it for the next app only while the sender's ttl lasts.
             # On the store's clock, as the welcome's now: the same on every node.
-            fields["hold_until"] = round(store.now() + req.ttl_ms / 1000, 3)
-        message = json.dumps(fields, ensure_ascii=False)
+            hold_until = round(store.now() + req.ttl_ms / 1000, 3)
+        message = req.stored_json(taskid, hold_until)
         deliveries: list[Delivery] = []
         async with store.transaction():
             groups = await self._resolve(appid, req)
@@ -327,6 +329,16 @@ class GatewayService:
             numbered.append(Delivery(d.cid, seq, d.msg_id, d.body_json, before))
         deliveries = numbered
         return Outcome(answer, deliveries)
+
+    def _day(self, now: float) -> str:
+        """A task id's local month and day ("%m%d"), formatted once a minute, not per
+        request (3 us each): a local day starts on a whole minute in every time zone
+        and at every DST change, so one minute's instants share their day."""
+        minute = int(now // 60)
+        if minute != self._day_minute:
+            self._day_minute = minute
+            self._day_text = datetime.fromtimestamp(now).strftime("%m%d")
+        return self._day_text
 
     def _broadcast_refused(self, appid: str) -> NoReturn:
         raise UniError(

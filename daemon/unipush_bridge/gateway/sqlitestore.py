@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,40 @@ from .store import ClientRecord, GatewayStore
 class SuspendedInTransaction(RuntimeError):
     """Something awaited inside a SQLite transaction gave the loop to another request:
     their savepoints would have crossed (a bug in the caller, never the user's)."""
+
+
+class _Transaction:
+    """SqliteStore.transaction(): one GroupCommit unit, refused if another request's
+    is open (it suspended). A class, not an asynccontextmanager: every sendMessage
+    enters one, and the generator machinery cost more than the checks."""
+
+    __slots__ = ("_store", "_unit")
+
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+        self._unit: contextlib.AbstractContextManager[None] | None = None
+
+    async def __aenter__(self) -> None:
+        store = self._store
+        task = asyncio.current_task()
+        if store._open and store._owner is not task:
+            raise SuspendedInTransaction(
+                "a SQLite transaction began while another request's was suspended"
+            )
+        unit = store.sync.transaction()
+        unit.__enter__()
+        self._unit = unit
+        store._owner = task
+        store._open += 1
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> bool | None:
+        assert self._unit is not None
+        try:
+            return self._unit.__exit__(kind, exc, tb)
+        finally:
+            self._store._open -= 1
 
 
 class SqliteStore:
@@ -38,23 +72,14 @@ class SqliteStore:
         """One node, one clock: the gateway's."""
         return self._clock()
 
-    @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[None]:
-        task = asyncio.current_task()
-        if self._open and self._owner is not task:
-            raise SuspendedInTransaction(
-                "a SQLite transaction began while another request's was suspended"
-            )
-        self._owner = task
-        self._open += 1
-        try:
-            with self.sync.transaction():
-                yield
-        finally:
-            self._open -= 1
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return _Transaction(self)
 
     async def synced(self) -> None:
         await self.sync.synced()
+
+    def before_commit(self, hook: Callable[[], None]) -> None:
+        self.sync.before_commit(hook)
 
     def committed(self, seq: int) -> tuple[int, int]:
         """The row id is the seq, and commits reach the connections in order."""

@@ -139,3 +139,42 @@ def test_rate_keys() -> None:
     assert GatewayConfig().rate_key("__UNI__B", "1.2.3.4") == "from 1.2.3.4"
     listed = GatewayConfig(apps={"__UNI__A": AppSecrets()})
     assert listed.rate_key("__UNI__A", "1.2.3.4") == "__UNI__A"
+
+
+def test_an_accepted_host_and_content_type_are_checked_once_and_refusals_every_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A sender's keep-alive link sends the same Host and Content-Type on every request:
+    checked once (they were parsed again per sendMessage), a refused one every time,
+    and the remembered values are bounded (the port in Host is the client's choice)."""
+    from aiohttp.test_utils import make_mocked_request
+
+    from unipush_bridge.gateway import server
+    from unipush_bridge.gateway.server import Edge
+
+    config = GatewayConfig()
+    edge = Edge(config, Clock())
+    checked: list[str | None] = []
+    real = GatewayConfig.host_refusal
+    monkeypatch.setattr(
+        GatewayConfig, "host_refusal", lambda self, h: checked.append(h) or real(self, h)
+    )
+    json_type = {"Content-Type": "application/json"}
+
+    def refusal(host: str, headers: dict[str, str] = json_type) -> int | None:
+        req = make_mocked_request("POST", "/api/a/sendMessage", headers={"Host": host, **headers})
+        monkeypatch.setattr(type(req), "body_exists", property(lambda self: True))
+        answer = edge.refusal(req)
+        return None if answer is None else answer.status
+
+    for _ in range(50):
+        assert refusal("127.0.0.1:8080") is None
+    assert checked == ["127.0.0.1:8080"]
+    for _ in range(3):
+        assert refusal("evil.example") == 421
+    assert checked.count("evil.example") == 3
+    assert refusal("127.0.0.1:8080", {"Content-Type": "text/plain"}) == 415
+    assert refusal("127.0.0.1:8080", {"Content-Type": "text/plain"}) == 415
+    for port in range(200):
+        assert refusal(f"localhost:{port}") is None
+    assert len(edge._hosts_ok) == server.ACCEPTED_KEPT

@@ -201,6 +201,41 @@ async def test_the_push_leaves_before_its_commit_and_the_answer_waits_for_it(
     assert rows == [(push["seq"], push["id"])]
 
 
+async def test_a_turns_pushes_to_one_daemon_leave_in_one_write_before_its_commit(
+    kit: Kit,
+) -> None:
+    """Sixteen sendMessage calls of one loop turn to one daemon: their frames leave in
+    one write to its link (they made sixteen, each a send() waking the daemon), in seq
+    order, and before the turn's COMMIT; every answer still waits for that commit."""
+    client = await kit.client()
+    conn = kit.gateway.connections[(APP, client.cid)]
+    store = kit.gateway.store
+    assert isinstance(store, SqliteStore) and conn._link is not None
+    transport: Any = conn._link.transport
+    events: list[str] = []
+    real_write = transport.write
+
+    def write(data: bytes) -> None:
+        events.append("write")
+        real_write(data)
+
+    transport.write = write
+    store.sync._db.set_trace_callback(lambda sql: events.append(sql) if sql == "COMMIT" else None)
+    try:
+        answers = await asyncio.gather(
+            *(kit.gateway.send_message(APP, body(client.cid, title=f"t{n}")) for n in range(16))
+        )
+    finally:
+        store.sync._db.set_trace_callback(None)
+        del transport.write
+    assert all(a["errCode"] == 0 for a in answers)
+    assert events[:2] == ["write", "COMMIT"], events
+    pushes = [await client.next_push() for _ in range(16)]
+    assert [p["message"]["title"] for p in pushes] == [f"t{n}" for n in range(16)]
+    assert [p["seq"] for p in pushes] == sorted(p["seq"] for p in pushes)
+    await client.no_push(0.05)
+
+
 async def test_a_retry_after_a_crash_before_the_commit_is_the_same_message(
     tmp_path: Path,
 ) -> None:

@@ -658,3 +658,18 @@ def test_a_whole_number_written_with_a_fraction_is_that_integer() -> None:
     for bad_badge in (True, 2.5):
         with pytest.raises(UniError, match="badge must be"):
             parse_send_message(body(badge=bad_badge))
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{}, {"title": "", "content": ""}, {"settings": {"strategy": {"default": 3}, "ttl": -1}}],
+)
+def test_the_stored_body_is_the_message_encoded_once_with_its_task(extra: dict[str, Any]) -> None:
+    """The size check's compact JSON is kept and the stored body made from it: the
+    message was encoded twice per sendMessage (once to measure, once to store)."""
+    req = parse_send_message({**body(), **extra, "payload": {"k": "v", "ü": [1.5]}})
+    assert req.message_json == json.dumps(req.message, ensure_ascii=False, separators=(",", ":"))
+    stored = json.loads(req.stored_json("RASL_x", 12.5))
+    assert stored == {**req.message, "taskid": "RASL_x", "hold_until": 12.5}
+    assert list(stored)[-2:] == ["taskid", "hold_until"]
+    assert json.loads(req.stored_json("RASL_y")) == {**req.message, "taskid": "RASL_y"}

@@ -56,7 +56,7 @@ async def test_statuses_and_only_online_cids_are_handed_over(service: GatewaySer
     }
     (delivery,) = outcome.deliveries
     assert isinstance(delivery, Delivery) and delivery.cid == ON
-    assert f'"taskid": "{taskid}"' in delivery.body_json
+    assert json.loads(delivery.body_json)["taskid"] == taskid  # compact JSON now
     assert await service.store.after_raw(APP, OFF, 0)  # stored for later
 
 
@@ -261,3 +261,58 @@ async def test_a_request_id_that_spells_a_page_key_is_not_that_page(
         APP, body(push_clientid=[OFF], request_id="abcdefghij#before_id:0"), online
     )
     assert again.answer == first.answer
+
+
+async def test_a_task_id_carries_the_local_day_of_its_call_across_midnight(
+    tmp_path: Path,
+) -> None:
+    """The day in a task id is formatted once a minute: a call a second after local
+    midnight still carries the new day, and one in the minute before it the old day."""
+    import time
+    from datetime import datetime
+
+    midnight = datetime(2027, 3, 1).timestamp()  # local time
+    now = [midnight - 61.0]
+    store = SqliteStore(tmp_path / "gw.sqlite3", lambda: now[0])
+    svc = GatewayService(GatewayConfig(rate_limit=0), store, lambda: now[0], time.monotonic)
+    await store.register(APP, ON, 0)
+    days = []
+    for t in (midnight - 61.0, midnight - 1.0, midnight - 0.5, midnight + 1.0, midnight + 59.0):
+        now[0] = t
+        outcome = await svc.send_message(APP, {"push_clientid": ON, "title": "t"}, online)
+        ((taskid, _),) = outcome.answer["data"].items()
+        days.append(taskid.split("_")[1])
+    await store.close()
+    assert days == ["0228", "0228", "0228", "0301", "0301"]
+
+
+async def test_a_transaction_begun_while_another_requests_is_suspended_is_refused(
+    tmp_path: Path,
+) -> None:
+    """SQLite's units nest as a stack only if nothing inside one gives the loop away:
+    a second request's transaction while the first's is suspended is a bug, refused,
+    and the first's still commits."""
+    from unipush_bridge.gateway.sqlitestore import SuspendedInTransaction
+
+    store = SqliteStore(tmp_path / "gw.sqlite3", lambda: 1_000.0)
+    inside = asyncio.Event()
+    leave = asyncio.Event()
+
+    async def first() -> None:
+        async with store.transaction():
+            await store.register(APP, ON, 0)
+            inside.set()
+            await leave.wait()  # the bug: the loop given away inside a transaction
+
+    task = asyncio.ensure_future(first())
+    await inside.wait()
+    with pytest.raises(SuspendedInTransaction):
+        async with store.transaction():
+            pass
+    leave.set()
+    await task
+    async with store.transaction():  # the first left: a new one is fine
+        await store.register(APP, OFF, 0)
+    await store.synced()
+    assert await store.known(APP, ON) and await store.known(APP, OFF)
+    await store.close()

@@ -288,3 +288,27 @@ def test_an_older_file_loses_the_index_of_null_groups(tmp_path: Path, clock: Clo
         }
     finally:
         gs.close()
+
+
+def test_an_ack_counts_its_tasks_in_one_statement_however_many_tasks(tmp_path: Path) -> None:
+    """Every sendMessage is a task of its own, so the window of acks after a stream of
+    them covers as many tasks as messages: one UPDATE per task cost each push a
+    statement on the ack path. The count stays exact, in a fixed number of statements."""
+    store = GatewayStore(tmp_path / "gateway.sqlite3", Clock())
+    try:
+        store.register(APP, CID, 0)
+        last = 0
+        for n in range(12):
+            store.add_task(APP, f"task-{n}", None, 1, 1)
+            last = store.add_message(APP, CID, f"m{n}", f"task-{n}", msg(n), 600)
+        statements: list[str] = []
+        store._db.set_trace_callback(statements.append)
+        store.ack_many([(APP, CID, last)])
+        store._db.set_trace_callback(None)
+        writes = [s for s in statements if s.startswith(("UPDATE", "DELETE", "SELECT"))]
+        assert len(writes) <= 3, writes
+        for n in range(12):
+            report = store.report(APP, "taskid=?", (f"task-{n}",))
+            assert report is not None and report["receive_num"] == 1
+    finally:
+        store.close()
