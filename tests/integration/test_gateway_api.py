@@ -516,3 +516,39 @@ async def test_an_appid_with_a_colon_cannot_read_another_apps_request_ids(kit: K
         with pytest.raises(ConnectionClosed) as closed:
             await asyncio.wait_for(ws.recv(), 5)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 4404
+
+
+async def test_a_bind_list_with_a_bad_item_binds_none_of_it(kit: Kit) -> None:
+    c = await kit.client()
+    status, answer = await kit.call(
+        "cidBindAlias", [{"cid": c.cid, "alias": "dave"}, {"cid": "f" * 32, "alias": "erin"}]
+    )
+    assert status == 400 and "is not registered" in answer["errMsg"], answer
+    assert await kit.ok("getAliasByCid", c.cid) == {"alias": None}
+    assert await kit.ok("getCidByAlias", "dave") == {"cid": []}
+
+
+async def test_one_bind_list_cannot_pass_the_cids_per_alias_cap(kit: Kit) -> None:
+    from unipush_bridge.gateway.methods import MAX_CIDS_PER_ALIAS
+
+    cids = [await kit.offline_cid() for _ in range(MAX_CIDS_PER_ALIAS + 1)]
+    status, answer = await kit.call("cidBindAlias", [{"cid": c, "alias": "team"} for c in cids])
+    assert status == 400 and "already has" in answer["errMsg"], answer
+    assert await kit.ok("getCidByAlias", "team") == {"cid": []}
+
+
+async def test_a_cid_moved_earlier_in_a_bind_list_no_longer_counts_for_its_old_alias(
+    kit: Kit,
+) -> None:
+    from unipush_bridge.gateway.methods import MAX_CIDS_PER_ALIAS
+
+    full = [await kit.offline_cid() for _ in range(MAX_CIDS_PER_ALIAS)]
+    await kit.ok("cidBindAlias", [{"cid": c, "alias": "full"} for c in full])
+    newcomer = await kit.offline_cid()
+    # full[0] leaves "full" first, so the newcomer takes its place in the same call
+    await kit.ok(
+        "cidBindAlias",
+        [{"cid": full[0], "alias": "elsewhere"}, {"cid": newcomer, "alias": "full"}],
+    )
+    got = (await kit.ok("getCidByAlias", "full"))["cid"]
+    assert sorted(got) == sorted([*full[1:], newcomer])

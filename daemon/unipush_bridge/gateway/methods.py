@@ -125,12 +125,23 @@ async def _known(ctx: Context, cid: str, field: str = "cid") -> None:
 async def cid_bind_alias(ctx: Context, arg: Any) -> None:
     pairs = _pairs(arg)
     store = ctx.store
+    # Each alias's cids as this call leaves them: a store's reads inside the transaction
+    # need not see its own queued writes (Redis' MULTI does not), and the cap holds for
+    # the whole list, not item by item against what was there before the call.
+    bound: dict[str, set[str]] = {}
+    alias_of: dict[str, str] = {}  # each cid this call has bound, to its alias
     for cid, alias in pairs:
         await _known(ctx, cid)
-        others = [c for c in await store.cids_of_alias(ctx.appid, alias) if c != cid]
-        if len(others) >= MAX_CIDS_PER_ALIAS:
+        if alias not in bound:
+            before = await store.cids_of_alias(ctx.appid, alias)
+            bound[alias] = {c for c in before if alias_of.get(c, alias) == alias}
+        for cids in bound.values():
+            cids.discard(cid)  # one alias per cid: rebinding moves it
+        if len(bound[alias]) >= MAX_CIDS_PER_ALIAS:
             raise invalid(alias, f"already has {MAX_CIDS_PER_ALIAS} cids bound (the most)")
-        await store.bind_alias(ctx.appid, cid, alias)  # one alias per cid: rebinding moves it
+        bound[alias].add(cid)
+        alias_of[cid] = alias
+        await store.bind_alias(ctx.appid, cid, alias)
 
 
 async def get_alias_by_cid(ctx: Context, arg: Any) -> dict[str, Any]:
