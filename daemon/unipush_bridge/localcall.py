@@ -47,7 +47,10 @@ class DaemonCall:
                 raise DaemonUnavailable(f"cannot reach the daemon on {self.path}: {exc}") from None
             check_peer(sock, f"the daemon on {self.path}")
             try:
-                sock.sendall(encode_request(Request(1, method, params)))
+                try:
+                    sock.sendall(encode_request(Request(1, method, params)))
+                except OSError as exc:
+                    return self._refusal(sock, exc)
                 return self._answer(sock)
             except TimeoutError:
                 raise DaemonUnavailable(
@@ -59,6 +62,16 @@ class DaemonCall:
                 ) from None
         finally:
             sock.close()
+
+    def _refusal(self, sock: Any, exc: OSError) -> dict[str, Any]:
+        """The daemon may refuse a connection (past its cap) and close before the
+        request is written: the write fails, but the reason is already in the receive
+        buffer, and it says more than the write's "Broken pipe"."""
+        sock.settimeout(1.0)
+        try:
+            return self._answer(sock)
+        except (OSError, DaemonUnavailable, ProtocolError):
+            raise exc from None
 
     def _answer(self, sock: Any) -> dict[str, Any]:
         """Lines until the answer to request 1 (events before it are skipped), or the

@@ -47,6 +47,10 @@ def test_past_the_cap_a_client_gets_one_line_saying_why(tmp_path: Path) -> None:
         extra = Line(proc.socket)
         assert extra.next(timeout=5) == {"id": None, "result": {"errMsg": REFUSAL}}
         assert extra.next(timeout=5) is None  # and closed
+        # Only the daemon's side is shut: a client that writes after the refusal came
+        # (as `status` may, racing the daemon) gets no EPIPE; it once did, and the CLI
+        # printed "Broken pipe" instead of the reason.
+        extra.send(2, "getPushClientId")
         extra.close()
 
         code, err = status_code(proc)

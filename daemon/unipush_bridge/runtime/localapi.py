@@ -47,6 +47,8 @@ MAX_CONNECTIONS = 64
 #: Seconds between log lines about connections refused at the cap (a client that
 #: reconnects in a loop must not flood the journal either).
 REFUSED_LOG_EVERY_S = 10.0
+#: How long a refused connection is read (and dropped) for its client to see why.
+REFUSE_LINGER_S = 2.0
 
 
 class Api(Protocol):
@@ -285,6 +287,7 @@ class LocalApiServer:
         self.max_connections = max_connections
         self._socket_conns = 0
         self._refused = 0  # at the cap, since the last log line about it
+        self._lingering = 0  # refused connections read until they close
         self._refused_logged = -REFUSED_LOG_EVERY_S
         self._calls: set[asyncio.Task[None]] = set()
         self._serving: set[asyncio.Task[Any]] = set()
@@ -366,7 +369,7 @@ class LocalApiServer:
             writer.transport.abort()
             return
         if self._socket_conns >= self.max_connections:
-            self._refuse(writer)
+            await self._refuse(reader, writer)
             return
         self._socket_conns += 1
         conn = self.connect(writer)
@@ -407,16 +410,38 @@ class LocalApiServer:
             if task is not None:
                 self._serving.discard(task)
 
-    def _refuse(self, writer: asyncio.StreamWriter) -> None:
+    async def _refuse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """One line that says why, then close: a client told nothing would retry at
         once, and its user would not know what to close. The line is small, so the
-        kernel takes it even from a client that never reads."""
+        kernel takes it even from a client that never reads.
+
+        Only our side of the stream is shut at once: closed outright, the socket made
+        the client's first write fail with EPIPE, and a client that sees its write
+        fail may never read the reason (CI printed "Broken pipe" once). What the client
+        sends is read and dropped until it closes, for REFUSE_LINGER_S at most, and
+        only for as many refused connections at a time as the cap itself."""
         reason = (
             f"too many local API connections (at most {self.max_connections}, the "
             "max_local_connections setting); close other clients of this daemon"
         )
         writer.write(wire.encode_answer(wire.Answer(None, wire.fail(wire.NOT_A_REQUEST, reason))))
-        writer.close()
+        self._note_refused()
+        if self._lingering >= self.max_connections or not writer.can_write_eof():
+            writer.close()
+            return
+        self._lingering += 1
+        try:
+            writer.write_eof()
+            async with asyncio.timeout(REFUSE_LINGER_S):
+                while await reader.read(65536):
+                    pass
+        except (TimeoutError, ConnectionError, asyncio.CancelledError):
+            pass  # cancelled: the daemon is stopping, and this frame is the outermost
+        finally:
+            self._lingering -= 1
+            writer.close()
+
+    def _note_refused(self) -> None:
         self._refused += 1
         now = time.monotonic()
         if now - self._refused_logged >= REFUSED_LOG_EVERY_S:
