@@ -77,7 +77,13 @@ def test_a_push_too_deep_to_encode_is_skipped_and_the_rest_flow(
         len(skipped),
         len(refused),
     )
-    assert st["held_for_listener"] == 0 and st["backlog"] == 0, st
+    # The listener acknowledges after it wrote an event out: under load its last ack
+    # may still be on the way when the numbers are in (this once failed in a -n 2 run).
+    wait_for(
+        lambda: (s := quick_status(daemon)) and s["held_for_listener"] == 0 and s["backlog"] == 0,
+        10,
+        "nothing held for the listener",
+    )
     assert not [e for e in daemon.logs() if e.get("level") in ("error", "critical")]
 
 
