@@ -772,7 +772,12 @@ def cmd_status(args: argparse.Namespace) -> int:
             + (f" (last error: {conn['last_error']})" if conn.get("last_error") else ""),
             f"listeners:      {res.get('listeners')}",
             f"notifications:  {res.get('notifications')}",
-            f"held:           {res.get('held_for_listener')} waiting for a listener",
+            f"held:           {res.get('held_for_listener')} waiting for a listener"
+            + (
+                " (at max_held_mib: the gateway keeps the rest until an app listens)"
+                if res.get("held_full")
+                else ""
+            ),
             f"quiet hours:    {_quiet_line(res['quiet'])}" if res.get("quiet") else "",
             f"counters:       {json.dumps(res.get('counters'))}",
         ]

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import json
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..errors import NO_SERVER, ApiFail
-from ..wire.gateway import PushMessage
+from ..wire.gateway import MAX_FRAME_BYTES, PushMessage
 from . import localpush
 from .localpush import Channel
 
@@ -45,6 +46,18 @@ DAY_S = 86_400.0
 #: Kept in a retried notification's stored options: when it was first due and its
 #: history entry (a caller's own option of that name is dropped).
 RETRY_KEY = "_unshown"
+
+#: A new listener gets held pushes in rounds of about this many bytes of events (and
+#: at most HANDOVER_EVENTS of them), the next once it holds the last: a connection is
+#: cut past 4 MiB of unread output, so handing over a long absence's pushes at once cut
+#: the very listener that came for them (and they were held again, round after round).
+HANDOVER_BYTES = 1024 * 1024
+HANDOVER_EVENTS = 500
+#: What a held push is counted as in memory beyond its event's size (its entry, the
+#: parsed message): the bound on held pushes (``Config.max_held_bytes``) is on memory.
+ENTRY_OVERHEAD = 1024
+#: The held pushes' bound by default: past it the link stops taking pushes (64 MiB).
+MAX_HELD_BYTES = 64 * 1024 * 1024
 
 Listener = Hashable
 ReceiptEvent = Literal["display", "click"]
@@ -76,6 +89,7 @@ class Step(enum.Enum):
     EXPIRED = "its ttl ended before an app listened"
     SERVER_BACK = "the notification server is back"
     SHOWN_LATE = "a server that did not answer in time showed it after all"
+    QUEUED = "held ones are being handed over: it waits behind them"
 
 
 #: Every allowed transition; anything else is a bug and raises.
@@ -84,6 +98,7 @@ TRANSITIONS: dict[tuple[State, Step], State] = {
     (State.PENDING, Step.TO_SCREEN): State.SHOWING,
     (State.PENDING, Step.NOBODY): State.HELD,
     (State.PENDING, Step.MISSED): State.DONE,
+    (State.PENDING, Step.QUEUED): State.HELD,
     (State.SHOWING, Step.SHOWN): State.DONE,
     (State.SHOWING, Step.TO_LISTENERS): State.RECEIVING,
     (State.SHOWING, Step.NOBODY): State.HELD,
@@ -106,7 +121,41 @@ def step(state: State, event: Step) -> State:
         raise AssertionError(f"no transition from {state.value} on {event.value!r}") from None
 
 
-@dataclass
+class HeldLedger:
+    """How many entries are held and what they take, kept as each one moves, so the
+    bound on held pushes costs nothing per push however many are held."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.bytes = 0  # their events' encoded sizes
+
+    def moved(self, entry: Entry, old: State | None, new: State) -> None:
+        if (old is State.HELD) == (new is State.HELD):
+            return
+        sign = 1 if new is State.HELD else -1
+        self.count += sign
+        self.bytes += sign * entry.size
+
+    def memory(self) -> int:
+        """About what the held entries take in memory."""
+        return self.bytes + self.count * ENTRY_OVERHEAD
+
+
+def event_size(message: PushMessage) -> int:
+    """About the bytes of the receive event this push is written to a listener as."""
+    try:
+        text = json.dumps(
+            receive_event(event_data(message)),
+            ensure_ascii=False,
+            separators=(",", ":"),
+            default=str,
+        )
+    except (ValueError, TypeError, RecursionError):  # not encodable: skipped when sent
+        return MAX_FRAME_BYTES
+    return len(text.encode("utf-8", "backslashreplace")) + 64  # the line around it
+
+
+@dataclass(eq=False)
 class Entry:
     msg_id: str
     message: PushMessage
@@ -115,6 +164,25 @@ class Entry:
     stored: State
     #: On disk as held for want of a notification server (so a restart shows it).
     waits: bool = False
+    #: Told of every change of ``state`` (the core's count of held pushes).
+    ledger: HeldLedger | None = field(default=None, repr=False)
+    _size: int | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.ledger is not None:
+            self.ledger.moved(self, None, self.state)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "state" and (ledger := self.__dict__.get("ledger")) is not None:
+            ledger.moved(self, self.__dict__.get("state"), value)
+        object.__setattr__(self, name, value)
+
+    @property
+    def size(self) -> int:
+        """Its receive event's encoded size, about (worked out once, when first needed)."""
+        if self._size is None:
+            self._size = event_size(self.message)
+        return self._size
 
 
 # -- actions -------------------------------------------------------------------------------
@@ -448,6 +516,9 @@ class Config:
     quiet_hours: tuple[int, int] | None = None
     #: Channels of importance 4 are shown during quiet hours.
     quiet_breakthrough: bool = False
+    #: Held pushes may take this much memory (about); past it ``held_full`` is true
+    #: and the driver stops taking pushes from the gateway, which keeps them.
+    max_held_bytes: int = MAX_HELD_BYTES
 
 
 class Core:
@@ -458,7 +529,11 @@ class Core:
         self.flood = Flood(config.flood_threshold, config.flood_window)
         self._new_id = new_id
         self.listeners: list[Listener] = []
+        #: In the order the pushes came: held ones are handed over in this order.
         self.entries: dict[str, Entry] = {}
+        self.held_ledger = HeldLedger()
+        #: The token of the round of held pushes out with the listeners, if one is.
+        self._round: int | None = None
         self.pending_click: dict[str, Any] | None = None
         #: The id the pending click is handed over with (on disk with it).
         self.pending_click_id: str | None = None
@@ -542,7 +617,9 @@ class Core:
             if state is State.PENDING:
                 replay.append((msg_id, message))
             elif state is State.HELD:
-                self.entries[msg_id] = Entry(msg_id, message, State.HELD, State.HELD)
+                self.entries[msg_id] = Entry(
+                    msg_id, message, State.HELD, State.HELD, ledger=self.held_ledger
+                )
         for msg_id in waiting:
             if msg_id in self.entries and self.entries[msg_id].state is State.HELD:
                 self.entries[msg_id].waits = True
@@ -582,13 +659,14 @@ class Core:
         for msg_id, message in pushes:
             entry = self.entries.get(msg_id)
             if entry is None:
-                entry = self.entries[msg_id] = Entry(msg_id, message, State.PENDING, State.PENDING)
+                entry = self.entries[msg_id] = Entry(
+                    msg_id, message, State.PENDING, State.PENDING, ledger=self.held_ledger
+                )
             elif entry.state is not State.PENDING:
                 continue  # already on its way
             data = event_data(message)
             if not wants_screen(message, len(self.listeners)):
-                entry.state = step(entry.state, Step.TO_LISTENERS)
-                receiving.append(msg_id)
+                self._receive(entry, receiving)
                 continue
             offline = message.offline
             if offline == "show" and not (message.title or message.content):
@@ -627,8 +705,7 @@ class Core:
             if now is not None and not self.flood.admit(now):
                 actions += self._coalesce(data, now)
                 if self.listeners:
-                    entry.state = step(entry.state, Step.TO_LISTENERS)
-                    receiving.append(msg_id)
+                    self._receive(entry, receiving)
                 else:
                     entry.state = step(entry.state, Step.NOBODY)
                     persist.append((msg_id, State.HELD))
@@ -642,7 +719,43 @@ class Core:
         if persist:
             actions.append(self._persist(persist))
         actions += self._to_listeners(receiving, self.listeners)
+        return actions + self._hand_over()
+
+    def _receive(self, entry: Entry, receiving: list[str]) -> None:
+        """A push for the listeners: out now, or, while held ones are still being
+        handed over, behind them (a listener gets its pushes in the order they came)."""
+        if self.held_ledger.count:
+            entry.state = step(entry.state, Step.QUEUED)  # on disk it stays pending
+        else:
+            entry.state = step(entry.state, Step.TO_LISTENERS)
+            receiving.append(entry.msg_id)
+
+    def _hand_over(self) -> list[Action]:
+        """The next round of held pushes to the listeners, oldest first, if none is out
+        with them: up to HANDOVER_BYTES of events (at least one), so a listener that
+        reads is never cut for its backlog, however long it was away."""
+        if self._round is not None or not self.listeners or not self.held_ledger.count:
+            return []
+        ids: list[str] = []
+        size = 0
+        for msg_id, entry in self.entries.items():
+            if entry.state is not State.HELD:
+                continue
+            if ids and (size + entry.size > HANDOVER_BYTES or len(ids) >= HANDOVER_EVENTS):
+                break
+            entry.state = step(entry.state, Step.TO_LISTENERS)
+            ids.append(msg_id)
+            size += entry.size
+        if not ids:
+            return []
+        actions = self._to_listeners(ids, self.listeners)
+        self._round = self._next_token
         return actions
+
+    def held_full(self) -> bool:
+        """Held pushes take ``max_held_bytes`` or more: take no more from the gateway
+        (it keeps them) until a listener took some or their ttl ended."""
+        return self.held_ledger.memory() >= self.config.max_held_bytes
 
     def _shown_title(self, message: PushMessage) -> str:
         """A push without a title (only content, or a forced transparent one) is shown
@@ -707,6 +820,8 @@ class Core:
         Events no listener held that were waiting for a notification server go back
         to waiting for it, or are shown now if it is back (``now``: the flood's clock)."""
         msg_ids = self._holds.pop(token, ())
+        if token == self._round:
+            self._round = None
         holders = list(holders)
         actions: list[Action] = []
         for listener in stuck:
@@ -734,11 +849,10 @@ class Core:
                     done.append((msg_id, State.HELD))
         if done:
             actions.append(self._persist(done))
-        if now_held and self.listeners:
-            # Another listener came while these were in flight: it takes them now.
-            for msg_id in now_held:
-                self.entries[msg_id].state = step(State.HELD, Step.TO_LISTENERS)
-            actions += self._to_listeners(now_held, self.listeners)
+        if self.listeners:
+            # The next round of what is held (another listener that came while these
+            # were in flight takes them so, in the order they came).
+            actions += self._hand_over()
         elif now_held and not self._no_server:
             # No app ever had them, and the server they waited for is back: shown now.
             back = [i for i in now_held if i in self._wait_server]
@@ -941,10 +1055,8 @@ class Core:
         self.listeners.append(listener)
         # Those waiting for a server stay waiting until the listener holds them: one
         # killed before it acknowledged them leaves them to the server (``held``).
-        held = [i for i, e in self.entries.items() if e.state is State.HELD]
-        for msg_id in held:
-            self.entries[msg_id].state = step(State.HELD, Step.TO_LISTENERS)
-        actions += self._to_listeners(held, [listener])
+        # In rounds: the first now, each next one once a listener holds the last.
+        actions += self._hand_over()
         if self.pending_click is not None:
             # Kept on disk until the listener has it: a crash in between keeps it.
             data, self.pending_click = self.pending_click, None
@@ -1239,7 +1351,8 @@ class Core:
         if not gone:
             return []
         for msg_id in gone:
-            step(self.entries.pop(msg_id).state, Step.EXPIRED)
+            entry = self.entries.pop(msg_id)
+            entry.state = step(entry.state, Step.EXPIRED)
             self._wait_server.pop(msg_id, None)
         self.counters["missed"] += len(gone)
         return [

@@ -91,6 +91,7 @@ def core_config(s: DaemonOptions) -> Config:
         s.flood_window,
         parse_quiet_hours(s.quiet_hours),
         s.quiet_breakthrough,
+        round(s.max_held_mib * 1024 * 1024),
     )
 
 

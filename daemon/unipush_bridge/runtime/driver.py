@@ -122,6 +122,9 @@ class Driver:
         #: Shows that timed out, waiting for a late answer (never awaited by ``stop``).
         self._late: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
+        #: Set while held pushes are under the core's bound (``hand_on`` waits on it).
+        self._room = asyncio.Event()
+        self._room.set()
         self._clock_task: asyncio.Task[None] | None = None
         #: One thread for fsyncs, so they never queue behind other thread work.
         self._fsync = ThreadPoolExecutor(1, thread_name_prefix="store-fsync")
@@ -180,6 +183,8 @@ class Driver:
         """SIGHUP: settings that change live."""
         self.core.reconfigure(config)
         self.media = media
+        if not self.core.held_full():
+            self._room.set()  # a higher max_held_mib
         self._run_now(self.core.local_time(self._local_now()))  # a new quiet schedule
         self._wake.set()
         self._bump()  # the quiet schedule a watcher shows may be another
@@ -231,6 +236,27 @@ class Driver:
         await self.run(self.core.recorded(fresh, duplicates, self._monotonic(), self._local_now()))
         while len(self._holds) >= MAX_HOLDS:
             await asyncio.wait(self._holds, return_when=asyncio.FIRST_COMPLETED)
+        await self._until_room()
+
+    async def _until_room(self) -> None:
+        """While held pushes are at their bound (``max_held_mib``), the link takes no
+        more: it reads nothing (TCP pushes the gateway back) and acknowledges nothing
+        it did not record, so the gateway keeps them. It goes on once a listener took
+        held ones, their ttl ended, or a reload raised the bound. A link that drops
+        meanwhile (no pong read) stays down until then, and resumes from its cursor."""
+        if not self.core.held_full():
+            return
+        ledger = self.core.held_ledger
+        log.warning(
+            "held pushes reached max_held_mib; not taking more for now",
+            held=ledger.count,
+            held_bytes=ledger.memory(),
+            max_bytes=self.core.config.max_held_bytes,
+        )
+        while self.core.held_full():
+            self._room.clear()
+            await self._room.wait()
+        log.info("held pushes are under max_held_mib again; taking pushes", held=ledger.count)
 
     # -- the local API's side (Api) -----------------------------------------------------------
 
@@ -320,6 +346,8 @@ class Driver:
         waiting = sum(core.RETRY_KEY in params for params, _ in self.core.scheduled.values())
         return {
             "held_for_listener": self.core.count(State.HELD),
+            # At max_held_mib: the link takes no more pushes until held ones are taken.
+            "held_full": self.core.held_full(),
             "backlog": unfinished,
             "scheduled": len(self.core.scheduled),
             # Delayed notifications due already, tried again until a server takes them.
@@ -338,6 +366,8 @@ class Driver:
         try:
             await self._carry_out(actions)
         finally:
+            if not self.core.held_full():
+                self._room.set()  # a link waiting at the bound goes on
             if actions or self._watched() != self._watched_at_bump:
                 self._bump()  # what a watcher shows may have moved
 

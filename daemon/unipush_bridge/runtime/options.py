@@ -110,6 +110,14 @@ class DaemonOptions:
     quiet_breakthrough: bool = setting(
         False, doc="channels of importance 4 are shown during quiet hours"
     )
+    max_held_mib: float = setting(
+        64.0,
+        doc="memory held pushes may take while no app listens (MiB, about); past it the "
+        "daemon takes no more pushes from the gateway, which keeps them, until an app "
+        "listens or their ttl ends",
+        gt=0,
+        le=65536,
+    )
     listener_timeout: float = setting(
         30.0,
         doc="seconds a listener may take to acknowledge before it counts as stuck",

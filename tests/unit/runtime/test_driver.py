@@ -168,6 +168,7 @@ async def test_receive_marks_done_and_status_shows_nothing_left(
         "backlog": 0,
         "scheduled": 0,
         "waiting_for_notification_server": 0,
+        "held_full": False,
     }
 
 
