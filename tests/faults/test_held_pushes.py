@@ -51,7 +51,7 @@ def held_push(seq: int, content: int) -> str:
 
 class CursorGateway(FakeGateway):
     """Sends pushes 1..``total`` after the cursor on every connection, as fast as the
-    daemon's TCP window takes them; the cursor moves with the daemon's acks. Counts
+    daemon's TCP window takes them; the cursor moves with the daemon's acks and hellos. Counts
     what it sent and when it last sent one."""
 
     def __init__(self, total: int, content: int) -> None:
@@ -71,6 +71,9 @@ class CursorGateway(FakeGateway):
         index = len(self.hellos)
         hello = json.loads(await ws.recv())
         self.hellos.append(hello)
+        # As the real gateway: the hello's cursor is the daemon's word for what it has
+        # (it recorded frames read ahead after the old link died, whose acks were lost).
+        self.cursor = max(self.cursor, int(hello.get("acked") or 0))
         self.received.append([])
         reading = asyncio.get_running_loop().create_task(self._read(ws, index))
         try:

@@ -49,6 +49,8 @@ CLOCK_STEP_S = 1.0
 #: With a quiet hours schedule, the timer looks at the local time at least this often,
 #: so a step of the clock (or a change of time zone or DST) moves an edge by at most this.
 QUIET_CHECK_S = 60.0
+#: The link's stops at max_held_mib are logged (warning, then info) at most this often.
+HELD_FULL_LOG_EVERY_S = 60.0
 
 
 def local_seconds(wall: float) -> float:
@@ -125,6 +127,7 @@ class Driver:
         #: Set while held pushes are under the core's bound (``hand_on`` waits on it).
         self._room = asyncio.Event()
         self._room.set()
+        self._full_logged = -HELD_FULL_LOG_EVERY_S
         self._clock_task: asyncio.Task[None] | None = None
         #: One thread for fsyncs, so they never queue behind other thread work.
         self._fsync = ThreadPoolExecutor(1, thread_name_prefix="store-fsync")
@@ -247,7 +250,13 @@ class Driver:
         if not self.core.held_full():
             return
         ledger = self.core.held_ledger
-        log.warning(
+        # With a listener taking rounds while the gateway floods, the link stops and
+        # goes on every round (tens of times a second): the log says so once a minute.
+        now = self._monotonic()
+        loud = now - self._full_logged >= HELD_FULL_LOG_EVERY_S
+        if loud:
+            self._full_logged = now
+        (log.warning if loud else log.debug)(
             "held pushes reached max_held_mib; not taking more for now",
             held=ledger.count,
             held_bytes=ledger.memory(),
@@ -256,7 +265,9 @@ class Driver:
         while self.core.held_full():
             self._room.clear()
             await self._room.wait()
-        log.info("held pushes are under max_held_mib again; taking pushes", held=ledger.count)
+        (log.info if loud else log.debug)(
+            "held pushes are under max_held_mib again; taking pushes", held=ledger.count
+        )
 
     # -- the local API's side (Api) -----------------------------------------------------------
 
