@@ -28,7 +28,9 @@ Layout (every key under one prefix, ``up:`` by default; ``{a}`` appid, ``{c}`` c
   PRESENCE_TTL_S unless it renews it (cluster.py). A cid is "online" for every node
   while its presence names a node that is alive.
 - ``epoch``: a random value the nodes read with every liveness SET and set when it is
-  missing: another value than before means Redis lost its data (``_beat``).
+  missing: another value than before means Redis lost its data (``_beat``). ``seq``
+  is read there too: below a seq this node saw committed, Redis went back to older
+  data (an older snapshot, a replica that lagged), which keeps the epoch.
 
 Writes inside ``transaction()`` are queued on one MULTI/EXEC pipeline, and those that
 read before they write are Lua scripts in it: the whole step is applied at once or not
@@ -53,6 +55,7 @@ from typing import Any, TypeVar
 
 import redis
 import redis.asyncio as aioredis
+import structlog
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -66,6 +69,8 @@ from .store import (
     resume_cursor,
 )
 from .storeapi import ClaimLost
+
+log = structlog.get_logger(__name__)
 
 #: A node renews its own liveness key every third of this; a node that dies leaves
 #: its cids "online" this long at most (docs/gateway.md).
@@ -464,6 +469,9 @@ class _Tx:
     adds: _Adds | None = None
     #: Run with the EXEC's results once the transaction commits.
     on_commit: list[Callable[[list[Any]], None]] = field(default_factory=list)
+    #: The highest seq this node had seen committed when the EXEC was sent: every seq
+    #: the EXEC takes is above it, unless Redis went back to older data.
+    high: int = 0
     #: add_message's placeholders -> (seq, the cid's seq before), filled at the commit.
     committed: dict[int, tuple[int, int]] = field(default_factory=dict)
 
@@ -556,6 +564,9 @@ class RedisStore:
         self._texts = scripts
         #: The store's epoch as this node last saw it (_beat).
         self.epoch: str | None = None
+        #: The highest seq this node has seen committed (saw_seq): a seq counter below
+        #: it means Redis went back to older data under the connections (_rolled_back).
+        self.high = 0
         #: Each request_id claim this store holds (claim_answer): its marker (the value
         #: its key holds while the call runs) and the task that renews it.
         self._claims: dict[str, tuple[str, asyncio.Task[None]]] = {}
@@ -600,6 +611,7 @@ class RedisStore:
             yield
             if tx.depth == 1:
                 self._flush_adds(tx)
+                tx.high = self.high
                 results = await tx.pipe.execute()
                 for then in tx.on_commit:
                     then(results)
@@ -766,30 +778,54 @@ class RedisStore:
         """This node is alive for another PRESENCE_TTL_S: every cid it holds counts as
         online on every node (one SET, however many it holds)."""
         pipe = self._r.pipeline(transaction=False)
-        token = self._beat(pipe)
-        self._saw_epoch((await pipe.execute())[1], token)
+        token, high = self._beat(pipe)
+        self._saw_epoch(await pipe.execute(), token, high)
 
-    def _beat(self, pipe: Any) -> str:
-        """The liveness SET, and the store's epoch on a pipeline: a key no one
-        deletes, set by the first node to find it missing (NX GET answers what it
-        held). Another value than the one this node saw before means Redis lost its
-        data (FLUSHALL, a restart without persistence) under connections that stayed
-        up: their registrations went with it."""
+    def _beat(self, pipe: Any) -> tuple[str, int]:
+        """The liveness SET, the store's epoch and its seq counter on a pipeline. The
+        epoch is a key no one deletes, set by the first node to find it missing (NX
+        GET answers what it held). Another value than the one this node saw before
+        means Redis lost its data (FLUSHALL, a restart without persistence) under
+        connections that stayed up: their registrations went with it. The token, and
+        the highest seq seen before the pipeline is sent (the counter is not below it)."""
         pipe.set(self._k("node", str(self.node)), 1, ex=PRESENCE_TTL_S)
         token = secrets.token_hex(8)  # a new one each time: never the lost one
         pipe.set(self._p + "epoch", token, nx=True, get=True)
         # Heard by this node's own subscriber: a link that hears nothing, not even
         # this, is dead (cluster.SILENT_S).
         pipe.publish(f"{self._p}cluster:{self.node}", json.dumps({"node": self.node}))
-        return token
+        pipe.get(self._p + "seq")
+        return token, self.high
 
-    def _saw_epoch(self, before: str | None, token: str) -> None:
-        """What the epoch's SET of ``token`` answered: on_lost is called when the
-        epoch changed."""
+    def _saw_epoch(self, results: list[Any], token: str, high: int) -> None:
+        """What _beat's pipeline answered: on_lost is called when the epoch changed,
+        or the seq counter is below a seq seen committed before it was read."""
+        before, counter = results[1], int(results[3] or 0)
         current = token if before is None else before
         lost = self.epoch is not None and current != self.epoch
         self.epoch = current
-        if lost and self.on_lost is not None:
+        if lost:
+            self.high = counter
+            if self.on_lost is not None:
+                self.on_lost()
+        elif counter < high:
+            self._rolled_back(counter)
+        else:
+            self.saw_seq(counter)
+
+    def saw_seq(self, seq: int) -> None:
+        """``seq`` is committed (a commit's answer, a notice, a read of the store)."""
+        self.high = max(self.high, seq)
+
+    def _rolled_back(self, counter: int) -> None:
+        """Redis answers with older data than it had (restarted from an older snapshot
+        or after a power cut under everysec, a replica that lagged took over): the
+        epoch is the same, but new seqs repeat ones the connections here have sent,
+        which they skipped as sent (answered successed_online). Each connection is
+        closed, as when the data is lost, and its daemon adopts the store's cursor."""
+        log.warning("the store went back to older data", seq=counter, seen=self.high)
+        self.high = counter
+        if self.on_lost is not None:
             self.on_lost()
 
     async def flatline(self) -> None:
@@ -810,10 +846,10 @@ class RedisStore:
         round (the cids went "offline" for the other nodes after a Redis restart)."""
         keys = [self._k("on", a, c) for a, c in held]
         pipe = self._r.pipeline(transaction=False)
-        token = self._beat(pipe)
+        token, high = self._beat(pipe)
         for chunk in _chunks(keys, LOOKUP_CHUNK):
             self._eval(pipe, "refresh", chunk, [self.node, HOLD_TTL_S])
-        self._saw_epoch((await pipe.execute())[1], token)
+        self._saw_epoch(await pipe.execute(), token, high)
 
     async def all_cids(self, appid: str) -> list[str]:
         return list(await self._r.zrange(self._k("seen", appid), 0, -1))
@@ -876,6 +912,10 @@ class RedisStore:
         def then(result: list[Any] | int) -> None:
             if not isinstance(result, list):
                 return  # the claim is another call's: nothing stored (remember_answer)
+            if result and int(result[0]) <= tx.high:  # seqs follow on from the first
+                self._rolled_back(int(result[-2]))
+            else:
+                self.saw_seq(int(result[-2]))
             for n, (cid, _, placeholder) in enumerate(adds.items):
                 tx.committed[placeholder] = self._added(appid, cid, result[2 * n : 2 * n + 2])
 
@@ -913,6 +953,7 @@ class RedisStore:
                 if float(expires_at) > now:
                     found.append((int(s), msg_id, text))
             start = f"({seqs[-1]}"
+            self.saw_seq(int(seqs[-1]))
         return found[:limit]
 
     async def ack(self, appid: str, cid: str, seq: int) -> None:

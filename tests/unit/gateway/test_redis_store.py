@@ -364,3 +364,32 @@ async def test_nodes_whose_clocks_differ_agree_on_a_message_expiry(
     finally:
         await a.close()
         await b.close()
+
+
+@pytest.mark.parametrize("found_by", ["push", "beat"])
+async def test_a_seq_counter_gone_back_is_found(
+    rs: RedisStore, shared_redis: RedisServer, found_by: str
+) -> None:
+    """Redis back with older data (an older snapshot, a lagging replica) keeps its
+    epoch, so nothing noticed that new seqs repeated ones already sent: found by the
+    first push after it (before its answer) or by the next beat."""
+    lost: list[str] = []
+    rs.node = "n1"
+    rs.on_lost = lambda: lost.append("lost")
+    await rs.register(APP, CID, 0)
+    await rs.heartbeat()
+    for n in range(3):
+        await rs.add_message(APP, CID, f"m{n}", "task", {"title": "t"}, 60)
+    await rs.heartbeat()
+    assert lost == []
+    with redis.Redis.from_url(shared_redis.url) as r:
+        r.set("up:seq", 1)  # as the snapshot taken after the first push held it
+    if found_by == "push":
+        seq = await rs.add_message(APP, CID, "m9", "task", {"title": "t"}, 60)
+        assert seq == 2 and lost == ["lost"]
+    else:
+        await rs.heartbeat()
+        assert lost == ["lost"]
+    await rs.heartbeat()  # once: what it has seen since is the store's new counter
+    await rs.add_message(APP, CID, "m10", "task", {"title": "t"}, 60)
+    assert lost == ["lost"]
