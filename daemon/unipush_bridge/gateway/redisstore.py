@@ -68,7 +68,7 @@ from .store import (
     ClientRecord,
     resume_cursor,
 )
-from .storeapi import ClaimLost
+from .storeapi import CidTaken, ClaimLost
 
 log = structlog.get_logger(__name__)
 
@@ -207,9 +207,37 @@ if KEYS[3] ~= KEYS[1] then redis.call('SADD', KEYS[3], ARGV[2]) end
 return 1
 """
 
+_REGISTER = """
+-- KEYS: c, seen, apps; ARGV: appid, cid, now, the hello's secret hash ('' none), the
+-- cursor to pull the cid's own back to ('' none). The read of the cid, the secret's
+-- check and the write in one step, as in one SQLite transaction: a hello on another
+-- node may have registered the cid since this node read it. 0: bound to another
+-- secret meanwhile (nothing written).
+local row = redis.call('HMGET', KEYS[1], 'acked', 'secret_hash')
+local now, h = ARGV[3], ARGV[4]
+if not row[1] then
+  redis.call('HSET', KEYS[1], 'acked', 0, 'issued', 0, 'created_at', now, 'last_seen', now,
+    'secret_hash', h)
+  redis.call('SADD', KEYS[3], ARGV[1])
+else
+  local bound = row[2] or ''
+  if bound ~= '' and bound ~= h then return 0 end
+  redis.call('HSET', KEYS[1], 'last_seen', now)
+  if bound == '' and h ~= '' then redis.call('HSET', KEYS[1], 'secret_hash', h) end
+  if ARGV[5] ~= '' and tonumber(ARGV[5]) < tonumber(row[1]) then
+    redis.call('HSET', KEYS[1], 'acked', ARGV[5])
+  end
+end
+redis.call('ZADD', KEYS[2], now, ARGV[2])
+return 1
+"""
+
 _CLAIM = """
--- KEYS: c, on, cluster; ARGV: node, appid, cid, presence ttl. A registration on this
--- node: its number (the newest wins on every node), the cid's presence, the notice.
+-- KEYS: c, on, cluster; ARGV: node, appid, cid, presence ttl, the hello's secret hash.
+-- A registration on this node: its number (the newest wins on every node), the cid's
+-- presence, the notice; none (0) for a hello _REGISTER refused.
+local bound = redis.call('HGET', KEYS[1], 'secret_hash')
+if bound and bound ~= '' and bound ~= ARGV[5] then return 0 end
 local reg = redis.call('HINCRBY', KEYS[1], 'reg', 1)
 redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[4])
 local note = {kind = 'took', node = ARGV[1], appid = ARGV[2], cid = ARGV[3], reg = reg}
@@ -557,6 +585,7 @@ class RedisStore:
             "remember": _REMEMBER,
             "release": _RELEASE,
             "renew_claim": _RENEW_CLAIM,
+            "register": _REGISTER,
             "claim": _CLAIM,
             "refresh": _REFRESH,
             "leave": _LEAVE,
@@ -709,28 +738,32 @@ class RedisStore:
     async def register(
         self, appid: str, cid: str, acked: int, secret_hash: str | None = None
     ) -> int:
-        """As GatewayStore.register: the cursor the session resumes from."""
+        """As GatewayStore.register: the cursor the session resumes from. Raises
+        CidTaken when a hello on another node bound the cid to another secret since
+        ``secret_hash`` was checked (service.register)."""
         now = self._clock()
         key = self._k("c", appid, cid)
         row = await self.client(appid, cid)
-        async with self._writes() as pipe:
-            if row is None:
-                mapping = {"acked": 0, "issued": 0, "created_at": now, "last_seen": now}
-                pipe.hset(key, mapping={**mapping, "secret_hash": secret_hash or ""})
-                pipe.sadd(self._p + "apps", appid)
-                cursor = 0
-            else:
-                pipe.hset(key, "last_seen", now)
-                if row.secret_hash is None and secret_hash is not None:
-                    pipe.hset(key, "secret_hash", secret_hash)
-                cursor = resume_cursor(row, acked)
-                if cursor < row.acked:  # our own cursor was past what we issued
-                    pipe.hset(key, "acked", cursor)
-            pipe.zadd(self._k("seen", appid), {cid: now})
-            self._acks_on(pipe, [(appid, cid, cursor)])
+        pull = ""
+        if row is None:
+            cursor = 0
+        else:
+            cursor = resume_cursor(row, acked)
+            if cursor < row.acked:  # our own cursor was past what we issued
+                pull = str(cursor)
+        h = secret_hash or ""
+
+        def registered(made: Any) -> None:
+            if not int(made):
+                raise CidTaken(cid)
+
+        async with self._writes():
+            keys = [key, self._k("seen", appid), self._p + "apps"]
+            self._queue("register", keys, [appid, cid, now, h, pull], registered)
+            self._acks_on(self._current().pipe, [(appid, cid, cursor)])
             if (node := self.node) is not None:  # presence, and the older connection drops
                 keys = [key, self._k("on", appid, cid), self._p + "cluster"]
-                args = [node, appid, cid, HOLD_TTL_S]
+                args = [node, appid, cid, HOLD_TTL_S, h]
                 self._queue("claim", keys, args, lambda reg: self._took(appid, cid, reg))
         return cursor
 

@@ -17,7 +17,10 @@ from unipush_bridge.gateway.access import GatewayConfig
 from unipush_bridge.gateway.errors import UniError
 from unipush_bridge.gateway.redisstore import CLAIM_TTL_S, CLAIMED, RedisStore
 from unipush_bridge.gateway.service import GatewayService
+from unipush_bridge.gateway.session import Close, Register
+from unipush_bridge.gateway.store import ClientRecord, secret_hash
 from unipush_bridge.gateway.storeapi import open_store
+from unipush_bridge.wire.gateway import CloseCode
 
 __all__ = ["redis_server"]
 
@@ -393,3 +396,72 @@ async def test_a_seq_counter_gone_back_is_found(
     await rs.heartbeat()  # once: what it has seen since is the store's new counter
     await rs.add_message(APP, CID, "m10", "task", {"title": "t"}, 60)
     assert lost == ["lost"]
+
+
+def _stalled_reads(store: RedisStore, release: asyncio.Event) -> asyncio.Event:
+    """The store's client() reads (the event returned is set), then waits for
+    ``release``: a hello on another node commits between this one's read of the cid
+    and its registration."""
+    done = asyncio.Event()
+    read = store.client
+
+    async def client(appid: str, cid: str) -> ClientRecord | None:
+        row = await read(appid, cid)
+        done.set()
+        await release.wait()
+        return row
+
+    store.client = client  # type: ignore[method-assign]
+    return done
+
+
+async def test_two_first_hellos_on_two_nodes_bind_the_cid_once(
+    rs: RedisStore, shared_redis: RedisServer, clock: Clock
+) -> None:
+    """As on one node: a cid is bound to the first secret, and a hello with another is
+    refused. Both hellos read "no such cid" before either committed, both were taken,
+    and the later one's secret replaced the earlier's (its daemon refused from then on,
+    while the other connection holds the cid)."""
+    other = RedisStore(shared_redis.url, clock)
+    try:
+        release = asyncio.Event()
+        reads = [_stalled_reads(s, release) for s in (rs, other)]
+        services = [GatewayService(GatewayConfig(), s, clock) for s in (rs, other)]
+        hellos = [
+            asyncio.create_task(svc.register(Register(APP, CID, 0, secret, "127.0.0.1")))
+            for svc, secret in zip(services, ("secret-one-0001", "secret-two-0002"), strict=True)
+        ]
+        await asyncio.gather(*(r.wait() for r in reads))
+        release.set()
+        answers = await asyncio.gather(*hellos)
+        refused = [a for a in answers if isinstance(a, Close)]
+        assert len(refused) == 1 and refused[0].code == CloseCode.CID_TAKEN, answers
+        taken = answers.index(refused[0])
+        row = await other.client(APP, CID)
+        assert row is not None
+        assert row.secret_hash == secret_hash(("secret-one-0001", "secret-two-0002")[1 - taken])
+    finally:
+        await other.close()
+
+
+async def test_a_hello_that_read_no_cid_keeps_what_was_issued_meanwhile(
+    rs: RedisStore, shared_redis: RedisServer, clock: Clock
+) -> None:
+    """A hello that read "no such cid" while another node registered it and a push was
+    stored: its registration wrote the cid afresh (issued 0, acked 0), and the daemon's
+    ack of that push was refused as past what was issued."""
+    other = RedisStore(shared_redis.url, clock)
+    try:
+        release = asyncio.Event()
+        reads = _stalled_reads(other, release)
+        late = asyncio.create_task(other.register(APP, CID, 0))
+        await reads.wait()
+        await rs.register(APP, CID, 0)
+        seq = await rs.add_message(APP, CID, "m1", "task", {"title": "t"}, 60)
+        release.set()
+        assert await late == 0
+        row = await rs.client(APP, CID)
+        assert row is not None and row.issued == seq
+        assert [s for s, _, _ in await rs.after(APP, CID, 0)] == [seq]
+    finally:
+        await other.close()
