@@ -333,6 +333,15 @@ redis.call('SADD', KEYS[2] .. ARGV[2], ARGV[1])
 return 1
 """
 
+_UNBIND_ALIAS = """
+-- KEYS: al, ali; ARGV: cid, alias. Only while the cid's alias is still that one (a
+-- rebind on another node since the caller read it stays whole).
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('SREM', KEYS[2], ARGV[1])
+return 1
+"""
+
 _UNBIND_ALL_ALIAS = """
 -- KEYS: al, ali; ARGV: none
 for _, cid in ipairs(redis.call('SMEMBERS', KEYS[2])) do redis.call('HDEL', KEYS[1], cid) end
@@ -576,6 +585,7 @@ class RedisStore:
             "ack": _ACK,
             "receipt": _RECEIPT,
             "alias": _BIND_ALIAS,
+            "unbind": _UNBIND_ALIAS,
             "unalias": _UNBIND_ALL_ALIAS,
             "tags": _SET_TAGS,
             "uniid": _BIND_UNIID,
@@ -1142,10 +1152,10 @@ class RedisStore:
         await self._run("alias", [self._k("al", appid), self._k("ali", appid, "")], [cid, alias])
 
     async def unbind_alias(self, appid: str, cid: str, alias: str) -> None:
-        if await self.alias_of(appid, cid) == alias:
-            async with self._writes() as pipe:
-                pipe.hdel(self._k("al", appid), cid)
-                pipe.srem(self._k("ali", appid, alias), cid)
+        """The check that the cid's alias is ``alias`` is the script's, at the commit:
+        made here before it, another node's rebind in between was undone by half."""
+        keys = [self._k("al", appid), self._k("ali", appid, alias)]
+        await self._run("unbind", keys, [cid, alias])
 
     async def unbind_all_alias(self, appid: str, alias: str) -> None:
         await self._run("unalias", [self._k("al", appid), self._k("ali", appid, alias)], [])

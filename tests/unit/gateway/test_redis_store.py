@@ -4,6 +4,7 @@ the whole gateway suite, which runs against it too: tests/redisstack.py)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -463,5 +464,39 @@ async def test_a_hello_that_read_no_cid_keeps_what_was_issued_meanwhile(
         row = await rs.client(APP, CID)
         assert row is not None and row.issued == seq
         assert [s for s, _, _ in await rs.after(APP, CID, 0)] == [seq]
+    finally:
+        await other.close()
+
+
+async def test_an_unbind_racing_a_rebind_leaves_the_new_alias_whole(
+    rs: RedisStore, shared_redis: RedisServer, clock: Clock
+) -> None:
+    """unboundAlias {cid, A} read "cid is A", then another node moved the cid to B: its
+    delete took the cid's alias (B now) and left it in B's index, so getCidByAlias(B)
+    named a cid whose alias was none. As on SQLite: only an alias still A goes."""
+    other = RedisStore(shared_redis.url, clock)
+    try:
+        await rs.register(APP, CID, 0)
+        await rs.bind_alias(APP, CID, "A")
+        release = asyncio.Event()
+        begun = asyncio.Event()
+        transaction = rs.transaction
+
+        @contextlib.asynccontextmanager
+        async def stalled() -> AsyncIterator[None]:  # between the call and its commit
+            begun.set()
+            await release.wait()
+            async with transaction():
+                yield
+
+        rs.transaction = stalled  # type: ignore[method-assign]
+        unbind = asyncio.create_task(rs.unbind_alias(APP, CID, "A"))
+        await begun.wait()
+        await other.bind_alias(APP, CID, "B")
+        release.set()
+        await unbind
+        assert await other.alias_of(APP, CID) == "B"
+        assert await other.cids_of_alias(APP, "B") == [CID]
+        assert await other.cids_of_alias(APP, "A") == []
     finally:
         await other.close()
