@@ -226,6 +226,8 @@ class ClusterLink:
     def _pushes(self, appid: str, items: list[list[Any]], body: str | None) -> None:
         """One committed call's messages for the cids held here: [cid, seq, id, the
         cid's seq before] each, and the body they share when it is short."""
+        if items:  # committed: a seq counter below these is Redis gone back (_beat)
+            self.store.saw_seq(max(int(item[1]) for item in items))
         if body is None:  # a long body: each reads it from the store
             self.gateway.kick(appid, (cid for cid, *_ in items))
             return

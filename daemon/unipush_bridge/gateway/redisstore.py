@@ -28,7 +28,9 @@ Layout (every key under one prefix, ``up:`` by default; ``{a}`` appid, ``{c}`` c
   PRESENCE_TTL_S unless it renews it (cluster.py). A cid is "online" for every node
   while its presence names a node that is alive.
 - ``epoch``: a random value the nodes read with every liveness SET and set when it is
-  missing: another value than before means Redis lost its data (``_beat``).
+  missing: another value than before means Redis lost its data (``_beat``). ``seq``
+  is read there too: below a seq this node saw committed, Redis went back to older
+  data (an older snapshot, a replica that lagged), which keeps the epoch.
 
 Writes inside ``transaction()`` are queued on one MULTI/EXEC pipeline, and those that
 read before they write are Lua scripts in it: the whole step is applied at once or not
@@ -53,6 +55,7 @@ from typing import Any, TypeVar
 
 import redis
 import redis.asyncio as aioredis
+import structlog
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -65,7 +68,9 @@ from .store import (
     ClientRecord,
     resume_cursor,
 )
-from .storeapi import ClaimLost
+from .storeapi import CidTaken, ClaimLost
+
+log = structlog.get_logger(__name__)
 
 #: A node renews its own liveness key every third of this; a node that dies leaves
 #: its cids "online" this long at most (docs/gateway.md).
@@ -202,9 +207,37 @@ if KEYS[3] ~= KEYS[1] then redis.call('SADD', KEYS[3], ARGV[2]) end
 return 1
 """
 
+_REGISTER = """
+-- KEYS: c, seen, apps; ARGV: appid, cid, now, the hello's secret hash ('' none), the
+-- cursor to pull the cid's own back to ('' none). The read of the cid, the secret's
+-- check and the write in one step, as in one SQLite transaction: a hello on another
+-- node may have registered the cid since this node read it. 0: bound to another
+-- secret meanwhile (nothing written).
+local row = redis.call('HMGET', KEYS[1], 'acked', 'secret_hash')
+local now, h = ARGV[3], ARGV[4]
+if not row[1] then
+  redis.call('HSET', KEYS[1], 'acked', 0, 'issued', 0, 'created_at', now, 'last_seen', now,
+    'secret_hash', h)
+  redis.call('SADD', KEYS[3], ARGV[1])
+else
+  local bound = row[2] or ''
+  if bound ~= '' and bound ~= h then return 0 end
+  redis.call('HSET', KEYS[1], 'last_seen', now)
+  if bound == '' and h ~= '' then redis.call('HSET', KEYS[1], 'secret_hash', h) end
+  if ARGV[5] ~= '' and tonumber(ARGV[5]) < tonumber(row[1]) then
+    redis.call('HSET', KEYS[1], 'acked', ARGV[5])
+  end
+end
+redis.call('ZADD', KEYS[2], now, ARGV[2])
+return 1
+"""
+
 _CLAIM = """
--- KEYS: c, on, cluster; ARGV: node, appid, cid, presence ttl. A registration on this
--- node: its number (the newest wins on every node), the cid's presence, the notice.
+-- KEYS: c, on, cluster; ARGV: node, appid, cid, presence ttl, the hello's secret hash.
+-- A registration on this node: its number (the newest wins on every node), the cid's
+-- presence, the notice; none (0) for a hello _REGISTER refused.
+local bound = redis.call('HGET', KEYS[1], 'secret_hash')
+if bound and bound ~= '' and bound ~= ARGV[5] then return 0 end
 local reg = redis.call('HINCRBY', KEYS[1], 'reg', 1)
 redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[4])
 local note = {kind = 'took', node = ARGV[1], appid = ARGV[2], cid = ARGV[3], reg = reg}
@@ -297,6 +330,15 @@ local old = redis.call('HGET', KEYS[1], ARGV[1])
 if old then redis.call('SREM', KEYS[2] .. old, ARGV[1]) end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('SADD', KEYS[2] .. ARGV[2], ARGV[1])
+return 1
+"""
+
+_UNBIND_ALIAS = """
+-- KEYS: al, ali; ARGV: cid, alias. Only while the cid's alias is still that one (a
+-- rebind on another node since the caller read it stays whole).
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('SREM', KEYS[2], ARGV[1])
 return 1
 """
 
@@ -464,6 +506,9 @@ class _Tx:
     adds: _Adds | None = None
     #: Run with the EXEC's results once the transaction commits.
     on_commit: list[Callable[[list[Any]], None]] = field(default_factory=list)
+    #: The highest seq this node had seen committed when the EXEC was sent: every seq
+    #: the EXEC takes is above it, unless Redis went back to older data.
+    high: int = 0
     #: add_message's placeholders -> (seq, the cid's seq before), filled at the commit.
     committed: dict[int, tuple[int, int]] = field(default_factory=dict)
 
@@ -540,6 +585,7 @@ class RedisStore:
             "ack": _ACK,
             "receipt": _RECEIPT,
             "alias": _BIND_ALIAS,
+            "unbind": _UNBIND_ALIAS,
             "unalias": _UNBIND_ALL_ALIAS,
             "tags": _SET_TAGS,
             "uniid": _BIND_UNIID,
@@ -549,6 +595,7 @@ class RedisStore:
             "remember": _REMEMBER,
             "release": _RELEASE,
             "renew_claim": _RENEW_CLAIM,
+            "register": _REGISTER,
             "claim": _CLAIM,
             "refresh": _REFRESH,
             "leave": _LEAVE,
@@ -556,6 +603,9 @@ class RedisStore:
         self._texts = scripts
         #: The store's epoch as this node last saw it (_beat).
         self.epoch: str | None = None
+        #: The highest seq this node has seen committed (saw_seq): a seq counter below
+        #: it means Redis went back to older data under the connections (_rolled_back).
+        self.high = 0
         #: Each request_id claim this store holds (claim_answer): its marker (the value
         #: its key holds while the call runs) and the task that renews it.
         self._claims: dict[str, tuple[str, asyncio.Task[None]]] = {}
@@ -600,6 +650,7 @@ class RedisStore:
             yield
             if tx.depth == 1:
                 self._flush_adds(tx)
+                tx.high = self.high
                 results = await tx.pipe.execute()
                 for then in tx.on_commit:
                     then(results)
@@ -697,28 +748,32 @@ class RedisStore:
     async def register(
         self, appid: str, cid: str, acked: int, secret_hash: str | None = None
     ) -> int:
-        """As GatewayStore.register: the cursor the session resumes from."""
+        """As GatewayStore.register: the cursor the session resumes from. Raises
+        CidTaken when a hello on another node bound the cid to another secret since
+        ``secret_hash`` was checked (service.register)."""
         now = self._clock()
         key = self._k("c", appid, cid)
         row = await self.client(appid, cid)
-        async with self._writes() as pipe:
-            if row is None:
-                mapping = {"acked": 0, "issued": 0, "created_at": now, "last_seen": now}
-                pipe.hset(key, mapping={**mapping, "secret_hash": secret_hash or ""})
-                pipe.sadd(self._p + "apps", appid)
-                cursor = 0
-            else:
-                pipe.hset(key, "last_seen", now)
-                if row.secret_hash is None and secret_hash is not None:
-                    pipe.hset(key, "secret_hash", secret_hash)
-                cursor = resume_cursor(row, acked)
-                if cursor < row.acked:  # our own cursor was past what we issued
-                    pipe.hset(key, "acked", cursor)
-            pipe.zadd(self._k("seen", appid), {cid: now})
-            self._acks_on(pipe, [(appid, cid, cursor)])
+        pull = ""
+        if row is None:
+            cursor = 0
+        else:
+            cursor = resume_cursor(row, acked)
+            if cursor < row.acked:  # our own cursor was past what we issued
+                pull = str(cursor)
+        h = secret_hash or ""
+
+        def registered(made: Any) -> None:
+            if not int(made):
+                raise CidTaken(cid)
+
+        async with self._writes():
+            keys = [key, self._k("seen", appid), self._p + "apps"]
+            self._queue("register", keys, [appid, cid, now, h, pull], registered)
+            self._acks_on(self._current().pipe, [(appid, cid, cursor)])
             if (node := self.node) is not None:  # presence, and the older connection drops
                 keys = [key, self._k("on", appid, cid), self._p + "cluster"]
-                args = [node, appid, cid, HOLD_TTL_S]
+                args = [node, appid, cid, HOLD_TTL_S, h]
                 self._queue("claim", keys, args, lambda reg: self._took(appid, cid, reg))
         return cursor
 
@@ -766,30 +821,54 @@ class RedisStore:
         """This node is alive for another PRESENCE_TTL_S: every cid it holds counts as
         online on every node (one SET, however many it holds)."""
         pipe = self._r.pipeline(transaction=False)
-        token = self._beat(pipe)
-        self._saw_epoch((await pipe.execute())[1], token)
+        token, high = self._beat(pipe)
+        self._saw_epoch(await pipe.execute(), token, high)
 
-    def _beat(self, pipe: Any) -> str:
-        """The liveness SET, and the store's epoch on a pipeline: a key no one
-        deletes, set by the first node to find it missing (NX GET answers what it
-        held). Another value than the one this node saw before means Redis lost its
-        data (FLUSHALL, a restart without persistence) under connections that stayed
-        up: their registrations went with it."""
+    def _beat(self, pipe: Any) -> tuple[str, int]:
+        """The liveness SET, the store's epoch and its seq counter on a pipeline. The
+        epoch is a key no one deletes, set by the first node to find it missing (NX
+        GET answers what it held). Another value than the one this node saw before
+        means Redis lost its data (FLUSHALL, a restart without persistence) under
+        connections that stayed up: their registrations went with it. The token, and
+        the highest seq seen before the pipeline is sent (the counter is not below it)."""
         pipe.set(self._k("node", str(self.node)), 1, ex=PRESENCE_TTL_S)
         token = secrets.token_hex(8)  # a new one each time: never the lost one
         pipe.set(self._p + "epoch", token, nx=True, get=True)
         # Heard by this node's own subscriber: a link that hears nothing, not even
         # this, is dead (cluster.SILENT_S).
         pipe.publish(f"{self._p}cluster:{self.node}", json.dumps({"node": self.node}))
-        return token
+        pipe.get(self._p + "seq")
+        return token, self.high
 
-    def _saw_epoch(self, before: str | None, token: str) -> None:
-        """What the epoch's SET of ``token`` answered: on_lost is called when the
-        epoch changed."""
+    def _saw_epoch(self, results: list[Any], token: str, high: int) -> None:
+        """What _beat's pipeline answered: on_lost is called when the epoch changed,
+        or the seq counter is below a seq seen committed before it was read."""
+        before, counter = results[1], int(results[3] or 0)
         current = token if before is None else before
         lost = self.epoch is not None and current != self.epoch
         self.epoch = current
-        if lost and self.on_lost is not None:
+        if lost:
+            self.high = counter
+            if self.on_lost is not None:
+                self.on_lost()
+        elif counter < high:
+            self._rolled_back(counter)
+        else:
+            self.saw_seq(counter)
+
+    def saw_seq(self, seq: int) -> None:
+        """``seq`` is committed (a commit's answer, a notice, a read of the store)."""
+        self.high = max(self.high, seq)
+
+    def _rolled_back(self, counter: int) -> None:
+        """Redis answers with older data than it had (restarted from an older snapshot
+        or after a power cut under everysec, a replica that lagged took over): the
+        epoch is the same, but new seqs repeat ones the connections here have sent,
+        which they skipped as sent (answered successed_online). Each connection is
+        closed, as when the data is lost, and its daemon adopts the store's cursor."""
+        log.warning("the store went back to older data", seq=counter, seen=self.high)
+        self.high = counter
+        if self.on_lost is not None:
             self.on_lost()
 
     async def flatline(self) -> None:
@@ -810,10 +889,10 @@ class RedisStore:
         round (the cids went "offline" for the other nodes after a Redis restart)."""
         keys = [self._k("on", a, c) for a, c in held]
         pipe = self._r.pipeline(transaction=False)
-        token = self._beat(pipe)
+        token, high = self._beat(pipe)
         for chunk in _chunks(keys, LOOKUP_CHUNK):
             self._eval(pipe, "refresh", chunk, [self.node, HOLD_TTL_S])
-        self._saw_epoch((await pipe.execute())[1], token)
+        self._saw_epoch(await pipe.execute(), token, high)
 
     async def all_cids(self, appid: str) -> list[str]:
         return list(await self._r.zrange(self._k("seen", appid), 0, -1))
@@ -876,6 +955,10 @@ class RedisStore:
         def then(result: list[Any] | int) -> None:
             if not isinstance(result, list):
                 return  # the claim is another call's: nothing stored (remember_answer)
+            if result and int(result[0]) <= tx.high:  # seqs follow on from the first
+                self._rolled_back(int(result[-2]))
+            else:
+                self.saw_seq(int(result[-2]))
             for n, (cid, _, placeholder) in enumerate(adds.items):
                 tx.committed[placeholder] = self._added(appid, cid, result[2 * n : 2 * n + 2])
 
@@ -913,6 +996,7 @@ class RedisStore:
                 if float(expires_at) > now:
                     found.append((int(s), msg_id, text))
             start = f"({seqs[-1]}"
+            self.saw_seq(int(seqs[-1]))
         return found[:limit]
 
     async def ack(self, appid: str, cid: str, seq: int) -> None:
@@ -1068,10 +1152,10 @@ class RedisStore:
         await self._run("alias", [self._k("al", appid), self._k("ali", appid, "")], [cid, alias])
 
     async def unbind_alias(self, appid: str, cid: str, alias: str) -> None:
-        if await self.alias_of(appid, cid) == alias:
-            async with self._writes() as pipe:
-                pipe.hdel(self._k("al", appid), cid)
-                pipe.srem(self._k("ali", appid, alias), cid)
+        """The check that the cid's alias is ``alias`` is the script's, at the commit:
+        made here before it, another node's rebind in between was undone by half."""
+        keys = [self._k("al", appid), self._k("ali", appid, alias)]
+        await self._run("unbind", keys, [cid, alias])
 
     async def unbind_all_alias(self, appid: str, alias: str) -> None:
         await self._run("unalias", [self._k("al", appid), self._k("ali", appid, alias)], [])

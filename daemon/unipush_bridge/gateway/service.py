@@ -28,7 +28,7 @@ from .ratelimit import RateLimiter
 from .send import MAX_DEVICES, UNIID_TARGETS, Limits, SendRequest, parse_send_message
 from .session import Close, Receipted, Register, error_frame, refuse
 from .store import BROADCAST_TASK, secret_hash
-from .storeapi import ClaimLost, Store
+from .storeapi import CidTaken, ClaimLost, Store
 
 log = structlog.get_logger(__name__)
 
@@ -143,7 +143,15 @@ class GatewayService:
                 appid=reg.appid,
                 cid=reg.cid,
             )
-        cursor = await store.register(reg.appid, reg.cid, reg.acked, presented)
+        try:
+            cursor = await store.register(reg.appid, reg.cid, reg.acked, presented)
+        except CidTaken:  # bound by another node's hello since the read above
+            log.warning("refused a hello for a cid bound meanwhile", appid=reg.appid, cid=reg.cid)
+            return refuse(
+                CloseCode.CID_TAKEN,
+                "cid_taken",
+                f"hello.secret: cid {reg.cid} was just bound to the secret of another daemon",
+            )
         if row is not None and reg.acked > row.issued:
             log.warning(
                 f"cursor ahead of gateway: hello.acked {reg.acked} is past the last seq "

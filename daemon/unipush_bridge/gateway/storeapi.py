@@ -33,6 +33,12 @@ class ClaimLost(Exception):
     and the other call's answer is the request_id's (service.send_message reads it)."""
 
 
+class CidTaken(Exception):
+    """A hello's cid was bound to another secret by a hello on another node after the
+    service checked it (Redis: the two awaited between their read and their commit):
+    nothing was registered, and the hello is refused as cid_taken."""
+
+
 class Store(Protocol):
     async def close(self) -> None: ...
 
@@ -47,7 +53,11 @@ class Store(Protocol):
     async def client(self, appid: str, cid: str) -> ClientRecord | None: ...
     async def register(
         self, appid: str, cid: str, acked: int, secret_hash: str | None = None
-    ) -> int: ...
+    ) -> int:
+        """The cursor to resume from; raises CidTaken where another call may bind the
+        cid between the caller's check of ``secret_hash`` and this one (Redis)."""
+        ...
+
     async def touch(self, appid: str, cid: str) -> None: ...
     async def all_cids(self, appid: str) -> list[str]: ...
     async def clients(self, appid: str, cids: list[str]) -> dict[str, tuple[float, float]]: ...

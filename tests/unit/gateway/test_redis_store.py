@@ -4,6 +4,7 @@ the whole gateway suite, which runs against it too: tests/redisstack.py)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,7 +18,10 @@ from unipush_bridge.gateway.access import GatewayConfig
 from unipush_bridge.gateway.errors import UniError
 from unipush_bridge.gateway.redisstore import CLAIM_TTL_S, CLAIMED, RedisStore
 from unipush_bridge.gateway.service import GatewayService
+from unipush_bridge.gateway.session import Close, Register
+from unipush_bridge.gateway.store import ClientRecord, secret_hash
 from unipush_bridge.gateway.storeapi import open_store
+from unipush_bridge.wire.gateway import CloseCode
 
 __all__ = ["redis_server"]
 
@@ -364,3 +368,135 @@ async def test_nodes_whose_clocks_differ_agree_on_a_message_expiry(
     finally:
         await a.close()
         await b.close()
+
+
+@pytest.mark.parametrize("found_by", ["push", "beat"])
+async def test_a_seq_counter_gone_back_is_found(
+    rs: RedisStore, shared_redis: RedisServer, found_by: str
+) -> None:
+    """Redis back with older data (an older snapshot, a lagging replica) keeps its
+    epoch, so nothing noticed that new seqs repeated ones already sent: found by the
+    first push after it (before its answer) or by the next beat."""
+    lost: list[str] = []
+    rs.node = "n1"
+    rs.on_lost = lambda: lost.append("lost")
+    await rs.register(APP, CID, 0)
+    await rs.heartbeat()
+    for n in range(3):
+        await rs.add_message(APP, CID, f"m{n}", "task", {"title": "t"}, 60)
+    await rs.heartbeat()
+    assert lost == []
+    with redis.Redis.from_url(shared_redis.url) as r:
+        r.set("up:seq", 1)  # as the snapshot taken after the first push held it
+    if found_by == "push":
+        seq = await rs.add_message(APP, CID, "m9", "task", {"title": "t"}, 60)
+        assert seq == 2 and lost == ["lost"]
+    else:
+        await rs.heartbeat()
+        assert lost == ["lost"]
+    await rs.heartbeat()  # once: what it has seen since is the store's new counter
+    await rs.add_message(APP, CID, "m10", "task", {"title": "t"}, 60)
+    assert lost == ["lost"]
+
+
+def _stalled_reads(store: RedisStore, release: asyncio.Event) -> asyncio.Event:
+    """The store's client() reads (the event returned is set), then waits for
+    ``release``: a hello on another node commits between this one's read of the cid
+    and its registration."""
+    done = asyncio.Event()
+    read = store.client
+
+    async def client(appid: str, cid: str) -> ClientRecord | None:
+        row = await read(appid, cid)
+        done.set()
+        await release.wait()
+        return row
+
+    store.client = client  # type: ignore[method-assign]
+    return done
+
+
+async def test_two_first_hellos_on_two_nodes_bind_the_cid_once(
+    rs: RedisStore, shared_redis: RedisServer, clock: Clock
+) -> None:
+    """As on one node: a cid is bound to the first secret, and a hello with another is
+    refused. Both hellos read "no such cid" before either committed, both were taken,
+    and the later one's secret replaced the earlier's (its daemon refused from then on,
+    while the other connection holds the cid)."""
+    other = RedisStore(shared_redis.url, clock)
+    try:
+        release = asyncio.Event()
+        reads = [_stalled_reads(s, release) for s in (rs, other)]
+        services = [GatewayService(GatewayConfig(), s, clock) for s in (rs, other)]
+        hellos = [
+            asyncio.create_task(svc.register(Register(APP, CID, 0, secret, "127.0.0.1")))
+            for svc, secret in zip(services, ("secret-one-0001", "secret-two-0002"), strict=True)
+        ]
+        await asyncio.gather(*(r.wait() for r in reads))
+        release.set()
+        answers = await asyncio.gather(*hellos)
+        refused = [a for a in answers if isinstance(a, Close)]
+        assert len(refused) == 1 and refused[0].code == CloseCode.CID_TAKEN, answers
+        taken = answers.index(refused[0])
+        row = await other.client(APP, CID)
+        assert row is not None
+        assert row.secret_hash == secret_hash(("secret-one-0001", "secret-two-0002")[1 - taken])
+    finally:
+        await other.close()
+
+
+async def test_a_hello_that_read_no_cid_keeps_what_was_issued_meanwhile(
+    rs: RedisStore, shared_redis: RedisServer, clock: Clock
+) -> None:
+    """A hello that read "no such cid" while another node registered it and a push was
+    stored: its registration wrote the cid afresh (issued 0, acked 0), and the daemon's
+    ack of that push was refused as past what was issued."""
+    other = RedisStore(shared_redis.url, clock)
+    try:
+        release = asyncio.Event()
+        reads = _stalled_reads(other, release)
+        late = asyncio.create_task(other.register(APP, CID, 0))
+        await reads.wait()
+        await rs.register(APP, CID, 0)
+        seq = await rs.add_message(APP, CID, "m1", "task", {"title": "t"}, 60)
+        release.set()
+        assert await late == 0
+        row = await rs.client(APP, CID)
+        assert row is not None and row.issued == seq
+        assert [s for s, _, _ in await rs.after(APP, CID, 0)] == [seq]
+    finally:
+        await other.close()
+
+
+async def test_an_unbind_racing_a_rebind_leaves_the_new_alias_whole(
+    rs: RedisStore, shared_redis: RedisServer, clock: Clock
+) -> None:
+    """unboundAlias {cid, A} read "cid is A", then another node moved the cid to B: its
+    delete took the cid's alias (B now) and left it in B's index, so getCidByAlias(B)
+    named a cid whose alias was none. As on SQLite: only an alias still A goes."""
+    other = RedisStore(shared_redis.url, clock)
+    try:
+        await rs.register(APP, CID, 0)
+        await rs.bind_alias(APP, CID, "A")
+        release = asyncio.Event()
+        begun = asyncio.Event()
+        transaction = rs.transaction
+
+        @contextlib.asynccontextmanager
+        async def stalled() -> AsyncIterator[None]:  # between the call and its commit
+            begun.set()
+            await release.wait()
+            async with transaction():
+                yield
+
+        rs.transaction = stalled  # type: ignore[method-assign]
+        unbind = asyncio.create_task(rs.unbind_alias(APP, CID, "A"))
+        await begun.wait()
+        await other.bind_alias(APP, CID, "B")
+        release.set()
+        await unbind
+        assert await other.alias_of(APP, CID) == "B"
+        assert await other.cids_of_alias(APP, "B") == [CID]
+        assert await other.cids_of_alias(APP, "A") == []
+    finally:
+        await other.close()
