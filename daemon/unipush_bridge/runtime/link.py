@@ -490,7 +490,9 @@ class DurableAcks:
     def recorded(self, seq: int) -> None:
         """``seq`` is committed: ack it once an fsync that started after it returns."""
         self._recorded = max(self._recorded, seq)
-        if self._task is None:
+        # A task that has ended whose done callback has not run yet is no task: the
+        # batch committed in that turn waited for an ack that never left.
+        if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
             self._task.add_done_callback(self._ended)
 
@@ -508,7 +510,8 @@ class DurableAcks:
         if task.cancelled():
             return
         if task.exception() is None:
-            self._task = None  # the next commit starts the next fsync
+            if self._task is task:
+                self._task = None  # the next commit starts the next fsync
         elif not isinstance(task.exception(), ConnectionClosed):
             self._abort(f"no ack: {task.exception()}")  # drain() raises it
 
