@@ -8,13 +8,16 @@ that behaves as the real one does (resends from the cursor on every connection):
 - a gateway that floods pushes while nobody listens does not grow the held pushes past
   ``max_held_mib``: the daemon stops recording (the gateway keeps them), and takes
   them once a listener has taken the held ones; nothing is lost or shown twice, and
-  no ack covers a push the daemon did not record.
+  no ack covers a push the daemon did not record;
+- a listener that subscribes while a stuck one has the first round gets the held
+  pushes at once, not after the stuck one's listener_timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,7 @@ from tests.faults.harness import (
 )
 from tests.faults.test_hostile_gateway import CID, FakeGateway, welcome
 from tests.procs import DaemonProc, wait_for
+from unipush_bridge.wire import local as wire
 
 FELL_BEHIND = "a local API client fell behind; disconnecting it"
 
@@ -179,3 +183,40 @@ def test_a_gateway_flooding_while_nobody_listens_is_pushed_back_at_the_held_boun
     # The paused link was dropped (no pong read) and came back once there was room.
     assert len(gw.hellos) >= 2, gw.hellos
     assert log_events(daemon, "held pushes are under max_held_mib again; taking pushes")
+
+
+def test_a_listener_that_comes_after_a_stuck_one_gets_the_held_pushes_at_once(
+    tmp_path: Path, cleanup: Cleanup
+) -> None:
+    """A stuck listener (subscribed with acks, reads nothing) takes the first round of
+    12 held pushes of 200 KB; a second one that subscribes then got nothing until the
+    stuck one's listener_timeout (30 s) cut it, round after round of its own wait."""
+    total, content = 12, 200_000
+    gw = CursorGateway(total, content).start()
+    cleanup.add(gw.close)
+    gw.release()
+    daemon = DaemonProc(
+        tmp_path / "daemon",
+        f"ws://127.0.0.1:{gw.port}",
+        env={**NO_SERVER, "UNIPUSH_BRIDGE_LISTENER_TIMEOUT": "30"},
+    )
+    cleanup.proc(daemon)
+    start_daemon_fast(daemon)
+    wait_for(lambda: held_for_listener(daemon) == total, 30, "every push held")
+
+    stuck = socket.socket(socket.AF_UNIX)
+    cleanup.add(stuck.close)
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stuck.connect(str(daemon.socket))
+    stuck.sendall(wire.encode_request(wire.Request(1, "onPushMessage", {"ack": True})))
+    wait_for(lambda: (st := quick_status(daemon)) and st["listeners"] == 1, 10, "the stuck one")
+
+    started = time.monotonic()
+    listener = ReconnectingListener(daemon.socket, tmp_path / "listener.jsonl").start()
+    cleanup.add(listener.stop)
+    numbers = listener.wait_numbers(set(range(total)), 60)
+    elapsed = time.monotonic() - started
+    exactly_once(numbers, set(range(total)))
+    in_order(numbers)
+    assert elapsed < 15, f"the held pushes took {elapsed:.1f} s behind a stuck listener"
+    assert listener.subscriptions() == 1

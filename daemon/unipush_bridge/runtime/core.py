@@ -155,27 +155,44 @@ def event_size(message: PushMessage) -> int:
     return len(text.encode("utf-8", "backslashreplace")) + 64  # the line around it
 
 
-@dataclass(eq=False)
 class Entry:
-    msg_id: str
-    message: PushMessage
-    state: State
-    #: The state on disk (the last durable state this entry was persisted in).
-    stored: State
-    #: On disk as held for want of a notification server (so a restart shows it).
-    waits: bool = False
-    #: Told of every change of ``state`` (the core's count of held pushes).
-    ledger: HeldLedger | None = field(default=None, repr=False)
-    _size: int | None = field(default=None, init=False, repr=False)
+    """A recorded push the core still has. A plain class: the dispatch path makes one
+    per push, and a dataclass's ``__setattr__`` hook ran on every field it set."""
 
-    def __post_init__(self) -> None:
-        if self.ledger is not None:
-            self.ledger.moved(self, None, self.state)
+    __slots__ = ("_size", "_state", "ledger", "message", "msg_id", "stored", "waits")
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name == "state" and (ledger := self.__dict__.get("ledger")) is not None:
-            ledger.moved(self, self.__dict__.get("state"), value)
-        object.__setattr__(self, name, value)
+    def __init__(
+        self,
+        msg_id: str,
+        message: PushMessage,
+        state: State,
+        stored: State,
+        waits: bool = False,
+        ledger: HeldLedger | None = None,
+    ) -> None:
+        self.msg_id = msg_id
+        self.message = message
+        self._state = state
+        #: The state on disk (the last durable state this entry was persisted in).
+        self.stored = stored
+        #: On disk as held for want of a notification server (so a restart shows it).
+        self.waits = waits
+        #: Told of every change of ``state`` (the core's count of held pushes).
+        self.ledger = ledger
+        self._size: int | None = None
+        if ledger is not None and state is State.HELD:
+            ledger.moved(self, None, state)
+
+    @property
+    def state(self) -> State:
+        return self._state
+
+    @state.setter
+    def state(self, new: State) -> None:
+        old = self._state
+        if (old is State.HELD) is not (new is State.HELD) and self.ledger is not None:
+            self.ledger.moved(self, old, new)
+        self._state = new
 
     @property
     def size(self) -> int:
@@ -183,6 +200,9 @@ class Entry:
         if self._size is None:
             self._size = event_size(self.message)
         return self._size
+
+    def __repr__(self) -> str:
+        return f"Entry({self.msg_id!r}, {self._state.value}, stored={self.stored.value})"
 
 
 # -- actions -------------------------------------------------------------------------------
@@ -532,8 +552,9 @@ class Core:
         #: In the order the pushes came: held ones are handed over in this order.
         self.entries: dict[str, Entry] = {}
         self.held_ledger = HeldLedger()
-        #: The token of the round of held pushes out with the listeners, if one is.
-        self._round: int | None = None
+        #: The tokens of the round of held pushes out with the listeners (none: no round
+        #: is out): its own, and one for each listener that subscribed while it was out.
+        self._round: set[int] = set()
         self.pending_click: dict[str, Any] | None = None
         #: The id the pending click is handed over with (on disk with it).
         self.pending_click_id: str | None = None
@@ -734,7 +755,7 @@ class Core:
         """The next round of held pushes to the listeners, oldest first, if none is out
         with them: up to HANDOVER_BYTES of events (at least one), so a listener that
         reads is never cut for its backlog, however long it was away."""
-        if self._round is not None or not self.listeners or not self.held_ledger.count:
+        if self._round or not self.listeners or not self.held_ledger.count:
             return []
         ids: list[str] = []
         size = 0
@@ -749,7 +770,24 @@ class Core:
         if not ids:
             return []
         actions = self._to_listeners(ids, self.listeners)
-        self._round = self._next_token
+        self._round = {self._next_token}
+        return actions
+
+    def _join_round(self, listener: Listener) -> list[Action]:
+        """A listener that subscribed while a round is out gets it too: else it waited
+        for the round's listeners (a stuck one: its hold timeout), and got the round
+        after the newer pushes it had meanwhile if they left without holding it."""
+        if not self._round:
+            return []
+        token = min(self._round)
+        ids = [
+            i
+            for i in self._holds.get(token, ())
+            if (entry := self.entries.get(i)) is not None and entry.state is State.RECEIVING
+        ]
+        actions = self._to_listeners(ids, [listener])
+        if actions:
+            self._round.add(self._next_token)
         return actions
 
     def held_full(self) -> bool:
@@ -820,9 +858,14 @@ class Core:
         Events no listener held that were waiting for a notification server go back
         to waiting for it, or are shown now if it is back (``now``: the flood's clock)."""
         msg_ids = self._holds.pop(token, ())
-        if token == self._round:
-            self._round = None
         holders = list(holders)
+        # A round that other listeners still have is not held again before they tell.
+        in_round = token in self._round
+        self._round.discard(token)
+        if in_round and holders:
+            self._round.clear()  # done: the others' copies of it are theirs alone
+        elif in_round and self._round:
+            msg_ids = ()
         actions: list[Action] = []
         for listener in stuck:
             actions.append(Disconnect(listener))
@@ -853,9 +896,14 @@ class Core:
             # The next round of what is held (another listener that came while these
             # were in flight takes them so, in the order they came).
             actions += self._hand_over()
-        elif now_held and not self._no_server:
-            # No app ever had them, and the server they waited for is back: shown now.
-            back = [i for i in now_held if i in self._wait_server]
+        elif not self._no_server:
+            # No app ever had them, and the server they waited for is back: shown now
+            # (those of the rounds that were not out yet too).
+            back = [
+                i
+                for i in self._wait_server
+                if (entry := self.entries.get(i)) is not None and entry.state is State.HELD
+            ]
             for msg_id in back:
                 del self._wait_server[msg_id]
                 entry = self.entries[msg_id]
@@ -903,6 +951,14 @@ class Core:
         detail = {"reason": reason}
         if reason == NO_SERVER:  # until a listener holds it (one that dies first leaves it)
             self._wait_server[info.msg_id] = None
+        if self.listeners and self.held_ledger.count:
+            # Held ones are being handed over: it goes to the listeners after them.
+            entry.state = step(entry.state, Step.NOBODY)
+            return [
+                *([] if quiet else [Warn("notification failed, delivered as receive", detail)]),
+                self._persist([(info.msg_id, State.HELD)]),
+                *self._hand_over(),
+            ]
         if self.listeners:
             entry.state = step(entry.state, Step.TO_LISTENERS)
             return [
@@ -1055,8 +1111,9 @@ class Core:
         self.listeners.append(listener)
         # Those waiting for a server stay waiting until the listener holds them: one
         # killed before it acknowledged them leaves them to the server (``held``).
-        # In rounds: the first now, each next one once a listener holds the last.
-        actions += self._hand_over()
+        # In rounds: the first now, each next one once a listener holds the last (one
+        # out with others already: this listener gets it too).
+        actions += self._join_round(listener) if self._round else self._hand_over()
         if self.pending_click is not None:
             # Kept on disk until the listener has it: a crash in between keeps it.
             data, self.pending_click = self.pending_click, None
@@ -1072,17 +1129,22 @@ class Core:
         past a flood's threshold) stay held."""
         waiting, self._summaries_waiting = self._summaries_waiting, []
         self._no_server = False
+        # With a listener, held ones go to it in rounds; without, they are shown now.
         ids = [
             msg_id
             for msg_id in self._wait_server
-            if msg_id in self.entries and self.entries[msg_id].state is State.HELD
+            if msg_id in self.entries
+            and self.entries[msg_id].state is State.HELD
+            and not self.listeners
         ]
-        # Those out with a listener stay waiting: if it dies before it holds them,
-        # ``held`` shows them then.
+        # Those out with a listener, or in its next rounds, stay waiting: if it leaves
+        # before it holds them, ``held`` shows them then.
         self._wait_server = {
             msg_id: None
             for msg_id in self._wait_server
-            if msg_id in self.entries and self.entries[msg_id].state is State.RECEIVING
+            if msg_id in self.entries
+            and self.entries[msg_id].state in (State.RECEIVING, State.HELD)
+            and msg_id not in ids
         }
         for msg_id in ids:
             entry = self.entries[msg_id]

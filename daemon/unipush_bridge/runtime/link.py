@@ -490,9 +490,10 @@ class DurableAcks:
     def recorded(self, seq: int) -> None:
         """``seq`` is committed: ack it once an fsync that started after it returns."""
         self._recorded = max(self._recorded, seq)
-        # A task that has ended whose done callback has not run yet is no task: the
-        # batch committed in that turn waited for an ack that never left.
-        if self._task is None or self._task.done():
+        task = self._task
+        # One that returned but whose done callback has not run yet acks nothing more.
+        ended = task is not None and task.done() and not task.cancelled() and not task.exception()
+        if task is None or ended:
             self._task = asyncio.get_running_loop().create_task(self._run())
             self._task.add_done_callback(self._ended)
 
@@ -510,7 +511,7 @@ class DurableAcks:
         if task.cancelled():
             return
         if task.exception() is None:
-            if self._task is task:
+            if task is self._task:
                 self._task = None  # the next commit starts the next fsync
         elif not isinstance(task.exception(), ConnectionClosed):
             self._abort(f"no ack: {task.exception()}")  # drain() raises it

@@ -141,3 +141,123 @@ async def test_hand_on_waits_at_the_bound_until_a_listener_takes_the_held_pushes
         assert not d.inbox()["held_full"]
     finally:
         await d.stop(0.5)
+
+
+def out(s: Sim) -> list[core.AwaitHold]:
+    """The waits the core has not been told about yet, oldest first."""
+    return [w for w in s.waits if w.token in s.core._holds]
+
+
+def drain(s: Sim) -> None:
+    """Every listener in ``holding`` holds what it is sent, until nothing is out."""
+    for _ in range(100):
+        if not out(s):
+            return
+        s.release(out(s)[0])
+    raise AssertionError("rounds never ended")
+
+
+def test_a_forced_push_the_screen_refused_waits_behind_the_held_ones() -> None:
+    """It goes to the listener as receive, after the older held ones (it went before
+    the next round, so the listener got it out of order)."""
+    s = held_sim()
+    hold(s, *range(6))
+    s.listen("app")
+    s.screen_ok, s.reason = False, "no notification server"
+    s.push(s.record(99, force_notification=True))
+    drain(s)
+    assert s.payloads("app") == [{"n": n} for n in [*range(6), 99]]
+    assert s.durable == {**{f"m{n}": State.DONE for n in range(6)}, "m99": State.DONE}
+    assert s.core.held_ledger.count == 0
+
+
+def test_pushes_held_for_a_server_stay_in_rounds_when_it_is_back_with_a_listener() -> None:
+    """A listener takes them as receive events in rounds; the server coming back in
+    between handed all the rest at once (past a connection's output cap, a long
+    outage's would cut the listener)."""
+    s = held_sim()
+    s.screen_ok, s.reason = False, "no notification server"
+    s.push(*(s.record(n, pad="x" * BIG) for n in range(10)))  # no server, nobody: held
+    assert s.waiting == {f"m{n}" for n in range(10)}
+    s.screen_ok = True
+    s.listen("app")
+    shows = len(s.shown)
+    s.run(s.core.server_back(100.0))
+    for _ in range(10):
+        sent = {i for w in out(s) for i in w.push_ids}
+        assert sum(s.core.entries[i].size for i in sent) <= HANDOVER_BYTES
+        if not out(s):
+            break
+        s.release(out(s)[0])
+    assert s.payloads("app") == [{"n": n} for n in range(10)]
+    assert len(s.shown) == shows  # the listener has them: not on the screen too
+    assert s.durable == {f"m{n}": State.DONE for n in range(10)}
+
+
+def test_held_for_a_server_then_the_listener_leaves_mid_rounds_they_are_shown() -> None:
+    s = held_sim()
+    s.screen_ok, s.reason = False, "no notification server"
+    s.push(*(s.record(n, pad="x" * BIG) for n in range(6)))
+    s.screen_ok = True
+    s.listen("app")
+    s.run(s.core.server_back(100.0))
+    s.holding.discard("app")
+    s.run(s.core.unsubscribed("app"))
+    s.release(out(s)[0])  # its round: not held
+    assert [a.notice.body for a in s.shown[-6:]] == [f"c{n}" for n in range(6)]
+    assert s.durable == {f"m{n}": State.DONE for n in range(6)}
+    assert s.payloads("app") == [{"n": n} for n in range(3)]
+
+
+def test_a_listener_that_subscribes_while_a_stuck_one_has_the_round_gets_it_at_once() -> None:
+    """It got nothing until the stuck one's hold timeout (30 s), and the pushes that
+    came meanwhile waited behind that round too."""
+    s = held_sim()
+    hold(s, *range(6))
+    s.listen("stuck")
+    s.holding.discard("stuck")
+    s.listen("good")
+    assert s.payloads("good") == [{"n": n} for n in range(3)]  # the round out, at once
+    s.push(s.record(99))
+    # "good" holds its copy of the round: the next one goes, to both.
+    good_wait = next(w for w in out(s) if w.listeners == ("good",))
+    s.run(s.core.held(good_wait.token, ["good"], []))
+    assert s.payloads("good") == [{"n": n} for n in [*range(6), 99]]
+    s.run(s.core.held(out(s)[0].token, [], ["stuck"]))  # the stuck one's timeout
+    drain(s)
+    assert s.payloads("good") == [{"n": n} for n in [*range(6), 99]]
+    assert s.core.listeners == ["good"] and not s.core.entries
+    assert s.durable == {**{f"m{n}": State.DONE for n in range(6)}, "m99": State.DONE}
+
+
+def test_a_round_two_listeners_have_is_held_again_only_once_neither_holds_it() -> None:
+    s = held_sim()
+    hold(s, *range(6))
+    s.listen("first")
+    s.listen("second")
+    s.holding.clear()
+    first, second = out(s)
+    s.run(s.core.unsubscribed("second"))  # it went away
+    s.run(s.core.held(second.token, [], []))
+    assert s.core.count(State.RECEIVING) == 3  # still out with "first"
+    assert not out(s)[1:]  # and no round out to anybody else meanwhile
+    s.run(s.core.held(first.token, [], ["first"]))
+    assert s.core.count(State.HELD) == 6 and s.core.held_ledger.count == 6
+    s.listen("third")
+    drain(s)
+    assert s.payloads("third") == [{"n": n} for n in range(6)]
+    assert s.payloads("second") == [{"n": n} for n in range(3)]
+
+
+def test_a_listener_that_came_during_the_last_round_gets_it_before_newer_pushes() -> None:
+    """The first leaves without holding its round: the second had the newer push
+    already, and got the round's older ones after it."""
+    s = held_sim()
+    hold(s, 1, 2)
+    s.listen("first")
+    s.holding.discard("first")
+    s.listen("second")
+    s.push(s.record(99))
+    s.run(s.core.unsubscribed("first"))
+    drain(s)
+    assert s.payloads("second") == [{"n": 1}, {"n": 2}, {"n": 99}]

@@ -514,3 +514,31 @@ async def test_a_dropped_connection_is_retried_with_backoff() -> None:
         assert hello["type"] == "hello"
         assert h.link.status.last_error == "closed by the gateway (1001: going away)"
         assert h.link.backoff.attempts >= 1
+
+
+async def test_a_batch_recorded_as_the_last_ack_leaves_is_acknowledged_too() -> None:
+    """Recorded between the ack task's last send and its end (its done callback had not
+    run): no new task started, and the stream's last ack never left (the gateway kept
+    the message; seen as a flaky tests/faults/test_held_pushes.py)."""
+    from unipush_bridge.runtime.link import DurableAcks
+    from unipush_bridge.runtime.session import ClientSession
+
+    loop = asyncio.get_running_loop()
+    sent: list[int] = []
+    acks: DurableAcks
+
+    class Ws:
+        async def send(self, frame: str) -> None:
+            sent.append(json.loads(frame)["seq"])
+            if len(sent) == 1:  # the next batch's commit lands before this task ends
+                loop.call_soon(acks.recorded, 2)
+
+    async def durable() -> None:
+        await asyncio.sleep(0)
+
+    acks = DurableAcks(Ws(), ClientSession("app", "c" * 32, 0), durable, lambda why: None)  # type: ignore[arg-type]
+    acks.recorded(1)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    await acks.drain()
+    assert sent == [1, 2]
