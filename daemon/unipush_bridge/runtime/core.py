@@ -16,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import enum
 import json
+import re
+import urllib.parse
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -408,10 +410,38 @@ def wants_screen(message: PushMessage, listeners: int) -> bool:
     return message.force_notification or listeners == 0
 
 
+#: What an open_url may not carry: C0, space, DEL, C1, and the invisible format
+#: characters (bidi controls, zero-width ones, BOM) a sender could use to make what
+#: the history shows differ from what opens. A real URL percent-encodes them all.
+_NOT_IN_URL = re.compile(
+    r"[\x00-\x20\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e"
+    r"\u2060-\u206f\ufeff\ud800-\udfff]"
+)
+
+
+def open_url_refusal(url: str) -> str | None:
+    """Why the desktop will not open ``url`` on a click, or None. Only web pages: a
+    push must not make the desktop open file:, javascript: or an app's own scheme, nor
+    hand the browser's command line a URL with controls or invisible characters in it,
+    nor one with no host."""
+    if not url.lower().startswith(("http://", "https://")):
+        return "refused to open a non-http(s) open_url"
+    if _NOT_IN_URL.search(url):
+        return (
+            "refused to open an open_url with a control, space or invisible character "
+            "(percent-encode it)"
+        )
+    try:
+        host = urllib.parse.urlsplit(url).hostname
+    except ValueError:
+        host = None
+    if not host:
+        return "refused to open an open_url with no host"
+    return None
+
+
 def openable(url: str) -> bool:
-    """Only web pages: a push must not make the desktop open file:, javascript: or an
-    app's own scheme."""
-    return url.lower().startswith(("http://", "https://"))
+    return open_url_refusal(url) is None
 
 
 # -- the flood ---------------------------------------------------------------------------
@@ -1225,9 +1255,10 @@ class Core:
         kept for the next one (and the app launched)."""
         actions: list[Action] = []
         if info.open_url:
-            if openable(info.open_url):
+            why = open_url_refusal(info.open_url)
+            if why is None:
                 return [*actions, OpenUrl(info.open_url)]
-            return [*actions, Warn("refused to open a non-http(s) open_url")]
+            return [*actions, Warn(why, {"open_url": info.open_url[:200]})]
         if self.listeners:
             event = click_event(info.data)
             return [*actions, *(Send(listener, event) for listener in self.listeners)]

@@ -118,6 +118,55 @@ class _HTTPSHandler(urllib.request.HTTPSHandler):
         return self.do_open(conn, req)
 
 
+#: Redirects an icon fetch follows at most (urllib's own limit is 10).
+MAX_REDIRECTS = 3
+
+
+class _RedirectHandler(urllib.request.HTTPRedirectHandler):
+    """Follows a redirect to http(s) only: urllib's own also follows one to ftp://,
+    whose handler the fetch's deadline does not watch (and which is no image host)."""
+
+    max_redirections = MAX_REDIRECTS
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: Any,
+        code: int,
+        msg: str,
+        headers: Any,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        scheme = urllib.parse.urlsplit(newurl).scheme.lower()
+        if scheme not in ("http", "https"):
+            raise ValueError(
+                f"icon redirect to a {scheme or 'relative'}: URL refused: an icon's "
+                "redirects may go to http(s) only"
+            )
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+class _OnlyHTTP(urllib.request.OpenerDirector):
+    pass
+
+
+def _opener(deadline: _Deadline) -> urllib.request.OpenerDirector:
+    """An opener with http(s) and nothing else: no ftp:, file: or data: handler
+    (build_opener adds them all), so no redirect or URL can reach another scheme."""
+    opener = _OnlyHTTP()
+    for handler in (
+        urllib.request.ProxyHandler(),
+        urllib.request.UnknownHandler(),
+        urllib.request.HTTPDefaultErrorHandler(),
+        _RedirectHandler(),
+        urllib.request.HTTPErrorProcessor(),
+        _HTTPHandler(deadline),
+        _HTTPSHandler(deadline),
+    ):
+        opener.add_handler(handler)
+    return opener
+
+
 class IconResolver:
     def __init__(self, app_root: Path | None, app_icon: Path | None, cache_dir: Path) -> None:
         self.app_root = app_root
@@ -169,7 +218,7 @@ class IconResolver:
             return cached
         request = urllib.request.Request(url, headers={"User-Agent": "unipush-bridge"})
         deadline = _Deadline(FETCH_TIMEOUT_S)
-        opener = urllib.request.build_opener(_HTTPHandler(deadline), _HTTPSHandler(deadline))
+        opener = _opener(deadline)
         try:
             with opener.open(request, timeout=FETCH_TIMEOUT_S) as resp:
                 length = resp.headers.get("Content-Length")

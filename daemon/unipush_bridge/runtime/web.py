@@ -166,6 +166,25 @@ def refusal(
     return None
 
 
+def call_refusal(req: wire.Request) -> str | None:
+    """Why a page may not make this call, whatever its rate, or None. A page names no
+    local file: an icon that is an absolute path or a file: URL (which the daemon, not
+    the browser, would read and hand to the notification server) is refused; an
+    http(s) icon or a path inside app_root is the page's own."""
+    if req.method not in PAGE_METHODS:
+        return "not available to web pages (docs/web.md lists what a page may call)"
+    if req.method == "createPushMessage":
+        icon = req.params.get("icon")
+        if isinstance(icon, str):
+            form = icon.strip().lower()
+            if form.startswith(("/", "file:")):
+                return (
+                    "icon: a web page may not name a local file (an absolute path or "
+                    "file:); give an http(s) URL or a path inside app_root"
+                )
+    return None
+
+
 def hello_refusal(text: str | bytes, pairs: Path, origin: str) -> tuple[wire.RequestId, str | None]:
     """The hello's id and why it does not let the page in (None: it does)."""
     try:
@@ -414,8 +433,9 @@ class WebEndpoint:
         in_flight: set[asyncio.Task[None]] = set()
 
         def gate(req: wire.Request) -> str | None:
-            if req.method not in PAGE_METHODS:
-                return "not available to web pages (docs/web.md lists what a page may call)"
+            why = call_refusal(req)
+            if why is not None:
+                return why
             if not self._requests.allow(key):
                 return f"rate limit: at most {self.rate:g} calls a second from one page"
             if len(in_flight) >= MAX_IN_FLIGHT:
