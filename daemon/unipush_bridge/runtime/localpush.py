@@ -15,8 +15,8 @@ from typing import Any
 
 from ..errors import ApiFail
 from ..wire import strictjson
-from ..wire.strictjson import finite_float, reject_constant
 from ..wire.jsnumber import js_number
+from ..wire.strictjson import finite_float, reject_constant
 
 DEFAULT_CHANNEL = "DcloudChannelID"
 #: Longest delay accepted: a scheduled notification is kept on disk until then.
