@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import urllib.error
@@ -248,7 +249,17 @@ class DaemonProc(Proc):
     def _socket_up(self) -> bool:
         if not self.alive():
             raise RuntimeError(f"daemon exited: {self.log_path.read_text()[-2000:]}")
-        return self.socket.exists()
+        if not self.socket.exists():
+            return False
+        # The file appears at bind(), a moment before listen(): a connect in between is
+        # refused (seen under -n 2 load), so the socket is up once one is accepted.
+        with socket.socket(socket.AF_UNIX) as probe:
+            probe.settimeout(2)
+            try:
+                probe.connect(str(self.socket))
+            except OSError:
+                return False
+        return True
 
     def status(self) -> dict[str, Any]:
         res = cli("status", "--json", "--socket", str(self.socket))

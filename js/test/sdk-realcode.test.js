@@ -250,3 +250,20 @@ test("more public page code: cid in onLaunch and onLoad, a fallback in fail, a b
   await settleDown(20);
   assert.equal(daemon.methods().filter((m) => m !== "ack").at(-1), "offPushMessage");
 });
+
+test("a payload posted as JSON text comes back in the click as the daemon parsed it, an object", async () => {
+  // A public App.vue re-posts a receive with `payload: JSON.stringify(others['payload'])`
+  // (find_string id 30355360144); uni's runtimes hand the click that text parsed
+  // (dcloudio/uni-api uni_modules/uni-push/utssdk/app-android/push/PushMessage.uts,
+  // getJsonObject: JSON.parseObject(mPayload)), and so does the daemon. The SDK's own
+  // payload objects (kept by their JSON) must not turn it back into the page's string.
+  const daemon = new FakeDaemon();
+  const uni = page(daemon);
+  const text = JSON.stringify({ mode: 5, response_receive: 1 });
+  await uni.createPushMessage({ title: "t", content: "c", payload: text });
+  let clicked = null;
+  uni.onPushMessage((r) => (clicked = r));
+  await settleDown();
+  daemon.event("click", { title: "t", content: "c", payload: JSON.parse(text) });
+  assert.deepEqual(clicked.data.payload, { mode: 5, response_receive: 1 });
+});

@@ -431,11 +431,16 @@ class PushClient:
         across its own restarts); once they all returned, it is acknowledged. A listener
         that raises is reported, not allowed to end the connection, and counts as done.
         As in uni, a plain callback that sets ``res["stopped"] = True`` keeps a
-        ``receive`` from the callbacks after it (an async one runs too late to)."""
-        event = {**event, "push_id": push_id} if push_id is not None else dict(event)
+        ``receive`` from the callbacks after it (an async one runs too late to); each
+        gets its own ``click`` object (uni's invokePushCallback makes one per listener)."""
+        base = {**event, "push_id": push_id} if push_id is not None else dict(event)
+        click = base.get("type") == "click"
         loop = asyncio.get_running_loop()
         pending: list[asyncio.Future[Any]] = []
+        event = base
         for callback in list(self._listeners):
+            if click:
+                event = dict(base)
             try:
                 result = callback(event)
             except Exception as exc:

@@ -1315,7 +1315,7 @@ class Core:
         title = push.title if push.title is not None else self.config.app_name
         data: dict[str, Any] = {"title": title, "content": push.content}
         if push.payload is not None:
-            data["payload"] = push.payload
+            data["payload"] = localpush.click_payload(push.payload)
         if push.path is not None:
             data["path"] = push.path
         if push.channel_id != localpush.DEFAULT_CHANNEL:

@@ -1,7 +1,8 @@
 """Turn uni's icon forms into a local image file, or the app icon when that fails.
 
 uni-app accepts a path relative to the app root, ``_www/...`` (the app root too),
-an absolute path or ``file://``; http(s) icons are fetched here with a size and a
+an absolute path (a ``/static/...`` that is no file there is the app root's, as
+uni-app reads it) or ``file://``; http(s) icons are fetched here with a size and a
 time limit and cached by URL, so a slow or huge icon never holds up a notification.
 
 The time limit is a deadline for the whole fetch, not a socket timeout: a server that
@@ -196,9 +197,11 @@ class IconResolver:
     def _local(self, icon: str) -> Path:
         if icon.startswith("file://"):
             path = Path(urllib.parse.unquote(urllib.parse.urlparse(icon).path))
-        elif icon.startswith("/"):
-            path = Path(icon)
+        elif icon.startswith("/") and (Path(icon).is_file() or self.app_root is None):
+            path = Path(icon)  # html5plus: a system absolute path
         else:
+            # uni-app's "/static/logo.png" is the project root's file (uni-app x:
+            # UTSAndroid.convert2AbsFullPath) when no such absolute file exists.
             relative = icon.removeprefix("_www/").removeprefix("/")
             if self.app_root is None:
                 raise ValueError("a relative icon needs the app_root setting")

@@ -6,6 +6,7 @@ naming the option and the rule; unknown options are ignored, as uni-app does.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any
 from ..errors import ApiFail
 from ..wire import strictjson
 from ..wire.jsnumber import js_number
+from ..wire.strictjson import finite_float, reject_constant
 
 DEFAULT_CHANNEL = "DcloudChannelID"
 #: Longest delay accepted: a scheduled notification is kept on disk until then.
@@ -30,6 +32,10 @@ MAX_PASSED_ON = 128
 IMPORTANCE_URGENCY = {2: "low", 3: "normal", 4: "critical"}
 LOCKSCREEN = (0, 1, -1, -1000)
 
+
+#: Deepest nesting of a payload object parsed from text for a click (the event around it
+#: adds 3 levels; the local API's lines go to 32).
+MAX_PAYLOAD_DEPTH = 28
 
 #: An ISO date with no time: JavaScript's Date takes it as UTC (with a time, as local).
 _DATE_ONLY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -62,6 +68,34 @@ def well_formed(params: dict[str, Any]) -> dict[str, Any]:
     SQLite nor D-Bus can store such text (issue 10 item 3)."""
     fixed: dict[str, Any] = strictjson.well_formed(params)  # ``params`` itself if clean
     return fixed
+
+
+def click_payload(payload: Any) -> Any:
+    """The payload a local notification's click carries, as uni's runtimes make it: a
+    string that is a JSON object's text comes back as that object, any other value as it
+    was given (uni-app x Android, PushMessage.uts getJsonObject: ``JSON.parseObject(
+    mPayload)``, else the string; html5plus PushMessage.payload likewise)."""
+    if not isinstance(payload, str) or not payload.lstrip().startswith("{"):
+        return payload
+    try:
+        value = json.loads(payload, parse_constant=reject_constant, parse_float=finite_float)
+    except (ValueError, RecursionError):
+        return payload
+    if not isinstance(value, dict) or _depth(value) > MAX_PAYLOAD_DEPTH:
+        return payload
+    return strictjson.well_formed(value)
+
+
+def _depth(value: Any) -> int:
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            subs = item.values() if isinstance(item, dict) else item
+            stack.extend((sub, depth + 1) for sub in subs)
+    return deepest
 
 
 def _opt_str(params: dict[str, Any], key: str, limit: int = 256) -> str | None:

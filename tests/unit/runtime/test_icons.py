@@ -352,3 +352,18 @@ async def test_truncated_body_gives_the_app_icon_and_is_not_cached(
 ) -> None:
     assert await resolver.resolve(f"{server.base}/truncated.png") == app_icon
     assert cached(cache) == []
+
+
+async def test_a_root_path_that_is_not_a_file_is_in_the_app_root(
+    resolver: IconResolver, app_root: Path, app_icon: Path
+) -> None:
+    """uni-app code writes the app's own files as ``/static/...`` (the project root, as
+    in ``<image src="/static/logo.png">``): DCloud's hello-uni-app-x uni-push page
+    passes ``icon: "/static/test-image/logo.png"`` (dcloudio/unidocs-zh
+    docs/uni-app-x/api/uni-push.md, the 示例), and uni-app x's Android runtime turns it
+    into the app's file with ``UTSAndroid.convert2AbsFullPath`` (dcloudio/uni-api
+    uni_modules/uni-push/utssdk/app-android/push/PushMessage.uts). A real file at that
+    absolute path still wins (html5plus: 绝对路径 - 系统绝对路径)."""
+    assert await resolver.resolve("/static/logo.png") == app_root / "static" / "logo.png"
+    assert await resolver.resolve("/static/missing.png") == app_icon
+    assert await resolver.resolve("/../outside.png") == app_icon
