@@ -168,20 +168,22 @@ def refusal(
 
 def call_refusal(req: wire.Request) -> str | None:
     """Why a page may not make this call, whatever its rate, or None. A page names no
-    local file: an icon that is an absolute path or a file: URL (which the daemon, not
-    the browser, would read and hand to the notification server) is refused; an
-    http(s) icon or a path inside app_root is the page's own."""
+    local file: a file: icon (which the daemon, not the browser, would read and hand
+    to the notification server) is refused, and a "/static/logo.png" is made the app
+    root's (``_www/...``, uni's meaning) before the call runs, never a system path."""
     if req.method not in PAGE_METHODS:
         return "not available to web pages (docs/web.md lists what a page may call)"
     if req.method == "createPushMessage":
         icon = req.params.get("icon")
         if isinstance(icon, str):
-            form = icon.strip().lower()
-            if form.startswith(("/", "file:")):
+            form = icon.strip()
+            if form.lower().startswith("file:"):
                 return (
-                    "icon: a web page may not name a local file (an absolute path or "
-                    "file:); give an http(s) URL or a path inside app_root"
+                    "icon: a web page may not name a local file (file:); give an "
+                    "http(s) URL or a path in the app (static/logo.png)"
                 )
+            if form.startswith("/"):
+                req.params["icon"] = "_www/" + form.lstrip("/")
     return None
 
 
