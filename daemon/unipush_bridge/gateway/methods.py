@@ -138,10 +138,17 @@ async def cid_bind_alias(ctx: Context, arg: Any) -> None:
         for cids in bound.values():
             cids.discard(cid)  # one alias per cid: rebinding moves it
         if len(bound[alias]) >= MAX_CIDS_PER_ALIAS:
-            raise invalid(alias, f"already has {MAX_CIDS_PER_ALIAS} cids bound (the most)")
+            raise _alias_full(alias, len(bound[alias]))
         bound[alias].add(cid)
         alias_of[cid] = alias
-        await store.bind_alias(ctx.appid, cid, alias)
+    # The store checks the cap again as it writes the list, in one step: on Redis the
+    # reads above were made before the commit, and another node's (or request's) list
+    # may have been bound meanwhile. All or none of the list is bound.
+    await store.bind_aliases(ctx.appid, pairs, MAX_CIDS_PER_ALIAS, _alias_full)
+
+
+def _alias_full(alias: str, _cids: int) -> UniError:
+    return invalid(alias, f"already has {MAX_CIDS_PER_ALIAS} cids bound (the most)")
 
 
 async def get_alias_by_cid(ctx: Context, arg: Any) -> dict[str, Any]:
@@ -190,21 +197,27 @@ def _cids_and_tag(arg: Any) -> tuple[list[str], str]:
 async def cids_bind_custom_tag(ctx: Context, arg: Any) -> dict[str, str]:
     cids, tag = _cids_and_tag(arg)
     result = {}
+
+    def full(cid: str, have: int) -> UniError:
+        return invalid(
+            "custom_tag",
+            f"{tag} would be tag {have + 1} of cid {cid}: a cid has at most {MAX_TAGS} tags",
+        )
+
+    tagged = []
     for cid in cids:
         if await ctx.store.known(ctx.appid, cid):
             # The limit cidBindCustomTags keeps, kept here too: one more tag a call
             # made a cid's set grow without end.
             have = await ctx.store.tags_of(ctx.appid, cid)
             if tag not in have and len(have) >= MAX_TAGS:
-                raise invalid(
-                    "custom_tag",
-                    f"{tag} would be tag {len(have) + 1} of cid {cid}: "
-                    f"a cid has at most {MAX_TAGS} tags",
-                )
-            await ctx.store.add_tag(ctx.appid, cid, tag)
+                raise full(cid, len(have))
+            tagged.append(cid)
             result[cid] = "true"
         else:
             result[cid] = "false"
+    # Checked again by the store as it writes, in one step (as cidBindAlias's list).
+    await ctx.store.add_tag_to(ctx.appid, tagged, tag, MAX_TAGS, full)
     return result
 
 

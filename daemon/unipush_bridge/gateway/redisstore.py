@@ -68,7 +68,7 @@ from .store import (
     ClientRecord,
     resume_cursor,
 )
-from .storeapi import CidTaken, ClaimLost
+from .storeapi import CidTaken, ClaimLost, Refuse
 
 log = structlog.get_logger(__name__)
 
@@ -333,6 +333,58 @@ redis.call('SADD', KEYS[2] .. ARGV[2], ARGV[1])
 return 1
 """
 
+_BIND_ALIASES = """
+-- KEYS: al, alias index prefix; ARGV: cap, then cid, alias, cid, alias, ... A whole
+-- bind list in one step: every pair is checked against the state as it stands plus
+-- the list's earlier pairs (a cid moved away makes room, a cid already on its alias
+-- takes none), and all are written or, at the first alias past the cap, none:
+-- {alias, its cids} is returned then, 0 once all are bound.
+local cap = tonumber(ARGV[1])
+local counts, now = {}, {}
+local function count(alias)
+  if counts[alias] == nil then counts[alias] = redis.call('SCARD', KEYS[2] .. alias) end
+  return counts[alias]
+end
+for i = 2, #ARGV, 2 do
+  local cid, alias = ARGV[i], ARGV[i + 1]
+  local old = now[cid]
+  if old == nil then old = redis.call('HGET', KEYS[1], cid) end
+  if old ~= alias then
+    if count(alias) >= cap then return {alias, counts[alias]} end
+    if old then counts[old] = count(old) - 1 end
+    counts[alias] = counts[alias] + 1
+  end
+  now[cid] = alias
+end
+for i = 2, #ARGV, 2 do
+  local cid, alias = ARGV[i], ARGV[i + 1]
+  local old = redis.call('HGET', KEYS[1], cid)
+  if old then redis.call('SREM', KEYS[2] .. old, cid) end
+  redis.call('HSET', KEYS[1], cid, alias)
+  redis.call('SADD', KEYS[2] .. alias, cid)
+end
+return 0
+"""
+
+_ADD_TAG = """
+-- KEYS: tag set prefix, the tag's index; ARGV: cap, tag, cids... One tag onto every
+-- cid in one step, or onto none if one would pass the cap of tags a cid has: {cid,
+-- its tags} is returned then, 0 once all are tagged.
+local cap, tag = tonumber(ARGV[1]), ARGV[2]
+for i = 3, #ARGV do
+  local k = KEYS[1] .. ARGV[i]
+  if redis.call('SISMEMBER', k, tag) == 0 then
+    local n = redis.call('SCARD', k)
+    if n >= cap then return {ARGV[i], n} end
+  end
+end
+for i = 3, #ARGV do
+  redis.call('SADD', KEYS[1] .. ARGV[i], tag)
+  redis.call('SADD', KEYS[2], ARGV[i])
+end
+return 0
+"""
+
 _UNBIND_ALIAS = """
 -- KEYS: al, ali; ARGV: cid, alias. Only while the cid's alias is still that one (a
 -- rebind on another node since the caller read it stays whole).
@@ -478,6 +530,17 @@ PURGE_BATCH = 500
 ADD_BATCH = 5000
 
 
+def _refused_by(refuse: Refuse) -> Callable[[Any], None]:
+    """A capped script's answer at the commit: 0, or {name, count} to refuse."""
+
+    def then(result: Any) -> None:
+        if isinstance(result, list):
+            name, count = result
+            raise refuse(str(name), int(count))
+
+    return then
+
+
 def _chunks(items: list[T], size: int) -> Iterator[list[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -585,6 +648,8 @@ class RedisStore:
             "ack": _ACK,
             "receipt": _RECEIPT,
             "alias": _BIND_ALIAS,
+            "aliases": _BIND_ALIASES,
+            "add_tag": _ADD_TAG,
             "unbind": _UNBIND_ALIAS,
             "unalias": _UNBIND_ALL_ALIAS,
             "tags": _SET_TAGS,
@@ -1151,6 +1216,20 @@ class RedisStore:
     async def bind_alias(self, appid: str, cid: str, alias: str) -> None:
         await self._run("alias", [self._k("al", appid), self._k("ali", appid, "")], [cid, alias])
 
+    async def bind_aliases(
+        self, appid: str, pairs: list[tuple[str, str]], cap: int, refuse: Refuse
+    ) -> None:
+        """One script for the whole list, on the MULTI: the cap is checked against what
+        is there at the commit, so two calls (two nodes, or two requests here awaiting
+        between their reads and their EXECs) cannot pass it together. A refused list
+        writes none of its pairs, and the commit raises ``refuse(alias, its cids)``: the
+        script's own writes are all or none, but other writes on the same MULTI are
+        committed with it (the server methods' transactions hold nothing else)."""
+        keys = [self._k("al", appid), self._k("ali", appid, "")]
+        args = [cap, *(x for pair in pairs for x in pair)]
+        async with self.transaction():
+            self._queue("aliases", keys, args, _refused_by(refuse))
+
     async def unbind_alias(self, appid: str, cid: str, alias: str) -> None:
         """The check that the cid's alias is ``alias`` is the script's, at the commit:
         made here before it, another node's rebind in between was undone by half."""
@@ -1173,6 +1252,17 @@ class RedisStore:
         async with self._writes() as pipe:
             pipe.sadd(self._k("tag", appid, cid), tag)
             pipe.sadd(self._k("tagi", appid, tag), cid)
+
+    async def add_tag_to(
+        self, appid: str, cids: list[str], tag: str, cap: int, refuse: Refuse
+    ) -> None:
+        """As bind_aliases: one script checks each cid's cap at the commit and adds the
+        tag to all or none; a refusal raises ``refuse(cid, its tags)`` at the commit."""
+        if not cids:
+            return
+        keys = [self._k("tag", appid, ""), self._k("tagi", appid, tag)]
+        async with self.transaction():
+            self._queue("add_tag", keys, [cap, tag, *cids], _refused_by(refuse))
 
     async def remove_tag(self, appid: str, cid: str, tag: str) -> None:
         async with self._writes() as pipe:

@@ -13,9 +13,12 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .store import ClientRecord, GatewayStore
+
+if TYPE_CHECKING:  # storeapi imports this module
+    from .storeapi import Refuse
 
 
 class SuspendedInTransaction(RuntimeError):
@@ -174,6 +177,14 @@ class SqliteStore:
     async def bind_alias(self, appid: str, cid: str, alias: str) -> None:
         self.sync.bind_alias(appid, cid, alias)
 
+    async def bind_aliases(
+        self, appid: str, pairs: list[tuple[str, str]], cap: int, refuse: Refuse
+    ) -> None:
+        """The cap is the caller's check, read in this transaction (which never
+        suspends, so nothing is committed between its reads and these writes)."""
+        for cid, alias in pairs:
+            self.sync.bind_alias(appid, cid, alias)
+
     async def unbind_alias(self, appid: str, cid: str, alias: str) -> None:
         self.sync.unbind_alias(appid, cid, alias)
 
@@ -188,6 +199,13 @@ class SqliteStore:
 
     async def add_tag(self, appid: str, cid: str, tag: str) -> None:
         self.sync.add_tag(appid, cid, tag)
+
+    async def add_tag_to(
+        self, appid: str, cids: list[str], tag: str, cap: int, refuse: Refuse
+    ) -> None:
+        """As bind_aliases: the cap is the caller's check in this transaction."""
+        for cid in cids:
+            self.sync.add_tag(appid, cid, tag)
 
     async def remove_tag(self, appid: str, cid: str, tag: str) -> None:
         self.sync.remove_tag(appid, cid, tag)

@@ -27,6 +27,11 @@ from .store import ClientRecord
 __all__ = ["ClientRecord", "Store", "open_store"]
 
 
+#: What a capped write raises when a pair would pass its cap: called with the alias
+#: (or cid) refused and how many cids (or tags) it has, it makes the caller's error.
+Refuse = Callable[[str, int], Exception]
+
+
 class ClaimLost(Exception):
     """A request_id's claim lapsed under its call (the node lost its store for longer
     than the claim lives) and another call took it: this call's commit stored nothing,
@@ -127,11 +132,28 @@ class Store(Protocol):
     async def alias_of(self, appid: str, cid: str) -> str | None: ...
     async def cids_of_alias(self, appid: str, alias: str) -> list[str]: ...
     async def bind_alias(self, appid: str, cid: str, alias: str) -> None: ...
+    async def bind_aliases(
+        self, appid: str, pairs: list[tuple[str, str]], cap: int, refuse: Refuse
+    ) -> None:
+        """Each (cid, alias) bound, rebinding a cid moves it, as one step: if a pair
+        would give its alias more than ``cap`` cids (counting the list's own earlier
+        pairs), none is bound and ``refuse(alias, its cids)`` is raised (on Redis at the
+        commit). On SQLite the caller's reads in the same transaction are the check; on
+        Redis the check is the commit's own, so it holds across nodes."""
+        ...
+
     async def unbind_alias(self, appid: str, cid: str, alias: str) -> None: ...
     async def unbind_all_alias(self, appid: str, alias: str) -> None: ...
     async def tags_of(self, appid: str, cid: str) -> list[str]: ...
     async def set_tags(self, appid: str, cid: str, tags: list[str]) -> None: ...
     async def add_tag(self, appid: str, cid: str, tag: str) -> None: ...
+    async def add_tag_to(
+        self, appid: str, cids: list[str], tag: str, cap: int, refuse: Refuse
+    ) -> None:
+        """``tag`` added to every cid, or to none if one would have more than ``cap``
+        tags: ``refuse(cid, its tags)`` is raised then (as bind_aliases)."""
+        ...
+
     async def remove_tag(self, appid: str, cid: str, tag: str) -> None: ...
     async def cids_with_tag(self, appid: str, tag: str) -> list[str]: ...
     async def bind_uniid(

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -15,7 +16,7 @@ from tests.gatewaykit import Clock
 from tests.redisstack import RedisServer, command_calls, redis_server
 from unipush_bridge.errors import ConfigError
 from unipush_bridge.gateway.access import GatewayConfig
-from unipush_bridge.gateway.errors import UniError
+from unipush_bridge.gateway.errors import ILLEGAL, UniError
 from unipush_bridge.gateway.redisstore import CLAIM_TTL_S, CLAIMED, RedisStore
 from unipush_bridge.gateway.service import GatewayService
 from unipush_bridge.gateway.session import Close, Register
@@ -500,3 +501,99 @@ async def test_an_unbind_racing_a_rebind_leaves_the_new_alias_whole(
         assert await other.cids_of_alias(APP, "A") == []
     finally:
         await other.close()
+
+
+async def _race(
+    shared_redis: RedisServer,
+    clock: Clock,
+    rs: RedisStore,
+    nodes: int,
+    method: str,
+    bodies: list[Any],
+) -> list[Any]:
+    """Two calls of ``method`` (on two nodes, or two requests on one), each reading
+    before the other commits: each store's transaction() waits, once its body has run
+    (its reads made, its writes queued), until both calls are there, then both EXEC."""
+    stores = [rs] if nodes == 1 else [rs, RedisStore(shared_redis.url, clock)]
+    try:
+        release = asyncio.Event()
+        held: list[None] = []
+        for store in stores:
+
+            @contextlib.asynccontextmanager
+            async def stalled(transaction: Any = store.transaction) -> AsyncIterator[None]:
+                async with transaction():
+                    yield
+                    held.append(None)
+                    if len(held) == len(bodies):
+                        release.set()
+                    await release.wait()
+
+            store.transaction = stalled  # type: ignore[method-assign]
+        services = [GatewayService(GatewayConfig(), s, clock) for s in stores]
+
+        async def nobody(appid: str, cids: list[str]) -> set[str]:
+            return set()
+
+        calls = [
+            asyncio.create_task(services[i % len(services)].call(APP, method, body, nobody))
+            for i, body in enumerate(bodies)
+        ]
+        return await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 10)
+    finally:
+        for store in stores[1:]:
+            await store.close()
+
+
+@pytest.mark.parametrize("nodes", [1, 2])
+async def test_two_calls_binding_one_alias_together_cannot_pass_its_cap(
+    rs: RedisStore, shared_redis: RedisServer, clock: Clock, nodes: int
+) -> None:
+    """cidBindAlias checked the 10 cids an alias may have against a read made before
+    its MULTI: two nodes (or two requests on one), each binding 3 more cids to an alias
+    of 6, both read 6 and both committed (12). As on SQLite: the cap is checked and the
+    list written in one step, and the call that comes second is refused with the same
+    answer, binding none of its list."""
+    cids = [f"{n:032x}" for n in range(12)]
+    for cid in cids:
+        await rs.register(APP, cid, 0)
+    for cid in cids[:6]:
+        await rs.bind_alias(APP, cid, "team")
+    lists = [[{"cid": c, "alias": "team"} for c in part] for part in (cids[6:9], cids[9:12])]
+    answers = await _race(shared_redis, clock, rs, nodes, "cidBindAlias", lists)
+    refused = [a for a in answers if isinstance(a, UniError)]
+    assert len(refused) == 1, answers
+    assert refused[0].err_code == ILLEGAL
+    assert refused[0].err_msg == "illegal params: team already has 10 cids bound (the most)"
+    bound = cids[6:9] if answers.index(refused[0]) == 1 else cids[9:12]
+    assert await rs.cids_of_alias(APP, "team") == sorted([*cids[:6], *bound])
+    for cid in cids[6:]:
+        assert await rs.alias_of(APP, cid) == ("team" if cid in bound else None)
+
+
+@pytest.mark.parametrize("nodes", [1, 2])
+async def test_two_calls_tagging_one_cid_together_cannot_pass_its_cap(
+    rs: RedisStore, shared_redis: RedisServer, clock: Clock, nodes: int
+) -> None:
+    """cidsBindCustomTag checked a cid's 100 tags against a read made before its
+    MULTI: two nodes (or two requests on one) adding one new tag each to a cid of 99
+    both read 99 and both committed (101). Now the second is refused as on SQLite, and
+    adds none of its cids' tags."""
+    other_cid = "f" * 32
+    for cid in (CID, other_cid):
+        await rs.register(APP, cid, 0)
+    await rs.set_tags(APP, CID, [f"t{i:03}" for i in range(99)])
+    bodies = [{"cids": [other_cid, CID], "custom_tag": tag} for tag in ("new1", "new2")]
+    answers = await _race(shared_redis, clock, rs, nodes, "cidsBindCustomTag", bodies)
+    refused = [a for a in answers if isinstance(a, UniError)]
+    assert len(refused) == 1, answers
+    lost = ("new1", "new2")[answers.index(refused[0])]
+    kept = ("new1", "new2")[1 - answers.index(refused[0])]
+    assert refused[0].err_code == ILLEGAL
+    assert refused[0].err_msg == (
+        f"illegal params: custom_tag {lost} would be tag 101 of cid {CID}: "
+        "a cid has at most 100 tags"
+    )
+    assert len(await rs.tags_of(APP, CID)) == 100 and kept in await rs.tags_of(APP, CID)
+    assert await rs.tags_of(APP, other_cid) == [kept]
+    assert await rs.cids_with_tag(APP, lost) == []
