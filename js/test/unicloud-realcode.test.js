@@ -95,7 +95,9 @@ describe("public cloud functions' sendMessage calls against a real gateway and d
     assert.equal(res.errCode, 0, res.errMsg);
     const ev = await nextEvent(n);
     assert.equal(ev.type, "receive");
-    assert.deepEqual(ev.data, { unipush_version: "2.0", payload: { msg: "hi" } });
+    assert.match(ev.push_id, /^[0-9a-f]{32}$/);
+    // __UUID__ (the message's id) and appid, as uni's App runtime puts them in data.
+    assert.deepEqual(ev.data, { unipush_version: "2.0", payload: { msg: "hi" }, __UUID__: ev.push_id, appid: APPID });
   });
 
   test("category as a vendor object and a Huawei test-message option pass; the category rides along", async () => {
@@ -192,6 +194,12 @@ describe("public cloud functions' sendMessage calls against a real gateway and d
     const res = await uniPush.sendMessage(pushParam);
     assert.equal(res.errCode, 0, res.errMsg);
     const ev = await nextEvent(n);
-    assert.deepEqual(ev.data, { unipush_version: "2.0", payload: { type: "uni-im", data: { body: "hello" } } });
+    assert.match(ev.push_id, /^[0-9a-f]{32}$/);
+    assert.deepEqual(ev.data, {
+      unipush_version: "2.0",
+      payload: { type: "uni-im", data: { body: "hello" } },
+      __UUID__: ev.push_id,
+      appid: APPID,
+    });
   });
 });

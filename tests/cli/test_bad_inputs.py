@@ -286,6 +286,8 @@ def test_the_commands_run_prints_produce_what_the_readme_shows(
         "title": "Hello",
         "content": "from unipush-bridge",
         "payload": {"hello": 1},
+        "__UUID__": event["push_id"],
+        "appid": "__UNI__DESKTOP",
     }
     assert set(event) == {"type", "data", "push_id"}
 

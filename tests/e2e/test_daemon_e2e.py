@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -142,9 +143,19 @@ def test_create_push_message_shows_and_clicks_back_with_the_payload(unipush: Uni
     note = unipush.notification(title="unipush-bridge")
     assert note.body == "local body"
     unipush.click(note)
-    assert unipush.wait_for_event() == {
+    event = unipush.wait_for_event()
+    # __UUID__: the notification's own id (its history entry's), as html5plus' createMessage
+    # gives each message one; appid: the daemon's.
+    assert re.fullmatch(r"[0-9a-f]{32}", event["data"]["__UUID__"])
+    assert event == {
         "type": "click",
-        "data": {"title": "unipush-bridge", "content": "local body", "payload": {"local": True}},
+        "data": {
+            "title": "unipush-bridge",
+            "content": "local body",
+            "__UUID__": event["data"]["__UUID__"],
+            "appid": "__UNI__DESKTOP",
+            "payload": {"local": True},
+        },
     }
 
 

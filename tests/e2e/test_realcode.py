@@ -39,8 +39,14 @@ def test_a_transparent_push_has_no_title_or_content_for_the_page_to_default(
     the call failed with ``content is required``."""
     listening(unipush)
     send(unipush, {"push_clientid": unipush.cid, "payload": {"type": "uni-im", "n": 1}})
-    data = unipush.wait_for_event("receive")["data"]
-    assert data == {"unipush_version": "2.0", "payload": {"type": "uni-im", "n": 1}}
+    event = unipush.wait_for_event("receive")
+    data = event["data"]
+    assert data == {
+        "unipush_version": "2.0",
+        "payload": {"type": "uni-im", "n": 1},
+        "__UUID__": event["push_id"],
+        "appid": "__UNI__DESKTOP",
+    }
     answer = unipush.notify(**{"title": "MyApp", "content": "MyApp", "payload": {}, **data})
     assert answer["errMsg"] == "createPushMessage:ok", answer
     note = unipush.notification(title="MyApp")

@@ -28,6 +28,7 @@ from tests.procs import (
     wait_listeners,
 )
 from unipush_bridge.gateway.store import GatewayStore
+from unipush_bridge.paths import DEFAULT_APPID
 
 #: A bus address that leads nowhere: the daemon must run without a notification server.
 NO_SERVER = {"DBUS_SESSION_BUS_ADDRESS": "unix:path=/nonexistent/bus", "DISPLAY": ""}
@@ -90,7 +91,8 @@ def test_embedded_gateway_prints_cid_and_a_send_command_that_works(
     assert sent.returncode == 0, sent.stderr
     assert statuses(json.loads(sent.stdout)) == {cid.group(1): "successed_online"}
     (event,) = listener.wait_events(1)
-    assert re.fullmatch(r"[0-9a-f]{32}", event.pop("push_id"))  # for an app to dedupe
+    push_id = event.pop("push_id")
+    assert re.fullmatch(r"[0-9a-f]{32}", push_id)  # for an app to dedupe
     assert event == {
         "type": "receive",
         "data": {
@@ -98,6 +100,8 @@ def test_embedded_gateway_prints_cid_and_a_send_command_that_works(
             "title": "Hello",
             "content": "from unipush-bridge",
             "payload": {"hello": 1},
+            "__UUID__": push_id,  # uni's pages dedupe by res.data.__UUID__
+            "appid": DEFAULT_APPID,
         },
     }
 
@@ -364,7 +368,8 @@ client.close()
     push(gateway, daemon.cid(), payload="to python")
     seen = json.loads(proc.stdout.readline())
     assert proc.wait(10) == 0
-    assert all(re.fullmatch(r"[0-9a-f]{32}", event.pop("push_id")) for event in seen)
+    (push_id,) = [event.pop("push_id") for event in seen]
+    assert re.fullmatch(r"[0-9a-f]{32}", push_id)
     assert seen == [
         {
             "type": "receive",
@@ -373,6 +378,8 @@ client.close()
                 "title": "T",
                 "content": "C",
                 "payload": "to python",
+                "__UUID__": push_id,
+                "appid": DEFAULT_APPID,
             },
         }
     ]

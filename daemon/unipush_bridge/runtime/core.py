@@ -143,11 +143,11 @@ class HeldLedger:
         return self.bytes + self.count * ENTRY_OVERHEAD
 
 
-def event_size(message: PushMessage) -> int:
+def event_size(message: PushMessage, msg_id: str = "") -> int:
     """About the bytes of the receive event this push is written to a listener as."""
     try:
         text = json.dumps(
-            receive_event(event_data(message)),
+            receive_event(event_data(message, msg_id, "")),
             ensure_ascii=False,
             separators=(",", ":"),
             default=str,
@@ -200,7 +200,7 @@ class Entry:
     def size(self) -> int:
         """Its receive event's encoded size, about (worked out once, when first needed)."""
         if self._size is None:
-            self._size = event_size(self.message)
+            self._size = event_size(self.message, self.msg_id)
         return self._size
 
     def __repr__(self) -> str:
@@ -377,12 +377,18 @@ Action = (
 # -- event data --------------------------------------------------------------------------
 
 
-def event_data(message: PushMessage) -> dict[str, Any]:
+def event_data(message: PushMessage, uuid: str, appid: str) -> dict[str, Any]:
     """The ``data`` of a receive or click event, in uni's shape: the payload as the
     sender gave it (object or string), other fields the sender set ride along. A title
     or content the sender left out is left out here too, as in uniCloud's message (the
     JSON of the fields given): uni-im's transparent pushes have neither, and pages
-    default them with ``{title: appName, content: appName, ...res.data}``."""
+    default them with ``{title: appName, content: appName, ...res.data}``.
+
+    Beside them, as uni's App runtime has them (html5plus PushMessage.toJSON in
+    dcloudio/H5P.Android feature/aps): ``__UUID__``, the message's id, the same in its
+    receive and in the click on its notification (pages drop duplicates by it; here
+    ``uuid``, the gateway's message id, so a replay after a restart keeps it), never
+    the sender's; and ``appid``, the message's own if it has one, else the app's."""
     data: dict[str, Any] = {"unipush_version": UNIPUSH_VERSION}
     if message.title:
         data["title"] = message.title
@@ -394,6 +400,9 @@ def event_data(message: PushMessage) -> dict[str, Any]:
         data["force_notification"] = True
     for key, value in message.extra.items():
         data.setdefault(key, value)
+    data["__UUID__"] = uuid
+    if not (isinstance(data.get("appid"), str) and data["appid"]):
+        data["appid"] = appid
     return data
 
 
@@ -569,6 +578,8 @@ class Config:
     #: Held pushes may take this much memory (about); past it ``held_full`` is true
     #: and the driver stops taking pushes from the gateway, which keeps them.
     max_held_bytes: int = MAX_HELD_BYTES
+    #: The uni appId, in every event's data as ``appid`` (as uni's App runtime has it).
+    appid: str = ""
 
 
 class Core:
@@ -715,7 +726,7 @@ class Core:
                 )
             elif entry.state is not State.PENDING:
                 continue  # already on its way
-            data = event_data(message)
+            data = event_data(message, msg_id, self.config.appid)
             if not wants_screen(message, len(self.listeners)):
                 self._receive(entry, receiving)
                 continue
@@ -854,8 +865,11 @@ class Core:
         )
         return self._ticketed(ticket, notice)
 
-    def _ticketed(self, ticket: _Ticket, notice: Notice) -> Show:
-        key = self._new_id()
+    def _event_data(self, msg_id: str) -> dict[str, Any]:
+        return event_data(self.entries[msg_id].message, msg_id, self.config.appid)
+
+    def _ticketed(self, ticket: _Ticket, notice: Notice, key: str | None = None) -> Show:
+        key = self._new_id() if key is None else key
         self._tickets[key] = ticket
         while len(self._tickets) > MAX_TICKETS:
             self._tickets.popitem(last=False)
@@ -867,7 +881,7 @@ class Core:
         if not msg_ids:
             return []
         actions: list[Action] = [
-            Send(listener, receive_event(event_data(self.entries[i].message)), i)
+            Send(listener, receive_event(self._event_data(i)), i)
             for i in msg_ids
             for listener in targets
         ]
@@ -1302,18 +1316,25 @@ class Core:
 
     def _quiet_local(self, push: localpush.LocalPush, entry: str | None) -> list[Action]:
         """A local notification quiet hours hold back: recorded, not shown."""
-        title, data = self._local_data(push)
+        key = entry or self._new_id()
+        title, data = self._local_data(push, key)
         if push.when is not None:
             data["when"] = push.when
-        return self._quiet_record(
-            entry or self._new_id(), "local", push.channel_id, title, push.content, data
-        )
+        return self._quiet_record(key, "local", push.channel_id, title, push.content, data)
 
-    def _local_data(self, push: localpush.LocalPush) -> tuple[str, dict[str, Any]]:
+    def _local_data(self, push: localpush.LocalPush, uuid: str) -> tuple[str, dict[str, Any]]:
         """The title shown and the click's data: uni's PushMessage carries the page's
-        ``path``, and ``channelId`` and ``category`` when the page set them."""
+        ``path``, and ``channelId`` and ``category`` when the page set them; and, as
+        html5plus's createMessage makes it (dcloudio/H5P.Android feature/aps
+        AbsPushService.createMessage, PushMessage.toJSON), ``__UUID__`` (here the
+        notification's own id, the one its history entry has) and ``appid``."""
         title = push.title if push.title is not None else self.config.app_name
-        data: dict[str, Any] = {"title": title, "content": push.content}
+        data: dict[str, Any] = {
+            "title": title,
+            "content": push.content,
+            "__UUID__": uuid,
+            "appid": self.config.appid,
+        }
         if push.payload is not None:
             data["payload"] = localpush.click_payload(push.payload)
         if push.path is not None:
@@ -1333,7 +1354,8 @@ class Core:
         fired_at: float | None = None,
         params: dict[str, Any] | None = None,
     ) -> Show:
-        title, data = self._local_data(push)
+        key = self._new_id()
+        title, data = self._local_data(push, entry or key)
         channel = self.channel(push.channel_id)
         notice = Notice(
             title=title,
@@ -1356,7 +1378,7 @@ class Core:
             fired_at=fired_at,
             params=params,
         )
-        return self._ticketed(ticket, notice)
+        return self._ticketed(ticket, notice, key)
 
     def _unshown(self, ticket: str, info: _Ticket, reason: str) -> list[Action]:
         """A delayed notification the server did not take when due: recorded in the

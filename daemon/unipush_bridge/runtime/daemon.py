@@ -92,6 +92,7 @@ def core_config(s: DaemonOptions) -> Config:
         parse_quiet_hours(s.quiet_hours),
         s.quiet_breakthrough,
         round(s.max_held_mib * 1024 * 1024),
+        s.appid,
     )
 
 

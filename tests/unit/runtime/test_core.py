@@ -28,7 +28,12 @@ from unipush_bridge.runtime.core import (
 from unipush_bridge.runtime.localpush import Channel
 from unipush_bridge.wire.gateway import PushMessage
 
-APP = Config(app_name="Desk", app_command=("myapp", "--from-push"), flood_threshold=3)
+APP = Config(
+    app_name="Desk",
+    app_command=("myapp", "--from-push"),
+    flood_threshold=3,
+    appid="__UNI__DESK001",
+)
 
 
 def msg(n: int, **fields: Any) -> PushMessage:
@@ -210,6 +215,8 @@ def test_receive_events_carry_the_push_id_and_unis_data() -> None:
                 "content": "c1",
                 "payload": {"n": 1},
                 "extra_field": "x",
+                "__UUID__": "m1",
+                "appid": "__UNI__DESK001",
             },
         }
     ]
@@ -486,6 +493,61 @@ def test_click_with_a_listener_is_a_click_event_with_the_same_data() -> None:
     assert s.got["a"][0]["data"]["payload"] == {"n": 1}
     assert core.Receipt("m1", None, "click") in s.done
     assert core.MarkClicked(s.shown[0].ticket) in s.done
+
+
+def test_receive_and_click_data_carry_the_message_uuid_and_appid() -> None:
+    """What uni's App runtime puts in onPushMessage's data, beside title/content/payload:
+    dcloudio/H5P.Android feature/aps/src/io/dcloud/feature/aps/PushMessage.java: toJSON()
+    is ``{__UUID__, title, appid, content, payload}``; mUUID is made once per message
+    (getMessageUUID) and rides in the notification's bundle (toBundle "uuid"), so
+    NotificationReceiver.clickHandle finds the same message and its click has the same
+    __UUID__; appid is the message's own, else the app's (defaultAppid).
+    AbsPushService.createMessage makes createPushMessage's message the same way.
+    dcloudio/uni-app packages/uni-push/src/plus.ts and
+    packages/uni-api/src/service/plugin/push.ts: that JSON is onPushMessage's ``data``
+    for both receive and click. Pages drop duplicates by ``res.data.__UUID__``.
+    Here __UUID__ is the gateway's message id (stable, one per message) and appid the
+    daemon's appId."""
+    s = sim()
+    s.listen("a")
+    s.push(s.record(1))
+    s.push(s.record(2, force_notification=True))
+    s.run(s.core.activated(s.shown[0].ticket))
+    received, clicked = s.got["a"]
+    assert received["type"] == "receive"
+    assert received["data"]["__UUID__"] == "m1"
+    assert received["data"]["appid"] == "__UNI__DESK001"
+    assert clicked["type"] == "click"
+    assert clicked["data"]["__UUID__"] == "m2"
+    assert clicked["data"]["appid"] == "__UNI__DESK001"
+
+
+def test_a_replayed_push_has_the_same_uuid_after_a_restart() -> None:
+    """The same message keeps its __UUID__ when a restarted daemon hands it on again,
+    so a page that drops duplicates by ``res.data.__UUID__`` sees it once."""
+    s = sim(auto_hold=False)
+    s.listen("a")
+    s.push(s.record(1))
+    restarted = Sim(Core(APP, ids()), durable=dict(s.durable), messages=dict(s.messages))
+    restarted.listen("a")
+    restarted.run(restarted.core.restore([("m1", msg(1), State.PENDING)]))
+    assert s.got["a"][0]["data"]["__UUID__"] == "m1"
+    assert restarted.got["a"][0]["data"]["__UUID__"] == "m1"
+
+
+def test_a_local_notifications_click_carries_a_uuid_and_the_appid() -> None:
+    """AbsPushService.createMessage (dcloudio/H5P.Android feature/aps) builds a
+    PushMessage: its click's data has __UUID__ and appid beside title/content/payload."""
+    s = sim()
+    s.listen("a")
+    s.run(s.core.create_push_message({"content": "hi", "payload": {"k": 1}}, 0.0))
+    s.run(s.core.activated(s.shown[0].ticket))
+    data = s.got["a"][0]["data"]
+    assert data["appid"] == "__UNI__DESK001"
+    assert isinstance(data["__UUID__"], str) and data["__UUID__"]
+    s.run(s.core.create_push_message({"content": "again"}, 0.0))
+    s.run(s.core.activated(s.shown[1].ticket))
+    assert s.got["a"][1]["data"]["__UUID__"] != data["__UUID__"]
 
 
 def test_click_without_a_listener_is_kept_and_launches_the_app() -> None:
@@ -850,6 +912,8 @@ def test_create_push_message_shows_with_defaults() -> None:
     assert remember.source == "local" and remember.data == {
         "title": "Desk",
         "content": "hi",
+        "__UUID__": "id1",
+        "appid": "__UNI__DESK001",
         "payload": {"k": 1},
     }
 
@@ -876,6 +940,8 @@ def test_a_local_click_carries_path_channel_and_category() -> None:
     assert remember.data == {
         "title": "Desk",
         "content": "x",
+        "__UUID__": "id1",
+        "appid": "__UNI__DESK001",
         "payload": {"k": 1},
         "path": "/pages/chat?id=7",
         "channelId": "im",

@@ -184,6 +184,8 @@ async def test_no_listener_shows_a_notification_and_a_click_waits(
         "title": "t1",
         "content": "c1",
         "payload": {"n": 1},
+        "__UUID__": "m1",
+        "appid": "",  # this test's Config names no appId; the daemon's always does
     }
     assert store.history(5)[0]["clicked"] is True
     app = App()

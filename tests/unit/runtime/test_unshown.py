@@ -63,7 +63,13 @@ def test_a_server_back_within_the_grace_shows_it_in_the_same_entry() -> None:
     assert s.core.scheduled == {}
     s.run(s.core.activated(s.shown[-1].ticket))
     assert s.of(core.MarkClicked) == [core.MarkClicked(first)]
-    assert s.pending_click == {"title": "Desk", "content": "later", "payload": {"k": 1}}
+    assert s.pending_click == {
+        "title": "Desk",
+        "content": "later",
+        "__UUID__": first,  # the notification's own id: its history entry's
+        "appid": "",  # this test's Config names no appId; the daemon's always does
+        "payload": {"k": 1},
+    }
 
 
 def test_no_server_within_the_grace_gives_up_once() -> None:
