@@ -20,7 +20,6 @@ import json
 import socket
 import time
 from pathlib import Path
-from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
@@ -34,7 +33,8 @@ from tests.faults.harness import (
     quick_status,
     start_daemon_fast,
 )
-from tests.faults.test_hostile_gateway import CID, FakeGateway, welcome
+from tests.faults.test_hostile_gateway import CID, welcome
+from tests.faults.test_hostile_gateway_flood import FloodingGateway
 from tests.procs import DaemonProc, wait_for
 from unipush_bridge.wire import local as wire
 
@@ -53,31 +53,27 @@ def held_push(seq: int, content: int) -> str:
     return json.dumps({"type": "push", "seq": seq, "id": f"{seq:032x}", "message": body})
 
 
-class CursorGateway(FakeGateway):
+class CursorGateway(FloodingGateway):
     """Sends pushes 1..``total`` after the cursor on every connection, as fast as the
-    daemon's TCP window takes them; the cursor moves with the daemon's acks and hellos. Counts
-    what it sent and when it last sent one."""
+    daemon's TCP window takes them, once released (FloodingGateway's count of what it
+    sent and when). The cursor is what the real gateway resumes from: the highest of
+    the daemon's acks and its hellos' ``acked`` (a hello speaks for frames recorded
+    after the old link died, whose acks were lost)."""
 
     def __init__(self, total: int, content: int) -> None:
-        super().__init__([])
+        super().__init__()
         self.total = total
         self.content = content
-        self.cursor = 0
-        self.sent = 0
-        self.last_sent = time.monotonic()
-        self._go = asyncio.Event()
 
-    def release(self) -> None:
-        """Start sending (from the test's thread)."""
-        self._loop.call_soon_threadsafe(self._go.set)
+    @property
+    def cursor(self) -> int:
+        acks = [int(f["seq"]) for frames in self.received for f in frames if f.get("type") == "ack"]
+        hellos = [int(h.get("acked") or 0) for h in self.hellos]
+        return max([0, *acks, *hellos])
 
     async def _handle(self, ws: ServerConnection) -> None:
         index = len(self.hellos)
-        hello = json.loads(await ws.recv())
-        self.hellos.append(hello)
-        # As the real gateway: the hello's cursor is the daemon's word for what it has
-        # (it recorded frames read ahead after the old link died, whose acks were lost).
-        self.cursor = max(self.cursor, int(hello.get("acked") or 0))
+        self.hellos.append(json.loads(await ws.recv()))
         self.received.append([])
         reading = asyncio.get_running_loop().create_task(self._read(ws, index))
         try:
@@ -88,16 +84,6 @@ class CursorGateway(FakeGateway):
                 self.sent += 1
                 self.last_sent = time.monotonic()
             await reading
-        except ConnectionClosed:
-            pass
-
-    async def _read(self, ws: ServerConnection, index: int) -> None:
-        try:
-            async for text in ws:
-                frame: dict[str, Any] = json.loads(text)
-                self.received[index].append(frame)
-                if frame.get("type") == "ack":
-                    self.cursor = max(self.cursor, int(frame["seq"]))
         except ConnectionClosed:
             pass
 
